@@ -1,0 +1,1 @@
+#include "twostep_qrcode.h"

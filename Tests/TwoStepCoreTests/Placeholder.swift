@@ -1,0 +1,2 @@
+import XCTest
+final class PlaceholderTwoStepCoreTests: XCTestCase { func testNothing() {} }

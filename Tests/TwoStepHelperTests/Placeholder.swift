@@ -1,0 +1,2 @@
+import XCTest
+final class PlaceholderTwoStepHelperTests: XCTestCase { func testNothing() {} }

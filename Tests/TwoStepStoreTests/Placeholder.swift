@@ -1,0 +1,2 @@
+import XCTest
+final class PlaceholderTwoStepStoreTests: XCTestCase { func testNothing() {} }
