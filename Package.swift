@@ -49,8 +49,9 @@ let package = Package(
         // Sealed records, keys, locks, atomic writes, config, audit log.
         .target(name: "TwoStepStore", dependencies: ["TwoStepCore", "TwoStepCrypto"]),
         // The helper's decisions and dialogue, as a library so tests can inject a clock.
+        .target(name: "CHelperSys"),
         .target(name: "TwoStepHelperKit",
-                dependencies: ["TwoStepProtocol", "TwoStepCore", "TwoStepStore", "CQRCode"]),
+                dependencies: ["TwoStepProtocol", "TwoStepCore", "TwoStepStore", "CQRCode", "CHelperSys"]),
         .executableTarget(name: "twostep-helper", dependencies: ["TwoStepHelperKit"],
                           linkerSettings: [.unsafeFlags(["-static-stdlib"])]),
         .executableTarget(

@@ -1,0 +1,74 @@
+# twostep: see README.md. Contracts (DESIGN.md): `make` leaves build/pam_twostep.so,
+# build/twostep and build/twostep-helper; `make install` honours DESTDIR, PREFIX, PAMDIR,
+# LIBEXECDIR; `make test` runs every suite; `make demo` is the first run.
+
+PREFIX     ?= /usr
+LIBEXECDIR ?= $(PREFIX)/libexec/twostep
+BINDIR     ?= $(PREFIX)/bin
+MULTIARCH  := $(shell gcc -print-multiarch 2>/dev/null || echo x86_64-linux-gnu)
+PAMDIR     ?= /lib/$(MULTIARCH)/security
+SYSCONFDIR ?= /etc
+DOCDIR     ?= $(PREFIX)/share/doc/twostep
+DESTDIR    ?=
+SWIFT      ?= swift
+SWIFTFLAGS ?= -c release
+RELEASE     = .build/release
+
+.PHONY: all deps test unit-test integration-test demo bench install uninstall clean
+
+all: build/pam_twostep.so build/twostep build/twostep-helper build/pam_harness
+
+deps:
+	@scripts/deps.sh build
+
+build/pam_twostep.so build/twostep build/twostep-helper: deps FORCE
+	$(SWIFT) build $(SWIFTFLAGS)
+	@mkdir -p build
+	install -m 0755 $(RELEASE)/libpam_twostep.so build/pam_twostep.so
+	install -m 0755 $(RELEASE)/twostep build/twostep
+	install -m 0755 $(RELEASE)/twostep-helper build/twostep-helper
+
+build/pam_harness: tests/harness/pam_harness.c deps
+	@mkdir -p build
+	cc -O2 -Wall -o $@ $< -lpam -ldl
+
+FORCE:
+
+test:
+	@scripts/deps.sh test
+	$(MAKE) all
+	$(MAKE) unit-test integration-test
+
+unit-test:
+	$(SWIFT) test --parallel
+
+integration-test:
+	/usr/bin/python3 -m pytest -q tests
+
+demo:
+	@scripts/deps.sh demo
+	$(MAKE) all
+	scripts/demo.sh
+
+bench:
+	@scripts/deps.sh bench
+	$(MAKE) all
+	bench/run.sh
+
+install: all
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(LIBEXECDIR) $(DESTDIR)$(PAMDIR) $(DESTDIR)$(DOCDIR)/examples
+	install -m 0755 build/twostep $(DESTDIR)$(BINDIR)/twostep
+	install -m 0755 build/twostep-helper $(DESTDIR)$(LIBEXECDIR)/twostep-helper
+	install -m 0644 build/pam_twostep.so $(DESTDIR)$(PAMDIR)/pam_twostep.so
+	install -d -m 0755 $(DESTDIR)$(SYSCONFDIR)/twostep
+	[ -e $(DESTDIR)$(SYSCONFDIR)/twostep/twostep.conf ] || \
+	  install -m 0644 packaging/twostep.conf $(DESTDIR)$(SYSCONFDIR)/twostep/twostep.conf
+	install -m 0644 pam.d/* $(DESTDIR)$(DOCDIR)/examples/
+	install -m 0644 README.md docs/*.md $(DESTDIR)$(DOCDIR)/
+
+uninstall:
+	rm -f $(DESTDIR)$(BINDIR)/twostep $(DESTDIR)$(LIBEXECDIR)/twostep-helper $(DESTDIR)$(PAMDIR)/pam_twostep.so
+	rm -rf $(DESTDIR)$(DOCDIR)
+
+clean:
+	rm -rf build .build

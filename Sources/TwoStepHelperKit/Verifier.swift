@@ -1,0 +1,174 @@
+import TwoStepCore
+import TwoStepCrypto
+import TwoStepProtocol
+import TwoStepStore
+
+/// Who is logging in where, as the module collected it from PAM.
+public struct LoginRequest {
+    public var user: String
+    public var service: String
+    public var rhost: String?
+    public var nullok: Bool
+
+    public init(user: String, service: String, rhost: String? = nil, nullok: Bool = false) {
+        self.user = user; self.service = service; self.rhost = rhost; self.nullok = nullok
+    }
+}
+
+/// What one answer was, once checked.
+public enum CodeCheck: Equatable {
+    case totp(step: Int64)
+    case backup(remaining: Int)
+    case replayed
+    case wrong
+}
+
+/// The helper's decisions: one prompt that takes a TOTP code or a backup code, the
+/// window, replay protection, one-time backup codes and the 2FA limiter. The clock is
+/// injected so tests can stand at any window edge.
+public final class Verifier {
+    public let config: Config
+    let store: UserStore
+    let audit: AuditLog
+    let now: () -> Int64
+
+    public static let prompt = "Verification code: "
+
+    public init(config: Config, store: UserStore, audit: AuditLog, now: @escaping () -> Int64) {
+        self.config = config
+        self.store = store
+        self.audit = audit
+        self.now = now
+    }
+
+    public func authenticate(_ req: LoginRequest, conversation: Conversation) -> Verdict {
+        func log(_ result: String, _ detail: String?, event: String = "verify") {
+            audit.record(AuditEvent(event: event, user: req.user, service: req.service,
+                                    result: result, detail: detail, rhost: req.rhost))
+        }
+        guard isValidUserName(req.user) else {
+            log("failure", "invalid user name")
+            return .failure
+        }
+        let record: UserRecord?
+        let state: UserState
+        do {
+            record = try store.loadRecord(req.user)
+            state = try store.loadState(req.user)
+        } catch {
+            log("error", "\(error)")
+            conversation.error("Two-step verification is unavailable for this account; ask an administrator.")
+            return .systemError
+        }
+        guard record != nil else {
+            if req.nullok { return .ignore }
+            log("failure", "not enrolled")
+            return .notEnrolled
+        }
+        if let message = lockoutMessage(state) {
+            log("refused", "locked out", event: "lockout")
+            conversation.error(message)
+            return .lockedOut
+        }
+        guard var answer = conversation.ask(Self.prompt, echo: false) else {
+            return .conversationError
+        }
+        defer { answer = String(repeating: " ", count: 0) }
+        do {
+            return try store.withLock(req.user) { () throws -> Verdict in
+                // Read again under the lock: another login may have spent this step.
+                guard let record = try store.loadRecord(req.user) else { return req.nullok ? .ignore : .notEnrolled }
+                var state = try store.loadState(req.user)
+                if let message = lockoutMessage(state) {
+                    log("refused", "locked out", event: "lockout")
+                    conversation.error(message)
+                    return .lockedOut
+                }
+                let check = try self.check(answer, record: record, state: state)
+                switch check {
+                case .totp(let step):
+                    state.lastStep = step
+                    state.failures = []
+                    try store.saveState(state, for: req.user)
+                    log("success", "totp")
+                    return .success
+                case .backup(let remaining):
+                    try store.saveRecord(record, for: req.user)
+                    state.failures = []
+                    try store.saveState(state, for: req.user)
+                    log("success", "backup code, \(remaining) left")
+                    conversation.info("Backup code accepted; \(remaining) left." +
+                                      (remaining <= 3 ? " Run `twostep backup-codes` for a new set." : ""))
+                    return .success
+                case .replayed, .wrong:
+                    let locked = recordFailure(&state)
+                    try store.saveState(state, for: req.user)
+                    log("failure", check == .replayed ? "code already used" : "wrong code")
+                    if locked {
+                        log("refused", "\(config.rateLimitFailures) failures within \(config.rateLimitSeconds) s", event: "lockout")
+                        conversation.error(lockoutMessage(state) ?? "Too many wrong codes.")
+                        return .lockedOut
+                    }
+                    return .failure
+                }
+            }
+        } catch {
+            log("error", "\(error)")
+            return .systemError
+        }
+    }
+
+    /// Checks an answer against the record and state without writing anything. A TOTP
+    /// step at or before the last accepted one is a replay. A matching backup code is
+    /// removed from `record` (the caller saves it).
+    public func check(_ answer: String, record: UserRecord, state: UserState) throws -> CodeCheck {
+        let trimmed = String(answer.filter { $0 != " " && $0 != "\t" && $0 != "\r" && $0 != "\n" })
+        if trimmed.count == record.parameters.digits, trimmed.allSatisfy({ $0.isASCII && $0.isNumber }) {
+            let step = try record.secret.withBytes {
+                try OTP.matchTOTP(code: trimmed, secret: $0, at: now(), parameters: record.parameters, window: config.window)
+            }
+            guard let step else { return .wrong }
+            return step > state.lastStep ? .totp(step: step) : .replayed
+        }
+        if BackupCodes.looksLikeBackupCode(trimmed), !record.backupHashes.isEmpty {
+            let index = try record.backupKey.withBytes {
+                try BackupCodes.match(trimmed, hashes: record.backupHashes, key: $0)
+            }
+            if let index {
+                record.backupHashes.remove(at: index)
+                return .backup(remaining: record.backupHashes.count)
+            }
+        }
+        return .wrong
+    }
+
+    /// Counts one failure; returns true when it starts a lockout.
+    func recordFailure(_ state: inout UserState) -> Bool {
+        let t = now()
+        state.failures = state.failures.filter { $0 > t - Int64(config.rateLimitSeconds) && $0 <= t }
+        state.failures.append(t)
+        if state.failures.count >= config.rateLimitFailures {
+            state.lockedUntil = t + Int64(config.lockout)
+            state.failures = []
+            return true
+        }
+        return false
+    }
+
+    /// A plain-words message while the user is locked out, else nil.
+    public func lockoutMessage(_ state: UserState) -> String? {
+        let t = now()
+        guard state.lockedUntil > t else { return nil }
+        let left = state.lockedUntil - t
+        let until = AuditLog.isoTime(state.lockedUntil)
+        return "Too many wrong verification codes: two-step login is locked for \(describe(seconds: left)) " +
+               "(until \(until)). Ask an administrator to run `twostep admin unlock` if this was not you."
+    }
+}
+
+public func describe(seconds: Int64) -> String {
+    if seconds < 60 { return "\(seconds) s" }
+    let m = (seconds + 59) / 60
+    if m < 120 { return "\(m) min" }
+    return "\((m + 59) / 60) h"
+}

@@ -1,0 +1,97 @@
+import Glibc
+
+/// One audited event. Never holds a code, secret or password.
+public struct AuditEvent {
+    public var event: String      // enroll, verify, lockout, disable, admin_import, ...
+    public var user: String
+    public var service: String
+    public var result: String     // success, failure, refused, error
+    public var detail: String?
+    public var rhost: String?
+
+    public init(event: String, user: String, service: String, result: String,
+                detail: String? = nil, rhost: String? = nil) {
+        self.event = event; self.user = user; self.service = service
+        self.result = result; self.detail = detail; self.rhost = rhost
+    }
+}
+
+/// Every event goes to syslog (authpriv, warning) and, when `audit_log` is set, to that
+/// file as one JSON object per line, written with one append.
+public final class AuditLog {
+    let path: String?
+    let now: () -> Int64
+    private static var opened = false
+
+    public init(path: String?, now: @escaping () -> Int64 = { Int64(time(nil)) }) {
+        self.path = path
+        self.now = now
+        if !AuditLog.opened {
+            openlog("twostep", LOG_PID, LOG_AUTHPRIV)
+            AuditLog.opened = true
+        }
+    }
+
+    public func record(_ e: AuditEvent) {
+        var msg = "event=\(e.event) user=\(e.user) service=\(e.service) result=\(e.result)"
+        if let r = e.rhost, !r.isEmpty { msg += " rhost=\(r)" }
+        if let d = e.detail { msg += " detail=\"\(d)\"" }
+        Self.syslogLine(LOG_WARNING, msg)
+        guard let path else { return }
+        var json = "{\"time\":\"\(Self.isoTime(now()))\",\"event\":\(jsonString(e.event)),"
+        json += "\"user\":\(jsonString(e.user)),\"service\":\(jsonString(e.service)),"
+        json += "\"result\":\(jsonString(e.result)),\"severity\":\"warning\""
+        if let r = e.rhost, !r.isEmpty { json += ",\"rhost\":\(jsonString(r))" }
+        if let d = e.detail { json += ",\"detail\":\(jsonString(d))" }
+        json += "}\n"
+        let fd = Files.retry { open(path, O_WRONLY | O_APPEND | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0o600) }
+        guard fd >= 0 else {
+            Self.syslogLine(LOG_ERR, "cannot open audit log \(path): \(String(cString: strerror(errno)))")
+            return
+        }
+        defer { close(fd) }
+        let bytes = Array(json.utf8)
+        let n = bytes.withUnsafeBytes { p in Files.retry { write(fd, p.baseAddress, p.count) } }
+        if n != bytes.count {
+            Self.syslogLine(LOG_ERR, "cannot write audit log \(path)")
+        }
+    }
+
+    /// Operational messages (damaged files, bad config) that are not audit events.
+    public static func syslogLine(_ priority: Int32, _ message: String) {
+        message.withCString { m in
+            // "%s": the message is data, never a format.
+            withVaList([m]) { vsyslog(LOG_AUTHPRIV | priority, "%s", $0) }
+        }
+    }
+
+    public static func isoTime(_ t: Int64) -> String {
+        var tt = time_t(t)
+        var tm = tm()
+        gmtime_r(&tt, &tm)
+        func two(_ v: Int32) -> String { v < 10 ? "0\(v)" : "\(v)" }
+        return "\(tm.tm_year + 1900)-\(two(tm.tm_mon + 1))-\(two(tm.tm_mday))T\(two(tm.tm_hour)):\(two(tm.tm_min)):\(two(tm.tm_sec))Z"
+    }
+}
+
+/// A JSON string literal with everything outside printable ASCII escaped.
+public func jsonString(_ s: String) -> String {
+    var out = "\""
+    for u in s.unicodeScalars {
+        switch u {
+        case "\"": out += "\\\""
+        case "\\": out += "\\\\"
+        case "\n": out += "\\n"
+        case "\r": out += "\\r"
+        case "\t": out += "\\t"
+        default:
+            if u.value < 0x20 || u.value == 0x7f {
+                let h = String(u.value, radix: 16)
+                out += "\\u" + String(repeating: "0", count: 4 - h.count) + h
+            } else {
+                out.unicodeScalars.append(u)
+            }
+        }
+    }
+    return out + "\""
+}

@@ -1,0 +1,147 @@
+import Glibc
+import TwoStepCrypto
+
+/// /etc/twostep/twostep.conf: `key = value` lines, `#` comments. Unknown keys and bad
+/// values are errors that name the line, so a typo never silently weakens policy.
+public struct Config: Equatable {
+    public enum EnrollMode: String, Equatable { case off, prompt }
+
+    public var path: String
+    public var stateDir = "/var/lib/twostep"
+    public var keyDir = "/etc/twostep/keys"
+    public var auditLog: String? = nil
+    public var window = 1
+    public var digits = 6
+    public var period = 30
+    public var algorithm: HashAlgorithm = .sha1
+    public var issuer: String = Config.hostName()
+    public var rateLimitFailures = 5
+    public var rateLimitSeconds = 300
+    public var lockout = 300
+    public var socket = "/run/twostep/helper.sock"
+
+    public static let defaultPath = "/etc/twostep/twostep.conf"
+    public static let knownKeys = ["state_dir", "key_dir", "audit_log", "window", "digits", "period",
+                                   "algorithm", "issuer", "rate_limit", "lockout", "socket"]
+
+    public init(path: String = Config.defaultPath) { self.path = path }
+
+    /// Reads and parses the config. Under root the file must be root's and not writable by
+    /// group or others: users cannot weaken policy.
+    public static func load(path: String) throws -> Config {
+        let fd = Files.retry { open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC) }
+        guard fd >= 0 else { throw StoreError.io(path: path, operation: "open config", errno: errno) }
+        defer { close(fd) }
+        var st = stat()
+        guard fstat(fd, &st) == 0 else { throw StoreError.io(path: path, operation: "stat", errno: errno) }
+        guard st.st_mode & S_IFMT == S_IFREG else { throw StoreError.unsafe(path: path, reason: "not a regular file") }
+        if geteuid() == 0 && (st.st_uid != 0 || st.st_mode & 0o022 != 0) {
+            throw StoreError.unsafe(path: path, reason: "must be owned by root and not writable by group or others")
+        }
+        let bytes = try Files.readAll(fd: fd, path: path, limit: Files.maxFileSize)
+        return try parse(String(decoding: bytes, as: UTF8.self), path: path)
+    }
+
+    public static func parse(_ text: String, path: String) throws -> Config {
+        var c = Config(path: path)
+        var seen = Set<String>()
+        var lineNo = 0
+        for raw in text.split(separator: "\n", omittingEmptySubsequences: false) {
+            lineNo += 1
+            var line = Substring(raw)
+            if let hash = line.firstIndex(of: "#") { line = line[..<hash] }
+            let trimmed = line.trimmingSpaces
+            if trimmed.isEmpty { continue }
+            guard let eq = trimmed.firstIndex(of: "=") else {
+                throw StoreError.config(path: path, line: lineNo, message: "expected `key = value`")
+            }
+            let key = String(trimmed[..<eq].trimmingSpaces)
+            let value = String(trimmed[trimmed.index(after: eq)...].trimmingSpaces)
+            func fail(_ m: String) -> StoreError { .config(path: path, line: lineNo, message: "\(key): \(m)") }
+            guard knownKeys.contains(key) else {
+                throw StoreError.config(path: path, line: lineNo, message: "unknown key \"\(key)\"")
+            }
+            guard !seen.contains(key) else { throw fail("given twice") }
+            seen.insert(key)
+            guard !value.isEmpty else { throw fail("empty value") }
+            switch key {
+            case "state_dir": c.stateDir = try absolutePath(value, fail)
+            case "key_dir": c.keyDir = try absolutePath(value, fail)
+            case "audit_log": c.auditLog = try absolutePath(value, fail)
+            case "socket": c.socket = try absolutePath(value, fail)
+            case "window": c.window = try integer(value, 0...10, fail)
+            case "digits":
+                c.digits = try integer(value, 6...8, fail)
+                guard c.digits != 7 else { throw fail("must be 6 or 8") }
+            case "period": c.period = try integer(value, 10...300, fail)
+            case "algorithm":
+                guard let a = HashAlgorithm(name: value) else { throw fail("must be SHA1, SHA256 or SHA512") }
+                c.algorithm = a
+            case "issuer":
+                guard value.utf8.count <= 64, !value.contains(":") else {
+                    throw fail("at most 64 bytes and no ':'")
+                }
+                c.issuer = value
+            case "rate_limit":
+                let parts = value.split(separator: "/")
+                guard parts.count == 2 else { throw fail("expected FAILURES/SECONDS, e.g. 5/300") }
+                c.rateLimitFailures = try integer(String(parts[0]), 1...1000, fail)
+                c.rateLimitSeconds = try duration(String(parts[1]), fail)
+            case "lockout": c.lockout = try duration(value, fail)
+            default: throw fail("unknown key")
+            }
+        }
+        return c
+    }
+
+    static func absolutePath(_ v: String, _ fail: (String) -> StoreError) throws -> String {
+        guard v.hasPrefix("/"), !v.split(separator: "/").contains("..") else { throw fail("must be an absolute path") }
+        var p = v
+        while p.count > 1 && p.hasSuffix("/") { p.removeLast() }
+        return p
+    }
+
+    static func integer(_ v: String, _ range: ClosedRange<Int>, _ fail: (String) -> StoreError) throws -> Int {
+        guard let n = Int(v), range.contains(n) else {
+            throw fail("must be a whole number from \(range.lowerBound) to \(range.upperBound)")
+        }
+        return n
+    }
+
+    /// Seconds, or a number with s, m, h or d.
+    static func duration(_ v: String, _ fail: (String) -> StoreError) throws -> Int {
+        var digits = v
+        var unit = 1
+        switch v.last {
+        case "s": unit = 1; digits.removeLast()
+        case "m": unit = 60; digits.removeLast()
+        case "h": unit = 3600; digits.removeLast()
+        case "d": unit = 86400; digits.removeLast()
+        default: break
+        }
+        guard let n = Int(digits), n >= 1, n <= 366 * 86400 / unit else {
+            throw fail("expected a duration such as 300, 5m or 1h")
+        }
+        return n * unit
+    }
+
+    static func hostName() -> String {
+        var buf = [CChar](repeating: 0, count: 256)
+        guard gethostname(&buf, buf.count - 1) == 0 else { return "twostep" }
+        let name = String(cString: buf)
+        return name.isEmpty ? "twostep" : name.replacingColons()
+    }
+}
+
+extension StringProtocol {
+    var trimmingSpaces: Substring {
+        let s = Substring(self)
+        guard let start = s.firstIndex(where: { $0 != " " && $0 != "\t" && $0 != "\r" }) else { return "" }
+        let end = s.lastIndex(where: { $0 != " " && $0 != "\t" && $0 != "\r" }) ?? start
+        return s[start...end]
+    }
+}
+
+extension String {
+    func replacingColons() -> String { String(self.map { $0 == ":" ? "-" : $0 }) }
+}

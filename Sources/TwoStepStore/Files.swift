@@ -1,0 +1,174 @@
+import Glibc
+
+/// The one seam through which the store touches the file system: every call retries
+/// EINTR, opens with O_NOFOLLOW|O_CLOEXEC relative to a directory descriptor, and checks
+/// owner and mode with fstat before trusting a byte.
+public enum Files {
+    public static let maxFileSize = 64 * 1024
+
+    static func retry<T: BinaryInteger>(_ body: () -> T) -> T {
+        while true {
+            let r = body()
+            if r < 0 && errno == EINTR { continue }
+            return r
+        }
+    }
+
+    /// Opens a directory that must be owned by us and closed to group and others.
+    public static func openPrivateDirectory(_ path: String) throws -> Int32 {
+        let fd = retry { open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC) }
+        guard fd >= 0 else { throw StoreError.io(path: path, operation: "open directory", errno: errno) }
+        var st = stat()
+        guard fstat(fd, &st) == 0 else {
+            let e = errno; close(fd)
+            throw StoreError.io(path: path, operation: "stat", errno: e)
+        }
+        if let problem = ownershipProblem(st, allowGroupOtherRead: false) {
+            close(fd)
+            throw StoreError.unsafe(path: path, reason: problem)
+        }
+        return fd
+    }
+
+    /// nil when the file is ours and private; otherwise why not.
+    static func ownershipProblem(_ st: stat, allowGroupOtherRead: Bool) -> String? {
+        let uid = geteuid()
+        if st.st_uid != uid {
+            return "owned by uid \(st.st_uid), expected \(uid)"
+        }
+        let mask: mode_t = allowGroupOtherRead ? 0o022 : 0o077
+        if st.st_mode & mask != 0 {
+            return "mode \(String(st.st_mode & 0o7777, radix: 8)) gives access to group or others"
+        }
+        return nil
+    }
+
+    /// Reads a private regular file in `dirfd`. Returns nil if it does not exist.
+    public static func readPrivate(dirfd: Int32, dirPath: String, name: String,
+                                   limit: Int = maxFileSize) throws -> [UInt8]? {
+        let path = dirPath + "/" + name
+        let fd = retry { openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK) }
+        if fd < 0 {
+            if errno == ENOENT { return nil }
+            if errno == ELOOP { throw StoreError.unsafe(path: path, reason: "is a symbolic link") }
+            throw StoreError.io(path: path, operation: "open", errno: errno)
+        }
+        defer { close(fd) }
+        var st = stat()
+        guard fstat(fd, &st) == 0 else { throw StoreError.io(path: path, operation: "stat", errno: errno) }
+        guard st.st_mode & S_IFMT == S_IFREG else { throw StoreError.unsafe(path: path, reason: "not a regular file") }
+        if let problem = ownershipProblem(st, allowGroupOtherRead: false) {
+            throw StoreError.unsafe(path: path, reason: problem)
+        }
+        guard Int(st.st_size) <= limit else { throw StoreError.tooLarge(path: path, limit: limit) }
+        return try readAll(fd: fd, path: path, limit: limit)
+    }
+
+    static func readAll(fd: Int32, path: String, limit: Int) throws -> [UInt8] {
+        var out: [UInt8] = []
+        var buf = [UInt8](repeating: 0, count: 4096)
+        while true {
+            let n = buf.withUnsafeMutableBytes { p in retry { read(fd, p.baseAddress, p.count) } }
+            if n < 0 { throw StoreError.io(path: path, operation: "read", errno: errno) }
+            if n == 0 { break }
+            out.append(contentsOf: buf[0..<n])
+            if out.count > limit { throw StoreError.tooLarge(path: path, limit: limit) }
+        }
+        return out
+    }
+
+    /// Writes `bytes` as `name` in `dirfd` so that a crash leaves the old or the new file,
+    /// never neither: temp file, fsync, rename, fsync of the directory.
+    public static func writeAtomically(dirfd: Int32, dirPath: String, name: String,
+                                       bytes: [UInt8], mode: mode_t = 0o600) throws {
+        let tmp = ".\(name).tmp.\(getpid())"
+        let path = dirPath + "/" + name
+        _ = unlinkat(dirfd, tmp, 0)
+        let fd = retry { openat(dirfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode) }
+        guard fd >= 0 else { throw StoreError.io(path: path, operation: "create temporary file", errno: errno) }
+        var ok = false
+        defer {
+            if !ok { _ = unlinkat(dirfd, tmp, 0) }
+        }
+        do {
+            defer { close(fd) }
+            _ = fchmod(fd, mode)
+            try writeAll(fd: fd, bytes: bytes, path: path)
+            guard retry({ fsync(fd) }) == 0 else { throw StoreError.io(path: path, operation: "fsync", errno: errno) }
+        }
+        guard renameat(dirfd, tmp, dirfd, name) == 0 else {
+            throw StoreError.io(path: path, operation: "rename", errno: errno)
+        }
+        ok = true
+        guard retry({ fsync(dirfd) }) == 0 else { throw StoreError.io(path: dirPath, operation: "fsync", errno: errno) }
+    }
+
+    static func writeAll(fd: Int32, bytes: [UInt8], path: String) throws {
+        var off = 0
+        while off < bytes.count {
+            let n = bytes.withUnsafeBytes { p in
+                retry { write(fd, p.baseAddress! + off, p.count - off) }
+            }
+            if n <= 0 { throw StoreError.io(path: path, operation: "write", errno: errno) }
+            off += n
+        }
+    }
+
+    /// Removes `name` from `dirfd` durably; a missing file is not an error.
+    public static func remove(dirfd: Int32, dirPath: String, name: String) throws {
+        if unlinkat(dirfd, name, 0) != 0 && errno != ENOENT {
+            throw StoreError.io(path: dirPath + "/" + name, operation: "unlink", errno: errno)
+        }
+        _ = retry { fsync(dirfd) }
+    }
+
+    /// Creates a directory (and missing parents) with `mode`, or tightens an existing one.
+    public static func makeDirectory(_ path: String, mode: mode_t) throws {
+        var prefix = ""
+        for part in path.split(separator: "/") {
+            prefix += "/" + part
+            if mkdir(prefix, prefix == path ? mode : 0o755) != 0 && errno != EEXIST {
+                throw StoreError.io(path: prefix, operation: "mkdir", errno: errno)
+            }
+        }
+        let fd = retry { open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC) }
+        guard fd >= 0 else { throw StoreError.io(path: path, operation: "open directory", errno: errno) }
+        defer { close(fd) }
+        var st = stat()
+        guard fstat(fd, &st) == 0 else { throw StoreError.io(path: path, operation: "stat", errno: errno) }
+        guard st.st_uid == geteuid() else {
+            throw StoreError.unsafe(path: path, reason: "owned by uid \(st.st_uid), expected \(geteuid())")
+        }
+        guard fchmod(fd, mode) == 0 else { throw StoreError.io(path: path, operation: "chmod", errno: errno) }
+    }
+}
+
+/// An exclusive per-user lock (flock on `<user>.lock`), held for one read-verify-write.
+public final class FileLock {
+    private var fd: Int32
+
+    public init(dirfd: Int32, dirPath: String, name: String) throws {
+        let path = dirPath + "/" + name
+        fd = Files.retry { openat(dirfd, name, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0o600) }
+        guard fd >= 0 else { throw StoreError.io(path: path, operation: "open lock", errno: errno) }
+        var st = stat()
+        if fstat(fd, &st) != 0 || st.st_mode & S_IFMT != S_IFREG || st.st_uid != geteuid() {
+            close(fd)
+            throw StoreError.unsafe(path: path, reason: "lock file is not a regular file of ours")
+        }
+        guard Files.retry({ flock(fd, LOCK_EX) }) == 0 else {
+            let e = errno; close(fd)
+            throw StoreError.io(path: path, operation: "flock", errno: e)
+        }
+    }
+
+    public func unlock() {
+        if fd >= 0 {
+            _ = flock(fd, LOCK_UN)
+            close(fd)
+            fd = -1
+        }
+    }
+
+    deinit { unlock() }
+}

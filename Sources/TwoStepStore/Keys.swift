@@ -1,0 +1,132 @@
+import Glibc
+import TwoStepCore
+import TwoStepCrypto
+
+/// A master key and its id (the first 8 bytes of its SHA-256, in hex). The id goes in
+/// each sealed record's header, so old records still open after a new key becomes active.
+public final class MasterKey {
+    public let id: String
+    let secret: SecretBytes
+
+    public init(bytes: [UInt8]) throws {
+        guard bytes.count == AESGCM.keySize else { throw StoreError.badKey("must be 32 bytes, got \(bytes.count)") }
+        let digest = try Crypto.sha256(bytes)
+        id = hex(Array(digest.prefix(8)))
+        secret = SecretBytes(bytes)
+    }
+}
+
+/// The master keys in `key_dir` (`<id>.key`, 32 raw bytes, 0400; `active` names the one
+/// used for new writes), with `CONFIG_ENCRYPTION_KEY` (base64 of 32 bytes) as override.
+public final class KeyRing {
+    public static let environmentVariable = "CONFIG_ENCRYPTION_KEY"
+    let keyDir: String
+    let environmentKey: MasterKey?
+
+    public init(keyDir: String, environment: String? = KeyRing.environmentValue()) throws {
+        self.keyDir = keyDir
+        if let text = environment {
+            var raw: [UInt8]
+            do { raw = try Base64.decode(text) } catch {
+                throw StoreError.badKey("\(KeyRing.environmentVariable) is not valid base64")
+            }
+            defer { Crypto.wipe(&raw) }
+            guard raw.count == AESGCM.keySize else {
+                throw StoreError.badKey("\(KeyRing.environmentVariable) must be base64 of 32 bytes, got \(raw.count) bytes")
+            }
+            environmentKey = try MasterKey(bytes: raw)
+        } else {
+            environmentKey = nil
+        }
+    }
+
+    public static func environmentValue() -> String? {
+        guard let p = getenv(environmentVariable) else { return nil }
+        let s = String(cString: p)
+        return s.isEmpty ? nil : s
+    }
+
+    /// The key new records are sealed with.
+    public func activeKey() throws -> MasterKey {
+        if let k = environmentKey { return k }
+        let dirfd = try Files.openPrivateDirectory(keyDir)
+        defer { close(dirfd) }
+        guard let raw = try Files.readPrivate(dirfd: dirfd, dirPath: keyDir, name: "active", limit: 128) else {
+            throw StoreError.badKey("no active key in \(keyDir) (run `twostep admin init`)")
+        }
+        let id = String(decoding: raw, as: UTF8.self).trimmingSpaces.filter { $0 != "\n" }
+        return try loadKey(id: String(id), dirfd: dirfd)
+    }
+
+    public func key(id: String) throws -> MasterKey {
+        if let k = environmentKey, k.id == id { return k }
+        let dirfd = try Files.openPrivateDirectory(keyDir)
+        defer { close(dirfd) }
+        return try loadKey(id: id, dirfd: dirfd)
+    }
+
+    func loadKey(id: String, dirfd: Int32) throws -> MasterKey {
+        guard id.utf8.count == 16, id.utf8.allSatisfy({ isHexDigit($0) }) else {
+            throw StoreError.badKey("bad key id \"\(id.prefix(32))\"")
+        }
+        guard var raw = try Files.readPrivate(dirfd: dirfd, dirPath: keyDir, name: "\(id).key", limit: 64) else {
+            throw StoreError.keyMissing(id: id)
+        }
+        defer { Crypto.wipe(&raw) }
+        let key = try MasterKey(bytes: raw)
+        guard key.id == id else { throw StoreError.damaged(path: "\(keyDir)/\(id).key", reason: "key does not match its id") }
+        return key
+    }
+
+    /// Creates a fresh random key, stores it 0400 and makes it active. Returns its id.
+    @discardableResult
+    public func createKey() throws -> String {
+        try Files.makeDirectory(keyDir, mode: 0o700)
+        var raw = try Crypto.randomBytes(AESGCM.keySize)
+        defer { Crypto.wipe(&raw) }
+        let key = try MasterKey(bytes: raw)
+        let dirfd = try Files.openPrivateDirectory(keyDir)
+        defer { close(dirfd) }
+        try Files.writeAtomically(dirfd: dirfd, dirPath: keyDir, name: "\(key.id).key", bytes: raw, mode: 0o400)
+        try Files.writeAtomically(dirfd: dirfd, dirPath: keyDir, name: "active", bytes: Array((key.id + "\n").utf8))
+        return key.id
+    }
+
+    public func hasActiveKey() -> Bool { (try? activeKey()) != nil }
+}
+
+func isHexDigit(_ b: UInt8) -> Bool {
+    (b >= 48 && b <= 57) || (b >= 97 && b <= 102)
+}
+
+public func hex(_ bytes: [UInt8]) -> String {
+    let digits = Array("0123456789abcdef".utf8)
+    var out: [UInt8] = []
+    out.reserveCapacity(bytes.count * 2)
+    for b in bytes {
+        out.append(digits[Int(b >> 4)])
+        out.append(digits[Int(b & 0x0f)])
+    }
+    return String(decoding: out, as: UTF8.self)
+}
+
+public func unhex(_ s: Substring) -> [UInt8]? {
+    let u = Array(s.utf8)
+    guard u.count % 2 == 0 else { return nil }
+    func v(_ c: UInt8) -> UInt8? {
+        switch c {
+        case 48...57: return c - 48
+        case 97...102: return c - 87
+        default: return nil
+        }
+    }
+    var out: [UInt8] = []
+    out.reserveCapacity(u.count / 2)
+    var i = 0
+    while i < u.count {
+        guard let hi = v(u[i]), let lo = v(u[i + 1]) else { return nil }
+        out.append(hi << 4 | lo)
+        i += 2
+    }
+    return out
+}

@@ -1,0 +1,71 @@
+import TwoStepCrypto
+
+/// The on-disk envelope of a user's record (docs/ARCHITECTURE.md, "Sealed record"):
+///
+///     "TSR" | version (1) | key id length (1) | key id (ASCII hex) | nonce (12) | tag (16) | ciphertext
+///
+/// AES-256-GCM with a fresh random nonce per write. The associated data binds the
+/// ciphertext to the format version, the user name and the key id, so a record copied
+/// to another user's file, or relabelled with another key id, does not open.
+public enum SealedRecord {
+    public static let magic: [UInt8] = Array("TSR".utf8)
+    public static let version: UInt8 = 1
+
+    static func associatedData(user: String, keyID: String) -> [UInt8] {
+        var aad = Array("twostep-record".utf8)
+        aad.append(0); aad.append(version); aad.append(0)
+        aad.append(contentsOf: user.utf8); aad.append(0)
+        aad.append(contentsOf: keyID.utf8)
+        return aad
+    }
+
+    public static func seal(_ plaintext: [UInt8], user: String, key: MasterKey) throws -> [UInt8] {
+        let nonce = try Crypto.randomBytes(AESGCM.nonceSize)
+        let sealed = try key.secret.withBytes { k in
+            try AESGCM.seal(key: k, nonce: nonce, plaintext: plaintext,
+                            aad: associatedData(user: user, keyID: key.id))
+        }
+        var out = magic
+        out.append(version)
+        out.append(UInt8(key.id.utf8.count))
+        out.append(contentsOf: key.id.utf8)
+        out.append(contentsOf: nonce)
+        out.append(contentsOf: sealed.tag)
+        out.append(contentsOf: sealed.ciphertext)
+        return out
+    }
+
+    /// The key id named in the header, without opening anything.
+    public static func keyID(of bytes: [UInt8], path: String) throws -> String {
+        guard bytes.count >= 5, Array(bytes[0..<3]) == magic else {
+            throw StoreError.damaged(path: path, reason: "not a twostep record")
+        }
+        guard bytes[3] == version else {
+            throw StoreError.damaged(path: path, reason: "unsupported record version \(bytes[3])")
+        }
+        let idLen = Int(bytes[4])
+        guard idLen > 0, idLen <= 64, bytes.count >= 5 + idLen + AESGCM.nonceSize + AESGCM.tagSize else {
+            throw StoreError.damaged(path: path, reason: "truncated header")
+        }
+        let id = String(decoding: bytes[5..<(5 + idLen)], as: UTF8.self)
+        guard id.utf8.allSatisfy(isHexDigit) else { throw StoreError.damaged(path: path, reason: "bad key id") }
+        return id
+    }
+
+    public static func open(_ bytes: [UInt8], user: String, keys: KeyRing, path: String) throws -> [UInt8] {
+        let id = try keyID(of: bytes, path: path)
+        let key = try keys.key(id: id)
+        var p = 5 + id.utf8.count
+        let nonce = Array(bytes[p..<(p + AESGCM.nonceSize)]); p += AESGCM.nonceSize
+        let tag = Array(bytes[p..<(p + AESGCM.tagSize)]); p += AESGCM.tagSize
+        let ciphertext = Array(bytes[p...])
+        do {
+            return try key.secret.withBytes { k in
+                try AESGCM.open(key: k, nonce: nonce, ciphertext: ciphertext, tag: tag,
+                                aad: associatedData(user: user, keyID: id))
+            }
+        } catch {
+            throw StoreError.damaged(path: path, reason: "does not authenticate (tampered, another user's, or wrong key)")
+        }
+    }
+}

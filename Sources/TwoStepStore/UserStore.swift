@@ -1,0 +1,115 @@
+import Glibc
+import TwoStepCrypto
+
+/// The store behind the helper's logic. The file backend below is the only one today;
+/// a shared backend (PostgreSQL for fleets) implements the same protocol.
+public protocol UserStore: AnyObject {
+    /// The sealed record, or nil when the user is not enrolled.
+    func loadRecord(_ user: String) throws -> UserRecord?
+    /// The mutable state; a fresh state when there is none.
+    func loadState(_ user: String) throws -> UserState
+    func saveRecord(_ record: UserRecord, for user: String) throws
+    func saveState(_ state: UserState, for user: String) throws
+    /// Removes record and state.
+    func removeUser(_ user: String) throws
+    func enrolledUsers() throws -> [String]
+    /// Runs `body` holding the user's exclusive lock: every read-verify-write goes here.
+    func withLock<R>(_ user: String, _ body: () throws -> R) throws -> R
+}
+
+/// One directory: `<user>.record` (sealed), `<user>.state`, `<user>.lock`; 0700, ours.
+public final class FileUserStore: UserStore {
+    public let directory: String
+    let keys: KeyRing
+
+    public init(directory: String, keys: KeyRing) {
+        self.directory = directory
+        self.keys = keys
+    }
+
+    public convenience init(config: Config) throws {
+        self.init(directory: config.stateDir, keys: try KeyRing(keyDir: config.keyDir))
+    }
+
+    func checked(_ user: String) throws -> String {
+        guard isValidUserName(user) else { throw StoreError.invalidUser(user) }
+        return user
+    }
+
+    func withDirectory<R>(_ body: (Int32) throws -> R) throws -> R {
+        let fd = try Files.openPrivateDirectory(directory)
+        defer { close(fd) }
+        return try body(fd)
+    }
+
+    public func loadRecord(_ user: String) throws -> UserRecord? {
+        let name = try checked(user) + ".record"
+        return try withDirectory { fd in
+            guard let sealed = try Files.readPrivate(dirfd: fd, dirPath: directory, name: name) else { return nil }
+            var plain = try SealedRecord.open(sealed, user: user, keys: keys, path: directory + "/" + name)
+            defer { Crypto.wipe(&plain) }
+            return try UserRecord.parse(plain, path: directory + "/" + name)
+        }
+    }
+
+    public func loadState(_ user: String) throws -> UserState {
+        let name = try checked(user) + ".state"
+        return try withDirectory { fd in
+            guard let bytes = try Files.readPrivate(dirfd: fd, dirPath: directory, name: name) else { return UserState() }
+            return try UserState.parse(bytes, path: directory + "/" + name)
+        }
+    }
+
+    public func saveRecord(_ record: UserRecord, for user: String) throws {
+        let name = try checked(user) + ".record"
+        var plain = record.serialized()
+        defer { Crypto.wipe(&plain) }
+        let sealed = try SealedRecord.seal(plain, user: user, key: try keys.activeKey())
+        try withDirectory { fd in
+            try Files.writeAtomically(dirfd: fd, dirPath: directory, name: name, bytes: sealed)
+        }
+    }
+
+    public func saveState(_ state: UserState, for user: String) throws {
+        let name = try checked(user) + ".state"
+        try withDirectory { fd in
+            try Files.writeAtomically(dirfd: fd, dirPath: directory, name: name, bytes: state.serialized())
+        }
+    }
+
+    public func removeUser(_ user: String) throws {
+        let u = try checked(user)
+        try withDirectory { fd in
+            try Files.remove(dirfd: fd, dirPath: directory, name: u + ".record")
+            try Files.remove(dirfd: fd, dirPath: directory, name: u + ".state")
+        }
+    }
+
+    public func enrolledUsers() throws -> [String] {
+        try withDirectory { fd in
+            let dup = Glibc.dup(fd)
+            guard dup >= 0, let dir = fdopendir(dup) else {
+                throw StoreError.io(path: directory, operation: "opendir", errno: errno)
+            }
+            defer { closedir(dir) }
+            var users: [String] = []
+            while let entry = readdir(dir) {
+                let name = withUnsafePointer(to: entry.pointee.d_name) {
+                    $0.withMemoryRebound(to: CChar.self, capacity: 256) { String(cString: $0) }
+                }
+                if name.hasSuffix(".record") {
+                    let user = String(name.dropLast(".record".count))
+                    if isValidUserName(user) { users.append(user) }
+                }
+            }
+            return users.sorted()
+        }
+    }
+
+    public func withLock<R>(_ user: String, _ body: () throws -> R) throws -> R {
+        let name = try checked(user) + ".lock"
+        let lock = try withDirectory { fd in try FileLock(dirfd: fd, dirPath: directory, name: name) }
+        defer { lock.unlock() }
+        return try body()
+    }
+}

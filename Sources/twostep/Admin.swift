@@ -1,0 +1,220 @@
+import ArgumentParser
+import Foundation
+import TwoStepCore
+import TwoStepCrypto
+import TwoStepStore
+
+struct Admin: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Administer the store (root): keys, enrolments, lockouts.",
+        subcommands: [Init.self, Import.self, BackupCodesCmd.self, Reset.self, Unlock.self, Show.self, List.self])
+}
+
+extension Admin {
+    struct Init: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Create the key and state directories with safe modes, and a master key if there is none.")
+        @OptionGroup var options: ConfigOptions
+
+        func run() throws {
+            let config = try options.load()
+            try storeCall {
+                try Files.makeDirectory(config.stateDir, mode: 0o700)
+                try Files.makeDirectory(config.keyDir, mode: 0o700)
+                let ring = try KeyRing(keyDir: config.keyDir, environment: nil)
+                if ring.hasActiveKey() {
+                    print("twostep: key directory \(config.keyDir) already has an active key; kept it")
+                } else {
+                    let id = try ring.createKey()
+                    print("twostep: created master key \(id) in \(config.keyDir)")
+                }
+                print("twostep: state directory \(config.stateDir) ready (0700)")
+            }
+        }
+    }
+
+    struct Import: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Enrol USER with a known secret (migration, provisioning); active at once.",
+            discussion: "Give `--secret -` to read the Base32 secret from standard input, which keeps it out of the process list.")
+        @Argument(help: "The user to enrol.") var user: String
+        @Option(help: "The Base32 secret, or - to read it from standard input.") var secret: String
+        @Option(help: "SHA1, SHA256 or SHA512.") var algorithm: String = "SHA1"
+        @Option(help: "6 or 8.") var digits: Int = 6
+        @Option(help: "Time step in seconds.") var period: Int = 30
+        @Flag(help: "Replace an existing enrolment.") var replace = false
+        @OptionGroup var options: ConfigOptions
+
+        func validate() throws {
+            guard HashAlgorithm(name: algorithm) != nil else { throw ValidationError("--algorithm must be SHA1, SHA256 or SHA512") }
+            guard digits == 6 || digits == 8 else { throw ValidationError("--digits must be 6 or 8") }
+            guard (10...300).contains(period) else { throw ValidationError("--period must be 10 to 300 seconds") }
+            guard isValidUserName(user) else { throw ValidationError("invalid user name \"\(user)\"") }
+        }
+
+        func run() throws {
+            let ctx = try Context(options)
+            try ctx.requireRoot("admin import")
+            var text = secret
+            if secret == "-" {
+                text = readLine(strippingNewline: true) ?? ""
+            } else {
+                FileHandle.standardError.write("twostep: warning: a secret on the command line is visible to other users in the process list; prefer --secret -\n".data(using: .utf8)!)
+            }
+            var bytes: [UInt8]
+            do { bytes = try Base32.decode(text) } catch { throw CLIError("--secret: \(error)") }
+            defer { Crypto.wipe(&bytes) }
+            guard bytes.count >= 10 else { throw CLIError("--secret: at least 80 bits (16 Base32 characters) are needed") }
+            let params = OTPParameters(algorithm: HashAlgorithm(name: algorithm) ?? .sha1, digits: digits, period: period)
+            try storeCall {
+                try ctx.store.withLock(user) {
+                    if try ctx.store.loadRecord(user) != nil && !replace {
+                        throw CLIError("\(user) is already enrolled; give --replace to overwrite")
+                    }
+                    let record = UserRecord(secret: bytes, parameters: params, created: ctx.now(), backupKey: try Crypto.randomBytes(32), backupHashes: [])
+                    try ctx.store.saveRecord(record, for: user)
+                    try ctx.store.saveState(UserState(), for: user)
+                }
+            }
+            ctx.audit.record(AuditEvent(event: "admin_import", user: user, service: "twostep", result: "success",
+                                        detail: "by \(invokingUser())"))
+            print("twostep: \(user) enrolled (\(params.algorithm.rawValue), \(digits) digits, \(period) s)")
+        }
+    }
+
+    struct BackupCodesCmd: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "backup-codes",
+            abstract: "Issue a fresh set of backup codes for USER; earlier codes stop working.")
+        @Argument(help: "The user.") var user: String
+        @Flag(help: "Print {\"user\": …, \"backup_codes\": […]}.") var json = false
+        @OptionGroup var options: ConfigOptions
+
+        func run() throws {
+            let ctx = try Context(options)
+            try ctx.requireRoot("admin backup-codes")
+            let codes: [String] = try storeCall {
+                try ctx.store.withLock(user) {
+                    guard let record = try ctx.store.loadRecord(user) else { throw CLIError("\(user) is not enrolled") }
+                    let codes = try record.issueBackupCodes()
+                    try ctx.store.saveRecord(record, for: user)
+                    return codes
+                }
+            }
+            ctx.audit.record(AuditEvent(event: "admin_backup_codes", user: user, service: "twostep", result: "success",
+                                        detail: "by \(invokingUser())"))
+            if json {
+                try printJSON(["user": user, "backup_codes": codes])
+            } else {
+                print("New backup codes for \(user) (each works once; earlier codes no longer work):")
+                for c in codes { print("  \(c)") }
+            }
+        }
+    }
+
+    struct Reset: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Remove USER's enrolment and state; they must enrol again.")
+        @Argument(help: "The user.") var user: String
+        @OptionGroup var options: ConfigOptions
+
+        func run() throws {
+            let ctx = try Context(options)
+            try ctx.requireRoot("admin reset")
+            try storeCall {
+                try ctx.store.withLock(user) {
+                    guard try ctx.store.enrolledUsers().contains(user) else { throw CLIError("\(user) is not enrolled") }
+                    try ctx.store.removeUser(user)
+                }
+            }
+            ctx.audit.record(AuditEvent(event: "admin_reset", user: user, service: "twostep", result: "success",
+                                        detail: "by \(invokingUser())"))
+            print("twostep: \(user) reset; they must enrol again")
+        }
+    }
+
+    struct Unlock: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "End USER's lockout and clear their failure count.")
+        @Argument(help: "The user.") var user: String
+        @OptionGroup var options: ConfigOptions
+
+        func run() throws {
+            let ctx = try Context(options)
+            try ctx.requireRoot("admin unlock")
+            try storeCall {
+                try ctx.store.withLock(user) {
+                    var state: UserState
+                    do { state = try ctx.store.loadState(user) } catch StoreError.damaged {
+                        // A damaged state loses its replay mark: start after every code valid now.
+                        let step = ctx.now() / Int64(ctx.config.period) + Int64(ctx.config.window)
+                        state = UserState(lastStep: step)
+                    }
+                    state.failures = []
+                    state.lockedUntil = 0
+                    try ctx.store.saveState(state, for: user)
+                }
+            }
+            ctx.audit.record(AuditEvent(event: "admin_unlock", user: user, service: "twostep", result: "success",
+                                        detail: "by \(invokingUser())"))
+            print("twostep: \(user) unlocked")
+        }
+    }
+
+    struct Show: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Show USER's enrolment and state (never a secret).")
+        @Argument(help: "The user.") var user: String
+        @Flag(help: "Print JSON.") var json = false
+        @OptionGroup var options: ConfigOptions
+
+        func run() throws {
+            let ctx = try Context(options)
+            try ctx.requireRoot("admin show")
+            let info = try storeCall { try summary(ctx, user) }
+            if json { try printJSON(info) } else { printSummary(info) }
+        }
+    }
+
+    struct List: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "List enrolled users.")
+        @Flag(help: "Print JSON.") var json = false
+        @OptionGroup var options: ConfigOptions
+
+        func run() throws {
+            let ctx = try Context(options)
+            try ctx.requireRoot("admin list")
+            let users = try storeCall { try ctx.store.enrolledUsers() }
+            let rows: [[String: Any]] = users.map { u in
+                (try? summary(ctx, u)) ?? ["user": u, "enrolled": true, "error": "cannot be read"]
+            }
+            if json { try printJSON(["users": rows]); return }
+            if rows.isEmpty { print("no users enrolled"); return }
+            for r in rows {
+                let locked = (r["locked_until"] as? String).map { " locked until \($0)" } ?? ""
+                let err = (r["error"] as? String).map { " (\($0))" } ?? ""
+                print("\(r["user"] ?? "")\t\(r["algorithm"] ?? "-")/\(r["digits"] ?? "-")\tbackup codes left: \(r["backup_codes_left"] ?? "-")\(locked)\(err)")
+            }
+        }
+    }
+}
+
+/// What `show` and `list` tell about a user: facts, never a secret.
+func summary(_ ctx: Context, _ user: String) throws -> [String: Any] {
+    guard let record = try ctx.store.loadRecord(user) else { return ["user": user, "enrolled": false] }
+    var out: [String: Any] = [
+        "user": user, "enrolled": true,
+        "algorithm": record.parameters.algorithm.rawValue, "digits": record.parameters.digits,
+        "period": record.parameters.period, "enrolled_at": AuditLog.isoTime(record.created),
+        "backup_codes_left": record.backupHashes.count,
+    ]
+    let state = try ctx.store.loadState(user)
+    if state.lastStep >= 0 { out["last_code_at"] = AuditLog.isoTime(state.lastStep * Int64(record.parameters.period)) }
+    let now = ctx.now()
+    out["recent_failures"] = state.failures.filter { $0 > now - Int64(ctx.config.rateLimitSeconds) }.count
+    if state.lockedUntil > now { out["locked_until"] = AuditLog.isoTime(state.lockedUntil) }
+    return out
+}
+
+func printSummary(_ info: [String: Any]) {
+    for key in ["user", "enrolled", "enrolled_at", "algorithm", "digits", "period", "backup_codes_left", "last_code_at", "recent_failures", "locked_until"] {
+        if let v = info[key] { print("\(key): \(v)") }
+    }
+}

@@ -1,0 +1,66 @@
+import ArgumentParser
+import Foundation
+import TwoStepStore
+
+@main
+struct Twostep: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "twostep",
+        abstract: "Two-factor authentication (TOTP and backup codes) for Linux logins.",
+        discussion: """
+        Users enrol an authenticator app with `twostep enroll`; pam_twostep.so then asks for \
+        a code at SSH, sudo, su or console login. Administrators manage the store with \
+        `twostep admin`. `twostep try` runs a real PAM login to prove a stack works.
+        """,
+        version: "0.1.0",
+        subcommands: [Enroll.self, Admin.self, Try.self])
+}
+
+/// --config, shared by every command that reads the store.
+struct ConfigOptions: ParsableArguments {
+    @Option(name: .long, help: "The twostep config file.")
+    var config: String = Config.defaultPath
+
+    func load() throws -> Config {
+        do { return try Config.load(path: config) } catch { throw CLIError("\(error)") }
+    }
+}
+
+struct CLIError: Error, CustomStringConvertible {
+    let description: String
+    init(_ d: String) { description = d }
+}
+
+/// Config, store and audit log, opened once for a command.
+struct Context {
+    let config: Config
+    let store: FileUserStore
+    let audit: AuditLog
+
+    init(_ options: ConfigOptions) throws {
+        config = try options.load()
+        do { store = try FileUserStore(config: config) } catch { throw CLIError("\(error)") }
+        audit = AuditLog(path: config.auditLog)
+    }
+
+    func now() -> Int64 { Int64(Date().timeIntervalSince1970) }
+
+    func requireRoot(_ what: String) throws {
+        guard geteuid() == 0 else { throw CLIError("\(what) needs root") }
+    }
+}
+
+func printJSON(_ object: Any) throws {
+    let data = try JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes])
+    FileHandle.standardOutput.write(data)
+    FileHandle.standardOutput.write("\n".data(using: .utf8)!)
+}
+
+func storeCall<T>(_ body: () throws -> T) throws -> T {
+    do { return try body() } catch let e as CLIError { throw e } catch { throw CLIError("\(error)") }
+}
+
+func invokingUser() -> String {
+    if let pw = getpwuid(getuid()) { return String(cString: pw.pointee.pw_name) }
+    return "\(getuid())"
+}
