@@ -1,2 +1,0 @@
-import XCTest
-final class PlaceholderTwoStepHelperTests: XCTestCase { func testNothing() {} }

@@ -1,2 +1,0 @@
-import XCTest
-final class PlaceholderTwoStepStoreTests: XCTestCase { func testNothing() {} }

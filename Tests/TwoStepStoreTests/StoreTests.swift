@@ -1,0 +1,238 @@
+import Foundation
+import TwoStepCore
+import TwoStepCrypto
+import TwoStepStore
+import XCTest
+
+/// A scratch store in a private temp directory, with its own master key.
+final class Scratch {
+    let root: String
+    let config: Config
+    let keys: KeyRing
+    let store: FileUserStore
+
+    init() throws {
+        root = NSTemporaryDirectory() + "twostep-store-\(UUID().uuidString)"
+        var c = Config(path: root + "/twostep.conf")
+        c.stateDir = root + "/state"
+        c.keyDir = root + "/keys"
+        config = c
+        try Files.makeDirectory(c.stateDir, mode: 0o700)
+        keys = try KeyRing(keyDir: c.keyDir, environment: nil)
+        try keys.createKey()
+        store = FileUserStore(directory: c.stateDir, keys: keys)
+    }
+
+    func record() throws -> UserRecord {
+        UserRecord(secret: Array("12345678901234567890".utf8), parameters: .standard, created: 1_700_000_000,
+                   backupKey: try Crypto.randomBytes(32), backupHashes: [])
+    }
+
+    var recordPath: String { config.stateDir + "/alice.record" }
+
+    deinit { try? FileManager.default.removeItem(atPath: root) }
+}
+
+final class SealedRecordTests: XCTestCase {
+    func testRecordRoundTripsThroughTheStore() throws {
+        let s = try Scratch()
+        let r = try s.record()
+        let codes = try r.issueBackupCodes()
+        try s.store.saveRecord(r, for: "alice")
+        let back = try XCTUnwrap(try s.store.loadRecord("alice"))
+        XCTAssertEqual(back.secret.bytes, Array("12345678901234567890".utf8))
+        XCTAssertEqual(back.parameters, .standard)
+        XCTAssertEqual(back.backupHashes.count, 10)
+        XCTAssertEqual(codes.count, 10)
+        XCTAssertNil(try s.store.loadRecord("bob"))
+    }
+
+    func testSecretIsNotStoredInClear() throws {
+        let s = try Scratch()
+        try s.store.saveRecord(try s.record(), for: "alice")
+        let raw = try Data(contentsOf: URL(fileURLWithPath: s.recordPath))
+        XCTAssertNil(raw.range(of: Data("12345678901234567890".utf8)))
+        XCTAssertNil(raw.range(of: Data(Base32.encode(Array("12345678901234567890".utf8)).utf8)))
+        XCTAssertNil(raw.range(of: Data("secret=".utf8)))
+    }
+
+    func testEveryTamperedByteIsRefused() throws {
+        let s = try Scratch()
+        try s.store.saveRecord(try s.record(), for: "alice")
+        let original = try Data(contentsOf: URL(fileURLWithPath: s.recordPath))
+        for i in 0..<original.count {
+            var bad = original
+            bad[i] ^= 0x01
+            try bad.write(to: URL(fileURLWithPath: s.recordPath))
+            XCTAssertThrowsError(try s.store.loadRecord("alice"), "byte \(i) flipped but the record opened")
+        }
+        // Truncation at every length is refused too.
+        for n in 0..<original.count {
+            try original.prefix(n).write(to: URL(fileURLWithPath: s.recordPath))
+            XCTAssertThrowsError(try s.store.loadRecord("alice"), "truncated to \(n) bytes but opened")
+        }
+    }
+
+    func testRecordMovedToAnotherUserIsRefused() throws {
+        let s = try Scratch()
+        try s.store.saveRecord(try s.record(), for: "alice")
+        try FileManager.default.copyItem(atPath: s.recordPath, toPath: s.config.stateDir + "/mallory.record")
+        XCTAssertThrowsError(try s.store.loadRecord("mallory")) { error in
+            XCTAssertTrue("\(error)".contains("does not authenticate"), "\(error)")
+        }
+        XCTAssertNotNil(try s.store.loadRecord("alice"))
+    }
+
+    func testWrongKeyIsRefused() throws {
+        let s = try Scratch()
+        try s.store.saveRecord(try s.record(), for: "alice")
+        // Same key id, other bytes: replace the key file's content behind the id.
+        let other = try Scratch()
+        let ring = try KeyRing(keyDir: other.config.keyDir, environment: nil)
+        let store = FileUserStore(directory: s.config.stateDir, keys: ring)
+        XCTAssertThrowsError(try store.loadRecord("alice")) { error in
+            guard case StoreError.keyMissing = error else { return XCTFail("\(error)") }
+        }
+        // An environment key that does not match the header's id is not used.
+        let env = Base64.encode(try Crypto.randomBytes(32))
+        let envRing = try KeyRing(keyDir: other.config.keyDir, environment: env)
+        XCTAssertThrowsError(try FileUserStore(directory: s.config.stateDir, keys: envRing).loadRecord("alice"))
+    }
+
+    func testEnvironmentKeyOverridesKeyFile() throws {
+        let s = try Scratch()
+        let env = Base64.encode(try Crypto.randomBytes(32))
+        let ring = try KeyRing(keyDir: s.config.keyDir + "-absent", environment: env)
+        let store = FileUserStore(directory: s.config.stateDir, keys: ring)
+        try store.saveRecord(try s.record(), for: "alice")
+        XCTAssertNotNil(try store.loadRecord("alice"))
+        // The key files alone cannot open it.
+        XCTAssertThrowsError(try s.store.loadRecord("alice"))
+        XCTAssertThrowsError(try KeyRing(keyDir: "/nonexistent", environment: "not base64!"))
+        XCTAssertThrowsError(try KeyRing(keyDir: "/nonexistent", environment: Base64.encode([1, 2, 3])))
+    }
+
+    func testUnsafeModesAreRefused() throws {
+        let s = try Scratch()
+        try s.store.saveRecord(try s.record(), for: "alice")
+        chmod(s.recordPath, 0o644)
+        XCTAssertThrowsError(try s.store.loadRecord("alice")) { XCTAssertTrue("\($0)".contains("unsafe"), "\($0)") }
+        chmod(s.recordPath, 0o600)
+        chmod(s.config.stateDir, 0o755)
+        XCTAssertThrowsError(try s.store.loadRecord("alice")) { XCTAssertTrue("\($0)".contains("unsafe"), "\($0)") }
+        chmod(s.config.stateDir, 0o700)
+        XCTAssertNotNil(try s.store.loadRecord("alice"))
+        chmod(s.config.keyDir + "/" + (try String(contentsOfFile: s.config.keyDir + "/active").trimmingCharacters(in: .whitespacesAndNewlines)) + ".key", 0o444)
+        XCTAssertThrowsError(try s.store.loadRecord("alice")) { XCTAssertTrue("\($0)".contains("unsafe"), "\($0)") }
+    }
+
+    func testForeignOwnerIsRefused() throws {
+        try XCTSkipUnless(geteuid() == 0, "needs root to chown")
+        let s = try Scratch()
+        try s.store.saveRecord(try s.record(), for: "alice")
+        chown(s.recordPath, 65534, 65534)
+        XCTAssertThrowsError(try s.store.loadRecord("alice")) { XCTAssertTrue("\($0)".contains("owned by uid 65534"), "\($0)") }
+    }
+
+    func testSymlinksAreNotFollowed() throws {
+        let s = try Scratch()
+        try s.store.saveRecord(try s.record(), for: "alice")
+        try FileManager.default.createSymbolicLink(atPath: s.config.stateDir + "/bob.record", withDestinationPath: s.recordPath)
+        XCTAssertThrowsError(try s.store.loadRecord("bob")) { XCTAssertTrue("\($0)".contains("symbolic link"), "\($0)") }
+        try FileManager.default.createSymbolicLink(atPath: s.config.stateDir + "/bob.state", withDestinationPath: "/etc/passwd")
+        XCTAssertThrowsError(try s.store.loadState("bob"))
+    }
+
+    func testBadUserNamesNeverReachAPath() throws {
+        let s = try Scratch()
+        for name in ["../alice", "a/b", "", ".hidden", "-rf", "x\u{0}y", String(repeating: "a", count: 33), "ä"] {
+            XCTAssertThrowsError(try s.store.loadRecord(name)) { guard case StoreError.invalidUser = $0 else { return XCTFail("\($0)") } }
+        }
+    }
+
+    func testDamagedFileAffectsOnlyItsUser() throws {
+        let s = try Scratch()
+        try s.store.saveRecord(try s.record(), for: "alice")
+        try s.store.saveRecord(try s.record(), for: "bob")
+        try Data("garbage".utf8).write(to: URL(fileURLWithPath: s.recordPath))
+        try Data("v=1\nlast_step=oops\n".utf8).write(to: URL(fileURLWithPath: s.config.stateDir + "/alice.state"))
+        XCTAssertThrowsError(try s.store.loadRecord("alice"))
+        XCTAssertThrowsError(try s.store.loadState("alice"))
+        XCTAssertNotNil(try s.store.loadRecord("bob"))
+        XCTAssertEqual(try s.store.loadState("bob"), UserState())
+        XCTAssertEqual(try s.store.enrolledUsers(), ["alice", "bob"])
+    }
+
+    func testStateRoundTripsAndWritesLeaveNoTemporaryFiles() throws {
+        let s = try Scratch()
+        let st = UserState(lastStep: 12345, failures: [1, 2, 3], lockedUntil: 99)
+        try s.store.saveState(st, for: "alice")
+        XCTAssertEqual(try s.store.loadState("alice"), st)
+        let files = try FileManager.default.contentsOfDirectory(atPath: s.config.stateDir)
+        XCTAssertEqual(files.filter { $0.contains(".tmp") }, [])
+    }
+
+    func testRemoveUserDeletesRecordAndState() throws {
+        let s = try Scratch()
+        try s.store.saveRecord(try s.record(), for: "alice")
+        try s.store.saveState(UserState(lastStep: 5), for: "alice")
+        try s.store.removeUser("alice")
+        XCTAssertNil(try s.store.loadRecord("alice"))
+        XCTAssertEqual(try s.store.loadState("alice"), UserState())
+        XCTAssertEqual(try s.store.enrolledUsers(), [])
+    }
+}
+
+final class ConfigTests: XCTestCase {
+    func testDefaultsAndAllKeys() throws {
+        let c = try Config.parse("""
+        # comment
+        state_dir = /var/lib/x/   # trailing comment
+        key_dir=/etc/x/keys
+        audit_log = /var/log/x.jsonl
+        window = 2
+        digits = 8
+        period = 60
+        algorithm = sha256
+        issuer = Example Corp
+        rate_limit = 3/60
+        lockout = 15m
+        socket = /run/x.sock
+        """, path: "t.conf")
+        XCTAssertEqual(c.stateDir, "/var/lib/x")
+        XCTAssertEqual(c.keyDir, "/etc/x/keys")
+        XCTAssertEqual(c.auditLog, "/var/log/x.jsonl")
+        XCTAssertEqual(c.window, 2)
+        XCTAssertEqual(c.digits, 8)
+        XCTAssertEqual(c.period, 60)
+        XCTAssertEqual(c.algorithm, .sha256)
+        XCTAssertEqual(c.issuer, "Example Corp")
+        XCTAssertEqual(c.rateLimitFailures, 3)
+        XCTAssertEqual(c.rateLimitSeconds, 60)
+        XCTAssertEqual(c.lockout, 900)
+        XCTAssertEqual(c.socket, "/run/x.sock")
+        let d = try Config.parse("", path: "t.conf")
+        XCTAssertEqual(d.window, 1)
+        XCTAssertEqual(d.rateLimitFailures, 5)
+        XCTAssertEqual(d.rateLimitSeconds, 300)
+        XCTAssertEqual(d.stateDir, "/var/lib/twostep")
+    }
+
+    func testErrorsNameTheLine() {
+        let cases: [(String, String)] = [
+            ("window = 1\nwindwo = 2", "t.conf:2: unknown key \"windwo\""),
+            ("digits = 7", "t.conf:1: digits"),
+            ("state_dir = relative/path", "t.conf:1: state_dir: must be an absolute path"),
+            ("rate_limit = 5", "t.conf:1: rate_limit"),
+            ("window = 1\nwindow = 2", "t.conf:2: window: given twice"),
+            ("just words", "t.conf:1: expected `key = value`"),
+            ("algorithm = MD5", "t.conf:1: algorithm"),
+            ("lockout = -5", "t.conf:1: lockout"),
+        ]
+        for (text, expected) in cases {
+            XCTAssertThrowsError(try Config.parse(text, path: "t.conf")) { error in
+                XCTAssertTrue("\(error)".hasPrefix(expected), "\(text) gave \(error)")
+            }
+        }
+    }
+}
