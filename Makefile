@@ -11,7 +11,8 @@ SYSCONFDIR ?= /etc
 DOCDIR     ?= $(PREFIX)/share/doc/twostep
 DESTDIR    ?=
 SWIFT      ?= swift
-SWIFTFLAGS ?= -c release
+# Static Swift runtime (and Foundation for the CLI): installed binaries need no toolchain.
+SWIFTFLAGS ?= -c release --disable-local-rpath --static-swift-stdlib
 RELEASE     = .build/release
 
 .PHONY: all deps test unit-test integration-test demo bench install uninstall clean
@@ -30,7 +31,7 @@ build/pam_twostep.so build/twostep build/twostep-helper: deps FORCE
 
 build/pam_harness: tests/harness/pam_harness.c deps
 	@mkdir -p build
-	cc -O2 -Wall -o $@ $< -lpam -ldl
+	cc -O2 -Wall -Wextra -o $@ $< -lpam -ldl
 
 FORCE:
 
@@ -60,6 +61,7 @@ install: all
 	install -m 0755 build/twostep $(DESTDIR)$(BINDIR)/twostep
 	install -m 0755 build/twostep-helper $(DESTDIR)$(LIBEXECDIR)/twostep-helper
 	install -m 0644 build/pam_twostep.so $(DESTDIR)$(PAMDIR)/pam_twostep.so
+	strip --strip-unneeded $(DESTDIR)$(PAMDIR)/pam_twostep.so $(DESTDIR)$(BINDIR)/twostep $(DESTDIR)$(LIBEXECDIR)/twostep-helper
 	install -d -m 0755 $(DESTDIR)$(SYSCONFDIR)/twostep
 	[ -e $(DESTDIR)$(SYSCONFDIR)/twostep/twostep.conf ] || \
 	  install -m 0644 packaging/twostep.conf $(DESTDIR)$(SYSCONFDIR)/twostep/twostep.conf

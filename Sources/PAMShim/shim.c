@@ -1,1 +1,191 @@
+// PAM entry points and the libc/libpam wrappers the Swift relay uses. See pamshim.h.
+#define _GNU_SOURCE
 #include "pamshim.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <security/pam_ext.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+// Swift sees pid_t as Int32 and message styles / item ids as Int32.
+_Static_assert(sizeof(pid_t) == sizeof(int32_t), "pid_t must be 32 bits");
+_Static_assert(sizeof(int) == sizeof(int32_t), "int must be 32 bits");
+// twostep_converse hands the conversation exactly one message.
+_Static_assert(sizeof(struct pam_message) >= sizeof(int) + sizeof(const char *),
+               "unexpected struct pam_message layout");
+
+// MARK: - Entry points (the only exported symbols)
+
+PAM_EXTERN int pam_sm_authenticate(pam_handle_t *pamh, int flags, int argc, const char **argv) {
+    return twostep_swift_authenticate(pamh, flags, argc, argv);
+}
+
+PAM_EXTERN int pam_sm_setcred(pam_handle_t *pamh, int flags, int argc, const char **argv) {
+    (void)pamh; (void)flags; (void)argc; (void)argv;
+    return PAM_SUCCESS;
+}
+
+PAM_EXTERN int pam_sm_acct_mgmt(pam_handle_t *pamh, int flags, int argc, const char **argv) {
+    (void)pamh; (void)flags; (void)argc; (void)argv;
+    return PAM_SUCCESS;
+}
+
+// MARK: - libpam wrappers
+
+void twostep_log(pam_handle_t *pamh, int priority, const char *msg) {
+    pam_syslog(pamh, priority, "%s", msg != NULL ? msg : "(null)");
+}
+
+void twostep_wipe(void *p, size_t len) {
+    if (p != NULL && len > 0) explicit_bzero(p, len);
+}
+
+void twostep_free_secret(char *s) {
+    if (s == NULL) return;
+    explicit_bzero(s, strlen(s));
+    free(s);
+}
+
+int twostep_converse(pam_handle_t *pamh, int style, const char *msg, char **response) {
+    if (response == NULL) return PAM_BUF_ERR;
+    *response = NULL;
+
+    const void *item = NULL;
+    int rc = pam_get_item(pamh, PAM_CONV, &item);
+    if (rc != PAM_SUCCESS) return rc;
+    const struct pam_conv *conv = item;
+    if (conv == NULL || conv->conv == NULL) return PAM_CONV_ERR;
+
+    struct pam_message message = { .msg_style = style, .msg = msg != NULL ? msg : "" };
+    const struct pam_message *messages[1] = { &message };
+    struct pam_response *replies = NULL;
+    rc = conv->conv(1, messages, &replies, conv->appdata_ptr);
+
+    char *answer = NULL;
+    if (replies != NULL) {
+        answer = replies[0].resp;
+        replies[0].resp = NULL;
+        free(replies);
+    }
+    int wants_answer = (style == PAM_PROMPT_ECHO_OFF || style == PAM_PROMPT_ECHO_ON);
+    if (rc != PAM_SUCCESS || !wants_answer) {
+        twostep_free_secret(answer);
+        return rc;
+    }
+    if (answer == NULL) return PAM_CONV_ERR;
+    *response = answer;
+    return PAM_SUCCESS;
+}
+
+int twostep_get_user(pam_handle_t *pamh, const char **user) {
+    if (user == NULL) return PAM_BUF_ERR;
+    *user = NULL;
+    return pam_get_user(pamh, user, NULL);
+}
+
+int twostep_get_string_item(pam_handle_t *pamh, int item, const char **value) {
+    if (value == NULL) return PAM_BUF_ERR;
+    const void *p = NULL;
+    int rc = pam_get_item(pamh, item, &p);
+    *value = (rc == PAM_SUCCESS) ? p : NULL;
+    return rc;
+}
+
+const char *twostep_getenv(pam_handle_t *pamh, const char *name) {
+    return pam_getenv(pamh, name);
+}
+
+int twostep_fail_delay(pam_handle_t *pamh, unsigned int usec) {
+    return pam_fail_delay(pamh, usec);
+}
+
+// MARK: - Sockets and the helper process
+
+int twostep_socketpair(int fds[2]) {
+    return socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds);
+}
+
+ssize_t twostep_send(int fd, const void *buf, size_t len) {
+    return send(fd, buf, len, MSG_NOSIGNAL);
+}
+
+int twostep_spawn(const char *path, char *const argv[], int child_fd, pid_t *pid) {
+    if (path == NULL || argv == NULL || pid == NULL || child_fd < 0) return EINVAL;
+
+    // A host that closed its standard descriptors may have handed us fd 0..2; move the
+    // child's end above them so the dup2s below cannot clobber it before it is copied.
+    int fd = child_fd;
+    int moved = -1;
+    if (fd <= STDERR_FILENO) {
+        moved = fcntl(fd, F_DUPFD_CLOEXEC, STDERR_FILENO + 1);
+        if (moved < 0) return errno;
+        fd = moved;
+    }
+
+    static char *const clean_env[] = { "PATH=/usr/sbin:/usr/bin:/sbin:/bin", NULL };
+    posix_spawn_file_actions_t actions;
+    posix_spawnattr_t attr;
+    sigset_t empty, all;
+    int rc = posix_spawn_file_actions_init(&actions);
+    if (rc != 0) goto out_fd;
+    rc = posix_spawnattr_init(&attr);
+    if (rc != 0) goto out_actions;
+
+    if ((rc = posix_spawn_file_actions_adddup2(&actions, fd, STDIN_FILENO)) != 0 ||
+        (rc = posix_spawn_file_actions_adddup2(&actions, fd, STDOUT_FILENO)) != 0 ||
+        (rc = posix_spawn_file_actions_addopen(&actions, STDERR_FILENO, "/dev/null",
+                                               O_RDWR, 0)) != 0 ||
+        (rc = posix_spawn_file_actions_addclosefrom_np(&actions, STDERR_FILENO + 1)) != 0)
+        goto out_attr;
+
+    sigemptyset(&empty);
+    sigfillset(&all);
+    if ((rc = posix_spawnattr_setsigmask(&attr, &empty)) != 0 ||
+        (rc = posix_spawnattr_setsigdefault(&attr, &all)) != 0 ||
+        (rc = posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF)) != 0)
+        goto out_attr;
+
+    rc = posix_spawn(pid, path, &actions, &attr, argv, clean_env);
+
+out_attr:
+    posix_spawnattr_destroy(&attr);
+out_actions:
+    posix_spawn_file_actions_destroy(&actions);
+out_fd:
+    if (moved >= 0) close(moved);
+    return rc;
+}
+
+int twostep_pidfd_open(pid_t pid) {
+#ifdef SYS_pidfd_open
+    long fd = syscall(SYS_pidfd_open, pid, 0);
+    if (fd >= 0) {
+        // pidfd_open sets close-on-exec itself; nothing else to do.
+        return (int)fd;
+    }
+#else
+    (void)pid;
+#endif
+    return -1;
+}
+
+int twostep_kill_child(int pidfd, pid_t pid) {
+#ifdef SYS_pidfd_send_signal
+    if (pidfd >= 0) {
+        if (syscall(SYS_pidfd_send_signal, pidfd, SIGKILL, NULL, 0) == 0) return 0;
+        if (errno == ESRCH) return 0;  // already gone
+        if (errno != ENOSYS) return -1;
+    }
+#else
+    (void)pidfd;
+#endif
+    if (pid <= 0) return -1;
+    return kill(pid, SIGKILL);
+}

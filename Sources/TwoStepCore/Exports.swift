@@ -1,0 +1,2 @@
+// Users of TwoStepCore see HashAlgorithm (part of OTPParameters) without importing TwoStepCrypto.
+@_exported import enum TwoStepCrypto.HashAlgorithm

@@ -1,0 +1,127 @@
+// HOTP (RFC 4226) and TOTP (RFC 6238). Pure: the clock is always passed in.
+import TwoStepCrypto
+
+/// The knobs an authenticator app and the server must agree on.
+public struct OTPParameters: Equatable, Sendable {
+    public var algorithm: HashAlgorithm
+    public var digits: Int
+    public var period: Int
+
+    /// Code lengths twostep accepts. RFC 4226 requires at least 6; common apps do 6 or 8.
+    public static let allowedDigits: ClosedRange<Int> = 6...8
+    /// Time-step lengths (seconds) twostep accepts.
+    public static let allowedPeriods: ClosedRange<Int> = 1...3600
+
+    public init(algorithm: HashAlgorithm = .sha1, digits: Int = 6, period: Int = 30) {
+        self.algorithm = algorithm
+        self.digits = digits
+        self.period = period
+    }
+
+    /// SHA1, 6 digits, 30 seconds: what every authenticator app supports.
+    public static let standard = OTPParameters()
+
+    /// Throws `OTPError` when digits or period are outside the allowed ranges.
+    public func validate() throws {
+        guard Self.allowedDigits.contains(digits) else { throw OTPError.invalidDigits(digits) }
+        guard Self.allowedPeriods.contains(period) else { throw OTPError.invalidPeriod(period) }
+    }
+}
+
+public enum OTPError: Error, Equatable, CustomStringConvertible {
+    case invalidDigits(Int)
+    case invalidPeriod(Int)
+    case invalidWindow(Int)
+    case emptySecret
+    case timeBeforeEpoch(Int64)
+
+    public var description: String {
+        switch self {
+        case .invalidDigits(let d):
+            return "OTP length \(d) is not supported (allowed: \(OTPParameters.allowedDigits.lowerBound)...\(OTPParameters.allowedDigits.upperBound))"
+        case .invalidPeriod(let p):
+            return "OTP period \(p)s is not supported (allowed: \(OTPParameters.allowedPeriods.lowerBound)...\(OTPParameters.allowedPeriods.upperBound) seconds)"
+        case .invalidWindow(let w): return "OTP window \(w) must not be negative"
+        case .emptySecret: return "OTP secret is empty"
+        case .timeBeforeEpoch(let t): return "time \(t) is before the Unix epoch"
+        }
+    }
+}
+
+public enum OTP {
+    private static let powersOfTen: [UInt32] = [1, 10, 100, 1_000, 10_000, 100_000, 1_000_000, 10_000_000, 100_000_000]
+
+    /// RFC 4226 HOTP: HMAC over the big-endian 8-byte counter, dynamic truncation (§5.3),
+    /// reduced modulo 10^digits and zero padded.
+    public static func hotp(secret: [UInt8], counter: UInt64, digits: Int, algorithm: HashAlgorithm) throws -> String {
+        guard OTPParameters.allowedDigits.contains(digits) else { throw OTPError.invalidDigits(digits) }
+        guard !secret.isEmpty else { throw OTPError.emptySecret }
+        var message = [UInt8](repeating: 0, count: 8)
+        for i in 0..<8 { message[i] = UInt8(truncatingIfNeeded: counter >> (56 - 8 * UInt64(i))) }
+        var mac = try Crypto.hmac(algorithm, key: secret, message: message)
+        defer { Crypto.wipe(&mac) }
+        let offset = Int(mac[mac.count - 1] & 0x0f)
+        let binary = (UInt32(mac[offset] & 0x7f) << 24)
+            | (UInt32(mac[offset + 1]) << 16)
+            | (UInt32(mac[offset + 2]) << 8)
+            | UInt32(mac[offset + 3])
+        let value = binary % powersOfTen[digits]
+        let text = String(value)
+        return String(repeating: "0", count: digits - text.count) + text
+    }
+
+    /// RFC 6238 §4: T = floor((unixTime - T0) / period) with T0 = 0. Rounds towards
+    /// negative infinity for times before the epoch. `period` must be positive.
+    public static func timeStep(at unixTime: Int64, period: Int) -> Int64 {
+        precondition(period > 0, "TOTP period must be positive")
+        let p = Int64(period)
+        let q = unixTime / p
+        return (unixTime % p < 0) ? q - 1 : q
+    }
+
+    /// The TOTP code for the time step containing `unixTime`.
+    public static func totp(secret: [UInt8], at unixTime: Int64, parameters: OTPParameters) throws -> String {
+        try parameters.validate()
+        let step = timeStep(at: unixTime, period: parameters.period)
+        guard step >= 0 else { throw OTPError.timeBeforeEpoch(unixTime) }
+        return try hotp(secret: secret, counter: UInt64(step), digits: parameters.digits, algorithm: parameters.algorithm)
+    }
+
+    /// Removes spaces and returns the ASCII digits as bytes, or nil if the result is not
+    /// exactly `digits` decimal digits.
+    static func normalizedCode(_ code: String, digits: Int) -> [UInt8]? {
+        var out: [UInt8] = []
+        out.reserveCapacity(digits)
+        for byte in code.utf8 where byte != UInt8(ascii: " ") {
+            guard byte >= UInt8(ascii: "0"), byte <= UInt8(ascii: "9"), out.count < digits else { return nil }
+            out.append(byte)
+        }
+        return out.count == digits ? out : nil
+    }
+
+    /// Checks `code` against the steps now-window ... now+window. Every candidate is
+    /// computed and compared with `Crypto.constantTimeEqual` (no early exit). Returns the
+    /// matched step (the highest if several match) or nil. A code that is not exactly
+    /// `parameters.digits` decimal digits (spaces removed) is rejected before any crypto.
+    /// Steps before the epoch are skipped.
+    public static func matchTOTP(code: String, secret: [UInt8], at unixTime: Int64, parameters: OTPParameters, window: Int) throws -> Int64? {
+        try parameters.validate()
+        guard window >= 0 else { throw OTPError.invalidWindow(window) }
+        guard let given = normalizedCode(code, digits: parameters.digits) else { return nil }
+        guard !secret.isEmpty else { throw OTPError.emptySecret }
+        let now = timeStep(at: unixTime, period: parameters.period)
+        let w = Int64(window)
+        var matched: Int64? = nil
+        var step = now &- w
+        while step <= now &+ w {
+            if step >= 0 {
+                let candidate = try hotp(secret: secret, counter: UInt64(step), digits: parameters.digits, algorithm: parameters.algorithm)
+                if Crypto.constantTimeEqual(Array(candidate.utf8), given) {
+                    matched = step  // steps ascend, so the last match is the highest
+                }
+            }
+            step += 1
+        }
+        return matched
+    }
+}

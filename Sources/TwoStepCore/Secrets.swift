@@ -1,0 +1,99 @@
+// New OTP secrets and one-time backup codes.
+import TwoStepCrypto
+
+public enum SecretGeneratorError: Error, Equatable, CustomStringConvertible {
+    case tooShort(Int)
+    case tooLong(Int)
+    public var description: String {
+        switch self {
+        case .tooShort(let n): return "an OTP secret needs at least \(SecretGenerator.minimumBytes) bytes (160 bits); \(n) requested"
+        case .tooLong(let n): return "an OTP secret of \(n) bytes is unreasonably long (at most \(SecretGenerator.maximumBytes))"
+        }
+    }
+}
+
+public enum SecretGenerator {
+    public static let defaultBytes = 20
+    public static let minimumBytes = 20
+    public static let maximumBytes = 128
+
+    /// A fresh secret from OpenSSL's CSPRNG; at least 20 bytes (RFC 4226 §4 recommends 160 bits).
+    public static func newSecret(bytes: Int = 20) throws -> [UInt8] {
+        guard bytes >= minimumBytes else { throw SecretGeneratorError.tooShort(bytes) }
+        guard bytes <= maximumBytes else { throw SecretGeneratorError.tooLong(bytes) }
+        return try Crypto.randomBytes(bytes)
+    }
+}
+
+public enum BackupCodes {
+    public static let count = 10
+    /// Characters per code (without the hyphen).
+    public static let length = 10
+    /// Crockford's Base32, lower case: no i, l, o or u.
+    public static let alphabet = "0123456789abcdefghjkmnpqrstvwxyz"
+    static let alphabetBytes: [UInt8] = Array(alphabet.utf8)
+
+    /// `count` distinct codes of `length` characters (50 random bits each), shown as "xxxxx-xxxxx".
+    /// Each character takes exactly 5 bits of RAND_bytes output, so there is no modulo bias.
+    public static func generate() throws -> [String] {
+        var codes: [String] = []
+        while codes.count < count {
+            var random = try Crypto.randomBytes(7)  // 56 bits, 50 used
+            defer { Crypto.wipe(&random) }
+            var buffer: UInt64 = 0
+            for b in random { buffer = (buffer << 8) | UInt64(b) }
+            var chars: [UInt8] = []
+            for i in 0..<length {
+                if i == 5 { chars.append(UInt8(ascii: "-")) }
+                chars.append(alphabetBytes[Int((buffer >> UInt64(5 * i)) & 0x1f)])
+            }
+            let code = String(decoding: chars, as: UTF8.self)
+            if !codes.contains(code) { codes.append(code) }
+        }
+        return codes
+    }
+
+    /// Lower-cases, drops spaces and hyphens, maps o to 0 and i, l to 1. Returns nil unless
+    /// exactly `length` characters of the alphabet remain.
+    public static func normalize(_ input: String) -> String? {
+        var out: [UInt8] = []
+        out.reserveCapacity(length)
+        for var b in input.utf8 {
+            if b == UInt8(ascii: " ") || b == UInt8(ascii: "-") { continue }
+            if b >= UInt8(ascii: "A"), b <= UInt8(ascii: "Z") { b += 32 }
+            switch b {
+            case UInt8(ascii: "o"): b = UInt8(ascii: "0")
+            case UInt8(ascii: "i"), UInt8(ascii: "l"): b = UInt8(ascii: "1")
+            default: break
+            }
+            guard alphabetBytes.contains(b), out.count < length else { return nil }
+            out.append(b)
+        }
+        guard out.count == length else { return nil }
+        return String(decoding: out, as: UTF8.self)
+    }
+
+    /// HMAC-SHA256(key, normalized code). Codes are stored only as these keyed hashes.
+    public static func hash(_ normalizedCode: String, key: [UInt8]) throws -> [UInt8] {
+        try Crypto.hmac(.sha256, key: key, message: Array(normalizedCode.utf8))
+    }
+
+    /// The index of the stored hash that `input` matches, or nil. Input that does not
+    /// normalize is refused before any crypto; otherwise every stored hash is compared in
+    /// constant time, with no early exit (the first index wins if hashes repeat).
+    public static func match(_ input: String, hashes: [[UInt8]], key: [UInt8]) throws -> Int? {
+        guard let code = normalize(input) else { return nil }
+        var digest = try hash(code, key: key)
+        defer { Crypto.wipe(&digest) }
+        var found: Int? = nil
+        for (index, stored) in hashes.enumerated() {
+            let equal = Crypto.constantTimeEqual(stored, digest)
+            if equal && found == nil { found = index }
+        }
+        return found
+    }
+
+    public static func looksLikeBackupCode(_ input: String) -> Bool {
+        normalize(input) != nil
+    }
+}

@@ -1,0 +1,290 @@
+// The one place twostep talks to OpenSSL's libcrypto. Every EVP context is owned by a
+// small class that frees it in deinit; every failure becomes a CryptoError carrying the
+// first code from OpenSSL's error queue.
+import COpenSSL
+
+/// Hash functions used for HMAC (OTP) and plain digests.
+public enum HashAlgorithm: String, CaseIterable, Sendable {
+    case sha1 = "SHA1"
+    case sha256 = "SHA256"
+    case sha512 = "SHA512"
+
+    /// Case-insensitive; a hyphen or underscore between letters and digits is accepted
+    /// ("sha1", "SHA-256", "sha_512").
+    public init?(name: String) {
+        var folded = ""
+        for scalar in name.unicodeScalars {
+            switch scalar {
+            case "-", "_": continue
+            case "a"..."z": folded.unicodeScalars.append(Unicode.Scalar(scalar.value - 32)!)
+            default: folded.unicodeScalars.append(scalar)
+            }
+        }
+        guard let value = HashAlgorithm(rawValue: folded) else { return nil }
+        self = value
+    }
+
+    /// Digest length in bytes.
+    public var digestSize: Int {
+        switch self {
+        case .sha1: return 20
+        case .sha256: return 32
+        case .sha512: return 64
+        }
+    }
+
+    /// OpenSSL's name for the digest (what EVP_MD_fetch and the MAC "digest" parameter take).
+    var opensslName: String {
+        switch self {
+        case .sha1: return "SHA1"
+        case .sha256: return "SHA2-256"
+        case .sha512: return "SHA2-512"
+        }
+    }
+}
+
+/// A failed libcrypto call. `opensslError` is the first code from OpenSSL's error queue
+/// (0 when OpenSSL recorded none); the queue is cleared when the error is made.
+public struct CryptoError: Error, CustomStringConvertible {
+    public let operation: String
+    public let opensslError: UInt
+
+    public init(operation: String, opensslError: UInt) {
+        self.operation = operation
+        self.opensslError = opensslError
+    }
+
+    /// Takes the earliest error from this thread's OpenSSL queue and clears the rest.
+    static func fromQueue(_ operation: String) -> CryptoError {
+        let code = ERR_get_error()
+        ERR_clear_error()
+        return CryptoError(operation: operation, opensslError: UInt(code))
+    }
+
+    public var description: String {
+        guard opensslError != 0 else { return "\(operation) failed (no OpenSSL error recorded)" }
+        var buffer = [CChar](repeating: 0, count: 256)
+        buffer.withUnsafeMutableBufferPointer { ERR_error_string_n(CUnsignedLong(opensslError), $0.baseAddress, $0.count) }
+        let text = buffer.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }
+        return "\(operation) failed: \(text)"
+    }
+}
+
+/// Calls `body` with a pointer that is never nil, even for an empty array (OpenSSL treats a
+/// NULL key as "keep the previous key", which is not what an empty key means).
+@inline(__always)
+func withNonNullPointer<R>(_ bytes: [UInt8], _ body: (UnsafePointer<UInt8>, Int) throws -> R) rethrows -> R {
+    if bytes.isEmpty {
+        var dummy: UInt8 = 0
+        return try withUnsafePointer(to: &dummy) { try body($0, 0) }
+    }
+    return try bytes.withUnsafeBufferPointer { try body($0.baseAddress!, $0.count) }
+}
+
+/// OSSL_PARAM keeps the *pointer* to its key name, so the names must outlive every call
+/// that reads the parameter array. Swift's temporary String-to-pointer bridging does not
+/// guarantee that, so each name is copied once into storage that lives as long as the process.
+enum ParamName {
+    private static func permanent(_ name: String) -> UnsafeMutablePointer<CChar> {
+        let utf8 = Array(name.utf8CString)
+        let pointer = UnsafeMutablePointer<CChar>.allocate(capacity: utf8.count)
+        pointer.initialize(from: utf8, count: utf8.count)
+        return pointer
+    }
+    static let digest = permanent(OSSL_MAC_PARAM_DIGEST)  // "digest", also OSSL_KDF_PARAM_DIGEST
+    static let key = permanent(OSSL_KDF_PARAM_KEY)
+    static let salt = permanent(OSSL_KDF_PARAM_SALT)
+    static let info = permanent(OSSL_KDF_PARAM_INFO)
+}
+
+// MARK: - Owned OpenSSL objects
+
+final class MessageDigest {
+    let pointer: OpaquePointer
+    init(_ algorithm: HashAlgorithm) throws {
+        guard let md = EVP_MD_fetch(nil, algorithm.opensslName, nil) else {
+            throw CryptoError.fromQueue("EVP_MD_fetch(\(algorithm.opensslName))")
+        }
+        pointer = md
+    }
+    deinit { EVP_MD_free(pointer) }
+}
+
+final class DigestContext {
+    let pointer: OpaquePointer
+    init() throws {
+        guard let ctx = EVP_MD_CTX_new() else { throw CryptoError.fromQueue("EVP_MD_CTX_new") }
+        pointer = ctx
+    }
+    deinit { EVP_MD_CTX_free(pointer) }
+}
+
+final class MACContext {
+    let pointer: OpaquePointer
+    init(algorithm name: String) throws {
+        guard let mac = EVP_MAC_fetch(nil, name, nil) else { throw CryptoError.fromQueue("EVP_MAC_fetch(\(name))") }
+        defer { EVP_MAC_free(mac) }  // the context holds its own reference
+        guard let ctx = EVP_MAC_CTX_new(mac) else { throw CryptoError.fromQueue("EVP_MAC_CTX_new") }
+        pointer = ctx
+    }
+    deinit { EVP_MAC_CTX_free(pointer) }
+}
+
+final class KDFContext {
+    let pointer: OpaquePointer
+    init(algorithm name: String) throws {
+        guard let kdf = EVP_KDF_fetch(nil, name, nil) else { throw CryptoError.fromQueue("EVP_KDF_fetch(\(name))") }
+        defer { EVP_KDF_free(kdf) }
+        guard let ctx = EVP_KDF_CTX_new(kdf) else { throw CryptoError.fromQueue("EVP_KDF_CTX_new") }
+        pointer = ctx
+    }
+    deinit { EVP_KDF_CTX_free(pointer) }
+}
+
+final class CipherContext {
+    let pointer: OpaquePointer
+    init() throws {
+        guard let ctx = EVP_CIPHER_CTX_new() else { throw CryptoError.fromQueue("EVP_CIPHER_CTX_new") }
+        pointer = ctx
+    }
+    deinit { EVP_CIPHER_CTX_free(pointer) }  // also cleanses the key schedule
+}
+
+// MARK: - Operations
+
+public enum Crypto {
+    /// HMAC (RFC 2104) through EVP_MAC.
+    public static func hmac(_ algorithm: HashAlgorithm, key: [UInt8], message: [UInt8]) throws -> [UInt8] {
+        let ctx = try MACContext(algorithm: "HMAC")
+        try algorithm.opensslName.withCString { digestName in
+            var params = [
+                OSSL_PARAM_construct_utf8_string(ParamName.digest, UnsafeMutablePointer(mutating: digestName), 0),
+                OSSL_PARAM_construct_end(),
+            ]
+            let ok = withNonNullPointer(key) { keyPointer, keyCount in
+                EVP_MAC_init(ctx.pointer, keyPointer, keyCount, &params)
+            }
+            guard ok == 1 else { throw CryptoError.fromQueue("EVP_MAC_init(HMAC-\(algorithm.rawValue))") }
+        }
+        if !message.isEmpty {
+            let ok = message.withUnsafeBufferPointer { EVP_MAC_update(ctx.pointer, $0.baseAddress, $0.count) }
+            guard ok == 1 else { throw CryptoError.fromQueue("EVP_MAC_update") }
+        }
+        var out = [UInt8](repeating: 0, count: Int(EVP_MAX_MD_SIZE))
+        var length = 0
+        let ok = out.withUnsafeMutableBufferPointer { EVP_MAC_final(ctx.pointer, $0.baseAddress, &length, $0.count) }
+        guard ok == 1 else { throw CryptoError.fromQueue("EVP_MAC_final") }
+        out.removeSubrange(length...)
+        return out
+    }
+
+    /// Plain digest of `data`.
+    public static func digest(_ algorithm: HashAlgorithm, _ data: [UInt8]) throws -> [UInt8] {
+        let md = try MessageDigest(algorithm)
+        let ctx = try DigestContext()
+        guard EVP_DigestInit_ex(ctx.pointer, md.pointer, nil) == 1 else { throw CryptoError.fromQueue("EVP_DigestInit_ex") }
+        if !data.isEmpty {
+            let ok = data.withUnsafeBufferPointer { EVP_DigestUpdate(ctx.pointer, $0.baseAddress, $0.count) }
+            guard ok == 1 else { throw CryptoError.fromQueue("EVP_DigestUpdate") }
+        }
+        var out = [UInt8](repeating: 0, count: Int(EVP_MAX_MD_SIZE))
+        var length: CUnsignedInt = 0
+        let ok = out.withUnsafeMutableBufferPointer { EVP_DigestFinal_ex(ctx.pointer, $0.baseAddress, &length) }
+        guard ok == 1 else { throw CryptoError.fromQueue("EVP_DigestFinal_ex") }
+        out.removeSubrange(Int(length)...)
+        return out
+    }
+
+    public static func sha256(_ data: [UInt8]) throws -> [UInt8] {
+        try digest(.sha256, data)
+    }
+
+    /// Bytes from OpenSSL's CSPRNG (RAND_bytes).
+    public static func randomBytes(_ count: Int) throws -> [UInt8] {
+        guard count >= 0 else { throw CryptoError(operation: "RAND_bytes(\(count))", opensslError: 0) }
+        guard count > 0 else { return [] }
+        guard count <= Int(Int32.max) else { throw CryptoError(operation: "RAND_bytes(\(count))", opensslError: 0) }
+        var out = [UInt8](repeating: 0, count: count)
+        let ok = out.withUnsafeMutableBufferPointer { RAND_bytes($0.baseAddress, Int32($0.count)) }
+        guard ok == 1 else { throw CryptoError.fromQueue("RAND_bytes") }
+        return out
+    }
+
+    /// Compares contents in time independent of where they differ (CRYPTO_memcmp).
+    /// Arrays of different lengths are unequal; the length itself is not treated as secret.
+    public static func constantTimeEqual(_ a: [UInt8], _ b: [UInt8]) -> Bool {
+        guard a.count == b.count else { return false }
+        guard !a.isEmpty else { return true }
+        return a.withUnsafeBytes { pa in
+            b.withUnsafeBytes { pb in CRYPTO_memcmp(pa.baseAddress, pb.baseAddress, pa.count) == 0 }
+        }
+    }
+
+    /// Overwrites the array's storage with zeros (OPENSSL_cleanse, which the optimiser cannot
+    /// drop). The count is kept. Copies of the array made earlier share storage only until one
+    /// of them is written to; wipe the last owner.
+    public static func wipe(_ bytes: inout [UInt8]) {
+        guard !bytes.isEmpty else { return }
+        bytes.withUnsafeMutableBytes { OPENSSL_cleanse($0.baseAddress, $0.count) }
+    }
+
+    /// HKDF (RFC 5869) with SHA-256, extract-and-expand.
+    public static func hkdfSHA256(key: [UInt8], salt: [UInt8], info: [UInt8], count: Int) throws -> [UInt8] {
+        guard count > 0, count <= 255 * 32 else {
+            throw CryptoError(operation: "HKDF-SHA256 (output length \(count) not in 1...8160)", opensslError: 0)
+        }
+        let ctx = try KDFContext(algorithm: "HKDF")
+        var out = [UInt8](repeating: 0, count: count)
+        let ok: Int32 = "SHA2-256".withCString { digestName in
+            withNonNullPointer(key) { keyPointer, keyCount in
+                withNonNullPointer(salt) { saltPointer, saltCount in
+                    withNonNullPointer(info) { infoPointer, infoCount in
+                        var params = [
+                            OSSL_PARAM_construct_utf8_string(ParamName.digest, UnsafeMutablePointer(mutating: digestName), 0),
+                            OSSL_PARAM_construct_octet_string(ParamName.key, UnsafeMutableRawPointer(mutating: keyPointer), keyCount),
+                            OSSL_PARAM_construct_octet_string(ParamName.salt, UnsafeMutableRawPointer(mutating: saltPointer), saltCount),
+                            OSSL_PARAM_construct_octet_string(ParamName.info, UnsafeMutableRawPointer(mutating: infoPointer), infoCount),
+                            OSSL_PARAM_construct_end(),
+                        ]
+                        return out.withUnsafeMutableBufferPointer {
+                            EVP_KDF_derive(ctx.pointer, $0.baseAddress, $0.count, &params)
+                        }
+                    }
+                }
+            }
+        }
+        guard ok == 1 else { throw CryptoError.fromQueue("EVP_KDF_derive(HKDF-SHA256)") }
+        return out
+    }
+}
+
+/// Secret bytes that are wiped (OPENSSL_cleanse) when the last reference goes away.
+/// The bytes live in memory this class allocates itself, so no array copy-on-write can
+/// leave an unwiped duplicate behind; `bytes` and `withBytes` hand out copies.
+public final class SecretBytes {
+    private let storage: UnsafeMutableBufferPointer<UInt8>
+
+    public init(_ bytes: [UInt8]) {
+        storage = .allocate(capacity: bytes.count)
+        _ = storage.initialize(from: bytes)
+    }
+
+    deinit {
+        if storage.count > 0 { OPENSSL_cleanse(storage.baseAddress, storage.count) }
+        storage.deallocate()
+    }
+
+    /// A copy of the secret; the caller owns it (and should `Crypto.wipe` it).
+    public var bytes: [UInt8] { Array(storage) }
+
+    public var count: Int { storage.count }
+
+    /// Calls `body` with a temporary copy that is wiped afterwards (unless `body` kept a reference to it).
+    public func withBytes<R>(_ body: ([UInt8]) throws -> R) rethrows -> R {
+        var copy = Array(storage)
+        defer { Crypto.wipe(&copy) }
+        return try body(copy)
+    }
+}
+
+extension SecretBytes: @unchecked Sendable {}  // immutable after init

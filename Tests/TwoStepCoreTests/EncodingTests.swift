@@ -1,0 +1,94 @@
+import XCTest
+import TwoStepCore
+
+final class Base32Tests: XCTestCase {
+    let rfc4648: [(String, String)] = [
+        ("", ""), ("f", "MY======"), ("fo", "MZXQ===="), ("foo", "MZXW6==="),
+        ("foob", "MZXW6YQ="), ("fooba", "MZXW6YTB"), ("foobar", "MZXW6YTBOI======"),
+    ]
+
+    func testRFC4648Section10Vectors() throws {
+        for (plain, encoded) in rfc4648 {
+            XCTAssertEqual(Base32.encode(ascii(plain), padding: true), encoded)
+            XCTAssertEqual(Base32.encode(ascii(plain)), encoded.filter { $0 != "=" })
+            if !plain.isEmpty {
+                XCTAssertEqual(try Base32.decode(encoded), ascii(plain), encoded)
+            }
+        }
+    }
+
+    func testDecodeIsForgiving() throws {
+        XCTAssertEqual(try Base32.decode("mzxw6ytboi"), ascii("foobar"))
+        XCTAssertEqual(try Base32.decode("MZXW 6YTB OI"), ascii("foobar"))
+        XCTAssertEqual(try Base32.decode("mzxw-6ytb-oi======"), ascii("foobar"))
+        XCTAssertEqual(try Base32.decode("  MzXw6YtBoI  "), ascii("foobar"))
+        XCTAssertEqual(try Base32.decode("JBSWY3DPEHPK3PXP"), ascii("Hello!\u{DE}\u{AD}\u{BE}\u{EF}").prefix(6) + [0xde, 0xad, 0xbe, 0xef])
+    }
+
+    func testDecodeNamesTheBadCharacterAndPosition() {
+        XCTAssertThrowsError(try Base32.decode("ABC1"), equals: Base32Error.invalidCharacter("1", position: 4))
+        XCTAssertThrowsError(try Base32.decode("A B!"), equals: Base32Error.invalidCharacter("!", position: 4))
+        XCTAssertThrowsError(try Base32.decode("MZXW8"), equals: Base32Error.invalidCharacter("8", position: 5))
+        XCTAssertThrowsError(try Base32.decode("MZ=XW"), equals: Base32Error.invalidCharacter("X", position: 4))
+        XCTAssertThrowsError(try Base32.decode("MZé"), equals: Base32Error.invalidCharacter("é", position: 3))
+        let description = String(describing: Base32Error.invalidCharacter("1", position: 4))
+        XCTAssertTrue(description.contains("'1'") && description.contains("position 4"), description)
+    }
+
+    func testDecodeRejectsEmptyAndImpossibleLengths() {
+        XCTAssertThrowsError(try Base32.decode(""), equals: Base32Error.empty)
+        XCTAssertThrowsError(try Base32.decode(" - ="), equals: Base32Error.empty)
+        XCTAssertThrowsError(try Base32.decode("M"), equals: Base32Error.invalidLength)
+        XCTAssertThrowsError(try Base32.decode("MZX"), equals: Base32Error.invalidLength)
+        XCTAssertThrowsError(try Base32.decode("MZXW6Y"), equals: Base32Error.invalidLength)
+    }
+
+    func testRoundTripOfRandomLengths() throws {
+        for n in 1...41 {
+            let bytes = (0..<n).map { UInt8(truncatingIfNeeded: $0 &* 37 &+ n) }
+            XCTAssertEqual(try Base32.decode(Base32.encode(bytes)), bytes)
+            XCTAssertEqual(try Base32.decode(Base32.encode(bytes, padding: true)), bytes)
+        }
+    }
+}
+
+final class Base64Tests: XCTestCase {
+    let rfc4648: [(String, String)] = [
+        ("", ""), ("f", "Zg=="), ("fo", "Zm8="), ("foo", "Zm9v"),
+        ("foob", "Zm9vYg=="), ("fooba", "Zm9vYmE="), ("foobar", "Zm9vYmFy"),
+    ]
+
+    func testRFC4648Section10Vectors() throws {
+        for (plain, encoded) in rfc4648 {
+            XCTAssertEqual(Base64.encode(ascii(plain)), encoded)
+            XCTAssertEqual(try Base64.decode(encoded), ascii(plain))
+        }
+        XCTAssertEqual(Base64.encode([0xfb, 0xff, 0xbf]), "+/+/")
+        XCTAssertEqual(try Base64.decode("+/+/"), [0xfb, 0xff, 0xbf])
+    }
+
+    func testDecodeIgnoresOnlyTrailingWhitespace() throws {
+        XCTAssertEqual(try Base64.decode("Zm9vYmFy\n"), ascii("foobar"))
+        XCTAssertEqual(try Base64.decode("Zm9vYg==\r\n"), ascii("foob"))
+        XCTAssertThrowsError(try Base64.decode(" Zm9v"))
+        XCTAssertThrowsError(try Base64.decode("Zm9v\nYmFy"))
+    }
+
+    func testDecodeIsStrict() {
+        XCTAssertThrowsError(try Base64.decode("Zm9"), equals: Base64Error.invalidLength)
+        XCTAssertThrowsError(try Base64.decode("Zm9vYg"), equals: Base64Error.invalidLength)
+        XCTAssertThrowsError(try Base64.decode("Zm=v"), equals: Base64Error.invalidPadding)
+        XCTAssertThrowsError(try Base64.decode("Zg==Zm9v"), equals: Base64Error.invalidPadding)
+        XCTAssertThrowsError(try Base64.decode("Z==="), equals: Base64Error.invalidPadding)
+        XCTAssertThrowsError(try Base64.decode("Zh=="), equals: Base64Error.invalidPadding)  // stray bits
+        XCTAssertThrowsError(try Base64.decode("Zm9-"), equals: Base64Error.invalidCharacter(position: 4))
+        XCTAssertThrowsError(try Base64.decode("Zm9_YmFy"), equals: Base64Error.invalidCharacter(position: 4))
+    }
+
+    func testRoundTripOfAllByteValues() throws {
+        let bytes = (0...255).map { UInt8($0) }
+        for n in [0, 1, 2, 3, 100, 256] {
+            XCTAssertEqual(try Base64.decode(Base64.encode(Array(bytes.prefix(n)))), Array(bytes.prefix(n)))
+        }
+    }
+}

@@ -1,2 +1,0 @@
-import XCTest
-final class PlaceholderTwoStepCoreTests: XCTestCase { func testNothing() {} }

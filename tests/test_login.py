@@ -1,0 +1,161 @@
+"""Logins through libpam, the real module and the real helper, with oathtool as the
+reference for codes."""
+import concurrent.futures
+import os
+import time
+
+from conftest import SECRET, oathtool
+
+
+def test_current_code_logs_in(inst):
+    inst.enroll("alice")
+    inst.service()
+    r = inst.login("alice", oathtool())
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "Verification code: " in r.stderr
+    assert "accepted" in r.stdout
+    ev = [e for e in inst.audit_events() if e["event"] == "verify"]
+    assert ev[-1]["result"] == "success" and ev[-1]["user"] == "alice" and ev[-1]["service"] == "tstest"
+    assert ev[-1]["severity"] == "warning"
+
+
+def test_wrong_code_is_refused(inst):
+    inst.enroll("alice")
+    inst.service()
+    good = oathtool()
+    wrong = good[:-1] + ("0" if good[-1] != "0" else "1")
+    r = inst.login("alice", wrong)
+    assert r.returncode == 1, r.stdout + r.stderr
+    assert "Authentication failure" in r.stdout
+
+
+def test_replayed_code_is_refused(inst):
+    inst.enroll("alice")
+    inst.service()
+    code = oathtool()
+    assert inst.login("alice", code).returncode == 0
+    r = inst.login("alice", code)
+    assert r.returncode == 1
+    assert inst.audit_events()[-1]["detail"] == "code already used"
+
+
+def test_expired_code_is_refused(inst):
+    inst.enroll("alice")
+    inst.service()
+    r = inst.login("alice", oathtool(at=time.time() - 120))
+    assert r.returncode == 1
+
+
+def test_other_users_code_is_refused(inst):
+    inst.enroll("alice")
+    inst.enroll("bob", "GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ")
+    inst.service()
+    assert inst.login("alice", oathtool("GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ")).returncode == 1
+    assert inst.login("bob", oathtool("GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ")).returncode == 0
+
+
+def test_sha256_eight_digit_sixty_second_enrolment(inst):
+    inst.enroll("alice", SECRET, "--algorithm", "SHA256", "--digits", "8", "--period", "60")
+    inst.service()
+    code = oathtool(algorithm="sha256", digits=8, period=60)
+    assert len(code) == 8
+    assert inst.login("alice", code).returncode == 0
+
+
+def test_unenrolled_user_with_nullok_is_ignored(inst):
+    # PAM_IGNORE: the stack goes on to pam_permit and succeeds without a prompt.
+    inst.service(args="nullok", after="auth required pam_permit.so\naccount required pam_permit.so\n")
+    r = inst.login("carol", None)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "Verification code" not in r.stderr
+
+
+def test_unenrolled_user_without_nullok_fails(inst):
+    inst.service(after="auth required pam_permit.so\naccount required pam_permit.so\n")
+    r = inst.login("carol", None)
+    assert r.returncode == 1, r.stdout + r.stderr
+    assert "Verification code" not in r.stderr
+
+
+def test_backup_code_works_once_and_reissue_revokes_old_set(inst):
+    import json
+    inst.enroll("alice")
+    inst.service()
+    first = json.loads(inst.cli("admin", "backup-codes", "alice", "--json").stdout)
+    assert first["user"] == "alice" and len(first["backup_codes"]) == 10
+    code = first["backup_codes"][0]
+    r = inst.login("alice", code)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "9 left" in r.stdout
+    assert inst.login("alice", code).returncode == 1
+    second = json.loads(inst.cli("admin", "backup-codes", "alice", "--json").stdout)
+    assert set(second["backup_codes"]).isdisjoint(first["backup_codes"])
+    assert inst.login("alice", first["backup_codes"][1]).returncode == 1
+    assert inst.login("alice", second["backup_codes"][1]).returncode == 0
+    text = open(inst.audit).read()
+    for c in first["backup_codes"] + second["backup_codes"]:
+        assert c not in text
+
+
+def test_many_logins_at_once_with_one_code_exactly_one_passes(inst):
+    inst.write_config(rate_limit="100/300")
+    inst.enroll("alice")
+    inst.service()
+    code = oathtool()
+    with concurrent.futures.ThreadPoolExecutor(max_workers=12) as pool:
+        results = list(pool.map(lambda _: inst.login("alice", code).returncode, range(12)))
+    assert results.count(0) == 1, results
+    assert results.count(1) == 11, results
+
+
+def test_lockout_after_rate_limit_and_admin_unlock(inst):
+    inst.write_config(rate_limit="3/300", lockout="10m")
+    inst.enroll("alice")
+    inst.service()
+    for i in range(2):
+        assert inst.login("alice", "000000").returncode == 1
+    r = inst.login("alice", "000000")
+    assert r.returncode == 1
+    assert "locked for 10 min" in r.stderr, r.stderr
+    # The right code is refused while locked, and the user is told why.
+    r = inst.login("alice", oathtool())
+    assert r.returncode == 1 and "maximum number of retries" in r.stdout, r.stdout
+    assert "locked" in r.stderr
+    shown = inst.cli("admin", "show", "alice").stdout
+    assert "locked_until" in shown
+    inst.cli("admin", "unlock", "alice")
+    assert inst.login("alice", oathtool()).returncode == 0
+    events = [e["event"] for e in inst.audit_events()]
+    assert "lockout" in events and "admin_unlock" in events
+
+
+def test_unsafe_store_fails_closed(inst):
+    inst.enroll("alice")
+    inst.service(args="nullok")
+    os.chmod(inst.state, 0o755)
+    r = inst.login("alice", oathtool())
+    assert r.returncode == 2, r.stdout + r.stderr
+    assert "unavailable" in r.stderr
+
+
+def test_damaged_record_locks_out_only_that_user(inst):
+    inst.enroll("alice")
+    inst.enroll("bob")
+    inst.service()
+    with open(os.path.join(inst.state, "alice.record"), "r+b") as f:
+        f.seek(40)
+        b = f.read(1)
+        f.seek(40)
+        f.write(bytes([b[0] ^ 0xFF]))
+    assert inst.login("alice", oathtool()).returncode == 2
+    assert inst.login("bob", oathtool()).returncode == 0
+
+
+def test_module_loads_repeatedly_in_a_swift_host(inst):
+    inst.service(args="nullok", after="auth required pam_permit.so\naccount required pam_permit.so\n")
+    import subprocess
+    from conftest import CLI
+    r = subprocess.run([CLI, "try", "--service", "tstest", "--pam-dir", inst.pamdir, "--user", "carol",
+                        "--rounds", "100"], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert r.stdout.count("accepted") == 100
