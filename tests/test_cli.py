@@ -1,0 +1,192 @@
+"""The twostep CLI through its built binary: the enrolment wizard, --json with a PNG that
+zbarimg reads back, admin commands, errors and --help."""
+import base64
+import json
+import os
+import re
+import subprocess
+import urllib.parse
+
+import pytest
+
+from conftest import CLI, SECRET, oathtool
+
+
+def zbar(path):
+    r = subprocess.run(["zbarimg", "--raw", "-q", path], capture_output=True, text=True, timeout=30)
+    assert r.returncode == 0, f"zbarimg could not read {path}: {r.stderr}"
+    return r.stdout.strip()
+
+
+def secret_of(uri):
+    q = urllib.parse.parse_qs(urllib.parse.urlparse(uri).query)
+    return q["secret"][0]
+
+
+def terminal_qr_to_pgm(text, path, scale=6):
+    """Renders the wizard's half-block QR as the terminal shows it on a dark background:
+    block glyphs are light, spaces dark."""
+    halves = {"█": (1, 1), "▀": (1, 0), "▄": (0, 1), " ": (0, 0)}
+    rows = []
+    for line in text:
+        top, bottom = [], []
+        for ch in line:
+            t, b = halves[ch]
+            top.append(t)
+            bottom.append(b)
+        rows += [top, bottom]
+    width = max(len(r) for r in rows)
+    pixels = bytearray()
+    for r in rows:
+        r = r + [1] * (width - len(r))
+        line = bytearray()
+        for v in r:
+            line += bytes([255 if v else 0]) * scale
+        pixels += bytes(line) * scale
+    with open(path, "wb") as f:
+        f.write(b"P5 %d %d 255\n" % (width * scale, len(rows) * scale))
+        f.write(bytes(pixels))
+
+
+def test_enroll_json_gives_uri_png_and_backup_codes(inst, tmp_path):
+    r = inst.cli("enroll", "--user", "alice", "--json")
+    out = json.loads(r.stdout)
+    uri = out["otpauth_uri"]
+    assert uri.startswith("otpauth://totp/TestCorp:alice?")
+    assert out["qr_png_data_uri"].startswith("data:image/png;base64,")
+    png = base64.b64decode(out["qr_png_data_uri"].split(",", 1)[1])
+    assert png[:8] == b"\x89PNG\r\n\x1a\n"
+    (tmp_path / "qr.png").write_bytes(png)
+    assert zbar(str(tmp_path / "qr.png")) == uri
+    codes = out["backup_codes"]
+    assert len(codes) == 10 and len(set(codes)) == 10
+    for c in codes:
+        assert re.fullmatch(r"[0-9a-hjkmnp-tv-z]{5}-[0-9a-hjkmnp-tv-z]{5}", c), c
+    # The secret is 160 bits and the app's codes (oathtool here) log in.
+    assert len(base64.b32decode(secret_of(uri) + "=" * (-len(secret_of(uri)) % 8))) >= 20
+    inst.service()
+    assert inst.login("alice", oathtool(secret_of(uri))).returncode == 0
+    assert inst.login("alice", codes[9]).returncode == 0
+
+
+def run_wizard(inst, user, answer_for):
+    """Drives the wizard like a person: reads the screen, answers the prompt."""
+    p = subprocess.Popen([CLI, "enroll", "--user", user, "--config", inst.conf], stdin=subprocess.PIPE,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    screen = []
+    for line in p.stdout:
+        screen.append(line.rstrip("\n"))
+        if line.startswith("Step 2 of 3"):
+            break
+    key = next(l.strip() for l in screen if re.fullmatch(r"\s+([A-Z2-7]{4} ?)+", l))
+    answers = answer_for(key.replace(" ", ""))
+    out, err = p.communicate("".join(a + "\n" for a in answers), timeout=60)
+    return p.returncode, screen, out, err, key.replace(" ", "")
+
+
+def test_wizard_shows_a_scannable_qr_and_saves_only_after_a_good_code(inst, tmp_path):
+    used = []
+    rc, screen, out, err, key = run_wizard(inst, "alice", lambda k: used.append(oathtool(k)) or used)
+    assert rc == 0, out + err
+    qr = [l for l in screen if l and set(l) <= set("█▀▄ ")]
+    assert len(qr) > 10
+    terminal_qr_to_pgm(qr, str(tmp_path / "term.pgm"))
+    uri = zbar(str(tmp_path / "term.pgm"))
+    assert secret_of(uri) == key
+    assert any(uri in l for l in screen), "the URI is printed for manual use"
+    backup = re.findall(r"\b[0-9a-z]{5}-[0-9a-z]{5}\b", out)
+    assert len(backup) == 10
+    assert "Done: alice is enrolled" in out
+    inst.service()
+    # The code used to confirm is spent: a login with it again is a replay.
+    assert inst.login("alice", used[0]).returncode == 1
+    assert inst.login("alice", backup[0]).returncode == 0
+    events = [e["event"] for e in inst.audit_events()]
+    assert "enroll" in events
+
+
+def test_wizard_with_wrong_codes_saves_nothing(inst):
+    rc, _, out, err, _ = run_wizard(inst, "alice", lambda k: ["000000", "111111", "222222"])
+    assert rc != 0
+    assert "nothing was saved" in err
+    show = json.loads(inst.cli("admin", "show", "alice", "--json").stdout)
+    assert show["enrolled"] is False
+
+
+def test_enrolling_twice_needs_replace(inst):
+    inst.enroll("alice")
+    r = inst.cli("enroll", "--user", "alice", "--json", check=False)
+    assert r.returncode != 0 and "already enrolled" in r.stderr
+    assert inst.cli("enroll", "--user", "alice", "--json", "--replace").returncode == 0
+
+
+def test_admin_show_and_list_never_print_the_secret(inst):
+    inst.enroll("alice")
+    inst.enroll("bob")
+    show = inst.cli("admin", "show", "alice").stdout
+    assert "enrolled: true" in show and "algorithm: SHA1" in show
+    j = json.loads(inst.cli("admin", "show", "alice", "--json").stdout)
+    assert j["digits"] == 6 and j["period"] == 30 and j["backup_codes_left"] == 0
+    lst = inst.cli("admin", "list").stdout
+    assert "alice" in lst and "bob" in lst
+    users = [u["user"] for u in json.loads(inst.cli("admin", "list", "--json").stdout)["users"]]
+    assert users == ["alice", "bob"]
+    for out in (show, lst, json.dumps(j)):
+        assert SECRET not in out and SECRET.lower() not in out
+    for name in os.listdir(inst.state):
+        assert SECRET.encode() not in open(os.path.join(inst.state, name), "rb").read()
+
+
+def test_admin_reset_removes_the_enrolment(inst):
+    inst.enroll("alice")
+    inst.service()
+    inst.cli("admin", "reset", "alice")
+    assert json.loads(inst.cli("admin", "show", "alice", "--json").stdout)["enrolled"] is False
+    assert inst.login("alice", oathtool()).returncode == 1
+    assert "admin_reset" in [e["event"] for e in inst.audit_events()]
+    r = inst.cli("admin", "reset", "alice", check=False)
+    assert r.returncode != 0 and "not enrolled" in r.stderr
+
+
+def test_import_rejects_bad_input_clearly(inst):
+    r = inst.cli("admin", "import", "alice", "--secret", "-", input="JBSWY3DP1HPK3PXP\n", check=False)
+    assert r.returncode != 0 and "'1'" in r.stderr, r.stderr
+    r = inst.cli("admin", "import", "alice", "--secret", "-", "--digits", "7", input=SECRET + "\n", check=False)
+    assert r.returncode != 0 and "--digits must be 6 or 8" in r.stderr
+    r = inst.cli("admin", "import", "../etc", "--secret", "-", input=SECRET + "\n", check=False)
+    assert r.returncode != 0 and "invalid user name" in r.stderr
+    # A secret on the command line works but is warned about (it shows in /proc).
+    r = inst.cli("admin", "import", "alice", "--secret", SECRET)
+    assert "process list" in r.stderr
+
+
+def test_config_errors_name_the_line(inst):
+    with open(inst.conf, "a") as f:
+        f.write("windwo = 3\n")
+    r = inst.cli("admin", "list", check=False)
+    assert r.returncode != 0
+    assert re.search(r"twostep\.conf:5: unknown key \"windwo\"", r.stderr), r.stderr
+
+
+def test_config_writable_by_others_is_refused(inst):
+    os.chmod(inst.conf, 0o666)
+    r = inst.cli("admin", "list", check=False)
+    assert r.returncode != 0 and "must be owned by root and not writable" in r.stderr
+
+
+def test_key_from_environment_overrides_key_dir(inst):
+    key = base64.b64encode(os.urandom(32)).decode()
+    env = dict(os.environ, CONFIG_ENCRYPTION_KEY=key)
+    inst.cli("admin", "import", "alice", "--secret", "-", input=SECRET + "\n", env=env)
+    assert json.loads(inst.cli("admin", "show", "alice", "--json", env=env).stdout)["enrolled"] is True
+    r = inst.cli("admin", "show", "alice", check=False)
+    assert r.returncode != 0 and "not found" in r.stderr
+
+
+@pytest.mark.parametrize("args", [[], ["enroll"], ["try"], ["admin"], ["admin", "init"], ["admin", "import"],
+                                  ["admin", "backup-codes"], ["admin", "reset"], ["admin", "unlock"],
+                                  ["admin", "show"], ["admin", "list"]])
+def test_help_is_available_for_every_command(args):
+    r = subprocess.run([CLI, *args, "--help"], capture_output=True, text=True, timeout=30)
+    assert r.returncode == 0
+    assert "USAGE" in r.stdout.upper()
