@@ -22,7 +22,7 @@ all: build/pam_twostep.so build/twostep build/twostep-helper build/pam_harness
 deps:
 	@scripts/deps.sh build
 
-build/pam_twostep.so build/twostep build/twostep-helper: deps FORCE
+build/pam_twostep.so build/twostep build/twostep-helper &: deps FORCE
 	$(SWIFT) build $(SWIFTFLAGS)
 	@mkdir -p build
 	install -m 0755 $(RELEASE)/libpam_twostep.so build/pam_twostep.so

@@ -57,7 +57,7 @@ extension Admin {
             try ctx.requireRoot("admin import")
             var text = secret
             if secret == "-" {
-                text = readLine(strippingNewline: true) ?? ""
+                text = readLineUnbuffered() ?? ""
             } else {
                 FileHandle.standardError.write("twostep: warning: a secret on the command line is visible to other users in the process list; prefer --secret -\n".data(using: .utf8)!)
             }

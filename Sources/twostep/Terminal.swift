@@ -18,7 +18,24 @@ func readAnswer(prompt: String, echo: Bool) -> String? {
             FileHandle.standardError.write("\n".data(using: .utf8)!)
         }
     }
-    return readLine(strippingNewline: true)
+    return readLineUnbuffered()
+}
+
+/// One line from fd 0, read a byte at a time: a buffered reader would swallow input that
+/// belongs to the next prompt (or to the PAM conversation that follows) when stdin is a pipe.
+func readLineUnbuffered(limit: Int = 4096) -> String? {
+    var bytes: [UInt8] = []
+    var byte: UInt8 = 0
+    while bytes.count < limit {
+        let n = read(0, &byte, 1)
+        if n < 0 && errno == EINTR { continue }
+        if n <= 0 { return bytes.isEmpty ? nil : String(decoding: bytes, as: UTF8.self) }
+        if byte == UInt8(ascii: "\n") { break }
+        bytes.append(byte)
+    }
+    if bytes.last == UInt8(ascii: "\r") { bytes.removeLast() }
+    defer { for i in bytes.indices { bytes[i] = 0 } }
+    return String(decoding: bytes, as: UTF8.self)
 }
 
 func say(_ s: String) {
