@@ -51,7 +51,7 @@ let package = Package(
         // The helper's decisions and dialogue, as a library so tests can inject a clock.
         .target(name: "CHelperSys"),
         .target(name: "TwoStepHelperKit",
-                dependencies: ["TwoStepProtocol", "TwoStepCore", "TwoStepStore", "CQRCode", "CHelperSys"]),
+                dependencies: ["TwoStepProtocol", "TwoStepCore", "TwoStepStore", "CQRCode", "CHelperSys", "CPAM"]),
         .executableTarget(name: "twostep-helper", dependencies: ["TwoStepHelperKit"],
                           linkerSettings: [.unsafeFlags(["-static-stdlib"])]),
         .executableTarget(

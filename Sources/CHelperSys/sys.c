@@ -1,10 +1,25 @@
+#define _GNU_SOURCE
 #include "twostep_sys.h"
 #include <sys/prctl.h>
 #include <sys/resource.h>
+#include <stddef.h>
+#include <sys/socket.h>
 
 int twostep_sys_disable_dumps(void) {
     struct rlimit zero = {0, 0};
     int rc = setrlimit(RLIMIT_CORE, &zero);
     if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0) rc = -1;
     return rc;
+}
+
+int twostep_sys_peer_uid(int fd, uid_t *uid) {
+    struct ucred cred;
+    socklen_t len = sizeof cred;
+    if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0 || len != sizeof cred) return -1;
+    *uid = cred.uid;
+    return 0;
+}
+
+int twostep_sys_accept(int fd) {
+    return accept4(fd, NULL, NULL, SOCK_CLOEXEC);
 }

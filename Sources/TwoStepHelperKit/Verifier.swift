@@ -61,7 +61,18 @@ public final class Verifier {
             return .systemError
         }
         guard record != nil else {
-            if req.nullok { return .ignore }
+            switch config.requires(req.user) {
+            case false?:
+                return .ignore  // outside `require`: nullok semantics
+            case true? where config.enroll == .prompt:
+                // Enrol at first login, after the first factor, inside this conversation.
+                return EnrollmentWizard(config: config, store: store, audit: audit, now: now)
+                    .run(user: req.user, service: req.service, conversation: conversation, replace: false)
+            case true?:
+                break
+            case nil:
+                if req.nullok { return .ignore }
+            }
             log("failure", "not enrolled")
             return .notEnrolled
         }
@@ -140,6 +151,36 @@ public final class Verifier {
             }
         }
         return .wrong
+    }
+
+    /// Counts a failure that is not a code (a wrong password in self-service) against the
+    /// same limiter. Returns the verdict to give.
+    public func countFailure(user: String, service: String, event: String, detail: String,
+                             conversation: Conversation) -> Verdict {
+        audit.record(AuditEvent(event: event, user: user, service: service, result: "failure", detail: detail))
+        do {
+            let locked: Bool = try store.withLock(user) {
+                var state = try store.loadState(user)
+                let locked = recordFailure(&state)
+                try store.saveState(state, for: user)
+                if locked {
+                    audit.record(AuditEvent(event: "lockout", user: user, service: service, result: "refused",
+                                            detail: "\(config.rateLimitFailures) failures within \(config.rateLimitSeconds) s"))
+                    conversation.error(lockoutMessage(state) ?? "Too many failures.")
+                }
+                return locked
+            }
+            return locked ? .lockedOut : .failure
+        } catch {
+            audit.record(AuditEvent(event: event, user: user, service: service, result: "error", detail: "\(error)"))
+            return .systemError
+        }
+    }
+
+    /// The lockout message for `user` if locked now.
+    public func lockoutMessage(user: String) -> String? {
+        guard let state = try? store.loadState(user) else { return nil }
+        return lockoutMessage(state)
     }
 
     /// Counts one failure; returns true when it starts a lockout.

@@ -5,6 +5,7 @@ import TwoStepCrypto
 /// values are errors that name the line, so a typo never silently weakens policy.
 public struct Config: Equatable {
     public enum EnrollMode: String, Equatable { case off, prompt }
+    public enum Requirement: Equatable { case all, groups([String]) }
 
     public var path: String
     public var stateDir = "/var/lib/twostep"
@@ -19,10 +20,19 @@ public struct Config: Equatable {
     public var rateLimitSeconds = 300
     public var lockout = 300
     public var socket = "/run/twostep/helper.sock"
+    /// `prompt`: a user who must use 2FA but has none is enrolled inside the login.
+    public var enroll: EnrollMode = .off
+    /// Who must use 2FA: nil (unset: the module's nullok decides), everyone, or members of groups.
+    public var require: Requirement? = nil
+    /// The PAM service that confirms a user's password before a self-service change.
+    public var passwordService = "twostep"
+    /// Self-service connections served at once by `twostep-helper serve`.
+    public var maxConnections = 16
 
     public static let defaultPath = "/etc/twostep/twostep.conf"
     public static let knownKeys = ["state_dir", "key_dir", "audit_log", "window", "digits", "period",
-                                   "algorithm", "issuer", "rate_limit", "lockout", "socket"]
+                                   "algorithm", "issuer", "rate_limit", "lockout", "socket",
+                                   "enroll", "require", "password_service", "max_connections"]
 
     public init(path: String = Config.defaultPath) { self.path = path }
 
@@ -88,6 +98,23 @@ public struct Config: Equatable {
                 c.rateLimitFailures = try integer(String(parts[0]), 1...1000, fail)
                 c.rateLimitSeconds = try duration(String(parts[1]), fail)
             case "lockout": c.lockout = try duration(value, fail)
+            case "enroll":
+                guard let m = EnrollMode(rawValue: value) else { throw fail("must be off or prompt") }
+                c.enroll = m
+            case "require":
+                if value == "all" {
+                    c.require = .all
+                } else {
+                    let groups = value.split(whereSeparator: { $0 == "," || $0 == " " }).map(String.init)
+                    guard !groups.isEmpty, groups.allSatisfy(isValidUserName) else {
+                        throw fail("expected `all` or a comma-separated list of groups")
+                    }
+                    c.require = .groups(groups)
+                }
+            case "password_service":
+                guard isValidUserName(value) else { throw fail("not a valid PAM service name") }
+                c.passwordService = value
+            case "max_connections": c.maxConnections = try integer(value, 1...1024, fail)
             default: throw fail("unknown key")
             }
         }
@@ -144,4 +171,32 @@ extension StringProtocol {
 
 extension String {
     func replacingColons() -> String { String(self.map { $0 == ":" ? "-" : $0 }) }
+}
+
+extension Config {
+    /// Whether policy makes `user` use 2FA; nil when `require` is unset (the module's
+    /// `nullok` decides then).
+    public func requires(_ user: String) -> Bool? {
+        switch require {
+        case nil: return nil
+        case .all: return true
+        case .groups(let groups): return !Set(groups).isDisjoint(with: groupNames(of: user))
+        }
+    }
+}
+
+/// The names of every group `user` belongs to (primary and supplementary).
+public func groupNames(of user: String) -> [String] {
+    guard let pw = getpwnam(user) else { return [] }
+    let primary = pw.pointee.pw_gid
+    var count: Int32 = 64
+    var gids = [gid_t](repeating: 0, count: Int(count))
+    if getgrouplist(user, primary, &gids, &count) < 0 {
+        gids = [gid_t](repeating: 0, count: Int(count))
+        guard getgrouplist(user, primary, &gids, &count) >= 0 else { return [] }
+    }
+    return gids.prefix(Int(count)).compactMap { gid in
+        guard let gr = getgrgid(gid) else { return nil }
+        return String(cString: gr.pointee.gr_name)
+    }
 }

@@ -1,20 +1,44 @@
 import Glibc
 import TwoStepHelperKit
+import TwoStepStore
 
 // twostep-helper: the only program that reads keys and secrets. Not setuid.
-//   twostep-helper pam      one login, framed protocol on fd 0/1 (started by pam_twostep.so)
-let args = CommandLine.arguments.dropFirst()
+let usage = """
+usage: twostep-helper pam
+       twostep-helper serve [--config FILE] [--socket PATH]
+
+  pam    verify one login over the frame protocol on fd 0/1; started by pam_twostep.so
+  serve  answer self-service requests (twostep enroll, status, backup-codes, qr, disable)
+         on a Unix socket (default: `socket` from the config). Under systemd socket
+         activation (fd 3 from LISTEN_FDS) it serves the socket it was given, with
+         Accept=yes one connection per instance.
+
+"""
+var args = Array(CommandLine.arguments.dropFirst())
 switch args.first {
 case "pam":
     exit(PAMSession.run())
+case "serve":
+    var config = Config.defaultPath
+    var socket: String?
+    var i = 1
+    while i < args.count {
+        switch args[i] {
+        case "--config" where i + 1 < args.count: config = args[i + 1]; i += 2
+        case "--socket" where i + 1 < args.count: socket = args[i + 1]; i += 2
+        default:
+            writeStderr("twostep-helper: unknown argument \(args[i])\n" + usage)
+            exit(2)
+        }
+    }
+    exit(SelfServiceServer.run(configPath: config, socketPath: socket))
 case "--version":
     print("twostep-helper 0.1.0")
     exit(0)
+case "--help", "-h":
+    print(usage, terminator: "")
+    exit(0)
 default:
-    writeStderr("""
-    usage: twostep-helper pam
-      pam    verify one login over the frame protocol on fd 0/1; started by pam_twostep.so
-
-    """)
+    writeStderr(usage)
     exit(2)
 }

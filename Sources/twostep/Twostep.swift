@@ -13,7 +13,7 @@ struct Twostep: ParsableCommand {
         `twostep admin`. `twostep try` runs a real PAM login to prove a stack works.
         """,
         version: "0.1.0",
-        subcommands: [Enroll.self, Admin.self, Try.self])
+        subcommands: [Enroll.self, Status.self, BackupCodesCommand.self, QR.self, Disable.self, Admin.self, Try.self])
 }
 
 /// --config, shared by every command that reads the store.

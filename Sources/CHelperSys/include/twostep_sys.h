@@ -1,4 +1,10 @@
 #pragma once
-/* Process hygiene the Swift Glibc overlay does not reach. */
+#include <sys/types.h>
+/* Process and socket calls the Swift Glibc overlay does not reach (they need _GNU_SOURCE). */
+
 /* Forbids core dumps and same-uid ptrace of this process. Returns 0 on success. */
 int twostep_sys_disable_dumps(void);
+/* The uid of the process at the other end of a Unix socket (SO_PEERCRED). 0 on success. */
+int twostep_sys_peer_uid(int fd, uid_t *uid);
+/* accept4(fd, NULL, NULL, SOCK_CLOEXEC). */
+int twostep_sys_accept(int fd);

@@ -1,0 +1,194 @@
+import Glibc
+import TwoStepCore
+import TwoStepProtocol
+import TwoStepStore
+
+/// The commands users run on their own enrolment (`twostep enroll|status|backup-codes|qr|disable`),
+/// decided here whether they arrive over the helper's socket or from root's terminal.
+/// A caller acts on their own enrolment only; root may name anyone and is not asked for a
+/// password. Every change needs the password first (PAM service `password_service`), and
+/// all but a first enrolment need a current code too.
+public final class SelfService {
+    public enum Command: String, CaseIterable { case enroll, status, backupCodes = "backup-codes", qr, disable }
+
+    let config: Config
+    let store: UserStore
+    let audit: AuditLog
+    let now: () -> Int64
+    let verifier: Verifier
+    let wizard: EnrollmentWizard
+    /// Replaceable for tests of the dialogue; production asks PAM.
+    var confirmPassword: (String, Conversation) -> Bool
+
+    public init(config: Config, store: UserStore, audit: AuditLog, now: @escaping () -> Int64) {
+        self.config = config; self.store = store; self.audit = audit; self.now = now
+        verifier = Verifier(config: config, store: store, audit: audit, now: now)
+        wizard = EnrollmentWizard(config: config, store: store, audit: audit, now: now)
+        let service = config.passwordService
+        confirmPassword = { user, conversation in
+            PasswordCheck.confirm(user: user, service: service, conversation: conversation)
+        }
+    }
+
+    /// Runs one command for the caller `callerUID`. `emit` receives structured answers
+    /// (for --json) before the verdict.
+    public func handle(_ fields: [String: String], callerUID: uid_t, conversation: Conversation,
+                       emit: @escaping ([(String, String)]) -> Void) -> Verdict {
+        guard let name = fields["command"], let command = Command(rawValue: name) else {
+            conversation.error("Unknown command.")
+            return .denied
+        }
+        guard let caller = userName(uid: callerUID) else {
+            conversation.error("Your uid \(callerUID) has no user name.")
+            return .denied
+        }
+        let user = fields["user"].flatMap { $0.isEmpty ? nil : $0 } ?? caller
+        guard isValidUserName(user) else {
+            conversation.error("Invalid user name.")
+            return .denied
+        }
+        let service = "twostep"
+        if callerUID != 0 && user != caller {
+            audit.record(AuditEvent(event: command.rawValue, user: user, service: service, result: "refused",
+                                    detail: "uid \(callerUID) (\(caller)) may act only on its own enrolment"))
+            conversation.error("You can only manage your own two-step login.")
+            return .denied
+        }
+        let json = fields["json"] == "1"
+        let enrolled: Bool
+        do { enrolled = try store.loadRecord(user) != nil } catch {
+            AuditLog.syslogLine(LOG_ERR, "self-service \(user): \(error)")
+            conversation.error("Two-step verification is unavailable for this account; ask an administrator.")
+            return .systemError
+        }
+
+        if command == .status { return status(user, enrolled: enrolled, emit: emit, conversation: conversation) }
+
+        if let message = verifier.lockoutMessage(user: user) {
+            conversation.error(message)
+            return .lockedOut
+        }
+        switch command {
+        case .enroll where enrolled && fields["replace"] != "1":
+            conversation.error("\(user) is already enrolled. To move to a new phone, run `twostep enroll --replace` " +
+                               "(you will need a code from the old one), or ask an administrator.")
+            return .denied
+        case .backupCodes, .qr, .disable:
+            guard enrolled else {
+                conversation.error("\(user) is not enrolled; run `twostep enroll` first.")
+                return .notEnrolled
+            }
+        default: break
+        }
+
+        // The password first, for every change; then a current code unless this is a first enrolment.
+        if callerUID != 0 {
+            guard confirmPassword(user, conversation) else {
+                return verifier.countFailure(user: user, service: service, event: command.rawValue,
+                                             detail: "wrong password", conversation: conversation)
+            }
+        }
+        if enrolled {
+            let verdict = verifier.authenticate(LoginRequest(user: user, service: service), conversation: conversation)
+            guard verdict == .success else {
+                if verdict == .failure { conversation.error("That code is not valid; nothing was changed.") }
+                return verdict
+            }
+        }
+
+        switch command {
+        case .enroll:
+            return wizard.run(user: user, service: service, conversation: conversation, replace: enrolled,
+                              emit: json ? emit : nil)
+        case .backupCodes:
+            return backupCodes(user, service: service, json: json, emit: emit, conversation: conversation)
+        case .qr:
+            return showQR(user, json: json, emit: emit, conversation: conversation)
+        case .disable:
+            do {
+                try store.withLock(user) { try store.removeUser(user) }
+            } catch {
+                conversation.error("Could not disable: \(error)")
+                return .systemError
+            }
+            audit.record(AuditEvent(event: "disable", user: user, service: service, result: "success"))
+            conversation.info("Two-step login is now off for \(user). Run `twostep enroll` to turn it on again.")
+            return .success
+        case .status:
+            return .denied  // handled above
+        }
+    }
+
+    func status(_ user: String, enrolled: Bool, emit: ([(String, String)]) -> Void, conversation: Conversation) -> Verdict {
+        var fields: [(String, String)] = [("user", user), ("enrolled", enrolled ? "true" : "false")]
+        do {
+            if let record = try store.loadRecord(user) {
+                fields += [("enrolled_at", AuditLog.isoTime(record.created)),
+                           ("algorithm", record.parameters.algorithm.rawValue),
+                           ("digits", "\(record.parameters.digits)"), ("period", "\(record.parameters.period)"),
+                           ("backup_codes_left", "\(record.backupHashes.count)")]
+                let state = try store.loadState(user)
+                let locked = state.lockedUntil > now()
+                fields.append(("locked", locked ? "true" : "false"))
+                if locked { fields.append(("locked_until", AuditLog.isoTime(state.lockedUntil))) }
+            }
+        } catch {
+            conversation.error("Two-step verification is unavailable for this account; ask an administrator.")
+            return .systemError
+        }
+        emit(fields)
+        return .success
+    }
+
+    func backupCodes(_ user: String, service: String, json: Bool, emit: ([(String, String)]) -> Void,
+                     conversation: Conversation) -> Verdict {
+        let codes: [String]
+        do {
+            codes = try store.withLock(user) {
+                guard let record = try store.loadRecord(user) else { throw StoreError.notEnrolled(user) }
+                let codes = try record.issueBackupCodes()
+                try store.saveRecord(record, for: user)
+                return codes
+            }
+        } catch {
+            conversation.error("Could not issue backup codes: \(error)")
+            return .systemError
+        }
+        audit.record(AuditEvent(event: "backup_codes", user: user, service: service, result: "success"))
+        if json {
+            emit([("user", user), ("backup_codes", codes.joined(separator: ","))])
+        } else {
+            var text = "New backup codes for \(user); earlier codes no longer work. Each works once:\n\n"
+            for c in codes { text += "    \(c)\n" }
+            conversation.info(text)
+        }
+        return .success
+    }
+
+    func showQR(_ user: String, json: Bool, emit: ([(String, String)]) -> Void, conversation: Conversation) -> Verdict {
+        do {
+            guard let record = try store.loadRecord(user) else { return .notEnrolled }
+            let uri = record.secret.withBytes {
+                OTPAuthURI(issuer: config.issuer, account: user, secret: $0, parameters: record.parameters).uriString
+            }
+            if json {
+                let png = try QRCode.png(uri)
+                emit([("user", user), ("otpauth_uri", uri), ("qr_png_data_uri", "data:image/png;base64," + Base64.encode(png))])
+            } else {
+                conversation.info(record.secret.withBytes {
+                    EnrollmentWizard.setupText(uri: uri, secret: $0, parameters: record.parameters)
+                })
+            }
+            audit.record(AuditEvent(event: "qr", user: user, service: "twostep", result: "success"))
+            return .success
+        } catch {
+            conversation.error("Could not show the QR code: \(error)")
+            return .systemError
+        }
+    }
+}
+
+public func userName(uid: uid_t) -> String? {
+    guard let pw = getpwuid(uid) else { return nil }
+    return String(cString: pw.pointee.pw_name)
+}

@@ -1,0 +1,139 @@
+import CHelperSys
+import Glibc
+import TwoStepProtocol
+import TwoStepStore
+
+/// `twostep-helper serve`: the self-service socket. Each connection is served by its own
+/// process (a fork here, or an instance per connection from systemd with Accept=yes), which
+/// learns who is calling from SO_PEERCRED and never from anything the caller says.
+public enum SelfServiceServer {
+    /// A connection's whole life, password typing and QR scanning included.
+    public static let connectionSeconds: UInt32 = 600
+    /// How long a caller may take to send its request.
+    public static let requestSeconds: Int64 = 10
+
+    /// Socket activation: systemd passes fd 3. Listening (Accept=no) → accept loop on it;
+    /// connected (Accept=yes) → serve that one connection.
+    public static func activatedDescriptor() -> Int32? {
+        guard let fds = getenv("LISTEN_FDS").map({ String(cString: $0) }), fds == "1",
+              let pid = getenv("LISTEN_PID").map({ String(cString: $0) }), pid == "\(getpid())" else { return nil }
+        unsetenv("LISTEN_FDS"); unsetenv("LISTEN_PID"); unsetenv("LISTEN_FDNAMES")
+        return 3
+    }
+
+    public static func run(configPath: String, socketPath: String?) -> Int32 {
+        hardenProcess()
+        let config: Config
+        do { config = try Config.load(path: configPath) } catch {
+            writeStderr("twostep-helper: \(error)\n")
+            return 1
+        }
+        if let fd = activatedDescriptor() {
+            var listening: Int32 = 0
+            var len = socklen_t(MemoryLayout<Int32>.size)
+            if getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &len) == 0 && listening != 0 {
+                return acceptLoop(fd, config: config)
+            }
+            return serveConnection(fd, config: config)
+        }
+        let path = socketPath ?? config.socket
+        guard let fd = listen(at: path) else { return 1 }
+        return acceptLoop(fd, config: config)
+    }
+
+    static func listen(at path: String) -> Int32? {
+        var addr = sockaddr_un()
+        addr.sun_family = sa_family_t(AF_UNIX)
+        let bytes = Array(path.utf8)
+        guard bytes.count < MemoryLayout.size(ofValue: addr.sun_path) else {
+            writeStderr("twostep-helper: socket path too long: \(path)\n")
+            return nil
+        }
+        withUnsafeMutableBytes(of: &addr.sun_path) { p in
+            for (i, b) in bytes.enumerated() { p[i] = b }
+        }
+        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        guard fd >= 0 else { return nil }
+        // A stale socket from an earlier run is replaced; anything else at the path is not.
+        var st = stat()
+        if lstat(path, &st) == 0 {
+            guard st.st_mode & S_IFMT == S_IFSOCK else {
+                writeStderr("twostep-helper: \(path) exists and is not a socket\n")
+                return nil
+            }
+            unlink(path)
+        }
+        let dir = String(path[..<(path.lastIndex(of: "/") ?? path.startIndex)])
+        if !dir.isEmpty { mkdir(dir, 0o755) }
+        let ok = withUnsafePointer(to: &addr) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size))
+            }
+        }
+        guard ok == 0, chmod(path, 0o666) == 0, Glibc.listen(fd, 64) == 0 else {
+            writeStderr("twostep-helper: cannot listen on \(path): \(String(cString: strerror(errno)))\n")
+            close(fd)
+            return nil
+        }
+        return fd
+    }
+
+    static func acceptLoop(_ listener: Int32, config: Config) -> Int32 {
+        var children = Set<pid_t>()
+        while true {
+            // Reap finished connections; at the cap, wait for one before accepting more.
+            while true {
+                var status: Int32 = 0
+                let pid = waitpid(-1, &status, children.count >= config.maxConnections ? 0 : WNOHANG)
+                if pid > 0 { children.remove(pid); continue }
+                if pid < 0 && errno == EINTR { continue }
+                if pid < 0 { children.removeAll() }
+                break
+            }
+            let conn = twostep_sys_accept(listener)
+            if conn < 0 {
+                if errno == EINTR || errno == ECONNABORTED || errno == EMFILE || errno == ENFILE { continue }
+                writeStderr("twostep-helper: accept: \(String(cString: strerror(errno)))\n")
+                return 1
+            }
+            let pid = fork()
+            if pid == 0 {
+                close(listener)
+                _exit(serveConnection(conn, config: config))
+            }
+            if pid > 0 { children.insert(pid) }
+            close(conn)
+        }
+    }
+
+    /// One connection, in its own process.
+    public static func serveConnection(_ fd: Int32, config: Config) -> Int32 {
+        hardenProcess()
+        alarm(connectionSeconds)
+        var peerUID: uid_t = 0
+        guard twostep_sys_peer_uid(fd, &peerUID) == 0 else { return 1 }
+        let channel = FrameChannel(readFD: fd, writeFD: fd)
+        channel.deadline = monotonicSeconds() + requestSeconds
+        let verdict: Verdict
+        do {
+            let first = try channel.receive()
+            guard first.type == .request else { throw FrameError.malformedFields }
+            let fields = try decodeFields(first.payload)
+            guard fields["version"] == "1", fields["mode"] == "self" else { throw FrameError.malformedFields }
+            channel.deadline = nil
+            let store = try FileUserStore(config: config)
+            let service = SelfService(config: config, store: store, audit: AuditLog(path: config.auditLog),
+                                      now: { Int64(time(nil)) })
+            let conversation = FrameConversation(channel: channel)
+            verdict = service.handle(fields, callerUID: peerUID, conversation: conversation) { data in
+                try? channel.send(Frame(.data, encodeFields(data)))
+            }
+        } catch {
+            AuditLog.syslogLine(LOG_ERR, "helper: self-service connection from uid \(peerUID): \(error)")
+            try? channel.send(Frame(.result, [Verdict.systemError.rawValue]))
+            return 1
+        }
+        try? channel.send(Frame(.result, [verdict.rawValue]))
+        return verdict == .success ? 0 : 1
+    }
+}
