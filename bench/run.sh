@@ -1,0 +1,200 @@
+#!/bin/sh
+# bench/run.sh: the cost of one login through pam_twostep vs pam_google_authenticator,
+# side by side in one harness run. `make bench` runs it after building build/.
+# See bench/README.md for how to read the output.
+#
+# Environment:
+#   ROUNDS        timed logins per module (default 300)
+#   WARMUP        discarded warm-up logins per module (default 5)
+#   BENCH_TMPDIR  where the state directories are created (default /var/tmp, which like
+#                 /var/lib is normally on disk; fsync cost depends on the filesystem)
+#   BUILD         directory holding the built binaries (default build/ next to bench/)
+#   BENCH_SYSLOG_SINK=1
+#                 when the host has no /dev/log (no syslog daemon, as in containers and CI VMs),
+#                 run the harness in a private mount namespace whose /dev has a /dev/log
+#                 socket drained by a tiny sink, as journald/rsyslog would. Without it, libpam's
+#                 pam_syslog (used by pam_google_authenticator) falls back to writing
+#                 /dev/console, which on a serial console costs milliseconds per login, while
+#                 twostep-helper's syslog() silently drops the message: neither is what a real
+#                 host does. Nothing outside the namespace is changed.
+set -eu
+
+here=$(cd "$(dirname "$0")" && pwd)
+root=$(dirname "$here")
+BUILD=${BUILD:-$root/build}
+ROUNDS=${ROUNDS:-300}
+WARMUP=${WARMUP:-5}
+SECRET=JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP
+GA_MODULE=${GA_MODULE:-pam_google_authenticator.so}
+GA_OPTIONS='TOTP_AUTH DISALLOW_REUSE'
+
+case $ROUNDS in ''|*[!0-9]*) echo "bench: ROUNDS must be a positive integer" >&2; exit 64;; esac
+case $WARMUP in ''|*[!0-9]*) echo "bench: WARMUP must be a non-negative integer" >&2; exit 64;; esac
+[ "$ROUNDS" -ge 1 ] || { echo "bench: ROUNDS must be >= 1" >&2; exit 64; }
+
+for f in pam_twostep.so twostep twostep-helper; do
+    [ -x "$BUILD/$f" ] || { echo "bench: $BUILD/$f is missing; run make first" >&2; exit 1; }
+done
+multiarch=$(gcc -print-multiarch 2>/dev/null || echo x86_64-linux-gnu)
+ga_path=
+for d in /lib/$multiarch/security /usr/lib/$multiarch/security /lib/security /usr/lib/security; do
+    [ -e "$d/$GA_MODULE" ] && { ga_path=$d/$GA_MODULE; break; }
+done
+[ -n "$ga_path" ] || {
+    echo "bench: $GA_MODULE not found; apt-get install libpam-google-authenticator" >&2; exit 1; }
+
+D=$(mktemp -d "${BENCH_TMPDIR:-/var/tmp}/twostep-bench.XXXXXX")
+OLDDEV=
+cleanup() {
+    rm -rf "$D"
+    # only ever an empty mount point (the bind mount lived in the private namespace)
+    [ -z "$OLDDEV" ] || rmdir "$OLDDEV" 2>/dev/null || true
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM HUP
+
+echo "bench: compiling harness and trivial static binary into $BUILD"
+cc -O2 -Wall -o "$BUILD/pam_bench" "$here/pam_bench.c" -lpam -lcrypto -lm
+cc -O2 -static -o "$BUILD/trivial" "$here/trivial.c"
+
+# --- twostep store ---------------------------------------------------------------------
+cat > "$D/twostep.conf" <<EOF
+state_dir = $D/state
+key_dir = $D/keys
+EOF
+"$BUILD/twostep" admin init --config "$D/twostep.conf" >/dev/null
+
+users() {  # PREFIX: the timed, warm-up and memory-round users
+    i=0; while [ $i -lt "$ROUNDS" ]; do echo "$1$i"; i=$((i + 1)); done
+    i=0; while [ $i -lt "$WARMUP" ]; do echo "${1}warm$i"; i=$((i + 1)); done
+    echo "${1}rss"
+}
+
+n=$((ROUNDS + WARMUP + 1))
+echo "bench: enrolling $n twostep users (not timed in the benchmark)"
+t0=$(date +%s.%N)
+users tsbench | while read -r u; do
+    echo "$SECRET" | "$BUILD/twostep" admin import "$u" --secret - --config "$D/twostep.conf" >/dev/null
+done
+t1=$(date +%s.%N)
+enrol_s=$(echo "$t0 $t1" | awk '{printf "%.2f", $2 - $1}')
+enrol_ms=$(echo "$t0 $t1 $n" | awk '{printf "%.2f", ($2 - $1) * 1000 / $3}')
+echo "bench: enrolment of $n users took ${enrol_s} s (${enrol_ms} ms per admin import)"
+
+# --- google-authenticator secret files (one per user, same secret, root-owned 0600) ----
+mkdir -m 0700 "$D/ga"
+users gabench | while read -r u; do
+    ( umask 077; printf '%s\n" TOTP_AUTH\n" DISALLOW_REUSE\n' "$SECRET" > "$D/ga/$u" )
+done
+
+# --- PAM services -----------------------------------------------------------------------
+mkdir "$D/pam.d"
+echo "auth required pam_permit.so" > "$D/pam.d/bench-baseline"
+echo "auth required $BUILD/pam_twostep.so helper=$BUILD/twostep-helper config=$D/twostep.conf" \
+    > "$D/pam.d/bench-twostep"
+echo "auth required $ga_path secret=$D/ga/\${USER} user=root" > "$D/pam.d/bench-google"
+
+fstype=$(stat -f -c %T "$D/state")
+ga_fstype=$(stat -f -c %T "$D/ga")
+echo "bench: twostep state_dir $D/state is on filesystem type: $fstype"
+echo "bench: google-authenticator secret files are on filesystem type: $ga_fstype"
+echo "bench: google-authenticator options: module args 'secret=$D/ga/\${USER} user=root', file options: $GA_OPTIONS"
+syslog_mode="host /dev/log"
+if [ ! -S /dev/log ]; then
+    if [ "${BENCH_SYSLOG_SINK:-0}" = 1 ]; then
+        command -v unshare >/dev/null && command -v python3 >/dev/null || {
+            echo "bench: BENCH_SYSLOG_SINK=1 needs unshare and python3" >&2; exit 1; }
+        # not under BENCH_TMPDIR: that may be below /dev (e.g. /dev/shm), which the namespace hides
+        OLDDEV=$(mktemp -d /var/tmp/twostep-bench-dev.XXXXXX)
+        syslog_mode="sink on /dev/log in a private mount namespace"
+    else
+        syslog_mode="none: no /dev/log; pam_syslog falls back to /dev/console"
+        echo "bench: NOTE: this host has no /dev/log. libpam's pam_syslog (used by"
+        echo "bench:   pam_google_authenticator) then writes each log line to /dev/console"
+        echo "bench:   ($(head -c 200 /proc/consoles 2>/dev/null | awk 'NR==1{print $1}')), which a real host does not do; twostep-helper's"
+        echo "bench:   syslog() drops it. Rerun with BENCH_SYSLOG_SINK=1 for a syslog-daemon-like setup."
+    fi
+fi
+echo "bench: syslog: $syslog_mode"
+echo "bench: $(nproc) CPU(s), load average: $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "bench: $ROUNDS timed rounds per entry (+$WARMUP warm-up), each entry in its own forked child, interleaved round by round"
+echo
+
+# Runs "$@" inside a private mount namespace whose /dev is a tmpfs of symlinks to the real
+# /dev plus a /dev/log datagram socket drained by a sink (see BENCH_SYSLOG_SINK above).
+with_sink() {
+    unshare --mount --propagation private sh -eu -c '
+        olddev=$1; shift
+        mount --rbind /dev "$olddev"
+        mount -t tmpfs -o mode=0755,size=64k twostep-bench-dev /dev
+        for f in "$olddev"/* "$olddev"/.[!.]*; do
+            [ -e "$f" ] || [ -L "$f" ] || continue
+            ln -s "$f" "/dev/${f##*/}"
+        done
+        python3 -c "
+import os, signal, socket, sys
+s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+s.bind(\"/dev/log\")
+n = 0
+def done(*_):
+    sys.stderr.write(\"bench: syslog sink received %d message(s)\\n\" % n); sys.exit(0)
+signal.signal(signal.SIGTERM, done)
+os.write(1, b\"ready\\n\")
+while True:
+    s.recv(65536); n += 1
+" > "$olddev.ready" &
+        sink=$!
+        i=0
+        while [ ! -s "$olddev.ready" ] && [ $i -lt 100 ]; do sleep 0.05; i=$((i + 1)); done
+        rm -f "$olddev.ready"
+        [ -S /dev/log ] || { echo "bench: syslog sink did not start" >&2; kill $sink; exit 70; }
+        set +e
+        "$@"
+        rc=$?
+        kill $sink; wait $sink
+        exit $rc
+    ' sh "$OLDDEV" "$@"
+}
+run_harness() {
+    if [ -n "$OLDDEV" ]; then with_sink "$@"; else "$@"; fi
+}
+
+set +e
+run_harness "$BUILD/pam_bench" --confdir "$D/pam.d" --secret "$SECRET" \
+    --rounds "$ROUNDS" --warmup "$WARMUP" --json "$BUILD/bench.json" \
+    --module "pam_google_authenticator:bench-google:gabench" \
+    --module "pam_twostep:bench-twostep:tsbench" \
+    --spawn "trivial static spawn:$BUILD/trivial" \
+    --spawn "twostep-helper --version spawn:$BUILD/twostep-helper:--version" \
+    --ratio "pam_twostep:pam_google_authenticator" \
+    --overhead "pam_twostep:trivial static spawn" \
+    --meta "state_dir_fstype=$fstype" \
+    --meta "syslog=$syslog_mode" \
+    --meta "google_secret_fstype=$ga_fstype" \
+    --meta "google_module=$ga_path" \
+    --meta "google_module_args=secret=\${USER}-file user=root" \
+    --meta "google_file_options=$GA_OPTIONS" \
+    --meta "twostep_enrol_ms_per_user=$enrol_ms" \
+    --meta "cpus=$(nproc)" \
+    --meta "loadavg_at_start=$(cut -d' ' -f1-3 /proc/loadavg)" \
+    --meta "kernel=$(uname -r)"
+rc=$?
+set -e
+if [ $rc -ne 0 ]; then
+    echo "bench: FAILED (pam_bench exit $rc); see the message above" >&2
+    exit $rc
+fi
+
+echo
+awk_get() {  # crude reader of the JSON the harness wrote: median of LABEL
+    grep "\"label\": \"$1\"" "$BUILD/bench.json" | sed 's/.*"median_ms": \([0-9.]*\).*/\1/'
+}
+ts=$(awk_get pam_twostep)
+ga=$(awk_get pam_google_authenticator)
+if echo "$ts $ga" | awk '{exit !($1 <= $2)}'; then
+    echo "bench: TARGET MET: pam_twostep median ${ts} ms <= pam_google_authenticator median ${ga} ms"
+else
+    echo "bench: TARGET NOT MET: pam_twostep median ${ts} ms > pam_google_authenticator median ${ga} ms"
+fi
+echo "bench: figures written to $BUILD/bench.json"
+exit 0
