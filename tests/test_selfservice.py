@@ -1,0 +1,261 @@
+"""Self-service without setuid: real unprivileged users with real passwords talk to the
+helper over its Unix socket (started by `serve --socket` or by systemd-socket-activate)."""
+import concurrent.futures
+import json
+import os
+import re
+import secrets
+import shutil
+import signal
+import socket
+import struct
+import subprocess
+import tempfile
+import time
+
+import pytest
+
+from conftest import CLI, HELPER, Installation, oathtool
+
+PASSWORD = "Corr3ct-Horse-Battery"
+
+
+def wait_for_socket(path, proc, timeout=10):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if os.path.exists(path):
+            return
+        assert proc.poll() is None, "helper exited early"
+        time.sleep(0.02)
+    raise AssertionError(f"{path} did not appear")
+
+
+class Host:
+    """Users with passwords, a PAM service for password checks, the helper serving a socket."""
+
+    def __init__(self, root):
+        os.chmod(root, 0o755)  # users read the config; state and keys stay 0700
+        self.tag = secrets.token_hex(3)
+        self.pam_service = f"twostep-test-pw-{self.tag}"
+        with open(f"/etc/pam.d/{self.pam_service}", "w") as f:
+            f.write("auth required pam_unix.so\naccount required pam_unix.so\n")
+        self.inst = Installation(root, password_service=self.pam_service, socket=os.path.join(root, "helper.sock"))
+        self.sock = os.path.join(root, "helper.sock")
+        self.users = []
+        self.server = None
+
+    def user(self):
+        name = f"tsu{self.tag}{len(self.users)}"
+        subprocess.run(["useradd", "-M", "-s", "/bin/sh", name], check=True)
+        subprocess.run(["chpasswd"], input=f"{name}:{PASSWORD}\n", text=True, check=True)
+        self.users.append(name)
+        return name
+
+    def serve(self, how):
+        if how == "serve":
+            cmd = [HELPER, "serve", "--config", self.inst.conf, "--socket", self.sock]
+        else:
+            cmd = ["systemd-socket-activate", "--accept", "-l", self.sock, HELPER, "serve", "--config", self.inst.conf]
+        self.server = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
+        wait_for_socket(self.sock, self.server)
+        os.chmod(self.sock, 0o666)  # systemd-socket-activate has no SocketMode=; the unit sets it
+
+    def as_user(self, user, *args, input=None):
+        return subprocess.run(["runuser", "-u", user, "--", CLI, *args, "--config", self.inst.conf],
+                              input=input, capture_output=True, text=True, timeout=60)
+
+    def enroll(self, user, password=PASSWORD):
+        """Runs `twostep enroll` as `user` like a person: password, read the key, type a code."""
+        p = subprocess.Popen(["runuser", "-u", user, "--", CLI, "enroll", "--config", self.inst.conf],
+                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        p.stdin.write(password + "\n")
+        p.stdin.flush()
+        screen = []
+        for line in p.stdout:
+            screen.append(line)
+            if line.startswith("Step 2 of 3"):
+                break
+        keys = [l.strip().replace(" ", "") for l in screen if re.fullmatch(r"\s+([A-Z2-7]{4} ?)+\n", l)]
+        if not keys:
+            out, err = p.communicate(timeout=30)
+            return p.returncode, "".join(screen) + out, err, None
+        out, err = p.communicate(oathtool(keys[0]) + "\n", timeout=60)
+        return p.returncode, "".join(screen) + out, err, keys[0]
+
+    def close(self):
+        if self.server and self.server.poll() is None:
+            os.killpg(self.server.pid, signal.SIGTERM)
+            self.server.wait(timeout=10)
+        for u in self.users:
+            subprocess.run(["userdel", "-f", u], capture_output=True)
+        os.unlink(f"/etc/pam.d/{self.pam_service}")
+
+
+@pytest.fixture
+def host():
+    root = tempfile.mkdtemp(prefix="twostep-ss-")
+    h = Host(root)
+    try:
+        yield h
+    finally:
+        h.close()
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def next_code(key):
+    return oathtool(key, at=time.time() + 30)
+
+
+@pytest.mark.parametrize("how", ["serve", "systemd-socket-activate"])
+def test_user_enrols_without_sudo_and_next_login_asks_for_the_code(host, how):
+    if how != "serve" and not shutil.which("systemd-socket-activate"):
+        pytest.skip("systemd-socket-activate missing")
+    host.serve(how)
+    alice = host.user()
+    rc, out, err, key = host.enroll(alice)
+    assert rc == 0, out + err
+    assert "Password: " in err
+    assert "Done: " in out and len(re.findall(r"\b[0-9a-z]{5}-[0-9a-z]{5}\b", out)) == 10
+    st = json.loads(host.as_user(alice, "status", "--json").stdout)
+    assert st["enrolled"] is True and st["backup_codes_left"] == 10 and st["locked"] is False
+    host.inst.service()
+    assert host.inst.login(alice, next_code(key)).returncode == 0
+    events = [(e["event"], e["result"]) for e in host.inst.audit_events() if e["user"] == alice]
+    assert ("enroll", "success") in events
+
+
+def test_wrong_password_changes_nothing_and_counts(host):
+    host.serve("serve")
+    alice = host.user()
+    rc, out, err, key = host.enroll(alice, password="wrong")
+    assert rc != 0 and key is None
+    assert "nothing was changed" in err
+    st = json.loads(host.as_user(alice, "status", "--json").stdout)
+    assert st["enrolled"] is False
+    ev = [e for e in host.inst.audit_events() if e["user"] == alice]
+    assert ev[-1]["event"] == "enroll" and ev[-1]["result"] == "failure" and ev[-1]["detail"] == "wrong password"
+
+
+def test_other_users_enrolment_cannot_be_touched(host):
+    host.serve("serve")
+    alice, bob = host.user(), host.user()
+    host.inst.enroll(bob)
+    for cmd in (["disable"], ["status"], ["backup-codes"], ["qr"], ["enroll", "--replace"]):
+        r = host.as_user(alice, *cmd, "--user", bob, input=PASSWORD + "\n" + oathtool() + "\n")
+        assert r.returncode != 0, cmd
+        assert "only manage your own" in r.stderr, r.stderr
+    assert json.loads(host.inst.cli("admin", "show", bob, "--json").stdout)["enrolled"] is True
+
+
+def raw_request(user, fields, sock):
+    """A hand-made client running as `user`: what the helper decides must come from
+    SO_PEERCRED, not from anything the client says."""
+    code = f"""
+import os, socket, struct, sys
+s = socket.socket(socket.AF_UNIX); s.connect({sock!r})
+payload = b"".join(k.encode() + b"\\0" + v.encode() + b"\\0" for k, v in {fields!r})
+s.sendall(bytes([1]) + struct.pack(">I", len(payload)) + payload)
+while True:
+    h = s.recv(5, socket.MSG_WAITALL)
+    if len(h) < 5: print("EOF"); break
+    n = struct.unpack(">I", h[1:])[0]
+    body = s.recv(n, socket.MSG_WAITALL) if n else b""
+    if h[0] == 0x1F: print("RESULT", body[0]); break
+    if h[0] in (0x10, 0x11): print("PROMPT", body.decode()); break
+"""
+    r = subprocess.run(["runuser", "-u", user, "--", "/usr/bin/python3", "-c", code],
+                       capture_output=True, text=True, timeout=30)
+    return r.stdout.strip()
+
+
+def test_peer_credentials_decide_who_is_calling(host):
+    host.serve("serve")
+    alice, bob = host.user(), host.user()
+    host.inst.enroll(bob)
+    base = [("version", "1"), ("mode", "self")]
+    # Asking for bob's status as alice: denied (verdict 7) without a prompt.
+    assert raw_request(alice, base + [("command", "status"), ("user", bob)], host.sock) == "RESULT 7"
+    # A login-verification request over the socket from a user: refused (system error, 5).
+    pam = [("version", "1"), ("mode", "pam"), ("user", bob), ("service", "x")]
+    assert raw_request(alice, pam, host.sock) == "RESULT 5"
+    # Alice's own disable asks for her password first.
+    host.inst.enroll(alice)
+    assert raw_request(alice, base + [("command", "disable")], host.sock).startswith("PROMPT Password")
+
+
+def test_changes_need_password_and_a_current_code(host):
+    host.serve("serve")
+    alice = host.user()
+    host.inst.enroll(alice)  # secret: conftest.SECRET
+    before = open(os.path.join(host.inst.state, f"{alice}.record"), "rb").read()
+    for cmd in (["backup-codes"], ["qr"], ["disable"], ["enroll", "--replace"]):
+        # Right password, wrong code.
+        r = host.as_user(alice, *cmd, input=PASSWORD + "\n000000\n")
+        assert r.returncode != 0 and "nothing was changed" in r.stderr, (cmd, r.stderr)
+        # Wrong password: the code is not even asked.
+        r = host.as_user(alice, *cmd, input="nope\n" + oathtool() + "\n")
+        assert r.returncode != 0 and "Verification code" not in r.stderr, (cmd, r.stderr)
+        host.inst.cli("admin", "unlock", alice)
+    assert open(os.path.join(host.inst.state, f"{alice}.record"), "rb").read() == before
+    t = time.time()
+    r = host.as_user(alice, "backup-codes", "--json", input=PASSWORD + "\n" + oathtool(at=t) + "\n")
+    assert r.returncode == 0, r.stderr
+    backup = json.loads(r.stdout)["backup_codes"]
+    assert len(backup) == 10
+    r = host.as_user(alice, "qr", "--json", input=PASSWORD + "\n" + oathtool(at=t + 30) + "\n")
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["otpauth_uri"].startswith("otpauth://totp/")
+    # Both steps in the window are spent: a backup code stands in for the code.
+    r = host.as_user(alice, "disable", input=PASSWORD + "\n" + backup[0] + "\n")
+    assert r.returncode == 0, r.stderr
+    assert not os.path.exists(os.path.join(host.inst.state, f"{alice}.record"))
+    assert "disable" in [e["event"] for e in host.inst.audit_events() if e["user"] == alice]
+    # After disable: with nullok no code is asked; without it the login fails.
+    host.inst.service("withnullok", args="nullok", after="auth required pam_permit.so\naccount required pam_permit.so\n")
+    r = host.inst.login(alice, None, service="withnullok")
+    assert r.returncode == 0 and "Verification code" not in r.stderr
+    host.inst.service("strict", after="auth required pam_permit.so\naccount required pam_permit.so\n")
+    assert host.inst.login(alice, None, service="strict").returncode == 1
+
+
+def test_replace_moves_to_a_new_authenticator(host):
+    host.serve("serve")
+    alice = host.user()
+    host.inst.enroll(alice)
+    p = subprocess.Popen(["runuser", "-u", alice, "--", CLI, "enroll", "--replace", "--config", host.inst.conf],
+                         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    p.stdin.write(PASSWORD + "\n" + oathtool() + "\n")
+    p.stdin.flush()
+    screen = []
+    for line in p.stdout:
+        screen.append(line)
+        if line.startswith("Step 2 of 3"):
+            break
+    key = [l.strip().replace(" ", "") for l in screen if re.fullmatch(r"\s+([A-Z2-7]{4} ?)+\n", l)][0]
+    out, err = p.communicate(oathtool(key) + "\n", timeout=60)
+    assert p.returncode == 0, out + err
+    host.inst.service()
+    assert host.inst.login(alice, next_code(key)).returncode == 0
+    assert host.inst.login(alice, oathtool(at=time.time() + 60)).returncode == 1  # the old secret no longer works
+
+
+def test_parallel_requests_leave_consistent_records(host):
+    host.serve("serve")
+    users = [f"tsp{host.tag}{i}" for i in range(8)]
+
+    def enroll(u):
+        return subprocess.run([CLI, "enroll", "--user", u, "--json", "--socket", host.sock],
+                              capture_output=True, text=True, timeout=60)
+
+    with concurrent.futures.ThreadPoolExecutor(max_workers=8) as pool:
+        results = list(pool.map(enroll, users + users[:4]))
+    ok = [r for r in results if r.returncode == 0]
+    assert len(ok) == 8, [r.stderr for r in results]
+    assert all("already enrolled" in r.stderr for r in results if r.returncode != 0)
+    uris = {json.loads(r.stdout)["user"]: json.loads(r.stdout)["otpauth_uri"] for r in ok}
+    listed = [u["user"] for u in json.loads(host.inst.cli("admin", "list", "--json").stdout)["users"]]
+    assert sorted(listed) == sorted(users)
+    host.inst.service()
+    for u in users:
+        key = re.search(r"secret=([A-Z2-7]+)", uris[u]).group(1)
+        assert host.inst.login(u, oathtool(key)).returncode == 0, u
