@@ -9,6 +9,7 @@ MULTIARCH  := $(shell gcc -print-multiarch 2>/dev/null || echo x86_64-linux-gnu)
 PAMDIR     ?= /lib/$(MULTIARCH)/security
 SYSCONFDIR ?= /etc
 DOCDIR     ?= $(PREFIX)/share/doc/twostep
+SYSTEMDUNITDIR ?= /lib/systemd/system
 DESTDIR    ?=
 SWIFT      ?= swift
 # Static Swift runtime (and Foundation for the CLI): installed binaries need no toolchain.
@@ -65,12 +66,16 @@ install: all
 	install -d -m 0755 $(DESTDIR)$(SYSCONFDIR)/twostep
 	[ -e $(DESTDIR)$(SYSCONFDIR)/twostep/twostep.conf ] || \
 	  install -m 0644 packaging/twostep.conf $(DESTDIR)$(SYSCONFDIR)/twostep/twostep.conf
-	install -m 0644 pam.d/* $(DESTDIR)$(DOCDIR)/examples/
+	install -m 0644 pam.d/sshd pam.d/sudo $(DESTDIR)$(DOCDIR)/examples/
+	install -d $(DESTDIR)$(SYSCONFDIR)/pam.d $(DESTDIR)$(SYSTEMDUNITDIR)
+	[ -e $(DESTDIR)$(SYSCONFDIR)/pam.d/twostep ] || install -m 0644 pam.d/twostep $(DESTDIR)$(SYSCONFDIR)/pam.d/twostep
+	install -m 0644 packaging/systemd/twostep-helper.socket packaging/systemd/twostep-helper@.service $(DESTDIR)$(SYSTEMDUNITDIR)/
 	install -m 0644 README.md docs/*.md $(DESTDIR)$(DOCDIR)/
 
 uninstall:
 	rm -f $(DESTDIR)$(BINDIR)/twostep $(DESTDIR)$(LIBEXECDIR)/twostep-helper $(DESTDIR)$(PAMDIR)/pam_twostep.so
 	rm -rf $(DESTDIR)$(DOCDIR)
+	rm -f $(DESTDIR)$(SYSTEMDUNITDIR)/twostep-helper.socket $(DESTDIR)$(SYSTEMDUNITDIR)/twostep-helper@.service
 
 clean:
 	rm -rf build .build

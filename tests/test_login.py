@@ -159,3 +159,40 @@ def test_module_loads_repeatedly_in_a_swift_host(inst):
                         "--rounds", "100"], capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stdout + r.stderr
     assert r.stdout.count("accepted") == 100
+
+
+def test_enrol_at_first_login_then_next_login_asks_for_the_code(inst):
+    import re
+    import subprocess
+    from conftest import CLI
+    inst.write_config(enroll="prompt", require="all")
+    inst.service()
+    p = subprocess.Popen([CLI, "try", "--service", "tstest", "--pam-dir", inst.pamdir, "--user", "dave"],
+                         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    screen = []
+    for line in p.stdout:
+        screen.append(line)
+        if line.startswith("Step 2 of 3"):
+            break
+    uri = next(l for l in screen if "otpauth://" in l)
+    key = re.search(r"secret=([A-Z2-7]+)", uri).group(1)
+    out, err = p.communicate(oathtool(key) + "\n", timeout=60)
+    assert p.returncode == 0, out + err
+    assert "Enter the 6-digit code" in err
+    assert "accepted" in out
+    assert len(re.findall(r"\b[0-9a-z]{5}-[0-9a-z]{5}\b", out)) == 10
+    # Enrolled now: the next login asks for a code, and the confirming code is spent.
+    r = inst.login("dave", oathtool(key))
+    assert r.returncode == 1 and "Verification code: " in r.stderr
+    assert inst.login("dave", oathtool(key, at=time.time() + 30)).returncode == 0
+
+
+def test_require_groups_decides_who_must_use_two_step(inst):
+    # root is in group root: required, not enrolled, enroll=off -> refused even with nullok.
+    inst.write_config(require="root")
+    inst.service(args="nullok", after="auth required pam_permit.so\naccount required pam_permit.so\n")
+    assert inst.login("root", None).returncode == 1
+    # nobody is not in group root: outside `require`, so nullok semantics even without nullok.
+    inst.service(after="auth required pam_permit.so\naccount required pam_permit.so\n")
+    r = inst.login("nobody", None)
+    assert r.returncode == 0 and "Verification code" not in r.stderr
