@@ -153,6 +153,16 @@ final class CipherContext {
 // MARK: - Operations
 
 public enum Crypto {
+    /// Runs each primitive once so OpenSSL loads its providers and algorithm tables now.
+    /// A long-lived server calls it before forking connections; results are discarded.
+    public static func warmUp() {
+        let key = [UInt8](repeating: 1, count: 32)
+        for alg in HashAlgorithm.allCases { _ = try? hmac(alg, key: key, message: key) }
+        _ = try? sha256(key)
+        _ = try? randomBytes(16)
+        _ = try? AESGCM.seal(key: key, nonce: [UInt8](repeating: 0, count: AESGCM.nonceSize), plaintext: key, aad: key)
+    }
+
     /// HMAC (RFC 2104) through EVP_MAC.
     public static func hmac(_ algorithm: HashAlgorithm, key: [UInt8], message: [UInt8]) throws -> [UInt8] {
         let ctx = try MACContext(algorithm: "HMAC")

@@ -40,19 +40,29 @@ public enum PAMSession {
         } catch {
             return .systemError
         }
+        let config: Config
+        do {
+            config = try Config.load(path: fields["config"] ?? Config.defaultPath)
+        } catch {
+            AuditLog.syslogLine(LOG_ERR, "helper: \(error)")
+            return .systemError
+        }
+        return verify(fields, config: config, channel: channel)
+    }
+
+    /// One login from a request's fields, whether spawned by the module or reached over
+    /// the socket by a root caller.
+    static func verify(_ fields: [String: String], config: Config, channel: FrameChannel) -> Verdict {
         // The prompt is answered by a person: no deadline while waiting for them; the
-        // module's timeout= and the alarm above cap the rest.
+        // module's timeout= and the alarm cap the rest.
         channel.deadline = nil
         guard fields["version"] == "1", fields["mode"] == "pam",
               let user = fields["user"], let service = fields["service"] else {
             AuditLog.syslogLine(LOG_ERR, "helper: malformed request")
             return .systemError
         }
-        let configPath = fields["config"] ?? Config.defaultPath
-        let config: Config
         let store: FileUserStore
         do {
-            config = try Config.load(path: configPath)
             store = try FileUserStore(config: config)
         } catch {
             AuditLog.syslogLine(LOG_ERR, "helper: \(error)")
@@ -62,8 +72,7 @@ public enum PAMSession {
         let verifier = Verifier(config: config, store: store, audit: audit, now: { Int64(time(nil)) })
         let request = LoginRequest(user: user, service: service, rhost: fields["rhost"],
                                    nullok: fields["nullok"] == "1")
-        let conversation = FrameConversation(channel: channel)
-        return verifier.authenticate(request, conversation: conversation)
+        return verifier.authenticate(request, conversation: FrameConversation(channel: channel))
     }
 }
 

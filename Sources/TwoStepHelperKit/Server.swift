@@ -1,5 +1,6 @@
 import CHelperSys
 import Glibc
+import TwoStepCrypto
 import TwoStepProtocol
 import TwoStepStore
 
@@ -79,6 +80,9 @@ public enum SelfServiceServer {
     }
 
     static func acceptLoop(_ listener: Int32, config: Config) -> Int32 {
+        // Pay OpenSSL's one-time start-up (provider and algorithm tables) once, here, so
+        // that every forked connection starts warm.
+        Crypto.warmUp()
         var children = Set<pid_t>()
         while true {
             // Reap finished connections; at the cap, wait for one before accepting more.
@@ -119,6 +123,17 @@ public enum SelfServiceServer {
             let first = try channel.receive()
             guard first.type == .request else { throw FrameError.malformedFields }
             let fields = try decodeFields(first.payload)
+            if fields["mode"] == "pam" {
+                // A login relayed by pam_twostep.so with socket=: only root (sshd, sudo, su)
+                // may ask, and the policy is this server's config, not the caller's.
+                guard peerUID == 0 else {
+                    AuditLog.syslogLine(LOG_WARNING, "helper: login request from uid \(peerUID) refused")
+                    throw FrameError.malformedFields
+                }
+                let verdict = PAMSession.verify(fields, config: config, channel: channel)
+                try? channel.send(Frame(.result, [verdict.rawValue]))
+                return verdict == .success ? 0 : 1
+            }
             guard fields["version"] == "1", fields["mode"] == "self" else { throw FrameError.malformedFields }
             channel.deadline = nil
             let store = try FileUserStore(config: config)

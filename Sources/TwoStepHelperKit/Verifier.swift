@@ -50,17 +50,19 @@ public final class Verifier {
             log("failure", "invalid user name")
             return .failure
         }
-        let record: UserRecord?
+        // Before the prompt only existence and lockout are needed; the record is opened
+        // (decrypted) once, under the lock, after the answer arrives.
+        let enrolled: Bool
         let state: UserState
         do {
-            record = try store.loadRecord(req.user)
+            enrolled = try store.hasRecord(req.user)
             state = try store.loadState(req.user)
         } catch {
             log("error", "\(error)")
             conversation.error("Two-step verification is unavailable for this account; ask an administrator.")
             return .systemError
         }
-        guard record != nil else {
+        guard enrolled else {
             switch config.requires(req.user) {
             case false?:
                 return .ignore  // outside `require`: nullok semantics
@@ -125,6 +127,7 @@ public final class Verifier {
             }
         } catch {
             log("error", "\(error)")
+            conversation.error("Two-step verification is unavailable for this account; ask an administrator.")
             return .systemError
         }
     }

@@ -6,6 +6,8 @@ import TwoStepCrypto
 public protocol UserStore: AnyObject {
     /// The sealed record, or nil when the user is not enrolled.
     func loadRecord(_ user: String) throws -> UserRecord?
+    /// Whether the user has a record, without opening it.
+    func hasRecord(_ user: String) throws -> Bool
     /// The mutable state; a fresh state when there is none.
     func loadState(_ user: String) throws -> UserState
     func saveRecord(_ record: UserRecord, for user: String) throws
@@ -49,6 +51,18 @@ public final class FileUserStore: UserStore {
             var plain = try SealedRecord.open(sealed, user: user, keys: keys, path: directory + "/" + name)
             defer { Crypto.wipe(&plain) }
             return try UserRecord.parse(plain, path: directory + "/" + name)
+        }
+    }
+
+    public func hasRecord(_ user: String) throws -> Bool {
+        let name = try checked(user) + ".record"
+        return try withDirectory { fd in
+            var st = stat()
+            if fstatat(fd, name, &st, AT_SYMLINK_NOFOLLOW) != 0 {
+                if errno == ENOENT { return false }
+                throw StoreError.io(path: directory + "/" + name, operation: "stat", errno: errno)
+            }
+            return true
         }
     }
 
