@@ -1,6 +1,7 @@
 """Shared fixtures for the integration suites: a scratch twostep installation (config,
 keys, state, a PAM config folder) driven through the built binaries and libpam."""
 import json
+import re
 import os
 import shutil
 import subprocess
@@ -26,6 +27,18 @@ def oathtool(secret=SECRET, at=None, algorithm="sha1", digits=6, period=30):
          "-N", f"@{at}", "-b", secret],
         check=True, capture_output=True, text=True)
     return out.stdout.strip()
+
+
+def read_setup_screen(stream):
+    """Reads the enrolment wizard's screen up to its confirmation step, as a person looks
+    at it before typing a code. Returns the lines read and the key shown for manual entry."""
+    screen = []
+    for line in stream:
+        screen.append(line.rstrip("\n"))
+        if line.startswith("Step 2 of 3"):
+            break
+    keys = [l.strip().replace(" ", "") for l in screen if re.fullmatch(r"\s+([A-Z2-7]{4} ?)+", l)]
+    return screen, (keys[0] if keys else None)
 
 
 class Installation:

@@ -9,7 +9,7 @@ import urllib.parse
 
 import pytest
 
-from conftest import CLI, SECRET, oathtool
+from conftest import CLI, SECRET, oathtool, read_setup_screen
 
 
 def zbar(path):
@@ -73,15 +73,10 @@ def run_wizard(inst, user, answer_for):
     """Drives the wizard like a person: reads the screen, answers the prompt."""
     p = subprocess.Popen([CLI, "enroll", "--user", user, "--config", inst.conf], stdin=subprocess.PIPE,
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    screen = []
-    for line in p.stdout:
-        screen.append(line.rstrip("\n"))
-        if line.startswith("Step 2 of 3"):
-            break
-    key = next(l.strip() for l in screen if re.fullmatch(r"\s+([A-Z2-7]{4} ?)+", l))
-    answers = answer_for(key.replace(" ", ""))
+    screen, key = read_setup_screen(p.stdout)
+    answers = answer_for(key)
     out, err = p.communicate("".join(a + "\n" for a in answers), timeout=60)
-    return p.returncode, screen, out, err, key.replace(" ", "")
+    return p.returncode, screen, out, err, key
 
 
 def test_wizard_shows_a_scannable_qr_and_saves_only_after_a_good_code(inst, tmp_path):

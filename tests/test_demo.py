@@ -1,12 +1,11 @@
 """`make demo`, the README's first command, driven like a newcomer with a phone: read the
 key off the screen, type the app's code, then a new one at the login prompt."""
 import os
-import re
 import subprocess
 import tempfile
 import time
 
-from conftest import ROOT, oathtool
+from conftest import ROOT, oathtool, read_setup_screen
 
 
 def test_make_demo_enrols_and_logs_in():
@@ -15,12 +14,7 @@ def test_make_demo_enrols_and_logs_in():
     p = subprocess.Popen(["make", "-s", "demo"], cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                          stderr=subprocess.STDOUT, text=True, env=env)
     try:
-        screen = []
-        for line in p.stdout:
-            screen.append(line)
-            if line.startswith("Step 2 of 3"):
-                break
-        key = next(l.strip() for l in screen if re.fullmatch(r"\s+([A-Z2-7]{4} ?)+\n", l)).replace(" ", "")
+        screen, key = read_setup_screen(p.stdout)
         # This step's code confirms the enrolment; the next step's code logs in.
         now = int(time.time())
         answers = oathtool(key, at=now) + "\n" + oathtool(key, at=now + 30) + "\n"
@@ -28,7 +22,7 @@ def test_make_demo_enrols_and_logs_in():
     finally:
         if p.poll() is None:
             p.kill()
-    text = "".join(screen) + out
+    text = "\n".join(screen) + out
     assert p.returncode == 0, text
     assert "Verification code: " in text
     assert "demo accepted by service twostep-demo" in text

@@ -164,18 +164,13 @@ def test_module_loads_repeatedly_in_a_swift_host(inst):
 def test_enrol_at_first_login_then_next_login_asks_for_the_code(inst):
     import re
     import subprocess
-    from conftest import CLI
+    from conftest import CLI, read_setup_screen
     inst.write_config(enroll="prompt", require="all")
     inst.service()
     p = subprocess.Popen([CLI, "try", "--service", "tstest", "--pam-dir", inst.pamdir, "--user", "dave"],
                          stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    screen = []
-    for line in p.stdout:
-        screen.append(line)
-        if line.startswith("Step 2 of 3"):
-            break
-    uri = next(l for l in screen if "otpauth://" in l)
-    key = re.search(r"secret=([A-Z2-7]+)", uri).group(1)
+    screen, key = read_setup_screen(p.stdout)
+    assert any("otpauth://" in l and f"secret={key}" in l for l in screen)
     out, err = p.communicate(oathtool(key) + "\n", timeout=60)
     assert p.returncode == 0, out + err
     assert "Enter the 6-digit code" in err
@@ -196,3 +191,30 @@ def test_require_groups_decides_who_must_use_two_step(inst):
     inst.service(after="auth required pam_permit.so\naccount required pam_permit.so\n")
     r = inst.login("nobody", None)
     assert r.returncode == 0 and "Verification code" not in r.stderr
+
+
+def test_pamtester_as_a_c_host(inst):
+    """Debian's pamtester (a C host using libpam_misc's conversation) loads the module from
+    a service file in /etc/pam.d with a unique name, authenticates twice in one process."""
+    import secrets
+    import shutil
+    import subprocess
+    from conftest import HELPER, MODULE
+    if not shutil.which("pamtester"):
+        import pytest
+        pytest.skip("pamtester missing")
+    inst.enroll("alice")
+    service = f"twostep-pamtester-{secrets.token_hex(4)}"
+    path = f"/etc/pam.d/{service}"
+    with open(path, "w") as f:
+        f.write(f"auth required {MODULE} helper={HELPER} config={inst.conf}\naccount required pam_permit.so\n")
+    try:
+        now = time.time()
+        answers = oathtool(at=now) + "\n" + oathtool(at=now + 30) + "\n" + oathtool(at=now + 30) + "\n"
+        r = subprocess.run(["pamtester", "-v", service, "alice", "authenticate", "authenticate", "authenticate"],
+                           input=answers, capture_output=True, text=True, timeout=60)
+        out = r.stdout + r.stderr
+        assert out.count("successfully authenticated") == 2, out
+        assert "Authentication failure" in out, out  # the third reuses the second's step
+    finally:
+        os.unlink(path)

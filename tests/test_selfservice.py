@@ -15,7 +15,7 @@ import time
 
 import pytest
 
-from conftest import CLI, HELPER, Installation, oathtool
+from conftest import CLI, HELPER, Installation, oathtool, read_setup_screen
 
 PASSWORD = "Corr3ct-Horse-Battery"
 
@@ -70,17 +70,12 @@ class Host:
                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         p.stdin.write(password + "\n")
         p.stdin.flush()
-        screen = []
-        for line in p.stdout:
-            screen.append(line)
-            if line.startswith("Step 2 of 3"):
-                break
-        keys = [l.strip().replace(" ", "") for l in screen if re.fullmatch(r"\s+([A-Z2-7]{4} ?)+\n", l)]
-        if not keys:
+        screen, key = read_setup_screen(p.stdout)
+        if key is None:
             out, err = p.communicate(timeout=30)
-            return p.returncode, "".join(screen) + out, err, None
-        out, err = p.communicate(oathtool(keys[0]) + "\n", timeout=60)
-        return p.returncode, "".join(screen) + out, err, keys[0]
+            return p.returncode, "\n".join(screen) + out, err, None
+        out, err = p.communicate(oathtool(key) + "\n", timeout=60)
+        return p.returncode, "\n".join(screen) + out, err, key
 
     def close(self):
         if self.server and self.server.poll() is None:
@@ -226,12 +221,7 @@ def test_replace_moves_to_a_new_authenticator(host):
                          stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     p.stdin.write(PASSWORD + "\n" + oathtool() + "\n")
     p.stdin.flush()
-    screen = []
-    for line in p.stdout:
-        screen.append(line)
-        if line.startswith("Step 2 of 3"):
-            break
-    key = [l.strip().replace(" ", "") for l in screen if re.fullmatch(r"\s+([A-Z2-7]{4} ?)+\n", l)][0]
+    _, key = read_setup_screen(p.stdout)
     out, err = p.communicate(oathtool(key) + "\n", timeout=60)
     assert p.returncode == 0, out + err
     host.inst.service()
