@@ -120,36 +120,41 @@ public final class SelfService {
     }
 
     func status(_ user: String, enrolled: Bool, emit: ([(String, String)]) -> Void, conversation: Conversation) -> Verdict {
-        var fields: [(String, String)] = [("user", user), ("enrolled", enrolled ? "true" : "false")]
         do {
-            if let record = try store.loadRecord(user) {
-                fields += [("enrolled_at", AuditLog.isoTime(record.created)),
-                           ("algorithm", record.parameters.algorithm.rawValue),
-                           ("digits", "\(record.parameters.digits)"), ("period", "\(record.parameters.period)"),
-                           ("backup_codes_left", "\(record.backupHashes.count)")]
-                let state = try store.loadState(user)
-                let locked = state.lockedUntil > now()
-                fields.append(("locked", locked ? "true" : "false"))
-                if locked { fields.append(("locked_until", AuditLog.isoTime(state.lockedUntil))) }
-            }
+            emit(try Self.statusFields(user, store: store, config: config, now: now()))
         } catch {
             conversation.error("Two-step verification is unavailable for this account; ask an administrator.")
             return .systemError
         }
-        emit(fields)
         return .success
+    }
+
+    /// What `twostep status` and `twostep admin show` tell about a user: facts, never a secret.
+    public static func statusFields(_ user: String, store: UserStore, config: Config, now: Int64) throws -> [(String, String)] {
+        guard let record = try store.loadRecord(user) else { return [("user", user), ("enrolled", "false")] }
+        var fields: [(String, String)] = [
+            ("user", user), ("enrolled", "true"),
+            ("enrolled_at", AuditLog.isoTime(record.created)),
+            ("algorithm", record.parameters.algorithm.rawValue),
+            ("digits", "\(record.parameters.digits)"), ("period", "\(record.parameters.period)"),
+            ("backup_codes_left", "\(record.backupHashes.count)"),
+        ]
+        let state = try store.loadState(user)
+        if state.lastStep >= 0 {
+            fields.append(("last_code_at", AuditLog.isoTime(state.lastStep * Int64(record.parameters.period))))
+        }
+        fields.append(("recent_failures", "\(state.failures.filter { $0 > now - Int64(config.rateLimitSeconds) }.count)"))
+        let locked = state.lockedUntil > now
+        fields.append(("locked", locked ? "true" : "false"))
+        if locked { fields.append(("locked_until", AuditLog.isoTime(state.lockedUntil))) }
+        return fields
     }
 
     func backupCodes(_ user: String, service: String, json: Bool, emit: ([(String, String)]) -> Void,
                      conversation: Conversation) -> Verdict {
         let codes: [String]
         do {
-            codes = try store.withLock(user) {
-                guard let record = try store.loadRecord(user) else { throw StoreError.notEnrolled(user) }
-                let codes = try record.issueBackupCodes()
-                try store.saveRecord(record, for: user)
-                return codes
-            }
+            codes = try store.issueBackupCodes(for: user)
         } catch {
             conversation.error("Could not issue backup codes: \(error)")
             return .systemError

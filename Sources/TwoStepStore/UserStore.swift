@@ -19,6 +19,19 @@ public protocol UserStore: AnyObject {
     func withLock<R>(_ user: String, _ body: () throws -> R) throws -> R
 }
 
+extension UserStore {
+    /// A fresh set of backup codes for an enrolled user, under the lock; the old set stops
+    /// working. The codes exist in clear only in the caller's hands.
+    public func issueBackupCodes(for user: String) throws -> [String] {
+        try withLock(user) {
+            guard let record = try loadRecord(user) else { throw StoreError.notEnrolled(user) }
+            let codes = try record.issueBackupCodes()
+            try saveRecord(record, for: user)
+            return codes
+        }
+    }
+}
+
 /// One directory: `<user>.record` (sealed), `<user>.state`, `<user>.lock`; 0700, ours.
 public final class FileUserStore: UserStore {
     public let directory: String

@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import TwoStepCore
 import TwoStepCrypto
+import TwoStepHelperKit
 import TwoStepStore
 
 struct Admin: ParsableCommand {
@@ -66,18 +67,14 @@ extension Admin {
             defer { Crypto.wipe(&bytes) }
             guard bytes.count >= 10 else { throw CLIError("--secret: at least 80 bits (16 Base32 characters) are needed") }
             let params = OTPParameters(algorithm: HashAlgorithm(name: algorithm) ?? .sha1, digits: digits, period: period)
-            try storeCall {
-                try ctx.store.withLock(user) {
-                    if try ctx.store.loadRecord(user) != nil && !replace {
-                        throw CLIError("\(user) is already enrolled; give --replace to overwrite")
-                    }
-                    let record = UserRecord(secret: bytes, parameters: params, created: ctx.now(), backupKey: try Crypto.randomBytes(32), backupHashes: [])
-                    try ctx.store.saveRecord(record, for: user)
-                    try ctx.store.saveState(UserState(), for: user)
+            try ctx.adminChange("admin_import", user: user) {
+                if try ctx.store.hasRecord(user) && !replace {
+                    throw CLIError("\(user) is already enrolled; give --replace to overwrite")
                 }
+                let record = UserRecord(secret: bytes, parameters: params, created: ctx.now(), backupKey: try Crypto.randomBytes(32), backupHashes: [])
+                try ctx.store.saveRecord(record, for: user)
+                try ctx.store.saveState(UserState(), for: user)
             }
-            ctx.audit.record(AuditEvent(event: "admin_import", user: user, service: "twostep", result: "success",
-                                        detail: "by \(invokingUser())"))
             print("twostep: \(user) enrolled (\(params.algorithm.rawValue), \(digits) digits, \(period) s)")
         }
     }
@@ -92,17 +89,9 @@ extension Admin {
 
         func run() throws {
             let ctx = try Context(options)
-            try ctx.requireRoot("admin backup-codes")
-            let codes: [String] = try storeCall {
-                try ctx.store.withLock(user) {
-                    guard let record = try ctx.store.loadRecord(user) else { throw CLIError("\(user) is not enrolled") }
-                    let codes = try record.issueBackupCodes()
-                    try ctx.store.saveRecord(record, for: user)
-                    return codes
-                }
+            let codes = try ctx.adminChange("admin_backup_codes", user: user, locked: false) {
+                try ctx.store.issueBackupCodes(for: user)
             }
-            ctx.audit.record(AuditEvent(event: "admin_backup_codes", user: user, service: "twostep", result: "success",
-                                        detail: "by \(invokingUser())"))
             if json {
                 try printJSON(["user": user, "backup_codes": codes])
             } else {
@@ -119,15 +108,10 @@ extension Admin {
 
         func run() throws {
             let ctx = try Context(options)
-            try ctx.requireRoot("admin reset")
-            try storeCall {
-                try ctx.store.withLock(user) {
-                    guard try ctx.store.enrolledUsers().contains(user) else { throw CLIError("\(user) is not enrolled") }
-                    try ctx.store.removeUser(user)
-                }
+            try ctx.adminChange("admin_reset", user: user) {
+                guard try ctx.store.hasRecord(user) else { throw CLIError("\(user) is not enrolled") }
+                try ctx.store.removeUser(user)
             }
-            ctx.audit.record(AuditEvent(event: "admin_reset", user: user, service: "twostep", result: "success",
-                                        detail: "by \(invokingUser())"))
             print("twostep: \(user) reset; they must enrol again")
         }
     }
@@ -139,22 +123,17 @@ extension Admin {
 
         func run() throws {
             let ctx = try Context(options)
-            try ctx.requireRoot("admin unlock")
-            try storeCall {
-                try ctx.store.withLock(user) {
-                    var state: UserState
-                    do { state = try ctx.store.loadState(user) } catch StoreError.damaged {
-                        // A damaged state loses its replay mark: start after every code valid now.
-                        let step = ctx.now() / Int64(ctx.config.period) + Int64(ctx.config.window)
-                        state = UserState(lastStep: step)
-                    }
-                    state.failures = []
-                    state.lockedUntil = 0
-                    try ctx.store.saveState(state, for: user)
+            try ctx.adminChange("admin_unlock", user: user) {
+                var state: UserState
+                do { state = try ctx.store.loadState(user) } catch StoreError.damaged {
+                    // A damaged state loses its replay mark: start after every code valid now.
+                    let step = ctx.now() / Int64(ctx.config.period) + Int64(ctx.config.window)
+                    state = UserState(lastStep: step)
                 }
+                state.failures = []
+                state.lockedUntil = 0
+                try ctx.store.saveState(state, for: user)
             }
-            ctx.audit.record(AuditEvent(event: "admin_unlock", user: user, service: "twostep", result: "success",
-                                        detail: "by \(invokingUser())"))
             print("twostep: \(user) unlocked")
         }
     }
@@ -196,25 +175,14 @@ extension Admin {
     }
 }
 
-/// What `show` and `list` tell about a user: facts, never a secret.
+/// What `show` and `list` tell about a user: the fields of `twostep status`.
 func summary(_ ctx: Context, _ user: String) throws -> [String: Any] {
-    guard let record = try ctx.store.loadRecord(user) else { return ["user": user, "enrolled": false] }
-    var out: [String: Any] = [
-        "user": user, "enrolled": true,
-        "algorithm": record.parameters.algorithm.rawValue, "digits": record.parameters.digits,
-        "period": record.parameters.period, "enrolled_at": AuditLog.isoTime(record.created),
-        "backup_codes_left": record.backupHashes.count,
-    ]
-    let state = try ctx.store.loadState(user)
-    if state.lastStep >= 0 { out["last_code_at"] = AuditLog.isoTime(state.lastStep * Int64(record.parameters.period)) }
-    let now = ctx.now()
-    out["recent_failures"] = state.failures.filter { $0 > now - Int64(ctx.config.rateLimitSeconds) }.count
-    if state.lockedUntil > now { out["locked_until"] = AuditLog.isoTime(state.lockedUntil) }
-    return out
+    let fields = try SelfService.statusFields(user, store: ctx.store, config: ctx.config, now: ctx.now())
+    return jsonObject(Dictionary(fields, uniquingKeysWith: { a, _ in a }))
 }
 
 func printSummary(_ info: [String: Any]) {
-    for key in ["user", "enrolled", "enrolled_at", "algorithm", "digits", "period", "backup_codes_left", "last_code_at", "recent_failures", "locked_until"] {
+    for key in ["user", "enrolled", "enrolled_at", "algorithm", "digits", "period", "backup_codes_left", "last_code_at", "recent_failures", "locked", "locked_until"] {
         if let v = info[key] { print("\(key): \(v)") }
     }
 }

@@ -108,7 +108,7 @@ func jsonObject(_ data: [String: String]) -> [String: Any] {
         switch k {
         case "backup_codes": out[k] = v.split(separator: ",").map(String.init)
         case "enrolled", "locked": out[k] = (v == "true")
-        case "digits", "period", "backup_codes_left": out[k] = Int(v) ?? v
+        case "digits", "period", "backup_codes_left", "recent_failures": out[k] = Int(v) ?? v
         default: out[k] = v
         }
     }

@@ -45,6 +45,16 @@ struct Context {
 
     func now() -> Int64 { Int64(Date().timeIntervalSince1970) }
 
+    /// An administrator's change to USER's enrolment: root only, under the user's lock
+    /// (unless `body` takes it itself), audited as `event` once it has succeeded.
+    func adminChange<T>(_ event: String, user: String, locked: Bool = true, _ body: () throws -> T) throws -> T {
+        try requireRoot(event.replacingOccurrences(of: "_", with: " "))
+        let result = try storeCall { locked ? try store.withLock(user) { try body() } : try body() }
+        audit.record(AuditEvent(event: event, user: user, service: "twostep", result: "success",
+                                detail: "by \(invokingUser())"))
+        return result
+    }
+
     func requireRoot(_ what: String) throws {
         guard geteuid() == 0 else { throw CLIError("\(what) needs root") }
     }
