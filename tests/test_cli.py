@@ -189,3 +189,22 @@ def test_help_is_available_for_every_command(args):
     r = subprocess.run([CLI, *args, "--help"], capture_output=True, text=True, timeout=30)
     assert r.returncode == 0
     assert "USAGE" in r.stdout.upper()
+
+
+def test_rotate_key_reseals_every_record(inst):
+    inst.enroll("alice")
+    inst.enroll("bob")
+    inst.service()
+    old_active = open(os.path.join(inst.keys, "active")).read().strip()
+    r = inst.cli("admin", "rotate-key")
+    new_active = open(os.path.join(inst.keys, "active")).read().strip()
+    assert new_active != old_active and new_active in r.stdout
+    for user in ("alice", "bob"):
+        header = open(os.path.join(inst.state, f"{user}.record"), "rb").read()[:32]
+        assert new_active.encode() in header and old_active.encode() not in header
+    assert sorted(os.listdir(inst.keys)) == sorted(["active", f"{old_active}.key", f"{new_active}.key"])
+    r = inst.cli("admin", "rotate-key", "--retire")
+    newest = open(os.path.join(inst.keys, "active")).read().strip()
+    assert sorted(os.listdir(inst.keys)) == sorted(["active", f"{newest}.key"])
+    assert inst.login("alice", oathtool()).returncode == 0
+    assert "admin_rotate_key" in [e["event"] for e in inst.audit_events()]

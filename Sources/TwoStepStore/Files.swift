@@ -122,6 +122,24 @@ public enum Files {
         _ = retry { fsync(dirfd) }
     }
 
+    /// The names in the directory open as `dirfd` (without "." and "..").
+    public static func names(dirfd: Int32, dirPath: String) throws -> [String] {
+        let dup = Glibc.dup(dirfd)
+        guard dup >= 0, let dir = fdopendir(dup) else {
+            throw StoreError.io(path: dirPath, operation: "opendir", errno: errno)
+        }
+        defer { closedir(dir) }
+        rewinddir(dir)
+        var names: [String] = []
+        while let entry = readdir(dir) {
+            let name = withUnsafePointer(to: entry.pointee.d_name) {
+                $0.withMemoryRebound(to: CChar.self, capacity: 256) { String(cString: $0) }
+            }
+            if name != "." && name != ".." { names.append(name) }
+        }
+        return names
+    }
+
     /// Creates a directory (and missing parents) with `mode`, or tightens an existing one.
     public static func makeDirectory(_ path: String, mode: mode_t) throws {
         var prefix = ""

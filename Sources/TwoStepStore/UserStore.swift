@@ -114,22 +114,11 @@ public final class FileUserStore: UserStore {
 
     public func enrolledUsers() throws -> [String] {
         try withDirectory { fd in
-            let dup = Glibc.dup(fd)
-            guard dup >= 0, let dir = fdopendir(dup) else {
-                throw StoreError.io(path: directory, operation: "opendir", errno: errno)
-            }
-            defer { closedir(dir) }
-            var users: [String] = []
-            while let entry = readdir(dir) {
-                let name = withUnsafePointer(to: entry.pointee.d_name) {
-                    $0.withMemoryRebound(to: CChar.self, capacity: 256) { String(cString: $0) }
-                }
-                if name.hasSuffix(".record") {
-                    let user = String(name.dropLast(".record".count))
-                    if isValidUserName(user) { users.append(user) }
-                }
-            }
-            return users.sorted()
+            try Files.names(dirfd: fd, dirPath: directory)
+                .filter { $0.hasSuffix(".record") }
+                .map { String($0.dropLast(".record".count)) }
+                .filter(isValidUserName)
+                .sorted()
         }
     }
 

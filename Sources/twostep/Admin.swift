@@ -8,7 +8,7 @@ import TwoStepStore
 struct Admin: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Administer the store (root): keys, enrolments, lockouts.",
-        subcommands: [Init.self, Import.self, BackupCodesCmd.self, Reset.self, Unlock.self, Show.self, List.self])
+        subcommands: [Init.self, Import.self, BackupCodesCmd.self, Reset.self, Unlock.self, Show.self, List.self, RotateKey.self])
 }
 
 extension Admin {
@@ -135,6 +135,48 @@ extension Admin {
                 try ctx.store.saveState(state, for: user)
             }
             print("twostep: \(user) unlocked")
+        }
+    }
+
+    struct RotateKey: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "rotate-key",
+            abstract: "Make a new master key active and re-seal every record with it.",
+            discussion: "Old key files are kept (a backup may still need them) unless --retire is given, which removes them once every record has been re-sealed.")
+        @Flag(help: "Delete the old key files after re-sealing.") var retire = false
+        @OptionGroup var options: ConfigOptions
+
+        func run() throws {
+            let ctx = try Context(options)
+            try ctx.requireRoot("admin rotate-key")
+            guard KeyRing.environmentValue() == nil else {
+                throw CLIError("\(KeyRing.environmentVariable) is set: rotate that key where it is managed")
+            }
+            let ring = try storeCall { try KeyRing(keyDir: ctx.config.keyDir) }
+            let old = try storeCall { try ring.activeKey().id }
+            let new = try storeCall { try ring.createKey() }
+            var failed: [String] = []
+            for user in try storeCall({ try ctx.store.enrolledUsers() }) {
+                do {
+                    try ctx.store.withLock(user) {
+                        if let record = try ctx.store.loadRecord(user) { try ctx.store.saveRecord(record, for: user) }
+                    }
+                } catch {
+                    failed.append(user)
+                    FileHandle.standardError.write("twostep: \(user): not re-sealed: \(error)\n".data(using: .utf8)!)
+                }
+            }
+            ctx.audit.record(AuditEvent(event: "admin_rotate_key", user: "-", service: "twostep",
+                                        result: failed.isEmpty ? "success" : "failure",
+                                        detail: "\(old) -> \(new) by \(invokingUser())"))
+            print("twostep: master key \(new) is active (was \(old))")
+            guard failed.isEmpty else {
+                throw CLIError("\(failed.count) record(s) still need their old key; old keys kept")
+            }
+            if retire {
+                let removed = try storeCall { try ring.removeKeys(except: new) }
+                print("twostep: removed old key(s): \(removed.joined(separator: ", "))")
+            }
         }
     }
 
