@@ -69,13 +69,14 @@ install: all
 	install -m 0644 pam.d/sshd pam.d/sudo $(DESTDIR)$(DOCDIR)/examples/
 	install -d $(DESTDIR)$(SYSCONFDIR)/pam.d $(DESTDIR)$(SYSTEMDUNITDIR)
 	[ -e $(DESTDIR)$(SYSCONFDIR)/pam.d/twostep ] || install -m 0644 pam.d/twostep $(DESTDIR)$(SYSCONFDIR)/pam.d/twostep
-	install -m 0644 packaging/systemd/twostep-helper.socket packaging/systemd/twostep-helper@.service $(DESTDIR)$(SYSTEMDUNITDIR)/
+	install -m 0644 packaging/systemd/*.socket packaging/systemd/*.service $(DESTDIR)$(SYSTEMDUNITDIR)/
 	install -m 0644 README.md docs/*.md $(DESTDIR)$(DOCDIR)/
 
 uninstall:
 	rm -f $(DESTDIR)$(BINDIR)/twostep $(DESTDIR)$(LIBEXECDIR)/twostep-helper $(DESTDIR)$(PAMDIR)/pam_twostep.so
 	rm -rf $(DESTDIR)$(DOCDIR)
-	rm -f $(DESTDIR)$(SYSTEMDUNITDIR)/twostep-helper.socket $(DESTDIR)$(SYSTEMDUNITDIR)/twostep-helper@.service
+	rm -f $(DESTDIR)$(SYSTEMDUNITDIR)/twostep-helper.socket $(DESTDIR)$(SYSTEMDUNITDIR)/twostep-helper@.service \
+	      $(DESTDIR)$(SYSTEMDUNITDIR)/twostep-helperd.socket $(DESTDIR)$(SYSTEMDUNITDIR)/twostep-helperd.service
 
 clean:
 	rm -rf build .build

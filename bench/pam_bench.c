@@ -8,7 +8,7 @@
  *   pam_bench --confdir DIR --secret BASE32 [--rounds N] [--warmup W] [--json FILE]
  *             --module LABEL:SERVICE:USERPREFIX ...   (one or more; a PAM login each round)
  *             [--spawn LABEL:PATH[:ARG]] ...           (posix_spawn+waitpid of PATH each round)
- *             [--ratio LABEL_A:LABEL_B] [--overhead LABEL_A:LABEL_B] [--meta KEY=VALUE] ...
+ *             [--ratio LABEL_A:LABEL_B] ... [--overhead LABEL_A:LABEL_B] [--meta KEY=VALUE] ...
  *
  * Each --module / --spawn entry runs in its own forked child of this process, so that the
  * entries do not pollute each other's memory; all children are alive at the same time and
@@ -351,7 +351,7 @@ static void usage(void) {
     fprintf(stderr,
             "usage: pam_bench --confdir DIR --secret BASE32 [--rounds N] [--warmup W] [--json FILE]\n"
             "                 --module LABEL:SERVICE:USERPREFIX ... [--spawn LABEL:PATH[:ARG]] ...\n"
-            "                 [--ratio A:B] [--overhead A:B] [--meta KEY=VALUE] ...\n");
+            "                 [--ratio A:B] ... [--overhead A:B] [--meta KEY=VALUE] ...\n");
 }
 
 static struct entry *find_entry(struct entry *es, int n, const char *label) {
@@ -377,7 +377,9 @@ int main(int argc, char **argv) {
     char *metas[MAX_META];
     int nmeta = 0;
     long rounds = 300, warmup = 5;
-    const char *json = NULL, *secret = NULL, *ratio = NULL, *overhead = NULL;
+    const char *json = NULL, *secret = NULL, *overhead = NULL;
+    const char *ratios[MAX_ENTRIES];
+    int nratio = 0;
     memset(es, 0, sizeof es);
 
     for (int i = 1; i < argc; i++) {
@@ -390,7 +392,10 @@ int main(int argc, char **argv) {
         else if (strcmp(a, "--rounds") == 0) rounds = strtol(v, NULL, 10);
         else if (strcmp(a, "--warmup") == 0) warmup = strtol(v, NULL, 10);
         else if (strcmp(a, "--json") == 0) json = v;
-        else if (strcmp(a, "--ratio") == 0) ratio = v;
+        else if (strcmp(a, "--ratio") == 0) {
+            if (nratio == MAX_ENTRIES || strchr(v, ':') == NULL) { usage(); return EXIT_USAGE; }
+            ratios[nratio++] = v;
+        }
         else if (strcmp(a, "--overhead") == 0) overhead = v;
         else if (strcmp(a, "--meta") == 0) {
             if (nmeta == MAX_META || strchr(v, '=') == NULL) { usage(); return EXIT_USAGE; }
@@ -514,19 +519,23 @@ int main(int argc, char **argv) {
         printf("%-36s %7ld %10.3f %10.3f %10.3f %10.3f\n", es[i].label, es[i].ok, st[i].median,
                st[i].p90, st[i].p99, st[i].mean);
     }
-    double rmed = NAN, rp99 = NAN, ovh = NAN;
-    const char *ra = NULL, *rb = NULL, *oa = NULL, *ob = NULL;
-    char rbuf[256], obuf[256];
-    if (ratio) {
-        snprintf(rbuf, sizeof rbuf, "%s", ratio);
-        char *c = strchr(rbuf, ':');
+    /* One line per --ratio; the first is also "ratio" in the JSON (older readers), all of
+       them are "ratios". */
+    double rmed[MAX_ENTRIES], rp99[MAX_ENTRIES], ovh = NAN;
+    const char *ra[MAX_ENTRIES], *rb[MAX_ENTRIES], *oa = NULL, *ob = NULL;
+    char rbuf[MAX_ENTRIES][256], obuf[256];
+    for (int k = 0; k < nratio; k++) {
+        rmed[k] = rp99[k] = NAN;
+        ra[k] = rb[k] = NULL;
+        snprintf(rbuf[k], sizeof rbuf[k], "%s", ratios[k]);
+        char *c = strchr(rbuf[k], ':');
         if (c) {
-            *c = '\0'; ra = rbuf; rb = c + 1;
-            struct entry *a = find_entry(es, ne, ra), *b = find_entry(es, ne, rb);
+            *c = '\0'; ra[k] = rbuf[k]; rb[k] = c + 1;
+            struct entry *a = find_entry(es, ne, ra[k]), *b = find_entry(es, ne, rb[k]);
             if (a && b) {
-                rmed = st[a - es].median / st[b - es].median;
-                rp99 = st[a - es].p99 / st[b - es].p99;
-                printf("ratio %s/%s: median %.3f, p99 %.3f\n", ra, rb, rmed, rp99);
+                rmed[k] = st[a - es].median / st[b - es].median;
+                rp99[k] = st[a - es].p99 / st[b - es].p99;
+                printf("ratio %s/%s: median %.3f, p99 %.3f\n", ra[k], rb[k], rmed[k], rp99[k]);
             }
         }
     }
@@ -587,12 +596,25 @@ int main(int argc, char **argv) {
             fprintf(f, "}");
         }
         fprintf(f, "\n  ]");
-        if (ra && !isnan(rmed)) {
+        if (nratio > 0 && ra[0] && !isnan(rmed[0])) {
             fprintf(f, ",\n  \"ratio\": {\"of\": ");
-            json_str(f, ra);
+            json_str(f, ra[0]);
             fprintf(f, ", \"to\": ");
-            json_str(f, rb);
-            fprintf(f, ", \"median\": %.4f, \"p99\": %.4f}", rmed, rp99);
+            json_str(f, rb[0]);
+            fprintf(f, ", \"median\": %.4f, \"p99\": %.4f}", rmed[0], rp99[0]);
+        }
+        if (nratio > 0) {
+            fprintf(f, ",\n  \"ratios\": [");
+            for (int k = 0, first = 1; k < nratio; k++) {
+                if (!ra[k] || isnan(rmed[k])) continue;
+                fprintf(f, "%s\n    {\"of\": ", first ? "" : ",");
+                json_str(f, ra[k]);
+                fprintf(f, ", \"to\": ");
+                json_str(f, rb[k]);
+                fprintf(f, ", \"median\": %.4f, \"p99\": %.4f}", rmed[k], rp99[k]);
+                first = 0;
+            }
+            fprintf(f, "\n  ]");
         }
         if (oa && !isnan(ovh)) {
             fprintf(f, ",\n  \"overhead\": {\"of\": ");

@@ -12,6 +12,7 @@ import re
 import shutil
 import signal
 import subprocess
+import tempfile
 import time
 from pathlib import Path
 
@@ -289,6 +290,7 @@ def test_malformed_helper_output_is_system_err(stack, case):
 @pytest.mark.parametrize("args", [
     "frobnicate", "nullok=1", "debug=yes", "timeout=0", "timeout=601", "timeout=abc",
     "timeout=", "timeout", "config", "config=relative.conf",
+    "socket", "socket=", "socket=relative.sock", "socket=/" + "s" * 107,
 ])
 def test_bad_module_argument_is_service_err(stack, args):
     stack.write("fake_ok.py", args=args)
@@ -298,6 +300,152 @@ def test_bad_module_argument_is_service_err(stack, args):
 def test_relative_helper_path_is_service_err(stack):
     stack.raw("auth required %s helper=fake_ok.py" % SO)
     assert stack.run(answers=["123456"]).results == [PAM_SERVICE_ERR]
+
+
+# --- socket=: the same relay over a running server's socket ---------------------------------
+
+# A stand-in for `twostep-helper serve`: for each connection it runs a fake helper with the
+# connection as its fd 0 and 1, so every fake above can sit behind a socket unchanged.
+FAKE_SERVER = r"""
+import os, signal, socket, subprocess, sys
+path, helper = sys.argv[1], sys.argv[2]
+signal.signal(signal.SIGCHLD, signal.SIG_IGN)
+s = socket.socket(socket.AF_UNIX); s.bind(path); s.listen(16)
+os.write(1, b"ready\n")
+while True:
+    c, _ = s.accept()
+    subprocess.Popen([helper], stdin=c, stdout=c, stderr=subprocess.DEVNULL)
+    c.close()
+"""
+
+
+class FakeServers:
+    def __init__(self):
+        # sun_path holds 107 bytes: pytest's tmp_path can be longer than that.
+        self.dir = Path(tempfile.mkdtemp(prefix="ts-sock-"))
+        self.procs = []
+
+    def start(self, helper):
+        path = self.dir / ("s%d.sock" % len(self.procs))
+        proc = subprocess.Popen(["/usr/bin/python3", "-c", FAKE_SERVER, str(path), str(FAKES / helper)],
+                                stdout=subprocess.PIPE, start_new_session=True)
+        self.procs.append(proc)
+        assert proc.stdout.readline() == b"ready\n"
+        return path
+
+    def close(self):
+        for proc in self.procs:
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            proc.wait()
+            proc.stdout.close()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+@pytest.fixture
+def servers():
+    s = FakeServers()
+    try:
+        yield s
+    finally:
+        s.close()
+
+
+NO_HELPER = "/nonexistent/twostep-helper"  # a login that falls back to spawning fails
+
+
+def test_socket_relays_the_dialogue(stack, servers):
+    sock = servers.start("fake_ok.py")
+    stack.write(NO_HELPER, args="socket=%s" % sock)
+    r = stack.run(answers=["123456", "000000"], rounds=2)
+    assert r.lines("PROMPT_ECHO_OFF: ") == ["Verification code: "] * 2
+    assert r.results == [PAM_SUCCESS, PAM_AUTH_ERR]
+
+
+def test_socket_relays_messages(stack, servers):
+    stack.write(NO_HELPER, args="socket=%s" % servers.start("fake_info.py"))
+    r = stack.run()
+    assert r.lines("INFO: ") == ["Welcome to twostep"]
+    assert r.lines("ERROR: ") == ["This is only a test"]
+    assert r.results == [PAM_SUCCESS]
+
+
+@pytest.mark.parametrize("verdict,code", [
+    ("success", PAM_SUCCESS), ("failure", PAM_AUTH_ERR), ("lockedOut", PAM_MAXTRIES),
+    ("systemError", PAM_AUTHINFO_UNAVAIL), ("200", PAM_SYSTEM_ERR),
+])
+def test_socket_verdicts_map_like_spawned_ones(stack, servers, verdict, code):
+    stack.write(NO_HELPER, args="socket=%s" % servers.start("fake_verdict.py"))
+    (stack.dir / "verdict").write_text(verdict)
+    assert stack.run(user="bob").results == [code]
+
+
+def test_socket_request_is_the_spawned_request(stack, servers):
+    (stack.dir / "verdict").write_text("success")
+    extra = ["--rhost", "192.0.2.7", "--tty", "ssh", "--env", "SSH_AUTH_INFO_0=publickey x"]
+    stack.write("fake_verdict.py", args="nullok")
+    assert stack.run(user="carol", extra=extra).results == [PAM_SUCCESS]
+    spawned = stack.recorded("request.json")
+    (stack.dir / "request.json").unlink()
+    stack.write(NO_HELPER, args="nullok socket=%s" % servers.start("fake_verdict.py"))
+    assert stack.run(user="carol", extra=extra).results == [PAM_SUCCESS]
+    assert stack.recorded("request.json") == spawned
+
+
+def test_socket_hanging_server_is_cut_off(stack, servers):
+    stack.write(NO_HELPER, args="socket=%s" % servers.start("fake_hang.py"))  # timeout=2
+    r = stack.run()
+    assert r.results == [PAM_SYSTEM_ERR]
+    assert 2 <= r.elapsed < 2 + 2
+
+
+def test_socket_server_crash_after_prompt_is_system_err(stack, servers):
+    stack.write(NO_HELPER, args="socket=%s" % servers.start("fake_crash.py"))
+    r = stack.run(answers=["123456"])
+    assert r.rc == PAM_SYSTEM_ERR and r.results == [PAM_SYSTEM_ERR]
+
+
+@pytest.mark.parametrize("case", ["garbage", "oversize", "truncated-payload", "eof", "request-frame"])
+def test_socket_malformed_server_output_is_system_err(stack, servers, case):
+    stack.write(NO_HELPER, args="socket=%s" % servers.start("fake_malformed.py"))
+    r = stack.run(user=case)
+    assert r.results == [PAM_SYSTEM_ERR]
+    assert r.elapsed < 2
+
+
+def test_socket_missing_falls_back_to_spawning(stack, tmp_path):
+    stack.write("fake_ok.py", args="socket=/nonexistent/verify.sock")
+    assert stack.run(answers=["123456", "000000"], rounds=2).results == [PAM_SUCCESS, PAM_AUTH_ERR]
+    stack.write(NO_HELPER, args="socket=/nonexistent/verify.sock")
+    assert stack.run().results == [PAM_AUTHINFO_UNAVAIL]
+
+
+def test_socket_that_is_not_a_socket_falls_back(stack):
+    stack.write("fake_ok.py", args="socket=/etc/passwd")  # ECONNREFUSED
+    assert stack.run(answers=["123456"]).results == [PAM_SUCCESS]
+    stack.write("fake_ok.py", args="socket=/etc")  # ECONNREFUSED / ENOTSOCK
+    assert stack.run(answers=["123456"]).results == [PAM_SUCCESS]
+
+
+def test_socket_fifty_rounds_in_one_process(stack, servers):
+    stack.write(NO_HELPER, args="socket=%s" % servers.start("fake_ok.py"))
+    r = stack.run(answers=["123456", "000000"] * 25, rounds=50, timeout=120)
+    assert r.results == [PAM_SUCCESS, PAM_AUTH_ERR] * 25
+
+
+@pytest.mark.skipif(shutil.which("valgrind") is None, reason="valgrind not installed")
+def test_socket_no_memory_errors_or_fd_leaks_under_valgrind(stack, servers):
+    stack.write(NO_HELPER, args="socket=%s" % servers.start("fake_ok.py"))
+    r = stack.run(answers=["123456", "000000", "123456"], rounds=3, timeout=300,
+                  prefix=["valgrind", "--error-exitcode=9", "--leak-check=no", "-q",
+                          "--track-fds=yes",
+                          "--suppressions=%s" % (ROOT / "tests" / "harness" / "valgrind.supp")])
+    assert r.results == [PAM_SUCCESS, PAM_AUTH_ERR, PAM_SUCCESS], r.err
+    assert r.rc == PAM_SUCCESS, r.err
+    # Nothing but the standard descriptors is left open at exit: every connection closed.
+    assert "socket" not in r.err.lower(), r.err
 
 
 # --- the shared object ---------------------------------------------------------------------

@@ -7,11 +7,14 @@
 #include <security/pam_ext.h>
 #include <signal.h>
 #include <spawn.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
+#include <sys/time.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 // Swift sees pid_t as Int32 and message styles / item ids as Int32.
@@ -188,4 +191,57 @@ int twostep_kill_child(int pidfd, pid_t pid) {
 #endif
     if (pid <= 0) return -1;
     return kill(pid, SIGKILL);
+}
+
+// MARK: - A running helper's socket
+
+int twostep_connect_unix(const char *path, int timeout_ms, int *fd) {
+    if (path == NULL || fd == NULL || timeout_ms < 0) return EINVAL;
+    *fd = -1;
+    struct sockaddr_un addr;
+    memset(&addr, 0, sizeof addr);
+    addr.sun_family = AF_UNIX;
+    size_t len = strlen(path);
+    if (len == 0) return EINVAL;
+    if (len >= sizeof addr.sun_path) return ENAMETOOLONG;
+    memcpy(addr.sun_path, path, len);
+
+    int s = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (s < 0) return errno;
+    // A blocking connect to a local socket returns at once, unless the server's backlog
+    // is full; then the kernel waits for room at most SO_SNDTIMEO, and says EAGAIN.
+    struct timeval tv = { .tv_sec = timeout_ms / 1000, .tv_usec = (timeout_ms % 1000) * 1000 };
+    if (setsockopt(s, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv) != 0) {
+        int err = errno;
+        close(s);
+        return err;
+    }
+    socklen_t alen = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + len + 1);
+    for (int tries = 0;; tries++) {
+        if (connect(s, (const struct sockaddr *)&addr, alen) == 0) break;
+        int err = errno;
+        // An AF_UNIX connect interrupted while waiting for backlog room has not connected;
+        // trying again is safe. A few times only: a host that signals constantly is not
+        // left waiting here.
+        if (err == EINTR && tries < 3) continue;
+        close(s);
+        return err;
+    }
+    *fd = s;
+    return 0;
+}
+
+int twostep_peer_uid(int fd, uid_t *uid) {
+    if (uid == NULL) { errno = EINVAL; return -1; }
+    struct ucred cred;
+    socklen_t len = sizeof cred;
+    if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0) return -1;
+    if (len != sizeof cred) { errno = EPROTO; return -1; }
+    *uid = cred.uid;
+    return 0;
+}
+
+int twostep_first_socket_fallback(void) {
+    static int done;
+    return __atomic_exchange_n(&done, 1, __ATOMIC_RELAXED) == 0;
 }

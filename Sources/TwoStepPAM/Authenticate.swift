@@ -1,5 +1,6 @@
 // pam_sm_authenticate, reached through PAMShim's exported entry point.
-// Order: options, fail delay, PAM items, helper, relay, reap. Every path returns a PAM code.
+// Order: options, fail delay, PAM items, helper (a running server's socket when socket= is
+// given and answers, else a spawned process), relay, close/reap. Every path returns a PAM code.
 import PAMShim
 import TwoStepProtocol
 
@@ -63,27 +64,20 @@ func twostepSwiftAuthenticate(_ pamh: OpaquePointer?, _ flags: Int32, _ argc: In
         return TWOSTEP_PAM_SYSTEM_ERR
     }
 
-    let helper: HelperProcess
-    switch HelperProcess.start(path: options.helper) {
-    case .success(let h): helper = h
-    case .failure(.socketpair(let err)):
-        pam.error("socketpair failed: errno \(err)")
-        return TWOSTEP_PAM_SYSTEM_ERR
-    case .failure(.spawn(let err)):
-        // No helper, no decision: the second factor cannot be checked.
-        pam.error("cannot start helper \(options.helper): errno \(err)")
-        return TWOSTEP_PAM_AUTHINFO_UNAVAIL
+    let link: HelperLink
+    switch openLink(options: options, pam: pam) {
+    case .success(let l): link = l
+    case .failure(let code): return code.rawValue
     }
-    pam.debugLog("started helper pid \(helper.pid)")
 
-    let relay = Relay(pam: pam, channel: HelperChannel(fd: helper.socket),
+    let relay = Relay(pam: pam, channel: HelperChannel(fd: link.fd),
                       timeoutMilliseconds: Int64(options.timeoutSeconds) * 1000,
                       silent: flags & TWOSTEP_PAM_SILENT != 0)
     let end = relay.run(request: payload)
 
     switch end {
     case .verdict(let verdict, let byte):
-        helper.finish(graceMilliseconds: helperGraceMilliseconds)
+        link.finish(graceMilliseconds: helperGraceMilliseconds)
         guard let verdict else {
             pam.error("helper sent an unknown verdict \(byte)")
             return TWOSTEP_PAM_SYSTEM_ERR
@@ -92,8 +86,43 @@ func twostepSwiftAuthenticate(_ pamh: OpaquePointer?, _ flags: Int32, _ argc: In
         if verdict == .notEnrolled { pam.log(TWOSTEP_LOG_NOTICE, "user \(user) not enrolled") }
         return pamCode(for: verdict)
     case .aborted(let code, let reason):
-        helper.finish(graceMilliseconds: 0)
+        link.finish(graceMilliseconds: 0)
         pam.error(reason)
         return code
+    }
+}
+
+/// With socket=, a connection to the running server; without it, or when the server cannot
+/// be used, a freshly spawned helper. Fails only when no helper can be had at all.
+private func openLink(options: ModuleOptions, pam: PAMSession) -> Result<HelperLink, PAMCode> {
+    if let path = options.socket {
+        switch HelperSocket.connect(path: path,
+                                    timeoutMilliseconds: Int64(options.timeoutSeconds) * 1000) {
+        case .success(let fd):
+            pam.debugLog("connected to helper server at \(path)")
+            return .success(.connected(fd))
+        case .failure(let failure):
+            let text = "helper server at \(path) not used (\(failure.message)); starting \(options.helper)"
+            if !failure.noServer {
+                // Not the plain "not running": a wrong path, wrong permissions, a stranger's
+                // socket, an overloaded server. Worth seeing every time.
+                pam.log(TWOSTEP_LOG_WARNING, text)
+            } else if twostep_first_socket_fallback() != 0 || options.debug {
+                // The server is simply not running. Once per host process is enough.
+                pam.log(TWOSTEP_LOG_NOTICE, text)
+            }
+        }
+    }
+    switch HelperProcess.start(path: options.helper) {
+    case .success(let h):
+        pam.debugLog("started helper pid \(h.pid)")
+        return .success(.spawned(h))
+    case .failure(.socketpair(let err)):
+        pam.error("socketpair failed: errno \(err)")
+        return .failure(PAMCode(TWOSTEP_PAM_SYSTEM_ERR))
+    case .failure(.spawn(let err)):
+        // No helper, no decision: the second factor cannot be checked.
+        pam.error("cannot start helper \(options.helper): errno \(err)")
+        return .failure(PAMCode(TWOSTEP_PAM_AUTHINFO_UNAVAIL))
     }
 }

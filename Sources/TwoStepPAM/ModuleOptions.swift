@@ -1,16 +1,36 @@
 // Module arguments from the PAM stack line, parsed once through one table.
 // Anything unknown or malformed fails authentication (PAM_SERVICE_ERR): a typo in
 // /etc/pam.d must never silently weaken the stack.
+//
+//   config=FILE     the helper's config (absolute; default /etc/twostep/twostep.conf)
+//   helper=PATH     twostep-helper to spawn (absolute; default /usr/libexec/twostep/twostep-helper)
+//   socket=PATH     a running `twostep-helper serve` to ask instead of spawning one
+//                   (absolute, shorter than 108 bytes; e.g. /run/twostep/verify.sock from
+//                   twostep-helperd.socket). The module connects to it and runs the same
+//                   relay over the connection: same request, same timeout=, same fail-closed
+//                   verdict mapping. The server decides with ITS OWN config (it ignores
+//                   config=), so point both at the same file. It must be owned by root: a
+//                   server whose peer uid is not 0 is never asked. When nothing listens
+//                   there (ENOENT, ECONNREFUSED) the module spawns helper= as without
+//                   socket=, and says so once per host process at LOG_NOTICE (every time
+//                   with debug); any other connect failure also falls back, logged each time.
+//   timeout=SECONDS longest silence accepted from the helper or server, 1..600 (default 30)
+//   nullok          a user with no enrollment gets PAM_IGNORE instead of failing
+//   debug           log the dialogue's steps at LOG_DEBUG (never an answer)
 
 struct ModuleOptions {
     var config = "/etc/twostep/twostep.conf"
     var helper = "/usr/libexec/twostep/twostep-helper"
+    /// A running helper's Unix socket; nil: spawn `helper` for every login.
+    var socket: String? = nil
     var nullok = false
     var debug = false
     /// Longest silence accepted from the helper, in seconds (1...600).
     var timeoutSeconds = 30
 
     static let timeoutRange = 1...600
+    /// sun_path holds 108 bytes, the terminating NUL included.
+    static let maxSocketPathBytes = 107
 }
 
 enum OptionError: Error {
@@ -42,6 +62,14 @@ private enum OptionTable {
         ("helper", .value { opts, v in
             guard v.hasPrefix("/") else { return "must be an absolute path" }
             opts.helper = v
+            return nil
+        }),
+        ("socket", .value { opts, v in
+            guard v.hasPrefix("/") else { return "must be an absolute path" }
+            guard v.utf8.count <= ModuleOptions.maxSocketPathBytes else {
+                return "must be shorter than \(ModuleOptions.maxSocketPathBytes + 1) bytes"
+            }
+            opts.socket = v
             return nil
         }),
         ("timeout", .value { opts, v in

@@ -2,8 +2,8 @@
 //
 // It exports the three pam_sm_* entry points (the only symbols the export map keeps) and
 // wraps what Swift cannot call well: PAM's variadic logger, the conversation callback,
-// item getters, and posix_spawn. Every symbol is prefixed `twostep_`; macro values Swift
-// needs are exported as constants below. None of this holds or sees a TOTP secret; it
+// item getters, posix_spawn, and the connect to a running helper (socket=). Every symbol
+// is prefixed `twostep_`; macro values Swift needs are exported as constants below. None of this holds or sees a TOTP secret; it
 // only carries the user's typed answer, which callers wipe with twostep_free_secret().
 #pragma once
 
@@ -94,6 +94,21 @@ int twostep_pidfd_open(pid_t pid);
 
 /// SIGKILL the child: through the pidfd when there is one, else by pid.
 int twostep_kill_child(int pidfd, pid_t pid);
+
+/// Connects a close-on-exec AF_UNIX stream socket to `path` (a running
+/// `twostep-helper serve`). When the listener's backlog is full, connect() waits at most
+/// `timeout_ms` (SO_SNDTIMEO, which then also bounds every later send) and fails with
+/// EAGAIN. Returns 0 with *fd set, or an errno value: ENOENT / ECONNREFUSED mean no
+/// server is running; ENAMETOOLONG a path that does not fit sun_path.
+int twostep_connect_unix(const char *path, int timeout_ms, int *fd);
+
+/// The uid of the process at the other end of a connected AF_UNIX socket (SO_PEERCRED:
+/// for a server, whoever created its listening socket). 0 or -1 (errno).
+int twostep_peer_uid(int fd, uid_t *uid);
+
+/// 1 for the first call in this process, 0 for every later one (atomic). Lets a notice
+/// that would repeat on every login be logged once per host process.
+int twostep_first_socket_fallback(void);
 
 #ifdef __cplusplus
 }

@@ -1,0 +1,286 @@
+"""pam_twostep.so with socket=: logins relayed to a running `twostep-helper serve` (or one
+socket-activated by systemd-socket-activate) instead of a helper spawned per login.
+
+Root only (the server answers login requests from uid 0 alone). Most services here name a
+helper= that does not exist, so a login that succeeds proves the socket was used: a
+fallback to spawning would end in PAM_AUTHINFO_UNAVAIL.
+"""
+import concurrent.futures
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+
+import pytest
+
+from conftest import CLI, HELPER, MODULE, Installation, oathtool
+
+HARNESS = os.path.join(os.path.dirname(HELPER), "pam_harness")
+NO_HELPER = "/nonexistent/twostep-helper"
+
+PAM_SUCCESS = 0
+PAM_AUTH_ERR = 7
+PAM_AUTHINFO_UNAVAIL = 9
+PAM_MAXTRIES = 11
+PAM_IGNORE = 25
+VERDICT_SYSTEM_ERROR = 5
+
+pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root")
+
+
+def wait_for_socket(path, proc, timeout=10):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if os.path.exists(path):
+            return
+        assert proc.poll() is None, "server exited early: %s" % proc.stderr.read()
+        time.sleep(0.02)
+    raise AssertionError(f"{path} did not appear")
+
+
+class Site:
+    """An Installation plus the servers this test started (killed in the finalizer)."""
+
+    def __init__(self, root):
+        os.chmod(root, 0o755)  # `nobody` must reach the socket; keys and state stay 0700
+        self.inst = Installation(root)
+        self.sock = os.path.join(root, "run", "verify.sock")
+        self.servers = []
+
+    def start(self, cmd, path=None, **popen):
+        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                                text=True, start_new_session=True, **popen)
+        self.servers.append(proc)
+        wait_for_socket(path or self.sock, proc)
+        return proc
+
+    def serve(self):
+        os.makedirs(os.path.dirname(self.sock), mode=0o755, exist_ok=True)
+        os.chmod(os.path.dirname(self.sock), 0o755)
+        return self.start([HELPER, "serve", "--config", self.inst.conf, "--socket", self.sock])
+
+    def service(self, name, args, helper=NO_HELPER, after=""):
+        path = os.path.join(self.inst.pamdir, name)
+        with open(path, "w") as f:
+            f.write(f"auth required {MODULE} helper={helper} config={self.inst.conf} timeout=10 {args}\n")
+            f.write(after)
+        return name
+
+    def login(self, service, user, answer):
+        """One login through libpam (tests/harness/pam_harness.c); returns the PAM code."""
+        r = subprocess.run([HARNESS, "--confdir", self.inst.pamdir, "--service", service,
+                            "--user", user, "--answers", "-"],
+                           input="" if answer is None else answer + "\n",
+                           capture_output=True, text=True, timeout=60)
+        codes = [int(c) for c in re.findall(r"^RESULT: .* \((-?\d+)\)$", r.stdout, re.M)]
+        assert len(codes) == 1, (r.stdout, r.stderr)
+        return codes[0]
+
+    def close(self):
+        for proc in self.servers:
+            if proc.poll() is None:
+                try:
+                    os.killpg(proc.pid, signal.SIGTERM)
+                except ProcessLookupError:
+                    pass
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait(timeout=10)
+            if proc.stderr:
+                proc.stderr.close()
+
+
+@pytest.fixture
+def site():
+    for path in (CLI, HELPER, MODULE, HARNESS):
+        assert os.path.exists(path), f"{path} missing: run `make` first"
+    root = tempfile.mkdtemp(prefix="twostep-sock-")
+    s = Site(root)
+    try:
+        yield s
+    finally:
+        s.close()
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def raw_request(user, fields, sock):
+    """A hand-made client running as `user`, speaking the frame protocol directly."""
+    code = f"""
+import socket, struct
+s = socket.socket(socket.AF_UNIX); s.connect({sock!r})
+payload = b"".join(k.encode() + b"\\0" + v.encode() + b"\\0" for k, v in {fields!r})
+s.sendall(bytes([1]) + struct.pack(">I", len(payload)) + payload)
+while True:
+    h = s.recv(5, socket.MSG_WAITALL)
+    if len(h) < 5: print("EOF"); break
+    n = struct.unpack(">I", h[1:])[0]
+    body = s.recv(n, socket.MSG_WAITALL) if n else b""
+    if h[0] == 0x1F: print("RESULT", body[0]); break
+    if h[0] in (0x10, 0x11): print("PROMPT", body.decode()); break
+"""
+    r = subprocess.run(["runuser", "-u", user, "--", "/usr/bin/python3", "-c", code],
+                       capture_output=True, text=True, timeout=30)
+    assert r.returncode == 0, r.stderr
+    return r.stdout.strip()
+
+
+# --- logins through a running server --------------------------------------------------------
+
+def test_codes_through_the_socket(site):
+    site.serve()
+    svc = site.service("sock", f"socket={site.sock}")
+    for u in ("alice", "bob", "carol"):
+        site.inst.enroll(u)
+    t = time.time()
+    # Correct code: accepted (helper= does not exist: only the server can have said yes).
+    assert site.login(svc, "alice", oathtool(at=t)) == PAM_SUCCESS
+    # The same code again: a replay, refused.
+    assert site.login(svc, "alice", oathtool(at=t)) == PAM_AUTH_ERR
+    # Wrong code: refused.
+    wrong = "%06d" % ((int(oathtool(at=t)) + 1) % 1_000_000)
+    assert site.login(svc, "bob", wrong) == PAM_AUTH_ERR
+    assert site.login(svc, "carol", oathtool(at=t)) == PAM_SUCCESS
+    events = [(e["event"], e["user"], e["result"]) for e in site.inst.audit_events()]
+    assert sum(1 for e in events if e[1] == "alice") >= 2
+
+
+def test_unenrolled_user_through_the_socket(site):
+    site.serve()
+    strict = site.service("strict", f"socket={site.sock}")
+    assert site.login(strict, "nobody-enrolled", "123456") == PAM_AUTH_ERR
+    # nullok travels in the request as before: PAM_IGNORE, and the rest of the stack decides.
+    lenient = site.service("lenient", f"socket={site.sock} nullok",
+                           after="auth required pam_permit.so\n")
+    assert site.login(lenient, "nobody-enrolled", "123456") == PAM_SUCCESS
+
+
+def test_parallel_logins_with_one_code_succeed_once(site):
+    site.serve()
+    svc = site.service("sock", f"socket={site.sock}")
+    site.inst.enroll("dave")
+    code = oathtool()
+    with concurrent.futures.ThreadPoolExecutor(max_workers=12) as pool:
+        results = list(pool.map(lambda _: site.login(svc, "dave", code), range(12)))
+    # One success; every other login refused (a wrong code, or the limiter once the
+    # failures pile up).
+    assert results.count(PAM_SUCCESS) == 1, results
+    assert all(r in (PAM_SUCCESS, PAM_AUTH_ERR, PAM_MAXTRIES) for r in results), results
+
+
+def test_login_request_from_a_non_root_user_is_refused(site):
+    site.serve()
+    site.inst.enroll("erin")
+    fields = [("version", "1"), ("mode", "pam"), ("user", "erin"), ("service", "sshd"),
+              ("config", site.inst.conf), ("nullok", "0"), ("debug", "0")]
+    assert raw_request("nobody", fields, site.sock) == f"RESULT {VERDICT_SYSTEM_ERROR}"
+    # Root asking the same gets the dialogue.
+    assert raw_request("root", fields, site.sock).startswith("PROMPT Verification code")
+
+
+# --- no server: fall back to spawning helper= -----------------------------------------------
+
+def test_missing_socket_falls_back_to_spawning(site):
+    assert not os.path.exists(site.sock)
+    svc = site.service("fallback", f"socket={site.sock}", helper=HELPER)
+    site.inst.enroll("frank")
+    t = time.time()
+    assert site.login(svc, "frank", oathtool(at=t)) == PAM_SUCCESS
+    assert site.login(svc, "frank", oathtool(at=t)) == PAM_AUTH_ERR  # still no replay
+    # Without a helper to fall back on, the second factor cannot be checked: fail closed.
+    none = site.service("nothing", f"socket={site.sock}")
+    assert site.login(none, "frank", oathtool(at=t + 30)) == PAM_AUTHINFO_UNAVAIL
+
+
+def test_stale_socket_falls_back_to_spawning(site):
+    # A socket file nobody listens on (a server that died): ECONNREFUSED.
+    os.makedirs(os.path.dirname(site.sock))
+    s = socket.socket(socket.AF_UNIX)
+    s.bind(site.sock)
+    s.close()
+    svc = site.service("fallback", f"socket={site.sock} debug", helper=HELPER)
+    site.inst.enroll("grace")
+    assert site.login(svc, "grace", oathtool()) == PAM_SUCCESS
+
+
+FAKE_SERVER = r"""
+import os, socket, struct, sys
+path = sys.argv[1]
+s = socket.socket(socket.AF_UNIX); s.bind(path); s.listen(8)
+while True:
+    c, _ = s.accept()
+    c.recv(65536)
+    c.sendall(bytes([0x1F]) + struct.pack(">I", 1) + bytes([0]))  # "success", whatever was asked
+    c.close()
+"""
+
+
+def test_server_not_owned_by_root_is_never_asked(site):
+    """A listener created by another user could answer "success" to anything: the module
+    does not ask it, and spawns the real helper instead."""
+    rogue = os.path.join(site.inst.root, "rogue")
+    os.mkdir(rogue)
+    os.chmod(rogue, 0o777)
+    path = os.path.join(rogue, "verify.sock")
+    site.start(["runuser", "-u", "nobody", "--", "/usr/bin/python3", "-c", FAKE_SERVER, path], path=path)
+    svc = site.service("rogue", f"socket={path}", helper=HELPER)
+    site.inst.enroll("heidi")
+    assert site.login(svc, "heidi", "000000" if oathtool() != "000000" else "111111") == PAM_AUTH_ERR
+    assert site.login(svc, "heidi", oathtool()) == PAM_SUCCESS
+
+
+# --- socket activation (Accept=no): the helper runs its accept loop on fd 3 ------------------
+
+@pytest.mark.skipif(shutil.which("systemd-socket-activate") is None,
+                    reason="systemd-socket-activate not installed")
+def test_socket_activated_server_accept_no(site):
+    os.makedirs(os.path.dirname(site.sock))
+    proc = site.start(["systemd-socket-activate", "-l", site.sock, HELPER, "serve",
+                       "--config", site.inst.conf])
+    svc = site.service("activated", f"socket={site.sock}")
+    for u in ("ivan", "judy"):
+        site.inst.enroll(u)
+    t = time.time()
+    # Several logins over one inherited listening socket: an accept loop, not one
+    # connection per instance (with Accept=no a served-then-exited helper would leave the
+    # socket unanswered, and helper= does not exist).
+    assert site.login(svc, "ivan", oathtool(at=t)) == PAM_SUCCESS
+    assert site.login(svc, "ivan", oathtool(at=t)) == PAM_AUTH_ERR
+    assert site.login(svc, "judy", oathtool(at=t)) == PAM_SUCCESS
+    assert proc.poll() is None, "the activated helper exited"
+    # With the unit's SocketMode=0600, only root reaches it at all.
+    os.chmod(site.sock, 0o600)
+    site.inst.enroll("kim")
+    assert site.login(svc, "kim", oathtool(at=t)) == PAM_SUCCESS
+    probe = subprocess.run(["runuser", "-u", "nobody", "--", "/usr/bin/python3", "-c",
+                            "import socket; socket.socket(socket.AF_UNIX).connect(%r)" % site.sock],
+                           capture_output=True, text=True, timeout=30)
+    assert probe.returncode != 0 and "PermissionError" in probe.stderr
+
+
+# --- the shipped units ------------------------------------------------------------------------
+
+UNITS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "packaging", "systemd")
+
+
+def unit_lines(name):
+    with open(os.path.join(UNITS, name)) as f:
+        return [l.strip() for l in f if l.strip() and not l.lstrip().startswith("#")]
+
+
+def test_helperd_units():
+    sock = unit_lines("twostep-helperd.socket")
+    for line in ("ListenStream=/run/twostep/verify.sock", "SocketMode=0600", "Accept=no"):
+        assert line in sock
+    svc = unit_lines("twostep-helperd.service")
+    assert "ExecStart=/usr/libexec/twostep/twostep-helper serve --config /etc/twostep/twostep.conf" in svc
+    # The same hardening as the per-connection self-service unit.
+    template = unit_lines("twostep-helper@.service")
+    start = template.index("NoNewPrivileges=yes")
+    hardening = [l for l in template[start:] if not l.startswith("[")]
+    assert hardening and all(l in svc for l in hardening), set(hardening) - set(svc)
