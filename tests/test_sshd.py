@@ -63,19 +63,61 @@ def totp(secret, at=None):
     return run(cmd).stdout.strip()
 
 
+# The askpass program answers the n-th keyboard-interactive prompt with line n of the
+# answers file and appends {"prompt": argv[1], "answer": ...} to the prompts file (JSON
+# lines: sshd puts PAM info messages into the prompt text, so a prompt may span many lines).
+# Two answers are computed here, while ssh waits, from the otpauth:// URI the enrolment
+# wizard showed in an earlier prompt of the same login (oathtool is the reference):
+#   {totp}   the current code;  {wrong}  a code that matches no step within +-2 of now.
+ASKPASS = r"""#!/usr/bin/python3
+import json, re, subprocess, sys, time
+PROMPTS, ANSWERS = %(prompts)r, %(answers)r
+prompt = sys.argv[1] if len(sys.argv) > 1 else ""
+try:
+    with open(PROMPTS) as f:
+        asked = [json.loads(l) for l in f if l.strip()]
+except FileNotFoundError:
+    asked = []
+with open(ANSWERS) as f:
+    answers = f.read().splitlines()
+answer = answers[len(asked)] if len(asked) < len(answers) else ""
+
+def code(secret, at):
+    return subprocess.run(["oathtool", "--totp", "-b", secret, "-N", "@%%d" %% at], check=True,
+                          capture_output=True, text=True, timeout=10).stdout.strip()
+
+if answer in ("{totp}", "{wrong}"):
+    uris = re.findall(r"otpauth://totp/\S*?[?&]secret=([A-Z2-7]+)",
+                      "\n".join([a["prompt"] for a in asked] + [prompt]))
+    if not uris:
+        answer = "no-otpauth-uri-seen"
+    else:
+        wrong, now = answer == "{wrong}", int(time.time())
+        answer = code(uris[-1], now)
+        if wrong:
+            near = {code(uris[-1], now + d * 30) for d in (-2, -1, 0, 1, 2)}
+            answer = next(c for c in (answer[:-1] + str((int(answer[-1]) + b) %% 10)
+                                      for b in range(1, 10)) if c not in near)
+with open(PROMPTS, "a") as f:
+    f.write(json.dumps({"prompt": prompt, "answer": answer}) + "\n")
+print(answer)
+"""
+
+
 class Login:
     """One ssh run. Its repr (shown by failing asserts) carries sshd's log of the run."""
 
-    def __init__(self, proc, prompts, sshd_log):
+    def __init__(self, proc, asked, sshd_log):
         self.rc = proc.returncode
         self.out = proc.stdout
         self.err = proc.stderr
-        self.prompts = prompts
+        self.prompts = [a["prompt"] for a in asked]  # whole prompts, possibly multi-line
+        self.answers = [a["answer"] for a in asked]  # what the askpass program answered
         self.sshd_log = sshd_log
 
     def __repr__(self):
-        return "Login(rc=%r, out=%r, err=%r, prompts=%r)\n%s" % (
-            self.rc, self.out, self.err, self.prompts, self.sshd_log[-8000:])
+        return "Login(rc=%r, out=%r, err=%r, prompts=%r, answers=%r)\n%s" % (
+            self.rc, self.out, self.err, self.prompts, self.answers, self.sshd_log[-8000:])
 
 
 class SshdEnv:
@@ -107,9 +149,7 @@ class SshdEnv:
         bindir.mkdir(mode=0o755)
         self.module, self.helper, self.cli = (Path(shutil.copy2(p, bindir / p.name))
                                               for p in (MODULE, HELPER, CLI))
-        self.config.write_text("state_dir = %s/state\nkey_dir = %s/keys\naudit_log = %s\n"
-                               % (self.dir, self.dir, self.audit))
-        os.chmod(self.config, 0o600)
+        self.write_config()
         run([self.cli, "admin", "init", "--config", self.config])
         self.write_pam()
 
@@ -125,14 +165,8 @@ class SshdEnv:
             os.chown(p, pw.pw_uid, pw.pw_gid)
         os.chmod(pw.pw_dir, 0o750)  # StrictModes: home not group/world writable
 
-        # The askpass program answers the n-th keyboard-interactive prompt with line n of
-        # code_file and records the prompt it was given (argv[1]) in prompt_file.
-        self.askpass.write_text(
-            '#!/bin/sh\n'
-            'printf "%%s\\n" "$1" >> %(prompts)s\n'
-            'n=$(wc -l < %(prompts)s)\n'
-            'sed -n "${n}p" %(answers)s\n'
-            % {"prompts": self.prompt_file, "answers": self.code_file})
+        self.askpass.write_text(ASKPASS % {"prompts": str(self.prompt_file),
+                                            "answers": str(self.code_file)})
         os.chmod(self.askpass, 0o700)
 
         run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", self.dir / "host_key"])
@@ -141,6 +175,13 @@ class SshdEnv:
         self.sshd_path = self.dir / self.service
         os.symlink(SSHD, self.sshd_path)
         self.start_sshd()
+
+    def write_config(self, *extra):
+        """The store's config, plus `extra` lines (the helper reads it at every login)."""
+        self.config.write_text("state_dir = %s/state\nkey_dir = %s/keys\naudit_log = %s\n"
+                               % (self.dir, self.dir, self.audit)
+                               + "".join(l + "\n" for l in extra))
+        os.chmod(self.config, 0o600)
 
     def module_line(self, module_args=""):
         return "auth required %s helper=%s config=%s timeout=10 %s" % (
@@ -285,7 +326,14 @@ class SshdEnv:
     def unenroll(self):
         run([self.cli, "admin", "reset", self.user, "--config", self.config])
 
-    def login(self, *answers):
+    def enrolled(self):
+        out = run([self.cli, "admin", "show", self.user, "--json", "--config", self.config]).stdout
+        return json.loads(out)["enrolled"]
+
+    def login(self, *answers, log_level="ERROR"):
+        """ssh USER@127.0.0.1 "echo LOGGED-IN". At log_level INFO or up, ssh prints to
+        stderr what sshd sends outside prompts (banners, keyboard-interactive instructions);
+        at ERROR it drops them."""
         log_mark = self.log_size()
         self.code_file.write_text("".join(a + "\n" for a in answers))
         if self.prompt_file.exists():
@@ -296,14 +344,14 @@ class SshdEnv:
                "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
                "-o", "PreferredAuthentications=publickey,keyboard-interactive",
                "-o", "BatchMode=no", "-o", "NumberOfPasswordPrompts=1",
-               "-o", "ConnectTimeout=10", "-o", "LogLevel=ERROR",
+               "-o", "ConnectTimeout=10", "-o", "LogLevel=" + log_level,
                "-p", str(self.port), "%s@127.0.0.1" % self.user, "echo LOGGED-IN"]
         # No stdin and a new session: ssh has no tty, so it must use the askpass program.
         proc = subprocess.run(cmd, env=env, stdin=subprocess.DEVNULL, capture_output=True,
                               text=True, timeout=30, start_new_session=True)
-        prompts = (self.prompt_file.read_text().splitlines()
-                   if self.prompt_file.exists() else [])
-        return Login(proc, prompts, self.log_text(log_mark))
+        asked = ([json.loads(l) for l in self.prompt_file.read_text().splitlines() if l.strip()]
+                 if self.prompt_file.exists() else [])
+        return Login(proc, asked, self.log_text(log_mark))
 
 
 @pytest.fixture(scope="module")
@@ -472,3 +520,102 @@ def test_password_then_code_alternative(sshd):
     r = sshd.login(password)
     assert r.rc == 0 and "LOGGED-IN" in r.out, r
     assert len(r.prompts) == 1, r
+
+
+# --- enrol at first login (enroll = prompt) -----------------------------------------------
+#
+# How the wizard's messages reach an ssh user (OpenSSH 9.2): the module passes every
+# PAM_TEXT_INFO and PAM_ERROR_MSG on as its own conversation call; sshd (auth-pam.c,
+# sshpam_query) gathers them and puts them IN FRONT OF THE TEXT OF THE NEXT PROMPT, so the
+# keyboard-interactive request carries one prompt "<info>\n<info>\n...Enter the 6-digit
+# code the app shows now: ". The client prefixes "(user@host) " and hands the whole text to
+# the askpass program as argv[1] (in the C locale with non-ASCII bytes escaped as \ooo, so
+# the QR code is mangled there; the otpauth:// URI is ASCII). Messages still pending when the
+# stack ends:
+#   success (backup codes, "Done: ..."): sshd adds them to loginmsg and sends that as a
+#     userauth banner (auth2.c userauth_finish); a pty login also prints it before the shell.
+#   failure ("3 codes did not match"): sshd sends them as the instruction of one more
+#     keyboard-interactive request without prompts.
+# ssh prints banners and instructions on stderr only at LogLevel INFO or up.
+
+@pytest.fixture
+def enrol_at_login(sshd):
+    """The user has no enrolment; the config makes every user enrol at first login."""
+    sshd.enroll()
+    sshd.unenroll()
+    sshd.write_config("enroll = prompt", "require = all")
+    yield sshd
+    sshd.write_config()
+
+
+URI = re.compile(r"^    otpauth://totp/[^:\s]+:(\S+?)\?secret=([A-Z2-7]+)&issuer=\S+$", re.M)
+FULL_BLOCK = ("\u2588", "\\342\\226\\210")  # the QR code's U+2588, as is or as ssh escapes it
+
+
+def test_enrol_at_first_login_then_verify(enrol_at_login):
+    sshd = enrol_at_login
+    assert not sshd.enrolled()
+    before = len(sshd.audit_events())
+    # One wrong try (the wizard allows three), then the code for the secret it showed.
+    r = sshd.login("{wrong}", "{totp}", log_level="INFO")
+    assert r.rc == 0 and "LOGGED-IN" in r.out, r
+    # Steps 1 and 2 came in the text of the first prompt.
+    assert len(r.prompts) == 2, r
+    first, second = r.prompts
+    assert first.startswith("(%s@127.0.0.1) Two-step login for %s on " % (sshd.user, sshd.user)), r
+    assert "Step 1 of 3: Scan this QR code" in first, r
+    assert any(b * 10 in first for b in FULL_BLOCK), r  # the QR code's quiet zone
+    uri = URI.findall(first)
+    assert len(uri) == 1 and uri[0][0] == sshd.user, r
+    secret = uri[0][1]
+    assert " ".join(secret[i:i + 4] for i in range(0, len(secret), 4)) in first, r  # by hand
+    assert "Step 2 of 3: confirm that the app works." in first, r
+    assert first.endswith("\nEnter the 6-digit code the app shows now: "), r
+    # The wrong try's PAM_ERROR_MSG came in front of the second prompt.
+    assert "That code does not match" in second, r
+    assert second.endswith("\nEnter the 6-digit code the app shows now: "), r
+    assert "otpauth://" not in second, r
+    wrong, confirming = r.answers
+    assert re.fullmatch(r"\d{6}", confirming) and confirming != wrong, r
+    # Step 3, after the last prompt: the userauth banner, on stderr.
+    assert "Step 3 of 3: your backup codes." in r.err, r
+    assert len(re.findall(r"^    (\S+)    (\S+)$", r.err, re.M)) == 5, r  # 10 codes
+    assert "Done: %s is enrolled. The next login will ask for a verification code." \
+        % sshd.user in r.err, r
+    assert sshd.enrolled()
+    assert new_events(sshd, before, event="enroll", user=sshd.user, service=sshd.service,
+                      result="success"), sshd.audit_events()[before:]
+
+    # Enrolled now: the next login asks for a verification code, not the wizard.
+    now = int(time.time())
+    before = len(sshd.audit_events())
+    r = sshd.login(confirming)  # the confirming code's time step is spent
+    assert r.rc != 0 and "LOGGED-IN" not in r.out, r
+    assert len(r.prompts) == 1 and "Verification code" in r.prompts[0], r
+    assert "Step 1 of 3" not in r.prompts[0], r
+    r = sshd.login(wrong_code(secret))
+    assert r.rc != 0 and "LOGGED-IN" not in r.out, r
+    assert len(r.prompts) == 1 and "Verification code" in r.prompts[0], r
+    r = sshd.login(totp(secret, now + 30))
+    assert r.rc == 0 and "LOGGED-IN" in r.out, r
+    assert len(r.prompts) == 1 and "Verification code" in r.prompts[0], r
+    events = new_events(sshd, before, event="verify", user=sshd.user, service=sshd.service)
+    assert [e["result"] for e in events] == ["failure", "failure", "success"], events
+    assert sshd.enrolled()
+
+
+def test_enrol_at_first_login_three_wrong_codes_save_nothing(enrol_at_login):
+    sshd = enrol_at_login
+    before = len(sshd.audit_events())
+    r = sshd.login("{wrong}", "{wrong}", "{wrong}", log_level="INFO")
+    assert r.rc != 0 and "LOGGED-IN" not in r.out, r
+    assert len(r.prompts) == 3, r
+    assert all(p.endswith("Enter the 6-digit code the app shows now: ") for p in r.prompts), r
+    assert all("That code does not match" in p for p in r.prompts[1:]), r
+    assert all(re.fullmatch(r"\d{6}", a) for a in r.answers), r  # computed from the URI
+    # The last message came after the last prompt, as the instruction of a request without
+    # prompts: ssh shows it on stderr, the askpass program never sees it.
+    assert "3 codes did not match; nothing was saved." in r.err, r
+    assert not sshd.enrolled()
+    assert new_events(sshd, before, event="enroll", user=sshd.user, result="failure"), \
+        sshd.audit_events()[before:]

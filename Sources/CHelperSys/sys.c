@@ -2,7 +2,9 @@
 #include "twostep_sys.h"
 #include <sys/prctl.h>
 #include <sys/resource.h>
+#include <signal.h>
 #include <stddef.h>
+#include <unistd.h>
 #include <sys/socket.h>
 
 int twostep_sys_disable_dumps(void) {
@@ -22,4 +24,9 @@ int twostep_sys_peer_uid(int fd, uid_t *uid) {
 
 int twostep_sys_accept(int fd) {
     return accept4(fd, NULL, NULL, SOCK_CLOEXEC);
+}
+
+int twostep_sys_die_with_parent(pid_t parent) {
+    if (prctl(PR_SET_PDEATHSIG, SIGTERM, 0, 0, 0) != 0) return -1;
+    return getppid() == parent ? 0 : -1;
 }

@@ -79,34 +79,50 @@ public enum SelfServiceServer {
         return fd
     }
 
+    /// Pre-forked workers: `max_connections` processes, forked from this warmed-up parent
+    /// ahead of time, each accepts one connection, serves it and exits; the parent forks a
+    /// replacement. No fork stands between a caller and its answer, and every connection
+    /// still has a process of its own.
     static func acceptLoop(_ listener: Int32, config: Config) -> Int32 {
         // Pay OpenSSL's one-time start-up (provider and algorithm tables) once, here, so
-        // that every forked connection starts warm.
+        // that every worker starts warm.
         Crypto.warmUp()
-        var children = Set<pid_t>()
+        let parent = getpid()
+        var workers = Set<pid_t>()
         while true {
-            // Reap finished connections; at the cap, wait for one before accepting more.
-            while true {
-                var status: Int32 = 0
-                let pid = waitpid(-1, &status, children.count >= config.maxConnections ? 0 : WNOHANG)
-                if pid > 0 { children.remove(pid); continue }
-                if pid < 0 && errno == EINTR { continue }
-                if pid < 0 { children.removeAll() }
-                break
+            while workers.count < config.maxConnections {
+                let pid = fork()
+                if pid == 0 { _exit(worker(listener, parent: parent, config: config)) }
+                guard pid > 0 else {
+                    writeStderr("twostep-helper: fork: \(String(cString: strerror(errno)))\n")
+                    sleep(1)
+                    break
+                }
+                workers.insert(pid)
             }
+            var status: Int32 = 0
+            let pid = waitpid(-1, &status, 0)
+            if pid > 0 {
+                workers.remove(pid)
+            } else if errno == ECHILD {
+                workers.removeAll()
+            }
+        }
+    }
+
+    /// One worker: waits for one connection and serves it. Dies with the server.
+    static func worker(_ listener: Int32, parent: pid_t, config: Config) -> Int32 {
+        guard twostep_sys_die_with_parent(parent) == 0 else { return 1 }
+        while true {
             let conn = twostep_sys_accept(listener)
-            if conn < 0 {
-                if errno == EINTR || errno == ECONNABORTED || errno == EMFILE || errno == ENFILE { continue }
-                writeStderr("twostep-helper: accept: \(String(cString: strerror(errno)))\n")
-                return 1
-            }
-            let pid = fork()
-            if pid == 0 {
+            if conn >= 0 {
                 close(listener)
-                _exit(serveConnection(conn, config: config))
+                return serveConnection(conn, config: config)
             }
-            if pid > 0 { children.insert(pid) }
-            close(conn)
+            if errno == EINTR || errno == ECONNABORTED { continue }
+            writeStderr("twostep-helper: accept: \(String(cString: strerror(errno)))\n")
+            sleep(1)
+            return 1
         }
     }
 

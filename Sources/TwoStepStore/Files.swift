@@ -30,6 +30,16 @@ public enum Files {
         return fd
     }
 
+    /// Checks again that an open directory is still ours and private (a cached descriptor
+    /// must not outlive a chmod or chown that made it unsafe).
+    public static func checkPrivateDirectory(_ fd: Int32, path: String) throws {
+        var st = stat()
+        guard fstat(fd, &st) == 0 else { throw StoreError.io(path: path, operation: "stat", errno: errno) }
+        if let problem = ownershipProblem(st, allowGroupOtherRead: false) {
+            throw StoreError.unsafe(path: path, reason: problem)
+        }
+    }
+
     /// nil when the file is ours and private; otherwise why not.
     static func ownershipProblem(_ st: stat, allowGroupOtherRead: Bool) -> String? {
         let uid = geteuid()

@@ -51,10 +51,21 @@ public final class FileUserStore: UserStore {
         return user
     }
 
+    /// The state directory, opened once per store (a store lives for one login or one
+    /// command) and checked again with fstat before every use.
+    private var directoryFD: Int32 = -1
+
     func withDirectory<R>(_ body: (Int32) throws -> R) throws -> R {
-        let fd = try Files.openPrivateDirectory(directory)
-        defer { close(fd) }
-        return try body(fd)
+        if directoryFD < 0 {
+            directoryFD = try Files.openPrivateDirectory(directory)
+        } else {
+            try Files.checkPrivateDirectory(directoryFD, path: directory)
+        }
+        return try body(directoryFD)
+    }
+
+    deinit {
+        if directoryFD >= 0 { close(directoryFD) }
     }
 
     public func loadRecord(_ user: String) throws -> UserRecord? {

@@ -28,6 +28,7 @@ final class Rig {
     let root = NSTemporaryDirectory() + "twostep-dialogue-\(UUID().uuidString)"
     var config: Config
     let store: FileUserStore
+    let keys: KeyRing
     var clock: Int64 = 1_800_000_000  // the start of a 30 s step
     let secret = Array("12345678901234567890".utf8)
     var backupCodes: [String] = []
@@ -40,7 +41,7 @@ final class Rig {
         config.auditLog = root + "/audit.jsonl"
         configure(&config)
         try Files.makeDirectory(config.stateDir, mode: 0o700)
-        let keys = try KeyRing(keyDir: config.keyDir, environment: nil)
+        keys = try KeyRing(keyDir: config.keyDir, environment: nil)
         try keys.createKey()
         store = FileUserStore(directory: config.stateDir, keys: keys)
         let record = UserRecord(secret: secret, parameters: .standard, created: clock, backupKey: [], backupHashes: [])
@@ -50,8 +51,9 @@ final class Rig {
 
     deinit { try? FileManager.default.removeItem(atPath: root) }
 
+    /// Each login gets its own store, as each helper process does.
     func verifier() -> Verifier {
-        Verifier(config: config, store: store, audit: AuditLog(path: config.auditLog), now: { [unowned self] in self.clock })
+        Verifier(config: config, store: FileUserStore(directory: config.stateDir, keys: keys), audit: AuditLog(path: config.auditLog), now: { [unowned self] in self.clock })
     }
 
     func code(stepOffset: Int64 = 0) throws -> String {

@@ -6,5 +6,8 @@
 int twostep_sys_disable_dumps(void);
 /* The uid of the process at the other end of a Unix socket (SO_PEERCRED). 0 on success. */
 int twostep_sys_peer_uid(int fd, uid_t *uid);
+/* Asks the kernel to SIGTERM this process when its parent exits; returns -1 if the parent
+   is already gone (reparented), else 0. */
+int twostep_sys_die_with_parent(pid_t parent);
 /* accept4(fd, NULL, NULL, SOCK_CLOEXEC). */
 int twostep_sys_accept(int fd);
