@@ -113,6 +113,9 @@ public enum SelfServiceServer {
     /// One worker: waits for one connection and serves it. Dies with the server.
     static func worker(_ listener: Int32, parent: pid_t, config: Config) -> Int32 {
         guard twostep_sys_die_with_parent(parent) == 0 else { return 1 }
+        // Touch OpenSSL's shared tables once more, now: the copy-on-write faults that a
+        // fork owes land here, before a caller is waiting, instead of inside its login.
+        Crypto.warmUp()
         while true {
             let conn = twostep_sys_accept(listener)
             if conn >= 0 {
