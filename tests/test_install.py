@@ -1,0 +1,46 @@
+"""`make install` as a packager runs it: into DESTDIR, with the layout DESIGN.md promises."""
+import os
+import stat
+import subprocess
+import tempfile
+
+from conftest import ROOT
+
+
+def test_make_install_honours_destdir_and_layout():
+    dest = tempfile.mkdtemp(prefix="twostep-destdir-")
+    r = subprocess.run(["make", "-s", "install", f"DESTDIR={dest}", "PREFIX=/usr", "PAMDIR=/lib/security",
+                        "LIBEXECDIR=/usr/libexec/twostep"], cwd=ROOT, capture_output=True, text=True, timeout=900)
+    assert r.returncode == 0, r.stdout + r.stderr
+    expect = {
+        "usr/bin/twostep": 0o755,
+        "usr/libexec/twostep/twostep-helper": 0o755,
+        "lib/security/pam_twostep.so": 0o644,
+        "etc/twostep/twostep.conf": 0o644,
+        "etc/pam.d/twostep": 0o644,
+        "lib/systemd/system/twostep-helper.socket": 0o644,
+        "lib/systemd/system/twostep-helper@.service": 0o644,
+        "lib/systemd/system/twostep-helperd.socket": 0o644,
+        "lib/systemd/system/twostep-helperd.service": 0o644,
+        "usr/share/doc/twostep/examples/sshd": 0o644,
+        "usr/share/doc/twostep/examples/sudo": 0o644,
+        "usr/share/doc/twostep/README.md": 0o644,
+    }
+    for path, mode in expect.items():
+        st = os.stat(os.path.join(dest, path))
+        assert stat.S_IMODE(st.st_mode) == mode, (path, oct(st.st_mode))
+    # Stripped, self-contained binaries: no Swift toolchain needed on the target.
+    for binary in ("usr/bin/twostep", "usr/libexec/twostep/twostep-helper", "lib/security/pam_twostep.so"):
+        full = os.path.join(dest, binary)
+        assert "not stripped" not in subprocess.run(["file", full], capture_output=True, text=True).stdout
+        assert "libswift" not in subprocess.run(["ldd", full], capture_output=True, text=True).stdout
+    # The installed helper path is the module's default; the unit runs it from there.
+    unit = open(os.path.join(dest, "lib/systemd/system/twostep-helper@.service")).read()
+    assert "/usr/libexec/twostep/twostep-helper serve" in unit
+    # An admin's config survives a reinstall.
+    with open(os.path.join(dest, "etc/twostep/twostep.conf"), "a") as f:
+        f.write("window = 2\n")
+    r = subprocess.run(["make", "-s", "install", f"DESTDIR={dest}"], cwd=ROOT, capture_output=True, text=True, timeout=900)
+    assert r.returncode == 0, r.stderr
+    assert "window = 2" in open(os.path.join(dest, "etc/twostep/twostep.conf")).read()
+    subprocess.run(["rm", "-rf", dest])
