@@ -1,5 +1,5 @@
 import ArgumentParser
-import Foundation
+import Glibc
 import TwoStepCore
 import TwoStepCrypto
 import TwoStepHelperKit
@@ -60,7 +60,7 @@ extension Admin {
             if secret == "-" {
                 text = readLineUnbuffered() ?? ""
             } else {
-                FileHandle.standardError.write("twostep: warning: a secret on the command line is visible to other users in the process list; prefer --secret -\n".data(using: .utf8)!)
+                writeStderr("twostep: warning: a secret on the command line is visible to other users in the process list; prefer --secret -\n")
             }
             var bytes: [UInt8]
             do { bytes = try Base32.decode(text) } catch { throw CLIError("--secret: \(error)") }
@@ -163,7 +163,7 @@ extension Admin {
                     }
                 } catch {
                     failed.append(user)
-                    FileHandle.standardError.write("twostep: \(user): not re-sealed: \(error)\n".data(using: .utf8)!)
+                    writeStderr("twostep: \(user): not re-sealed: \(error)\n")
                 }
             }
             ctx.audit.record(AuditEvent(event: "admin_rotate_key", user: "-", service: "twostep",

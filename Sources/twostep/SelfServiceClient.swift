@@ -1,5 +1,5 @@
 import ArgumentParser
-import Foundation
+import Glibc
 import TwoStepHelperKit
 import TwoStepProtocol
 import TwoStepStore
@@ -16,7 +16,7 @@ struct SelfServiceOptions: ParsableArguments {
 final class TerminalConversation: Conversation {
     func ask(_ prompt: String, echo: Bool) -> String? { readAnswer(prompt: prompt, echo: echo) }
     func info(_ text: String) { say(text) }
-    func error(_ text: String) { FileHandle.standardError.write((text + "\n").data(using: .utf8)!) }
+    func error(_ text: String) { writeStderr(text + "\n") }
 }
 
 /// Runs a self-service command: in this process for root (who can open the store), else
@@ -88,7 +88,7 @@ func relay(socketPath: String, request: [(String, String)], data: ([(String, Str
                 defer { for i in bytes.indices { bytes[i] = 0 } }
                 try channel.send(Frame(.answer, bytes))
             case .info: say(frame.text)
-            case .error: FileHandle.standardError.write((frame.text + "\n").data(using: .utf8)!)
+            case .error: writeStderr(frame.text + "\n")
             case .data: data(Array(try decodeFields(frame.payload)))
             case .result: return Verdict(rawValue: frame.payload.first ?? 255) ?? .systemError
             default: throw CLIError("the helper sent an unexpected message")

@@ -1,10 +1,12 @@
-import Foundation
+import Glibc
+import TwoStepHelperKit
+import TwoStepStore
 
 /// Reads one line from the terminal (or standard input when it is not one). With
 /// `echo: false` and a terminal, typing is not shown.
 func readAnswer(prompt: String, echo: Bool) -> String? {
     let tty = isatty(0) != 0
-    FileHandle.standardError.write(prompt.data(using: .utf8)!)
+    writeStderr(prompt)
     var saved = termios()
     let hide = tty && !echo && tcgetattr(0, &saved) == 0
     if hide {
@@ -15,7 +17,7 @@ func readAnswer(prompt: String, echo: Bool) -> String? {
     defer {
         if hide {
             _ = tcsetattr(0, TCSAFLUSH, &saved)
-            FileHandle.standardError.write("\n".data(using: .utf8)!)
+            writeStderr("\n")
         }
     }
     return readLineUnbuffered()
@@ -39,5 +41,37 @@ func readLineUnbuffered(limit: Int = 4096) -> String? {
 }
 
 func say(_ s: String) {
-    FileHandle.standardOutput.write((s + "\n").data(using: .utf8)!)
+    writeStdout(s + "\n")
+}
+
+func writeStdout(_ s: String) {
+    var bytes = Array(s.utf8)
+    var off = 0
+    while off < bytes.count {
+        let n = bytes.withUnsafeMutableBytes { write(1, $0.baseAddress! + off, $0.count - off) }
+        if n < 0 && errno == EINTR { continue }
+        if n <= 0 { return }
+        off += n
+    }
+}
+
+/// JSON text for the CLI's answers (strings, integers, booleans, arrays and objects),
+/// keys sorted, two-space indented.
+func jsonText(_ value: Any, indent: String = "") -> String {
+    let inner = indent + "  "
+    switch value {
+    case let s as String: return jsonString(s)
+    case let b as Bool: return b ? "true" : "false"
+    case let i as Int: return String(i)
+    case let i as Int64: return String(i)
+    case let a as [Any]:
+        if a.isEmpty { return "[]" }
+        return "[\n" + a.map { inner + jsonText($0, indent: inner) }.joined(separator: ",\n") + "\n" + indent + "]"
+    case let o as [String: Any]:
+        if o.isEmpty { return "{}" }
+        return "{\n" + o.keys.sorted().map { k in
+            inner + jsonString(k) + " : " + jsonText(o[k] as Any, indent: inner)
+        }.joined(separator: ",\n") + "\n" + indent + "}"
+    default: return "null"
+    }
 }

@@ -1,6 +1,7 @@
 import ArgumentParser
 import CPAM
-import Foundation
+import Glibc
+import TwoStepHelperKit
 
 struct Try: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -78,7 +79,7 @@ private let tryConversation: @convention(c) (
             }
             replies[i].resp = strdup(answer)
         case PAM_ERROR_MSG:
-            FileHandle.standardError.write((text + "\n").data(using: .utf8)!)
+            writeStderr(text + "\n")
         default:
             say(text)
         }

@@ -1,5 +1,5 @@
 import ArgumentParser
-import Foundation
+import Glibc
 import TwoStepStore
 
 @main
@@ -43,12 +43,12 @@ struct Context {
         audit = AuditLog(path: config.auditLog)
     }
 
-    func now() -> Int64 { Int64(Date().timeIntervalSince1970) }
+    func now() -> Int64 { Int64(time(nil)) }
 
     /// An administrator's change to USER's enrolment: root only, under the user's lock
     /// (unless `body` takes it itself), audited as `event` once it has succeeded.
     func adminChange<T>(_ event: String, user: String, locked: Bool = true, _ body: () throws -> T) throws -> T {
-        try requireRoot(event.replacingOccurrences(of: "_", with: " "))
+        try requireRoot(String(event.map { $0 == "_" ? " " : $0 }))
         let result = try storeCall { locked ? try store.withLock(user) { try body() } : try body() }
         audit.record(AuditEvent(event: event, user: user, service: "twostep", result: "success",
                                 detail: "by \(invokingUser())"))
@@ -61,9 +61,7 @@ struct Context {
 }
 
 func printJSON(_ object: Any) throws {
-    let data = try JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes])
-    FileHandle.standardOutput.write(data)
-    FileHandle.standardOutput.write("\n".data(using: .utf8)!)
+    writeStdout(jsonText(object) + "\n")
 }
 
 func storeCall<T>(_ body: () throws -> T) throws -> T {
