@@ -12,8 +12,13 @@ DOCDIR     ?= $(PREFIX)/share/doc/twostep
 SYSTEMDUNITDIR ?= /lib/systemd/system
 DESTDIR    ?=
 SWIFT      ?= swift
-# Static Swift runtime (and Foundation for the CLI): installed binaries need no toolchain.
-SWIFTFLAGS ?= -c release --disable-local-rpath --static-swift-stdlib
+# Static Swift runtime: installed binaries need no toolchain. Full RELRO and immediate
+# binding, and fortified C shims (Debian's hardening defaults). EXTRA_SWIFTFLAGS adds to these.
+SWIFTFLAGS ?= -c release --disable-local-rpath --static-swift-stdlib \
+	-Xlinker -z -Xlinker relro -Xlinker -z -Xlinker now \
+	-Xcc -D_FORTIFY_SOURCE=2 -Xcc -fstack-protector-strong
+EXTRA_SWIFTFLAGS ?=
+STRIP      ?= strip --strip-unneeded --remove-section=.comment
 RELEASE     = .build/release
 
 .PHONY: all deps test unit-test integration-test demo bench install uninstall clean
@@ -24,7 +29,7 @@ deps:
 	@scripts/deps.sh build
 
 build/pam_twostep.so build/twostep build/twostep-helper &: deps FORCE
-	$(SWIFT) build $(SWIFTFLAGS)
+	$(SWIFT) build $(SWIFTFLAGS) $(EXTRA_SWIFTFLAGS)
 	@mkdir -p build
 	install -m 0755 $(RELEASE)/libpam_twostep.so build/pam_twostep.so
 	install -m 0755 $(RELEASE)/twostep build/twostep
@@ -57,12 +62,12 @@ bench:
 	$(MAKE) all
 	bench/run.sh
 
-install: all
+install: build/pam_twostep.so build/twostep build/twostep-helper
 	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(LIBEXECDIR) $(DESTDIR)$(PAMDIR) $(DESTDIR)$(DOCDIR)/examples
 	install -m 0755 build/twostep $(DESTDIR)$(BINDIR)/twostep
 	install -m 0755 build/twostep-helper $(DESTDIR)$(LIBEXECDIR)/twostep-helper
 	install -m 0644 build/pam_twostep.so $(DESTDIR)$(PAMDIR)/pam_twostep.so
-	strip --strip-unneeded $(DESTDIR)$(PAMDIR)/pam_twostep.so $(DESTDIR)$(BINDIR)/twostep $(DESTDIR)$(LIBEXECDIR)/twostep-helper
+	$(STRIP) $(DESTDIR)$(PAMDIR)/pam_twostep.so $(DESTDIR)$(BINDIR)/twostep $(DESTDIR)$(LIBEXECDIR)/twostep-helper
 	install -d -m 0755 $(DESTDIR)$(SYSCONFDIR)/twostep
 	[ -e $(DESTDIR)$(SYSCONFDIR)/twostep/twostep.conf ] || \
 	  install -m 0644 packaging/twostep.conf $(DESTDIR)$(SYSCONFDIR)/twostep/twostep.conf

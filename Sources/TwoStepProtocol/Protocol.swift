@@ -59,7 +59,8 @@ public struct Frame: Equatable, Sendable {
     public var text: String { String(decoding: payload, as: UTF8.self) }
 
     public func encoded() -> [UInt8] {
-        let n = UInt32(payload.count)
+        // Callers keep payloads within maxPayload; clamping keeps this total (no trap) if not.
+        let n = UInt32(clamping: payload.count)
         var out: [UInt8] = [type.rawValue, UInt8(n >> 24), UInt8((n >> 16) & 0xff),
                             UInt8((n >> 8) & 0xff), UInt8(n & 0xff)]
         out.append(contentsOf: payload)

@@ -1,0 +1,300 @@
+"""The Debian package (debian/): built with dpkg-buildpackage from a copy of the tree, its
+contents checked against `make install`, lintian run on it, and (when this machine has no
+other twostep installation) installed, removed and purged for real with apt-get.
+
+Builds Swift from scratch in the copy (about 2.5 minutes on 2 cores). With
+TWOSTEP_PREBUILT=1 in the environment the copy takes the root checkout's build/ binaries
+instead (debian/rules TWOSTEP_PREBUILT=DIR), so run `make` first.
+"""
+import hashlib
+import os
+import shutil
+import stat
+import subprocess
+import tempfile
+import time
+import uuid
+
+import pytest
+
+from conftest import ROOT
+
+pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root (apt-get, dpkg -i)")
+
+MULTIARCH = subprocess.run(["dpkg-architecture", "-qDEB_HOST_MULTIARCH"], capture_output=True,
+                           text=True).stdout.strip() or "x86_64-linux-gnu"
+PAMDIR = f"lib/{MULTIARCH}/security"
+TOOLS = ["debhelper", "dpkg-dev", "devscripts", "lintian", "po-debconf"]
+APT_ENV = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+APT_LOCK = ["-o", "DPkg::Lock::Timeout=600"]
+
+# What `make install DESTDIR=... PREFIX=/usr PAMDIR=/lib/<multiarch>/security
+# LIBEXECDIR=/usr/libexec/twostep` installs, with its modes.
+FILES = {
+    "usr/bin/twostep": 0o755,
+    "usr/libexec/twostep/twostep-helper": 0o755,
+    f"{PAMDIR}/pam_twostep.so": 0o644,
+    "etc/twostep/twostep.conf": 0o644,
+    "etc/pam.d/twostep": 0o644,
+    "lib/systemd/system/twostep-helper.socket": 0o644,
+    "lib/systemd/system/twostep-helper@.service": 0o644,
+    "lib/systemd/system/twostep-helperd.socket": 0o644,
+    "lib/systemd/system/twostep-helperd.service": 0o644,
+    "usr/share/doc/twostep/examples/sshd": 0o644,
+    "usr/share/doc/twostep/examples/sudo": 0o644,
+}
+# Added by debhelper (dh_installdocs, dh_installchangelogs); dh_compress gzips big docs.
+DEBHELPER_FILES = {"usr/share/doc/twostep/copyright", "usr/share/doc/twostep/changelog.gz"}
+# Paths a real install creates; the real-install test runs only if none exists beforehand.
+HOST_PATHS = ["/usr/bin/twostep", "/usr/libexec/twostep", f"/{PAMDIR}/pam_twostep.so", "/etc/twostep",
+              "/var/lib/twostep", "/etc/pam.d/twostep", "/lib/systemd/system/twostep-helper.socket"]
+
+
+def run(cmd, **kw):
+    kw.setdefault("capture_output", True)
+    kw.setdefault("text", True)
+    return subprocess.run(cmd, **kw)
+
+
+def installed(pkg):
+    r = run(["dpkg-query", "-W", "-f=${Status}", pkg])
+    return r.returncode == 0 and r.stdout.strip() == "install ok installed"
+
+
+def ensure_tools():
+    missing = [p for p in TOOLS if not installed(p)]
+    if missing:
+        r = run(["apt-get", *APT_LOCK, "-qq", "update"], env=APT_ENV)
+        assert r.returncode == 0, r.stderr
+        r = run(["apt-get", *APT_LOCK, "install", "-y", "-qq", "--no-install-recommends", *missing], env=APT_ENV)
+        assert r.returncode == 0, r.stdout[-3000:] + r.stderr
+    r = run([os.path.join(ROOT, "scripts/deps.sh"), "build"])  # the Build-Depends (-dev packages)
+    assert r.returncode == 0, r.stdout + r.stderr
+
+
+def build_env():
+    env = dict(os.environ)
+    env.pop("MAKEFLAGS", None)
+    env.pop("MFLAGS", None)
+    env.pop("MAKELEVEL", None)
+    if shutil.which("swift") is None and os.path.exists("/opt/swift/usr/bin/swift"):
+        env["PATH"] = "/opt/swift/usr/bin:" + env["PATH"]
+    if os.environ.get("TWOSTEP_PREBUILT"):
+        env["TWOSTEP_PREBUILT"] = os.path.join(ROOT, "build")
+    return env
+
+
+@pytest.fixture(scope="module")
+def deb():
+    """Builds the package from a copy of the working tree; yields paths to the results."""
+    ensure_tools()
+    work = tempfile.mkdtemp(prefix="twostep-deb-")
+    src = os.path.join(work, "twostep")
+    os.makedirs(src)
+    # A copy of the working tree (uncommitted changes included), without build products:
+    # the root checkout stays clean, and this build races with nobody's.
+    tar = run(f"tar -C {ROOT} -c --exclude=./.git --exclude=./.build --exclude='./.build-*' "
+              f"--exclude='./.build_*' --exclude=./build --exclude=./.pytest_cache --exclude=__pycache__ "
+              f"--exclude=./demo-state . | tar -x -C {src}", shell=True)
+    assert tar.returncode == 0, tar.stderr
+    started = time.monotonic()
+    r = run(["dpkg-buildpackage", "-b", "-us", "-uc"], cwd=src, env=build_env(), timeout=1800)
+    seconds = time.monotonic() - started
+    print(f"\ndpkg-buildpackage -b: {seconds:.0f} s "
+          f"({'prebuilt binaries' if os.environ.get('TWOSTEP_PREBUILT') else 'Swift built from scratch'})")
+    assert r.returncode == 0, r.stdout[-6000:] + r.stderr[-6000:]
+    arch = run(["dpkg-architecture", "-qDEB_HOST_ARCH"]).stdout.strip()
+    version = run(["dpkg-parsechangelog", "-S", "Version"], cwd=src).stdout.strip()
+    out = {
+        "work": work, "src": src,
+        "deb": os.path.join(work, f"twostep_{version}_{arch}.deb"),
+        "changes": os.path.join(work, f"twostep_{version}_{arch}.changes"),
+    }
+    assert os.path.exists(out["deb"]), os.listdir(work)
+    yield out
+    if not os.environ.get("TWOSTEP_KEEP_DEB"):
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def deb_listing(path):
+    """{path: (mode, owner)} for regular files in the .deb, from dpkg-deb -c."""
+    files = {}
+    for line in run(["dpkg-deb", "-c", path], check=True).stdout.splitlines():
+        perms, owner, _size, _date, _time, name = line.split(None, 5)
+        if perms.startswith("-"):
+            mode = 0
+            for i, ch in enumerate(perms[1:]):
+                if ch != "-":
+                    mode |= 1 << (8 - i)
+            files[name.lstrip("./")] = (mode, owner)
+    return files
+
+
+def test_contents_and_modes(deb):
+    files = deb_listing(deb["deb"])
+    for path, mode in FILES.items():
+        assert path in files, (path, sorted(files))
+        assert files[path] == (mode, "root/root"), (path, oct(files[path][0]), files[path][1])
+    # Nothing the package must not ship: no PAM stack besides its own service, no state.
+    assert not any(p.startswith(("etc/pam.d/sshd", "etc/pam.d/sudo", "var/", "etc/twostep/keys")) for p in files)
+    assert not any(".build-id" in p or p.startswith("usr/lib/debug") for p in files)
+
+
+def test_same_files_as_make_install(deb):
+    """The package ships exactly what `make install` installs (plus debhelper's copyright and
+    changelog, with long docs gzipped), byte for byte for the binaries."""
+    dest = tempfile.mkdtemp(prefix="twostep-mkinst-")
+    try:
+        r = run(["make", "-s", "-o", "all", "install", f"DESTDIR={dest}", "PREFIX=/usr",
+                 f"PAMDIR=/{PAMDIR}", "LIBEXECDIR=/usr/libexec/twostep"], cwd=deb["src"], env=build_env())
+        assert r.returncode == 0, r.stdout + r.stderr
+        made = {}
+        for d, _dirs, names in os.walk(dest):
+            for n in names:
+                full = os.path.join(d, n)
+                made[os.path.relpath(full, dest)] = stat.S_IMODE(os.stat(full).st_mode)
+        files = deb_listing(deb["deb"])
+        shipped = {p[:-3] if p.endswith(".gz") and p[:-3] in made else p: m for p, (m, _o) in files.items()
+                   if p not in DEBHELPER_FILES}
+        assert set(shipped) == set(made), (set(shipped) ^ set(made))
+        assert shipped == made
+        tree = tempfile.mkdtemp(prefix="twostep-debx-")
+        try:
+            run(["dpkg-deb", "-x", deb["deb"], tree], check=True)
+            for path in ("usr/bin/twostep", "usr/libexec/twostep/twostep-helper", f"{PAMDIR}/pam_twostep.so"):
+                digest = [hashlib.sha256(open(os.path.join(root, path), "rb").read()).hexdigest()
+                          for root in (tree, dest)]
+                assert digest[0] == digest[1], path
+                needed = run(["readelf", "-d", os.path.join(tree, path)]).stdout
+                assert "libswift" not in needed and "RPATH" not in needed and "RUNPATH" not in needed, needed
+                assert "not stripped" not in run(["file", os.path.join(tree, path)]).stdout
+        finally:
+            shutil.rmtree(tree, ignore_errors=True)
+    finally:
+        shutil.rmtree(dest, ignore_errors=True)
+
+
+def test_control_fields(deb):
+    info = run(["dpkg-deb", "-I", deb["deb"]], check=True).stdout
+    print(info)
+    fields = dict(line.split(": ", 1) for line in
+                  run(["dpkg-deb", "-f", deb["deb"]], check=True).stdout.splitlines() if ": " in line
+                  and not line.startswith(" "))
+    assert fields["Package"] == "twostep"
+    assert fields["Architecture"] == run(["dpkg-architecture", "-qDEB_HOST_ARCH"]).stdout.strip()
+    depends = [d.strip().split()[0] for d in fields["Depends"].split(",")]
+    # From dh_shlibdeps (the ELF NEEDED entries); the Swift runtime is static.
+    for lib in ("libc6", "libpam0g", "libssl3", "libqrencode4", "libpng16-16"):
+        assert lib in depends, fields["Depends"]
+    assert not any("swift" in d for d in depends)
+    assert "debconf" in fields["Depends"]
+    ctrl = tempfile.mkdtemp(prefix="twostep-ctrl-")
+    try:
+        run(["dpkg-deb", "-e", deb["deb"], ctrl], check=True)
+        assert sorted(open(os.path.join(ctrl, "conffiles")).read().split()) == \
+            ["/etc/pam.d/twostep", "/etc/twostep/twostep.conf"]
+        postinst = open(os.path.join(ctrl, "postinst")).read()
+        # Only the self-service socket is enabled; twostep-helperd is opt-in.
+        assert "deb-systemd-helper enable 'twostep-helper.socket'" in postinst
+        # helperd: the --no-enable snippet (re-enabled on upgrade only if the admin enabled it).
+        assert "deb-systemd-helper debian-installed 'twostep-helperd.socket'" in postinst
+        assert "twostep-helper@" not in postinst
+        for script in ("postinst", "prerm", "postrm"):
+            text = open(os.path.join(ctrl, script)).read()
+            assert "/etc/pam.d/sshd" not in text and "pam.d/sudo" not in text, script
+    finally:
+        shutil.rmtree(ctrl, ignore_errors=True)
+
+
+def test_lintian_has_no_errors(deb):
+    r = run(["lintian", "--allow-root", "--tag-display-limit", "0", deb["changes"]], timeout=900)
+    print("\nlintian:\n" + (r.stdout + r.stderr).strip())
+    errors = [l for l in r.stdout.splitlines() if l.startswith("E:")]
+    assert not errors, "\n".join(errors)
+
+
+def _host_is_clean():
+    return not installed("twostep") and not any(os.path.lexists(p) for p in HOST_PATHS)
+
+
+def test_install_remove_purge_on_this_machine(deb):
+    """apt-get installs the .deb for real; postinst makes the keys and state; remove keeps
+    them; purge keeps them by default and deletes them when debconf says so. The host's
+    /etc/pam.d/sshd is never touched. Everything is undone at the end."""
+    if not _host_is_clean():
+        pytest.skip("twostep is already installed here (package or make install): not touching it")
+    sshd_before = open("/etc/pam.d/sshd", "rb").read() if os.path.exists("/etc/pam.d/sshd") else None
+    stack = f"/etc/pam.d/twostep-debtest-{uuid.uuid4().hex[:8]}"
+
+    def apt(*args):
+        return run(["apt-get", *APT_LOCK, "-y", "-q", *args], env=APT_ENV, timeout=600)
+
+    def key_ids():
+        return sorted(n for n in os.listdir("/etc/twostep/keys") if n.endswith(".key"))
+
+    try:
+        r = apt("install", "--no-install-recommends", deb["deb"])
+        assert r.returncode == 0, r.stdout[-3000:] + r.stderr
+        assert installed("twostep")
+        st = os.stat("/var/lib/twostep")
+        assert stat.S_IMODE(st.st_mode) == 0o700 and st.st_uid == 0 and st.st_gid == 0
+        st = os.stat("/etc/twostep/keys")
+        assert stat.S_IMODE(st.st_mode) == 0o700 and st.st_uid == 0
+        keys = key_ids()
+        assert len(keys) == 1
+        assert stat.S_IMODE(os.stat(f"/etc/twostep/keys/{keys[0]}").st_mode) == 0o400
+        assert os.path.exists("/etc/twostep/keys/active")
+        r = run(["twostep", "admin", "list"])
+        assert r.returncode == 0, r.stderr
+        # Self-service socket enabled, helperd not (no systemd needed: deb-systemd-helper's links).
+        assert os.path.islink("/etc/systemd/system/sockets.target.wants/twostep-helper.socket")
+        assert not os.path.lexists("/etc/systemd/system/sockets.target.wants/twostep-helperd.socket")
+
+        # Reinstalling keeps the key (admin init is idempotent).
+        r = apt("install", "--reinstall", deb["deb"])
+        assert r.returncode == 0, r.stdout[-3000:] + r.stderr
+        assert key_ids() == keys
+
+        # remove: a stack still naming the module gets a warning; keys and state stay.
+        with open(stack, "w") as f:
+            f.write("auth required pam_twostep.so nullok\n")
+        r = apt("remove", "twostep")
+        assert r.returncode == 0, r.stdout[-3000:] + r.stderr
+        assert stack in r.stdout + r.stderr and "WARNING" in r.stdout + r.stderr, r.stdout + r.stderr
+        os.unlink(stack)
+        assert not os.path.exists("/usr/bin/twostep") and not os.path.exists(f"/{PAMDIR}/pam_twostep.so")
+        assert key_ids() == keys and os.path.isdir("/var/lib/twostep")
+        assert os.path.exists("/etc/twostep/twostep.conf")  # conffiles stay until purge
+
+        # purge with the default answer: the keys and enrolments are kept, and it says so.
+        r = apt("purge", "twostep")
+        assert r.returncode == 0, r.stdout[-3000:] + r.stderr
+        assert "kept /etc/twostep/keys" in r.stdout + r.stderr
+        assert key_ids() == keys and os.path.isdir("/var/lib/twostep")
+        assert not os.path.exists("/etc/twostep/twostep.conf") and not os.path.exists("/etc/pam.d/twostep")
+        assert not os.path.lexists("/etc/systemd/system/sockets.target.wants/twostep-helper.socket")
+
+        # A reinstall carries on with the same key.
+        r = apt("install", deb["deb"])
+        assert r.returncode == 0, r.stdout[-3000:] + r.stderr
+        assert key_ids() == keys
+
+        # purge after the admin said yes: both go, together.
+        r = run(["debconf-set-selections"], input="twostep twostep/purge_data boolean true\n")
+        assert r.returncode == 0, r.stderr
+        r = apt("purge", "twostep")
+        assert r.returncode == 0, r.stdout[-3000:] + r.stderr
+        for path in ("/var/lib/twostep", "/etc/twostep", "/usr/libexec/twostep", "/etc/pam.d/twostep"):
+            assert not os.path.lexists(path), path
+        assert not installed("twostep")
+    finally:
+        if os.path.lexists(stack):
+            os.unlink(stack)
+        if installed("twostep") or run(["dpkg-query", "-W", "twostep"]).returncode == 0:
+            run(["debconf-set-selections"], input="twostep twostep/purge_data boolean true\n")
+            apt("purge", "twostep")
+        # Only paths that did not exist before this test (checked above).
+        for path in ("/var/lib/twostep", "/etc/twostep"):
+            shutil.rmtree(path, ignore_errors=True)
+        after = open("/etc/pam.d/sshd", "rb").read() if os.path.exists("/etc/pam.d/sshd") else None
+        assert after == sshd_before, "/etc/pam.d/sshd changed"
