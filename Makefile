@@ -21,7 +21,7 @@ EXTRA_SWIFTFLAGS ?=
 STRIP      ?= strip --strip-unneeded --remove-section=.comment
 RELEASE     = .build/release
 
-.PHONY: all deps test unit-test integration-test demo bench install uninstall clean
+.PHONY: all deps test unit-test integration-test demo bench fuzz fuzz-build install uninstall clean
 
 all: build/pam_twostep.so build/twostep build/twostep-helper build/pam_harness
 
@@ -62,6 +62,15 @@ bench:
 	$(MAKE) all
 	bench/run.sh
 
+# libFuzzer targets (swiftc -sanitize=fuzzer,address) into .build-fuzz/; see Fuzz/README.md.
+# `make test` runs each briefly (tests/test_fuzz.py); this runs them for FUZZ_SECONDS.
+FUZZ_SECONDS ?= 60
+fuzz-build:
+	Fuzz/build.sh
+
+fuzz: fuzz-build
+	TWOSTEP_FUZZ_SECONDS=$(FUZZ_SECONDS) /usr/bin/python3 -m pytest -q tests/test_fuzz.py
+
 install: build/pam_twostep.so build/twostep build/twostep-helper
 	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(LIBEXECDIR) $(DESTDIR)$(PAMDIR) $(DESTDIR)$(DOCDIR)/examples
 	install -m 0755 build/twostep $(DESTDIR)$(BINDIR)/twostep
@@ -84,4 +93,4 @@ uninstall:
 	      $(DESTDIR)$(SYSTEMDUNITDIR)/twostep-helperd.socket $(DESTDIR)$(SYSTEMDUNITDIR)/twostep-helperd.service
 
 clean:
-	rm -rf build .build
+	rm -rf build .build .build-fuzz

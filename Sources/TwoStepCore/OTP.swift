@@ -111,16 +111,17 @@ public enum OTP {
         guard !secret.isEmpty else { throw OTPError.emptySecret }
         let now = timeStep(at: unixTime, period: parameters.period)
         let w = Int64(window)
+        // now ± w clamped to 0...Int64.max without overflowing: steps before the epoch are
+        // skipped, and a clock at the far end of Int64 (period 1) must not trap or wrap.
+        let first = now < w ? 0 : now - w
+        let last = now > Int64.max - w ? Int64.max : now + w
+        guard first <= last else { return nil }
         var matched: Int64? = nil
-        var step = now &- w
-        while step <= now &+ w {
-            if step >= 0 {
-                let candidate = try hotp(secret: secret, counter: UInt64(step), digits: parameters.digits, algorithm: parameters.algorithm)
-                if Crypto.constantTimeEqual(Array(candidate.utf8), given) {
-                    matched = step  // steps ascend, so the last match is the highest
-                }
+        for step in first...last {
+            let candidate = try hotp(secret: secret, counter: UInt64(step), digits: parameters.digits, algorithm: parameters.algorithm)
+            if Crypto.constantTimeEqual(Array(candidate.utf8), given) {
+                matched = step  // steps ascend, so the last match is the highest
             }
-            step += 1
         }
         return matched
     }

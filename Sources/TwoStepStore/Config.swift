@@ -56,7 +56,8 @@ public struct Config: Equatable {
         var c = Config(path: path)
         var seen = Set<String>()
         var lineNo = 0
-        for raw in text.split(separator: "\n", omittingEmptySubsequences: false) {
+        // Split on the scalar: "\r\n" is one Character, so CRLF files would be one line.
+        for raw in text.unicodeScalars.split(separator: "\n", omittingEmptySubsequences: false).map(String.init) {
             lineNo += 1
             var line = Substring(raw)
             if let hash = line.firstIndex(of: "#") { line = line[..<hash] }

@@ -218,6 +218,12 @@ final class ConfigTests: XCTestCase {
         XCTAssertEqual(d.stateDir, "/var/lib/twostep")
     }
 
+    func testWindowsLineEndingsAreRead() throws {
+        let c = try Config.parse("window = 2\r\ndigits = 8\r\n", path: "t.conf")
+        XCTAssertEqual(c.window, 2)
+        XCTAssertEqual(c.digits, 8)
+    }
+
     func testErrorsNameTheLine() {
         let cases: [(String, String)] = [
             ("window = 1\nwindwo = 2", "t.conf:2: unknown key \"windwo\""),

@@ -1,0 +1,39 @@
+// libFuzzer target: what the helper reads from the state directory.
+//   SealedRecord.keyID(of:) on the raw file (before any key is touched),
+//   UserRecord.parse on a record's plaintext, UserState.parse on a .state file.
+// Only StoreError may come out; what parses must serialise and parse back to the same.
+import TwoStepCore
+import TwoStepCrypto
+import TwoStepStore
+
+func bytesEqual(_ a: SecretBytes, _ b: SecretBytes) -> Bool {
+    a.withBytes { x in b.withBytes { y in x == y } }
+}
+
+@_cdecl("LLVMFuzzerTestOneInput")
+public func fuzzOne(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
+    let bytes = (data == nil || size == 0) ? [] : Array(UnsafeBufferPointer(start: data, count: size))
+    let path = "/var/lib/twostep/fuzz.record"
+    do {
+        let id = try SealedRecord.keyID(of: bytes, path: path)
+        precondition((1...64).contains(id.utf8.count))
+        precondition(id.utf8.count == Int(bytes[4]))
+    } catch let e as StoreError { _ = "\(e)" } catch { preconditionFailure("keyID: \(error)") }
+
+    do {
+        let r = try UserRecord.parse(bytes, path: path)
+        precondition(r.parameters.digits == 6 || r.parameters.digits == 8)
+        let again = try UserRecord.parse(r.serialized(), path: path)
+        precondition(bytesEqual(r.secret, again.secret) && bytesEqual(r.backupKey, again.backupKey))
+        precondition(r.parameters == again.parameters && r.created == again.created)
+        precondition(r.backupHashes == again.backupHashes)
+    } catch let e as StoreError { _ = "\(e)" } catch { preconditionFailure("UserRecord: \(error)") }
+
+    do {
+        let s = try UserState.parse(bytes, path: path)
+        precondition(s.failures.count <= 10_000)
+        let again = try UserState.parse(s.serialized(), path: path)
+        precondition(again == s, "UserState round trip")
+    } catch let e as StoreError { _ = "\(e)" } catch { preconditionFailure("UserState: \(error)") }
+    return 0
+}
