@@ -101,3 +101,43 @@ def inst():
         yield Installation(root)
     finally:
         shutil.rmtree(root, ignore_errors=True)
+
+
+def raw_request(user, fields, sock):
+    """A hand-made client running as `user`, speaking the frame protocol directly: what
+    the helper decides must come from SO_PEERCRED, not from anything the client says.
+    Returns "RESULT <verdict>", "PROMPT <text>" or "EOF"."""
+    code = f"""
+import socket, struct
+s = socket.socket(socket.AF_UNIX); s.connect({sock!r})
+payload = b"".join(k.encode() + b"\\0" + v.encode() + b"\\0" for k, v in {fields!r})
+s.sendall(bytes([1]) + struct.pack(">I", len(payload)) + payload)
+while True:
+    h = s.recv(5, socket.MSG_WAITALL)
+    if len(h) < 5: print("EOF"); break
+    n = struct.unpack(">I", h[1:])[0]
+    body = s.recv(n, socket.MSG_WAITALL) if n else b""
+    if h[0] == 0x1F: print("RESULT", body[0]); break
+    if h[0] in (0x10, 0x11): print("PROMPT", body.decode()); break
+"""
+    r = subprocess.run(["runuser", "-u", user, "--", "/usr/bin/python3", "-c", code],
+                       capture_output=True, text=True, timeout=30)
+    assert r.returncode == 0, r.stderr
+    return r.stdout.strip()
+
+
+def installed_files(pamdir):
+    """What `make install` puts under DESTDIR, with modes (PREFIX=/usr)."""
+    return {
+        "usr/bin/twostep": 0o755,
+        "usr/libexec/twostep/twostep-helper": 0o755,
+        f"{pamdir}/pam_twostep.so": 0o644,
+        "etc/twostep/twostep.conf": 0o644,
+        "etc/pam.d/twostep": 0o644,
+        "lib/systemd/system/twostep-helper.socket": 0o644,
+        "lib/systemd/system/twostep-helper@.service": 0o644,
+        "lib/systemd/system/twostep-helperd.socket": 0o644,
+        "lib/systemd/system/twostep-helperd.service": 0o644,
+        "usr/share/doc/twostep/examples/sshd": 0o644,
+        "usr/share/doc/twostep/examples/sudo": 0o644,
+    }

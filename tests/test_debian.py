@@ -17,7 +17,7 @@ import uuid
 
 import pytest
 
-from conftest import ROOT
+from conftest import ROOT, installed_files
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root (apt-get, dpkg -i)")
 
@@ -30,19 +30,7 @@ APT_LOCK = ["-o", "DPkg::Lock::Timeout=600"]
 
 # What `make install DESTDIR=... PREFIX=/usr PAMDIR=/lib/<multiarch>/security
 # LIBEXECDIR=/usr/libexec/twostep` installs, with its modes.
-FILES = {
-    "usr/bin/twostep": 0o755,
-    "usr/libexec/twostep/twostep-helper": 0o755,
-    f"{PAMDIR}/pam_twostep.so": 0o644,
-    "etc/twostep/twostep.conf": 0o644,
-    "etc/pam.d/twostep": 0o644,
-    "lib/systemd/system/twostep-helper.socket": 0o644,
-    "lib/systemd/system/twostep-helper@.service": 0o644,
-    "lib/systemd/system/twostep-helperd.socket": 0o644,
-    "lib/systemd/system/twostep-helperd.service": 0o644,
-    "usr/share/doc/twostep/examples/sshd": 0o644,
-    "usr/share/doc/twostep/examples/sudo": 0o644,
-}
+FILES = installed_files(PAMDIR)
 # Added by debhelper (dh_installdocs, dh_installchangelogs); dh_compress gzips big docs.
 DEBHELPER_FILES = {"usr/share/doc/twostep/copyright", "usr/share/doc/twostep/changelog.gz"}
 # Paths a real install creates; the real-install test runs only if none exists beforehand.

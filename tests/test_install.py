@@ -4,7 +4,7 @@ import stat
 import subprocess
 import tempfile
 
-from conftest import ROOT
+from conftest import ROOT, installed_files
 
 
 def test_make_install_honours_destdir_and_layout():
@@ -12,20 +12,7 @@ def test_make_install_honours_destdir_and_layout():
     r = subprocess.run(["make", "-s", "install", f"DESTDIR={dest}", "PREFIX=/usr", "PAMDIR=/lib/security",
                         "LIBEXECDIR=/usr/libexec/twostep"], cwd=ROOT, capture_output=True, text=True, timeout=900)
     assert r.returncode == 0, r.stdout + r.stderr
-    expect = {
-        "usr/bin/twostep": 0o755,
-        "usr/libexec/twostep/twostep-helper": 0o755,
-        "lib/security/pam_twostep.so": 0o644,
-        "etc/twostep/twostep.conf": 0o644,
-        "etc/pam.d/twostep": 0o644,
-        "lib/systemd/system/twostep-helper.socket": 0o644,
-        "lib/systemd/system/twostep-helper@.service": 0o644,
-        "lib/systemd/system/twostep-helperd.socket": 0o644,
-        "lib/systemd/system/twostep-helperd.service": 0o644,
-        "usr/share/doc/twostep/examples/sshd": 0o644,
-        "usr/share/doc/twostep/examples/sudo": 0o644,
-        "usr/share/doc/twostep/README.md": 0o644,
-    }
+    expect = dict(installed_files("lib/security"), **{"usr/share/doc/twostep/README.md": 0o644})
     for path, mode in expect.items():
         st = os.stat(os.path.join(dest, path))
         assert stat.S_IMODE(st.st_mode) == mode, (path, oct(st.st_mode))

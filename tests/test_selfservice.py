@@ -15,7 +15,7 @@ import time
 
 import pytest
 
-from conftest import CLI, HELPER, Installation, oathtool, read_setup_screen
+from conftest import CLI, HELPER, Installation, oathtool, raw_request, read_setup_screen
 
 PASSWORD = "Corr3ct-Horse-Battery"
 
@@ -140,27 +140,6 @@ def test_other_users_enrolment_cannot_be_touched(host):
         assert r.returncode != 0, cmd
         assert "only manage your own" in r.stderr, r.stderr
     assert json.loads(host.inst.cli("admin", "show", bob, "--json").stdout)["enrolled"] is True
-
-
-def raw_request(user, fields, sock):
-    """A hand-made client running as `user`: what the helper decides must come from
-    SO_PEERCRED, not from anything the client says."""
-    code = f"""
-import os, socket, struct, sys
-s = socket.socket(socket.AF_UNIX); s.connect({sock!r})
-payload = b"".join(k.encode() + b"\\0" + v.encode() + b"\\0" for k, v in {fields!r})
-s.sendall(bytes([1]) + struct.pack(">I", len(payload)) + payload)
-while True:
-    h = s.recv(5, socket.MSG_WAITALL)
-    if len(h) < 5: print("EOF"); break
-    n = struct.unpack(">I", h[1:])[0]
-    body = s.recv(n, socket.MSG_WAITALL) if n else b""
-    if h[0] == 0x1F: print("RESULT", body[0]); break
-    if h[0] in (0x10, 0x11): print("PROMPT", body.decode()); break
-"""
-    r = subprocess.run(["runuser", "-u", user, "--", "/usr/bin/python3", "-c", code],
-                       capture_output=True, text=True, timeout=30)
-    return r.stdout.strip()
 
 
 def test_peer_credentials_decide_who_is_calling(host):

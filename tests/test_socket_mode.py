@@ -17,7 +17,7 @@ import time
 
 import pytest
 
-from conftest import CLI, HELPER, MODULE, Installation, oathtool
+from conftest import CLI, HELPER, MODULE, Installation, oathtool, raw_request
 
 HARNESS = os.path.join(os.path.dirname(HELPER), "pam_harness")
 NO_HELPER = "/nonexistent/twostep-helper"
@@ -107,27 +107,6 @@ def site():
     finally:
         s.close()
         shutil.rmtree(root, ignore_errors=True)
-
-
-def raw_request(user, fields, sock):
-    """A hand-made client running as `user`, speaking the frame protocol directly."""
-    code = f"""
-import socket, struct
-s = socket.socket(socket.AF_UNIX); s.connect({sock!r})
-payload = b"".join(k.encode() + b"\\0" + v.encode() + b"\\0" for k, v in {fields!r})
-s.sendall(bytes([1]) + struct.pack(">I", len(payload)) + payload)
-while True:
-    h = s.recv(5, socket.MSG_WAITALL)
-    if len(h) < 5: print("EOF"); break
-    n = struct.unpack(">I", h[1:])[0]
-    body = s.recv(n, socket.MSG_WAITALL) if n else b""
-    if h[0] == 0x1F: print("RESULT", body[0]); break
-    if h[0] in (0x10, 0x11): print("PROMPT", body.decode()); break
-"""
-    r = subprocess.run(["runuser", "-u", user, "--", "/usr/bin/python3", "-c", code],
-                       capture_output=True, text=True, timeout=30)
-    assert r.returncode == 0, r.stderr
-    return r.stdout.strip()
 
 
 # --- logins through a running server --------------------------------------------------------
