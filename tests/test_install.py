@@ -21,6 +21,9 @@ def test_make_install_honours_destdir_and_layout():
         full = os.path.join(dest, binary)
         assert "not stripped" not in subprocess.run(["file", full], capture_output=True, text=True).stdout
         assert "libswift" not in subprocess.run(["ldd", full], capture_output=True, text=True).stdout
+        # Debian's hardening defaults: full RELRO and immediate binding.
+        dyn = subprocess.run(["readelf", "-d", "-l", full], capture_output=True, text=True).stdout
+        assert "GNU_RELRO" in dyn and "BIND_NOW" in dyn, binary
     # The installed helper path is the module's default; the unit runs it from there.
     unit = open(os.path.join(dest, "lib/systemd/system/twostep-helper@.service")).read()
     assert "/usr/libexec/twostep/twostep-helper serve" in unit
