@@ -100,6 +100,18 @@ def test_wizard_shows_a_scannable_qr_and_saves_only_after_a_good_code(inst, tmp_
     assert "enroll" in events
 
 
+def test_cli_holding_a_secret_cannot_dump_core(inst):
+    p = subprocess.Popen([CLI, "enroll", "--user", "alice", "--config", inst.conf], stdin=subprocess.PIPE,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        read_setup_screen(p.stdout)  # the secret is in memory and on screen; the prompt waits
+        limits = open(f"/proc/{p.pid}/limits").read()
+        assert re.search(r"Max core file size\s+0\s+0", limits), limits
+    finally:
+        p.kill()
+        p.wait()
+
+
 def test_wizard_with_wrong_codes_saves_nothing(inst):
     rc, _, out, err, _ = run_wizard(inst, "alice", lambda k: ["000000", "111111", "222222"])
     assert rc != 0

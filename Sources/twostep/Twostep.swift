@@ -1,5 +1,6 @@
 import ArgumentParser
 import Glibc
+import TwoStepHelperKit
 import TwoStepStore
 
 @main
@@ -14,6 +15,13 @@ struct Twostep: ParsableCommand {
         """,
         version: "0.1.0",
         subcommands: [Enroll.self, Status.self, BackupCodesCommand.self, QR.self, Disable.self, Admin.self, Try.self])
+
+    /// Secrets, codes and passwords pass through this process too: no core dumps, no
+    /// ptrace by the same uid, private umask, before anything is parsed.
+    static func main() {
+        hardenProcess()
+        main(nil)
+    }
 }
 
 /// --config, shared by every command that reads the store.
