@@ -228,3 +228,40 @@ def test_parallel_requests_leave_consistent_records(host):
     for u in users:
         key = re.search(r"secret=([A-Z2-7]+)", uris[u]).group(1)
         assert host.inst.login(u, oathtool(key)).returncode == 0, u
+
+
+def test_one_user_cannot_hold_every_connection(host):
+    """Each connection may wait minutes at a password prompt; a user gets three at once,
+    and other users are not blocked by them."""
+    host.serve("serve")
+    alice, bob = host.user(), host.user()
+    host.inst.enroll(alice)
+    code = f"""
+import socket, struct, sys
+def req():
+    s = socket.socket(socket.AF_UNIX); s.connect({host.sock!r})
+    p = b"version\\0001\\0mode\\0self\\0command\\0disable\\0"
+    s.sendall(bytes([1]) + struct.pack(">I", len(p)) + p)
+    return s
+held = []
+for i in range(4):
+    s = req()
+    h = s.recv(5, socket.MSG_WAITALL)
+    body = s.recv(struct.unpack(">I", h[1:])[0], socket.MSG_WAITALL)
+    print(hex(h[0]), body.decode(errors="replace").splitlines()[0])
+    held.append(s)
+sys.stdout.flush()
+sys.stdin.readline()   # hold them until the test is done
+"""
+    holder = subprocess.Popen(["runuser", "-u", alice, "--", "/usr/bin/python3", "-c", code],
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        lines = [holder.stdout.readline().strip() for _ in range(4)]
+        assert all(l.startswith("0x10 Password") for l in lines[:3]), lines
+        assert lines[3].startswith("0x13 Too many open twostep requests"), lines
+        # Bob is not affected by Alice's open connections.
+        assert json.loads(host.as_user(bob, "status", "--json").stdout)["enrolled"] is False
+    finally:
+        holder.communicate("\n", timeout=30)
+    # Once Alice's connections end, her slots are free again.
+    assert json.loads(host.as_user(alice, "status", "--json").stdout)["enrolled"] is True

@@ -129,6 +129,24 @@ public enum SelfServiceServer {
         }
     }
 
+    /// Self-service connections one non-root user may have open at once.
+    public static let connectionsPerUser = 3
+
+    /// Takes one of the caller's connection slots (flocks on `state_dir/.conn-UID-N`,
+    /// released by the kernel when this process ends). nil when all are taken; root is
+    /// not limited.
+    static func claimSlot(uid: uid_t, config: Config) throws -> FileLock? {
+        guard uid != 0 else { return nil }
+        let dirfd = try Files.openPrivateDirectory(config.stateDir)
+        defer { close(dirfd) }
+        for n in 0..<connectionsPerUser {
+            if let lock = try FileLock(dirfd: dirfd, dirPath: config.stateDir, name: ".conn-\(uid)-\(n)", wait: false) {
+                return lock
+            }
+        }
+        return nil
+    }
+
     /// One connection, in its own process.
     public static func serveConnection(_ fd: Int32, config: Config) -> Int32 {
         hardenProcess()
@@ -155,6 +173,14 @@ public enum SelfServiceServer {
             }
             guard fields["version"] == "1", fields["mode"] == "self" else { throw FrameError.malformedFields }
             channel.deadline = nil
+            // One user cannot hold every connection (each may wait minutes at a prompt).
+            let slot = try claimSlot(uid: peerUID, config: config)
+            defer { slot?.unlock() }
+            if peerUID != 0 && slot == nil {
+                try? channel.send(Frame(.error, text: "Too many open twostep requests for your user; finish or cancel the others first."))
+                try? channel.send(Frame(.result, [Verdict.denied.rawValue]))
+                return 1
+            }
             let store = try FileUserStore(config: config)
             let service = SelfService(config: config, store: store, audit: AuditLog(path: config.auditLog),
                                       now: { Int64(time(nil)) })

@@ -175,7 +175,17 @@ public enum Files {
 public final class FileLock {
     private var fd: Int32
 
-    public init(dirfd: Int32, dirPath: String, name: String) throws {
+    /// With `wait: false`, returns nil instead of waiting when another holder has it.
+    public convenience init?(dirfd: Int32, dirPath: String, name: String, wait: Bool) throws {
+        try self.init(dirfd: dirfd, dirPath: dirPath, name: name, operation: wait ? LOCK_EX : LOCK_EX | LOCK_NB)
+        if fd < 0 { return nil }
+    }
+
+    public convenience init(dirfd: Int32, dirPath: String, name: String) throws {
+        try self.init(dirfd: dirfd, dirPath: dirPath, name: name, operation: LOCK_EX)
+    }
+
+    private init(dirfd: Int32, dirPath: String, name: String, operation: Int32) throws {
         let path = dirPath + "/" + name
         fd = Files.retry { openat(dirfd, name, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0o600) }
         guard fd >= 0 else { throw StoreError.io(path: path, operation: "open lock", errno: errno) }
@@ -184,8 +194,10 @@ public final class FileLock {
             close(fd)
             throw StoreError.unsafe(path: path, reason: "lock file is not a regular file of ours")
         }
-        guard Files.retry({ flock(fd, LOCK_EX) }) == 0 else {
+        guard Files.retry({ flock(fd, operation) }) == 0 else {
             let e = errno; close(fd)
+            fd = -1
+            if e == EWOULDBLOCK && operation & LOCK_NB != 0 { return }
             throw StoreError.io(path: path, operation: "flock", errno: e)
         }
     }
