@@ -203,6 +203,7 @@ def test_replace_moves_to_a_new_authenticator(host):
     _, key = read_setup_screen(p.stdout)
     out, err = p.communicate(oathtool(key) + "\n", timeout=60)
     assert p.returncode == 0, out + err
+    assert "Code from your current authenticator app" in err
     host.inst.service()
     assert host.inst.login(alice, next_code(key)).returncode == 0
     assert host.inst.login(alice, oathtool(at=time.time() + 60)).returncode == 1  # the old secret no longer works

@@ -89,7 +89,10 @@ public final class SelfService {
             }
         }
         if enrolled {
-            let verdict = verifier.authenticate(LoginRequest(user: user, service: service), conversation: conversation)
+            let prompt = command == .enroll ? "Code from your current authenticator app (before replacing it): "
+                                            : Verifier.prompt
+            let verdict = verifier.authenticate(LoginRequest(user: user, service: service, prompt: prompt),
+                                                conversation: conversation)
             guard verdict == .success else {
                 if verdict == .failure { conversation.error("That code is not valid; nothing was changed.") }
                 return verdict

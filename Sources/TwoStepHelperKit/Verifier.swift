@@ -9,9 +9,13 @@ public struct LoginRequest {
     public var service: String
     public var rhost: String?
     public var nullok: Bool
+    /// What the user is asked; self-service says which app's code it wants.
+    public var prompt: String
 
-    public init(user: String, service: String, rhost: String? = nil, nullok: Bool = false) {
+    public init(user: String, service: String, rhost: String? = nil, nullok: Bool = false,
+                prompt: String = Verifier.prompt) {
         self.user = user; self.service = service; self.rhost = rhost; self.nullok = nullok
+        self.prompt = prompt
     }
 }
 
@@ -83,7 +87,7 @@ public final class Verifier {
             conversation.error(message)
             return .lockedOut
         }
-        guard var answer = conversation.ask(Self.prompt, echo: false) else {
+        guard var answer = conversation.ask(req.prompt, echo: false) else {
             return .conversationError
         }
         defer { answer = String(repeating: " ", count: 0) }
