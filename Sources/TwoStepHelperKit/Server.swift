@@ -43,15 +43,9 @@ public enum SelfServiceServer {
     }
 
     static func listen(at path: String) -> Int32? {
-        var addr = sockaddr_un()
-        addr.sun_family = sa_family_t(AF_UNIX)
-        let bytes = Array(path.utf8)
-        guard bytes.count < MemoryLayout.size(ofValue: addr.sun_path) else {
+        guard var addr = unixSocketAddress(path) else {
             writeStderr("twostep-helper: socket path too long: \(path)\n")
             return nil
-        }
-        withUnsafeMutableBytes(of: &addr.sun_path) { p in
-            for (i, b) in bytes.enumerated() { p[i] = b }
         }
         let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         guard fd >= 0 else { return nil }
@@ -127,6 +121,18 @@ public enum SelfServiceServer {
             sleep(1)
             return 1
         }
+    }
+
+    /// The address of a Unix socket at `path`; nil when the path does not fit.
+    public static func unixSocketAddress(_ path: String) -> sockaddr_un? {
+        var addr = sockaddr_un()
+        addr.sun_family = sa_family_t(AF_UNIX)
+        let bytes = Array(path.utf8)
+        guard bytes.count < MemoryLayout.size(ofValue: addr.sun_path) else { return nil }
+        withUnsafeMutableBytes(of: &addr.sun_path) { p in
+            for (i, b) in bytes.enumerated() { p[i] = b }
+        }
+        return addr
     }
 
     /// Self-service connections one non-root user may have open at once.

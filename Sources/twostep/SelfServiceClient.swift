@@ -61,11 +61,7 @@ func relay(socketPath: String, request: [(String, String)], data: ([(String, Str
     let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
     guard fd >= 0 else { throw CLIError("socket: \(String(cString: strerror(errno)))") }
     defer { close(fd) }
-    var addr = sockaddr_un()
-    addr.sun_family = sa_family_t(AF_UNIX)
-    let bytes = Array(socketPath.utf8)
-    guard bytes.count < MemoryLayout.size(ofValue: addr.sun_path) else { throw CLIError("socket path too long") }
-    withUnsafeMutableBytes(of: &addr.sun_path) { p in for (i, b) in bytes.enumerated() { p[i] = b } }
+    guard var addr = SelfServiceServer.unixSocketAddress(socketPath) else { throw CLIError("socket path too long") }
     let rc = withUnsafePointer(to: &addr) {
         $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
     }

@@ -77,6 +77,5 @@ func storeCall<T>(_ body: () throws -> T) throws -> T {
 }
 
 func invokingUser() -> String {
-    if let pw = getpwuid(getuid()) { return String(cString: pw.pointee.pw_name) }
-    return "\(getuid())"
+    userName(uid: getuid()) ?? "\(getuid())"
 }
