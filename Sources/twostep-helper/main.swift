@@ -9,9 +9,10 @@ usage: twostep-helper pam
 
   pam    verify one login over the frame protocol on fd 0/1; started by pam_twostep.so
   serve  answer self-service requests (twostep enroll, status, backup-codes, qr, disable)
-         on a Unix socket (default: `socket` from the config). Under systemd socket
-         activation (fd 3 from LISTEN_FDS) it serves the socket it was given, with
-         Accept=yes one connection per instance.
+         and, from root only, logins relayed by pam_twostep.so socket=, on a Unix socket
+         (default: `socket` from the config). Under systemd socket activation (fd 3 from
+         LISTEN_FDS) it serves the socket it was given: with Accept=yes one connection
+         per instance, with Accept=no pre-forked workers (max_connections).
 
 """
 var args = Array(CommandLine.arguments.dropFirst())
