@@ -3,6 +3,7 @@
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <signal.h>
+#include <errno.h>
 #include <stddef.h>
 #include <unistd.h>
 #include <sys/socket.h>
@@ -15,9 +16,11 @@ int twostep_sys_disable_dumps(void) {
 }
 
 int twostep_sys_peer_uid(int fd, uid_t *uid) {
+    if (uid == NULL) { errno = EINVAL; return -1; }
     struct ucred cred;
     socklen_t len = sizeof cred;
-    if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0 || len != sizeof cred) return -1;
+    if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0) return -1;
+    if (len != sizeof cred) { errno = EPROTO; return -1; }
     *uid = cred.uid;
     return 0;
 }

@@ -231,16 +231,6 @@ int twostep_connect_unix(const char *path, int timeout_ms, int *fd) {
     return 0;
 }
 
-int twostep_peer_uid(int fd, uid_t *uid) {
-    if (uid == NULL) { errno = EINVAL; return -1; }
-    struct ucred cred;
-    socklen_t len = sizeof cred;
-    if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0) return -1;
-    if (len != sizeof cred) { errno = EPROTO; return -1; }
-    *uid = cred.uid;
-    return 0;
-}
-
 int twostep_first_socket_fallback(void) {
     static int done;
     return __atomic_exchange_n(&done, 1, __ATOMIC_RELAXED) == 0;

@@ -11,7 +11,7 @@ private let helperGraceMilliseconds: Int64 = 200
 func twostepSwiftAuthenticate(_ pamh: OpaquePointer?, _ flags: Int32, _ argc: Int32,
                               _ argv: UnsafeMutablePointer<UnsafePointer<CChar>?>?) -> Int32 {
     guard let pamh else { return TWOSTEP_PAM_SYSTEM_ERR }
-    var pam = PAMSession(handle: pamh)
+    var pam = PAMHandle(handle: pamh)
 
     var args: [String] = []
     if let argv, argc > 0 {
@@ -38,26 +38,13 @@ func twostepSwiftAuthenticate(_ pamh: OpaquePointer?, _ flags: Int32, _ argc: In
         return code.rawValue
     }
 
-    var request: [(String, String)] = [
-        (RequestField.version.rawValue, String(ProtocolLimits.version)),
-        (RequestField.mode.rawValue, "pam"),
-        (RequestField.user.rawValue, user),
-    ]
-    let optional: [(RequestField, String)] = [
-        (.service, pam.stringItem(TWOSTEP_PAM_SERVICE)),
-        (.rhost, pam.stringItem(TWOSTEP_PAM_RHOST)),
-        (.ruser, pam.stringItem(TWOSTEP_PAM_RUSER)),
-        (.tty, pam.stringItem(TWOSTEP_PAM_TTY)),
-        (.authInfo, pam.environment("SSH_AUTH_INFO_0")),
-    ]
-    for (field, value) in optional where !value.isEmpty {
-        request.append((field.rawValue, value))
-    }
-    request.append((RequestField.config.rawValue, options.config))
-    request.append((RequestField.nullok.rawValue, options.nullok ? "1" : "0"))
-    request.append((RequestField.debug.rawValue, options.debug ? "1" : "0"))
+    let request = LoginRequest(
+        user: user, service: pam.stringItem(TWOSTEP_PAM_SERVICE),
+        rhost: pam.stringItem(TWOSTEP_PAM_RHOST), ruser: pam.stringItem(TWOSTEP_PAM_RUSER),
+        tty: pam.stringItem(TWOSTEP_PAM_TTY), authInfo: pam.environment("SSH_AUTH_INFO_0"),
+        config: options.config, nullok: options.nullok, debug: options.debug)
 
-    let payload = encodeFields(request)
+    let payload = request.encoded()
     guard payload.count <= ProtocolLimits.maxPayload else {
         // The helper would refuse it; an outsized PAM item is no reason to guess.
         pam.error("request of \(payload.count) bytes exceeds the protocol limit")
@@ -70,7 +57,7 @@ func twostepSwiftAuthenticate(_ pamh: OpaquePointer?, _ flags: Int32, _ argc: In
     case .failure(let code): return code.rawValue
     }
 
-    let relay = Relay(pam: pam, channel: HelperChannel(fd: link.fd),
+    let relay = Relay(pam: pam, connection: HelperConnection(fd: link.fd),
                       timeoutMilliseconds: Int64(options.timeoutSeconds) * 1000,
                       silent: flags & TWOSTEP_PAM_SILENT != 0)
     let end = relay.run(request: payload)
@@ -82,7 +69,7 @@ func twostepSwiftAuthenticate(_ pamh: OpaquePointer?, _ flags: Int32, _ argc: In
             pam.error("helper sent an unknown verdict \(byte)")
             return TWOSTEP_PAM_SYSTEM_ERR
         }
-        pam.debugLog("verdict \(verdictName(verdict)) for \(user)")
+        pam.debugLog("verdict \(verdict.name) for \(user)")
         if verdict == .notEnrolled { pam.log(TWOSTEP_LOG_NOTICE, "user \(user) not enrolled") }
         return pamCode(for: verdict)
     case .aborted(let code, let reason):
@@ -94,7 +81,7 @@ func twostepSwiftAuthenticate(_ pamh: OpaquePointer?, _ flags: Int32, _ argc: In
 
 /// With socket=, a connection to the running server; without it, or when the server cannot
 /// be used, a freshly spawned helper. Fails only when no helper can be had at all.
-private func openLink(options: ModuleOptions, pam: PAMSession) -> Result<HelperLink, PAMCode> {
+private func openLink(options: ModuleOptions, pam: PAMHandle) -> Result<HelperLink, PAMCode> {
     if let path = options.socket {
         switch HelperSocket.connect(path: path,
                                     timeoutMilliseconds: Int64(options.timeoutSeconds) * 1000) {

@@ -3,7 +3,7 @@
 import Glibc
 import PAMShim
 
-struct PAMSession {
+struct PAMHandle {
     let handle: OpaquePointer
     var debug = false
 

@@ -37,35 +37,6 @@ func pamCode(for verdict: Verdict) -> Int32 {
     }
 }
 
-func frameName(_ type: FrameType) -> String {
-    switch type {
-    case .request: return "request"
-    case .answer: return "answer"
-    case .conversationFailed: return "conversationFailed"
-    case .promptEchoOff: return "promptEchoOff"
-    case .promptEchoOn: return "promptEchoOn"
-    case .info: return "info"
-    case .error: return "error"
-    case .result: return "result"
-    case .data: return "data"
-    }
-}
-
-// Names for logs, spelled out rather than reflected: the module keeps no metadata
-// references into other modules (they would show up in its dynamic symbol table).
-func verdictName(_ verdict: Verdict) -> String {
-    switch verdict {
-    case .success: return "success"
-    case .failure: return "failure"
-    case .ignore: return "ignore"
-    case .notEnrolled: return "notEnrolled"
-    case .lockedOut: return "lockedOut"
-    case .systemError: return "systemError"
-    case .conversationError: return "conversationError"
-    case .denied: return "denied"
-    }
-}
-
 /// How a relay session ended.
 enum RelayEnd {
     /// The helper gave a verdict (or a byte that is not one: nil).
@@ -75,28 +46,28 @@ enum RelayEnd {
 }
 
 struct Relay {
-    let pam: PAMSession
-    let channel: HelperChannel
+    let pam: PAMHandle
+    let connection: HelperConnection
     let timeoutMilliseconds: Int64
     let silent: Bool
 
-    /// `request`: the encoded request fields, already checked against the payload limit.
+    /// `request`: the encoded LoginRequest, already checked against the payload limit.
     func run(request: [UInt8]) -> RelayEnd {
-        if case .failure(let f) = channel.send(Frame(.request, request)) {
+        if case .failure(let f) = connection.send(Frame(.request, request)) {
             return .aborted(code: TWOSTEP_PAM_SYSTEM_ERR, reason: f.message)
         }
         pam.debugLog("sent request")
         var deadline = monotonicMilliseconds() + timeoutMilliseconds
         while true {
             let frame: Frame
-            switch channel.receive(deadline: deadline) {
+            switch connection.receive(deadline: deadline) {
             case .success(let f): frame = f
             case .failure(let f): return .aborted(code: TWOSTEP_PAM_SYSTEM_ERR, reason: f.message)
             }
-            pam.debugLog("received \(frameName(frame.type)) (\(frame.payload.count) bytes)")
+            pam.debugLog("received \(frame.type.name) (\(frame.payload.count) bytes)")
             guard let action = HelperFrameAction(frame.type) else {
                 return .aborted(code: TWOSTEP_PAM_SYSTEM_ERR,
-                                reason: "helper sent a \(frameName(frame.type)) frame, which it may not send")
+                                reason: "helper sent a \(frame.type.name) frame, which it may not send")
             }
             switch action {
             case .result:
@@ -126,7 +97,7 @@ struct Relay {
         let sent = withCText(text) { cText in
             pam.prompt(style: style, cText) { answer -> AnswerOutcome in
                 guard answer.count <= ProtocolLimits.maxAnswer else { return .tooLong }
-                switch channel.sendAnswer(answer) {
+                switch connection.sendAnswer(answer) {
                 case .success: return .sent
                 case .failure(let f): return .channel(f)
                 }
@@ -134,12 +105,12 @@ struct Relay {
         }
         switch sent {
         case .failure(let code):
-            _ = channel.send(Frame(.conversationFailed))
+            _ = connection.send(Frame(.conversationFailed))
             return .aborted(code: TWOSTEP_PAM_CONV_ERR,
                             reason: "conversation failed (\(code.rawValue))")
         case .success(.tooLong):
             // Longer than any code or password the helper accepts: a wrong answer.
-            _ = channel.send(Frame(.conversationFailed))
+            _ = connection.send(Frame(.conversationFailed))
             return .aborted(code: TWOSTEP_PAM_AUTH_ERR, reason: "answer too long")
         case .success(.channel(let f)):
             return .aborted(code: TWOSTEP_PAM_SYSTEM_ERR, reason: f.message)
@@ -153,7 +124,7 @@ struct Relay {
 private enum AnswerOutcome {
     case sent
     case tooLong
-    case channel(ChannelFailure)
+    case channel(HelperConnectionError)
 }
 
 /// Calls `body` with the bytes as a NUL-terminated C string (an embedded NUL ends it).

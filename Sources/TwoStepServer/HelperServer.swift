@@ -1,13 +1,17 @@
-import CHelperSys
+import CTwoStepSys
 import Glibc
 import TwoStepCrypto
 import TwoStepProtocol
+import TwoStepService
 import TwoStepStore
+import TwoStepSystem
 
-/// `twostep-helper serve`: the self-service socket. Each connection is served by its own
-/// process (a fork here, or an instance per connection from systemd with Accept=yes), which
-/// learns who is calling from SO_PEERCRED and never from anything the caller says.
-public enum SelfServiceServer {
+/// `twostep-helper serve`: the helper's socket, for self-service requests from anyone and
+/// for logins relayed by pam_twostep.so socket= from root. Each connection is served by its
+/// own process (a pre-forked worker here, or an instance per connection from systemd with
+/// Accept=yes), which learns who is calling from SO_PEERCRED and never from anything the
+/// caller says.
+public enum HelperServer {
     /// A connection's whole life, password typing and QR scanning included.
     public static let connectionSeconds: UInt32 = 600
     /// How long a caller may take to send its request.
@@ -111,28 +115,16 @@ public enum SelfServiceServer {
         // fork owes land here, before a caller is waiting, instead of inside its login.
         Crypto.warmUp()
         while true {
-            let conn = twostep_sys_accept(listener)
+            let conn = Sys.retry { twostep_sys_accept(listener) }
             if conn >= 0 {
                 close(listener)
                 return serveConnection(conn, config: config)
             }
-            if errno == EINTR || errno == ECONNABORTED { continue }
+            if errno == ECONNABORTED { continue }
             writeStderr("twostep-helper: accept: \(String(cString: strerror(errno)))\n")
             sleep(1)
             return 1
         }
-    }
-
-    /// The address of a Unix socket at `path`; nil when the path does not fit.
-    public static func unixSocketAddress(_ path: String) -> sockaddr_un? {
-        var addr = sockaddr_un()
-        addr.sun_family = sa_family_t(AF_UNIX)
-        let bytes = Array(path.utf8)
-        guard bytes.count < MemoryLayout.size(ofValue: addr.sun_path) else { return nil }
-        withUnsafeMutableBytes(of: &addr.sun_path) { p in
-            for (i, b) in bytes.enumerated() { p[i] = b }
-        }
-        return addr
     }
 
     /// Self-service connections one non-root user may have open at once.
@@ -157,49 +149,48 @@ public enum SelfServiceServer {
     public static func serveConnection(_ fd: Int32, config: Config) -> Int32 {
         hardenProcess()
         alarm(connectionSeconds)
-        var peerUID: uid_t = 0
-        guard twostep_sys_peer_uid(fd, &peerUID) == 0 else { return 1 }
-        let channel = FrameChannel(readFD: fd, writeFD: fd)
-        channel.deadline = monotonicSeconds() + requestSeconds
-        let verdict: Verdict
-        do {
-            let first = try channel.receive()
-            guard first.type == .request else { throw FrameError.malformedFields }
-            let fields = try decodeFields(first.payload)
-            if fields["mode"] == "pam" {
-                // A login relayed by pam_twostep.so with socket=: only root (sshd, sudo, su)
-                // may ask, and the policy is this server's config, not the caller's.
-                guard peerUID == 0 else {
-                    AuditLog.syslogLine(LOG_WARNING, "helper: login request from uid \(peerUID) refused")
-                    throw FrameError.malformedFields
-                }
-                let verdict = PAMSession.verify(fields, config: config, channel: channel)
-                try? channel.send(Frame(.result, [verdict.rawValue]))
-                return verdict == .success ? 0 : 1
-            }
-            guard fields["version"] == "1", fields["mode"] == "self" else { throw FrameError.malformedFields }
-            channel.deadline = nil
-            // One user cannot hold every connection (each may wait minutes at a prompt).
-            let slot = try claimSlot(uid: peerUID, config: config)
-            defer { slot?.unlock() }
-            if peerUID != 0 && slot == nil {
-                try? channel.send(Frame(.error, text: "Too many open twostep requests for your user; finish or cancel the others first."))
-                try? channel.send(Frame(.result, [Verdict.denied.rawValue]))
-                return 1
-            }
-            let store = try FileUserStore(config: config)
-            let service = SelfService(config: config, store: store, audit: AuditLog(path: config.auditLog),
-                                      now: { Int64(time(nil)) })
-            let conversation = FrameConversation(channel: channel)
-            verdict = service.handle(fields, callerUID: peerUID, conversation: conversation) { data in
-                try? channel.send(Frame(.data, encodeFields(data)))
-            }
-        } catch {
-            AuditLog.syslogLine(LOG_ERR, "helper: self-service connection from uid \(peerUID): \(error)")
-            try? channel.send(Frame(.result, [Verdict.systemError.rawValue]))
-            return 1
-        }
-        try? channel.send(Frame(.result, [verdict.rawValue]))
+        guard let peerUID = peerUID(fd) else { return 1 }
+        let link = HelperLink(FrameStream(readFD: fd, writeFD: fd), requestSeconds: requestSeconds)
+        let verdict = serve(link, peerUID: peerUID, config: config)
+        link.finish(verdict)
         return verdict == .success ? 0 : 1
+    }
+
+    static func serve(_ link: HelperLink, peerUID: uid_t, config: Config) -> Verdict {
+        switch link.receiveRequest() {
+        case .login(let request)?:
+            // A login relayed by pam_twostep.so with socket=: only root (sshd, sudo, su)
+            // may ask, and the policy is this server's config, not the caller's.
+            guard peerUID == 0 else {
+                AuditLog.syslogLine(LOG_WARNING, "helper: login request from uid \(peerUID) refused")
+                return .systemError
+            }
+            return LoginSession.verify(request, config: config, link: link)
+        case .selfService(let request)?:
+            link.stream.deadline = nil
+            do {
+                // One user cannot hold every connection (each may wait minutes at a prompt).
+                let slot = try claimSlot(uid: peerUID, config: config)
+                defer { slot?.unlock() }
+                if peerUID != 0 && slot == nil {
+                    link.error("Too many open twostep requests for your user; finish or cancel the others first.")
+                    return .denied
+                }
+                let store = try FileUserStore(config: config)
+                let service = SelfService(config: config, store: store, audit: AuditLog(path: config.auditLog),
+                                          now: { Int64(time(nil)) },
+                                          confirmPassword: { user, conversation in
+                                              PasswordCheck.confirm(user: user, service: config.passwordService,
+                                                                    conversation: conversation)
+                                          })
+                return service.handle(request, callerUID: peerUID, conversation: link) { link.sendData($0) }
+            } catch {
+                AuditLog.syslogLine(LOG_ERR, "helper: self-service connection from uid \(peerUID): \(error)")
+                return .systemError
+            }
+        case nil:
+            AuditLog.syslogLine(LOG_ERR, "helper: connection from uid \(peerUID): no valid request")
+            return .systemError
+        }
     }
 }

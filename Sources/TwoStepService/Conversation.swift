@@ -1,45 +1,81 @@
-import TwoStepProtocol
+import CPAM
+import Glibc
+import TwoStepCrypto
 
-/// The user on the other end: the PAM conversation (relayed by the module) or the CLI.
+/// The user on the other end: the PAM conversation (relayed by the module), the CLI's
+/// terminal, or a libpam stack asking through `PAMConversation`.
 public protocol Conversation: AnyObject {
-    /// The user's answer, or nil when they could not be asked (the session ends).
-    func ask(_ prompt: String, echo: Bool) -> String?
+    /// The user's answer, or nil when they could not be asked (the session ends). The
+    /// answer stays in SecretBytes (wiped when released) up to the comparison.
+    func ask(_ prompt: String, echo: Bool) -> SecretBytes?
     func info(_ text: String)
     func error(_ text: String)
 }
 
-/// A Conversation over the frame protocol.
-public final class FrameConversation: Conversation {
-    let channel: FrameChannel
-    public private(set) var broken = false
+/// The one `pam_conv` callback of the helper and the CLI: libpam's prompts go to a
+/// Conversation, its answers come back in malloc'd C strings (libpam frees them), and on
+/// any failure every answer already copied is wiped before it is freed. Used by the
+/// password check (pam.d/twostep) and by `twostep try`.
+public final class PAMConversation {
+    let conversation: Conversation
 
-    public init(channel: FrameChannel) { self.channel = channel }
+    public init(_ conversation: Conversation) { self.conversation = conversation }
 
-    public func ask(_ prompt: String, echo: Bool) -> String? {
-        guard !broken else { return nil }
-        do {
-            try channel.send(Frame(echo ? .promptEchoOn : .promptEchoOff, text: prompt))
-            let reply = try channel.receive()
-            switch reply.type {
-            case .answer:
-                var bytes = reply.payload
-                defer { for i in bytes.indices { bytes[i] = 0 } }
-                return String(decoding: bytes, as: UTF8.self)
-            default:
-                broken = true
+    /// Runs `body` with a pam_conv that speaks to this conversation.
+    public func withPAMConv<R>(_ body: (inout pam_conv) -> R) -> R {
+        let box = Unmanaged.passRetained(self)
+        defer { box.release() }
+        var conv = pam_conv(conv: pamConversationCallback, appdata_ptr: box.toOpaque())
+        return body(&conv)
+    }
+
+    /// Wipes and frees a C string that held an answer.
+    static func wipeAndFree(_ p: UnsafeMutablePointer<CChar>?) {
+        guard let p else { return }
+        explicit_bzero(p, strlen(p))
+        free(p)
+    }
+
+    /// A malloc'd, NUL-terminated copy of the answer; nil if it holds a NUL or malloc fails.
+    static func cString(_ answer: SecretBytes) -> UnsafeMutablePointer<CChar>? {
+        answer.withBytes { bytes in
+            guard !bytes.contains(0), let p = malloc(bytes.count + 1)?.bindMemory(to: CChar.self, capacity: bytes.count + 1) else {
                 return nil
             }
-        } catch {
-            broken = true
-            return nil
+            for (i, b) in bytes.enumerated() { p[i] = CChar(bitPattern: b) }
+            p[bytes.count] = 0
+            return p
         }
     }
+}
 
-    public func info(_ text: String) { send(.info, text) }
-    public func error(_ text: String) { send(.error, text) }
-
-    func send(_ type: FrameType, _ text: String) {
-        guard !broken else { return }
-        do { try channel.send(Frame(type, text: text)) } catch { broken = true }
+private let pamConversationCallback: @convention(c) (
+    Int32, UnsafeMutablePointer<UnsafePointer<pam_message>?>?,
+    UnsafeMutablePointer<UnsafeMutablePointer<pam_response>?>?, UnsafeMutableRawPointer?
+) -> Int32 = { count, messages, responses, appdata in
+    guard count > 0, count <= 32, let messages, let responses, let appdata else { return PAM_CONV_ERR }
+    let bridge = Unmanaged<PAMConversation>.fromOpaque(appdata).takeUnretainedValue()
+    guard let replies = calloc(Int(count), MemoryLayout<pam_response>.stride)?
+        .bindMemory(to: pam_response.self, capacity: Int(count)) else { return PAM_BUF_ERR }
+    func fail() -> Int32 {
+        for j in 0..<Int(count) { PAMConversation.wipeAndFree(replies[j].resp) }
+        free(replies)
+        return PAM_CONV_ERR
     }
+    for i in 0..<Int(count) {
+        guard let m = messages[i] else { return fail() }
+        let text = m.pointee.msg.map { String(cString: $0) } ?? ""
+        switch m.pointee.msg_style {
+        case PAM_PROMPT_ECHO_OFF, PAM_PROMPT_ECHO_ON:
+            guard let answer = bridge.conversation.ask(text, echo: m.pointee.msg_style == PAM_PROMPT_ECHO_ON),
+                  let copy = PAMConversation.cString(answer) else { return fail() }
+            replies[i].resp = copy
+        case PAM_ERROR_MSG:
+            bridge.conversation.error(text)
+        default:
+            bridge.conversation.info(text)
+        }
+    }
+    responses.pointee = replies
+    return PAM_SUCCESS
 }

@@ -1,7 +1,9 @@
 import Glibc
 import TwoStepCore
+import TwoStepCrypto
 import TwoStepProtocol
 import TwoStepStore
+import TwoStepSystem
 
 /// The commands users run on their own enrolment (`twostep enroll|status|backup-codes|qr|disable`),
 /// decided here whether they arrive over the helper's socket or from root's terminal.
@@ -9,52 +11,46 @@ import TwoStepStore
 /// password. Every change needs the password first (PAM service `password_service`), and
 /// all but a first enrolment need a current code too.
 public final class SelfService {
-    public enum Command: String, CaseIterable { case enroll, status, backupCodes = "backup-codes", qr, disable }
-
     let config: Config
     let store: UserStore
     let audit: AuditLog
     let now: () -> Int64
     let verifier: Verifier
     let wizard: EnrollmentWizard
-    /// Replaceable for tests of the dialogue; production asks PAM.
-    var confirmPassword: (String, Conversation) -> Bool
+    /// Confirms a non-root caller's password: the server passes PasswordCheck (PAM service
+    /// `password_service`); root's own terminal is never asked, and tests script it.
+    let confirmPassword: (String, Conversation) -> Bool
 
-    public init(config: Config, store: UserStore, audit: AuditLog, now: @escaping () -> Int64) {
+    public init(config: Config, store: UserStore, audit: AuditLog, now: @escaping () -> Int64,
+                confirmPassword: @escaping (String, Conversation) -> Bool = { _, _ in false }) {
         self.config = config; self.store = store; self.audit = audit; self.now = now
+        self.confirmPassword = confirmPassword
         verifier = Verifier(config: config, store: store, audit: audit, now: now)
         wizard = EnrollmentWizard(config: config, store: store, audit: audit, now: now)
-        let service = config.passwordService
-        confirmPassword = { user, conversation in
-            PasswordCheck.confirm(user: user, service: service, conversation: conversation)
-        }
     }
 
     /// Runs one command for the caller `callerUID`. `emit` receives structured answers
     /// (for --json) before the verdict.
-    public func handle(_ fields: [String: String], callerUID: uid_t, conversation: Conversation,
-                       emit: @escaping ([(String, String)]) -> Void) -> Verdict {
-        guard let name = fields["command"], let command = Command(rawValue: name) else {
-            conversation.error("Unknown command.")
-            return .denied
-        }
+    public func handle(_ request: SelfServiceRequest, callerUID: uid_t, conversation: Conversation,
+                       emit: @escaping (ServiceData) -> Void) -> Verdict {
+        let command = request.command
         guard let caller = userName(uid: callerUID) else {
             conversation.error("Your uid \(callerUID) has no user name.")
             return .denied
         }
-        let user = fields["user"].flatMap { $0.isEmpty ? nil : $0 } ?? caller
+        let user = request.user.isEmpty ? caller : request.user
         guard isValidUserName(user) else {
             conversation.error("Invalid user name.")
             return .denied
         }
         let service = "twostep"
         if callerUID != 0 && user != caller {
-            audit.record(AuditEvent(event: command.rawValue, user: user, service: service, result: "refused",
+            audit.record(AuditEvent(event: command.auditEvent, user: user, service: service, result: "refused",
                                     detail: "uid \(callerUID) (\(caller)) may act only on its own enrolment"))
             conversation.error("You can only manage your own two-step login.")
             return .denied
         }
-        let json = fields["json"] == "1"
+        let json = request.json
         let enrolled: Bool
         do { enrolled = try store.loadRecord(user) != nil } catch {
             AuditLog.syslogLine(LOG_ERR, "self-service \(user): \(error)")
@@ -69,7 +65,7 @@ public final class SelfService {
             return .lockedOut
         }
         switch command {
-        case .enroll where enrolled && fields["replace"] != "1":
+        case .enroll where enrolled && !request.replace:
             conversation.error("\(user) is already enrolled. To move to a new phone, run `twostep enroll --replace` " +
                                "(you will need a code from the old one), or ask an administrator.")
             return .denied
@@ -84,14 +80,14 @@ public final class SelfService {
         // The password first, for every change; then a current code unless this is a first enrolment.
         if callerUID != 0 {
             guard confirmPassword(user, conversation) else {
-                return verifier.countFailure(user: user, service: service, event: command.rawValue,
+                return verifier.countFailure(user: user, service: service, event: command.auditEvent,
                                              detail: "wrong password", conversation: conversation)
             }
         }
         if enrolled {
             let prompt = command == .enroll ? "Code from your current authenticator app (before replacing it): "
                                             : Verifier.prompt
-            let verdict = verifier.authenticate(LoginRequest(user: user, service: service, prompt: prompt),
+            let verdict = verifier.authenticate(LoginRequest(user: user, service: service), prompt: prompt,
                                                 conversation: conversation)
             guard verdict == .success else {
                 if verdict == .failure { conversation.error("That code is not valid; nothing was changed.") }
@@ -114,7 +110,7 @@ public final class SelfService {
                 conversation.error("Could not disable: \(error)")
                 return .systemError
             }
-            audit.record(AuditEvent(event: "disable", user: user, service: service, result: "success"))
+            audit.record(AuditEvent(event: SelfServiceCommand.disable.auditEvent, user: user, service: service, result: "success"))
             conversation.info("Two-step login is now off for \(user). Run `twostep enroll` to turn it on again.")
             return .success
         case .status:
@@ -122,7 +118,7 @@ public final class SelfService {
         }
     }
 
-    func status(_ user: String, enrolled: Bool, emit: ([(String, String)]) -> Void, conversation: Conversation) -> Verdict {
+    func status(_ user: String, enrolled: Bool, emit: (ServiceData) -> Void, conversation: Conversation) -> Verdict {
         do {
             emit(try Self.statusFields(user, store: store, config: config, now: now()))
         } catch {
@@ -133,27 +129,27 @@ public final class SelfService {
     }
 
     /// What `twostep status` and `twostep admin show` tell about a user: facts, never a secret.
-    public static func statusFields(_ user: String, store: UserStore, config: Config, now: Int64) throws -> [(String, String)] {
-        guard let record = try store.loadRecord(user) else { return [("user", user), ("enrolled", "false")] }
-        var fields: [(String, String)] = [
-            ("user", user), ("enrolled", "true"),
-            ("enrolled_at", AuditLog.isoTime(record.created)),
-            ("algorithm", record.parameters.algorithm.rawValue),
-            ("digits", "\(record.parameters.digits)"), ("period", "\(record.parameters.period)"),
-            ("backup_codes_left", "\(record.backupHashes.count)"),
-        ]
+    public static func statusFields(_ user: String, store: UserStore, config: Config, now: Int64) throws -> ServiceData {
+        guard let record = try store.loadRecord(user) else { return ServiceData([(.user, user), (.enrolled, "false")]) }
+        var data = ServiceData([
+            (.user, user), (.enrolled, "true"),
+            (.enrolledAt, AuditLog.isoTime(record.created)),
+            (.algorithm, record.parameters.algorithm.rawValue),
+            (.digits, String(record.parameters.digits)), (.period, String(record.parameters.period)),
+            (.backupCodesLeft, String(record.backupHashes.count)),
+        ])
         let state = try store.loadState(user)
         if state.lastStep >= 0 {
-            fields.append(("last_code_at", AuditLog.isoTime(state.lastStep * Int64(record.parameters.period))))
+            data[.lastCodeAt] = AuditLog.isoTime(record.parameters.startOfStep(state.lastStep))
         }
-        fields.append(("recent_failures", "\(state.failures.filter { $0 > now - Int64(config.rateLimitSeconds) }.count)"))
+        data[.recentFailures] = String(RateLimiter(config: config, now: { now }).recentFailures(state))
         let locked = state.lockedUntil > now
-        fields.append(("locked", locked ? "true" : "false"))
-        if locked { fields.append(("locked_until", AuditLog.isoTime(state.lockedUntil))) }
-        return fields
+        data[.locked] = locked ? "true" : "false"
+        if locked { data[.lockedUntil] = AuditLog.isoTime(state.lockedUntil) }
+        return data
     }
 
-    func backupCodes(_ user: String, service: String, json: Bool, emit: ([(String, String)]) -> Void,
+    func backupCodes(_ user: String, service: String, json: Bool, emit: (ServiceData) -> Void,
                      conversation: Conversation) -> Verdict {
         let codes: [String]
         do {
@@ -162,9 +158,9 @@ public final class SelfService {
             conversation.error("Could not issue backup codes: \(error)")
             return .systemError
         }
-        audit.record(AuditEvent(event: "backup_codes", user: user, service: service, result: "success"))
+        audit.record(AuditEvent(event: SelfServiceCommand.backupCodes.auditEvent, user: user, service: service, result: "success"))
         if json {
-            emit([("user", user), ("backup_codes", codes.joined(separator: ","))])
+            emit(ServiceData([(.user, user), (.backupCodes, codes.joined(separator: ","))]))
         } else {
             var text = "New backup codes for \(user); earlier codes no longer work. Each works once:\n\n"
             for c in codes { text += "    \(c)\n" }
@@ -173,7 +169,7 @@ public final class SelfService {
         return .success
     }
 
-    func showQR(_ user: String, json: Bool, emit: ([(String, String)]) -> Void, conversation: Conversation) -> Verdict {
+    func showQR(_ user: String, json: Bool, emit: (ServiceData) -> Void, conversation: Conversation) -> Verdict {
         do {
             guard let record = try store.loadRecord(user) else { return .notEnrolled }
             let uri = record.secret.withBytes {
@@ -181,13 +177,13 @@ public final class SelfService {
             }
             if json {
                 let png = try QRCode.png(uri)
-                emit([("user", user), ("otpauth_uri", uri), ("qr_png_data_uri", "data:image/png;base64," + Base64.encode(png))])
+                emit(ServiceData([(.user, user), (.otpauthURI, uri), (.qrPNGDataURI, "data:image/png;base64," + Base64.encode(png))]))
             } else {
                 conversation.info(record.secret.withBytes {
                     EnrollmentWizard.setupText(uri: uri, secret: $0, parameters: record.parameters)
                 })
             }
-            audit.record(AuditEvent(event: "qr", user: user, service: "twostep", result: "success"))
+            audit.record(AuditEvent(event: SelfServiceCommand.qr.auditEvent, user: user, service: "twostep", result: "success"))
             return .success
         } catch {
             conversation.error("Could not show the QR code: \(error)")
@@ -196,7 +192,10 @@ public final class SelfService {
     }
 }
 
-public func userName(uid: uid_t) -> String? {
-    guard let pw = getpwuid(uid) else { return nil }
-    return String(cString: pw.pointee.pw_name)
+extension SelfServiceCommand {
+    /// The audit log's event name: one spelling for refusals and successes alike
+    /// (`backup_codes`, as the admin's `admin_backup_codes`).
+    public var auditEvent: String {
+        String(rawValue.map { $0 == "-" ? "_" : $0 })
+    }
 }

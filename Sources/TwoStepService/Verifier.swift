@@ -3,22 +3,6 @@ import TwoStepCrypto
 import TwoStepProtocol
 import TwoStepStore
 
-/// Who is logging in where, as the module collected it from PAM.
-public struct LoginRequest {
-    public var user: String
-    public var service: String
-    public var rhost: String?
-    public var nullok: Bool
-    /// What the user is asked; self-service says which app's code it wants.
-    public var prompt: String
-
-    public init(user: String, service: String, rhost: String? = nil, nullok: Bool = false,
-                prompt: String = Verifier.prompt) {
-        self.user = user; self.service = service; self.rhost = rhost; self.nullok = nullok
-        self.prompt = prompt
-    }
-}
-
 /// What one answer was, once checked.
 public enum CodeCheck: Equatable {
     case totp(step: Int64)
@@ -35,6 +19,7 @@ public final class Verifier {
     let store: UserStore
     let audit: AuditLog
     let now: () -> Int64
+    let limiter: RateLimiter
 
     public static let prompt = "Verification code: "
 
@@ -43,12 +28,16 @@ public final class Verifier {
         self.store = store
         self.audit = audit
         self.now = now
+        limiter = RateLimiter(config: config, now: now)
     }
 
-    public func authenticate(_ req: LoginRequest, conversation: Conversation) -> Verdict {
+    /// One login's second factor. `prompt` is what the user is asked; self-service says
+    /// which app's code it wants.
+    public func authenticate(_ req: LoginRequest, prompt: String = Verifier.prompt,
+                             conversation: Conversation) -> Verdict {
         func log(_ result: String, _ detail: String?, event: String = "verify") {
             audit.record(AuditEvent(event: event, user: req.user, service: req.service,
-                                    result: result, detail: detail, rhost: req.rhost))
+                                    result: result, detail: detail, rhost: req.rhost.isEmpty ? nil : req.rhost))
         }
         guard isValidUserName(req.user) else {
             log("failure", "invalid user name")
@@ -87,10 +76,10 @@ public final class Verifier {
             conversation.error(message)
             return .lockedOut
         }
-        guard var answer = conversation.ask(req.prompt, echo: false) else {
+        // The answer stays in SecretBytes (wiped when released) up to the comparison.
+        guard let answer = conversation.ask(prompt, echo: false) else {
             return .conversationError
         }
-        defer { answer = String(repeating: " ", count: 0) }
         do {
             return try store.withLock(req.user) { () throws -> Verdict in
                 // Read again under the lock: another login may have spent this step.
@@ -118,7 +107,7 @@ public final class Verifier {
                                       (remaining <= 3 ? " Run `twostep backup-codes` for a new set." : ""))
                     return .success
                 case .replayed, .wrong:
-                    let locked = recordFailure(&state)
+                    let locked = limiter.recordFailure(&state)
                     try store.saveState(state, for: req.user)
                     log("failure", check == .replayed ? "code already used" : "wrong code")
                     if locked {
@@ -139,16 +128,21 @@ public final class Verifier {
     /// Checks an answer against the record and state without writing anything. A TOTP
     /// step at or before the last accepted one is a replay. A matching backup code is
     /// removed from `record` (the caller saves it).
-    public func check(_ answer: String, record: UserRecord, state: UserState) throws -> CodeCheck {
-        let trimmed = String(answer.filter { $0 != " " && $0 != "\t" && $0 != "\r" && $0 != "\n" })
-        if trimmed.count == record.parameters.digits, trimmed.allSatisfy({ $0.isASCII && $0.isNumber }) {
+    public func check(_ answer: SecretBytes, record: UserRecord, state: UserState) throws -> CodeCheck {
+        try answer.withBytes { try check(answerBytes: $0, record: record, state: state) }
+    }
+
+    func check(answerBytes raw: [UInt8], record: UserRecord, state: UserState) throws -> CodeCheck {
+        var trimmed = OTP.strippingWhitespace(raw)
+        defer { Crypto.wipe(&trimmed) }
+        if trimmed.count == record.parameters.digits, trimmed.allSatisfy({ $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") }) {
             let step = try record.secret.withBytes {
                 try OTP.matchTOTP(code: trimmed, secret: $0, at: now(), parameters: record.parameters, window: config.window)
             }
             guard let step else { return .wrong }
             return step > state.lastStep ? .totp(step: step) : .replayed
         }
-        if BackupCodes.looksLikeBackupCode(trimmed), !record.backupHashes.isEmpty {
+        if !record.backupHashes.isEmpty {
             let index = try record.backupKey.withBytes {
                 try BackupCodes.match(trimmed, hashes: record.backupHashes, key: $0)
             }
@@ -168,7 +162,7 @@ public final class Verifier {
         do {
             let locked: Bool = try store.withLock(user) {
                 var state = try store.loadState(user)
-                let locked = recordFailure(&state)
+                let locked = limiter.recordFailure(&state)
                 try store.saveState(state, for: user)
                 if locked {
                     audit.record(AuditEvent(event: "lockout", user: user, service: service, result: "refused",
@@ -190,17 +184,42 @@ public final class Verifier {
         return lockoutMessage(state)
     }
 
+    /// A plain-words message while the user is locked out, else nil.
+    public func lockoutMessage(_ state: UserState) -> String? { limiter.lockoutMessage(state) }
+}
+
+/// The 2FA limiter: `rate_limit` failures within its seconds start a `lockout`. Codes and
+/// self-service passwords count against the same limit.
+public struct RateLimiter {
+    public let failures: Int
+    public let seconds: Int
+    public let lockout: Int
+    let now: () -> Int64
+
+    public init(config: Config, now: @escaping () -> Int64) {
+        failures = config.rateLimitFailures
+        seconds = config.rateLimitSeconds
+        lockout = config.lockout
+        self.now = now
+    }
+
     /// Counts one failure; returns true when it starts a lockout.
-    func recordFailure(_ state: inout UserState) -> Bool {
+    public func recordFailure(_ state: inout UserState) -> Bool {
         let t = now()
-        state.failures = state.failures.filter { $0 > t - Int64(config.rateLimitSeconds) && $0 <= t }
+        state.failures = state.failures.filter { $0 > t - Int64(seconds) && $0 <= t }
         state.failures.append(t)
-        if state.failures.count >= config.rateLimitFailures {
-            state.lockedUntil = t + Int64(config.lockout)
+        if state.failures.count >= failures {
+            state.lockedUntil = t + Int64(lockout)
             state.failures = []
             return true
         }
         return false
+    }
+
+    /// Failures within the window, as `twostep status` reports them.
+    public func recentFailures(_ state: UserState) -> Int {
+        let t = now()
+        return state.failures.filter { $0 > t - Int64(seconds) }.count
     }
 
     /// A plain-words message while the user is locked out, else nil.

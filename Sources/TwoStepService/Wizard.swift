@@ -18,9 +18,7 @@ public final class EnrollmentWizard {
         self.config = config; self.store = store; self.audit = audit; self.now = now
     }
 
-    var parameters: OTPParameters {
-        OTPParameters(algorithm: config.algorithm, digits: config.digits, period: config.period)
-    }
+    var parameters: OTPParameters { config.otpParameters }
 
     func uri(_ user: String, _ secret: [UInt8], _ params: OTPParameters) -> String {
         OTPAuthURI(issuer: config.issuer, account: user, secret: secret, parameters: params).uriString
@@ -40,7 +38,7 @@ public final class EnrollmentWizard {
     /// shows the backup codes. With `emit` (JSON callers) nothing is asked: the enrolment is
     /// saved at once and its fields are handed to `emit`.
     public func run(user: String, service: String, conversation: Conversation, replace: Bool,
-                    emit: (([(String, String)]) -> Void)? = nil) -> Verdict {
+                    emit: ((ServiceData) -> Void)? = nil) -> Verdict {
         do {
             var secret = try SecretGenerator.newSecret()
             defer { Crypto.wipe(&secret) }
@@ -49,9 +47,9 @@ public final class EnrollmentWizard {
             if let emit {
                 let codes = try save(user: user, service: service, secret: secret, params: params, lastStep: -1, replace: replace)
                 let png = try QRCode.png(link)
-                emit([("user", user), ("otpauth_uri", link),
-                      ("qr_png_data_uri", "data:image/png;base64," + Base64.encode(png)),
-                      ("backup_codes", codes.joined(separator: ","))])
+                emit(ServiceData([(.user, user), (.otpauthURI, link),
+                                  (.qrPNGDataURI, "data:image/png;base64," + Base64.encode(png)),
+                                  (.backupCodes, codes.joined(separator: ","))]))
                 return .success
             }
             conversation.info("Two-step login for \(user) on \(config.issuer)\n\nStep 1 of 3: " +
@@ -62,8 +60,11 @@ public final class EnrollmentWizard {
                 guard let answer = conversation.ask("Enter the \(params.digits)-digit code the app shows now: ", echo: true) else {
                     return .conversationError
                 }
-                step = try OTP.matchTOTP(code: answer.filter { !$0.isWhitespace }, secret: secret, at: now(),
-                                         parameters: params, window: config.window)
+                step = try answer.withBytes { typed in
+                    var code = OTP.strippingWhitespace(typed)
+                    defer { Crypto.wipe(&code) }
+                    return try OTP.matchTOTP(code: code, secret: secret, at: now(), parameters: params, window: config.window)
+                }
                 if step != nil { break }
                 if attempt < Self.confirmTries {
                     conversation.error("That code does not match; check the app's clock and try again.")

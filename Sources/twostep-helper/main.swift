@@ -1,6 +1,7 @@
 import Glibc
-import TwoStepHelperKit
+import TwoStepServer
 import TwoStepStore
+import TwoStepSystem
 
 // twostep-helper: the only program that reads keys and secrets. Not setuid.
 let usage = """
@@ -18,7 +19,7 @@ usage: twostep-helper pam
 var args = Array(CommandLine.arguments.dropFirst())
 switch args.first {
 case "pam":
-    exit(PAMSession.run())
+    exit(LoginSession.run())
 case "serve":
     var config = Config.defaultPath
     var socket: String?
@@ -32,7 +33,7 @@ case "serve":
             exit(2)
         }
     }
-    exit(SelfServiceServer.run(configPath: config, socketPath: socket))
+    exit(HelperServer.run(configPath: config, socketPath: socket))
 case "--version":
     print("twostep-helper 0.1.0")
     exit(0)

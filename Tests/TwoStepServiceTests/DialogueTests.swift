@@ -1,8 +1,8 @@
 import Foundation
 import TwoStepCore
 import TwoStepCrypto
-import TwoStepHelperKit
 import TwoStepProtocol
+import TwoStepService
 import TwoStepStore
 import XCTest
 
@@ -15,9 +15,9 @@ final class ScriptedUser: Conversation {
 
     init(_ answers: [String?]) { self.answers = answers }
 
-    func ask(_ prompt: String, echo: Bool) -> String? {
+    func ask(_ prompt: String, echo: Bool) -> SecretBytes? {
         prompts.append(prompt)
-        return answers.isEmpty ? nil : answers.removeFirst()
+        return answers.isEmpty ? nil : answers.removeFirst().map { SecretBytes(Array($0.utf8)) }
     }
     func info(_ text: String) { infos.append(text) }
     func error(_ text: String) { errors.append(text) }
@@ -243,23 +243,4 @@ final class ThreadSafeList: @unchecked Sendable {
     private let lock = NSLock()
     private(set) var items: [Verdict] = []
     func append(_ v: Verdict) { lock.lock(); items.append(v); lock.unlock() }
-}
-
-final class FrameTests: XCTestCase {
-    func testFrameEncodingAndLimits() throws {
-        let f = Frame(.promptEchoOff, text: "Verification code: ")
-        let bytes = f.encoded()
-        let (type, n) = try parseFrameHeader(Array(bytes[0..<5]))
-        XCTAssertEqual(type, .promptEchoOff)
-        XCTAssertEqual(n, 19)
-        XCTAssertThrowsError(try parseFrameHeader([0x77, 0, 0, 0, 1]))
-        XCTAssertThrowsError(try parseFrameHeader([0x10, 0x7f, 0xff, 0xff, 0xff]))
-        XCTAssertThrowsError(try parseFrameHeader([0x02, 0, 0, 0x10, 0]))  // answer over 512 bytes
-        XCTAssertThrowsError(try parseFrameHeader([0x1f, 0, 0, 0, 2]))     // result must be one byte
-        XCTAssertThrowsError(try parseFrameHeader([0x10, 0, 0]))
-        let fields = encodeFields([("user", "alice"), ("service", "sshd")])
-        XCTAssertEqual(try decodeFields(fields), ["user": "alice", "service": "sshd"])
-        XCTAssertThrowsError(try decodeFields(Array("user\0alice".utf8)))
-        XCTAssertThrowsError(try decodeFields(Array("user\0a\0user\0b\0".utf8)))
-    }
 }
