@@ -33,15 +33,17 @@ let package = Package(
 
         // Swift, stdlib only: frames, message types, limits. Shared by module and helper.
         .target(name: "TwoStepProtocol"),
-        // The module: a relay, no Foundation, no crypto, no secrets.
+        // The module: a relay, no Foundation, no crypto, no secrets. Its link flags are for
+        // the release .so that `make` ships; a debug build leaves them out so that the unit
+        // tests (TwoStepPAMTests), which link this target into an XCTest bundle, can link.
         .target(
             name: "TwoStepPAM",
-            dependencies: ["PAMShim", "CTwoStepSys", "TwoStepProtocol"],
+            dependencies: ["PAMShim", "TwoStepProtocol"],
             linkerSettings: [.unsafeFlags([
                 "-static-stdlib",
                 "-Xlinker", "-z", "-Xlinker", "nodelete",
                 "-Xlinker", "--version-script=\(root)/Sources/PAMShim/exports.map",
-            ])]),
+            ], .when(configuration: .release))]),
 
         // OpenSSL, wrapped once.
         .target(name: "TwoStepCrypto", dependencies: ["COpenSSL"]),
@@ -64,7 +66,7 @@ let package = Package(
         // What only root's twostep-helper runs: the socket server and its workers, the login
         // session, the password check through PAM, the helper's dialogue table.
         .target(name: "TwoStepServer",
-                dependencies: ["TwoStepService", "TwoStepProtocol", "TwoStepCore", "TwoStepStore",
+                dependencies: ["TwoStepService", "TwoStepProtocol", "TwoStepCore", "TwoStepCrypto", "TwoStepStore",
                                "TwoStepSystem", "CTwoStepSys", "CPAM"]),
         .executableTarget(name: "twostep-helper",
                           dependencies: ["TwoStepServer", "TwoStepStore", "TwoStepSystem"],
@@ -82,5 +84,6 @@ let package = Package(
         .testTarget(name: "TwoStepServiceTests",
                     dependencies: ["TwoStepService", "TwoStepStore", "TwoStepCore", "TwoStepCrypto", "TwoStepProtocol"]),
         .testTarget(name: "TwoStepProtocolTests", dependencies: ["TwoStepProtocol"]),
+        .testTarget(name: "TwoStepPAMTests", dependencies: ["TwoStepPAM", "TwoStepProtocol", "PAMShim"]),
     ]
 )

@@ -1,5 +1,6 @@
 #define _GNU_SOURCE
 #include "twostep_sys.h"
+#include "twostep_peercred.h"
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <signal.h>
@@ -16,13 +17,7 @@ int twostep_sys_disable_dumps(void) {
 }
 
 int twostep_sys_peer_uid(int fd, uid_t *uid) {
-    if (uid == NULL) { errno = EINVAL; return -1; }
-    struct ucred cred;
-    socklen_t len = sizeof cred;
-    if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0) return -1;
-    if (len != sizeof cred) { errno = EPROTO; return -1; }
-    *uid = cred.uid;
-    return 0;
+    return twostep_peercred_uid(fd, uid);
 }
 
 int twostep_sys_accept(int fd) {

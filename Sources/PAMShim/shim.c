@@ -1,6 +1,7 @@
 // PAM entry points and the libc/libpam wrappers the Swift relay uses. See pamshim.h.
 #define _GNU_SOURCE
 #include "pamshim.h"
+#include "../CTwoStepSys/include/twostep_peercred.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -229,6 +230,10 @@ int twostep_connect_unix(const char *path, int timeout_ms, int *fd) {
     }
     *fd = s;
     return 0;
+}
+
+int twostep_peer_uid(int fd, uid_t *uid) {
+    return twostep_peercred_uid(fd, uid);
 }
 
 int twostep_first_socket_fallback(void) {

@@ -4,7 +4,7 @@
 import PAMShim
 import TwoStepProtocol
 
-/// After a verdict the helper gets this long to close its end and exit before SIGKILL.
+/// After a verdict (or conversationFailed) the helper gets this long to close its end and exit before SIGKILL.
 private let helperGraceMilliseconds: Int64 = 200
 
 @_cdecl("twostep_swift_authenticate")
@@ -38,13 +38,11 @@ func twostepSwiftAuthenticate(_ pamh: OpaquePointer?, _ flags: Int32, _ argc: In
         return code.rawValue
     }
 
-    let request = LoginRequest(
+    let payload = LoginRequest.encode(
         user: user, service: pam.stringItem(TWOSTEP_PAM_SERVICE),
         rhost: pam.stringItem(TWOSTEP_PAM_RHOST), ruser: pam.stringItem(TWOSTEP_PAM_RUSER),
         tty: pam.stringItem(TWOSTEP_PAM_TTY), authInfo: pam.environment("SSH_AUTH_INFO_0"),
         config: options.config, nullok: options.nullok, debug: options.debug)
-
-    let payload = request.encoded()
     guard payload.count <= ProtocolLimits.maxPayload else {
         // The helper would refuse it; an outsized PAM item is no reason to guess.
         pam.error("request of \(payload.count) bytes exceeds the protocol limit")
@@ -72,6 +70,10 @@ func twostepSwiftAuthenticate(_ pamh: OpaquePointer?, _ flags: Int32, _ argc: In
         pam.debugLog("verdict \(verdict.name) for \(user)")
         if verdict == .notEnrolled { pam.log(TWOSTEP_LOG_NOTICE, "user \(user) not enrolled") }
         return pamCode(for: verdict)
+    case .abandoned(let code, let reason):
+        link.finish(graceMilliseconds: helperGraceMilliseconds)
+        pam.error(reason)
+        return code
     case .aborted(let code, let reason):
         link.finish(graceMilliseconds: 0)
         pam.error(reason)

@@ -10,7 +10,9 @@ enum HelperConnectionError: Error {
     case timedOut
     case endOfStream            // EOF at a frame boundary: the helper quit without a result
     case truncated              // EOF inside a frame
-    case malformed(FrameError)
+    // What was wrong, as text: holding the FrameError itself would put the protocol
+    // module's type descriptors into the .so's dynamic symbol table.
+    case malformed(String)
     case answerTooLong(Int)
     case io(String, Int32)      // syscall name, errno
 
@@ -19,7 +21,7 @@ enum HelperConnectionError: Error {
         case .timedOut: return "helper timed out"
         case .endOfStream: return "helper closed the connection before a result"
         case .truncated: return "helper sent a truncated frame"
-        case .malformed(let e): return "helper sent a malformed frame (" + e.message + ")"
+        case .malformed(let why): return "helper sent a malformed frame (" + why + ")"
         case .answerTooLong(let n): return "answer of " + String(n) + " bytes too large"
         case .io(let call, let err): return call + " on helper socket failed: errno " + String(err)
         }
@@ -111,7 +113,7 @@ struct HelperConnection {
             do {
                 if let frame = try decoder.feed(chunk[0..<n]) { return .success(frame) }
             } catch {
-                return .failure(.malformed(error))
+                return .failure(.malformed(error.message))
             }
         }
     }

@@ -2,7 +2,6 @@
 // The connection carries the same frames as the socketpair to a spawned helper; there is
 // no child to reap, so the session ends by closing the descriptor.
 import Glibc
-import CTwoStepSys
 import PAMShim
 
 /// Why the server could not be used. Every case falls back to spawning `helper=`.
@@ -52,7 +51,7 @@ enum HelperSocket {
         }
         guard rc == 0, fd >= 0 else { return .failure(.connect(rc == 0 ? EBADF : rc)) }
         var uid: uid_t = 0
-        guard twostep_sys_peer_uid(fd, &uid) == 0 else {
+        guard twostep_peer_uid(fd, &uid) == 0 else {
             let err = errno
             close(fd)
             return .failure(.peerCredentials(err))

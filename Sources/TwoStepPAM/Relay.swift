@@ -43,6 +43,9 @@ enum RelayEnd {
     case verdict(Verdict?, rawByte: UInt8)
     /// The session ended early; `code` is the PAM code to return.
     case aborted(code: Int32, reason: String)
+    /// The user could not be asked (or answered too much) and the helper was told so
+    /// (conversationFailed); it may close the session on its side, as after a verdict.
+    case abandoned(code: Int32, reason: String)
 }
 
 struct Relay {
@@ -105,18 +108,25 @@ struct Relay {
         }
         switch sent {
         case .failure(let code):
-            _ = connection.send(Frame(.conversationFailed))
-            return .aborted(code: TWOSTEP_PAM_CONV_ERR,
-                            reason: "conversation failed (\(code.rawValue))")
+            return tellHelper(code: TWOSTEP_PAM_CONV_ERR, reason: "conversation failed (\(code.rawValue))")
         case .success(.tooLong):
-            // Longer than any code or password the helper accepts: a wrong answer.
-            _ = connection.send(Frame(.conversationFailed))
-            return .aborted(code: TWOSTEP_PAM_AUTH_ERR, reason: "answer too long")
+            // Longer than any code or password the helper accepts: a wrong answer, never relayed.
+            return tellHelper(code: TWOSTEP_PAM_AUTH_ERR, reason: "answer too long")
         case .success(.channel(let f)):
             return .aborted(code: TWOSTEP_PAM_SYSTEM_ERR, reason: f.message)
         case .success(.sent):
             pam.debugLog("sent answer")
             return nil
+        }
+    }
+}
+
+extension Relay {
+    /// Sends conversationFailed instead of an answer.
+    fileprivate func tellHelper(code: Int32, reason: String) -> RelayEnd {
+        switch connection.send(Frame(.conversationFailed)) {
+        case .success: return .abandoned(code: code, reason: reason)
+        case .failure: return .aborted(code: code, reason: reason)
         }
     }
 }

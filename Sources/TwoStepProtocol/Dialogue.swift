@@ -28,7 +28,7 @@ public struct Dialogue: Sendable {
         case (.awaitingAnswer, .answer), (.awaitingAnswer, .conversationFailed): state = .helperTurn
         default:
             state = .finished
-            throw .unexpected(type)
+            try FrameError.raise(.unexpected(type))
         }
     }
 
@@ -41,7 +41,7 @@ public struct Dialogue: Sendable {
         // A result may end a dialogue at any point but after the end (a refused request
         // still gets its verdict).
         case (.awaitingRequest, .result), (.helperTurn, .result), (.awaitingAnswer, .result): state = .finished
-        default: throw .unexpected(type)
+        default: try FrameError.raise(.unexpected(type))
         }
     }
 }

@@ -26,13 +26,13 @@ enum FieldCodec {
             start = i + 1
         }
         guard start == bytes.count, parts.count % 2 == 0, parts.count / 2 <= ProtocolLimits.maxFields else {
-            throw .malformedFields
+            try FrameError.raise(.malformedFields)
         }
         var out: [(K, String)] = []
         var i = 0
         while i < parts.count {
-            guard let key = K(rawValue: parts[i]) else { throw .unknownField(parts[i]) }
-            for (seen, _) in out where seen.rawValue == key.rawValue { throw .duplicateField(parts[i]) }
+            guard let key = K(rawValue: parts[i]) else { try FrameError.raise(.unknownField(parts[i])) }
+            for (seen, _) in out where seen.rawValue == key.rawValue { try FrameError.raise(.duplicateField(parts[i])) }
             out.append((key, parts[i + 1]))
             i += 2
         }
@@ -43,7 +43,7 @@ enum FieldCodec {
         switch value {
         case "1": return true
         case "0": return false
-        default: throw .badValue(field)
+        default: try FrameError.raise(.badValue(field))
         }
     }
 }
@@ -76,6 +76,15 @@ public struct LoginRequest: Equatable, Sendable {
                 nullok: Bool = false, debug: Bool = false) {
         self.user = user; self.service = service; self.rhost = rhost; self.ruser = ruser; self.tty = tty
         self.authInfo = authInfo; self.config = config; self.nullok = nullok; self.debug = debug
+    }
+
+    /// The module's way to build its request: it holds no LoginRequest value itself (a
+    /// struct of another module with this many Strings is destroyed through its type
+    /// metadata, which would then appear in pam_twostep.so's dynamic symbol table).
+    public static func encode(user: String, service: String, rhost: String, ruser: String, tty: String,
+                              authInfo: String, config: String, nullok: Bool, debug: Bool) -> [UInt8] {
+        LoginRequest(user: user, service: service, rhost: rhost, ruser: ruser, tty: tty, authInfo: authInfo,
+                     config: config, nullok: nullok, debug: debug).encoded()
     }
 
     /// Empty optional items are left out, as PAM had none.
@@ -147,22 +156,22 @@ public enum HelperRequest: Equatable, Sendable {
             return nil
         }
         func required(_ f: RequestField) throws(FrameError) -> String {
-            guard let v = value(f) else { throw .missingField(f.rawValue) }
+            guard let v = value(f) else { try FrameError.raise(.missingField(f.rawValue)) }
             return v
         }
-        guard try required(.version) == String(ProtocolLimits.version) else { throw .badValue("version") }
-        guard let mode = RequestMode(rawValue: try required(.mode)) else { throw .badValue("mode") }
+        guard try required(.version) == String(ProtocolLimits.version) else { try FrameError.raise(.badValue("version")) }
+        guard let mode = RequestMode(rawValue: try required(.mode)) else { try FrameError.raise(.badValue("mode")) }
         let allowed: [RequestField]
         switch mode {
         case .login: allowed = [.version, .mode, .user, .service, .rhost, .ruser, .tty, .authInfo, .config, .nullok, .debug]
         case .selfService: allowed = [.version, .mode, .command, .user, .json, .replace]
         }
-        for (k, _) in pairs where !allowed.contains(k) { throw .unknownField(k.rawValue) }
+        for (k, _) in pairs where !allowed.contains(k) { try FrameError.raise(.unknownField(k.rawValue)) }
 
         switch mode {
         case .login:
             let user = try required(.user)
-            guard !user.isEmpty else { throw .badValue("user") }
+            guard !user.isEmpty else { try FrameError.raise(.badValue("user")) }
             let service = try required(.service)
             return .login(LoginRequest(
                 user: user, service: service, rhost: value(.rhost) ?? "", ruser: value(.ruser) ?? "",
@@ -171,9 +180,9 @@ public enum HelperRequest: Equatable, Sendable {
                 nullok: try FieldCodec.flag(value(.nullok) ?? "0", "nullok"),
                 debug: try FieldCodec.flag(value(.debug) ?? "0", "debug")))
         case .selfService:
-            guard let command = SelfServiceCommand(rawValue: try required(.command)) else { throw .badValue("command") }
+            guard let command = SelfServiceCommand(rawValue: try required(.command)) else { try FrameError.raise(.badValue("command")) }
             let replace = try FieldCodec.flag(value(.replace) ?? "0", "replace")
-            guard !replace || command == .enroll else { throw .badValue("replace") }
+            guard !replace || command == .enroll else { try FrameError.raise(.badValue("replace")) }
             return .selfService(SelfServiceRequest(
                 command: command, user: value(.user) ?? "",
                 json: try FieldCodec.flag(value(.json) ?? "0", "json"), replace: replace))

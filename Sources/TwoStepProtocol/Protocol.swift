@@ -131,9 +131,19 @@ public enum FrameError: Error, Equatable, Sendable {
     }
 }
 
+extension FrameError {
+    /// Every FrameError outside this file is thrown through here. A `throw` of a typed
+    /// error references its type descriptor; from another object file that reference goes
+    /// through the GOT and the descriptor lands in pam_twostep.so's dynamic symbol table
+    /// (tests/test_pam_module.py checks that only pam_sm_* are there).
+    @inline(never)
+    static func raise(_ error: FrameError) throws(FrameError) -> Never {
+        throw error
+    }
+}
+
 /// Validates a frame header. Returns the type and payload length.
-func parseFrameHeader<H: RandomAccessCollection>(_ h: H) throws(FrameError) -> (FrameType, Int)
-    where H.Element == UInt8, H.Index == Int {
+func parseFrameHeader(_ h: ArraySlice<UInt8>) throws(FrameError) -> (FrameType, Int) {
     let b = h.startIndex
     guard let type = FrameType(rawValue: h[b]) else { throw .unknownType(h[b]) }
     let n = Int(h[b + 1]) << 24 | Int(h[b + 2]) << 16 | Int(h[b + 3]) << 8 | Int(h[b + 4])
@@ -168,9 +178,15 @@ public struct FrameDecoder {
     /// Appends bytes and returns the next whole frame, nil while one is incomplete.
     /// Bytes past the first whole frame stay buffered for the next call (with an empty
     /// `bytes`). A malformed header throws; the decoder is then unusable.
-    public mutating func feed<C: Collection>(_ bytes: C) throws(FrameError) -> Frame? where C.Element == UInt8 {
+    /// (Not generic: a generic entry point with a typed error would make the module carry
+    /// this module's type descriptors in its dynamic symbol table.)
+    public mutating func feed(_ bytes: ArraySlice<UInt8>) throws(FrameError) -> Frame? {
         buffer.append(contentsOf: bytes)
         return try next()
+    }
+
+    public mutating func feed(_ bytes: [UInt8]) throws(FrameError) -> Frame? {
+        try feed(bytes[...])
     }
 
     public mutating func next() throws(FrameError) -> Frame? {
