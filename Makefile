@@ -53,10 +53,14 @@ man: build/twostep
 	scripts/gen-manpage.py --cli build/twostep -o man/twostep.1
 
 # Shell completions, generated from the built CLI at install time (never committed, so
-# never stale): argument-parser writes them from the same definitions as --help.
+# never stale): argument-parser writes them from the same definitions as --help. bash
+# sources its completions, so the "#!/bin/bash" line argument-parser writes goes (lintian:
+# bash-completion-with-hashbang).
 completions:
 	@mkdir -p build/completions
-	build/twostep --generate-completion-script bash > build/completions/twostep.bash
+	build/twostep --generate-completion-script bash > build/completions/twostep.bash.in
+	sed '1{/^#!/d}' build/completions/twostep.bash.in > build/completions/twostep.bash
+	rm -f build/completions/twostep.bash.in
 	build/twostep --generate-completion-script zsh > build/completions/_twostep
 	build/twostep --generate-completion-script fish > build/completions/twostep.fish
 
