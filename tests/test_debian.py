@@ -258,7 +258,8 @@ def harness_prompts(output):
 def check_pam_auth_update_login(work):
     """With the package installed: `pam-auth-update --enable twostep` puts pam_twostep after
     pam_unix in common-auth; a login through a stack that includes common-auth asks for the
-    password and then the code (from oathtool); a wrong password ends it before the code;
+    password and then the code (from oathtool); a wrong password ends it before the code; the
+    package's own `twostep` service (password check for self-service) asks no code;
     `--disable` gives back common-auth byte for byte. All inside a private namespace."""
     started = time.monotonic()
     harness = os.path.join(work, "pam_harness")
@@ -276,7 +277,8 @@ def check_pam_auth_update_login(work):
         r = run(["twostep", "admin", "import", user, "--secret", "-"], input=SECRET + "\n")
         assert r.returncode == 0, r.stdout + r.stderr
         original = priv.file("common-auth", "rb").read()
-        for name, text in (("good", f"{password}\n{oathtool()}\n"), ("badpw", "not-the-password\n123456\n")):
+        for name, text in (("good", f"{password}\n{oathtool()}\n"), ("badpw", "not-the-password\n123456\n"),
+                           ("selfservice", f"{password}\n")):
             path = os.path.join(priv.dir, name)
             with open(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600), "w") as f:
                 f.write(text)
@@ -288,6 +290,10 @@ def check_pam_auth_update_login(work):
             '  "$TS_HARNESS" --confdir /etc/pam.d --service "$TS_SERVICE" --user "$TS_USER" '
             '--answers "$TS_DIR/$a" > "$TS_DIR/$a.out" || true\n'
             'done\n'
+            # The package's own password check for self-service (pam.d/twostep includes
+            # common-auth): the profile must not ask it for a code.
+            '"$TS_HARNESS" --confdir /etc/pam.d --service twostep --user "$TS_USER" '
+            '--answers "$TS_DIR/selfservice" > "$TS_DIR/selfservice.out" || true\n'
             'rm "/etc/pam.d/$TS_SERVICE"\n'
             'pam-auth-update --disable twostep\n',
             TS_HARNESS=harness, TS_USER=user, TS_SERVICE=service)
@@ -303,6 +309,9 @@ def check_pam_auth_update_login(work):
         badpw = open(os.path.join(priv.dir, "badpw.out")).read()
         assert harness_prompts(badpw) == ["Password: "], badpw
         assert "RESULT: Success" not in badpw, badpw
+        selfservice = open(os.path.join(priv.dir, "selfservice.out")).read()
+        assert harness_prompts(selfservice) == ["Password: "], selfservice
+        assert "RESULT: Success (0)" in selfservice, selfservice
         assert priv.file("common-auth", "rb").read() == original
         print(f"\npam-auth-update enable, two logins, disable: {time.monotonic() - started:.1f} s")
     finally:
