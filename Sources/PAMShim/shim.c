@@ -1,7 +1,7 @@
 // PAM entry points and the libc/libpam wrappers the Swift relay uses. See pamshim.h.
 #define _GNU_SOURCE
 #include "pamshim.h"
-#include "../CTwoStepSys/include/twostep_peercred.h"
+#include "../CTwoStepSys/twostep_peercred.h"
 
 #include <errno.h>
 #include <fcntl.h>

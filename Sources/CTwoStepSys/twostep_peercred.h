@@ -1,5 +1,5 @@
 #pragma once
-/* SO_PEERCRED, written once: included by CTwoStepSys/sys.c (helper, CLI) and by
+/* SO_PEERCRED, written once (not in include/: Swift never imports it): included by CTwoStepSys/sys.c (helper, CLI) and by
    PAMShim/shim.c (the module, which links no other C target: a second C module in the .so
    leaves debug info that valgrind's reader rejects). Needs _GNU_SOURCE before any include. */
 #include <errno.h>
