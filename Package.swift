@@ -22,6 +22,8 @@ let package = Package(
         // System libraries from Debian's -dev packages.
         .systemLibrary(name: "CPAM", path: "Sources/CPAM"),
         .systemLibrary(name: "COpenSSL", path: "Sources/COpenSSL"),
+        // libpq (libpq-dev): only TwoStepPostgres imports it, never the module.
+        .systemLibrary(name: "CLibPQ", path: "Sources/CLibPQ"),
 
         // C: pam_sm_* entry points and wrappers for PAM's variadic calls and posix_spawn.
         .target(name: "PAMShim", dependencies: ["CPAM"],
@@ -48,16 +50,19 @@ let package = Package(
         .target(name: "TwoStepCore", dependencies: ["TwoStepCrypto"]),
         // Sealed records, keys, locks, atomic writes, config, audit log.
         .target(name: "TwoStepStore", dependencies: ["TwoStepCore", "TwoStepCrypto"]),
+        // store = postgresql: libpq wrapped once, the shared UserStore, its schema, and the
+        // factory that reads `store =` for every program.
+        .target(name: "TwoStepPostgres", dependencies: ["CLibPQ", "TwoStepStore", "TwoStepCrypto"]),
         // The helper's decisions and dialogue, as a library so tests can inject a clock.
         .target(name: "CHelperSys"),
         .target(name: "TwoStepHelperKit",
-                dependencies: ["TwoStepProtocol", "TwoStepCore", "TwoStepStore", "CQRCode", "CHelperSys", "CPAM"]),
+                dependencies: ["TwoStepProtocol", "TwoStepCore", "TwoStepStore", "TwoStepPostgres", "CQRCode", "CHelperSys", "CPAM"]),
         .executableTarget(name: "twostep-helper", dependencies: ["TwoStepHelperKit"],
                           linkerSettings: [.unsafeFlags(["-static-stdlib"])]),
         .executableTarget(
             name: "twostep",
             dependencies: [
-                "TwoStepProtocol", "TwoStepCore", "TwoStepStore", "TwoStepHelperKit", "CQRCode", "CPAM",
+                "TwoStepProtocol", "TwoStepCore", "TwoStepStore", "TwoStepPostgres", "TwoStepHelperKit", "CQRCode", "CPAM",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
 

@@ -17,7 +17,7 @@ import time
 
 import pytest
 
-from conftest import CLI, HELPER, MODULE, Installation, oathtool, raw_request
+from conftest import CLI, HELPER, MODULE, Installation, harness_login, oathtool, raw_request
 
 HARNESS = os.path.join(os.path.dirname(HELPER), "pam_harness")
 NO_HELPER = "/nonexistent/twostep-helper"
@@ -72,13 +72,7 @@ class Site:
 
     def login(self, service, user, answer):
         """One login through libpam (tests/harness/pam_harness.c); returns the PAM code."""
-        r = subprocess.run([HARNESS, "--confdir", self.inst.pamdir, "--service", service,
-                            "--user", user, "--answers", "-"],
-                           input="" if answer is None else answer + "\n",
-                           capture_output=True, text=True, timeout=60)
-        codes = [int(c) for c in re.findall(r"^RESULT: .* \((-?\d+)\)$", r.stdout, re.M)]
-        assert len(codes) == 1, (r.stdout, r.stderr)
-        return codes[0]
+        return harness_login(self.inst.pamdir, service, user, answer)
 
     def close(self):
         for proc in self.servers:

@@ -1,6 +1,7 @@
 import CHelperSys
 import Glibc
 import TwoStepCore
+import TwoStepPostgres
 import TwoStepProtocol
 import TwoStepStore
 
@@ -61,9 +62,9 @@ public enum PAMSession {
             AuditLog.syslogLine(LOG_ERR, "helper: malformed request")
             return .systemError
         }
-        let store: FileUserStore
+        let store: UserStore
         do {
-            store = try FileUserStore(config: config)
+            store = try UserStores.open(config)
         } catch {
             AuditLog.syslogLine(LOG_ERR, "helper: \(error)")
             return .systemError

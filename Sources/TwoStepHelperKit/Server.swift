@@ -1,6 +1,7 @@
 import CHelperSys
 import Glibc
 import TwoStepCrypto
+import TwoStepPostgres
 import TwoStepProtocol
 import TwoStepStore
 
@@ -110,6 +111,7 @@ public enum SelfServiceServer {
         // Touch OpenSSL's shared tables once more, now: the copy-on-write faults that a
         // fork owes land here, before a caller is waiting, instead of inside its login.
         Crypto.warmUp()
+        UserStores.prepare(config)
         while true {
             let conn = twostep_sys_accept(listener)
             if conn >= 0 {
@@ -187,7 +189,7 @@ public enum SelfServiceServer {
                 try? channel.send(Frame(.result, [Verdict.denied.rawValue]))
                 return 1
             }
-            let store = try FileUserStore(config: config)
+            let store = try UserStores.open(config)
             let service = SelfService(config: config, store: store, audit: AuditLog(path: config.auditLog),
                                       now: { Int64(time(nil)) })
             let conversation = FrameConversation(channel: channel)

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Glibc
 import TwoStepHelperKit
+import TwoStepPostgres
 import TwoStepStore
 
 @main
@@ -42,12 +43,12 @@ struct CLIError: Error, CustomStringConvertible {
 /// Config, store and audit log, opened once for a command.
 struct Context {
     let config: Config
-    let store: FileUserStore
+    let store: UserStore & SealedRecordAccess
     let audit: AuditLog
 
     init(_ options: ConfigOptions) throws {
         config = try options.load()
-        do { store = try FileUserStore(config: config) } catch { throw CLIError("\(error)") }
+        do { store = try UserStores.open(config) } catch { throw CLIError("\(error)") }
         audit = AuditLog(path: config.auditLog)
     }
 

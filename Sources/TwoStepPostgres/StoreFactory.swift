@@ -1,0 +1,20 @@
+import TwoStepStore
+
+/// The one place a program turns `store =` into a store: the helper (spawned and socket
+/// workers), self-service and every CLI command come through here, so nothing falls back
+/// to local files when the config names a database.
+public enum UserStores {
+    public static func open(_ config: Config) throws -> UserStore & SealedRecordAccess {
+        switch config.store {
+        case .files: return try FileUserStore(config: config)
+        case .postgresql: return try PostgresUserStore(config: config)
+        }
+    }
+
+    /// A socket worker connects while it waits for a caller, so a login pays no TCP/TLS
+    /// handshake. A failure here is not an error: the login reconnects, or fails closed.
+    public static func prepare(_ config: Config) {
+        guard config.store == .postgresql, let db = try? PostgresDatabase.shared(for: config) else { return }
+        _ = try? db.connected()
+    }
+}
