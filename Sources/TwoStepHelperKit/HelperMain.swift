@@ -29,6 +29,7 @@ public enum PAMSession {
         channel.deadline = monotonicSeconds() + 30
         let verdict = session(channel)
         try? channel.send(Frame(.result, [verdict.rawValue]))
+        UserStores.finish()
         return verdict == .success ? 0 : 1
     }
 
@@ -64,7 +65,7 @@ public enum PAMSession {
         }
         let store: UserStore
         do {
-            store = try UserStores.open(config)
+            store = try UserStores.open(config, login: true)
         } catch {
             AuditLog.syslogLine(LOG_ERR, "helper: \(error)")
             return .systemError

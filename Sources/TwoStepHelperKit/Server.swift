@@ -177,6 +177,7 @@ public enum SelfServiceServer {
                 }
                 let verdict = PAMSession.verify(fields, config: config, channel: channel)
                 try? channel.send(Frame(.result, [verdict.rawValue]))
+                UserStores.finish()
                 return verdict == .success ? 0 : 1
             }
             guard fields["version"] == "1", fields["mode"] == "self" else { throw FrameError.malformedFields }

@@ -24,13 +24,15 @@ public final class PostgresDatabase {
     /// The process that opened `connection`: a forked child never uses (or closes) it.
     private var owner: pid_t = 0
     private var pendingAudit: [(AuditEvent, Int64)] = []
+    /// Hold mirrored audit rows until `flushAudit()` (a login: after its verdict is sent).
+    public var deferAudit = false
 
     public init(conninfo: String, passwordFile: String?) {
         self.conninfo = conninfo
         self.passwordFile = passwordFile
     }
 
-    private static var shared: [String: PostgresDatabase] = [:]
+    private(set) static var shared: [String: PostgresDatabase] = [:]
 
     /// One database object per connection string in a process, so a socket worker's
     /// connection outlives the stores made for each request.
@@ -125,10 +127,10 @@ public final class PostgresDatabase {
             }
         } catch {
             if c.inTransaction { _ = try? c.exec("ROLLBACK") }
-            flushAudit()
+            if !deferAudit { flushAudit() }
             throw error
         }
-        flushAudit()
+        if !deferAudit { flushAudit() }
         return result
     }
 
@@ -159,17 +161,19 @@ public final class PostgresDatabase {
     // MARK: audit mirror
 
     /// Mirrors an audit event into `twostep_audit`. Best effort: inside a transaction it
-    /// waits for the end of it (so it never aborts a login's transaction), it never
-    /// connects or retries, statement_timeout bounds it, and a failure goes to syslog.
+    /// waits for the end of it (so it never aborts a login's transaction), and for a login
+    /// until its verdict is sent (`deferAudit`: the row costs the login nothing); it never
+    /// connects or retries, statement_timeout bounds it, and a failure goes to syslog. The
+    /// local log and syslog, written first, remain the record.
     func mirror(_ event: AuditEvent, time: Int64) {
-        if inTransaction {
+        if inTransaction || deferAudit {
             pendingAudit.append((event, time))
         } else {
             insertAudit(event, time: time)
         }
     }
 
-    func flushAudit() {
+    public func flushAudit() {
         let events = pendingAudit
         pendingAudit = []
         for (e, t) in events { insertAudit(e, time: t) }

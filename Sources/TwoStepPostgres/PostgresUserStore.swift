@@ -14,6 +14,10 @@ public final class PostgresUserStore: UserStore, SealedRecordAccess {
     let keys: KeyRing
     /// The row read FOR UPDATE by the open `withLock`, kept current by its writes.
     private var locked: (user: String, record: [UInt8]?, state: [UInt8]?)?
+    /// The row just read outside a transaction, for the very next read of the same user
+    /// only (a login's `hasRecord` then `loadState`: one round trip, not two). Any other
+    /// call drops it; decisions are made on the row read again under the lock.
+    private var snapshot: (user: String, row: (record: [UInt8]?, state: [UInt8]?)?)?
 
     public init(database: PostgresDatabase, keys: KeyRing) {
         self.database = database
@@ -39,10 +43,16 @@ public final class PostgresUserStore: UserStore, SealedRecordAccess {
     func row(_ user: String) throws -> (record: [UInt8]?, state: [UInt8]?)? {
         let u = try checked(user)
         if let l = locked, l.user == u { return (l.record, l.state) }
-        return try database.run { c in
+        if let s = snapshot, s.user == u {
+            snapshot = nil
+            return s.row
+        }
+        let row: (record: [UInt8]?, state: [UInt8]?)? = try database.run { c in
             let r = try c.exec("SELECT record, state FROM twostep_users WHERE name = $1", [.text(u)], operation: "read row")
             return r.rows == 0 ? nil : (r.bytes(0, 0), r.bytes(0, 1))
         }
+        snapshot = locked == nil ? (u, row) : nil
+        return row
     }
 
     public func sealedRecord(_ user: String) throws -> [UInt8]? {
@@ -73,6 +83,7 @@ public final class PostgresUserStore: UserStore, SealedRecordAccess {
     }
 
     public func storeSealedRecord(_ sealed: [UInt8], for user: String) throws {
+        snapshot = nil
         let u = try checked(user)
         let keyID = try SealedRecord.keyID(of: sealed, path: label(u))
         try database.run { c in
@@ -85,6 +96,7 @@ public final class PostgresUserStore: UserStore, SealedRecordAccess {
     }
 
     public func saveState(_ state: UserState, for user: String) throws {
+        snapshot = nil
         let u = try checked(user)
         let bytes = state.serialized()
         try database.run { c in
@@ -99,6 +111,7 @@ public final class PostgresUserStore: UserStore, SealedRecordAccess {
     }
 
     public func removeUser(_ user: String) throws {
+        snapshot = nil
         let u = try checked(user)
         try database.run { c in
             try c.exec("DELETE FROM twostep_users WHERE name = $1", [.text(u)], operation: "remove user")
@@ -107,13 +120,15 @@ public final class PostgresUserStore: UserStore, SealedRecordAccess {
     }
 
     public func enrolledUsers() throws -> [String] {
-        try database.run { c in
+        snapshot = nil
+        return try database.run { c in
             let r = try c.exec("SELECT name FROM twostep_users WHERE record IS NOT NULL ORDER BY name", operation: "list users")
             return (0..<r.rows).compactMap { r.text($0, 0) }.filter(isValidUserName)
         }
     }
 
     public func withLock<R>(_ user: String, _ body: () throws -> R) throws -> R {
+        snapshot = nil
         let u = try checked(user)
         if let l = locked {
             // Already inside this user's transaction (a helper that takes the lock itself).

@@ -4,10 +4,23 @@ import TwoStepStore
 /// workers), self-service and every CLI command come through here, so nothing falls back
 /// to local files when the config names a database.
 public enum UserStores {
-    public static func open(_ config: Config) throws -> UserStore & SealedRecordAccess {
+    /// `login: true` (the helper verifying a login): audit rows for the database wait
+    /// for `finish()`, which the helper calls once the verdict is sent.
+    public static func open(_ config: Config, login: Bool = false) throws -> UserStore & SealedRecordAccess {
         switch config.store {
         case .files: return try FileUserStore(config: config)
-        case .postgresql: return try PostgresUserStore(config: config)
+        case .postgresql:
+            let store = try PostgresUserStore(config: config)
+            store.database.deferAudit = login
+            return store
+        }
+    }
+
+    /// After a login's verdict has been sent: writes what was held back (the audit mirror).
+    public static func finish() {
+        for db in PostgresDatabase.shared.values {
+            db.deferAudit = false
+            db.flushAudit()
         }
     }
 
