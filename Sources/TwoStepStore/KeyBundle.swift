@@ -116,7 +116,15 @@ extension KeyRing {
             try Files.writeAtomically(dirfd: dirfd, dirPath: keyDir, name: "\(id).key", bytes: bytes, mode: 0o400)
             added.append(id)
         }
-        try Files.writeAtomically(dirfd: dirfd, dirPath: keyDir, name: "active", bytes: Array((bundle.active + "\n").utf8))
+        try activate(bundle.active)
         return added
+    }
+
+    /// Makes key `id` (which must be in key_dir) the one new records are sealed with.
+    public func activate(_ id: String) throws {
+        let dirfd = try Files.openPrivateDirectory(keyDir)
+        defer { close(dirfd) }
+        _ = try loadKey(id: id, dirfd: dirfd)
+        try Files.writeAtomically(dirfd: dirfd, dirPath: keyDir, name: "active", bytes: Array((id + "\n").utf8))
     }
 }
