@@ -28,27 +28,29 @@ extension Admin {
         static let configuration = CommandConfiguration(
             commandName: "db",
             abstract: "Set up and check the PostgreSQL database behind `store = postgresql`.",
-            subcommands: [DBInit.self, DBMigrate.self, DBStatus.self])
-    }
-
-    struct DBInit: ParsableCommand {
-        static let configuration = CommandConfiguration(
-            commandName: "init",
-            abstract: "Create twostep's tables (or bring them up to date); running it again changes nothing.")
-        @OptionGroup var database: DatabaseOptions
-        @OptionGroup var options: ConfigOptions
-
-        func run() throws { try migrateSchema(options, database, verb: "init") }
+            subcommands: [DBMigrate.self, DBStatus.self])
     }
 
     struct DBMigrate: ParsableCommand {
         static let configuration = CommandConfiguration(
             commandName: "migrate",
-            abstract: "Apply the schema migrations this twostep needs; running it again changes nothing.")
+            abstract: "Create twostep's tables, or apply the migrations this twostep needs (also `db init`).",
+            discussion: "Versioned (table twostep_schema), one transaction, an advisory lock against two hosts at once; running it again changes nothing.",
+            aliases: ["init"])
         @OptionGroup var database: DatabaseOptions
         @OptionGroup var options: ConfigOptions
 
-        func run() throws { try migrateSchema(options, database, verb: "migrate") }
+        func run() throws {
+            let config = try options.load()
+            guard geteuid() == 0 else { throw CLIError("admin db migrate needs root") }
+            let db = try database.database(config)
+            let (from, to) = try storeCall { try PostgresSchema.migrate(db) }
+            if from == to {
+                print("twostep: database schema already at version \(to); nothing to do")
+            } else {
+                print("twostep: database schema at version \(to) (was \(from == 0 ? "empty" : "version \(from)"))")
+            }
+        }
     }
 
     struct DBStatus: ParsableCommand {
@@ -149,17 +151,5 @@ extension Admin {
             }
             if !report.failed.isEmpty { throw ExitCode(1) }
         }
-    }
-}
-
-func migrateSchema(_ options: ConfigOptions, _ database: DatabaseOptions, verb: String) throws {
-    let config = try options.load()
-    guard geteuid() == 0 else { throw CLIError("admin db \(verb) needs root") }
-    let db = try database.database(config)
-    let (from, to) = try storeCall { try PostgresSchema.migrate(db) }
-    if from == to {
-        print("twostep: database schema already at version \(to); nothing to do")
-    } else {
-        print("twostep: database schema at version \(to) (was \(from == 0 ? "empty" : "version \(from)"))")
     }
 }
