@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """A scratch PostgreSQL 15 server (Debian's postgresql-15) for tests and the bench: initdb
 and pg_ctl as the `postgres` user in a temp dir, a private port on 127.0.0.1, password
 (SCRAM) authentication over TLS only, with a CA and server certificate made here with

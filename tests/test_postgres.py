@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """store = postgresql: one enrolment for a fleet. A real PostgreSQL 15 server (tests/pgserver.py:
 initdb and pg_ctl as `postgres`, SCRAM passwords over TLS with sslmode=verify-full against a
 CA made here) serves two "hosts": two configs with their own state dirs and PAM services,

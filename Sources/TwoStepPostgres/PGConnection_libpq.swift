@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The one place twostep talks to libpq. A class owns each PGconn and PGresult and frees
 // it in deinit; every query is parameterised (PQexecParams, bytea sent and read in binary);
 // every failure is a DatabaseError carrying SQLSTATE and PQerrorMessage, which libpq

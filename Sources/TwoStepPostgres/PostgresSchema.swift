@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /// The tables behind `store = postgresql`, created and upgraded by
 /// `twostep admin db init|migrate` (docs/ARCHITECTURE.md, "Many hosts: the schema").
 /// Each migration runs once, in order, in one transaction with its row in `twostep_schema`;

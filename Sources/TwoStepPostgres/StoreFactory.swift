@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 import TwoStepStore
 
 /// The one place a program turns `store =` into a store: the helper (spawned and socket

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 import TwoStepCrypto
 
 /// A store whose sealed records can be read and written as bytes, without opening them:
