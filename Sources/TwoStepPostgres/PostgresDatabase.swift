@@ -58,19 +58,15 @@ public final class PostgresDatabase {
         var password = try readPassword()
         defer { if password != nil { Crypto.wipe(&password!) } }
         let c = try PGConnection(conninfo: conninfo, password: password, settings: Self.connectSettings)
-        // One round trip: server-side bounds for this session, and the schema version.
-        let version: Int64
-        do {
-            let r = try c.exec("SELECT set_config('statement_timeout', $1, false), set_config('lock_timeout', $1, false)",
-                               [.text(Self.statementTimeout)], operation: "session settings")
-            _ = r
-            if checkSchema {
-                version = try PostgresSchema.currentVersion(c)
-                guard version == Int64(PostgresSchema.version) else {
-                    throw DatabaseError(operation: "schema check", message: version < PostgresSchema.version
-                        ? "schema version \(version), this twostep needs \(PostgresSchema.version): run `twostep admin db migrate`"
-                        : "schema version \(version) is newer than this twostep (\(PostgresSchema.version)): upgrade twostep")
-                }
+        // Server-side bounds for this session, then the schema this binary was built for.
+        try c.exec("SELECT set_config('statement_timeout', $1, false), set_config('lock_timeout', $1, false)",
+                   [.text(Self.statementTimeout)], operation: "session settings")
+        if checkSchema {
+            let version = try PostgresSchema.currentVersion(c)
+            guard version == Int64(PostgresSchema.version) else {
+                throw DatabaseError(operation: "schema check", message: version < PostgresSchema.version
+                    ? "schema version \(version), this twostep needs \(PostgresSchema.version): run `twostep admin db migrate`"
+                    : "schema version \(version) is newer than this twostep (\(PostgresSchema.version)): upgrade twostep")
             }
         }
         connection = c
@@ -81,8 +77,15 @@ public final class PostgresDatabase {
     /// Forgets the connection; one inherited over fork is left alone (closing it would
     /// end the parent's session).
     func drop() {
-        if let c = connection, owner == getpid() { c.close() }
-        if connection != nil && owner != getpid() { _ = Unmanaged.passRetained(connection!) }
+        if let c = connection {
+            if owner == getpid() {
+                c.close()
+            } else {
+                // Never released, so its deinit (PQfinish, a Terminate message on the
+                // parent's socket) never runs in this process.
+                _ = Unmanaged.passRetained(c)
+            }
+        }
         connection = nil
     }
 
