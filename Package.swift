@@ -21,6 +21,8 @@ let package = Package(
         // System libraries from Debian's -dev packages.
         .systemLibrary(name: "CPAM", path: "Sources/CPAM"),
         .systemLibrary(name: "COpenSSL", path: "Sources/COpenSSL"),
+        // libpq (libpq-dev): only TwoStepPostgres imports it, never the module.
+        .systemLibrary(name: "CLibPQ", path: "Sources/CLibPQ"),
 
         // C: pam_sm_* entry points and wrappers for PAM's variadic calls and posix_spawn.
         .target(name: "PAMShim", dependencies: ["CPAM"],
@@ -54,6 +56,9 @@ let package = Package(
         .target(name: "TwoStepSystem", dependencies: ["CTwoStepSys", "TwoStepProtocol"]),
         // Sealed records, keys, locks, atomic writes, config, audit log.
         .target(name: "TwoStepStore", dependencies: ["TwoStepCore", "TwoStepCrypto", "TwoStepSystem"]),
+        // store = postgresql: libpq wrapped once, the shared UserStore, its schema, and the
+        // factory that reads `store =` for every program.
+        .target(name: "TwoStepPostgres", dependencies: ["CLibPQ", "TwoStepStore", "TwoStepCrypto"]),
 
         // ---- privilege boundary: everything below reads secrets through a UserStore ----
 
@@ -67,15 +72,15 @@ let package = Package(
         // session, the password check through PAM, the helper's dialogue table.
         .target(name: "TwoStepServer",
                 dependencies: ["TwoStepService", "TwoStepProtocol", "TwoStepCore", "TwoStepCrypto", "TwoStepStore",
-                               "TwoStepSystem", "CTwoStepSys", "CPAM"]),
+                               "TwoStepPostgres", "TwoStepSystem", "CTwoStepSys", "CPAM"]),
         .executableTarget(name: "twostep-helper",
                           dependencies: ["TwoStepServer", "TwoStepStore", "TwoStepSystem"],
                           linkerSettings: [.unsafeFlags(["-static-stdlib"])]),
         .executableTarget(
             name: "twostep",
             dependencies: [
-                "TwoStepProtocol", "TwoStepCore", "TwoStepCrypto", "TwoStepStore", "TwoStepService",
-                "TwoStepSystem", "CPAM",
+                "TwoStepProtocol", "TwoStepCore", "TwoStepCrypto", "TwoStepStore", "TwoStepPostgres",
+                "TwoStepService", "TwoStepSystem", "CPAM",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
 

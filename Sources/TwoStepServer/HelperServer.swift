@@ -1,6 +1,7 @@
 import CTwoStepSys
 import Glibc
 import TwoStepCrypto
+import TwoStepPostgres
 import TwoStepProtocol
 import TwoStepService
 import TwoStepStore
@@ -114,6 +115,7 @@ public enum HelperServer {
         // Touch OpenSSL's shared tables once more, now: the copy-on-write faults that a
         // fork owes land here, before a caller is waiting, instead of inside its login.
         Crypto.warmUp()
+        UserStores.prepare(config)
         while true {
             let conn = Sys.retry { twostep_sys_accept(listener) }
             if conn >= 0 {
@@ -153,6 +155,7 @@ public enum HelperServer {
         let link = HelperLink(FrameStream(readFD: fd, writeFD: fd), requestSeconds: requestSeconds)
         let verdict = serve(link, peerUID: peerUID, config: config)
         link.finish(verdict)
+        UserStores.finish()
         return verdict == .success ? 0 : 1
     }
 
@@ -176,7 +179,7 @@ public enum HelperServer {
                     link.error("Too many open twostep requests for your user; finish or cancel the others first.")
                     return .denied
                 }
-                let store = try FileUserStore(config: config)
+                let store = try UserStores.open(config)
                 let service = SelfService(config: config, store: store, audit: AuditLog(path: config.auditLog),
                                           now: { Int64(time(nil)) },
                                           confirmPassword: { user, conversation in

@@ -7,6 +7,9 @@ import TwoStepCore
 /// values are errors that name the line, so a typo never silently weakens policy.
 public struct Config: Equatable {
     public enum EnrollMode: String, Equatable { case off, prompt }
+    /// Where records and state live: this host's `state_dir`, or a PostgreSQL database
+    /// shared by every host (docs/ARCHITECTURE.md, "Many hosts").
+    public enum StoreKind: String, Equatable { case files, postgresql }
     public enum Requirement: Equatable { case all, groups([String]) }
 
     public var path: String
@@ -30,6 +33,11 @@ public struct Config: Equatable {
     public var passwordService = "twostep"
     /// Self-service connections served at once by `twostep-helper serve`.
     public var maxConnections = 16
+    public var store: StoreKind = .files
+    /// libpq connection string or URI (`store = postgresql`); never holds the password.
+    public var database: String? = nil
+    /// Root-only file holding the database password alone on one line.
+    public var databasePasswordFile: String? = nil
 
     /// What a new enrolment gets.
     public var otpParameters: OTPParameters { OTPParameters(algorithm: algorithm, digits: digits, period: period) }
@@ -37,7 +45,8 @@ public struct Config: Equatable {
     public static let defaultPath = "/etc/twostep/twostep.conf"
     public static let knownKeys = ["state_dir", "key_dir", "audit_log", "window", "digits", "period",
                                    "algorithm", "issuer", "rate_limit", "lockout", "socket",
-                                   "enroll", "require", "password_service", "max_connections"]
+                                   "enroll", "require", "password_service", "max_connections",
+                                   "store", "database", "database_password_file"]
 
     public init(path: String = Config.defaultPath) { self.path = path }
 
@@ -121,10 +130,35 @@ public struct Config: Equatable {
                 guard isValidUserName(value) else { throw fail("not a valid PAM service name") }
                 c.passwordService = value
             case "max_connections": c.maxConnections = try integer(value, 1...1024, fail)
+            case "store":
+                guard let k = StoreKind(rawValue: value) else { throw fail("must be files or postgresql") }
+                c.store = k
+            case "database":
+                guard !connectionStringHasPassword(value) else {
+                    throw fail("must not hold a password: put it in database_password_file")
+                }
+                c.database = value
+            case "database_password_file": c.databasePasswordFile = try absolutePath(value, fail)
             default: throw fail("unknown key")
             }
         }
+        if c.store == .postgresql && c.database == nil {
+            throw StoreError.config(path: path, line: 0, message: "store = postgresql needs `database = URI`")
+        }
         return c
+    }
+
+    /// Whether a libpq connection string (URI or `key=value` form) carries a password:
+    /// `user:secret@` in a URI, or a `password` parameter in either form.
+    public static func connectionStringHasPassword(_ v: String) -> Bool {
+        let lower = v.lowercased()
+        if String(lower.filter { $0 != " " && $0 != "\t" }).contains("password=") { return true }
+        for scheme in ["postgresql://", "postgres://"] where lower.hasPrefix(scheme) {
+            let rest = lower.dropFirst(scheme.count)
+            let authority = rest.prefix { $0 != "/" && $0 != "?" }
+            if let at = authority.lastIndex(of: "@"), authority[..<at].contains(":") { return true }
+        }
+        return false
     }
 
     static func absolutePath(_ v: String, _ fail: (String) -> StoreError) throws -> String {

@@ -9,7 +9,8 @@ import TwoStepSystem
 struct Admin: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Administer the store (root): keys, enrolments, lockouts.",
-        subcommands: [Init.self, Import.self, NewBackupCodes.self, Reset.self, Unlock.self, Show.self, List.self, RotateKey.self])
+        subcommands: [Init.self, Import.self, NewBackupCodes.self, Reset.self, Unlock.self, Show.self, List.self, RotateKey.self,
+                      DB.self, Migrate.self, ExportKey.self, ImportKey.self])
 }
 
 extension Admin {
@@ -145,9 +146,23 @@ extension Admin {
         static let configuration = CommandConfiguration(
             commandName: "rotate-key",
             abstract: "Make a new master key active and re-seal every record with it.",
-            discussion: "Old key files are kept (a backup may still need them) unless --retire is given, which removes them once every record has been re-sealed.")
+            discussion: """
+            Each record is re-sealed in its own short transaction (or under its own lock), so \
+            logins go on meanwhile, and one already sealed with the active key is skipped: after \
+            an interruption, `rotate-key --use ID` with the new key's id finishes the job. For a \
+            fleet sharing a database: `--prepare` makes the new key without using it; carry it \
+            to every host (export-key, import-key), then `--use ID` on one host. Old key files \
+            are kept (a backup may still need them) unless --retire is given, which removes \
+            them once every record has been re-sealed.
+            """)
+        @Flag(help: "Make a new key but do not use it yet (print its id).") var prepare = false
+        @Option(help: "Use this existing key (from --prepare, or to resume) instead of making one.") var use: String?
         @Flag(help: "Delete the old key files after re-sealing.") var retire = false
         @OptionGroup var options: ConfigOptions
+
+        func validate() throws {
+            if prepare && (use != nil || retire) { throw ValidationError("--prepare goes alone") }
+        }
 
         func run() throws {
             let ctx = try LocalStore(options)
@@ -157,13 +172,30 @@ extension Admin {
             }
             let ring = try withCLIErrors { try KeyRing(keyDir: ctx.config.keyDir) }
             let old = try withCLIErrors { try ring.activeKey().id }
-            let new = try withCLIErrors { try ring.createKey() }
+            if prepare {
+                let id = try withCLIErrors { try ring.createKey(activate: false) }
+                print("twostep: master key \(id) made, not yet in use (active: \(old)); give it to every host, then `twostep admin rotate-key --use \(id)`")
+                return
+            }
+            let new: String
+            if let use {
+                try withCLIErrors { try ring.activate(use) }
+                new = use
+            } else {
+                new = try withCLIErrors { try ring.createKey() }
+            }
             var failed: [String] = []
+            var resealed = 0, current = 0
             for user in try withCLIErrors({ try ctx.store.enrolledUsers() }) {
                 do {
-                    try ctx.store.withLock(user) {
-                        if let record = try ctx.store.loadRecord(user) { try ctx.store.saveRecord(record, for: user) }
+                    let done: Bool = try ctx.store.withLock(user) {
+                        guard let sealed = try ctx.store.sealedRecord(user),
+                              try SealedRecord.keyID(of: sealed, path: user) != new,
+                              let record = try ctx.store.loadRecord(user) else { return false }
+                        try ctx.store.saveRecord(record, for: user)
+                        return true
                     }
+                    if done { resealed += 1 } else { current += 1 }
                 } catch {
                     failed.append(user)
                     writeStderr("twostep: \(user): not re-sealed: \(error)\n")
@@ -171,8 +203,8 @@ extension Admin {
             }
             ctx.audit.record(AuditEvent(event: "admin_rotate_key", user: "-", service: "twostep",
                                         result: failed.isEmpty ? "success" : "failure",
-                                        detail: "\(old) -> \(new) by \(invokingUser())"))
-            print("twostep: master key \(new) is active (was \(old))")
+                                        detail: "\(old) -> \(new), \(resealed) re-sealed, by \(invokingUser())"))
+            print("twostep: master key \(new) is active (was \(old)); \(resealed) record(s) re-sealed, \(current) already current")
             guard failed.isEmpty else {
                 throw CLIError("\(failed.count) record(s) still need their old key; old keys kept")
             }
