@@ -84,6 +84,7 @@ install: build/pam_twostep.so build/twostep build/twostep-helper
 	install -d $(DESTDIR)$(SYSCONFDIR)/pam.d $(DESTDIR)$(SYSTEMDUNITDIR)
 	[ -e $(DESTDIR)$(SYSCONFDIR)/pam.d/twostep ] || install -m 0644 pam.d/twostep $(DESTDIR)$(SYSCONFDIR)/pam.d/twostep
 	install -m 0644 packaging/systemd/*.socket packaging/systemd/*.service $(DESTDIR)$(SYSTEMDUNITDIR)/
+	install -D -m 0644 packaging/logrotate/twostep $(DESTDIR)$(SYSCONFDIR)/logrotate.d/twostep
 	install -m 0644 README.md docs/*.md $(DESTDIR)$(DOCDIR)/
 
 uninstall:

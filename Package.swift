@@ -22,6 +22,8 @@ let package = Package(
         // System libraries from Debian's -dev packages.
         .systemLibrary(name: "CPAM", path: "Sources/CPAM"),
         .systemLibrary(name: "COpenSSL", path: "Sources/COpenSSL"),
+        // zlib (zlib1g-dev): reading the audit log's gzip-compressed rotations.
+        .systemLibrary(name: "CZlib", path: "Sources/CZlib"),
 
         // C: pam_sm_* entry points and wrappers for PAM's variadic calls and posix_spawn.
         .target(name: "PAMShim", dependencies: ["CPAM"],
@@ -47,7 +49,7 @@ let package = Package(
         // OTP, Base32, otpauth URIs, backup codes: pure, clock injected.
         .target(name: "TwoStepCore", dependencies: ["TwoStepCrypto"]),
         // Sealed records, keys, locks, atomic writes, config, audit log.
-        .target(name: "TwoStepStore", dependencies: ["TwoStepCore", "TwoStepCrypto"]),
+        .target(name: "TwoStepStore", dependencies: ["TwoStepCore", "TwoStepCrypto", "CZlib"]),
         // The helper's decisions and dialogue, as a library so tests can inject a clock.
         .target(name: "CHelperSys"),
         .target(name: "TwoStepHelperKit",

@@ -28,11 +28,18 @@ public struct Config: Equatable {
     public var passwordService = "twostep"
     /// Self-service connections served at once by `twostep-helper serve`.
     public var maxConnections = 16
+    /// The system's mail command (argv, no shell); the message goes to its standard input.
+    public var mailCommand = ["/usr/sbin/sendmail", "-t", "-i"]
+    /// The sender of every mail twostep sends.
+    public var mailFrom = "twostep@" + Config.hostName()
+    /// Seconds the mail command may take before it is killed.
+    public var mailTimeout = 10
 
     public static let defaultPath = "/etc/twostep/twostep.conf"
     public static let knownKeys = ["state_dir", "key_dir", "audit_log", "window", "digits", "period",
                                    "algorithm", "issuer", "rate_limit", "lockout", "socket",
-                                   "enroll", "require", "password_service", "max_connections"]
+                                   "enroll", "require", "password_service", "max_connections",
+                                   "mail_command", "mail_from", "mail_timeout"]
 
     public init(path: String = Config.defaultPath) { self.path = path }
 
@@ -116,6 +123,16 @@ public struct Config: Equatable {
                 guard isValidUserName(value) else { throw fail("not a valid PAM service name") }
                 c.passwordService = value
             case "max_connections": c.maxConnections = try integer(value, 1...1024, fail)
+            case "mail_command":
+                let argv = value.split(whereSeparator: { $0 == " " || $0 == "\t" }).map(String.init)
+                guard let first = argv.first, first.hasPrefix("/") else {
+                    throw fail("expected an absolute path to a sendmail-compatible program, then its arguments")
+                }
+                c.mailCommand = argv
+            case "mail_from":
+                guard isSendableMailAddress(value) else { throw fail("not a plain mail address (user@domain)") }
+                c.mailFrom = value
+            case "mail_timeout": c.mailTimeout = try integer(value, 1...300, fail)
             default: throw fail("unknown key")
             }
         }
@@ -151,6 +168,11 @@ public struct Config: Equatable {
             throw fail("expected a duration such as 300, 5m or 1h")
         }
         return n * unit
+    }
+
+    /// A duration as the config writes it (`300`, `5m`, `12h`, `7d`) in seconds, or nil.
+    public static func parseDuration(_ v: String) -> Int? {
+        try? duration(v, { StoreError.config(path: "", line: 0, message: $0) })
     }
 
     static func hostName() -> String {

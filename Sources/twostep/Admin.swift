@@ -8,7 +8,8 @@ import TwoStepStore
 struct Admin: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Administer the store (root): keys, enrolments, lockouts.",
-        subcommands: [Init.self, Import.self, BackupCodesCmd.self, Reset.self, Unlock.self, Show.self, List.self, RotateKey.self])
+        subcommands: [Init.self, Import.self, BackupCodesCmd.self, Reset.self, Unlock.self, Show.self, List.self, RotateKey.self,
+                      Audit.self, Report.self, TestMail.self])
 }
 
 extension Admin {
