@@ -291,7 +291,8 @@ private func cloexecPipe(_ fds: inout [Int32]) -> Int32 {
     return 0
 }
 
-func monotonicMilliseconds() -> Int64 {
+/// Milliseconds on the monotonic clock.
+public func monotonicMilliseconds() -> Int64 {
     var ts = timespec()
     clock_gettime(CLOCK_MONOTONIC, &ts)
     return Int64(ts.tv_sec) * 1000 + Int64(ts.tv_nsec) / 1_000_000

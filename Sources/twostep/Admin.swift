@@ -143,40 +143,85 @@ extension Admin {
         static let configuration = CommandConfiguration(
             commandName: "rotate-key",
             abstract: "Make a new master key active and re-seal every record with it.",
-            discussion: "Old key files are kept (a backup may still need them) unless --retire is given, which removes them once every record has been re-sealed.")
-        @Flag(help: "Delete the old key files after re-sealing.") var retire = false
+            discussion: """
+            Safe to interrupt at any moment (even kill -9): each record is re-sealed under its \
+            user's lock with an atomic write, and logins go on meanwhile. A run that finds records \
+            still under an older key finishes that rotation instead of starting another. Old key \
+            files are kept (a backup may still need them) unless --retire is given, which removes \
+            each one that no record names any more, and names the records that still need the others.
+            """)
+        @Flag(help: "Only print how many records each key seals, and change nothing.") var status = false
+        @Flag(help: "Delete old key files that no record needs any more.") var retire = false
+        @Flag(help: "With --status: print JSON.") var json = false
         @OptionGroup var options: ConfigOptions
 
         func run() throws {
+            guard geteuid() == 0 else { throw CLIError("admin rotate-key needs root") }
             let ctx = try Context(options)
-            try ctx.requireRoot("admin rotate-key")
             guard KeyRing.environmentValue() == nil else {
                 throw CLIError("\(KeyRing.environmentVariable) is set: rotate that key where it is managed")
             }
             let ring = try storeCall { try KeyRing(keyDir: ctx.config.keyDir) }
-            let old = try storeCall { try ring.activeKey().id }
-            let new = try storeCall { try ring.createKey() }
+            let rotation = KeyRotation(store: ctx.store, ring: ring)
+            if status { return try printStatus(rotation) }
+
+            let plan = try storeCall { try rotation.plan() }
+            if let previous = plan.previousKey {
+                print("twostep: master key \(plan.activeKey) is active (was \(previous)); re-sealing \(plan.users.count) record(s)")
+            } else {
+                print("twostep: finishing an unfinished rotation: \(plan.users.count) record(s) still under an older key; re-sealing them under \(plan.activeKey)")
+            }
+            let progress = Progress(total: plan.users.count, verb: "re-sealed")
             var failed: [String] = []
-            for user in try storeCall({ try ctx.store.enrolledUsers() }) {
+            for user in plan.users {
                 do {
-                    try ctx.store.withLock(user) {
-                        if let record = try ctx.store.loadRecord(user) { try ctx.store.saveRecord(record, for: user) }
-                    }
+                    _ = try rotation.reseal(user, activeKey: plan.activeKey)
                 } catch {
                     failed.append(user)
-                    writeStderr("twostep: \(user): not re-sealed: \(error)\n")
+                    progress.interrupt("twostep: \(user): not re-sealed: \(error)\n")
                 }
+                progress.step()
             }
+            progress.finish()
             ctx.audit.record(AuditEvent(event: "admin_rotate_key", user: "-", service: "twostep",
                                         result: failed.isEmpty ? "success" : "failure",
-                                        detail: "\(old) -> \(new) by \(invokingUser())"))
-            print("twostep: master key \(new) is active (was \(old))")
-            guard failed.isEmpty else {
-                throw CLIError("\(failed.count) record(s) still need their old key; old keys kept")
-            }
+                                        detail: "\(plan.previousKey.map { "\($0) -> " } ?? "resumed, ")\(plan.activeKey): " +
+                                                "\(plan.users.count - failed.count) re-sealed, \(failed.count) failed, by \(invokingUser())"))
             if retire {
-                let removed = try storeCall { try ring.removeKeys(except: new) }
-                print("twostep: removed old key(s): \(removed.joined(separator: ", "))")
+                let (removed, kept) = try storeCall { try rotation.retire() }
+                if !removed.isEmpty { print("twostep: removed old key(s): \(removed.joined(separator: ", "))") }
+                for (id, users) in kept.sorted(by: { $0.key < $1.key }) {
+                    writeStderr("twostep: key \(id) kept: still named by \(users.count) record(s): \(listed(users))\n")
+                }
+                if !kept.isEmpty { throw CLIError("old key(s) kept while records need them") }
+            }
+            guard failed.isEmpty else {
+                throw CLIError("\(failed.count) record(s) could not be re-sealed (\(listed(failed))); their keys are kept")
+            }
+        }
+
+        func printStatus(_ rotation: KeyRotation) throws {
+            let census = try storeCall { try rotation.census() }
+            let active = try storeCall { try rotation.ring.activeKey().id }
+            let files = try storeCall { try rotation.ring.keyIDs() }
+            let ids = Set(files).union(census.keys).union([active]).sorted()
+            if json {
+                var keys: [[String: Any]] = []
+                for id in ids where id != KeyRotation.unreadable {
+                    keys.append(["id": id, "active": id == active, "records": census[id]?.count ?? 0,
+                                 "key_file": files.contains(id)])
+                }
+                try printJSON(["active": active, "keys": keys,
+                               "unreadable": census[KeyRotation.unreadable] ?? [],
+                               "complete": census.keys.allSatisfy { $0 == active || $0 == KeyRotation.unreadable }] as [String: Any])
+                return
+            }
+            for id in ids where id != KeyRotation.unreadable {
+                let note = id == active ? " (active)" : (files.contains(id) ? "" : " (key file missing!)")
+                print("key \(id)\(note): \(census[id]?.count ?? 0) record(s)")
+            }
+            if let bad = census[KeyRotation.unreadable] {
+                print("unreadable records: \(bad.count) (\(listed(bad)))")
             }
         }
     }

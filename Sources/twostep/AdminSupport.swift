@@ -165,3 +165,63 @@ func hostName() -> String {
     let name = String(cString: buf)
     return name.isEmpty ? "localhost" : name
 }
+
+/// At most ten names, then how many more.
+func listed(_ names: [String]) -> String {
+    names.count <= 10 ? names.joined(separator: ", ")
+        : names.prefix(10).joined(separator: ", ") + " and \(names.count - 10) more"
+}
+
+/// Progress of long admin work on a terminal: done/total, rate and time left, redrawn at
+/// most ten times a second; silent when standard output is not a terminal.
+final class Progress {
+    let total: Int
+    let verb: String
+    let enabled = isatty(1) != 0
+    var done = 0
+    let start = progressClock()
+    var lastDraw = 0.0
+
+    init(total: Int, verb: String) {
+        self.total = total
+        self.verb = verb
+    }
+
+    func step() {
+        done += 1
+        guard enabled else { return }
+        let now = progressClock()
+        if now - lastDraw >= 0.1 || done == total { draw(now) }
+    }
+
+    func draw(_ now: Double) {
+        lastDraw = now
+        let elapsed = max(now - start, 0.001)
+        let rate = Double(done) / elapsed
+        let left = rate > 0 ? Int(Double(total - done) / rate) : 0
+        writeStdout("\r\u{1B}[K  \(done)/\(total) \(verb), \(Int(rate))/s, \(left) s left")
+    }
+
+    /// A message that must not be drawn over.
+    func interrupt(_ text: String) {
+        if enabled { writeStdout("\r\u{1B}[K") }
+        writeStderr(text)
+    }
+
+    func finish() {
+        if enabled { writeStdout("\r\u{1B}[K") }
+        let elapsed = max(progressClock() - start, 0.001)
+        print("twostep: \(done) record(s) \(verb) in \(String(format1: elapsed)) s")
+    }
+}
+
+/// Seconds on the monotonic clock, for rates.
+func progressClock() -> Double { Double(monotonicMilliseconds()) / 1000 }
+
+extension String {
+    /// One decimal place, without Foundation.
+    init(format1 v: Double) {
+        let tenths = Int((v * 10).rounded())
+        self = "\(tenths / 10).\(tenths % 10)"
+    }
+}
