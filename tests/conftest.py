@@ -141,4 +141,12 @@ def installed_files(pamdir):
         "lib/systemd/system/twostep-helperd.service": 0o644,
         "usr/share/doc/twostep/examples/sshd": 0o644,
         "usr/share/doc/twostep/examples/sudo": 0o644,
+        "usr/share/man/man1/twostep.1": 0o644,
+        "usr/share/man/man5/twostep.conf.5": 0o644,
+        "usr/share/man/man8/pam_twostep.8": 0o644,
+        "usr/share/man/man8/twostep-helper.8": 0o644,
+        "usr/share/pam-configs/twostep": 0o644,
+        "usr/share/bash-completion/completions/twostep": 0o644,
+        "usr/share/zsh/vendor-completions/_twostep": 0o644,
+        "usr/share/fish/vendor_completions.d/twostep.fish": 0o644,
     }
