@@ -107,6 +107,7 @@ install: build/pam_twostep.so build/twostep build/twostep-helper
 	install -d $(DESTDIR)$(SYSCONFDIR)/pam.d $(DESTDIR)$(SYSTEMDUNITDIR)
 	[ -e $(DESTDIR)$(SYSCONFDIR)/pam.d/twostep ] || install -m 0644 pam.d/twostep $(DESTDIR)$(SYSCONFDIR)/pam.d/twostep
 	install -m 0644 packaging/systemd/*.socket packaging/systemd/*.service $(DESTDIR)$(SYSTEMDUNITDIR)/
+	install -D -m 0644 packaging/logrotate/twostep $(DESTDIR)$(SYSCONFDIR)/logrotate.d/twostep
 	install -m 0644 README.md SECURITY.md docs/*.md $(DESTDIR)$(DOCDIR)/
 	install -d $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(MANDIR)/man8
 	install -m 0644 man/twostep.1 $(DESTDIR)$(MANDIR)/man1/
@@ -128,7 +129,8 @@ uninstall:
 	rm -f $(DESTDIR)$(MANDIR)/man1/twostep.1 $(DESTDIR)$(MANDIR)/man5/twostep.conf.5 \
 	      $(DESTDIR)$(MANDIR)/man8/pam_twostep.8 $(DESTDIR)$(MANDIR)/man8/twostep-helper.8 \
 	      $(DESTDIR)$(PAMCONFIGDIR)/twostep $(DESTDIR)$(BASHCOMPDIR)/twostep \
-	      $(DESTDIR)$(ZSHCOMPDIR)/_twostep $(DESTDIR)$(FISHCOMPDIR)/twostep.fish
+	      $(DESTDIR)$(ZSHCOMPDIR)/_twostep $(DESTDIR)$(FISHCOMPDIR)/twostep.fish \
+	      $(DESTDIR)$(SYSCONFDIR)/logrotate.d/twostep
 
 clean:
 	rm -rf build .build .build-fuzz

@@ -23,6 +23,8 @@ let package = Package(
         .systemLibrary(name: "COpenSSL", path: "Sources/COpenSSL"),
         // libpq (libpq-dev): only TwoStepPostgres imports it, never the module.
         .systemLibrary(name: "CLibPQ", path: "Sources/CLibPQ"),
+        // zlib (zlib1g-dev): reading the audit log's gzip-compressed rotations.
+        .systemLibrary(name: "CZlib", path: "Sources/CZlib"),
 
         // C: pam_sm_* entry points and wrappers for PAM's variadic calls and posix_spawn.
         .target(name: "PAMShim", dependencies: ["CPAM"],
@@ -55,10 +57,10 @@ let package = Package(
         // hygiene, frames over a descriptor (the pure codec is TwoStepProtocol's).
         .target(name: "TwoStepSystem", dependencies: ["CTwoStepSys", "TwoStepProtocol"]),
         // Sealed records, keys, locks, atomic writes, config, audit log.
-        .target(name: "TwoStepStore", dependencies: ["TwoStepCore", "TwoStepCrypto", "TwoStepSystem"]),
+        .target(name: "TwoStepStore", dependencies: ["TwoStepCore", "TwoStepCrypto", "TwoStepSystem", "CZlib"]),
         // store = postgresql: libpq wrapped once, the shared UserStore, its schema, and the
         // factory that reads `store =` for every program.
-        .target(name: "TwoStepPostgres", dependencies: ["CLibPQ", "TwoStepStore", "TwoStepCrypto"]),
+        .target(name: "TwoStepPostgres", dependencies: ["CLibPQ", "TwoStepStore", "TwoStepCrypto", "TwoStepSystem"]),
 
         // ---- privilege boundary: everything below reads secrets through a UserStore ----
 

@@ -183,6 +183,7 @@ def installed_files(pamdir):
         f"{pamdir}/pam_twostep.so": 0o644,
         "etc/twostep/twostep.conf": 0o644,
         "etc/pam.d/twostep": 0o644,
+        "etc/logrotate.d/twostep": 0o644,
         "lib/systemd/system/twostep-helper.socket": 0o644,
         "lib/systemd/system/twostep-helper@.service": 0o644,
         "lib/systemd/system/twostep-helperd.socket": 0o644,

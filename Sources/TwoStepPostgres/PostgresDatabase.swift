@@ -2,6 +2,7 @@
 import Glibc
 import TwoStepCrypto
 import TwoStepStore
+import TwoStepSystem
 
 /// The process's connection to the fleet's database: opened on first use (or ahead of a
 /// login by a socket worker), kept open, and made again when it breaks. Statements outside
@@ -97,12 +98,12 @@ public final class PostgresDatabase {
     @discardableResult
     public func run<T>(_ body: (PGConnection) throws -> T) throws -> T {
         if inTransaction { return try body(connection!) }
-        let deadline = monotonicNow() + Self.retryBudgetSeconds
+        let deadline = Sys.monotonicSeconds() + Self.retryBudgetSeconds
         var attempt = 1
         while true {
             do {
                 return try body(try connected())
-            } catch let e as DatabaseError where e.retryable && attempt < Self.attempts && monotonicNow() < deadline {
+            } catch let e as DatabaseError where e.retryable && attempt < Self.attempts && Sys.monotonicSeconds() < deadline {
                 if e.connectionLost || !(connection?.isOpen ?? false) { drop() }
                 if connection?.inTransaction == true { _ = try? connection?.exec("ROLLBACK") }
                 usleep(UInt32(50_000 * attempt))
@@ -192,7 +193,7 @@ public final class PostgresDatabase {
             try c.exec("""
                 INSERT INTO twostep_audit (time, host, event, user_name, service, result, detail, rhost)
                 VALUES (to_timestamp($1), $2, $3, $4, $5, $6, $7, $8)
-                """, [.int(time), .text(hostName()), .text(e.event), .text(e.user), .text(e.service), .text(e.result),
+                """, [.int(time), .text(Sys.hostName() ?? "unknown"), .text(e.event), .text(e.user), .text(e.service), .text(e.result),
                       e.detail.map(PGValue.text) ?? .null, e.rhost.map(PGValue.text) ?? .null],
                 operation: "audit mirror")
         } catch {
@@ -201,14 +202,4 @@ public final class PostgresDatabase {
     }
 }
 
-func monotonicNow() -> Int64 {
-    var ts = timespec()
-    clock_gettime(CLOCK_MONOTONIC, &ts)
-    return Int64(ts.tv_sec)
-}
 
-func hostName() -> String {
-    var buf = [CChar](repeating: 0, count: 256)
-    guard gethostname(&buf, buf.count - 1) == 0 else { return "unknown" }
-    return String(cString: buf)
-}

@@ -41,12 +41,19 @@ public struct Config: Equatable {
 
     /// What a new enrolment gets.
     public var otpParameters: OTPParameters { OTPParameters(algorithm: algorithm, digits: digits, period: period) }
+    /// The system's mail command (argv, no shell); the message goes to its standard input.
+    public var mailCommand = ["/usr/sbin/sendmail", "-t", "-i"]
+    /// The sender of every mail twostep sends.
+    public var mailFrom = "twostep@" + Config.hostName()
+    /// Seconds the mail command may take before it is killed.
+    public var mailTimeout = 10
 
     public static let defaultPath = "/etc/twostep/twostep.conf"
     public static let knownKeys = ["state_dir", "key_dir", "audit_log", "window", "digits", "period",
                                    "algorithm", "issuer", "rate_limit", "lockout", "socket",
                                    "enroll", "require", "password_service", "max_connections",
-                                   "store", "database", "database_password_file"]
+                                   "store", "database", "database_password_file",
+                                   "mail_command", "mail_from", "mail_timeout"]
 
     public init(path: String = Config.defaultPath) { self.path = path }
 
@@ -139,6 +146,16 @@ public struct Config: Equatable {
                 }
                 c.database = value
             case "database_password_file": c.databasePasswordFile = try absolutePath(value, fail)
+            case "mail_command":
+                let argv = value.split(whereSeparator: { $0 == " " || $0 == "\t" }).map(String.init)
+                guard let first = argv.first, first.hasPrefix("/") else {
+                    throw fail("expected an absolute path to a sendmail-compatible program, then its arguments")
+                }
+                c.mailCommand = argv
+            case "mail_from":
+                guard isSendableMailAddress(value) else { throw fail("not a plain mail address (user@domain)") }
+                c.mailFrom = value
+            case "mail_timeout": c.mailTimeout = try integer(value, 1...300, fail)
             default: throw fail("unknown key")
             }
         }
@@ -192,11 +209,13 @@ public struct Config: Equatable {
         return n * unit
     }
 
+    /// A duration as the config writes it (`300`, `5m`, `12h`, `7d`) in seconds, or nil.
+    public static func parseDuration(_ v: String) -> Int? {
+        try? duration(v, { StoreError.config(path: "", line: 0, message: $0) })
+    }
+
     static func hostName() -> String {
-        var buf = [CChar](repeating: 0, count: 256)
-        guard gethostname(&buf, buf.count - 1) == 0 else { return "twostep" }
-        let name = String(cString: buf)
-        return name.isEmpty ? "twostep" : name.replacingColons()
+        (Sys.hostName() ?? "twostep").replacingColons()
     }
 }
 

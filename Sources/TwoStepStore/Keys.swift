@@ -94,18 +94,5 @@ public final class KeyRing {
     }
 
     public func hasActiveKey() -> Bool { (try? activeKey()) != nil }
-
-    /// Deletes every `<id>.key` but `keep`. Returns the ids removed.
-    public func removeKeys(except keep: String) throws -> [String] {
-        let dirfd = try Files.openPrivateDirectory(keyDir)
-        defer { close(dirfd) }
-        let names = try Files.names(dirfd: dirfd, dirPath: keyDir)
-        var removed: [String] = []
-        for name in names where name.hasSuffix(".key") && name != keep + ".key" {
-            try Files.remove(dirfd: dirfd, dirPath: keyDir, name: name)
-            removed.append(String(name.dropLast(4)))
-        }
-        return removed.sorted()
-    }
 }
 
