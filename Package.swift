@@ -2,16 +2,11 @@
 // The layout follows docs/ARCHITECTURE.md: the PAM module and the protocol target import
 // nothing that can touch a secret; only the helper and the CLI reach the store.
 import PackageDescription
-import Foundation
-
-let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().path
 
 let package = Package(
     name: "twostep",
     platforms: [.macOS(.v13)],
     products: [
-        // libpam_twostep.so; `make` copies it to build/pam_twostep.so.
-        .library(name: "pam_twostep", type: .dynamic, targets: ["TwoStepPAM"]),
         .executable(name: "twostep-helper", targets: ["twostep-helper"]),
         .executable(name: "twostep", targets: ["twostep"]),
     ],
@@ -32,15 +27,10 @@ let package = Package(
 
         // Swift, stdlib only: frames, message types, limits. Shared by module and helper.
         .target(name: "TwoStepProtocol"),
-        // The module: a relay, no Foundation, no crypto, no secrets.
-        .target(
-            name: "TwoStepPAM",
-            dependencies: ["PAMShim", "TwoStepProtocol"],
-            linkerSettings: [.unsafeFlags([
-                "-static-stdlib",
-                "-Xlinker", "-z", "-Xlinker", "nodelete",
-                "-Xlinker", "--version-script=\(root)/Sources/PAMShim/exports.map",
-            ])]),
+        // The module: a relay, no Foundation, no crypto, no secrets. pam_twostep.so itself is
+        // built by the Makefile as Embedded Swift from these same sources (no Swift runtime);
+        // SwiftPM builds the target for the unit tests.
+        .target(name: "TwoStepPAM", dependencies: ["PAMShim", "TwoStepProtocol"]),
 
         // OpenSSL, wrapped once.
         .target(name: "TwoStepCrypto", dependencies: ["COpenSSL"]),

@@ -1,6 +1,5 @@
 // Frames over the socket to the helper, with a deadline on every read.
 // Every libc call on the socket is here; EINTR is retried in one place.
-import Glibc
 import PAMShim
 import TwoStepProtocol
 

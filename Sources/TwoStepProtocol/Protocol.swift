@@ -77,7 +77,7 @@ public enum FrameError: Error, Equatable, Sendable {
 }
 
 /// Parses a frame header. Returns the type and payload length, or throws.
-public func parseFrameHeader(_ h: [UInt8]) throws -> (FrameType, Int) {
+public func parseFrameHeader(_ h: [UInt8]) throws(FrameError) -> (FrameType, Int) {
     guard h.count == ProtocolLimits.headerSize else { throw FrameError.truncated }
     guard let type = FrameType(rawValue: h[0]) else { throw FrameError.unknownType(h[0]) }
     let n = Int(h[1]) << 24 | Int(h[2]) << 16 | Int(h[3]) << 8 | Int(h[4])
@@ -106,7 +106,7 @@ public func encodeFields(_ fields: [(String, String)]) -> [UInt8] {
     return out
 }
 
-public func decodeFields(_ bytes: [UInt8]) throws -> [String: String] {
+public func decodeFields(_ bytes: [UInt8]) throws(FrameError) -> [String: String] {
     var parts: [String] = []
     var cur: [UInt8] = []
     for b in bytes {
