@@ -2,15 +2,10 @@
 // The layout follows docs/ARCHITECTURE.md: the PAM module and the protocol target import
 // nothing that can touch a secret; only the helper and the CLI reach the store.
 import PackageDescription
-import Foundation
-
-let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().path
 
 let package = Package(
     name: "twostep",
     products: [
-        // libpam_twostep.so; `make` copies it to build/pam_twostep.so.
-        .library(name: "pam_twostep", type: .dynamic, targets: ["TwoStepPAM"]),
         .executable(name: "twostep-helper", targets: ["twostep-helper"]),
         .executable(name: "twostep", targets: ["twostep"]),
     ],
@@ -37,17 +32,10 @@ let package = Package(
 
         // Swift, stdlib only: frames, message types, limits. Shared by module and helper.
         .target(name: "TwoStepProtocol"),
-        // The module: a relay, no Foundation, no crypto, no secrets. Its link flags are for
-        // the release .so that `make` ships; a debug build leaves them out so that the unit
-        // tests (TwoStepPAMTests), which link this target into an XCTest bundle, can link.
-        .target(
-            name: "TwoStepPAM",
-            dependencies: ["PAMShim", "TwoStepProtocol"],
-            linkerSettings: [.unsafeFlags([
-                "-static-stdlib",
-                "-Xlinker", "-z", "-Xlinker", "nodelete",
-                "-Xlinker", "--version-script=\(root)/Sources/PAMShim/exports.map",
-            ], .when(configuration: .release))]),
+        // The module: a relay, no Foundation, no crypto, no secrets. pam_twostep.so itself is
+        // built by the Makefile as Embedded Swift from these same sources (no Swift runtime);
+        // SwiftPM builds the target for the unit tests.
+        .target(name: "TwoStepPAM", dependencies: ["PAMShim", "TwoStepProtocol"]),
 
         // OpenSSL, wrapped once.
         .target(name: "TwoStepCrypto", dependencies: ["COpenSSL"]),
