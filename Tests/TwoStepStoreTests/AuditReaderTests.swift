@@ -1,4 +1,5 @@
 import XCTest
+import TwoStepCore
 @testable import TwoStepStore
 
 final class AuditReaderTests: XCTestCase {
