@@ -14,7 +14,7 @@ cd "$ROOT"
 # -sanitize=fuzzer on a compile-only step instruments for coverage (no libFuzzer main).
 # -O keeps Swift's bounds and overflow checks (only -Ounchecked drops them): a trap is a finding.
 SAN="-sanitize=fuzzer,address"
-SWIFTFLAGS="$SAN -O -g -parse-as-library -I $OUT/mod -I $SRC/COpenSSL -I $ROOT/Fuzz/modulemaps/PAMShim -I $ROOT/Fuzz/modulemaps/CTwoStepSys"
+SWIFTFLAGS="$SAN -O -g -parse-as-library -I $OUT/mod -I $SRC/COpenSSL -I $SRC/CZlib -I $ROOT/Fuzz/modulemaps/PAMShim -I $ROOT/Fuzz/modulemaps/CTwoStepSys"
 
 rebuilt=""
 # module NAME [extra flags] -- sources...
@@ -50,7 +50,7 @@ for t in $targets; do
     exe=$OUT/fuzz-$t
     case $t in
         frames) extra=""; objs="$OUT/obj/TwoStepProtocol.o"; libs="" ;;
-        *) extra=""; objs="$OUT/obj/TwoStepProtocol.o $OUT/obj/TwoStepCrypto.o $OUT/obj/TwoStepCore.o $OUT/obj/TwoStepSystem.o $OUT/obj/CTwoStepSys.o $OUT/obj/TwoStepStore.o"; libs="-lcrypto" ;;
+        *) extra=""; objs="$OUT/obj/TwoStepProtocol.o $OUT/obj/TwoStepCrypto.o $OUT/obj/TwoStepCore.o $OUT/obj/TwoStepSystem.o $OUT/obj/CTwoStepSys.o $OUT/obj/TwoStepStore.o"; libs="-lcrypto -lz" ;;
     esac
     if [ -f "$exe" ] && [ -z "$(find Fuzz/Targets/$t.swift $objs $extra -newer "$exe" 2>/dev/null)" ]; then continue; fi
     echo "swiftc fuzz-$t"
