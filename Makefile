@@ -21,7 +21,7 @@ EXTRA_SWIFTFLAGS ?=
 STRIP      ?= strip --strip-unneeded --remove-section=.comment
 RELEASE     = .build/release
 
-.PHONY: all deps test unit-test integration-test demo bench fuzz fuzz-build install uninstall clean
+.PHONY: all deps test unit-test test-sanitize integration-test demo bench fuzz fuzz-build install uninstall clean
 
 all: build/pam_twostep.so build/twostep build/twostep-helper build/pam_harness
 
@@ -44,10 +44,16 @@ FORCE:
 test:
 	@scripts/deps.sh test
 	$(MAKE) all
-	$(MAKE) unit-test integration-test
+	$(MAKE) unit-test test-sanitize integration-test
 
 unit-test:
 	$(SWIFT) test --parallel
+
+# The unit tests again under AddressSanitizer + UndefinedBehaviorSanitizer, and separately
+# under ThreadSanitizer (the two cannot share a build), each in its own scratch path.
+test-sanitize:
+	$(SWIFT) test --scratch-path .build-asan --sanitize=address --sanitize=undefined
+	$(SWIFT) test --scratch-path .build-tsan --sanitize=thread
 
 integration-test:
 	/usr/bin/python3 -m pytest -q tests

@@ -71,10 +71,12 @@ def test_unenrolled_user_with_nullok_is_ignored(inst):
 
 
 def test_unenrolled_user_without_nullok_fails(inst):
+    # carol is no account here: asked like anyone else (no enumeration), and refused.
     inst.service(after="auth required pam_permit.so\naccount required pam_permit.so\n")
-    r = inst.login("carol", None)
+    r = inst.login("carol", "123456")
     assert r.returncode == 1, r.stdout + r.stderr
-    assert "Verification code" not in r.stderr
+    assert "Verification code" in r.stderr
+    assert os.listdir(inst.state) == []
 
 
 def test_backup_code_works_once_and_reissue_revokes_old_set(inst):

@@ -11,11 +11,15 @@ public struct LoginRequest {
     public var nullok: Bool
     /// What the user is asked; self-service says which app's code it wants.
     public var prompt: String
+    /// False where only the authenticator may answer (`twostep qr` shows the permanent
+    /// secret: a backup code must not reveal it).
+    public var acceptsBackupCode: Bool
 
     public init(user: String, service: String, rhost: String? = nil, nullok: Bool = false,
-                prompt: String = Verifier.prompt) {
+                prompt: String = Verifier.prompt, acceptsBackupCode: Bool = true) {
         self.user = user; self.service = service; self.rhost = rhost; self.nullok = nullok
         self.prompt = prompt
+        self.acceptsBackupCode = acceptsBackupCode
     }
 }
 
@@ -45,13 +49,21 @@ public final class Verifier {
         self.now = now
     }
 
-    public func authenticate(_ req: LoginRequest, conversation: Conversation) -> Verdict {
+    public func authenticate(_ request: LoginRequest, conversation: Conversation) -> Verdict {
+        var req = request
         func log(_ result: String, _ detail: String?, event: String = "verify") {
             audit.record(AuditEvent(event: event, user: req.user, service: req.service,
                                     result: result, detail: detail, rhost: req.rhost))
         }
-        guard isValidUserName(req.user) else {
-            log("failure", "invalid user name")
+        // The store is keyed by NSS's canonical name. A name NSS does not know (and that
+        // an admin did not import as is) never reaches the store: with nullok it is
+        // ignored, without it gets the same prompt and the same failure as a wrong code.
+        if let canonical = canonicalUserName(req.user) {
+            req.user = canonical
+        } else if !isValidUserName(req.user) || !((try? store.hasRecord(req.user)) ?? false) {
+            if req.nullok { return .ignore }
+            guard conversation.ask(req.prompt, echo: false) != nil else { return .conversationError }
+            log("failure", isValidUserName(req.user) ? "unknown user" : "invalid user name")
             return .failure
         }
         // Before the prompt only existence and lockout are needed; the record is opened
@@ -70,7 +82,8 @@ public final class Verifier {
             switch config.requires(req.user) {
             case false?:
                 return .ignore  // outside `require`: nullok semantics
-            case true? where config.enroll == .prompt:
+            case true? where config.enroll == .prompt && canonicalUserName(req.user) != nil:
+                // Only an account NSS knows is enrolled (never a record for a mistyped name).
                 // Enrol at first login, after the first factor, inside this conversation.
                 return EnrollmentWizard(config: config, store: store, audit: audit, now: now)
                     .run(user: req.user, service: req.service, conversation: conversation, replace: false)
@@ -101,9 +114,17 @@ public final class Verifier {
                     conversation.error(message)
                     return .lockedOut
                 }
-                let check = try self.check(answer, record: record, state: state)
+                // Count the attempt durably BEFORE looking at the answer, and clear it only
+                // on success: a helper killed at any instant (a caller's rlimit, a signal)
+                // never leaves a wrong guess uncounted. Nothing is checked unless this
+                // write succeeded (a full or read-only disk fails closed).
+                let before = state
+                let locked = recordFailure(&state)
+                try store.saveState(state, for: req.user)
+                let check = try self.check(answer, record: record, state: before, acceptsBackupCode: req.acceptsBackupCode)
                 switch check {
                 case .totp(let step):
+                    state = before
                     state.lastStep = step
                     state.failures = []
                     try store.saveState(state, for: req.user)
@@ -111,6 +132,7 @@ public final class Verifier {
                     return .success
                 case .backup(let remaining):
                     try store.saveRecord(record, for: req.user)
+                    state = before
                     state.failures = []
                     try store.saveState(state, for: req.user)
                     log("success", "backup code, \(remaining) left")
@@ -118,8 +140,6 @@ public final class Verifier {
                                       (remaining <= 3 ? " Run `twostep backup-codes` for a new set." : ""))
                     return .success
                 case .replayed, .wrong:
-                    let locked = recordFailure(&state)
-                    try store.saveState(state, for: req.user)
                     log("failure", check == .replayed ? "code already used" : "wrong code")
                     if locked {
                         log("refused", "\(config.rateLimitFailures) failures within \(config.rateLimitSeconds) s", event: "lockout")
@@ -139,7 +159,8 @@ public final class Verifier {
     /// Checks an answer against the record and state without writing anything. A TOTP
     /// step at or before the last accepted one is a replay. A matching backup code is
     /// removed from `record` (the caller saves it).
-    public func check(_ answer: String, record: UserRecord, state: UserState) throws -> CodeCheck {
+    public func check(_ answer: String, record: UserRecord, state: UserState,
+                      acceptsBackupCode: Bool = true) throws -> CodeCheck {
         let trimmed = String(answer.filter { $0 != " " && $0 != "\t" && $0 != "\r" && $0 != "\n" })
         if trimmed.count == record.parameters.digits, trimmed.allSatisfy({ $0.isASCII && $0.isNumber }) {
             let step = try record.secret.withBytes {
@@ -148,7 +169,7 @@ public final class Verifier {
             guard let step else { return .wrong }
             return step > state.lastStep ? .totp(step: step) : .replayed
         }
-        if BackupCodes.looksLikeBackupCode(trimmed), !record.backupHashes.isEmpty {
+        if acceptsBackupCode, BackupCodes.looksLikeBackupCode(trimmed), !record.backupHashes.isEmpty {
             let index = try record.backupKey.withBytes {
                 try BackupCodes.match(trimmed, hashes: record.backupHashes, key: $0)
             }

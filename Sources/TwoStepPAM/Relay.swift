@@ -81,8 +81,8 @@ struct Relay {
     let silent: Bool
 
     /// `request`: the encoded request fields, already checked against the payload limit.
-    func run(request: [UInt8]) -> RelayEnd {
-        if case .failure(let f) = channel.send(Frame(.request, request)) {
+    func run(request: [UInt8], alreadySent: Bool = false) -> RelayEnd {
+        if !alreadySent, case .failure(let f) = channel.send(Frame(.request, request)) {
             return .aborted(code: TWOSTEP_PAM_SYSTEM_ERR, reason: f.message)
         }
         pam.debugLog("sent request")
