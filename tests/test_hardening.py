@@ -14,7 +14,7 @@ import time
 import pytest
 
 from conftest import CLI, HELPER, HARNESS, Installation, SECRET, oathtool
-from test_selfservice import PASSWORD, Host, wait_for_socket
+from test_selfservice import PASSWORD, host, wait_for_socket  # noqa: F401 (host is a fixture)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FIXTURE_STORE = os.path.join(ROOT, "tests", "fixtures", "v1-store")
@@ -280,17 +280,6 @@ def test_unknown_names_get_the_wrong_code_answer_and_no_record(inst):
 
 
 # --- 6. qr needs the authenticator ----------------------------------------------------------
-
-@pytest.fixture
-def host():
-    root = tempfile.mkdtemp(prefix="twostep-hd-ss-")
-    h = Host(root)
-    try:
-        yield h
-    finally:
-        h.close()
-        shutil.rmtree(root, ignore_errors=True)
-
 
 def test_qr_refuses_a_backup_code(host):
     host.serve("serve")

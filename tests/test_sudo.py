@@ -11,6 +11,7 @@ import time
 import pytest
 
 from conftest import HELPER, MODULE, Installation, oathtool
+from test_hardening import can_raise_hard_limits
 
 PASSWORD = "Corr3ct-Horse-Battery"
 
@@ -43,8 +44,8 @@ class SudoSite:
 
     def sudo(self, answers, prefix=()):
         """`sudo -k -S id -u` as the user; answers go to sudo's prompts on stdin."""
-        return subprocess.run(["runuser", "-u", self.user, "--", *prefix, "sudo", "-k", "-S", "-p", "Password: ",
-                               "id", "-u"], input="".join(a + "\n" for a in answers),
+        # No -p: it would replace every PAM prompt, the code's included.
+        return subprocess.run(["runuser", "-u", self.user, "--", *prefix, "sudo", "-k", "-S", "id", "-u"], input="".join(a + "\n" for a in answers),
                               capture_output=True, text=True, timeout=60)
 
     def close(self):
@@ -90,11 +91,23 @@ def test_file_size_limit_through_real_sudo_still_locks_out(site):
     """prlimit --fsize=50 sudo ...: sudo is setuid root and hands its caller's limits to the
     helper; wrong codes must still be counted (rate_limit = 3/300 here)."""
     t = time.time()
+    limited = ["prlimit", "--fsize=50", "--"]
+    if not can_raise_hard_limits():
+        # Root without CAP_SYS_RESOURCE cannot lift the caller's hard limit: the helper
+        # refuses before any prompt, right and wrong codes alike, and writes nothing.
+        state = os.path.join(site.inst.state, f"{site.user}.state")
+        before = open(state, "rb").read() if os.path.exists(state) else None
+        for answer in (oathtool(at=t), wrong(oathtool(at=t))):
+            r = site.sudo([PASSWORD, answer], prefix=limited)
+            assert r.returncode != 0 and "Verification code" not in r.stderr, r.stdout + r.stderr
+        assert (open(state, "rb").read() if os.path.exists(state) else None) == before
+        assert [n for n in os.listdir(site.inst.state) if ".tmp." in n] == []
+        return
     for _ in range(3):
-        r = site.sudo([PASSWORD, wrong(oathtool(at=t))], prefix=["prlimit", "--fsize=50", "--"])
+        r = site.sudo([PASSWORD, wrong(oathtool(at=t))], prefix=limited)
         assert r.returncode != 0, r.stdout + r.stderr
     events = [(e["event"], e["result"]) for e in site.inst.audit_events()]
     assert events.count(("verify", "failure")) == 3 and ("lockout", "refused") in events, events
-    r = site.sudo([PASSWORD, oathtool(at=t)], prefix=["prlimit", "--fsize=50", "--"])
+    r = site.sudo([PASSWORD, oathtool(at=t)], prefix=limited)
     assert r.returncode != 0 and "locked" in r.stderr, r.stdout + r.stderr
     assert [n for n in os.listdir(site.inst.state) if ".tmp." in n] == []

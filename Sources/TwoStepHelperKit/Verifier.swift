@@ -60,11 +60,22 @@ public final class Verifier {
         // ignored, without it gets the same prompt and the same failure as a wrong code.
         if let canonical = canonicalUserName(req.user) {
             req.user = canonical
-        } else if !isValidUserName(req.user) || !((try? store.hasRecord(req.user)) ?? false) {
-            if req.nullok { return .ignore }
-            guard conversation.ask(req.prompt, echo: false) != nil else { return .conversationError }
-            log("failure", isValidUserName(req.user) ? "unknown user" : "invalid user name")
-            return .failure
+        } else {
+            var known = false
+            if isValidUserName(req.user) {
+                do { known = try store.hasRecord(req.user) } catch {
+                    // An unusable store is an error (fail closed), never "no record".
+                    log("error", "\(error)")
+                    conversation.error("Two-step verification is unavailable for this account; ask an administrator.")
+                    return .systemError
+                }
+            }
+            if !known {
+                if req.nullok { return .ignore }
+                guard conversation.ask(req.prompt, echo: false) != nil else { return .conversationError }
+                log("failure", isValidUserName(req.user) ? "unknown user" : "invalid user name")
+                return .failure
+            }
         }
         // Before the prompt only existence and lockout are needed; the record is opened
         // (decrypted) once, under the lock, after the answer arrives.
