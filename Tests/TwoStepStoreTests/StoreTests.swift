@@ -204,7 +204,7 @@ final class SealedRecordTests: XCTestCase {
         XCTAssertThrowsError(try s.store.loadRecord("alice"))
         XCTAssertThrowsError(try s.store.loadState("alice"))
         XCTAssertNotNil(try s.store.loadRecord("bob"))
-        XCTAssertEqual(try s.store.loadState("bob"), UserState())
+        XCTAssertEqual(try s.store.loadState("bob"), UserState(recordGeneration: 1))  // one record write
         XCTAssertEqual(try s.store.enrolledUsers(), ["alice", "bob"])
     }
 
