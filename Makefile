@@ -1,6 +1,6 @@
 # twostep: see README.md. Contracts (DESIGN.md): `make` leaves build/pam_twostep.so,
 # build/twostep and build/twostep-helper; `make install` honours DESTDIR, PREFIX, PAMDIR,
-# LIBEXECDIR; `make test` runs every suite; `make demo` is the first run.
+# LIBEXECDIR, MANDIR; `make test` runs every suite; `make demo` is the first run.
 
 PREFIX     ?= /usr
 LIBEXECDIR ?= $(PREFIX)/libexec/twostep
@@ -10,6 +10,12 @@ PAMDIR     ?= /lib/$(MULTIARCH)/security
 SYSCONFDIR ?= /etc
 DOCDIR     ?= $(PREFIX)/share/doc/twostep
 SYSTEMDUNITDIR ?= /lib/systemd/system
+MANDIR     ?= $(PREFIX)/share/man
+# pam-auth-update reads profiles from this one place, whatever PREFIX is.
+PAMCONFIGDIR ?= /usr/share/pam-configs
+BASHCOMPDIR ?= $(PREFIX)/share/bash-completion/completions
+ZSHCOMPDIR  ?= $(PREFIX)/share/zsh/vendor-completions
+FISHCOMPDIR ?= $(PREFIX)/share/fish/vendor_completions.d
 DESTDIR    ?=
 SWIFT      ?= swift
 # Static Swift runtime: installed binaries need no toolchain. Full RELRO and immediate
@@ -21,7 +27,7 @@ EXTRA_SWIFTFLAGS ?=
 STRIP      ?= strip --strip-unneeded --remove-section=.comment
 RELEASE     = .build/release
 
-.PHONY: all deps test unit-test test-sanitize integration-test demo bench fuzz fuzz-build install uninstall clean
+.PHONY: all deps test unit-test test-sanitize integration-test demo bench fuzz fuzz-build install uninstall clean man completions
 
 all: build/pam_twostep.so build/twostep build/twostep-helper build/pam_harness
 
@@ -40,6 +46,23 @@ build/pam_harness: tests/harness/pam_harness.c deps
 	cc -O2 -Wall -Wextra -o $@ $< -lpam -ldl
 
 FORCE:
+
+# Regenerates the committed man/twostep.1 from the built CLI (tests/test_manpages.py fails
+# when it is stale). Run it after changing any command, option or help text.
+man: build/twostep
+	scripts/gen-manpage.py --cli build/twostep -o man/twostep.1
+
+# Shell completions, generated from the built CLI at install time (never committed, so
+# never stale): argument-parser writes them from the same definitions as --help. bash
+# sources its completions, so the "#!/bin/bash" line argument-parser writes goes (lintian:
+# bash-completion-with-hashbang).
+completions:
+	@mkdir -p build/completions
+	build/twostep --generate-completion-script bash > build/completions/twostep.bash.in
+	sed '1{/^#!/d}' build/completions/twostep.bash.in > build/completions/twostep.bash
+	rm -f build/completions/twostep.bash.in
+	build/twostep --generate-completion-script zsh > build/completions/_twostep
+	build/twostep --generate-completion-script fish > build/completions/twostep.fish
 
 test:
 	@scripts/deps.sh test
@@ -94,13 +117,28 @@ install: build/pam_twostep.so build/twostep build/twostep-helper
 	install -d $(DESTDIR)$(SYSCONFDIR)/pam.d $(DESTDIR)$(SYSTEMDUNITDIR)
 	[ -e $(DESTDIR)$(SYSCONFDIR)/pam.d/twostep ] || install -m 0644 pam.d/twostep $(DESTDIR)$(SYSCONFDIR)/pam.d/twostep
 	install -m 0644 packaging/systemd/*.socket packaging/systemd/*.service $(DESTDIR)$(SYSTEMDUNITDIR)/
-	install -m 0644 README.md docs/*.md $(DESTDIR)$(DOCDIR)/
+	install -m 0644 README.md SECURITY.md docs/*.md $(DESTDIR)$(DOCDIR)/
+	install -d $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(MANDIR)/man8
+	install -m 0644 man/twostep.1 $(DESTDIR)$(MANDIR)/man1/
+	install -m 0644 man/twostep.conf.5 $(DESTDIR)$(MANDIR)/man5/
+	install -m 0644 man/pam_twostep.8 man/twostep-helper.8 $(DESTDIR)$(MANDIR)/man8/
+	install -d $(DESTDIR)$(PAMCONFIGDIR)
+	install -m 0644 packaging/pam-configs/twostep $(DESTDIR)$(PAMCONFIGDIR)/twostep
+	$(MAKE) completions
+	install -d $(DESTDIR)$(BASHCOMPDIR) $(DESTDIR)$(ZSHCOMPDIR) $(DESTDIR)$(FISHCOMPDIR)
+	install -m 0644 build/completions/twostep.bash $(DESTDIR)$(BASHCOMPDIR)/twostep
+	install -m 0644 build/completions/_twostep $(DESTDIR)$(ZSHCOMPDIR)/_twostep
+	install -m 0644 build/completions/twostep.fish $(DESTDIR)$(FISHCOMPDIR)/twostep.fish
 
 uninstall:
 	rm -f $(DESTDIR)$(BINDIR)/twostep $(DESTDIR)$(LIBEXECDIR)/twostep-helper $(DESTDIR)$(PAMDIR)/pam_twostep.so
 	rm -rf $(DESTDIR)$(DOCDIR)
 	rm -f $(DESTDIR)$(SYSTEMDUNITDIR)/twostep-helper.socket $(DESTDIR)$(SYSTEMDUNITDIR)/twostep-helper@.service \
 	      $(DESTDIR)$(SYSTEMDUNITDIR)/twostep-helperd.socket $(DESTDIR)$(SYSTEMDUNITDIR)/twostep-helperd.service
+	rm -f $(DESTDIR)$(MANDIR)/man1/twostep.1 $(DESTDIR)$(MANDIR)/man5/twostep.conf.5 \
+	      $(DESTDIR)$(MANDIR)/man8/pam_twostep.8 $(DESTDIR)$(MANDIR)/man8/twostep-helper.8 \
+	      $(DESTDIR)$(PAMCONFIGDIR)/twostep $(DESTDIR)$(BASHCOMPDIR)/twostep \
+	      $(DESTDIR)$(ZSHCOMPDIR)/_twostep $(DESTDIR)$(FISHCOMPDIR)/twostep.fish
 
 clean:
 	rm -rf build .build .build-fuzz

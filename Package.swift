@@ -8,7 +8,6 @@ let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().path
 
 let package = Package(
     name: "twostep",
-    platforms: [.macOS(.v13)],
     products: [
         // libpam_twostep.so; `make` copies it to build/pam_twostep.so.
         .library(name: "pam_twostep", type: .dynamic, targets: ["TwoStepPAM"]),
@@ -26,13 +25,17 @@ let package = Package(
         // C: pam_sm_* entry points and wrappers for PAM's variadic calls and posix_spawn.
         .target(name: "PAMShim", dependencies: ["CPAM"],
                 linkerSettings: [.linkedLibrary("pam")]),
+        // C: process and socket calls the Glibc overlay lacks (SO_PEERCRED, prctl); no secrets.
+        .target(name: "CTwoStepSys"),
         // C: libqrencode for the matrix, libpng for the PNG image.
         .target(name: "CQRCode",
                 linkerSettings: [.linkedLibrary("qrencode"), .linkedLibrary("png")]),
 
         // Swift, stdlib only: frames, message types, limits. Shared by module and helper.
         .target(name: "TwoStepProtocol"),
-        // The module: a relay, no Foundation, no crypto, no secrets.
+        // The module: a relay, no Foundation, no crypto, no secrets. Its link flags are for
+        // the release .so that `make` ships; a debug build leaves them out so that the unit
+        // tests (TwoStepPAMTests), which link this target into an XCTest bundle, can link.
         .target(
             name: "TwoStepPAM",
             dependencies: ["PAMShim", "TwoStepProtocol"],
@@ -40,30 +43,47 @@ let package = Package(
                 "-static-stdlib",
                 "-Xlinker", "-z", "-Xlinker", "nodelete",
                 "-Xlinker", "--version-script=\(root)/Sources/PAMShim/exports.map",
-            ])]),
+            ], .when(configuration: .release))]),
 
         // OpenSSL, wrapped once.
         .target(name: "TwoStepCrypto", dependencies: ["COpenSSL"]),
-        // OTP, Base32, otpauth URIs, backup codes: pure, clock injected.
+        // OTP, Base32, otpauth URIs, backup codes, OTPPolicy: pure, clock injected, no I/O.
         .target(name: "TwoStepCore", dependencies: ["TwoStepCrypto"]),
+        // The one syscall seam for helper, store and CLI: EINTR retried in one place, process
+        // hygiene, frames over a descriptor (the pure codec is TwoStepProtocol's).
+        .target(name: "TwoStepSystem", dependencies: ["CTwoStepSys", "TwoStepProtocol"]),
         // Sealed records, keys, locks, atomic writes, config, audit log.
-        .target(name: "TwoStepStore", dependencies: ["TwoStepCore", "TwoStepCrypto"]),
-        // The helper's decisions and dialogue, as a library so tests can inject a clock.
-        .target(name: "CHelperSys"),
-        .target(name: "TwoStepHelperKit",
-                dependencies: ["TwoStepProtocol", "TwoStepCore", "TwoStepStore", "CQRCode", "CHelperSys", "CPAM"]),
-        .executableTarget(name: "twostep-helper", dependencies: ["TwoStepHelperKit"],
+        .target(name: "TwoStepStore", dependencies: ["TwoStepCore", "TwoStepCrypto", "TwoStepSystem"]),
+
+        // ---- privilege boundary: everything below reads secrets through a UserStore ----
+
+        // Decisions over a UserStore, linked by the CLI (root's own terminal) and the helper:
+        // Verifier and its RateLimiter, the enrolment wizard, self-service commands, the
+        // Conversation they speak through (and its one pam_conv bridge).
+        .target(name: "TwoStepService",
+                dependencies: ["TwoStepProtocol", "TwoStepCore", "TwoStepCrypto", "TwoStepStore",
+                               "TwoStepSystem", "CQRCode", "CPAM"]),
+        // What only root's twostep-helper runs: the socket server and its workers, the login
+        // session, the password check through PAM, the helper's dialogue table.
+        .target(name: "TwoStepServer",
+                dependencies: ["TwoStepService", "TwoStepProtocol", "TwoStepCore", "TwoStepCrypto", "TwoStepStore",
+                               "TwoStepSystem", "CTwoStepSys", "CPAM"]),
+        .executableTarget(name: "twostep-helper",
+                          dependencies: ["TwoStepServer", "TwoStepStore", "TwoStepSystem"],
                           linkerSettings: [.unsafeFlags(["-static-stdlib"])]),
         .executableTarget(
             name: "twostep",
             dependencies: [
-                "TwoStepProtocol", "TwoStepCore", "TwoStepStore", "TwoStepHelperKit", "CQRCode", "CPAM",
+                "TwoStepProtocol", "TwoStepCore", "TwoStepCrypto", "TwoStepStore", "TwoStepService",
+                "TwoStepSystem", "CPAM",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
 
         .testTarget(name: "TwoStepCoreTests", dependencies: ["TwoStepCore", "TwoStepCrypto", "TwoStepProtocol"]),
         .testTarget(name: "TwoStepStoreTests", dependencies: ["TwoStepStore", "TwoStepCore", "TwoStepCrypto"]),
-        .testTarget(name: "TwoStepHelperTests",
-                    dependencies: ["TwoStepHelperKit", "TwoStepStore", "TwoStepCore", "TwoStepProtocol"]),
+        .testTarget(name: "TwoStepServiceTests",
+                    dependencies: ["TwoStepService", "TwoStepStore", "TwoStepCore", "TwoStepCrypto", "TwoStepProtocol"]),
+        .testTarget(name: "TwoStepProtocolTests", dependencies: ["TwoStepProtocol"]),
+        .testTarget(name: "TwoStepPAMTests", dependencies: ["TwoStepPAM", "TwoStepProtocol", "PAMShim"]),
     ]
 )

@@ -14,7 +14,7 @@ cd "$ROOT"
 # -sanitize=fuzzer on a compile-only step instruments for coverage (no libFuzzer main).
 # -O keeps Swift's bounds and overflow checks (only -Ounchecked drops them): a trap is a finding.
 SAN="-sanitize=fuzzer,address"
-SWIFTFLAGS="$SAN -O -g -parse-as-library -I $OUT/mod -I $SRC/COpenSSL -I $ROOT/Fuzz/modulemaps/PAMShim"
+SWIFTFLAGS="$SAN -O -g -parse-as-library -I $OUT/mod -I $SRC/COpenSSL -I $ROOT/Fuzz/modulemaps/PAMShim -I $ROOT/Fuzz/modulemaps/CTwoStepSys"
 
 rebuilt=""
 # module NAME [extra flags] -- sources...
@@ -36,25 +36,21 @@ module() {
 module TwoStepProtocol -- "$SRC"/TwoStepProtocol/*.swift
 module TwoStepCrypto -- "$SRC"/TwoStepCrypto/*.swift
 module TwoStepCore -- "$SRC"/TwoStepCore/*.swift
+module TwoStepSystem -- "$SRC"/TwoStepSystem/*.swift
 module TwoStepStore -- "$SRC"/TwoStepStore/*.swift
-# The PAM module's Swift, with -enable-testing so the fuzzer can drive the internal
-# HelperChannel, and its C shim (twostep_send, twostep_wipe).
-module TwoStepPAM -enable-testing -- "$SRC"/TwoStepPAM/*.swift
-if [ ! -f "$OUT/obj/PAMShim.o" ] || [ "$SRC/PAMShim/shim.c" -nt "$OUT/obj/PAMShim.o" ]; then
-    echo "clang PAMShim"
-    "$CLANG" -fsanitize=fuzzer-no-link,address -O1 -g -I "$SRC/PAMShim/include" \
-        -c "$SRC/PAMShim/shim.c" -o "$OUT/obj/PAMShim.o"
+# The store reaches the syscall seam, whose C part is CTwoStepSys.
+if [ ! -f "$OUT/obj/CTwoStepSys.o" ] || [ "$SRC/CTwoStepSys/sys.c" -nt "$OUT/obj/CTwoStepSys.o" ]; then
+    echo "clang CTwoStepSys"
+    "$CLANG" -fsanitize=fuzzer-no-link,address -O1 -g -I "$SRC/CTwoStepSys/include" \
+        -c "$SRC/CTwoStepSys/sys.c" -o "$OUT/obj/CTwoStepSys.o"
 fi
 
 targets=${*:-$(cd Fuzz/Targets && ls *.swift | sed 's/\.swift$//')}
 for t in $targets; do
     exe=$OUT/fuzz-$t
     case $t in
-        # The helper's FrameChannel is compiled into the harness itself (it only needs
-        # Glibc and TwoStepProtocol), so its internal readExactly is the real one.
-        channels) extra="Fuzz/Support/FrameStream.swift $SRC/TwoStepHelperKit/FrameChannel.swift"; objs="$OUT/obj/TwoStepProtocol.o $OUT/obj/TwoStepPAM.o $OUT/obj/PAMShim.o"; libs="-lpam" ;;
-        frames) extra="Fuzz/Support/FrameStream.swift"; objs="$OUT/obj/TwoStepProtocol.o"; libs="" ;;
-        *) extra=""; objs="$OUT/obj/TwoStepProtocol.o $OUT/obj/TwoStepCrypto.o $OUT/obj/TwoStepCore.o $OUT/obj/TwoStepStore.o"; libs="-lcrypto" ;;
+        frames) extra=""; objs="$OUT/obj/TwoStepProtocol.o"; libs="" ;;
+        *) extra=""; objs="$OUT/obj/TwoStepProtocol.o $OUT/obj/TwoStepCrypto.o $OUT/obj/TwoStepCore.o $OUT/obj/TwoStepSystem.o $OUT/obj/CTwoStepSys.o $OUT/obj/TwoStepStore.o"; libs="-lcrypto" ;;
     esac
     if [ -f "$exe" ] && [ -z "$(find Fuzz/Targets/$t.swift $objs $extra -newer "$exe" 2>/dev/null)" ]; then continue; fi
     echo "swiftc fuzz-$t"

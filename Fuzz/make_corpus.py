@@ -31,7 +31,7 @@ request = frame(0x01, fields(("version", "1"), ("mode", "pam"), ("user", "alice"
 login = (request + frame(0x12, b"Two-step verification for alice") + frame(0x10, b"Verification code: ")
          + frame(0x02, b"123456") + frame(0x12, b"Accepted.") + frame(0x1F, b"\x00"))
 selfservice = (frame(0x01, fields(("version", "1"), ("mode", "self"), ("command", "status"), ("json", "1")))
-               + frame(0x1E, fields(("enrolled", "yes"), ("backup_codes", "10"))) + frame(0x1F, b"\x00"))
+               + frame(0x1E, fields(("user", "alice"), ("enrolled", "true"), ("backup_codes_left", "10"))) + frame(0x1F, b"\x00"))
 frames = {
     "request": request, "login": login, "selfservice": selfservice,
     "conversation-failed": request + frame(0x10, b"Verification code: ") + frame(0x03) + frame(0x1F, b"\x06"),
@@ -45,7 +45,6 @@ frames = {
     "result-two-bytes": b"\x1f\x00\x00\x00\x02\x00\x00",
 }
 write("frames", frames)
-write("channels", frames)
 
 full_config = """# every key
 state_dir = /var/lib/twostep

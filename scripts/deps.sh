@@ -3,7 +3,7 @@
 # Usage: scripts/deps.sh build|test|demo|bench
 set -eu
 build="libpam0g-dev libssl-dev libqrencode-dev libpng-dev pkg-config"
-test="$build file binutils systemd oathtool zbar-tools pamtester openssh-server openssh-client python3 python3-pytest python3-pyotp expect valgrind sudo passwd"
+test="$build file binutils man-db groff-base systemd oathtool zbar-tools pamtester openssh-server openssh-client python3 python3-pytest python3-pyotp expect valgrind sudo passwd"
 demo="$build"
 bench="$build oathtool libpam-google-authenticator"
 eval "want=\$${1:-build}"

@@ -11,12 +11,50 @@ import time
 import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-BUILD = os.environ.get("TWOSTEP_BUILD", os.path.join(ROOT, "build"))
+BUILD = os.path.abspath(os.environ.get("TWOSTEP_BUILD") or os.path.join(ROOT, "build"))
 CLI = os.path.join(BUILD, "twostep")
 HELPER = os.path.join(BUILD, "twostep-helper")
-MODULE = os.path.join(BUILD, "pam_twostep.so")
-HARNESS = os.path.join(BUILD, "pam_harness")
+# TWOSTEP_PAM_SO / TWOSTEP_PAM_HARNESS point the module suites at another build.
+MODULE = os.path.abspath(os.environ.get("TWOSTEP_PAM_SO") or os.path.join(BUILD, "pam_twostep.so"))
+HARNESS = os.path.abspath(os.environ.get("TWOSTEP_PAM_HARNESS") or os.path.join(BUILD, "pam_harness"))
+FAKES = os.path.join(ROOT, "tests", "fakehelpers")
 SECRET = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP"
+
+# libpam's return codes (security/_pam_types.h) and the helper's verdict bytes.
+PAM_SUCCESS = 0
+PAM_SERVICE_ERR = 3
+PAM_SYSTEM_ERR = 4
+PAM_PERM_DENIED = 6
+PAM_AUTH_ERR = 7
+PAM_AUTHINFO_UNAVAIL = 9
+PAM_MAXTRIES = 11
+PAM_CONV_ERR = 19
+PAM_IGNORE = 25
+VERDICT_SYSTEM_ERROR = 5
+
+
+def run(cmd, check=True, **kw):
+    """Runs a command with its output captured as text; with `check`, fails the test with
+    that output when it exits non-zero."""
+    kw.setdefault("timeout", 30)
+    p = subprocess.run([str(c) for c in cmd], capture_output=True, text=True, **kw)
+    if check and p.returncode != 0:
+        pytest.fail("%s exited %d\nstdout: %s\nstderr: %s"
+                    % (" ".join(map(str, cmd)), p.returncode, p.stdout, p.stderr))
+    return p
+
+
+def wait_for_socket(path, proc, timeout=10):
+    """Waits until a server started as `proc` has created its socket at `path`."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if os.path.exists(path):
+            return
+        if proc.poll() is not None:
+            err = proc.stderr.read() if proc.stderr else ""
+            raise AssertionError(f"server exited early: {err}")
+        time.sleep(0.02)
+    raise AssertionError(f"{path} did not appear")
 
 
 def oathtool(secret=SECRET, at=None, algorithm="sha1", digits=6, period=30):
@@ -140,4 +178,12 @@ def installed_files(pamdir):
         "lib/systemd/system/twostep-helperd.service": 0o644,
         "usr/share/doc/twostep/examples/sshd": 0o644,
         "usr/share/doc/twostep/examples/sudo": 0o644,
+        "usr/share/man/man1/twostep.1": 0o644,
+        "usr/share/man/man5/twostep.conf.5": 0o644,
+        "usr/share/man/man8/pam_twostep.8": 0o644,
+        "usr/share/man/man8/twostep-helper.8": 0o644,
+        "usr/share/pam-configs/twostep": 0o644,
+        "usr/share/bash-completion/completions/twostep": 0o644,
+        "usr/share/zsh/vendor-completions/_twostep": 0o644,
+        "usr/share/fish/vendor_completions.d/twostep.fish": 0o644,
     }

@@ -1,6 +1,10 @@
 """The Debian package (debian/): built with dpkg-buildpackage from a copy of the tree, its
-contents checked against `make install`, lintian run on it, and (when this machine has no
-other twostep installation) installed, removed and purged for real with apt-get.
+contents checked against `make install`, lintian --pedantic run on it, and (when this
+machine has no other twostep installation) installed, removed and purged for real with
+apt-get. While it is installed, its pam-auth-update profile is enabled and disabled inside a
+private mount namespace (a copy of /etc/pam.d and /var/lib/pam bound over the real ones):
+a login through common-auth asks for the password, then the code; the package's prerm
+takes the profile out again on removal. The host's stacks are never touched.
 
 Builds Swift from scratch in the copy (about 2.5 minutes on 2 cores). With
 TWOSTEP_PREBUILT=1 in the environment the copy takes the root checkout's build/ binaries
@@ -8,6 +12,7 @@ instead (debian/rules TWOSTEP_PREBUILT=DIR), so run `make` first.
 """
 import hashlib
 import os
+import secrets
 import shutil
 import stat
 import subprocess
@@ -17,22 +22,29 @@ import uuid
 
 import pytest
 
-from conftest import ROOT, installed_files
+from conftest import ROOT, SECRET, installed_files, oathtool
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root (apt-get, dpkg -i)")
 
 MULTIARCH = subprocess.run(["dpkg-architecture", "-qDEB_HOST_MULTIARCH"], capture_output=True,
                            text=True).stdout.strip() or "x86_64-linux-gnu"
 PAMDIR = f"lib/{MULTIARCH}/security"
-TOOLS = ["debhelper", "dpkg-dev", "devscripts", "lintian", "po-debconf"]
+TOOLS = ["debhelper", "dpkg-dev", "devscripts", "lintian", "po-debconf", "man-db", "groff-base"]
 APT_ENV = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
 APT_LOCK = ["-o", "DPkg::Lock::Timeout=600"]
+# `make install` without rebuilding (its binaries are FORCE'd targets): as debian/rules does.
+KEEP_BINARIES = ["-o", "all", "-o", "build/pam_twostep.so", "-o", "build/twostep", "-o", "build/twostep-helper"]
+# What pam-auth-update reads and writes; compared byte for byte before and after.
+PAM_STATE = ["/etc/pam.d", "/var/lib/pam"]
 
 # What `make install DESTDIR=... PREFIX=/usr PAMDIR=/lib/<multiarch>/security
 # LIBEXECDIR=/usr/libexec/twostep` installs, with its modes.
 FILES = installed_files(PAMDIR)
-# Added by debhelper (dh_installdocs, dh_installchangelogs); dh_compress gzips big docs.
-DEBHELPER_FILES = {"usr/share/doc/twostep/copyright", "usr/share/doc/twostep/changelog.gz"}
+# Added by debhelper (dh_installdocs, dh_installchangelogs, dh_lintian); dh_compress gzips big docs.
+DEBHELPER_FILES = {"usr/share/doc/twostep/copyright", "usr/share/doc/twostep/changelog.gz",
+                   "usr/share/lintian/overrides/twostep"}
+# dh_compress gzips the man pages.
+MAN_PAGES = {p for p in FILES if p.startswith("usr/share/man/")}
 # Paths a real install creates; the real-install test runs only if none exists beforehand.
 HOST_PATHS = ["/usr/bin/twostep", "/usr/libexec/twostep", f"/{PAMDIR}/pam_twostep.so", "/etc/twostep",
               "/var/lib/twostep", "/etc/pam.d/twostep", "/lib/systemd/system/twostep-helper.socket"]
@@ -121,6 +133,8 @@ def deb_listing(path):
 def test_contents_and_modes(deb):
     files = deb_listing(deb["deb"])
     for path, mode in FILES.items():
+        if path in MAN_PAGES:
+            path += ".gz"
         assert path in files, (path, sorted(files))
         assert files[path] == (mode, "root/root"), (path, oct(files[path][0]), files[path][1])
     # Nothing the package must not ship: no PAM stack besides its own service, no state.
@@ -133,7 +147,7 @@ def test_same_files_as_make_install(deb):
     changelog, with long docs gzipped), byte for byte for the binaries."""
     dest = tempfile.mkdtemp(prefix="twostep-mkinst-")
     try:
-        r = run(["make", "-s", "-o", "all", "install", f"DESTDIR={dest}", "PREFIX=/usr",
+        r = run(["make", "-s", *KEEP_BINARIES, "install", f"DESTDIR={dest}", "PREFIX=/usr",
                  f"PAMDIR=/{PAMDIR}", "LIBEXECDIR=/usr/libexec/twostep"], cwd=deb["src"], env=build_env())
         assert r.returncode == 0, r.stdout + r.stderr
         made = {}
@@ -194,11 +208,122 @@ def test_control_fields(deb):
         shutil.rmtree(ctrl, ignore_errors=True)
 
 
-def test_lintian_has_no_errors(deb):
-    r = run(["lintian", "--allow-root", "--tag-display-limit", "0", deb["changes"]], timeout=900)
+def test_lintian_pedantic_has_no_errors_or_warnings(deb):
+    """lintian --pedantic: no error, no warning, and no tag of any level about the man pages
+    (lintian renders them with `man --warnings`). Other informational and pedantic tags are
+    printed, not fatal."""
+    r = run(["lintian", "--pedantic", "--display-info", "--allow-root", "--tag-display-limit", "0",
+             deb["changes"]], timeout=900)
     print("\nlintian:\n" + (r.stdout + r.stderr).strip())
-    errors = [l for l in r.stdout.splitlines() if l.startswith("E:")]
-    assert not errors, "\n".join(errors)
+    bad = [l for l in r.stdout.splitlines() if l.startswith(("E:", "W:"))]
+    assert not bad, "\n".join(bad)
+    # Nothing at all about the man pages or the overrides (debian/twostep.lintian-overrides).
+    about = [l for l in r.stdout.splitlines() if "usr/share/man/" in l or "override" in l]
+    assert not about, "\n".join(about)
+
+
+def snapshot(dirs):
+    """{path: bytes} for every file under `dirs` (symlinks as their target text)."""
+    out = {}
+    for top in dirs:
+        for d, _dirs, names in os.walk(top):
+            for n in names:
+                full = os.path.join(d, n)
+                out[full] = os.readlink(full).encode() if os.path.islink(full) else open(full, "rb").read()
+    return out
+
+
+class PrivatePAM:
+    """Copies of /etc/pam.d and /var/lib/pam, bound over the real ones inside a private mount
+    namespace (unshare -m) for each script run: pam-auth-update and logins there see and
+    change only the copies."""
+
+    def __init__(self):
+        self.dir = tempfile.mkdtemp(prefix="twostep-pamns-")
+        shutil.copytree("/etc/pam.d", os.path.join(self.dir, "pam.d"), symlinks=True)
+        shutil.copytree("/var/lib/pam", os.path.join(self.dir, "varlibpam"), symlinks=True)
+        self.pamd = os.path.join(self.dir, "pam.d")
+
+    def run(self, script, **env):
+        preamble = ('mount --bind "$TS_DIR/pam.d" /etc/pam.d\n'
+                    'mount --bind "$TS_DIR/varlibpam" /var/lib/pam\n')
+        return run(["unshare", "--mount", "--propagation", "private", "sh", "-euc", preamble + script],
+                   env=dict(APT_ENV, TS_DIR=self.dir, **env), timeout=600)
+
+    def file(self, name, mode="r"):
+        return open(os.path.join(self.pamd, name), mode)
+
+    def close(self):
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def harness_prompts(output):
+    return [l.split(": ", 1)[1] for l in output.splitlines() if l.startswith("PROMPT_")]
+
+
+def check_pam_auth_update_login(work):
+    """With the package installed: `pam-auth-update --enable twostep` puts pam_twostep after
+    pam_unix in common-auth; a login through a stack that includes common-auth asks for the
+    password and then the code (from oathtool); a wrong password ends it before the code; the
+    package's own `twostep` service (password check for self-service) asks no code;
+    `--disable` gives back common-auth byte for byte. All inside a private namespace."""
+    started = time.monotonic()
+    harness = os.path.join(work, "pam_harness")
+    if not os.path.exists(harness):
+        r = run(["cc", "-O2", "-o", harness, os.path.join(ROOT, "tests/harness/pam_harness.c"), "-lpam", "-ldl"])
+        assert r.returncode == 0, r.stderr
+    user = f"tsdeb{secrets.token_hex(3)}"
+    password = secrets.token_urlsafe(12)
+    service = f"twostep-pau-{secrets.token_hex(4)}"
+    priv = PrivatePAM()
+    try:
+        r = run(["useradd", "-M", "-s", "/usr/sbin/nologin", user])
+        assert r.returncode == 0, r.stderr
+        assert run(["chpasswd"], input=f"{user}:{password}\n").returncode == 0
+        r = run(["twostep", "admin", "import", user, "--secret", "-"], input=SECRET + "\n")
+        assert r.returncode == 0, r.stdout + r.stderr
+        original = priv.file("common-auth", "rb").read()
+        for name, text in (("good", f"{password}\n{oathtool()}\n"), ("badpw", "not-the-password\n123456\n"),
+                           ("selfservice", f"{password}\n")):
+            path = os.path.join(priv.dir, name)
+            with open(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600), "w") as f:
+                f.write(text)
+        r = priv.run(
+            'pam-auth-update --enable twostep\n'
+            'cp /etc/pam.d/common-auth "$TS_DIR/enabled"\n'
+            'printf "@include common-auth\\n" > "/etc/pam.d/$TS_SERVICE"\n'
+            'for a in good badpw; do\n'
+            '  "$TS_HARNESS" --confdir /etc/pam.d --service "$TS_SERVICE" --user "$TS_USER" '
+            '--answers "$TS_DIR/$a" > "$TS_DIR/$a.out" || true\n'
+            'done\n'
+            # The package's own password check for self-service (pam.d/twostep includes
+            # common-auth): the profile must not ask it for a code.
+            '"$TS_HARNESS" --confdir /etc/pam.d --service twostep --user "$TS_USER" '
+            '--answers "$TS_DIR/selfservice" > "$TS_DIR/selfservice.out" || true\n'
+            'rm "/etc/pam.d/$TS_SERVICE"\n'
+            'pam-auth-update --disable twostep\n',
+            TS_HARNESS=harness, TS_USER=user, TS_SERVICE=service)
+        assert r.returncode == 0, r.stdout + r.stderr
+        enabled = [l.split() for l in open(os.path.join(priv.dir, "enabled"))
+                   if l.strip() and not l.startswith("#")]
+        modules = [next(w for w in l if w.endswith(".so")) for l in enabled]
+        assert modules.index("pam_unix.so") < modules.index("pam_twostep.so"), enabled
+        assert enabled[modules.index("pam_twostep.so")][-2:] == ["pam_twostep.so", "nullok"]
+        good = open(os.path.join(priv.dir, "good.out")).read()
+        assert harness_prompts(good) == ["Password: ", "Verification code: "], good
+        assert "RESULT: Success (0)" in good, good
+        badpw = open(os.path.join(priv.dir, "badpw.out")).read()
+        assert harness_prompts(badpw) == ["Password: "], badpw
+        assert "RESULT: Success" not in badpw, badpw
+        selfservice = open(os.path.join(priv.dir, "selfservice.out")).read()
+        assert harness_prompts(selfservice) == ["Password: "], selfservice
+        assert "RESULT: Success (0)" in selfservice, selfservice
+        assert priv.file("common-auth", "rb").read() == original
+        print(f"\npam-auth-update enable, two logins, disable: {time.monotonic() - started:.1f} s")
+    finally:
+        priv.close()
+        run(["twostep", "admin", "reset", user])
+        run(["userdel", user])
 
 
 def _host_is_clean():
@@ -206,12 +331,14 @@ def _host_is_clean():
 
 
 def test_install_remove_purge_on_this_machine(deb):
-    """apt-get installs the .deb for real; postinst makes the keys and state; remove keeps
-    them; purge keeps them by default and deletes them when debconf says so. The host's
-    /etc/pam.d/sshd is never touched. Everything is undone at the end."""
+    """apt-get installs the .deb for real; postinst makes the keys and state; the
+    pam-auth-update profile works (see check_pam_auth_update_login) and prerm removes it;
+    remove keeps keys and state; purge keeps them by default and deletes them when debconf
+    says so. The host's /etc/pam.d and /var/lib/pam end as they began, byte for byte."""
     if not _host_is_clean():
         pytest.skip("twostep is already installed here (package or make install): not touching it")
     sshd_before = open("/etc/pam.d/sshd", "rb").read() if os.path.exists("/etc/pam.d/sshd") else None
+    pam_before = snapshot(PAM_STATE)
     stack = f"/etc/pam.d/twostep-debtest-{uuid.uuid4().hex[:8]}"
 
     def apt(*args):
@@ -243,13 +370,25 @@ def test_install_remove_purge_on_this_machine(deb):
         assert r.returncode == 0, r.stdout[-3000:] + r.stderr
         assert key_ids() == keys
 
-        # remove: a stack still naming the module gets a warning; keys and state stay.
-        with open(stack, "w") as f:
-            f.write("auth required pam_twostep.so nullok\n")
-        r = apt("remove", "twostep")
-        assert r.returncode == 0, r.stdout[-3000:] + r.stderr
-        assert stack in r.stdout + r.stderr and "WARNING" in r.stdout + r.stderr, r.stdout + r.stderr
-        os.unlink(stack)
+        check_pam_auth_update_login(deb["work"])
+
+        # remove, with the profile enabled (in a private namespace): prerm takes it out of
+        # common-auth again, byte for byte; a stack of the admin's own that still names the
+        # module gets a warning; keys and state stay.
+        priv = PrivatePAM()
+        try:
+            with priv.file(os.path.basename(stack), "w") as f:
+                f.write("auth required pam_twostep.so nullok\n")
+            original = priv.file("common-auth", "rb").read()
+            r = priv.run('pam-auth-update --enable twostep\n'
+                         'grep -q pam_twostep /etc/pam.d/common-auth\n'
+                         f'apt-get {" ".join(APT_LOCK)} -y -q remove twostep\n')
+            assert r.returncode == 0, r.stdout[-3000:] + r.stderr
+            assert stack in r.stdout + r.stderr and "WARNING" in r.stdout + r.stderr, r.stdout + r.stderr
+            assert "common-auth" not in r.stdout + r.stderr, r.stdout + r.stderr
+            assert priv.file("common-auth", "rb").read() == original
+        finally:
+            priv.close()
         assert not os.path.exists("/usr/bin/twostep") and not os.path.exists(f"/{PAMDIR}/pam_twostep.so")
         assert key_ids() == keys and os.path.isdir("/var/lib/twostep")
         assert os.path.exists("/etc/twostep/twostep.conf")  # conffiles stay until purge
@@ -286,3 +425,6 @@ def test_install_remove_purge_on_this_machine(deb):
             shutil.rmtree(path, ignore_errors=True)
         after = open("/etc/pam.d/sshd", "rb").read() if os.path.exists("/etc/pam.d/sshd") else None
         assert after == sshd_before, "/etc/pam.d/sshd changed"
+        pam_after = snapshot(PAM_STATE)
+        changed = sorted(p for p in set(pam_before) | set(pam_after) if pam_before.get(p) != pam_after.get(p))
+        assert not changed, f"the host's PAM configuration changed: {changed}"

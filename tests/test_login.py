@@ -234,3 +234,23 @@ def test_pamtester_as_a_c_host(inst):
         assert "Authentication failure" in out, out  # the third reuses the second's step
     finally:
         os.unlink(path)
+
+
+def test_admin_unlock_of_a_damaged_state_counts_in_the_users_own_period(inst):
+    # Enrolled with 60 s codes while the config says 30 s. A damaged state loses its replay
+    # mark; `admin unlock` restarts it after every code valid now, in 60 s steps. (Counted in
+    # the config's 30 s steps, the mark landed decades ahead and every code was a replay.)
+    inst.write_config(window=0)
+    inst.enroll("alice", SECRET, "--period", "60")
+    inst.service()
+    with open(os.path.join(inst.state, "alice.state"), "wb") as f:
+        f.write(b"damaged\n")
+    inst.cli("admin", "unlock", "alice")
+    now = int(time.time())  # after the unlock: its step is at most this one
+    # With window 1 the next step's code is acceptable now, and only a sound mark lets it in.
+    inst.write_config(window=1)
+    next_code = oathtool(at=now + 60, period=60)
+    r = inst.login("alice", next_code)
+    assert r.returncode == 0, r.stdout + r.stderr
+    # ...and it is spent: the same code again is a replay.
+    assert inst.login("alice", next_code).returncode == 1

@@ -15,19 +15,9 @@ import time
 
 import pytest
 
-from conftest import CLI, HELPER, Installation, oathtool, raw_request, read_setup_screen
+from conftest import CLI, HELPER, Installation, oathtool, raw_request, read_setup_screen, wait_for_socket
 
 PASSWORD = "Corr3ct-Horse-Battery"
-
-
-def wait_for_socket(path, proc, timeout=10):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if os.path.exists(path):
-            return
-        assert proc.poll() is None, "helper exited early"
-        time.sleep(0.02)
-    raise AssertionError(f"{path} did not appear")
 
 
 class Host:

@@ -17,29 +17,14 @@ import time
 
 import pytest
 
-from conftest import CLI, HELPER, MODULE, Installation, oathtool, raw_request
+from conftest import (CLI, HARNESS, HELPER, MODULE, PAM_AUTH_ERR, PAM_AUTHINFO_UNAVAIL, PAM_IGNORE,
+                      PAM_MAXTRIES, PAM_SUCCESS, VERDICT_SYSTEM_ERROR, Installation, oathtool,
+                      raw_request, wait_for_socket)
 
-HARNESS = os.path.join(os.path.dirname(HELPER), "pam_harness")
 NO_HELPER = "/nonexistent/twostep-helper"
 
-PAM_SUCCESS = 0
-PAM_AUTH_ERR = 7
-PAM_AUTHINFO_UNAVAIL = 9
-PAM_MAXTRIES = 11
-PAM_IGNORE = 25
-VERDICT_SYSTEM_ERROR = 5
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root")
-
-
-def wait_for_socket(path, proc, timeout=10):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if os.path.exists(path):
-            return
-        assert proc.poll() is None, "server exited early: %s" % proc.stderr.read()
-        time.sleep(0.02)
-    raise AssertionError(f"{path} did not appear")
 
 
 class Site:

@@ -28,26 +28,19 @@ from pathlib import Path
 
 import pytest
 
+import conftest
+from conftest import oathtool, run
+
 ROOT = Path(os.path.dirname(os.path.abspath(__file__))).parent
-BUILD = Path(os.environ.get("TWOSTEP_BUILD") or ROOT / "build").resolve()
-MODULE = BUILD / "pam_twostep.so"
-HELPER = BUILD / "twostep-helper"
-CLI = BUILD / "twostep"
+BUILD = Path(conftest.BUILD)
+MODULE = Path(conftest.MODULE)
+HELPER = Path(conftest.HELPER)
+CLI = Path(conftest.CLI)
 SSHD = Path("/usr/sbin/sshd")
 PAM_DIR = Path("/etc/pam.d")
 
 if not SSHD.exists():
     pytest.skip("/usr/sbin/sshd is not installed", allow_module_level=True)
-
-
-def run(cmd, **kw):
-    """Run a setup command; fail the test with its output if it fails."""
-    kw.setdefault("timeout", 30)
-    p = subprocess.run([str(c) for c in cmd], capture_output=True, text=True, **kw)
-    if p.returncode != 0:
-        pytest.fail("%s exited %d\nstdout: %s\nstderr: %s"
-                    % (" ".join(map(str, cmd)), p.returncode, p.stdout, p.stderr))
-    return p
 
 
 def free_port():
@@ -57,10 +50,7 @@ def free_port():
 
 
 def totp(secret, at=None):
-    cmd = ["oathtool", "--totp", "-b", secret]
-    if at is not None:
-        cmd += ["-N", "@%d" % at]
-    return run(cmd).stdout.strip()
+    return oathtool(secret, at=at)
 
 
 # The askpass program answers the n-th keyboard-interactive prompt with line n of the

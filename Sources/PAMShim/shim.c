@@ -1,6 +1,7 @@
 // PAM entry points and the libc/libpam wrappers the Swift relay uses. See pamshim.h.
 #define _GNU_SOURCE
 #include "pamshim.h"
+#include "../CTwoStepSys/twostep_peercred.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -232,13 +233,7 @@ int twostep_connect_unix(const char *path, int timeout_ms, int *fd) {
 }
 
 int twostep_peer_uid(int fd, uid_t *uid) {
-    if (uid == NULL) { errno = EINVAL; return -1; }
-    struct ucred cred;
-    socklen_t len = sizeof cred;
-    if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0) return -1;
-    if (len != sizeof cred) { errno = EPROTO; return -1; }
-    *uid = cred.uid;
-    return 0;
+    return twostep_peercred_uid(fd, uid);
 }
 
 int twostep_first_socket_fallback(void) {

@@ -33,6 +33,14 @@ public enum Base32 {
     static let alphabet: [UInt8] = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZ234567".utf8)
 
     public static func encode(_ bytes: [UInt8], padding: Bool = false) -> String {
+        var out = encodeToBytes(bytes, padding: padding)
+        defer { for i in out.indices { out[i] = 0 } }
+        return String(decoding: out, as: UTF8.self)
+    }
+
+    /// The Base32 text as ASCII bytes: for secrets that must not pass through a String
+    /// (a sealed record's plaintext is built and wiped as bytes).
+    public static func encodeToBytes(_ bytes: [UInt8], padding: Bool = false) -> [UInt8] {
         var out: [UInt8] = []
         out.reserveCapacity((bytes.count + 4) / 5 * 8)
         var buffer: UInt64 = 0
@@ -51,7 +59,23 @@ public enum Base32 {
         if padding {
             while out.count % 8 != 0 { out.append(UInt8(ascii: "=")) }
         }
-        return String(decoding: out, as: UTF8.self)
+        return out
+    }
+
+    /// Strict decoder over ASCII bytes, as `encodeToBytes` writes them (upper case, no
+    /// padding, nothing else): nil for anything else.
+    public static func decodeStrict<C: Collection>(_ text: C) -> [UInt8]? where C.Element == UInt8 {
+        var values: [UInt8] = []
+        values.reserveCapacity(text.count)
+        defer { for i in values.indices { values[i] = 0 } }
+        for ascii in text {
+            switch ascii {
+            case UInt8(ascii: "A")...UInt8(ascii: "Z"): values.append(ascii - UInt8(ascii: "A"))
+            case UInt8(ascii: "2")...UInt8(ascii: "7"): values.append(ascii - UInt8(ascii: "2") + 26)
+            default: return nil
+            }
+        }
+        return try? bytes(fromValues: values)
     }
 
     /// Forgiving decoder: lower case, spaces, hyphens and missing (or present, trailing)
@@ -87,6 +111,12 @@ public enum Base32 {
             }
             values.append(v)
         }
+        defer { for i in values.indices { values[i] = 0 } }
+        return try bytes(fromValues: values)
+    }
+
+    /// 5-bit values to bytes.
+    static func bytes(fromValues values: [UInt8]) throws -> [UInt8] {
         guard !values.isEmpty else { throw Base32Error.empty }
         switch values.count % 8 {
         case 1, 3, 6: throw Base32Error.invalidLength

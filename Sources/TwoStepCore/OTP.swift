@@ -7,11 +7,6 @@ public struct OTPParameters: Equatable, Sendable {
     public var digits: Int
     public var period: Int
 
-    /// Code lengths twostep accepts. RFC 4226 requires at least 6; common apps do 6 or 8.
-    public static let allowedDigits: ClosedRange<Int> = 6...8
-    /// Time-step lengths (seconds) twostep accepts.
-    public static let allowedPeriods: ClosedRange<Int> = 1...3600
-
     public init(algorithm: HashAlgorithm = .sha1, digits: Int = 6, period: Int = 30) {
         self.algorithm = algorithm
         self.digits = digits
@@ -21,11 +16,46 @@ public struct OTPParameters: Equatable, Sendable {
     /// SHA1, 6 digits, 30 seconds: what every authenticator app supports.
     public static let standard = OTPParameters()
 
-    /// Throws `OTPError` when digits or period are outside the allowed ranges.
+    /// Throws `OTPError` when digits or period are outside `OTPPolicy`.
     public func validate() throws {
-        guard Self.allowedDigits.contains(digits) else { throw OTPError.invalidDigits(digits) }
-        guard Self.allowedPeriods.contains(period) else { throw OTPError.invalidPeriod(period) }
+        try OTPPolicy.check(digits: digits, period: period)
     }
+
+    /// RFC 6238 §4: the time step that `unixTime` falls in for this authenticator. The one
+    /// place "the step of now" is computed (login, status, admin unlock).
+    public func step(at unixTime: Int64) -> Int64 {
+        OTP.timeStep(at: unixTime, period: period)
+    }
+
+    /// The first second of `step` (for "last code at" in status).
+    public func startOfStep(_ step: Int64) -> Int64 {
+        step.multipliedReportingOverflow(by: Int64(period)).overflow ? .max : step * Int64(period)
+    }
+}
+
+/// What twostep enrols, imports, stores and reads back: the one policy for every edge where
+/// OTP parameters come in (config, `admin import`, the sealed record, otpauth URIs).
+///
+/// - digits 6 or 8: what authenticator apps show (RFC 4226 §5.3 asks for at least 6; 7
+///   is valid arithmetic, but no common app offers it).
+/// - periods 10 to 300 seconds: below 10 s a person cannot type a code before it expires;
+///   above 300 s a seen code stays good for too long (with window 1, 15 minutes).
+///
+/// The arithmetic in `OTP` checks only what it needs (a positive period, 6 to 8 digits),
+/// so tests can stand at the far ends of time.
+public enum OTPPolicy {
+    public static let digits: [Int] = [6, 8]
+    public static let periods: ClosedRange<Int> = 10...300
+
+    public static func check(digits: Int, period: Int) throws {
+        guard Self.digits.contains(digits) else { throw OTPError.invalidDigits(digits) }
+        guard Self.periods.contains(period) else { throw OTPError.invalidPeriod(period) }
+    }
+
+    /// "6 or 8", for messages.
+    public static var digitsText: String { digits.map(String.init).joined(separator: " or ") }
+    /// "10 to 300 seconds", for messages.
+    public static var periodsText: String { "\(periods.lowerBound) to \(periods.upperBound) seconds" }
 }
 
 public enum OTPError: Error, Equatable, CustomStringConvertible {
@@ -38,9 +68,9 @@ public enum OTPError: Error, Equatable, CustomStringConvertible {
     public var description: String {
         switch self {
         case .invalidDigits(let d):
-            return "OTP length \(d) is not supported (allowed: \(OTPParameters.allowedDigits.lowerBound)...\(OTPParameters.allowedDigits.upperBound))"
+            return "OTP length \(d) is not supported (allowed: \(OTPPolicy.digitsText))"
         case .invalidPeriod(let p):
-            return "OTP period \(p)s is not supported (allowed: \(OTPParameters.allowedPeriods.lowerBound)...\(OTPParameters.allowedPeriods.upperBound) seconds)"
+            return "OTP period \(p)s is not supported (allowed: \(OTPPolicy.periodsText))"
         case .invalidWindow(let w): return "OTP window \(w) must not be negative"
         case .emptySecret: return "OTP secret is empty"
         case .timeBeforeEpoch(let t): return "time \(t) is before the Unix epoch"
@@ -53,8 +83,11 @@ public enum OTP {
 
     /// RFC 4226 HOTP: HMAC over the big-endian 8-byte counter, dynamic truncation (§5.3),
     /// reduced modulo 10^digits and zero padded.
+    /// What the arithmetic below can compute (powersOfTen); policy is `OTPPolicy`'s.
+    static let computableDigits = 6...8
+
     public static func hotp(secret: [UInt8], counter: UInt64, digits: Int, algorithm: HashAlgorithm) throws -> String {
-        guard OTPParameters.allowedDigits.contains(digits) else { throw OTPError.invalidDigits(digits) }
+        guard computableDigits.contains(digits) else { throw OTPError.invalidDigits(digits) }
         guard !secret.isEmpty else { throw OTPError.emptySecret }
         var message = [UInt8](repeating: 0, count: 8)
         for i in 0..<8 { message[i] = UInt8(truncatingIfNeeded: counter >> (56 - 8 * UInt64(i))) }
@@ -81,18 +114,28 @@ public enum OTP {
 
     /// The TOTP code for the time step containing `unixTime`.
     public static func totp(secret: [UInt8], at unixTime: Int64, parameters: OTPParameters) throws -> String {
-        try parameters.validate()
-        let step = timeStep(at: unixTime, period: parameters.period)
+        try checkComputable(parameters)
+        let step = parameters.step(at: unixTime)
         guard step >= 0 else { throw OTPError.timeBeforeEpoch(unixTime) }
         return try hotp(secret: secret, counter: UInt64(step), digits: parameters.digits, algorithm: parameters.algorithm)
     }
 
+    /// A typed answer without spaces, tabs and line ends (people paste codes with them).
+    public static func strippingWhitespace(_ answer: [UInt8]) -> [UInt8] {
+        answer.filter { $0 != UInt8(ascii: " ") && $0 != UInt8(ascii: "\t") && $0 != UInt8(ascii: "\r") && $0 != UInt8(ascii: "\n") }
+    }
+
+    static func checkComputable(_ parameters: OTPParameters) throws {
+        guard computableDigits.contains(parameters.digits) else { throw OTPError.invalidDigits(parameters.digits) }
+        guard parameters.period > 0 else { throw OTPError.invalidPeriod(parameters.period) }
+    }
+
     /// Removes spaces and returns the ASCII digits as bytes, or nil if the result is not
     /// exactly `digits` decimal digits.
-    static func normalizedCode(_ code: String, digits: Int) -> [UInt8]? {
+    static func normalizedCode(_ code: [UInt8], digits: Int) -> [UInt8]? {
         var out: [UInt8] = []
         out.reserveCapacity(digits)
-        for byte in code.utf8 where byte != UInt8(ascii: " ") {
+        for byte in code where byte != UInt8(ascii: " ") {
             guard byte >= UInt8(ascii: "0"), byte <= UInt8(ascii: "9"), out.count < digits else { return nil }
             out.append(byte)
         }
@@ -105,11 +148,19 @@ public enum OTP {
     /// `parameters.digits` decimal digits (spaces removed) is rejected before any crypto.
     /// Steps before the epoch are skipped.
     public static func matchTOTP(code: String, secret: [UInt8], at unixTime: Int64, parameters: OTPParameters, window: Int) throws -> Int64? {
-        try parameters.validate()
+        var bytes = Array(code.utf8)
+        defer { Crypto.wipe(&bytes) }
+        return try matchTOTP(code: bytes, secret: secret, at: unixTime, parameters: parameters, window: window)
+    }
+
+    /// The same over the answer's bytes, so an answer never has to become a String.
+    public static func matchTOTP(code: [UInt8], secret: [UInt8], at unixTime: Int64, parameters: OTPParameters, window: Int) throws -> Int64? {
+        try checkComputable(parameters)
         guard window >= 0 else { throw OTPError.invalidWindow(window) }
-        guard let given = normalizedCode(code, digits: parameters.digits) else { return nil }
+        guard var given = normalizedCode(code, digits: parameters.digits) else { return nil }
+        defer { Crypto.wipe(&given) }
         guard !secret.isEmpty else { throw OTPError.emptySecret }
-        let now = timeStep(at: unixTime, period: parameters.period)
+        let now = parameters.step(at: unixTime)
         let w = Int64(window)
         // now ± w clamped to 0...Int64.max without overflowing: steps before the epoch are
         // skipped, and a clock at the far end of Int64 (period 1) must not trap or wrap.
@@ -118,8 +169,9 @@ public enum OTP {
         guard first <= last else { return nil }
         var matched: Int64? = nil
         for step in first...last {
-            let candidate = try hotp(secret: secret, counter: UInt64(step), digits: parameters.digits, algorithm: parameters.algorithm)
-            if Crypto.constantTimeEqual(Array(candidate.utf8), given) {
+            var candidate = Array(try hotp(secret: secret, counter: UInt64(step), digits: parameters.digits, algorithm: parameters.algorithm).utf8)
+            defer { Crypto.wipe(&candidate) }
+            if Crypto.constantTimeEqual(candidate, given) {
                 matched = step  // steps ascend, so the last match is the highest
             }
         }

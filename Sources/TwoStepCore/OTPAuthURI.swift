@@ -29,9 +29,9 @@ public enum OTPAuthURIError: Error, Equatable, CustomStringConvertible {
         case .invalidSecret(let e): return "otpauth URI secret is not valid Base32: \(e)"
         case .unsupportedAlgorithm(let a): return "unsupported algorithm \"\(a)\" (expected SHA1, SHA256 or SHA512)"
         case .invalidDigits(let d):
-            return "invalid digits \"\(d)\" (expected \(OTPParameters.allowedDigits.lowerBound) to \(OTPParameters.allowedDigits.upperBound))"
+            return "invalid digits \"\(d)\" (expected \(OTPPolicy.digitsText))"
         case .invalidPeriod(let p):
-            return "invalid period \"\(p)\" (expected \(OTPParameters.allowedPeriods.lowerBound) to \(OTPParameters.allowedPeriods.upperBound) seconds)"
+            return "invalid period \"\(p)\" (expected \(OTPPolicy.periodsText))"
         case .missingCounter: return "hotp URI has no counter= parameter"
         case .invalidCounter(let c): return "invalid counter \"\(c)\" (expected a non-negative integer)"
         case .invalidPercentEncoding(let s): return "invalid percent-encoding in \"\(s)\""
@@ -155,13 +155,13 @@ public struct OTPAuthURI: Equatable, Sendable {
             parameters.algorithm = algorithm
         }
         if let d = params["digits"] {
-            guard let digits = parseDecimal(d).flatMap({ Int(exactly: $0) }), OTPParameters.allowedDigits.contains(digits) else {
+            guard let digits = parseDecimal(d).flatMap({ Int(exactly: $0) }), OTPPolicy.digits.contains(digits) else {
                 throw OTPAuthURIError.invalidDigits(d)
             }
             parameters.digits = digits
         }
         if let p = params["period"] {
-            guard let period = parseDecimal(p).flatMap({ Int(exactly: $0) }), OTPParameters.allowedPeriods.contains(period) else {
+            guard let period = parseDecimal(p).flatMap({ Int(exactly: $0) }), OTPPolicy.periods.contains(period) else {
                 throw OTPAuthURIError.invalidPeriod(p)
             }
             parameters.period = period

@@ -56,9 +56,14 @@ public enum BackupCodes {
     /// Lower-cases, drops spaces and hyphens, maps o to 0 and i, l to 1. Returns nil unless
     /// exactly `length` characters of the alphabet remain.
     public static func normalize(_ input: String) -> String? {
+        normalize(Array(input.utf8)).map { String(decoding: $0, as: UTF8.self) }
+    }
+
+    /// The same over bytes, so a typed answer never has to become a String.
+    public static func normalize(_ input: [UInt8]) -> [UInt8]? {
         var out: [UInt8] = []
         out.reserveCapacity(length)
-        for var b in input.utf8 {
+        for var b in input {
             if b == UInt8(ascii: " ") || b == UInt8(ascii: "-") { continue }
             if b >= UInt8(ascii: "A"), b <= UInt8(ascii: "Z") { b += 32 }
             switch b {
@@ -70,19 +75,30 @@ public enum BackupCodes {
             out.append(b)
         }
         guard out.count == length else { return nil }
-        return String(decoding: out, as: UTF8.self)
+        return out
     }
 
     /// HMAC-SHA256(key, normalized code). Codes are stored only as these keyed hashes.
     public static func hash(_ normalizedCode: String, key: [UInt8]) throws -> [UInt8] {
-        try Crypto.hmac(.sha256, key: key, message: Array(normalizedCode.utf8))
+        try hash(Array(normalizedCode.utf8), key: key)
+    }
+
+    public static func hash(_ normalizedCode: [UInt8], key: [UInt8]) throws -> [UInt8] {
+        try Crypto.hmac(.sha256, key: key, message: normalizedCode)
     }
 
     /// The index of the stored hash that `input` matches, or nil. Input that does not
     /// normalize is refused before any crypto; otherwise every stored hash is compared in
     /// constant time, with no early exit (the first index wins if hashes repeat).
     public static func match(_ input: String, hashes: [[UInt8]], key: [UInt8]) throws -> Int? {
-        guard let code = normalize(input) else { return nil }
+        var bytes = Array(input.utf8)
+        defer { Crypto.wipe(&bytes) }
+        return try match(bytes, hashes: hashes, key: key)
+    }
+
+    public static func match(_ input: [UInt8], hashes: [[UInt8]], key: [UInt8]) throws -> Int? {
+        guard var code = normalize(input) else { return nil }
+        defer { Crypto.wipe(&code) }
         var digest = try hash(code, key: key)
         defer { Crypto.wipe(&digest) }
         var found: Int? = nil

@@ -91,10 +91,7 @@ enum ParamName {
         pointer.initialize(from: utf8, count: utf8.count)
         return pointer
     }
-    static let digest = permanent(OSSL_MAC_PARAM_DIGEST)  // "digest", also OSSL_KDF_PARAM_DIGEST
-    static let key = permanent(OSSL_KDF_PARAM_KEY)
-    static let salt = permanent(OSSL_KDF_PARAM_SALT)
-    static let info = permanent(OSSL_KDF_PARAM_INFO)
+    static let digest = permanent(OSSL_MAC_PARAM_DIGEST)
 }
 
 // MARK: - Owned OpenSSL objects
@@ -128,17 +125,6 @@ final class MACContext {
         pointer = ctx
     }
     deinit { EVP_MAC_CTX_free(pointer) }
-}
-
-final class KDFContext {
-    let pointer: OpaquePointer
-    init(algorithm name: String) throws {
-        guard let kdf = EVP_KDF_fetch(nil, name, nil) else { throw CryptoError.fromQueue("EVP_KDF_fetch(\(name))") }
-        defer { EVP_KDF_free(kdf) }
-        guard let ctx = EVP_KDF_CTX_new(kdf) else { throw CryptoError.fromQueue("EVP_KDF_CTX_new") }
-        pointer = ctx
-    }
-    deinit { EVP_KDF_CTX_free(pointer) }
 }
 
 final class CipherContext {
@@ -238,34 +224,6 @@ public enum Crypto {
         bytes.withUnsafeMutableBytes { OPENSSL_cleanse($0.baseAddress, $0.count) }
     }
 
-    /// HKDF (RFC 5869) with SHA-256, extract-and-expand.
-    public static func hkdfSHA256(key: [UInt8], salt: [UInt8], info: [UInt8], count: Int) throws -> [UInt8] {
-        guard count > 0, count <= 255 * 32 else {
-            throw CryptoError(operation: "HKDF-SHA256 (output length \(count) not in 1...8160)", opensslError: 0)
-        }
-        let ctx = try KDFContext(algorithm: "HKDF")
-        var out = [UInt8](repeating: 0, count: count)
-        let ok: Int32 = "SHA2-256".withCString { digestName in
-            withNonNullPointer(key) { keyPointer, keyCount in
-                withNonNullPointer(salt) { saltPointer, saltCount in
-                    withNonNullPointer(info) { infoPointer, infoCount in
-                        var params = [
-                            OSSL_PARAM_construct_utf8_string(ParamName.digest, UnsafeMutablePointer(mutating: digestName), 0),
-                            OSSL_PARAM_construct_octet_string(ParamName.key, UnsafeMutableRawPointer(mutating: keyPointer), keyCount),
-                            OSSL_PARAM_construct_octet_string(ParamName.salt, UnsafeMutableRawPointer(mutating: saltPointer), saltCount),
-                            OSSL_PARAM_construct_octet_string(ParamName.info, UnsafeMutableRawPointer(mutating: infoPointer), infoCount),
-                            OSSL_PARAM_construct_end(),
-                        ]
-                        return out.withUnsafeMutableBufferPointer {
-                            EVP_KDF_derive(ctx.pointer, $0.baseAddress, $0.count, &params)
-                        }
-                    }
-                }
-            }
-        }
-        guard ok == 1 else { throw CryptoError.fromQueue("EVP_KDF_derive(HKDF-SHA256)") }
-        return out
-    }
 }
 
 /// Secret bytes that are wiped (OPENSSL_cleanse) when the last reference goes away.

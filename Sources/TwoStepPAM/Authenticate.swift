@@ -4,7 +4,7 @@
 import PAMShim
 import TwoStepProtocol
 
-/// After a verdict the helper gets this long to close its end and exit before SIGKILL.
+/// After a verdict (or conversationFailed) the helper gets this long to close its end and exit before SIGKILL.
 private let helperGraceMilliseconds: Int64 = 200
 /// A server that has not sent its first frame this long after the request is not used:
 /// the module spawns its own helper instead (a busy or starved server never costs a login).
@@ -14,7 +14,7 @@ let serverFirstFrameMilliseconds: Int64 = 2000
 func twostepSwiftAuthenticate(_ pamh: OpaquePointer?, _ flags: Int32, _ argc: Int32,
                               _ argv: UnsafeMutablePointer<UnsafePointer<CChar>?>?) -> Int32 {
     guard let pamh else { return TWOSTEP_PAM_SYSTEM_ERR }
-    var pam = PAMSession(handle: pamh)
+    var pam = PAMHandle(handle: pamh)
 
     var args: [String] = []
     if let argv, argc > 0 {
@@ -41,26 +41,11 @@ func twostepSwiftAuthenticate(_ pamh: OpaquePointer?, _ flags: Int32, _ argc: In
         return code.rawValue
     }
 
-    var request: [(String, String)] = [
-        (RequestField.version.rawValue, String(ProtocolLimits.version)),
-        (RequestField.mode.rawValue, "pam"),
-        (RequestField.user.rawValue, user),
-    ]
-    let optional: [(RequestField, String)] = [
-        (.service, pam.stringItem(TWOSTEP_PAM_SERVICE)),
-        (.rhost, pam.stringItem(TWOSTEP_PAM_RHOST)),
-        (.ruser, pam.stringItem(TWOSTEP_PAM_RUSER)),
-        (.tty, pam.stringItem(TWOSTEP_PAM_TTY)),
-        (.authInfo, pam.environment("SSH_AUTH_INFO_0")),
-    ]
-    for (field, value) in optional where !value.isEmpty {
-        request.append((field.rawValue, value))
-    }
-    request.append((RequestField.config.rawValue, options.config))
-    request.append((RequestField.nullok.rawValue, options.nullok ? "1" : "0"))
-    request.append((RequestField.debug.rawValue, options.debug ? "1" : "0"))
-
-    let payload = encodeFields(request)
+    let payload = LoginRequest.encode(
+        user: user, service: pam.stringItem(TWOSTEP_PAM_SERVICE),
+        rhost: pam.stringItem(TWOSTEP_PAM_RHOST), ruser: pam.stringItem(TWOSTEP_PAM_RUSER),
+        tty: pam.stringItem(TWOSTEP_PAM_TTY), authInfo: pam.environment("SSH_AUTH_INFO_0"),
+        config: options.config, nullok: options.nullok, debug: options.debug)
     guard payload.count <= ProtocolLimits.maxPayload else {
         // The helper would refuse it; an outsized PAM item is no reason to guess.
         pam.error("request of \(payload.count) bytes exceeds the protocol limit")
@@ -73,7 +58,7 @@ func twostepSwiftAuthenticate(_ pamh: OpaquePointer?, _ flags: Int32, _ argc: In
     case .failure(let code): return code.rawValue
     }
 
-    let relay = Relay(pam: pam, channel: HelperChannel(fd: link.fd),
+    let relay = Relay(pam: pam, connection: HelperConnection(fd: link.fd),
                       timeoutMilliseconds: Int64(options.timeoutSeconds) * 1000,
                       silent: flags & TWOSTEP_PAM_SILENT != 0)
     let end = relay.run(request: payload, alreadySent: link.requestSent)
@@ -85,9 +70,13 @@ func twostepSwiftAuthenticate(_ pamh: OpaquePointer?, _ flags: Int32, _ argc: In
             pam.error("helper sent an unknown verdict \(byte)")
             return TWOSTEP_PAM_SYSTEM_ERR
         }
-        pam.debugLog("verdict \(verdictName(verdict)) for \(user)")
+        pam.debugLog("verdict \(verdict.name) for \(user)")
         if verdict == .notEnrolled { pam.log(TWOSTEP_LOG_NOTICE, "user \(user) not enrolled") }
         return pamCode(for: verdict)
+    case .abandoned(let code, let reason):
+        link.finish(graceMilliseconds: helperGraceMilliseconds)
+        pam.error(reason)
+        return code
     case .aborted(let code, let reason):
         link.finish(graceMilliseconds: 0)
         pam.error(reason)
@@ -97,14 +86,14 @@ func twostepSwiftAuthenticate(_ pamh: OpaquePointer?, _ flags: Int32, _ argc: In
 
 /// With socket=, a connection to the running server; without it, or when the server cannot
 /// be used, a freshly spawned helper. Fails only when no helper can be had at all.
-private func openLink(options: ModuleOptions, pam: PAMSession, request: [UInt8]) -> Result<HelperLink, PAMCode> {
+private func openLink(options: ModuleOptions, pam: PAMHandle, request: [UInt8]) -> Result<HelperLink, PAMCode> {
     if let path = options.socket {
         switch HelperSocket.connect(path: path,
                                     timeoutMilliseconds: Int64(options.timeoutSeconds) * 1000) {
         case .success(let fd):
             // The server must answer the request's first frame promptly; otherwise it is
             // overloaded (or starved by someone) and a spawned helper serves this login.
-            let channel = HelperChannel(fd: fd)
+            let channel = HelperConnection(fd: fd)
             let failure: String
             if case .failure(let f) = channel.send(Frame(.request, request)) {
                 failure = f.message

@@ -70,7 +70,7 @@ final class HelperProcess {
         if graceMilliseconds > 0, socket >= 0 {
             let deadline = monotonicMilliseconds() + graceMilliseconds
             shutdown(socket, Int32(SHUT_WR))
-            if HelperChannel(fd: socket).drainUntilClosed(deadline: deadline) {
+            if HelperConnection(fd: socket).drainUntilClosed(deadline: deadline) {
                 waitForExit(deadline: deadline)
             }
         }

@@ -37,66 +37,41 @@ func pamCode(for verdict: Verdict) -> Int32 {
     }
 }
 
-func frameName(_ type: FrameType) -> String {
-    switch type {
-    case .request: return "request"
-    case .answer: return "answer"
-    case .conversationFailed: return "conversationFailed"
-    case .promptEchoOff: return "promptEchoOff"
-    case .promptEchoOn: return "promptEchoOn"
-    case .info: return "info"
-    case .error: return "error"
-    case .result: return "result"
-    case .data: return "data"
-    }
-}
-
-// Names for logs, spelled out rather than reflected: the module keeps no metadata
-// references into other modules (they would show up in its dynamic symbol table).
-func verdictName(_ verdict: Verdict) -> String {
-    switch verdict {
-    case .success: return "success"
-    case .failure: return "failure"
-    case .ignore: return "ignore"
-    case .notEnrolled: return "notEnrolled"
-    case .lockedOut: return "lockedOut"
-    case .systemError: return "systemError"
-    case .conversationError: return "conversationError"
-    case .denied: return "denied"
-    }
-}
-
 /// How a relay session ended.
 enum RelayEnd {
     /// The helper gave a verdict (or a byte that is not one: nil).
     case verdict(Verdict?, rawByte: UInt8)
     /// The session ended early; `code` is the PAM code to return.
     case aborted(code: Int32, reason: String)
+    /// The user could not be asked (or answered too much) and the helper was told so
+    /// (conversationFailed); it may close the session on its side, as after a verdict.
+    case abandoned(code: Int32, reason: String)
 }
 
 struct Relay {
-    let pam: PAMSession
-    let channel: HelperChannel
+    let pam: PAMHandle
+    let connection: HelperConnection
     let timeoutMilliseconds: Int64
     let silent: Bool
 
-    /// `request`: the encoded request fields, already checked against the payload limit.
+    /// `request`: the encoded LoginRequest, already checked against the payload limit;
+    /// `alreadySent` when openLink sent it to a server (which answered in time).
     func run(request: [UInt8], alreadySent: Bool = false) -> RelayEnd {
-        if !alreadySent, case .failure(let f) = channel.send(Frame(.request, request)) {
+        if !alreadySent, case .failure(let f) = connection.send(Frame(.request, request)) {
             return .aborted(code: TWOSTEP_PAM_SYSTEM_ERR, reason: f.message)
         }
         pam.debugLog("sent request")
         var deadline = monotonicMilliseconds() + timeoutMilliseconds
         while true {
             let frame: Frame
-            switch channel.receive(deadline: deadline) {
+            switch connection.receive(deadline: deadline) {
             case .success(let f): frame = f
             case .failure(let f): return .aborted(code: TWOSTEP_PAM_SYSTEM_ERR, reason: f.message)
             }
-            pam.debugLog("received \(frameName(frame.type)) (\(frame.payload.count) bytes)")
+            pam.debugLog("received \(frame.type.name) (\(frame.payload.count) bytes)")
             guard let action = HelperFrameAction(frame.type) else {
                 return .aborted(code: TWOSTEP_PAM_SYSTEM_ERR,
-                                reason: "helper sent a \(frameName(frame.type)) frame, which it may not send")
+                                reason: "helper sent a \(frame.type.name) frame, which it may not send")
             }
             switch action {
             case .result:
@@ -126,7 +101,7 @@ struct Relay {
         let sent = withCText(text) { cText in
             pam.prompt(style: style, cText) { answer -> AnswerOutcome in
                 guard answer.count <= ProtocolLimits.maxAnswer else { return .tooLong }
-                switch channel.sendAnswer(answer) {
+                switch connection.sendAnswer(answer) {
                 case .success: return .sent
                 case .failure(let f): return .channel(f)
                 }
@@ -134,13 +109,10 @@ struct Relay {
         }
         switch sent {
         case .failure(let code):
-            _ = channel.send(Frame(.conversationFailed))
-            return .aborted(code: TWOSTEP_PAM_CONV_ERR,
-                            reason: "conversation failed (\(code.rawValue))")
+            return tellHelper(code: TWOSTEP_PAM_CONV_ERR, reason: "conversation failed (\(code.rawValue))")
         case .success(.tooLong):
-            // Longer than any code or password the helper accepts: a wrong answer.
-            _ = channel.send(Frame(.conversationFailed))
-            return .aborted(code: TWOSTEP_PAM_AUTH_ERR, reason: "answer too long")
+            // Longer than any code or password the helper accepts: a wrong answer, never relayed.
+            return tellHelper(code: TWOSTEP_PAM_AUTH_ERR, reason: "answer too long")
         case .success(.channel(let f)):
             return .aborted(code: TWOSTEP_PAM_SYSTEM_ERR, reason: f.message)
         case .success(.sent):
@@ -150,10 +122,20 @@ struct Relay {
     }
 }
 
+extension Relay {
+    /// Sends conversationFailed instead of an answer.
+    fileprivate func tellHelper(code: Int32, reason: String) -> RelayEnd {
+        switch connection.send(Frame(.conversationFailed)) {
+        case .success: return .abandoned(code: code, reason: reason)
+        case .failure: return .aborted(code: code, reason: reason)
+        }
+    }
+}
+
 private enum AnswerOutcome {
     case sent
     case tooLong
-    case channel(ChannelFailure)
+    case channel(HelperConnectionError)
 }
 
 /// Calls `body` with the bytes as a NUL-terminated C string (an embedded NUL ends it).

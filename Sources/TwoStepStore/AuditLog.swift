@@ -1,4 +1,6 @@
 import Glibc
+import TwoStepSystem
+import TwoStepCore
 
 /// One audited event. Never holds a code, secret or password.
 public struct AuditEvent {
@@ -47,14 +49,14 @@ public final class AuditLog {
         if let r = e.rhost, !r.isEmpty { json += ",\"rhost\":\(jsonString(r))" }
         if let d = e.detail { json += ",\"detail\":\(jsonString(d))" }
         json += "}\n"
-        let fd = Files.retry { open(path, O_WRONLY | O_APPEND | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0o600) }
+        let fd = Sys.retry { open(path, O_WRONLY | O_APPEND | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0o600) }
         guard fd >= 0 else {
             Self.syslogLine(LOG_ERR, "cannot open audit log \(path): \(String(cString: strerror(errno)))")
             return
         }
         defer { close(fd) }
         let bytes = Array(json.utf8)
-        let n = bytes.withUnsafeBytes { p in Files.retry { write(fd, p.baseAddress, p.count) } }
+        let n = bytes.withUnsafeBytes { p in Sys.retry { write(fd, p.baseAddress, p.count) } }
         if n != bytes.count {
             Self.syslogLine(LOG_ERR, "cannot write audit log \(path)")
         }
@@ -87,24 +89,3 @@ public final class AuditLog {
     }
 }
 
-/// A JSON string literal with everything outside printable ASCII escaped.
-public func jsonString(_ s: String) -> String {
-    var out = "\""
-    for u in s.unicodeScalars {
-        switch u {
-        case "\"": out += "\\\""
-        case "\\": out += "\\\\"
-        case "\n": out += "\\n"
-        case "\r": out += "\\r"
-        case "\t": out += "\\t"
-        default:
-            if u.value < 0x20 || u.value == 0x7f {
-                let h = String(u.value, radix: 16)
-                out += "\\u" + String(repeating: "0", count: 4 - h.count) + h
-            } else {
-                out.unicodeScalars.append(u)
-            }
-        }
-    }
-    return out + "\""
-}

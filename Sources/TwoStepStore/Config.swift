@@ -1,5 +1,7 @@
 import Glibc
 import TwoStepCrypto
+import TwoStepSystem
+import TwoStepCore
 
 /// /etc/twostep/twostep.conf: `key = value` lines, `#` comments. Unknown keys and bad
 /// values are errors that name the line, so a typo never silently weakens policy.
@@ -29,6 +31,9 @@ public struct Config: Equatable {
     /// Self-service connections served at once by `twostep-helper serve`.
     public var maxConnections = 16
 
+    /// What a new enrolment gets.
+    public var otpParameters: OTPParameters { OTPParameters(algorithm: algorithm, digits: digits, period: period) }
+
     public static let defaultPath = "/etc/twostep/twostep.conf"
     public static let knownKeys = ["state_dir", "key_dir", "audit_log", "window", "digits", "period",
                                    "algorithm", "issuer", "rate_limit", "lockout", "socket",
@@ -39,7 +44,7 @@ public struct Config: Equatable {
     /// Reads and parses the config. Under root the file must be root's and not writable by
     /// group or others: users cannot weaken policy.
     public static func load(path: String) throws -> Config {
-        let fd = Files.retry { open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC) }
+        let fd = Sys.retry { open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC) }
         guard fd >= 0 else { throw StoreError.io(path: path, operation: "open config", errno: errno) }
         defer { close(fd) }
         var st = stat()
@@ -82,9 +87,9 @@ public struct Config: Equatable {
             case "socket": c.socket = try absolutePath(value, fail)
             case "window": c.window = try integer(value, 0...10, fail)
             case "digits":
-                c.digits = try integer(value, 6...8, fail)
-                guard c.digits != 7 else { throw fail("must be 6 or 8") }
-            case "period": c.period = try integer(value, 10...300, fail)
+                guard let d = Int(value), OTPPolicy.digits.contains(d) else { throw fail("must be \(OTPPolicy.digitsText)") }
+                c.digits = d
+            case "period": c.period = try integer(value, OTPPolicy.periods, fail)
             case "algorithm":
                 guard let a = HashAlgorithm(name: value) else { throw fail("must be SHA1, SHA256 or SHA512") }
                 c.algorithm = a

@@ -1,4 +1,5 @@
 import Glibc
+import TwoStepSystem
 
 /// The one seam through which the store touches the file system: every call retries
 /// EINTR, opens with O_NOFOLLOW|O_CLOEXEC relative to a directory descriptor, and checks
@@ -6,17 +7,9 @@ import Glibc
 public enum Files {
     public static let maxFileSize = 64 * 1024
 
-    static func retry<T: BinaryInteger>(_ body: () -> T) -> T {
-        while true {
-            let r = body()
-            if r < 0 && errno == EINTR { continue }
-            return r
-        }
-    }
-
     /// Opens a directory that must be owned by us and closed to group and others.
     public static func openPrivateDirectory(_ path: String) throws -> Int32 {
-        let fd = retry { open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC) }
+        let fd = Sys.retry { open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC) }
         guard fd >= 0 else { throw StoreError.io(path: path, operation: "open directory", errno: errno) }
         var st = stat()
         guard fstat(fd, &st) == 0 else {
@@ -57,7 +50,7 @@ public enum Files {
     public static func readPrivate(dirfd: Int32, dirPath: String, name: String,
                                    limit: Int = maxFileSize) throws -> [UInt8]? {
         let path = dirPath + "/" + name
-        let fd = retry { openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK) }
+        let fd = Sys.retry { openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK) }
         if fd < 0 {
             if errno == ENOENT { return nil }
             if errno == ELOOP { throw StoreError.unsafe(path: path, reason: "is a symbolic link") }
@@ -78,7 +71,7 @@ public enum Files {
         var out: [UInt8] = []
         var buf = [UInt8](repeating: 0, count: 4096)
         while true {
-            let n = buf.withUnsafeMutableBytes { p in retry { read(fd, p.baseAddress, p.count) } }
+            let n = buf.withUnsafeMutableBytes { p in Sys.retry { read(fd, p.baseAddress, p.count) } }
             if n < 0 { throw StoreError.io(path: path, operation: "read", errno: errno) }
             if n == 0 { break }
             out.append(contentsOf: buf[0..<n])
@@ -94,7 +87,7 @@ public enum Files {
         let tmp = ".\(name).tmp.\(getpid())"
         let path = dirPath + "/" + name
         _ = unlinkat(dirfd, tmp, 0)
-        let fd = retry { openat(dirfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode) }
+        let fd = Sys.retry { openat(dirfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode) }
         guard fd >= 0 else { throw StoreError.io(path: path, operation: "create temporary file", errno: errno) }
         var ok = false
         defer {
@@ -104,20 +97,20 @@ public enum Files {
             defer { close(fd) }
             _ = fchmod(fd, mode)
             try writeAll(fd: fd, bytes: bytes, path: path)
-            guard retry({ fsync(fd) }) == 0 else { throw StoreError.io(path: path, operation: "fsync", errno: errno) }
+            guard Sys.retry({ fsync(fd) }) == 0 else { throw StoreError.io(path: path, operation: "fsync", errno: errno) }
         }
         guard renameat(dirfd, tmp, dirfd, name) == 0 else {
             throw StoreError.io(path: path, operation: "rename", errno: errno)
         }
         ok = true
-        guard retry({ fsync(dirfd) }) == 0 else { throw StoreError.io(path: dirPath, operation: "fsync", errno: errno) }
+        guard Sys.retry({ fsync(dirfd) }) == 0 else { throw StoreError.io(path: dirPath, operation: "fsync", errno: errno) }
     }
 
     static func writeAll(fd: Int32, bytes: [UInt8], path: String) throws {
         var off = 0
         while off < bytes.count {
             let n = bytes.withUnsafeBytes { p in
-                retry { write(fd, p.baseAddress! + off, p.count - off) }
+                Sys.retry { write(fd, p.baseAddress! + off, p.count - off) }
             }
             if n <= 0 { throw StoreError.io(path: path, operation: "write", errno: errno) }
             off += n
@@ -141,7 +134,7 @@ public enum Files {
         if unlinkat(dirfd, name, 0) != 0 && errno != ENOENT {
             throw StoreError.io(path: dirPath + "/" + name, operation: "unlink", errno: errno)
         }
-        _ = retry { fsync(dirfd) }
+        _ = Sys.retry { fsync(dirfd) }
     }
 
     /// The names in the directory open as `dirfd` (without "." and "..").
@@ -171,7 +164,7 @@ public enum Files {
                 throw StoreError.io(path: prefix, operation: "mkdir", errno: errno)
             }
         }
-        let fd = retry { open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC) }
+        let fd = Sys.retry { open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC) }
         guard fd >= 0 else { throw StoreError.io(path: path, operation: "open directory", errno: errno) }
         defer { close(fd) }
         var st = stat()
@@ -199,14 +192,14 @@ public final class FileLock {
 
     private init(dirfd: Int32, dirPath: String, name: String, operation: Int32) throws {
         let path = dirPath + "/" + name
-        fd = Files.retry { openat(dirfd, name, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0o600) }
+        fd = Sys.retry { openat(dirfd, name, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0o600) }
         guard fd >= 0 else { throw StoreError.io(path: path, operation: "open lock", errno: errno) }
         var st = stat()
         if fstat(fd, &st) != 0 || st.st_mode & S_IFMT != S_IFREG || st.st_uid != geteuid() {
             close(fd)
             throw StoreError.unsafe(path: path, reason: "lock file is not a regular file of ours")
         }
-        guard Files.retry({ flock(fd, operation) }) == 0 else {
+        guard Sys.retry({ flock(fd, operation) }) == 0 else {
             let e = errno; close(fd)
             fd = -1
             if e == EWOULDBLOCK && operation & LOCK_NB != 0 { return }

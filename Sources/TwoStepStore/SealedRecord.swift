@@ -1,4 +1,5 @@
 import TwoStepCrypto
+import TwoStepCore
 
 /// The on-disk envelope of a user's record (docs/ARCHITECTURE.md, "Sealed record"):
 ///

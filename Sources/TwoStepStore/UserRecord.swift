@@ -33,35 +33,53 @@ public final class UserRecord {
         return codes
     }
 
+    /// The plaintext inside the envelope, built as bytes: the secret never passes through
+    /// a String (the caller wipes the result).
     public func serialized() -> [UInt8] {
-        var lines = "v=1\n"
-        lines += "secret=" + secret.withBytes { Base32.encode($0) } + "\n"
-        lines += "algorithm=\(parameters.algorithm.rawValue)\n"
-        lines += "digits=\(parameters.digits)\n"
-        lines += "period=\(parameters.period)\n"
-        lines += "created=\(created)\n"
-        lines += "backup_key=" + backupKey.withBytes { hex($0) } + "\n"
-        lines += "backup=" + backupHashes.map { hex($0) }.joined(separator: ",") + "\n"
-        return Array(lines.utf8)
+        var out: [UInt8] = []
+        func line(_ key: String, _ value: String) { out += Array((key + "=" + value + "\n").utf8) }
+        line("v", "1")
+        out += Array("secret=".utf8)
+        secret.withBytes { plain in
+            var text = Base32.encodeToBytes(plain)
+            out += text
+            Crypto.wipe(&text)
+        }
+        out.append(UInt8(ascii: "\n"))
+        line("algorithm", parameters.algorithm.rawValue)
+        line("digits", String(parameters.digits))
+        line("period", String(parameters.period))
+        line("created", String(created))
+        line("backup_key", backupKey.withBytes { hex($0) })
+        line("backup", backupHashes.map { hex($0) }.joined(separator: ","))
+        return out
     }
 
+    /// Reads the plaintext of a record (the caller wipes `bytes`). The secret goes from
+    /// these bytes to SecretBytes without a String; the other fields are not secret.
     public static func parse(_ bytes: [UInt8], path: String) throws -> UserRecord {
         func bad(_ why: String) -> StoreError { .damaged(path: path, reason: why) }
-        var fields: [Substring: Substring] = [:]
-        let text = String(decoding: bytes, as: UTF8.self)
-        for line in text.split(separator: "\n") {
-            guard let eq = line.firstIndex(of: "=") else { throw bad("malformed line") }
-            fields[line[..<eq]] = line[line.index(after: eq)...]
+        var fields: [String: String] = [:]
+        var secret: [UInt8]? = nil
+        defer { if secret != nil { Crypto.wipe(&secret!) } }
+        for line in bytes.split(separator: UInt8(ascii: "\n")) {
+            guard let eq = line.firstIndex(of: UInt8(ascii: "=")) else { throw bad("malformed line") }
+            let key = String(decoding: line[line.startIndex..<eq], as: UTF8.self)
+            let value = line[line.index(after: eq)...]
+            if key == "secret" {
+                guard secret == nil, let decoded = Base32.decodeStrict(value) else { throw bad("bad secret") }
+                secret = decoded
+            } else {
+                fields[key] = String(decoding: value, as: UTF8.self)
+            }
         }
         guard fields["v"] == "1" else { throw bad("unknown record format") }
-        guard let s = fields["secret"], let secret = try? Base32.decode(String(s)), secret.count >= 10 else {
-            throw bad("bad secret")
-        }
-        guard let a = fields["algorithm"], let alg = HashAlgorithm(name: String(a)),
-              let d = fields["digits"], let digits = Int(d), digits == 6 || digits == 8,
-              let p = fields["period"], let period = Int(p), period > 0,
+        guard (secret?.count ?? 0) >= 10 else { throw bad("bad secret") }
+        guard let a = fields["algorithm"], let alg = HashAlgorithm(name: a),
+              let d = fields["digits"], let digits = Int(d), OTPPolicy.digits.contains(digits),
+              let p = fields["period"], let period = Int(p), OTPPolicy.periods.contains(period),
               let c = fields["created"], let created = Int64(c),
-              let bk = fields["backup_key"], let backupKey = unhex(bk),
+              let bk = fields["backup_key"], let backupKey = unhex(Substring(bk)),
               let b = fields["backup"] else {
             throw bad("missing or bad fields")
         }
@@ -70,7 +88,8 @@ public final class UserRecord {
             guard let bytes = unhex(h), bytes.count == 32 else { throw bad("bad backup code hash") }
             hashes.append(bytes)
         }
-        return UserRecord(secret: secret, parameters: OTPParameters(algorithm: alg, digits: digits, period: period),
+        // `secret!` is borrowed, not copied, so the wipe above reaches the only buffer.
+        return UserRecord(secret: secret!, parameters: OTPParameters(algorithm: alg, digits: digits, period: period),
                           created: created, backupKey: backupKey, backupHashes: hashes)
     }
 }

@@ -1,6 +1,7 @@
 import Glibc
-import TwoStepHelperKit
+import TwoStepServer
 import TwoStepStore
+import TwoStepSystem
 
 // twostep-helper: the only program that reads keys and secrets. Not setuid.
 let usage = """
@@ -30,7 +31,7 @@ case "pam":
         AuditLog.syslogLine(LOG_ERR, "helper: refusing a login: \(limit) set by the caller is too low and cannot be raised")
         exit(1)
     }
-    exit(PAMSession.run())
+    exit(LoginSession.run())
 case "serve":
     var config = Config.defaultPath
     var socket: String?
@@ -44,7 +45,7 @@ case "serve":
             exit(2)
         }
     }
-    exit(SelfServiceServer.run(configPath: config, socketPath: socket))
+    exit(HelperServer.run(configPath: config, socketPath: socket))
 case "--version":
     print("twostep-helper 0.1.0")
     exit(0)

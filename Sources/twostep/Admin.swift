@@ -2,13 +2,14 @@ import ArgumentParser
 import Glibc
 import TwoStepCore
 import TwoStepCrypto
-import TwoStepHelperKit
+import TwoStepService
 import TwoStepStore
+import TwoStepSystem
 
 struct Admin: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Administer the store (root): keys, enrolments, lockouts.",
-        subcommands: [Init.self, Import.self, BackupCodesCmd.self, Reset.self, Unlock.self, Show.self, List.self, RotateKey.self])
+        subcommands: [Init.self, Import.self, NewBackupCodes.self, Reset.self, Unlock.self, Show.self, List.self, RotateKey.self])
 }
 
 extension Admin {
@@ -19,7 +20,7 @@ extension Admin {
 
         func run() throws {
             let config = try options.load()
-            try storeCall {
+            try withCLIErrors {
                 try Files.makeDirectory(config.stateDir, mode: 0o700)
                 try Files.makeDirectory(config.keyDir, mode: 0o700)
                 let ring = try KeyRing(keyDir: config.keyDir, environment: nil)
@@ -40,28 +41,27 @@ extension Admin {
             discussion: "Give `--secret -` to read the Base32 secret from standard input, which keeps it out of the process list.")
         @Argument(help: "The user to enrol.") var user: String
         @Option(help: "The Base32 secret, or - to read it from standard input.") var secret: String
-        @Option(help: "SHA1, SHA256 or SHA512.") var algorithm: String = "SHA1"
-        @Option(help: "6 or 8.") var digits: Int = 6
-        @Option(help: "Time step in seconds.") var period: Int = 30
+        @Option(help: "The HMAC hash.") var algorithm: HashAlgorithm = .sha1
+        @Option(help: "Code length: \(OTPPolicy.digitsText).") var digits: Int = 6
+        @Option(help: "Time step: \(OTPPolicy.periodsText).") var period: Int = 30
         @Flag(help: "Replace an existing enrolment.") var replace = false
         @OptionGroup var options: ConfigOptions
 
         func validate() throws {
-            guard HashAlgorithm(name: algorithm) != nil else { throw ValidationError("--algorithm must be SHA1, SHA256 or SHA512") }
-            guard digits == 6 || digits == 8 else { throw ValidationError("--digits must be 6 or 8") }
-            guard (10...300).contains(period) else { throw ValidationError("--period must be 10 to 300 seconds") }
+            guard OTPPolicy.digits.contains(digits) else { throw ValidationError("--digits must be \(OTPPolicy.digitsText)") }
+            guard OTPPolicy.periods.contains(period) else { throw ValidationError("--period must be \(OTPPolicy.periodsText)") }
             guard isValidUserName(user) else { throw ValidationError("invalid user name \"\(user)\"") }
         }
 
         func run() throws {
-            let ctx = try Context(options)
+            let ctx = try LocalStore(options)
             try ctx.requireRoot("admin import")
             // Keyed by NSS's canonical name (ALICE and alice in a case-insensitive directory
             // are one record); a name NSS does not know is imported as given.
             let user = canonicalUserName(self.user) ?? self.user
             var text = secret
             if secret == "-" {
-                text = readLineUnbuffered() ?? ""
+                text = readLineUnbuffered()?.withBytes { String(decoding: $0, as: UTF8.self) } ?? ""
             } else {
                 writeStderr("twostep: warning: a secret on the command line is visible to other users in the process list; prefer --secret -\n")
             }
@@ -69,7 +69,7 @@ extension Admin {
             do { bytes = try Base32.decode(text) } catch { throw CLIError("--secret: \(error)") }
             defer { Crypto.wipe(&bytes) }
             guard bytes.count >= 10 else { throw CLIError("--secret: at least 80 bits (16 Base32 characters) are needed") }
-            let params = OTPParameters(algorithm: HashAlgorithm(name: algorithm) ?? .sha1, digits: digits, period: period)
+            let params = OTPParameters(algorithm: algorithm, digits: digits, period: period)
             try ctx.adminChange("admin_import", user: user) {
                 if try ctx.store.hasRecord(user) && !replace {
                     throw CLIError("\(user) is already enrolled; give --replace to overwrite")
@@ -82,7 +82,7 @@ extension Admin {
         }
     }
 
-    struct BackupCodesCmd: ParsableCommand {
+    struct NewBackupCodes: ParsableCommand {
         static let configuration = CommandConfiguration(
             commandName: "backup-codes",
             abstract: "Issue a fresh set of backup codes for USER; earlier codes stop working.")
@@ -91,7 +91,7 @@ extension Admin {
         @OptionGroup var options: ConfigOptions
 
         func run() throws {
-            let ctx = try Context(options)
+            let ctx = try LocalStore(options)
             let codes = try ctx.adminChange("admin_backup_codes", user: user, locked: false) {
                 try ctx.store.issueBackupCodes(for: user)
             }
@@ -110,7 +110,7 @@ extension Admin {
         @OptionGroup var options: ConfigOptions
 
         func run() throws {
-            let ctx = try Context(options)
+            let ctx = try LocalStore(options)
             try ctx.adminChange("admin_reset", user: user) {
                 guard try ctx.store.hasRecord(user) else { throw CLIError("\(user) is not enrolled") }
                 try ctx.store.removeUser(user)
@@ -125,13 +125,16 @@ extension Admin {
         @OptionGroup var options: ConfigOptions
 
         func run() throws {
-            let ctx = try Context(options)
+            let ctx = try LocalStore(options)
             try ctx.adminChange("admin_unlock", user: user) {
                 var state: UserState
                 do { state = try ctx.store.loadState(user) } catch StoreError.damaged {
-                    // A damaged state loses its replay mark: start after every code valid now.
-                    let step = ctx.now() / Int64(ctx.config.period) + Int64(ctx.config.window)
-                    state = UserState(lastStep: step)
+                    // A damaged state loses its replay mark: start after every code valid now,
+                    // counted in the steps of the user's own authenticator (not the config's).
+                    // (A record that cannot be read either is no login's concern: the config's.)
+                    let record = (try? ctx.store.loadRecord(user)) ?? nil
+                    let parameters = record?.parameters ?? ctx.config.otpParameters
+                    state = UserState(lastStep: parameters.step(at: ctx.now()) + Int64(ctx.config.window))
                 }
                 state.failures = []
                 state.lockedUntil = 0
@@ -150,16 +153,16 @@ extension Admin {
         @OptionGroup var options: ConfigOptions
 
         func run() throws {
-            let ctx = try Context(options)
+            let ctx = try LocalStore(options)
             try ctx.requireRoot("admin rotate-key")
             guard KeyRing.environmentValue() == nil else {
                 throw CLIError("\(KeyRing.environmentVariable) is set: rotate that key where it is managed")
             }
-            let ring = try storeCall { try KeyRing(keyDir: ctx.config.keyDir) }
-            let old = try storeCall { try ring.activeKey().id }
-            let new = try storeCall { try ring.createKey() }
+            let ring = try withCLIErrors { try KeyRing(keyDir: ctx.config.keyDir) }
+            let old = try withCLIErrors { try ring.activeKey().id }
+            let new = try withCLIErrors { try ring.createKey() }
             var failed: [String] = []
-            for user in try storeCall({ try ctx.store.enrolledUsers() }) {
+            for user in try withCLIErrors({ try ctx.store.enrolledUsers() }) {
                 do {
                     try ctx.store.withLock(user) {
                         if let record = try ctx.store.loadRecord(user) { try ctx.store.saveRecord(record, for: user) }
@@ -177,7 +180,7 @@ extension Admin {
                 throw CLIError("\(failed.count) record(s) still need their old key; old keys kept")
             }
             if retire {
-                let removed = try storeCall { try ring.removeKeys(except: new) }
+                let removed = try withCLIErrors { try ring.removeKeys(except: new) }
                 print("twostep: removed old key(s): \(removed.joined(separator: ", "))")
             }
         }
@@ -190,9 +193,9 @@ extension Admin {
         @OptionGroup var options: ConfigOptions
 
         func run() throws {
-            let ctx = try Context(options)
+            let ctx = try LocalStore(options)
             try ctx.requireRoot("admin show")
-            let info = try storeCall { try summary(ctx, user) }
+            let info = try withCLIErrors { try summary(ctx, user) }
             if json { try printJSON(info) } else { printSummary(info) }
         }
     }
@@ -203,9 +206,9 @@ extension Admin {
         @OptionGroup var options: ConfigOptions
 
         func run() throws {
-            let ctx = try Context(options)
+            let ctx = try LocalStore(options)
             try ctx.requireRoot("admin list")
-            let users = try storeCall { try ctx.store.enrolledUsers() }
+            let users = try withCLIErrors { try ctx.store.enrolledUsers() }
             let rows: [[String: Any]] = users.map { u in
                 (try? summary(ctx, u)) ?? ["user": u, "enrolled": true, "error": "cannot be read"]
             }
@@ -221,13 +224,19 @@ extension Admin {
 }
 
 /// What `show` and `list` tell about a user: the fields of `twostep status`.
-func summary(_ ctx: Context, _ user: String) throws -> [String: Any] {
-    let fields = try SelfService.statusFields(user, store: ctx.store, config: ctx.config, now: ctx.now())
-    return jsonObject(Dictionary(fields, uniquingKeysWith: { a, _ in a }))
+func summary(_ ctx: LocalStore, _ user: String) throws -> [String: Any] {
+    jsonObject(try SelfService.statusFields(user, store: ctx.store, config: ctx.config, now: ctx.now()))
 }
 
 func printSummary(_ info: [String: Any]) {
     for key in ["user", "enrolled", "enrolled_at", "algorithm", "digits", "period", "backup_codes_left", "last_code_at", "recent_failures", "locked", "locked_until"] {
         if let v = info[key] { print("\(key): \(v)") }
     }
+}
+
+/// `--algorithm SHA1|SHA256|SHA512` (any case), parsed by the argument parser.
+extension HashAlgorithm: ExpressibleByArgument {
+    public init?(argument: String) { self.init(name: argument) }
+    public static var allValueStrings: [String] { allCases.map(\.rawValue) }
+    public var defaultValueDescription: String { rawValue }
 }

@@ -1,6 +1,5 @@
 import ArgumentParser
 import Glibc
-import TwoStepHelperKit
 
 struct Enroll: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -20,7 +19,7 @@ struct Enroll: ParsableCommand {
     @OptionGroup var options: SelfServiceOptions
 
     func run() throws {
-        let data = try runSelfService(.enroll, options, extra: [("replace", replace ? "1" : "0")])
+        let data = try runSelfService(.enroll, options, replace: replace)
         if options.json { try printJSON(jsonObject(data)) }
     }
 }

@@ -1,8 +1,10 @@
 import ArgumentParser
 import Glibc
-import TwoStepHelperKit
+import TwoStepCrypto
 import TwoStepProtocol
+import TwoStepService
 import TwoStepStore
+import TwoStepSystem
 
 /// Options shared by the self-service commands.
 struct SelfServiceOptions: ParsableArguments {
@@ -14,7 +16,7 @@ struct SelfServiceOptions: ParsableArguments {
 
 /// The user at this terminal, for the shared dialogue code.
 final class TerminalConversation: Conversation {
-    func ask(_ prompt: String, echo: Bool) -> String? { readAnswer(prompt: prompt, echo: echo) }
+    func ask(_ prompt: String, echo: Bool) -> SecretBytes? { readAnswer(prompt: prompt, echo: echo) }
     func info(_ text: String) { say(text) }
     func error(_ text: String) { writeStderr(text + "\n") }
 }
@@ -22,22 +24,18 @@ final class TerminalConversation: Conversation {
 /// Runs a self-service command: in this process for root (who can open the store), else
 /// through the helper's socket, where the helper learns who we are from SO_PEERCRED.
 /// Returns the structured answer (for --json and status).
-func runSelfService(_ command: SelfService.Command, _ options: SelfServiceOptions,
-                    extra: [(String, String)] = []) throws -> [String: String] {
-    var fields: [(String, String)] = [("version", "1"), ("mode", "self"), ("command", command.rawValue),
-                                      ("json", options.json ? "1" : "0")]
-    if let u = options.user { fields.append(("user", u)) }
-    fields += extra
-    var data: [String: String] = [:]
+func runSelfService(_ command: SelfServiceCommand, _ options: SelfServiceOptions,
+                    replace: Bool = false) throws -> ServiceData {
+    let request = SelfServiceRequest(command: command, user: options.user ?? "", json: options.json, replace: replace)
+    var data = ServiceData()
     let verdict: Verdict
     if geteuid() == 0 && options.socket == nil {
-        let ctx = try Context(options.config)
-        let service = SelfService(config: ctx.config, store: ctx.store, audit: ctx.audit, now: { ctx.now() })
-        verdict = service.handle(Dictionary(fields, uniquingKeysWith: { a, _ in a }), callerUID: 0,
-                                 conversation: TerminalConversation()) { for (k, v) in $0 { data[k] = v } }
+        let local = try LocalStore(options.config)
+        let service = SelfService(config: local.config, store: local.store, audit: local.audit, now: { local.now() })
+        verdict = service.handle(request, callerUID: 0, conversation: TerminalConversation()) { data.merge($0) }
     } else {
         let path = try options.socket ?? options.config.load().socket
-        verdict = try relay(socketPath: path, request: fields) { for (k, v) in $0 { data[k] = v } }
+        verdict = try askHelper(socketPath: path, request: request) { data.merge($0) }
     }
     guard verdict == .success else {
         throw CLIError(refusal(verdict, command))
@@ -45,7 +43,7 @@ func runSelfService(_ command: SelfService.Command, _ options: SelfServiceOption
     return data
 }
 
-func refusal(_ v: Verdict, _ command: SelfService.Command) -> String {
+func refusal(_ v: Verdict, _ command: SelfServiceCommand) -> String {
     switch v {
     case .failure: return "\(command.rawValue): refused (wrong password or code); nothing was changed"
     case .lockedOut: return "\(command.rawValue): locked out; nothing was changed"
@@ -56,36 +54,42 @@ func refusal(_ v: Verdict, _ command: SelfService.Command) -> String {
     }
 }
 
-/// Speaks the frame protocol with the helper: prompts to the terminal, answers back.
-func relay(socketPath: String, request: [(String, String)], data: ([(String, String)]) -> Void) throws -> Verdict {
-    let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
-    guard fd >= 0 else { throw CLIError("socket: \(String(cString: strerror(errno)))") }
+/// Speaks the frame protocol with the helper over its socket: prompts to the terminal,
+/// answers back, data frames to `data`. Returns the helper's verdict.
+func askHelper(socketPath: String, request: SelfServiceRequest, data: (ServiceData) -> Void) throws -> Verdict {
+    let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+    guard fd >= 0 else { throw CLIError("socket: \(Sys.describe(errno))") }
     defer { close(fd) }
-    guard var addr = SelfServiceServer.unixSocketAddress(socketPath) else { throw CLIError("socket path too long") }
+    guard var addr = unixSocketAddress(socketPath) else { throw CLIError("socket path too long") }
     let rc = withUnsafePointer(to: &addr) {
-        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { p in
+            Sys.retry { connect(fd, p, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+        }
     }
     guard rc == 0 else {
-        throw CLIError("cannot reach the twostep helper at \(socketPath): \(String(cString: strerror(errno))). " +
+        throw CLIError("cannot reach the twostep helper at \(socketPath): \(Sys.describe(errno)). " +
                        "Is twostep-helper.socket running (systemctl status twostep-helper.socket)?")
     }
-    let channel = FrameChannel(readFD: fd, writeFD: fd)
+    let stream = FrameStream(readFD: fd, writeFD: fd)
     do {
-        try channel.send(Frame(.request, encodeFields(request)))
+        try stream.send(Frame(.request, request.encoded()))
         while true {
-            let frame = try channel.receive()
+            let frame = try stream.receive()
             switch frame.type {
             case .promptEchoOff, .promptEchoOn:
                 guard let answer = readAnswer(prompt: frame.text, echo: frame.type == .promptEchoOn) else {
-                    try channel.send(Frame(.conversationFailed))
+                    try stream.send(Frame(.conversationFailed))
                     return .conversationError
                 }
-                var bytes = Array(answer.utf8.prefix(ProtocolLimits.maxAnswer))
-                defer { for i in bytes.indices { bytes[i] = 0 } }
-                try channel.send(Frame(.answer, bytes))
+                var reply = Frame(.answer, answer.withBytes { Array($0.prefix(ProtocolLimits.maxAnswer)) })
+                defer { Crypto.wipe(&reply.payload) }
+                try stream.send(reply)
             case .info: say(frame.text)
             case .error: writeStderr(frame.text + "\n")
-            case .data: data(Array(try decodeFields(frame.payload)))
+            case .data:
+                do { data(try ServiceData.decode(frame.payload)) } catch {
+                    throw CLIError("the helper sent malformed data (\(error.message))")
+                }
             case .result: return Verdict(rawValue: frame.payload.first ?? 255) ?? .systemError
             default: throw CLIError("the helper sent an unexpected message")
             }
@@ -97,20 +101,6 @@ func relay(socketPath: String, request: [(String, String)], data: ([(String, Str
     }
 }
 
-/// Turns the helper's string fields into JSON values.
-func jsonObject(_ data: [String: String]) -> [String: Any] {
-    var out: [String: Any] = [:]
-    for (k, v) in data {
-        switch k {
-        case "backup_codes": out[k] = v.split(separator: ",").map(String.init)
-        case "enrolled", "locked": out[k] = (v == "true")
-        case "digits", "period", "backup_codes_left", "recent_failures": out[k] = Int(v) ?? v
-        default: out[k] = v
-        }
-    }
-    return out
-}
-
 struct Status: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Show your two-step login: enrolled or not, since when, backup codes left, lockout.")
@@ -119,23 +109,23 @@ struct Status: ParsableCommand {
     func run() throws {
         let data = try runSelfService(.status, options)
         if options.json { try printJSON(jsonObject(data)); return }
-        let user = data["user"] ?? "?"
-        guard data["enrolled"] == "true" else {
+        let user = data[.user] ?? "?"
+        guard data[.enrolled] == "true" else {
             say("\(user): not enrolled. Run `twostep enroll` to set up an authenticator app.")
             return
         }
-        say("\(user): enrolled since \(data["enrolled_at"] ?? "?")")
-        say("codes: \(data["algorithm"] ?? "?"), \(data["digits"] ?? "?") digits, every \(data["period"] ?? "?") s")
-        say("backup codes left: \(data["backup_codes_left"] ?? "?")")
-        if data["locked"] == "true" {
-            say("LOCKED OUT until \(data["locked_until"] ?? "?") after too many wrong codes")
+        say("\(user): enrolled since \(data[.enrolledAt] ?? "?")")
+        say("codes: \(data[.algorithm] ?? "?"), \(data[.digits] ?? "?") digits, every \(data[.period] ?? "?") s")
+        say("backup codes left: \(data[.backupCodesLeft] ?? "?")")
+        if data[.locked] == "true" {
+            say("LOCKED OUT until \(data[.lockedUntil] ?? "?") after too many wrong codes")
         } else {
             say("not locked out")
         }
     }
 }
 
-struct BackupCodesCommand: ParsableCommand {
+struct NewBackupCodes: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "backup-codes",
         abstract: "Issue a fresh set of backup codes (password and a current code); the old set stops working.")

@@ -1,7 +1,7 @@
 import ArgumentParser
 import CPAM
 import Glibc
-import TwoStepHelperKit
+import TwoStepService
 
 struct Try: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -28,7 +28,11 @@ struct Try: ParsableCommand {
     }
 
     func runOnce(_ name: String) -> Int32 {
-        var conv = pam_conv(conv: tryConversation, appdata_ptr: nil)
+        // The terminal, through the one pam_conv bridge (answers wiped on every path).
+        PAMConversation(TerminalConversation()).withPAMConv { conv in login(name, conv: &conv) }
+    }
+
+    func login(_ name: String, conv: inout pam_conv) -> Int32 {
         var handle: OpaquePointer?
         let started: Int32
         if let dir = pamDir {
@@ -56,34 +60,4 @@ struct Try: ParsableCommand {
         return rc == PAM_AUTH_ERR || rc == PAM_MAXTRIES || rc == PAM_PERM_DENIED || rc == PAM_USER_UNKNOWN
             || rc == PAM_ACCT_EXPIRED || rc == PAM_NEW_AUTHTOK_REQD || rc == PAM_CRED_INSUFFICIENT ? 1 : 2
     }
-}
-
-/// The conversation: prompts to the terminal, answers back to PAM in malloc'd memory as
-/// libpam expects (it frees them).
-private let tryConversation: @convention(c) (
-    Int32, UnsafeMutablePointer<UnsafePointer<pam_message>?>?,
-    UnsafeMutablePointer<UnsafeMutablePointer<pam_response>?>?, UnsafeMutableRawPointer?
-) -> Int32 = { count, messages, responses, _ in
-    guard count > 0, count <= 32, let messages, let responses else { return PAM_CONV_ERR }
-    guard let replies = calloc(Int(count), MemoryLayout<pam_response>.stride)?
-        .bindMemory(to: pam_response.self, capacity: Int(count)) else { return PAM_BUF_ERR }
-    for i in 0..<Int(count) {
-        guard let m = messages[i] else { free(replies); return PAM_CONV_ERR }
-        let text = m.pointee.msg.map { String(cString: $0) } ?? ""
-        switch m.pointee.msg_style {
-        case PAM_PROMPT_ECHO_OFF, PAM_PROMPT_ECHO_ON:
-            guard let answer = readAnswer(prompt: text, echo: m.pointee.msg_style == PAM_PROMPT_ECHO_ON) else {
-                for j in 0..<i { free(replies[j].resp) }
-                free(replies)
-                return PAM_CONV_ERR
-            }
-            replies[i].resp = strdup(answer)
-        case PAM_ERROR_MSG:
-            writeStderr(text + "\n")
-        default:
-            say(text)
-        }
-    }
-    responses.pointee = replies
-    return PAM_SUCCESS
 }

@@ -1,7 +1,8 @@
 import ArgumentParser
 import Glibc
-import TwoStepHelperKit
+import TwoStepService
 import TwoStepStore
+import TwoStepSystem
 
 @main
 struct Twostep: ParsableCommand {
@@ -14,7 +15,7 @@ struct Twostep: ParsableCommand {
         `twostep admin`. `twostep try` runs a real PAM login to prove a stack works.
         """,
         version: "0.1.0",
-        subcommands: [Enroll.self, Status.self, BackupCodesCommand.self, QR.self, Disable.self, Admin.self, Try.self])
+        subcommands: [Enroll.self, Status.self, NewBackupCodes.self, QR.self, Disable.self, Admin.self, Try.self])
 
     /// Secrets, codes and passwords pass through this process too: no core dumps, no
     /// ptrace by the same uid, private umask, before anything is parsed.
@@ -39,8 +40,9 @@ struct CLIError: Error, CustomStringConvertible {
     init(_ d: String) { description = d }
 }
 
-/// Config, store and audit log, opened once for a command.
-struct Context {
+/// Config, store and audit log, opened once for a command that works on the store in
+/// this process (root's admin commands, root's own self-service).
+struct LocalStore {
     let config: Config
     let store: FileUserStore
     let audit: AuditLog
@@ -57,7 +59,7 @@ struct Context {
     /// (unless `body` takes it itself), audited as `event` once it has succeeded.
     func adminChange<T>(_ event: String, user: String, locked: Bool = true, _ body: () throws -> T) throws -> T {
         try requireRoot(String(event.map { $0 == "_" ? " " : $0 }))
-        let result = try storeCall { locked ? try store.withLock(user) { try body() } : try body() }
+        let result = try withCLIErrors { locked ? try store.withLock(user) { try body() } : try body() }
         audit.record(AuditEvent(event: event, user: user, service: "twostep", result: "success",
                                 detail: "by \(invokingUser())"))
         return result
@@ -68,11 +70,8 @@ struct Context {
     }
 }
 
-func printJSON(_ object: Any) throws {
-    writeStdout(jsonText(object) + "\n")
-}
-
-func storeCall<T>(_ body: () throws -> T) throws -> T {
+/// Runs `body`, turning any error into a CLIError (one line on stderr, exit status 1).
+func withCLIErrors<T>(_ body: () throws -> T) throws -> T {
     do { return try body() } catch let e as CLIError { throw e } catch { throw CLIError("\(error)") }
 }
 

@@ -31,20 +31,6 @@ final class CryptoTests: XCTestCase {
                        "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855")
     }
 
-    // RFC 5869 test case 1.
-    func testHKDFSHA256RFC5869Case1() throws {
-        let okm = try Crypto.hkdfSHA256(key: [UInt8](repeating: 0x0b, count: 22),
-                                        salt: hex("000102030405060708090a0b0c"),
-                                        info: hex("f0f1f2f3f4f5f6f7f8f9"), count: 42)
-        XCTAssertEqual(hexString(okm), "3cb25f25faacd57a90434f64d0362f2a2d2d0a90cf1a5a4c5db02d56ecc4c5bf34007208d5b887185865")
-    }
-
-    // RFC 5869 test case 3: empty salt and info.
-    func testHKDFSHA256WithEmptySaltAndInfo() throws {
-        let okm = try Crypto.hkdfSHA256(key: [UInt8](repeating: 0x0b, count: 22), salt: [], info: [], count: 42)
-        XCTAssertEqual(hexString(okm), "8da4e775a563c18f715f802a063c5a31b8a11f5c5ee1879ec3454e5f3c738d2d9d201395faa4b61a96c8")
-    }
-
     func testRandomBytesHaveRequestedLengthAndDiffer() throws {
         let a = try Crypto.randomBytes(32), b = try Crypto.randomBytes(32)
         XCTAssertEqual(a.count, 32)
@@ -165,8 +151,5 @@ final class AESGCMTests: XCTestCase {
 final class CryptoArgumentTests: XCTestCase {
     func testBadLengthsThrowInsteadOfTrapping() {
         XCTAssertThrowsError(try Crypto.randomBytes(-1))
-        XCTAssertThrowsError(try Crypto.hkdfSHA256(key: [1], salt: [], info: [], count: 0))
-        XCTAssertThrowsError(try Crypto.hkdfSHA256(key: [1], salt: [], info: [], count: 255 * 32 + 1))
-        XCTAssertEqual(try Crypto.hkdfSHA256(key: [1], salt: [], info: [], count: 255 * 32).count, 8160)
     }
 }

@@ -27,7 +27,7 @@ final class OTPAuthURITests: XCTestCase {
             OTPAuthURI(issuer: "ACME Co: R&D?", account: "a b:c&d?e%f", secret: secret),
             OTPAuthURI(issuer: "Zürich 🏔", account: "josé+tag@example.org", secret: [1, 2, 3, 4, 5],
                        parameters: OTPParameters(algorithm: .sha512, digits: 8, period: 60)),
-            OTPAuthURI(issuer: nil, account: "root@host", secret: secret, parameters: OTPParameters(algorithm: .sha256, digits: 7, period: 45)),
+            OTPAuthURI(issuer: nil, account: "root@host", secret: secret, parameters: OTPParameters(algorithm: .sha256, digits: 8, period: 45)),
             OTPAuthURI(kind: .hotp, issuer: "H", account: "u", secret: secret, counter: 42),
         ]
         for original in cases {

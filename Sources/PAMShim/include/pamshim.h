@@ -103,7 +103,8 @@ int twostep_kill_child(int pidfd, pid_t pid);
 int twostep_connect_unix(const char *path, int timeout_ms, int *fd);
 
 /// The uid of the process at the other end of a connected AF_UNIX socket (SO_PEERCRED:
-/// for a server, whoever created its listening socket). 0 or -1 (errno).
+/// for a server, whoever created its listening socket). 0 or -1 (errno). The call itself
+/// is written once, in CTwoStepSys/include/twostep_peercred.h.
 int twostep_peer_uid(int fd, uid_t *uid);
 
 /// 1 for the first call in this process, 0 for every later one (atomic). Lets a notice

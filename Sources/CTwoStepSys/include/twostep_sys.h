@@ -1,0 +1,15 @@
+#pragma once
+#include <sys/types.h>
+/* Process and socket calls the Swift Glibc overlay does not reach (they need _GNU_SOURCE).
+   Shared by the helper, the CLI and the PAM module (SO_PEERCRED); no secrets here. */
+
+/* Forbids core dumps and same-uid ptrace of this process. Returns 0 on success. */
+int twostep_sys_disable_dumps(void);
+/* The uid of the process at the other end of a Unix socket (SO_PEERCRED: for a
+   server, whoever created its listening socket). 0, or -1 with errno set. */
+int twostep_sys_peer_uid(int fd, uid_t *uid);
+/* Asks the kernel to SIGTERM this process when its parent exits; returns -1 if the parent
+   is already gone (reparented), else 0. */
+int twostep_sys_die_with_parent(pid_t parent);
+/* accept4(fd, NULL, NULL, SOCK_CLOEXEC). */
+int twostep_sys_accept(int fd);

@@ -1,0 +1,30 @@
+#define _GNU_SOURCE
+#include "twostep_sys.h"
+#include "twostep_peercred.h"
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <signal.h>
+#include <errno.h>
+#include <stddef.h>
+#include <unistd.h>
+#include <sys/socket.h>
+
+int twostep_sys_disable_dumps(void) {
+    struct rlimit zero = {0, 0};
+    int rc = setrlimit(RLIMIT_CORE, &zero);
+    if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0) rc = -1;
+    return rc;
+}
+
+int twostep_sys_peer_uid(int fd, uid_t *uid) {
+    return twostep_peercred_uid(fd, uid);
+}
+
+int twostep_sys_accept(int fd) {
+    return accept4(fd, NULL, NULL, SOCK_CLOEXEC);
+}
+
+int twostep_sys_die_with_parent(pid_t parent) {
+    if (prctl(PR_SET_PDEATHSIG, SIGTERM, 0, 0, 0) != 0) return -1;
+    return getppid() == parent ? 0 : -1;
+}

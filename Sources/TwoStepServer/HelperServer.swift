@@ -1,0 +1,229 @@
+import CTwoStepSys
+import Glibc
+import TwoStepCrypto
+import TwoStepProtocol
+import TwoStepService
+import TwoStepStore
+import TwoStepSystem
+
+/// `twostep-helper serve`: the helper's socket, for self-service requests from anyone and
+/// for logins relayed by pam_twostep.so socket= from root. Each connection is served by its
+/// own process (a pre-forked worker here, or an instance per connection from systemd with
+/// Accept=yes), which learns who is calling from SO_PEERCRED and never from anything the
+/// caller says.
+public enum HelperServer {
+    /// A connection's whole life, password typing and QR scanning included.
+    public static let connectionSeconds: UInt32 = 600
+    /// How long a caller may take to send its request: an idle connection is dropped.
+    public static let requestSeconds: Int64 = 3
+
+    /// Socket activation: systemd passes fd 3. Listening (Accept=no) → accept loop on it;
+    /// connected (Accept=yes) → serve that one connection.
+    public static func activatedDescriptor() -> Int32? {
+        guard let fds = getenv("LISTEN_FDS").map({ String(cString: $0) }), fds == "1",
+              let pid = getenv("LISTEN_PID").map({ String(cString: $0) }), pid == "\(getpid())" else { return nil }
+        unsetenv("LISTEN_FDS"); unsetenv("LISTEN_PID"); unsetenv("LISTEN_FDNAMES")
+        return 3
+    }
+
+    public static func run(configPath: String, socketPath: String?) -> Int32 {
+        hardenProcess()
+        let config: Config
+        do { config = try Config.load(path: configPath) } catch {
+            writeStderr("twostep-helper: \(error)\n")
+            return 1
+        }
+        if let fd = activatedDescriptor() {
+            var listening: Int32 = 0
+            var len = socklen_t(MemoryLayout<Int32>.size)
+            if getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &len) == 0 && listening != 0 {
+                return acceptLoop(fd, config: config)
+            }
+            return serveConnection(fd, config: config)
+        }
+        let path = socketPath ?? config.socket
+        guard let fd = listen(at: path) else { return 1 }
+        return acceptLoop(fd, config: config)
+    }
+
+    static func listen(at path: String) -> Int32? {
+        guard var addr = unixSocketAddress(path) else {
+            writeStderr("twostep-helper: socket path too long: \(path)\n")
+            return nil
+        }
+        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        guard fd >= 0 else { return nil }
+        // A stale socket from an earlier run is replaced; anything else at the path is not.
+        var st = stat()
+        if lstat(path, &st) == 0 {
+            guard st.st_mode & S_IFMT == S_IFSOCK else {
+                writeStderr("twostep-helper: \(path) exists and is not a socket\n")
+                return nil
+            }
+            unlink(path)
+        }
+        let dir = String(path[..<(path.lastIndex(of: "/") ?? path.startIndex)])
+        // 0755 explicitly: the umask (077 since hardenProcess) would make it 0700 and
+        // users could not reach the socket.
+        if !dir.isEmpty && mkdir(dir, 0o755) == 0 { chmod(dir, 0o755) }
+        let ok = withUnsafePointer(to: &addr) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size))
+            }
+        }
+        guard ok == 0, chmod(path, 0o666) == 0, Glibc.listen(fd, 64) == 0 else {
+            writeStderr("twostep-helper: cannot listen on \(path): \(String(cString: strerror(errno)))\n")
+            close(fd)
+            return nil
+        }
+        return fd
+    }
+
+    /// Pre-forked workers: `max_connections` processes, forked from this warmed-up parent
+    /// ahead of time, each accepts one connection, serves it and exits; the parent forks a
+    /// replacement. No fork stands between a caller and its answer, and every connection
+    /// still has a process of its own.
+    static func acceptLoop(_ listener: Int32, config: Config) -> Int32 {
+        // Pay OpenSSL's one-time start-up (provider and algorithm tables) once, here, so
+        // that every worker starts warm.
+        Crypto.warmUp()
+        let parent = getpid()
+        var workers = Set<pid_t>()
+        while true {
+            while workers.count < config.maxConnections {
+                let pid = fork()
+                if pid == 0 { _exit(worker(listener, parent: parent, config: config)) }
+                guard pid > 0 else {
+                    writeStderr("twostep-helper: fork: \(String(cString: strerror(errno)))\n")
+                    sleep(1)
+                    break
+                }
+                workers.insert(pid)
+            }
+            var status: Int32 = 0
+            let pid = waitpid(-1, &status, 0)
+            if pid > 0 {
+                workers.remove(pid)
+            } else if errno == ECHILD {
+                workers.removeAll()
+            }
+        }
+    }
+
+    /// One worker: waits for one connection it may serve and serves it. A connection over
+    /// its user's cap is refused at once and the worker accepts the next one, so one user
+    /// opening hundreds of connections cannot make others wait. Dies with the server.
+    static func worker(_ listener: Int32, parent: pid_t, config: Config) -> Int32 {
+        guard twostep_sys_die_with_parent(parent) == 0 else { return 1 }
+        // Touch OpenSSL's shared tables once more, now: the copy-on-write faults that a
+        // fork owes land here, before a caller is waiting, instead of inside its login.
+        Crypto.warmUp()
+        while true {
+            let conn = Sys.retry { twostep_sys_accept(listener) }
+            if conn >= 0 {
+                guard let caller = admit(conn, config: config) else { continue }
+                close(listener)
+                return serve(conn, caller: caller, config: config)
+            }
+            if errno == ECONNABORTED { continue }
+            writeStderr("twostep-helper: accept: \(String(cString: strerror(errno)))\n")
+            sleep(1)
+            return 1
+        }
+    }
+
+    /// Self-service connections one non-root user may have open at once.
+    public static let connectionsPerUser = 3
+
+    /// Takes one of the caller's connection slots (flocks on `state_dir/.conn-UID-N`,
+    /// released by the kernel when this process ends). nil when all are taken; root is
+    /// not limited.
+    static func claimSlot(uid: uid_t, config: Config) throws -> FileLock? {
+        guard uid != 0 else { return nil }
+        let dirfd = try Files.openPrivateDirectory(config.stateDir)
+        defer { close(dirfd) }
+        for n in 0..<connectionsPerUser {
+            if let lock = try FileLock(dirfd: dirfd, dirPath: config.stateDir, name: ".conn-\(uid)-\(n)", wait: false) {
+                return lock
+            }
+        }
+        return nil
+    }
+
+    /// Who is calling, known at accept (SO_PEERCRED), and the slot a non-root caller holds.
+    struct Caller {
+        let uid: uid_t
+        let slot: FileLock?
+    }
+
+    /// Takes the caller's uid and, for a non-root caller, one of its connection slots, at
+    /// once, before reading a byte. nil (and the connection closed) when the caller is
+    /// over its cap or cannot be identified.
+    static func admit(_ fd: Int32, config: Config) -> Caller? {
+        var uid: uid_t = 0
+        guard twostep_sys_peer_uid(fd, &uid) == 0 else { close(fd); return nil }
+        if uid == 0 { return Caller(uid: 0, slot: nil) }
+        do {
+            if let slot = try claimSlot(uid: uid, config: config) { return Caller(uid: uid, slot: slot) }
+            // The reply fits in the socket buffer: never blocks this worker.
+            var flags = fcntl(fd, F_GETFL)
+            if flags >= 0 { flags |= O_NONBLOCK; _ = fcntl(fd, F_SETFL, flags) }
+            let stream = FrameStream(readFD: fd, writeFD: fd)
+            try? stream.send(Frame(.error, text: "Too many open twostep requests for your user; finish or cancel the others first."))
+            try? stream.send(Frame(.result, [Verdict.denied.rawValue]))
+        } catch {
+            AuditLog.syslogLine(LOG_ERR, "helper: connection slots for uid \(uid): \(error)")
+        }
+        close(fd)
+        return nil
+    }
+
+    /// One connection, in its own process (systemd Accept=yes).
+    public static func serveConnection(_ fd: Int32, config: Config) -> Int32 {
+        hardenProcess()
+        guard let caller = admit(fd, config: config) else { return 1 }
+        return serve(fd, caller: caller, config: config)
+    }
+
+    static func serve(_ fd: Int32, caller: Caller, config: Config) -> Int32 {
+        hardenProcess()
+        alarm(connectionSeconds)
+        defer { caller.slot?.unlock() }
+        let link = HelperLink(FrameStream(readFD: fd, writeFD: fd), requestSeconds: requestSeconds)
+        let verdict = serve(link, peerUID: caller.uid, config: config)
+        link.finish(verdict)
+        return verdict == .success ? 0 : 1
+    }
+
+    static func serve(_ link: HelperLink, peerUID: uid_t, config: Config) -> Verdict {
+        switch link.receiveRequest() {
+        case .login(let request)?:
+            // A login relayed by pam_twostep.so with socket=: only root (sshd, sudo, su)
+            // may ask, and the policy is this server's config, not the caller's.
+            guard peerUID == 0 else {
+                AuditLog.syslogLine(LOG_WARNING, "helper: login request from uid \(peerUID) refused")
+                return .systemError
+            }
+            return LoginSession.verify(request, config: config, link: link)
+        case .selfService(let request)?:
+            link.stream.deadline = nil
+            do {
+                // The caller's connection slot was taken at accept (admit).
+                let store = try FileUserStore(config: config)
+                let service = SelfService(config: config, store: store, audit: AuditLog(path: config.auditLog),
+                                          now: { Int64(time(nil)) },
+                                          confirmPassword: { user, conversation in
+                                              PasswordCheck.confirm(user: user, service: config.passwordService,
+                                                                    conversation: conversation)
+                                          })
+                return service.handle(request, callerUID: peerUID, conversation: link) { link.sendData($0) }
+            } catch {
+                AuditLog.syslogLine(LOG_ERR, "helper: self-service connection from uid \(peerUID): \(error)")
+                return .systemError
+            }
+        case nil:
+            AuditLog.syslogLine(LOG_ERR, "helper: connection from uid \(peerUID): no valid request")
+            return .systemError
+        }
+    }
+}

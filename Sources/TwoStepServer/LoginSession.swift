@@ -1,0 +1,64 @@
+import Glibc
+import TwoStepCore
+import TwoStepProtocol
+import TwoStepService
+import TwoStepStore
+import TwoStepSystem
+
+/// `twostep-helper pam`: one login, spoken over fd 0/1 with the module that spawned it;
+/// also the login dialogue of a root caller on the server's socket.
+public enum LoginSession {
+    /// Backstop: whatever happens, the helper is gone after this long.
+    public static let maxSessionSeconds: UInt32 = 900
+
+    public static func run(fd: Int32 = 0, writeFD: Int32 = 1) -> Int32 {
+        hardenProcess()
+        if isatty(fd) != 0 {
+            writeStderr("twostep-helper: `pam` mode is for pam_twostep.so and does not read a terminal\n")
+            return 2
+        }
+        alarm(maxSessionSeconds)
+        let link = HelperLink(FrameStream(readFD: fd, writeFD: writeFD), requestSeconds: 30)
+        let verdict = session(link)
+        link.finish(verdict)
+        return verdict == .success ? 0 : 1
+    }
+
+    static func session(_ link: HelperLink) -> Verdict {
+        let request: LoginRequest
+        switch link.receiveRequest() {
+        case .login(let r)?: request = r
+        default: return .systemError
+        }
+        let config: Config
+        do {
+            config = try Config.load(path: request.config)
+        } catch {
+            AuditLog.syslogLine(LOG_ERR, "helper: \(error)")
+            return .systemError
+        }
+        return verify(request, config: config, link: link)
+    }
+
+    /// One login from its request, whether spawned by the module or reached over the
+    /// socket by a root caller.
+    static func verify(_ request: LoginRequest, config: Config, link: HelperLink) -> Verdict {
+        // The prompt is answered by a person: no deadline while waiting for them; the
+        // module's timeout= and the alarm cap the rest.
+        link.stream.deadline = nil
+        guard !request.service.isEmpty else {
+            AuditLog.syslogLine(LOG_ERR, "helper: malformed request")
+            return .systemError
+        }
+        let store: FileUserStore
+        do {
+            store = try FileUserStore(config: config)
+        } catch {
+            AuditLog.syslogLine(LOG_ERR, "helper: \(error)")
+            return .systemError
+        }
+        let audit = AuditLog(path: config.auditLog)
+        let verifier = Verifier(config: config, store: store, audit: audit, now: { Int64(time(nil)) })
+        return verifier.authenticate(request, conversation: link)
+    }
+}

@@ -1,0 +1,207 @@
+import Glibc
+import TwoStepCore
+import TwoStepCrypto
+import TwoStepProtocol
+import TwoStepStore
+import TwoStepSystem
+
+/// The commands users run on their own enrolment (`twostep enroll|status|backup-codes|qr|disable`),
+/// decided here whether they arrive over the helper's socket or from root's terminal.
+/// A caller acts on their own enrolment only; root may name anyone and is not asked for a
+/// password. Every change needs the password first (PAM service `password_service`), and
+/// all but a first enrolment need a current code too.
+public final class SelfService {
+    let config: Config
+    let store: UserStore
+    let audit: AuditLog
+    let now: () -> Int64
+    let verifier: Verifier
+    let wizard: EnrollmentWizard
+    /// Confirms a non-root caller's password: the server passes PasswordCheck (PAM service
+    /// `password_service`); root's own terminal is never asked, and tests script it.
+    let confirmPassword: (String, Conversation) -> Bool
+
+    public init(config: Config, store: UserStore, audit: AuditLog, now: @escaping () -> Int64,
+                confirmPassword: @escaping (String, Conversation) -> Bool = { _, _ in false }) {
+        self.config = config; self.store = store; self.audit = audit; self.now = now
+        self.confirmPassword = confirmPassword
+        verifier = Verifier(config: config, store: store, audit: audit, now: now)
+        wizard = EnrollmentWizard(config: config, store: store, audit: audit, now: now)
+    }
+
+    /// Runs one command for the caller `callerUID`. `emit` receives structured answers
+    /// (for --json) before the verdict.
+    public func handle(_ request: SelfServiceRequest, callerUID: uid_t, conversation: Conversation,
+                       emit: @escaping (ServiceData) -> Void) -> Verdict {
+        let command = request.command
+        guard let caller = userName(uid: callerUID) else {
+            conversation.error("Your uid \(callerUID) has no user name.")
+            return .denied
+        }
+        let user = request.user.isEmpty ? caller : request.user
+        guard isValidUserName(user) else {
+            conversation.error("Invalid user name.")
+            return .denied
+        }
+        let service = "twostep"
+        if callerUID != 0 && user != caller {
+            audit.record(AuditEvent(event: command.auditEvent, user: user, service: service, result: "refused",
+                                    detail: "uid \(callerUID) (\(caller)) may act only on its own enrolment"))
+            conversation.error("You can only manage your own two-step login.")
+            return .denied
+        }
+        let json = request.json
+        let enrolled: Bool
+        do { enrolled = try store.loadRecord(user) != nil } catch {
+            AuditLog.syslogLine(LOG_ERR, "self-service \(user): \(error)")
+            conversation.error("Two-step verification is unavailable for this account; ask an administrator.")
+            return .systemError
+        }
+
+        if command == .status { return status(user, enrolled: enrolled, emit: emit, conversation: conversation) }
+
+        if let message = verifier.lockoutMessage(user: user) {
+            conversation.error(message)
+            return .lockedOut
+        }
+        switch command {
+        case .enroll where enrolled && !request.replace:
+            conversation.error("\(user) is already enrolled. To move to a new phone, run `twostep enroll --replace` " +
+                               "(you will need a code from the old one), or ask an administrator.")
+            return .denied
+        case .backupCodes, .qr, .disable:
+            guard enrolled else {
+                conversation.error("\(user) is not enrolled; run `twostep enroll` first.")
+                return .notEnrolled
+            }
+        default: break
+        }
+
+        // The password first, for every change; then a current code unless this is a first enrolment.
+        if callerUID != 0 {
+            guard confirmPassword(user, conversation) else {
+                return verifier.countFailure(user: user, service: service, event: command.auditEvent,
+                                             detail: "wrong password", conversation: conversation)
+            }
+        }
+        if enrolled {
+            let prompt: String
+            switch command {
+            case .enroll: prompt = "Code from your current authenticator app (before replacing it): "
+            case .qr: prompt = "Code from your authenticator app (a backup code does not show the key): "
+            default: prompt = Verifier.prompt
+            }
+            // The QR code is the permanent secret: only the authenticator's code shows it.
+            let verdict = verifier.authenticate(LoginRequest(user: user, service: service), prompt: prompt,
+                                                acceptsBackupCode: command != .qr,
+                                                conversation: conversation)
+            guard verdict == .success else {
+                if verdict == .failure { conversation.error("That code is not valid; nothing was changed.") }
+                return verdict
+            }
+        }
+
+        switch command {
+        case .enroll:
+            return wizard.run(user: user, service: service, conversation: conversation, replace: enrolled,
+                              emit: json ? emit : nil)
+        case .backupCodes:
+            return backupCodes(user, service: service, json: json, emit: emit, conversation: conversation)
+        case .qr:
+            return showQR(user, json: json, emit: emit, conversation: conversation)
+        case .disable:
+            do {
+                try store.withLock(user) { try store.removeUser(user) }
+            } catch {
+                conversation.error("Could not disable: \(error)")
+                return .systemError
+            }
+            audit.record(AuditEvent(event: SelfServiceCommand.disable.auditEvent, user: user, service: service, result: "success"))
+            conversation.info("Two-step login is now off for \(user). Run `twostep enroll` to turn it on again.")
+            return .success
+        case .status:
+            return .denied  // handled above
+        }
+    }
+
+    func status(_ user: String, enrolled: Bool, emit: (ServiceData) -> Void, conversation: Conversation) -> Verdict {
+        do {
+            emit(try Self.statusFields(user, store: store, config: config, now: now()))
+        } catch {
+            conversation.error("Two-step verification is unavailable for this account; ask an administrator.")
+            return .systemError
+        }
+        return .success
+    }
+
+    /// What `twostep status` and `twostep admin show` tell about a user: facts, never a secret.
+    public static func statusFields(_ user: String, store: UserStore, config: Config, now: Int64) throws -> ServiceData {
+        guard let record = try store.loadRecord(user) else { return ServiceData([(.user, user), (.enrolled, "false")]) }
+        var data = ServiceData([
+            (.user, user), (.enrolled, "true"),
+            (.enrolledAt, AuditLog.isoTime(record.created)),
+            (.algorithm, record.parameters.algorithm.rawValue),
+            (.digits, String(record.parameters.digits)), (.period, String(record.parameters.period)),
+            (.backupCodesLeft, String(record.backupHashes.count)),
+        ])
+        let state = try store.loadState(user)
+        if state.lastStep >= 0 {
+            data[.lastCodeAt] = AuditLog.isoTime(record.parameters.startOfStep(state.lastStep))
+        }
+        data[.recentFailures] = String(RateLimiter(config: config, now: { now }).recentFailures(state))
+        let locked = state.lockedUntil > now
+        data[.locked] = locked ? "true" : "false"
+        if locked { data[.lockedUntil] = AuditLog.isoTime(state.lockedUntil) }
+        return data
+    }
+
+    func backupCodes(_ user: String, service: String, json: Bool, emit: (ServiceData) -> Void,
+                     conversation: Conversation) -> Verdict {
+        let codes: [String]
+        do {
+            codes = try store.issueBackupCodes(for: user)
+        } catch {
+            conversation.error("Could not issue backup codes: \(error)")
+            return .systemError
+        }
+        audit.record(AuditEvent(event: SelfServiceCommand.backupCodes.auditEvent, user: user, service: service, result: "success"))
+        if json {
+            emit(ServiceData([(.user, user), (.backupCodes, codes.joined(separator: ","))]))
+        } else {
+            var text = "New backup codes for \(user); earlier codes no longer work. Each works once:\n\n"
+            for c in codes { text += "    \(c)\n" }
+            conversation.info(text)
+        }
+        return .success
+    }
+
+    func showQR(_ user: String, json: Bool, emit: (ServiceData) -> Void, conversation: Conversation) -> Verdict {
+        do {
+            guard let record = try store.loadRecord(user) else { return .notEnrolled }
+            let uri = record.secret.withBytes {
+                OTPAuthURI(issuer: config.issuer, account: user, secret: $0, parameters: record.parameters).uriString
+            }
+            if json {
+                let png = try QRCode.png(uri)
+                emit(ServiceData([(.user, user), (.otpauthURI, uri), (.qrPNGDataURI, "data:image/png;base64," + Base64.encode(png))]))
+            } else {
+                conversation.info(record.secret.withBytes {
+                    EnrollmentWizard.setupText(uri: uri, secret: $0, parameters: record.parameters)
+                })
+            }
+            audit.record(AuditEvent(event: SelfServiceCommand.qr.auditEvent, user: user, service: "twostep", result: "success"))
+            return .success
+        } catch {
+            conversation.error("Could not show the QR code: \(error)")
+            return .systemError
+        }
+    }
+}
+
+extension SelfServiceCommand {
+    /// The audit log's event name: one spelling for refusals and successes alike
+    /// (`backup_codes`, as the admin's `admin_backup_codes`).
+    public var auditEvent: String {
+        String(rawValue.map { $0 == "-" ? "_" : $0 })
+    }
+}

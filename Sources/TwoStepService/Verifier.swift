@@ -1,0 +1,273 @@
+import TwoStepCore
+import TwoStepCrypto
+import TwoStepProtocol
+import TwoStepStore
+
+/// What one answer was, once checked.
+public enum CodeCheck: Equatable {
+    case totp(step: Int64)
+    case backup(remaining: Int)
+    case replayed
+    case wrong
+}
+
+/// The helper's decisions: one prompt that takes a TOTP code or a backup code, the
+/// window, replay protection, one-time backup codes and the 2FA limiter. The clock is
+/// injected so tests can stand at any window edge.
+public final class Verifier {
+    public let config: Config
+    let store: UserStore
+    let audit: AuditLog
+    let now: () -> Int64
+    let limiter: RateLimiter
+
+    public static let prompt = "Verification code: "
+
+    public init(config: Config, store: UserStore, audit: AuditLog, now: @escaping () -> Int64) {
+        self.config = config
+        self.store = store
+        self.audit = audit
+        self.now = now
+        limiter = RateLimiter(config: config, now: now)
+    }
+
+    /// One login's second factor. `prompt` is what the user is asked; self-service says
+    /// which app's code it wants. `acceptsBackupCode` is false where only the authenticator
+    /// may answer (`twostep qr` shows the permanent secret: a backup code must not reveal it).
+    public func authenticate(_ request: LoginRequest, prompt: String = Verifier.prompt,
+                             acceptsBackupCode: Bool = true, conversation: Conversation) -> Verdict {
+        var req = request
+        func log(_ result: String, _ detail: String?, event: String = "verify") {
+            audit.record(AuditEvent(event: event, user: req.user, service: req.service,
+                                    result: result, detail: detail, rhost: req.rhost.isEmpty ? nil : req.rhost))
+        }
+        // The store is keyed by NSS's canonical name. A name NSS does not know (and that
+        // an admin did not import as is) never reaches the store: with nullok it is
+        // ignored, without it gets the same prompt and the same failure as a wrong code.
+        if let canonical = canonicalUserName(req.user) {
+            req.user = canonical
+        } else {
+            var known = false
+            if isValidUserName(req.user) {
+                do { known = try store.hasRecord(req.user) } catch {
+                    // An unusable store is an error (fail closed), never "no record".
+                    log("error", "\(error)")
+                    conversation.error("Two-step verification is unavailable for this account; ask an administrator.")
+                    return .systemError
+                }
+            }
+            if !known {
+                if req.nullok { return .ignore }
+                guard conversation.ask(prompt, echo: false) != nil else { return .conversationError }
+                log("failure", isValidUserName(req.user) ? "unknown user" : "invalid user name")
+                return .failure
+            }
+        }
+        // Before the prompt only existence and lockout are needed; the record is opened
+        // (decrypted) once, under the lock, after the answer arrives.
+        let enrolled: Bool
+        let state: UserState
+        do {
+            enrolled = try store.hasRecord(req.user)
+            state = try store.loadState(req.user)
+        } catch {
+            log("error", "\(error)")
+            conversation.error("Two-step verification is unavailable for this account; ask an administrator.")
+            return .systemError
+        }
+        guard enrolled else {
+            switch config.requires(req.user) {
+            case false?:
+                return .ignore  // outside `require`: nullok semantics
+            case true? where config.enroll == .prompt && canonicalUserName(req.user) != nil:
+                // Only an account NSS knows is enrolled (never a record for a mistyped name).
+                // Enrol at first login, after the first factor, inside this conversation.
+                return EnrollmentWizard(config: config, store: store, audit: audit, now: now)
+                    .run(user: req.user, service: req.service, conversation: conversation, replace: false)
+            case true?:
+                break
+            case nil:
+                if req.nullok { return .ignore }
+            }
+            log("failure", "not enrolled")
+            return .notEnrolled
+        }
+        if let message = lockoutMessage(state) {
+            log("refused", "locked out", event: "lockout")
+            conversation.error(message)
+            return .lockedOut
+        }
+        // The answer stays in SecretBytes (wiped when released) up to the comparison.
+        guard let answer = conversation.ask(prompt, echo: false) else {
+            return .conversationError
+        }
+        do {
+            return try store.withLock(req.user) { () throws -> Verdict in
+                // Read again under the lock: another login may have spent this step.
+                guard let record = try store.loadRecord(req.user) else { return req.nullok ? .ignore : .notEnrolled }
+                var state = try store.loadState(req.user)
+                if let message = lockoutMessage(state) {
+                    log("refused", "locked out", event: "lockout")
+                    conversation.error(message)
+                    return .lockedOut
+                }
+                // Count the attempt durably BEFORE looking at the answer, and clear it only
+                // on success: a helper killed at any instant (a caller's rlimit, a signal)
+                // never leaves a wrong guess uncounted. Nothing is checked unless this
+                // write succeeded (a full or read-only disk fails closed).
+                let before = state
+                let locked = limiter.recordFailure(&state)
+                try store.saveState(state, for: req.user)
+                let check = try self.check(answer, record: record, state: before, acceptsBackupCode: acceptsBackupCode)
+                switch check {
+                case .totp(let step):
+                    state = before
+                    state.lastStep = step
+                    state.failures = []
+                    try store.saveState(state, for: req.user)
+                    log("success", "totp")
+                    return .success
+                case .backup(let remaining):
+                    try store.saveRecord(record, for: req.user)
+                    state = before
+                    state.failures = []
+                    try store.saveState(state, for: req.user)
+                    log("success", "backup code, \(remaining) left")
+                    conversation.info("Backup code accepted; \(remaining) left." +
+                                      (remaining <= 3 ? " Run `twostep backup-codes` for a new set." : ""))
+                    return .success
+                case .replayed, .wrong:
+                    log("failure", check == .replayed ? "code already used" : "wrong code")
+                    if locked {
+                        log("refused", "\(config.rateLimitFailures) failures within \(config.rateLimitSeconds) s", event: "lockout")
+                        conversation.error(lockoutMessage(state) ?? "Too many wrong codes.")
+                        return .lockedOut
+                    }
+                    return .failure
+                }
+            }
+        } catch {
+            log("error", "\(error)")
+            conversation.error("Two-step verification is unavailable for this account; ask an administrator.")
+            return .systemError
+        }
+    }
+
+    /// Checks an answer against the record and state without writing anything. A TOTP
+    /// step at or before the last accepted one is a replay. A matching backup code is
+    /// removed from `record` (the caller saves it).
+    public func check(_ answer: SecretBytes, record: UserRecord, state: UserState,
+                      acceptsBackupCode: Bool = true) throws -> CodeCheck {
+        try answer.withBytes {
+            try check(answerBytes: $0, record: record, state: state, acceptsBackupCode: acceptsBackupCode)
+        }
+    }
+
+    func check(answerBytes raw: [UInt8], record: UserRecord, state: UserState,
+               acceptsBackupCode: Bool = true) throws -> CodeCheck {
+        var trimmed = OTP.strippingWhitespace(raw)
+        defer { Crypto.wipe(&trimmed) }
+        if trimmed.count == record.parameters.digits, trimmed.allSatisfy({ $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") }) {
+            let step = try record.secret.withBytes {
+                try OTP.matchTOTP(code: trimmed, secret: $0, at: now(), parameters: record.parameters, window: config.window)
+            }
+            guard let step else { return .wrong }
+            return step > state.lastStep ? .totp(step: step) : .replayed
+        }
+        if acceptsBackupCode, !record.backupHashes.isEmpty {
+            let index = try record.backupKey.withBytes {
+                try BackupCodes.match(trimmed, hashes: record.backupHashes, key: $0)
+            }
+            if let index {
+                record.backupHashes.remove(at: index)
+                return .backup(remaining: record.backupHashes.count)
+            }
+        }
+        return .wrong
+    }
+
+    /// Counts a failure that is not a code (a wrong password in self-service) against the
+    /// same limiter. Returns the verdict to give.
+    public func countFailure(user: String, service: String, event: String, detail: String,
+                             conversation: Conversation) -> Verdict {
+        audit.record(AuditEvent(event: event, user: user, service: service, result: "failure", detail: detail))
+        do {
+            let locked: Bool = try store.withLock(user) {
+                var state = try store.loadState(user)
+                let locked = limiter.recordFailure(&state)
+                try store.saveState(state, for: user)
+                if locked {
+                    audit.record(AuditEvent(event: "lockout", user: user, service: service, result: "refused",
+                                            detail: "\(config.rateLimitFailures) failures within \(config.rateLimitSeconds) s"))
+                    conversation.error(lockoutMessage(state) ?? "Too many failures.")
+                }
+                return locked
+            }
+            return locked ? .lockedOut : .failure
+        } catch {
+            audit.record(AuditEvent(event: event, user: user, service: service, result: "error", detail: "\(error)"))
+            return .systemError
+        }
+    }
+
+    /// The lockout message for `user` if locked now.
+    public func lockoutMessage(user: String) -> String? {
+        guard let state = try? store.loadState(user) else { return nil }
+        return lockoutMessage(state)
+    }
+
+    /// A plain-words message while the user is locked out, else nil.
+    public func lockoutMessage(_ state: UserState) -> String? { limiter.lockoutMessage(state) }
+}
+
+/// The 2FA limiter: `rate_limit` failures within its seconds start a `lockout`. Codes and
+/// self-service passwords count against the same limit.
+public struct RateLimiter {
+    public let failures: Int
+    public let seconds: Int
+    public let lockout: Int
+    let now: () -> Int64
+
+    public init(config: Config, now: @escaping () -> Int64) {
+        failures = config.rateLimitFailures
+        seconds = config.rateLimitSeconds
+        lockout = config.lockout
+        self.now = now
+    }
+
+    /// Counts one failure; returns true when it starts a lockout.
+    public func recordFailure(_ state: inout UserState) -> Bool {
+        let t = now()
+        state.failures = state.failures.filter { $0 > t - Int64(seconds) && $0 <= t }
+        state.failures.append(t)
+        if state.failures.count >= failures {
+            state.lockedUntil = t + Int64(lockout)
+            state.failures = []
+            return true
+        }
+        return false
+    }
+
+    /// Failures within the window, as `twostep status` reports them.
+    public func recentFailures(_ state: UserState) -> Int {
+        let t = now()
+        return state.failures.filter { $0 > t - Int64(seconds) }.count
+    }
+
+    /// A plain-words message while the user is locked out, else nil.
+    public func lockoutMessage(_ state: UserState) -> String? {
+        let t = now()
+        guard state.lockedUntil > t else { return nil }
+        let left = state.lockedUntil - t
+        let until = AuditLog.isoTime(state.lockedUntil)
+        return "Too many wrong verification codes: two-step login is locked for \(describe(seconds: left)) " +
+               "(until \(until)). Ask an administrator to run `twostep admin unlock` if this was not you."
+    }
+}
+
+public func describe(seconds: Int64) -> String {
+    if seconds < 60 { return "\(seconds) s" }
+    let m = (seconds + 59) / 60
+    if m < 120 { return "\(m) min" }
+    return "\((m + 59) / 60) h"
+}

@@ -1,0 +1,127 @@
+import Glibc
+import TwoStepCore
+import TwoStepCrypto
+import TwoStepProtocol
+import TwoStepStore
+
+/// The enrolment wizard, written once and spoken over any Conversation: the terminal
+/// (root's `twostep enroll`), the self-service socket, or a PAM login (enrol at first login).
+public final class EnrollmentWizard {
+    let config: Config
+    let store: UserStore
+    let audit: AuditLog
+    let now: () -> Int64
+
+    public static let confirmTries = 3
+
+    public init(config: Config, store: UserStore, audit: AuditLog, now: @escaping () -> Int64) {
+        self.config = config; self.store = store; self.audit = audit; self.now = now
+    }
+
+    var parameters: OTPParameters { config.otpParameters }
+
+    func uri(_ user: String, _ secret: [UInt8], _ params: OTPParameters) -> String {
+        OTPAuthURI(issuer: config.issuer, account: user, secret: secret, parameters: params).uriString
+    }
+
+    /// The QR code, the URI and the key for manual entry, as the user should see them.
+    public static func setupText(uri: String, secret: [UInt8], parameters p: OTPParameters) -> String {
+        var text = "Scan this QR code with your authenticator app (Google Authenticator, Aegis, FreeOTP, 1Password, ...):\n\n"
+        text += ((try? QRCode.terminal(uri)) ?? "(the QR code could not be drawn)\n")
+        text += "\nCan't scan? Add an account by hand with this key (time based, \(p.algorithm.rawValue), \(p.digits) digits, \(p.period) s):\n"
+        text += "    " + grouped(Base32.encode(secret)) + "\n"
+        text += "or open this URI on the device:\n    \(uri)\n"
+        return text
+    }
+
+    /// Interactive: shows the setup, asks for a code (three tries), and only then saves and
+    /// shows the backup codes. With `emit` (JSON callers) nothing is asked: the enrolment is
+    /// saved at once and its fields are handed to `emit`.
+    public func run(user: String, service: String, conversation: Conversation, replace: Bool,
+                    emit: ((ServiceData) -> Void)? = nil) -> Verdict {
+        do {
+            var secret = try SecretGenerator.newSecret()
+            defer { Crypto.wipe(&secret) }
+            let params = parameters
+            let link = uri(user, secret, params)
+            if let emit {
+                let codes = try save(user: user, service: service, secret: secret, params: params, lastStep: -1, replace: replace)
+                let png = try QRCode.png(link)
+                emit(ServiceData([(.user, user), (.otpauthURI, link),
+                                  (.qrPNGDataURI, "data:image/png;base64," + Base64.encode(png)),
+                                  (.backupCodes, codes.joined(separator: ","))]))
+                return .success
+            }
+            conversation.info("Two-step login for \(user) on \(config.issuer)\n\nStep 1 of 3: " +
+                              Self.setupText(uri: link, secret: secret, parameters: params))
+            conversation.info("Step 2 of 3: confirm that the app works.")
+            var step: Int64?
+            for attempt in 1...Self.confirmTries {
+                guard let answer = conversation.ask("Enter the \(params.digits)-digit code the app shows now: ", echo: true) else {
+                    return .conversationError
+                }
+                step = try answer.withBytes { typed in
+                    var code = OTP.strippingWhitespace(typed)
+                    defer { Crypto.wipe(&code) }
+                    return try OTP.matchTOTP(code: code, secret: secret, at: now(), parameters: params, window: config.window)
+                }
+                if step != nil { break }
+                if attempt < Self.confirmTries {
+                    conversation.error("That code does not match; check the app's clock and try again.")
+                }
+            }
+            guard let step else {
+                audit.record(AuditEvent(event: "enroll", user: user, service: service, result: "failure",
+                                        detail: "confirmation code did not match"))
+                conversation.error("\(Self.confirmTries) codes did not match; nothing was saved.")
+                return .failure
+            }
+            let codes = try save(user: user, service: service, secret: secret, params: params, lastStep: step, replace: replace)
+            conversation.info(Self.backupText(codes) + "\nDone: \(user) is enrolled. The next login will ask for a verification code.")
+            return .success
+        } catch WizardError.alreadyEnrolled {
+            conversation.error("\(user) is already enrolled; nothing was saved.")
+            return .denied
+        } catch {
+            AuditLog.syslogLine(LOG_ERR, "enroll \(user): \(error)")
+            conversation.error("Enrolment failed: \(error)")
+            return .systemError
+        }
+    }
+
+    public static func backupText(_ codes: [String]) -> String {
+        var text = "Step 3 of 3: your backup codes. Each works once, in place of a code, if you lose\n"
+        text += "your phone. Store them somewhere safe: they are shown only now.\n\n"
+        for pair in stride(from: 0, to: codes.count, by: 2) {
+            text += "    " + codes[pair] + (pair + 1 < codes.count ? "    " + codes[pair + 1] : "") + "\n"
+        }
+        return text
+    }
+
+    /// Saves the record and the confirmed step (so the confirming code cannot be replayed).
+    func save(user: String, service: String, secret: [UInt8], params: OTPParameters, lastStep: Int64, replace: Bool) throws -> [String] {
+        let codes: [String] = try store.withLock(user) {
+            if try store.loadRecord(user) != nil && !replace { throw WizardError.alreadyEnrolled }
+            let record = UserRecord(secret: secret, parameters: params, created: now(), backupKey: [], backupHashes: [])
+            let codes = try record.issueBackupCodes()
+            try store.saveRecord(record, for: user)
+            try store.saveState(UserState(lastStep: lastStep), for: user)
+            return codes
+        }
+        audit.record(AuditEvent(event: "enroll", user: user, service: service, result: "success",
+                                detail: replace ? "replaced" : nil))
+        return codes
+    }
+}
+
+enum WizardError: Error { case alreadyEnrolled }
+
+/// "ABCD EFGH IJKL …": easier to copy by hand.
+public func grouped(_ s: String) -> String {
+    var out = ""
+    for (i, c) in s.enumerated() {
+        if i > 0 && i % 4 == 0 { out += " " }
+        out.append(c)
+    }
+    return out
+}

@@ -1,0 +1,42 @@
+// Process hygiene and small lookups shared by twostep-helper and the CLI.
+import CTwoStepSys
+import Glibc
+
+/// Process hygiene before any secret is read: no core dumps, not ptrace-attachable by
+/// the same uid, private umask, SIGPIPE ignored (a vanished peer is an error, not death).
+public func hardenProcess() {
+    _ = twostep_sys_disable_dumps()
+    _ = umask(0o077)
+    _ = signal(SIGPIPE, SIG_IGN)
+}
+
+public func writeStderr(_ s: String) {
+    _ = Sys.writeAll(2, Array(s.utf8))
+}
+
+public func writeStdout(_ s: String) {
+    _ = Sys.writeAll(1, Array(s.utf8))
+}
+
+public func userName(uid: uid_t) -> String? {
+    guard let pw = getpwuid(uid) else { return nil }
+    return String(cString: pw.pointee.pw_name)
+}
+
+/// The uid of the process at the other end of a Unix socket (SO_PEERCRED).
+public func peerUID(_ fd: Int32) -> uid_t? {
+    var uid: uid_t = 0
+    return twostep_sys_peer_uid(fd, &uid) == 0 ? uid : nil
+}
+
+/// The address of a Unix socket at `path`; nil when the path does not fit.
+public func unixSocketAddress(_ path: String) -> sockaddr_un? {
+    var addr = sockaddr_un()
+    addr.sun_family = sa_family_t(AF_UNIX)
+    let bytes = Array(path.utf8)
+    guard bytes.count < MemoryLayout.size(ofValue: addr.sun_path) else { return nil }
+    withUnsafeMutableBytes(of: &addr.sun_path) { p in
+        for (i, b) in bytes.enumerated() { p[i] = b }
+    }
+    return addr
+}

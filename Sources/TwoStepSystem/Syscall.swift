@@ -1,0 +1,69 @@
+// The one syscall seam for the helper, the store and the CLI (the module has its own in
+// TwoStepPAM, which may not link this): EINTR is retried here and nowhere else.
+import Glibc
+
+public enum Sys {
+    /// Calls `body` again while it fails with EINTR. For calls that return -1 and set errno.
+    @inline(__always)
+    public static func retry<T: BinaryInteger>(_ body: () -> T) -> T {
+        while true {
+            let r = body()
+            if r < 0 && errno == EINTR { continue }
+            return r
+        }
+    }
+
+    /// Writes every byte (a short write continues). False on an error or a closed peer;
+    /// errno says which. On a socket MSG_NOSIGNAL keeps a vanished peer from raising SIGPIPE.
+    public static func writeAll(_ fd: Int32, _ bytes: UnsafeRawBufferPointer) -> Bool {
+        guard let base = bytes.baseAddress else { return true }
+        var off = 0
+        var socket = true
+        while off < bytes.count {
+            var n = socket ? retry { send(fd, base + off, bytes.count - off, Int32(MSG_NOSIGNAL)) } : -1
+            if n < 0 && socket && errno == ENOTSOCK {
+                socket = false
+            }
+            if !socket { n = retry { write(fd, base + off, bytes.count - off) } }
+            guard n > 0 else { return false }
+            off += n
+        }
+        return true
+    }
+
+    public static func writeAll(_ fd: Int32, _ bytes: [UInt8]) -> Bool {
+        bytes.withUnsafeBytes { writeAll(fd, $0) }
+    }
+
+    /// One read(2), EINTR and EAGAIN retried (EAGAIN after poll said readable).
+    public static func read(_ fd: Int32, into buffer: UnsafeMutableRawBufferPointer) -> Int {
+        while true {
+            let n = Glibc.read(fd, buffer.baseAddress, buffer.count)
+            if n < 0 && (errno == EINTR || errno == EAGAIN) { continue }
+            return n
+        }
+    }
+
+    /// Waits until `fd` is readable (data, EOF or error) or the monotonic `deadline`
+    /// (seconds) passes; nil: wait for ever. False on timeout or a poll error.
+    public static func waitReadable(_ fd: Int32, deadline: Int64?) -> Bool {
+        guard let deadline else { return true }
+        while true {
+            let left = deadline - monotonicSeconds()
+            guard left > 0 else { return false }
+            var pfd = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+            let r = retry { poll(&pfd, 1, Int32(min(left, 3600) * 1000)) }
+            if r < 0 { return false }
+            if r > 0 { return true }
+        }
+    }
+
+    public static func monotonicSeconds() -> Int64 {
+        var ts = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &ts)
+        return Int64(ts.tv_sec)
+    }
+
+    /// The system's error text for `err`.
+    public static func describe(_ err: Int32) -> String { String(cString: strerror(err)) }
+}

@@ -1,0 +1,212 @@
+import TwoStepProtocol
+import XCTest
+
+private func fields(_ pairs: [(String, String)]) -> [UInt8] {
+    var out: [UInt8] = []
+    for (k, v) in pairs { out += Array(k.utf8) + [0] + Array(v.utf8) + [0] }
+    return out
+}
+
+private let login: [(String, String)] = [("version", "1"), ("mode", "pam"), ("user", "alice"), ("service", "sshd")]
+private let selfService: [(String, String)] = [("version", "1"), ("mode", "self"), ("command", "status")]
+
+final class TypedRequestTests: XCTestCase {
+    func testLoginRequestRoundTrips() throws {
+        let request = LoginRequest(user: "alice", service: "sshd", rhost: "10.0.0.1", ruser: "", tty: "ssh",
+                                   authInfo: "publickey ssh-ed25519 AAAA", config: "/etc/x.conf", nullok: true, debug: false)
+        XCTAssertEqual(try HelperRequest.decode(request.encoded()), .login(request))
+    }
+
+    func testSelfServiceRequestRoundTrips() throws {
+        for command in SelfServiceCommand.allCases {
+            let request = SelfServiceRequest(command: command, user: "bob", json: true, replace: command == .enroll)
+            XCTAssertEqual(try HelperRequest.decode(request.encoded()), .selfService(request))
+        }
+    }
+
+    func testMinimalRequestsTakeDefaults() throws {
+        XCTAssertEqual(try HelperRequest.decode(fields(login)), .login(LoginRequest(user: "alice", service: "sshd")))
+        XCTAssertEqual(try HelperRequest.decode(fields(selfService)), .selfService(SelfServiceRequest(command: .status)))
+    }
+
+    func testUnknownFieldIsRefused() {
+        XCTAssertThrowsError(try HelperRequest.decode(fields(login + [("shell", "/bin/sh")]))) {
+            XCTAssertEqual($0 as? FrameError, .unknownField("shell"))
+        }
+        // A field of the other kind of request is unknown here too.
+        XCTAssertThrowsError(try HelperRequest.decode(fields(login + [("command", "disable")]))) {
+            XCTAssertEqual($0 as? FrameError, .unknownField("command"))
+        }
+        XCTAssertThrowsError(try HelperRequest.decode(fields(selfService + [("nullok", "1")]))) {
+            XCTAssertEqual($0 as? FrameError, .unknownField("nullok"))
+        }
+    }
+
+    func testMissingFieldIsRefused() {
+        for required in ["version", "mode", "user", "service"] {
+            XCTAssertThrowsError(try HelperRequest.decode(fields(login.filter { $0.0 != required })), required) {
+                XCTAssertEqual($0 as? FrameError, .missingField(required))
+            }
+        }
+        XCTAssertThrowsError(try HelperRequest.decode(fields(selfService.filter { $0.0 != "command" }))) {
+            XCTAssertEqual($0 as? FrameError, .missingField("command"))
+        }
+    }
+
+    func testDuplicatedFieldIsRefused() {
+        XCTAssertThrowsError(try HelperRequest.decode(fields(login + [("user", "root")]))) {
+            XCTAssertEqual($0 as? FrameError, .duplicateField("user"))
+        }
+    }
+
+    func testValuesOutsideTheirSetAreRefused() {
+        let cases: [([(String, String)], String)] = [
+            (login.map { $0.0 == "version" ? ("version", "2") : $0 }, "version"),
+            (login.map { $0.0 == "mode" ? ("mode", "admin") : $0 }, "mode"),
+            (login + [("nullok", "yes")], "nullok"),
+            (selfService.map { $0.0 == "command" ? ("command", "reset") : $0 }, "command"),
+            (selfService + [("replace", "1")], "replace"),  // only enroll replaces
+        ]
+        for (pairs, field) in cases {
+            XCTAssertThrowsError(try HelperRequest.decode(fields(pairs)), field) {
+                XCTAssertEqual($0 as? FrameError, .badValue(field))
+            }
+        }
+    }
+
+    func testMalformedFieldBytesAreRefused() {
+        XCTAssertThrowsError(try HelperRequest.decode(Array("version".utf8)))          // no NUL
+        XCTAssertThrowsError(try HelperRequest.decode(Array("version\0".utf8)))        // key without value
+        let tooMany = (0..<40).map { ("k\($0)", "v") }
+        XCTAssertThrowsError(try HelperRequest.decode(fields(tooMany))) {
+            XCTAssertEqual($0 as? FrameError, .malformedFields)
+        }
+    }
+
+    func testServiceDataIsAClosedSet() throws {
+        let data = ServiceData([(.user, "alice"), (.enrolled, "true"), (.backupCodes, "a,b")])
+        XCTAssertEqual(try ServiceData.decode(data.encoded()), data)
+        XCTAssertThrowsError(try ServiceData.decode(fields([("user", "a"), ("secret", "JBSW")]))) {
+            XCTAssertEqual($0 as? FrameError, .unknownField("secret"))
+        }
+        XCTAssertThrowsError(try ServiceData.decode(fields([("user", "a"), ("user", "b")]))) {
+            XCTAssertEqual($0 as? FrameError, .duplicateField("user"))
+        }
+    }
+}
+
+final class FrameDecoderTests: XCTestCase {
+    func testFramesSplitAtEveryByteAreReassembled() throws {
+        let frames = [Frame(.promptEchoOff, text: "Verification code: "), Frame(.info, text: ""), Frame(.result, [0])]
+        let bytes = frames.flatMap { $0.encoded() }
+        var decoder = FrameDecoder()
+        var out: [Frame] = []
+        for b in bytes {
+            if let f = try decoder.feed([b]) { out.append(f) }
+        }
+        XCTAssertEqual(out, frames)
+        XCTAssertTrue(decoder.isAtFrameBoundary)
+    }
+
+    func testSeveralFramesInOneChunkComeOutOneByOne() throws {
+        let frames = [Frame(.info, text: "a"), Frame(.error, text: "b")]
+        var decoder = FrameDecoder()
+        XCTAssertEqual(try decoder.feed(frames.flatMap { $0.encoded() }), frames[0])
+        XCTAssertEqual(try decoder.next(), frames[1])
+        XCTAssertNil(try decoder.next())
+    }
+
+    func testBytesNeededNeverReadsPastAFrame() throws {
+        var decoder = FrameDecoder()
+        XCTAssertEqual(decoder.bytesNeeded, 5)
+        XCTAssertNil(try decoder.feed(Frame.header(.info, count: 3)))
+        XCTAssertEqual(decoder.bytesNeeded, 3)
+        XCTAssertNil(try decoder.feed([65]))
+        XCTAssertEqual(decoder.bytesNeeded, 2)
+        XCTAssertFalse(decoder.isAtFrameBoundary)
+    }
+
+    func testGarbageIsRefusedAtTheHeader() {
+        var decoder = FrameDecoder()
+        XCTAssertThrowsError(try decoder.feed([0x7F, 0, 0, 0, 0])) { XCTAssertEqual($0 as? FrameError, .unknownType(0x7F)) }
+    }
+
+    func testOversizedFramesAreRefusedBeforeTheirPayload() {
+        var decoder = FrameDecoder()
+        XCTAssertThrowsError(try decoder.feed(Frame.header(.info, count: ProtocolLimits.maxPayload + 1))) {
+            XCTAssertEqual($0 as? FrameError, .tooLarge(.info, ProtocolLimits.maxPayload + 1))
+        }
+        var answers = FrameDecoder()
+        XCTAssertThrowsError(try answers.feed(Frame.header(.answer, count: ProtocolLimits.maxAnswer + 1)))
+        var results = FrameDecoder()
+        XCTAssertThrowsError(try results.feed(Frame.header(.result, count: 2))) { XCTAssertEqual($0 as? FrameError, .badResult(2)) }
+    }
+}
+
+final class DialogueTableTests: XCTestCase {
+    func testALoginDialogueFollowsTheTable() throws {
+        var d = Dialogue()
+        try d.received(.request)
+        try d.sending(.info)
+        try d.sending(.promptEchoOff)
+        try d.received(.answer)
+        try d.sending(.result)
+        XCTAssertEqual(d.state, .finished)
+    }
+
+    func testFramesOutOfTurnAreRefused() {
+        var early = Dialogue()
+        XCTAssertThrowsError(try early.received(.answer))         // an answer before any prompt
+        var twice = Dialogue()
+        XCTAssertNoThrow(try twice.received(.request))
+        XCTAssertThrowsError(try twice.received(.request))        // a second request
+        var unasked = Dialogue()
+        XCTAssertNoThrow(try unasked.received(.request))
+        XCTAssertThrowsError(try unasked.received(.answer))       // an answer nobody asked for
+        var login = Dialogue()
+        XCTAssertNoThrow(try login.received(.request))
+        XCTAssertThrowsError(try login.sending(.data))            // data is for self-service
+        var prompting = Dialogue()
+        XCTAssertNoThrow(try prompting.received(.request))
+        XCTAssertNoThrow(try prompting.sending(.promptEchoOn))
+        XCTAssertThrowsError(try prompting.sending(.promptEchoOff)) // a second prompt before the answer
+        var done = Dialogue()
+        XCTAssertNoThrow(try done.sending(.result))
+        XCTAssertThrowsError(try done.sending(.info))             // nothing after the result
+        XCTAssertThrowsError(try done.received(.request))
+    }
+
+    func testSelfServiceMaySendData() throws {
+        var d = Dialogue()
+        d.allowsData = true
+        try d.received(.request)
+        try d.sending(.data)
+        try d.sending(.result)
+    }
+}
+
+/// The frame checks that used to run against the helper's reader, now against the one decoder.
+final class FrameTests: XCTestCase {
+    private func header(_ bytes: [UInt8]) throws -> (FrameType, Int)? {
+        var decoder = FrameDecoder()
+        _ = try decoder.feed(bytes)
+        return bytes.count >= 5 ? (FrameType(rawValue: bytes[0])!, decoder.bytesNeeded) : nil
+    }
+
+    func testFrameEncodingAndLimits() throws {
+        let f = Frame(.promptEchoOff, text: "Verification code: ")
+        let bytes = f.encoded()
+        let parsed = try header(Array(bytes[0..<5]))
+        XCTAssertEqual(parsed?.0, .promptEchoOff)
+        XCTAssertEqual(parsed?.1, 19)
+        XCTAssertThrowsError(try header([0x77, 0, 0, 0, 1]))
+        XCTAssertThrowsError(try header([0x10, 0x7f, 0xff, 0xff, 0xff]))
+        XCTAssertThrowsError(try header([0x02, 0, 0, 0x10, 0]))  // answer over 512 bytes
+        XCTAssertThrowsError(try header([0x1f, 0, 0, 0, 2]))     // result must be one byte
+        XCTAssertNil(try header([0x10, 0, 0]))                   // a short header is not a frame
+        let request = LoginRequest(user: "alice", service: "sshd")
+        XCTAssertEqual(try HelperRequest.decode(request.encoded()), .login(request))
+        XCTAssertThrowsError(try HelperRequest.decode(Array("user\0alice".utf8)))
+        XCTAssertThrowsError(try HelperRequest.decode(Array("version\u{0}1\u{0}mode\u{0}pam\u{0}user\0a\0user\0b\0".utf8)))
+    }
+}
