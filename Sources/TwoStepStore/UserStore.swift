@@ -75,14 +75,16 @@ public final class FileUserStore: UserStore {
     public func loadRecord(_ user: String) throws -> UserRecord? {
         let name = try checked(user) + ".record"
         let path = directory + "/" + name
-        let state = try loadState(user)
+        // A damaged state is refused where it is used (a login); here it only cannot vouch
+        // for a generation (admin unlock must still read the record to repair it).
+        let stateGeneration = (try? loadState(user))?.recordGeneration ?? 0
         return try withDirectory { fd in
             guard let sealed = try Files.readPrivate(dirfd: fd, dirPath: directory, name: name) else { return nil }
             var (plain, generation) = try SealedRecord.open(sealed, user: user, keys: keys, path: path)
             defer { Crypto.wipe(&plain) }
-            guard generation >= state.recordGeneration else {
+            guard generation >= stateGeneration else {
                 throw StoreError.damaged(path: path, reason: "older than its state (generation \(generation), " +
-                                         "state has \(state.recordGeneration)): a restored copy is refused")
+                                         "state has \(stateGeneration)): a restored copy is refused")
             }
             generations[user] = max(generations[user] ?? 0, generation)
             return try UserRecord.parse(plain, path: path)
@@ -117,7 +119,8 @@ public final class FileUserStore: UserStore {
         let name = try checked(user) + ".record"
         var plain = record.serialized()
         defer { Crypto.wipe(&plain) }
-        var state = try loadState(user)
+        // A damaged state is replaced (admin import/reset repair it); its generation is lost.
+        var state = (try? loadState(user)) ?? UserState()
         let generation = max(state.recordGeneration, generations[user] ?? 0) + 1
         let sealed = try SealedRecord.seal(plain, user: user, key: try keys.activeKey(), generation: generation)
         try withDirectory { fd in
