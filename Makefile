@@ -27,6 +27,21 @@ EXTRA_SWIFTFLAGS ?=
 STRIP      ?= strip --strip-unneeded --remove-section=.comment
 RELEASE     = .build/release
 
+# The PAM module is Embedded Swift (no Swift runtime, no libstdc++): built here with swiftc
+# from the same TwoStepProtocol and TwoStepPAM sources SwiftPM compiles for the tests.
+# --gc-sections keeps only the Unicode tables String actually reaches.
+SWIFTC     ?= swiftc
+CC         ?= cc
+ARCH       := $(shell uname -m)
+SWIFT_LIB  := $(shell dirname $$(dirname $$(readlink -f $$(command -v $(SWIFTC)))))/lib/swift
+EMBEDDED   := $(SWIFTC) -target $(ARCH)-unknown-linux-gnu -enable-experimental-feature Embedded \
+	-wmo -parse-as-library -Osize -Xcc -fPIC -Xfrontend -function-sections
+MODULE_CFLAGS ?= -O2 -fPIC -Wall -Wextra -D_FORTIFY_SOURCE=2 -fstack-protector-strong
+MODULE_SOURCES = $(wildcard Sources/TwoStepProtocol/*.swift Sources/TwoStepPAM/*.swift) \
+	Sources/PAMShim/shim.c Sources/PAMShim/include/pamshim.h Sources/PAMShim/exports.map \
+	Sources/CTwoStepSys/twostep_peercred.h
+MOD        = build/module
+
 .PHONY: all deps test unit-test test-sanitize integration-test demo bench fuzz fuzz-build install uninstall clean man completions
 
 all: build/pam_twostep.so build/twostep build/twostep-helper build/pam_harness
@@ -34,12 +49,23 @@ all: build/pam_twostep.so build/twostep build/twostep-helper build/pam_harness
 deps:
 	@scripts/deps.sh build
 
-build/pam_twostep.so build/twostep build/twostep-helper &: deps FORCE
+build/twostep build/twostep-helper &: deps FORCE
 	$(SWIFT) build $(SWIFTFLAGS) $(EXTRA_SWIFTFLAGS)
 	@mkdir -p build
-	install -m 0755 $(RELEASE)/libpam_twostep.so build/pam_twostep.so
 	install -m 0755 $(RELEASE)/twostep build/twostep
 	install -m 0755 $(RELEASE)/twostep-helper build/twostep-helper
+
+build/pam_twostep.so: $(MODULE_SOURCES) | deps
+	@mkdir -p $(MOD)
+	$(EMBEDDED) -module-name TwoStepProtocol -emit-module -emit-module-path $(MOD)/TwoStepProtocol.swiftmodule \
+	  -c $(filter Sources/TwoStepProtocol/%.swift,$^) -o $(MOD)/TwoStepProtocol.o
+	$(EMBEDDED) -module-name TwoStepPAM -I $(MOD) -I Sources/PAMShim/include \
+	  -c $(filter Sources/TwoStepPAM/%.swift,$^) -o $(MOD)/TwoStepPAM.o
+	$(CC) $(MODULE_CFLAGS) -I Sources/PAMShim/include -c Sources/PAMShim/shim.c -o $(MOD)/shim.o
+	$(CC) -shared -o $@ $(MOD)/shim.o $(MOD)/TwoStepPAM.o $(MOD)/TwoStepProtocol.o \
+	  $(SWIFT_LIB)/embedded/$(ARCH)-unknown-linux-gnu/libswiftUnicodeDataTables.a -lpam \
+	  -Wl,--gc-sections -Wl,-z,nodelete -Wl,-z,relro -Wl,-z,now -Wl,--as-needed \
+	  -Wl,--version-script=Sources/PAMShim/exports.map
 
 build/pam_harness: tests/harness/pam_harness.c deps
 	@mkdir -p build
@@ -117,6 +143,7 @@ install: build/pam_twostep.so build/twostep build/twostep-helper
 	install -d $(DESTDIR)$(SYSCONFDIR)/pam.d $(DESTDIR)$(SYSTEMDUNITDIR)
 	[ -e $(DESTDIR)$(SYSCONFDIR)/pam.d/twostep ] || install -m 0644 pam.d/twostep $(DESTDIR)$(SYSCONFDIR)/pam.d/twostep
 	install -m 0644 packaging/systemd/*.socket packaging/systemd/*.service $(DESTDIR)$(SYSTEMDUNITDIR)/
+	install -D -m 0644 packaging/logrotate/twostep $(DESTDIR)$(SYSCONFDIR)/logrotate.d/twostep
 	install -m 0644 README.md SECURITY.md docs/*.md $(DESTDIR)$(DOCDIR)/
 	install -d $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(MANDIR)/man8
 	install -m 0644 man/twostep.1 $(DESTDIR)$(MANDIR)/man1/
@@ -138,7 +165,8 @@ uninstall:
 	rm -f $(DESTDIR)$(MANDIR)/man1/twostep.1 $(DESTDIR)$(MANDIR)/man5/twostep.conf.5 \
 	      $(DESTDIR)$(MANDIR)/man8/pam_twostep.8 $(DESTDIR)$(MANDIR)/man8/twostep-helper.8 \
 	      $(DESTDIR)$(PAMCONFIGDIR)/twostep $(DESTDIR)$(BASHCOMPDIR)/twostep \
-	      $(DESTDIR)$(ZSHCOMPDIR)/_twostep $(DESTDIR)$(FISHCOMPDIR)/twostep.fish
+	      $(DESTDIR)$(ZSHCOMPDIR)/_twostep $(DESTDIR)$(FISHCOMPDIR)/twostep.fish \
+	      $(DESTDIR)$(SYSCONFDIR)/logrotate.d/twostep
 
 clean:
 	rm -rf build .build .build-fuzz

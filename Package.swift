@@ -2,15 +2,10 @@
 // The layout follows docs/ARCHITECTURE.md: the PAM module and the protocol target import
 // nothing that can touch a secret; only the helper and the CLI reach the store.
 import PackageDescription
-import Foundation
-
-let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().path
 
 let package = Package(
     name: "twostep",
     products: [
-        // libpam_twostep.so; `make` copies it to build/pam_twostep.so.
-        .library(name: "pam_twostep", type: .dynamic, targets: ["TwoStepPAM"]),
         .executable(name: "twostep-helper", targets: ["twostep-helper"]),
         .executable(name: "twostep", targets: ["twostep"]),
     ],
@@ -21,6 +16,10 @@ let package = Package(
         // System libraries from Debian's -dev packages.
         .systemLibrary(name: "CPAM", path: "Sources/CPAM"),
         .systemLibrary(name: "COpenSSL", path: "Sources/COpenSSL"),
+        // libpq (libpq-dev): only TwoStepPostgres imports it, never the module.
+        .systemLibrary(name: "CLibPQ", path: "Sources/CLibPQ"),
+        // zlib (zlib1g-dev): reading the audit log's gzip-compressed rotations.
+        .systemLibrary(name: "CZlib", path: "Sources/CZlib"),
 
         // C: pam_sm_* entry points and wrappers for PAM's variadic calls and posix_spawn.
         .target(name: "PAMShim", dependencies: ["CPAM"],
@@ -33,17 +32,10 @@ let package = Package(
 
         // Swift, stdlib only: frames, message types, limits. Shared by module and helper.
         .target(name: "TwoStepProtocol"),
-        // The module: a relay, no Foundation, no crypto, no secrets. Its link flags are for
-        // the release .so that `make` ships; a debug build leaves them out so that the unit
-        // tests (TwoStepPAMTests), which link this target into an XCTest bundle, can link.
-        .target(
-            name: "TwoStepPAM",
-            dependencies: ["PAMShim", "TwoStepProtocol"],
-            linkerSettings: [.unsafeFlags([
-                "-static-stdlib",
-                "-Xlinker", "-z", "-Xlinker", "nodelete",
-                "-Xlinker", "--version-script=\(root)/Sources/PAMShim/exports.map",
-            ], .when(configuration: .release))]),
+        // The module: a relay, no Foundation, no crypto, no secrets. pam_twostep.so itself is
+        // built by the Makefile as Embedded Swift from these same sources (no Swift runtime);
+        // SwiftPM builds the target for the unit tests.
+        .target(name: "TwoStepPAM", dependencies: ["PAMShim", "TwoStepProtocol"]),
 
         // OpenSSL, wrapped once.
         .target(name: "TwoStepCrypto", dependencies: ["COpenSSL"]),
@@ -53,7 +45,10 @@ let package = Package(
         // hygiene, frames over a descriptor (the pure codec is TwoStepProtocol's).
         .target(name: "TwoStepSystem", dependencies: ["CTwoStepSys", "TwoStepProtocol"]),
         // Sealed records, keys, locks, atomic writes, config, audit log.
-        .target(name: "TwoStepStore", dependencies: ["TwoStepCore", "TwoStepCrypto", "TwoStepSystem"]),
+        .target(name: "TwoStepStore", dependencies: ["TwoStepCore", "TwoStepCrypto", "TwoStepSystem", "CZlib"]),
+        // store = postgresql: libpq wrapped once, the shared UserStore, its schema, and the
+        // factory that reads `store =` for every program.
+        .target(name: "TwoStepPostgres", dependencies: ["CLibPQ", "TwoStepStore", "TwoStepCrypto", "TwoStepSystem"]),
 
         // ---- privilege boundary: everything below reads secrets through a UserStore ----
 
@@ -67,15 +62,15 @@ let package = Package(
         // session, the password check through PAM, the helper's dialogue table.
         .target(name: "TwoStepServer",
                 dependencies: ["TwoStepService", "TwoStepProtocol", "TwoStepCore", "TwoStepCrypto", "TwoStepStore",
-                               "TwoStepSystem", "CTwoStepSys", "CPAM"]),
+                               "TwoStepPostgres", "TwoStepSystem", "CTwoStepSys", "CPAM"]),
         .executableTarget(name: "twostep-helper",
                           dependencies: ["TwoStepServer", "TwoStepStore", "TwoStepSystem"],
                           linkerSettings: [.unsafeFlags(["-static-stdlib"])]),
         .executableTarget(
             name: "twostep",
             dependencies: [
-                "TwoStepProtocol", "TwoStepCore", "TwoStepCrypto", "TwoStepStore", "TwoStepService",
-                "TwoStepSystem", "CPAM",
+                "TwoStepProtocol", "TwoStepCore", "TwoStepCrypto", "TwoStepStore", "TwoStepPostgres",
+                "TwoStepService", "TwoStepSystem", "CPAM",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
 

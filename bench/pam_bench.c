@@ -5,7 +5,7 @@
  * Build:  cc -O2 -Wall -o build/pam_bench bench/pam_bench.c -lpam -lcrypto
  *
  * Usage:
- *   pam_bench --confdir DIR --secret BASE32 [--rounds N] [--warmup W] [--json FILE]
+ *   pam_bench --confdir DIR --secret BASE32 [--rounds N] [--warmup W] [--seed N] [--json FILE]
  *             --module LABEL:SERVICE:USERPREFIX ...   (one or more; a PAM login each round)
  *             [--spawn LABEL:PATH[:ARG]] ...           (posix_spawn+waitpid of PATH each round)
  *             [--ratio LABEL_A:LABEL_B] ... [--overhead LABEL_A:LABEL_B] [--meta KEY=VALUE] ...
@@ -13,7 +13,10 @@
  * Each --module / --spawn entry runs in its own forked child of this process, so that the
  * entries do not pollute each other's memory; all children are alive at the same time and
  * the parent interleaves them round by round (round i: every child does one round, in an
- * order that rotates with i), so drift in the machine's load hits every entry alike.
+ * order shuffled afresh each round), so drift in the machine's load hits every entry alike
+ * and no entry always follows the same neighbour (whose background work, such as a
+ * worker's exit and the replacement fork, would otherwise always land on it). The shuffle's
+ * seed is printed (--seed N repeats an order).
  *
  * A module round is: pam_start_confdir(SERVICE, USERPREFIX<i>, conv, DIR), pam_authenticate,
  * pam_end, timed with CLOCK_MONOTONIC inside the child. Warm-up rounds use the users
@@ -347,9 +350,31 @@ static struct stats stats_of(const double *v, long n) {
     return s;
 }
 
+/* The round order: a Fisher-Yates shuffle from a small xorshift generator, so an order can
+ * be repeated with --seed (rand() would do, but its state is shared with libraries). */
+static unsigned shuffle_seed;
+static unsigned shuffle_state;
+
+static unsigned next_random(void) {
+    unsigned x = shuffle_state;
+    x ^= x << 13;
+    x ^= x >> 17;
+    x ^= x << 5;
+    return shuffle_state = x;
+}
+
+static void shuffle(int *order, int n) {
+    for (int i = n - 1; i > 0; i--) {
+        int j = (int)(next_random() % (unsigned)(i + 1));
+        int t = order[i];
+        order[i] = order[j];
+        order[j] = t;
+    }
+}
+
 static void usage(void) {
     fprintf(stderr,
-            "usage: pam_bench --confdir DIR --secret BASE32 [--rounds N] [--warmup W] [--json FILE]\n"
+            "usage: pam_bench --confdir DIR --secret BASE32 [--rounds N] [--warmup W] [--seed N] [--json FILE]\n"
             "                 --module LABEL:SERVICE:USERPREFIX ... [--spawn LABEL:PATH[:ARG]] ...\n"
             "                 [--ratio A:B] ... [--overhead A:B] [--meta KEY=VALUE] ...\n");
 }
@@ -381,6 +406,7 @@ int main(int argc, char **argv) {
     const char *ratios[MAX_ENTRIES];
     int nratio = 0;
     memset(es, 0, sizeof es);
+    shuffle_seed = (unsigned)time(NULL) ^ (unsigned)getpid();
 
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -391,6 +417,7 @@ int main(int argc, char **argv) {
         else if (strcmp(a, "--secret") == 0) secret = v;
         else if (strcmp(a, "--rounds") == 0) rounds = strtol(v, NULL, 10);
         else if (strcmp(a, "--warmup") == 0) warmup = strtol(v, NULL, 10);
+        else if (strcmp(a, "--seed") == 0) shuffle_seed = (unsigned)strtoul(v, NULL, 10);
         else if (strcmp(a, "--json") == 0) json = v;
         else if (strcmp(a, "--ratio") == 0) {
             if (nratio == MAX_ENTRIES || strchr(v, ':') == NULL) { usage(); return EXIT_USAGE; }
@@ -461,11 +488,16 @@ int main(int argc, char **argv) {
     int failed = 0;
     struct result res;
     long total = warmup + rounds;
+    int order[MAX_ENTRIES];
+    shuffle_state = shuffle_seed ? shuffle_seed : 1;  /* xorshift must not start at 0 */
+    for (int k = 0; k < ne; k++) order[k] = k;
+    fprintf(stderr, "pam_bench: round order shuffled with seed %u\n", shuffle_seed);
     for (long r = 0; r < total && !failed; r++) {
         int timed = r >= warmup;
         int idx = (int)(timed ? r - warmup : r);
+        shuffle(order, ne);
         for (int k = 0; k < ne && !failed; k++) {
-            struct entry *e = &es[(k + r) % ne];  /* rotate the order each round */
+            struct entry *e = &es[order[k]];
             struct cmd c = { timed ? 2 : 1, idx };
             xwrite(e->cmd_fd, &c, sizeof c);
             if (xread(e->res_fd, &res, sizeof res) < 0) {

@@ -2,7 +2,9 @@
 # bench/run.sh: the cost of one login through pam_twostep vs pam_google_authenticator,
 # side by side in one harness run. `make bench` runs it after building build/.
 # pam_twostep is measured twice: spawning twostep-helper per login (the default), and with
-# socket= asking a running `twostep-helper serve` (started here, stopped on exit).
+# socket= asking a running `twostep-helper serve` (started here, stopped on exit), and, when
+# Debian's postgresql-15 is installed, socket= again with `store = postgresql` on a scratch
+# local server (tests/pgserver.py: TLS, SCRAM, started here, removed on exit).
 # See bench/README.md for how to read the output.
 #
 # Environment:
@@ -11,6 +13,8 @@
 #   BENCH_TMPDIR  where the state directories are created (default /var/tmp, which like
 #                 /var/lib is normally on disk; fsync cost depends on the filesystem)
 #   BUILD         directory holding the built binaries (default build/ next to bench/)
+#   BENCH_POSTGRES=0
+#                 skip the PostgreSQL row (default: measured when postgresql-15 is installed)
 #   BENCH_SYSLOG_SINK=1
 #                 when the host has no /dev/log (no syslog daemon, as in containers and CI VMs),
 #                 run the harness in a private mount namespace whose /dev has a /dev/log
@@ -50,6 +54,8 @@ OLDDEV=
 cleanup() {
     # the helper server, if the harness wrapper did not get to stop it
     if [ -s "$D/server.pid" ]; then kill "$(cat "$D/server.pid")" 2>/dev/null || true; fi
+    if [ -s "$D/pgrun/server.pid" ]; then kill "$(cat "$D/pgrun/server.pid")" 2>/dev/null || true; fi
+    if [ -d "$D/pg" ]; then python3 "$root/tests/pgserver.py" stop "$D/pg" || true; fi
     rm -rf "$D"
     # only ever an empty mount point (the bind mount lived in the private namespace)
     [ -z "$OLDDEV" ] || rmdir "$OLDDEV" 2>/dev/null || true
@@ -76,16 +82,34 @@ users() {  # PREFIX: the timed, warm-up and memory-round users
 
 # tsbench*: logins that spawn the helper; sobench*: logins through socket=. A time step is
 # accepted once per user, so every login needs its own user.
-n=$((2 * (ROUNDS + WARMUP + 1)))
+PG=0
+if [ "${BENCH_POSTGRES:-1}" = 1 ] && [ -x /usr/lib/postgresql/15/bin/initdb ]; then PG=1; fi
+n=$(((2 + PG) * (ROUNDS + WARMUP + 1)))
 echo "bench: enrolling $n twostep users (not timed in the benchmark)"
 t0=$(date +%s.%N)
-{ users tsbench; users sobench; } | while read -r u; do
+{ users tsbench; users sobench; [ $PG = 0 ] || users pgbench; } | while read -r u; do
     echo "$SECRET" | "$BUILD/twostep" admin import "$u" --secret - --config "$D/twostep.conf" >/dev/null
 done
 t1=$(date +%s.%N)
 enrol_s=$(echo "$t0 $t1" | awk '{printf "%.2f", $2 - $1}')
 enrol_ms=$(echo "$t0 $t1 $n" | awk '{printf "%.2f", ($2 - $1) * 1000 / $3}')
 echo "bench: enrolment of $n users took ${enrol_s} s (${enrol_ms} ms per admin import)"
+
+# --- the same records in PostgreSQL (store = postgresql, socket=) -------------------------
+if [ $PG = 1 ]; then
+    chmod 0711 "$D"   # the postgres user reaches its data directory under $D/pg
+    echo "bench: starting a scratch PostgreSQL 15 (TLS, SCRAM) in $D/pg"
+    pginfo=$(python3 "$root/tests/pgserver.py" start "$D/pg")
+    pguri=$(echo "$pginfo" | sed -n 1p)
+    pgpass=$(echo "$pginfo" | sed -n 2p)
+    { cat "$D/twostep.conf"; echo "store = postgresql"; echo "database = $pguri";
+      echo "database_password_file = $pgpass"; } > "$D/twostep-pg.conf"
+    "$BUILD/twostep" admin db init --config "$D/twostep-pg.conf" >/dev/null
+    # admin migrate copies the file store's records into the database byte for byte.
+    "$BUILD/twostep" admin migrate --to postgresql --config "$D/twostep.conf" \
+        --database "$pguri" --database-password-file "$pgpass"
+    mkdir -m 0700 "$D/pgrun"
+fi
 
 # --- google-authenticator secret files (one per user, same secret, root-owned 0600) ----
 mkdir -m 0700 "$D/ga"
@@ -104,6 +128,9 @@ SOCK=$D/helper.sock
 echo "auth required $BUILD/pam_twostep.so helper=$D/no-such-helper config=$D/twostep.conf socket=$SOCK" \
     > "$D/pam.d/bench-twostep-socket"
 echo "auth required $ga_path secret=$D/ga/\${USER} user=root" > "$D/pam.d/bench-google"
+PGSOCK=$D/pgrun/helper.sock
+echo "auth required $BUILD/pam_twostep.so helper=$D/no-such-helper config=$D/twostep-pg.conf socket=$PGSOCK" \
+    > "$D/pam.d/bench-twostep-pg"
 
 fstype=$(stat -f -c %T "$D/state")
 ga_fstype=$(stat -f -c %T "$D/ga")
@@ -193,9 +220,7 @@ SERVE='
     exit $rc
 '
 
-set +e
-run_harness sh -eu -c "$SERVE" sh "$BUILD/twostep-helper" "$D/twostep.conf" "$SOCK" "$D" \
-    "$BUILD/pam_bench" --confdir "$D/pam.d" --secret "$SECRET" \
+set -- "$BUILD/pam_bench" --confdir "$D/pam.d" --secret "$SECRET" \
     --rounds "$ROUNDS" --warmup "$WARMUP" --json "$BUILD/bench.json" \
     --module "pam_google_authenticator:bench-google:gabench" \
     --module "pam_twostep:bench-twostep:tsbench" \
@@ -216,6 +241,16 @@ run_harness sh -eu -c "$SERVE" sh "$BUILD/twostep-helper" "$D/twostep.conf" "$SO
     --meta "cpus=$(nproc)" \
     --meta "loadavg_at_start=$(cut -d' ' -f1-3 /proc/loadavg)" \
     --meta "kernel=$(uname -r)"
+# With PostgreSQL: its row, and a second `twostep-helper serve` (store = postgresql) around
+# the harness, inside the first one.
+if [ $PG = 1 ]; then
+    set -- "$@" --module "pam_twostep socket= postgresql:bench-twostep-pg:pgbench" \
+        --ratio "pam_twostep socket= postgresql:pam_twostep socket=" \
+        --meta "postgresql=local PostgreSQL 15, TCP 127.0.0.1, TLS verify-full, SCRAM; one connection per pre-forked worker"
+    set -- sh -eu -c "$SERVE" sh "$BUILD/twostep-helper" "$D/twostep-pg.conf" "$PGSOCK" "$D/pgrun" "$@"
+fi
+set +e
+run_harness sh -eu -c "$SERVE" sh "$BUILD/twostep-helper" "$D/twostep.conf" "$SOCK" "$D" "$@"
 rc=$?
 set -e
 if [ $rc -ne 0 ]; then
@@ -244,6 +279,15 @@ if [ -n "$met" ]; then
     echo "bench: rows that met <= google: ${met#, }"
 else
     echo "bench: rows that met <= google: none"
+fi
+if [ $PG = 1 ]; then
+    pgmed=$(json_get "pam_twostep socket= postgresql" median_ms)
+    pg99=$(json_get "pam_twostep socket= postgresql" p99_ms)
+    fmed=$(json_get "pam_twostep socket=" median_ms)
+    ratio=$(echo "$pgmed $fmed" | awk '{printf "%.2f", $1 / $2}')
+    verdict=$(echo "$ratio" | awk '{print ($1 <= 2) ? "MET" : "NOT MET"}')
+    printf 'bench: store = postgresql (socket=): median %.3f ms  p99 %.3f ms  = %sx the file store (socket=)  -> TARGET <= 2x %s\n' \
+        "$pgmed" "$pg99" "$ratio" "$verdict"
 fi
 echo "bench: figures written to $BUILD/bench.json"
 exit 0

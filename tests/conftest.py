@@ -141,6 +141,17 @@ def inst():
         shutil.rmtree(root, ignore_errors=True)
 
 
+def harness_login(pamdir, service, user, answer, timeout=60):
+    """One login through libpam (tests/harness/pam_harness.c); returns the PAM code."""
+    r = subprocess.run([HARNESS, "--confdir", pamdir, "--service", service,
+                        "--user", user, "--answers", "-"],
+                       input="" if answer is None else answer + "\n",
+                       capture_output=True, text=True, timeout=timeout)
+    codes = [int(c) for c in re.findall(r"^RESULT: .* \((-?\d+)\)$", r.stdout, re.M)]
+    assert len(codes) == 1, (r.stdout, r.stderr)
+    return codes[0]
+
+
 def raw_request(user, fields, sock):
     """A hand-made client running as `user`, speaking the frame protocol directly: what
     the helper decides must come from SO_PEERCRED, not from anything the client says.
@@ -172,6 +183,7 @@ def installed_files(pamdir):
         f"{pamdir}/pam_twostep.so": 0o644,
         "etc/twostep/twostep.conf": 0o644,
         "etc/pam.d/twostep": 0o644,
+        "etc/logrotate.d/twostep": 0o644,
         "lib/systemd/system/twostep-helper.socket": 0o644,
         "lib/systemd/system/twostep-helper@.service": 0o644,
         "lib/systemd/system/twostep-helperd.socket": 0o644,

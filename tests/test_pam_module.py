@@ -449,6 +449,21 @@ def test_module_links_no_swift_runtime():
     assert "Foundation" not in out
 
 
+def test_module_needs_only_libc_and_libpam():
+    # Embedded Swift: no Swift runtime, no libstdc++, no libm; the host gains only what it has.
+    out = subprocess.run(["readelf", "-d", str(SO)], capture_output=True, text=True,
+                         check=True).stdout
+    needed = sorted(re.findall(r"\(NEEDED\)\s+Shared library: \[([^\]]+)\]", out))
+    assert needed == ["libc.so.6", "libpam.so.0"], needed
+
+
+def test_module_is_kilobytes_when_stripped(tmp_path):
+    stripped = tmp_path / "pam_twostep.so"
+    subprocess.run(["strip", "--strip-unneeded", "-o", str(stripped), str(SO)], check=True)
+    size = stripped.stat().st_size
+    assert size < 300 * 1024, f"stripped module is {size} bytes"
+
+
 def test_module_exports_only_pam_entry_points():
     out = subprocess.run(["nm", "-D", "--defined-only", str(SO)],
                          capture_output=True, text=True, check=True).stdout

@@ -23,13 +23,14 @@ PASSWORD = "Corr3ct-Horse-Battery"
 class Host:
     """Users with passwords, a PAM service for password checks, the helper serving a socket."""
 
-    def __init__(self, root):
+    def __init__(self, root, **conf):
         os.chmod(root, 0o755)  # users read the config; state and keys stay 0700
         self.tag = secrets.token_hex(3)
         self.pam_service = f"twostep-test-pw-{self.tag}"
         with open(f"/etc/pam.d/{self.pam_service}", "w") as f:
             f.write("auth required pam_unix.so\naccount required pam_unix.so\n")
-        self.inst = Installation(root, password_service=self.pam_service, socket=os.path.join(root, "helper.sock"))
+        self.inst = Installation(root, password_service=self.pam_service, socket=os.path.join(root, "helper.sock"),
+                                 **conf)
         self.sock = os.path.join(root, "helper.sock")
         self.users = []
         self.server = None

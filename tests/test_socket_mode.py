@@ -18,8 +18,8 @@ import time
 import pytest
 
 from conftest import (CLI, HARNESS, HELPER, MODULE, PAM_AUTH_ERR, PAM_AUTHINFO_UNAVAIL, PAM_IGNORE,
-                      PAM_MAXTRIES, PAM_SUCCESS, VERDICT_SYSTEM_ERROR, Installation, oathtool,
-                      raw_request, wait_for_socket)
+                      PAM_MAXTRIES, PAM_SUCCESS, VERDICT_SYSTEM_ERROR, Installation, harness_login,
+                      oathtool, raw_request, wait_for_socket)
 
 NO_HELPER = "/nonexistent/twostep-helper"
 
@@ -57,13 +57,7 @@ class Site:
 
     def login(self, service, user, answer):
         """One login through libpam (tests/harness/pam_harness.c); returns the PAM code."""
-        r = subprocess.run([HARNESS, "--confdir", self.inst.pamdir, "--service", service,
-                            "--user", user, "--answers", "-"],
-                           input="" if answer is None else answer + "\n",
-                           capture_output=True, text=True, timeout=60)
-        codes = [int(c) for c in re.findall(r"^RESULT: .* \((-?\d+)\)$", r.stdout, re.M)]
-        assert len(codes) == 1, (r.stdout, r.stderr)
-        return codes[0]
+        return harness_login(self.inst.pamdir, service, user, answer)
 
     def close(self):
         for proc in self.servers:

@@ -1,6 +1,5 @@
 // Starting and reaping twostep-helper. The verdict comes from the socket, never from the
 // exit status: a host may ignore SIGCHLD (children auto-reaped) or reap them itself.
-import Glibc
 import PAMShim
 
 enum SpawnFailure: Error {

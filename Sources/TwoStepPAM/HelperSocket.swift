@@ -1,7 +1,6 @@
 // socket=: asking a running `twostep-helper serve` instead of spawning a helper per login.
 // The connection carries the same frames as the socketpair to a spawned helper; there is
 // no child to reap, so the session ends by closing the descriptor.
-import Glibc
 import PAMShim
 
 /// Why the server could not be used. Every case falls back to spawning `helper=`.

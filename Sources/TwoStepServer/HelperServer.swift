@@ -1,6 +1,7 @@
 import CTwoStepSys
 import Glibc
 import TwoStepCrypto
+import TwoStepPostgres
 import TwoStepProtocol
 import TwoStepService
 import TwoStepStore
@@ -118,6 +119,7 @@ public enum HelperServer {
         // Touch OpenSSL's shared tables once more, now: the copy-on-write faults that a
         // fork owes land here, before a caller is waiting, instead of inside its login.
         Crypto.warmUp()
+        UserStores.prepare(config)
         while true {
             let conn = Sys.retry { twostep_sys_accept(listener) }
             if conn >= 0 {
@@ -192,6 +194,7 @@ public enum HelperServer {
         let link = HelperLink(FrameStream(readFD: fd, writeFD: fd), requestSeconds: requestSeconds)
         let verdict = serve(link, peerUID: caller.uid, config: config)
         link.finish(verdict)
+        UserStores.finish()
         return verdict == .success ? 0 : 1
     }
 
@@ -209,7 +212,7 @@ public enum HelperServer {
             link.stream.deadline = nil
             do {
                 // The caller's connection slot was taken at accept (admit).
-                let store = try FileUserStore(config: config)
+                let store = try UserStores.open(config)
                 let service = SelfService(config: config, store: store, audit: AuditLog(path: config.auditLog),
                                           now: { Int64(time(nil)) },
                                           confirmPassword: { user, conversation in

@@ -1,5 +1,6 @@
 import Glibc
 import TwoStepCore
+import TwoStepPostgres
 import TwoStepProtocol
 import TwoStepService
 import TwoStepStore
@@ -21,6 +22,7 @@ public enum LoginSession {
         let link = HelperLink(FrameStream(readFD: fd, writeFD: writeFD), requestSeconds: 30)
         let verdict = session(link)
         link.finish(verdict)
+        UserStores.finish()
         return verdict == .success ? 0 : 1
     }
 
@@ -50,9 +52,9 @@ public enum LoginSession {
             AuditLog.syslogLine(LOG_ERR, "helper: malformed request")
             return .systemError
         }
-        let store: FileUserStore
+        let store: UserStore
         do {
-            store = try FileUserStore(config: config)
+            store = try UserStores.open(config, login: true)
         } catch {
             AuditLog.syslogLine(LOG_ERR, "helper: \(error)")
             return .systemError

@@ -24,6 +24,9 @@ public final class AuditLog {
     let path: String?
     let now: () -> Int64
     private static var opened = false
+    /// A second copy of every event, set by a shared store (PostgreSQL's `twostep_audit`);
+    /// best effort, after syslog and never instead of the local log.
+    public static var mirror: ((AuditEvent, Int64) -> Void)? = nil
 
     public init(path: String?, now: @escaping () -> Int64 = { Int64(time(nil)) }) {
         self.path = path
@@ -42,6 +45,7 @@ public final class AuditLog {
         if let r = e.rhost, !r.isEmpty { msg += " rhost=\(jsonString(r))" }
         if let d = e.detail { msg += " detail=\(jsonString(d))" }
         Self.syslogLine(LOG_WARNING, msg)
+        defer { Self.mirror?(e, now()) }
         guard let path else { return }
         var json = "{\"time\":\"\(Self.isoTime(now()))\",\"event\":\(jsonString(e.event)),"
         json += "\"user\":\(jsonString(e.user)),\"service\":\(jsonString(e.service)),"

@@ -7,6 +7,9 @@ import TwoStepCore
 /// values are errors that name the line, so a typo never silently weakens policy.
 public struct Config: Equatable {
     public enum EnrollMode: String, Equatable { case off, prompt }
+    /// Where records and state live: this host's `state_dir`, or a PostgreSQL database
+    /// shared by every host (docs/ARCHITECTURE.md, "Many hosts").
+    public enum StoreKind: String, Equatable { case files, postgresql }
     public enum Requirement: Equatable { case all, groups([String]) }
 
     public var path: String
@@ -30,14 +33,27 @@ public struct Config: Equatable {
     public var passwordService = "twostep"
     /// Self-service connections served at once by `twostep-helper serve`.
     public var maxConnections = 16
+    public var store: StoreKind = .files
+    /// libpq connection string or URI (`store = postgresql`); never holds the password.
+    public var database: String? = nil
+    /// Root-only file holding the database password alone on one line.
+    public var databasePasswordFile: String? = nil
 
     /// What a new enrolment gets.
     public var otpParameters: OTPParameters { OTPParameters(algorithm: algorithm, digits: digits, period: period) }
+    /// The system's mail command (argv, no shell); the message goes to its standard input.
+    public var mailCommand = ["/usr/sbin/sendmail", "-t", "-i"]
+    /// The sender of every mail twostep sends.
+    public var mailFrom = "twostep@" + Config.hostName()
+    /// Seconds the mail command may take before it is killed.
+    public var mailTimeout = 10
 
     public static let defaultPath = "/etc/twostep/twostep.conf"
     public static let knownKeys = ["state_dir", "key_dir", "audit_log", "window", "digits", "period",
                                    "algorithm", "issuer", "rate_limit", "lockout", "socket",
-                                   "enroll", "require", "password_service", "max_connections"]
+                                   "enroll", "require", "password_service", "max_connections",
+                                   "store", "database", "database_password_file",
+                                   "mail_command", "mail_from", "mail_timeout"]
 
     public init(path: String = Config.defaultPath) { self.path = path }
 
@@ -121,10 +137,45 @@ public struct Config: Equatable {
                 guard isPlainUserName(value) else { throw fail("not a valid PAM service name") }
                 c.passwordService = value
             case "max_connections": c.maxConnections = try integer(value, 1...1024, fail)
+            case "store":
+                guard let k = StoreKind(rawValue: value) else { throw fail("must be files or postgresql") }
+                c.store = k
+            case "database":
+                guard !connectionStringHasPassword(value) else {
+                    throw fail("must not hold a password: put it in database_password_file")
+                }
+                c.database = value
+            case "database_password_file": c.databasePasswordFile = try absolutePath(value, fail)
+            case "mail_command":
+                let argv = value.split(whereSeparator: { $0 == " " || $0 == "\t" }).map(String.init)
+                guard let first = argv.first, first.hasPrefix("/") else {
+                    throw fail("expected an absolute path to a sendmail-compatible program, then its arguments")
+                }
+                c.mailCommand = argv
+            case "mail_from":
+                guard isSendableMailAddress(value) else { throw fail("not a plain mail address (user@domain)") }
+                c.mailFrom = value
+            case "mail_timeout": c.mailTimeout = try integer(value, 1...300, fail)
             default: throw fail("unknown key")
             }
         }
+        if c.store == .postgresql && c.database == nil {
+            throw StoreError.config(path: path, line: 0, message: "store = postgresql needs `database = URI`")
+        }
         return c
+    }
+
+    /// Whether a libpq connection string (URI or `key=value` form) carries a password:
+    /// `user:secret@` in a URI, or a `password` parameter in either form.
+    public static func connectionStringHasPassword(_ v: String) -> Bool {
+        let lower = v.lowercased()
+        if String(lower.filter { $0 != " " && $0 != "\t" }).contains("password=") { return true }
+        for scheme in ["postgresql://", "postgres://"] where lower.hasPrefix(scheme) {
+            let rest = lower.dropFirst(scheme.count)
+            let authority = rest.prefix { $0 != "/" && $0 != "?" }
+            if let at = authority.lastIndex(of: "@"), authority[..<at].contains(":") { return true }
+        }
+        return false
     }
 
     static func absolutePath(_ v: String, _ fail: (String) -> StoreError) throws -> String {
@@ -158,11 +209,13 @@ public struct Config: Equatable {
         return n * unit
     }
 
+    /// A duration as the config writes it (`300`, `5m`, `12h`, `7d`) in seconds, or nil.
+    public static func parseDuration(_ v: String) -> Int? {
+        try? duration(v, { StoreError.config(path: "", line: 0, message: $0) })
+    }
+
     static func hostName() -> String {
-        var buf = [CChar](repeating: 0, count: 256)
-        guard gethostname(&buf, buf.count - 1) == 0 else { return "twostep" }
-        let name = String(cString: buf)
-        return name.isEmpty ? "twostep" : name.replacingColons()
+        (Sys.hostName() ?? "twostep").replacingColons()
     }
 }
 

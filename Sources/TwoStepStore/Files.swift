@@ -67,7 +67,7 @@ public enum Files {
         return try readAll(fd: fd, path: path, limit: limit)
     }
 
-    static func readAll(fd: Int32, path: String, limit: Int) throws -> [UInt8] {
+    public static func readAll(fd: Int32, path: String, limit: Int) throws -> [UInt8] {
         var out: [UInt8] = []
         var buf = [UInt8](repeating: 0, count: 4096)
         while true {

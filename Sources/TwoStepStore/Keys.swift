@@ -78,9 +78,10 @@ public final class KeyRing {
         return key
     }
 
-    /// Creates a fresh random key, stores it 0400 and makes it active. Returns its id.
+    /// Creates a fresh random key, stores it 0400 and (unless `activate: false`, to hand it
+    /// to every host of a fleet first) makes it active. Returns its id.
     @discardableResult
-    public func createKey() throws -> String {
+    public func createKey(activate: Bool = true) throws -> String {
         try Files.makeDirectory(keyDir, mode: 0o700)
         var raw = try Crypto.randomBytes(AESGCM.keySize)
         defer { Crypto.wipe(&raw) }
@@ -88,23 +89,10 @@ public final class KeyRing {
         let dirfd = try Files.openPrivateDirectory(keyDir)
         defer { close(dirfd) }
         try Files.writeAtomically(dirfd: dirfd, dirPath: keyDir, name: "\(key.id).key", bytes: raw, mode: 0o400)
-        try Files.writeAtomically(dirfd: dirfd, dirPath: keyDir, name: "active", bytes: Array((key.id + "\n").utf8))
+        if activate { try self.activate(key.id) }
         return key.id
     }
 
     public func hasActiveKey() -> Bool { (try? activeKey()) != nil }
-
-    /// Deletes every `<id>.key` but `keep`. Returns the ids removed.
-    public func removeKeys(except keep: String) throws -> [String] {
-        let dirfd = try Files.openPrivateDirectory(keyDir)
-        defer { close(dirfd) }
-        let names = try Files.names(dirfd: dirfd, dirPath: keyDir)
-        var removed: [String] = []
-        for name in names where name.hasSuffix(".key") && name != keep + ".key" {
-            try Files.remove(dirfd: dirfd, dirPath: keyDir, name: name)
-            removed.append(String(name.dropLast(4)))
-        }
-        return removed.sorted()
-    }
 }
 

@@ -32,7 +32,7 @@ public enum SealedRecord {
         (0..<8).map { UInt8(truncatingIfNeeded: v >> (56 - 8 * UInt64($0))) }
     }
 
-    public static func seal(_ plaintext: [UInt8], user: String, key: MasterKey, generation: UInt64) throws -> [UInt8] {
+    public static func seal(_ plaintext: [UInt8], user: String, key: MasterKey, generation: UInt64 = 0) throws -> [UInt8] {
         let nonce = try Crypto.randomBytes(AESGCM.nonceSize)
         let sealed = try key.secret.withBytes { k in
             try AESGCM.seal(key: k, nonce: nonce, plaintext: plaintext,
@@ -68,8 +68,13 @@ public enum SealedRecord {
         return id
     }
 
+    /// The plaintext.
+    public static func open(_ bytes: [UInt8], user: String, keys: KeyRing, path: String) throws -> [UInt8] {
+        try openWithGeneration(bytes, user: user, keys: keys, path: path).plaintext
+    }
+
     /// The plaintext and the generation it was sealed with (0 for version 1).
-    public static func open(_ bytes: [UInt8], user: String, keys: KeyRing, path: String) throws
+    public static func openWithGeneration(_ bytes: [UInt8], user: String, keys: KeyRing, path: String) throws
         -> (plaintext: [UInt8], generation: UInt64) {
         let id = try keyID(of: bytes, path: path)
         let key = try keys.key(id: id)

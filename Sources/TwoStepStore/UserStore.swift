@@ -80,7 +80,7 @@ public final class FileUserStore: UserStore {
         let stateGeneration = (try? loadState(user))?.recordGeneration ?? 0
         return try withDirectory { fd in
             guard let sealed = try Files.readPrivate(dirfd: fd, dirPath: directory, name: name) else { return nil }
-            var (plain, generation) = try SealedRecord.open(sealed, user: user, keys: keys, path: path)
+            var (plain, generation) = try SealedRecord.openWithGeneration(sealed, user: user, keys: keys, path: path)
             defer { Crypto.wipe(&plain) }
             guard generation >= stateGeneration else {
                 throw StoreError.damaged(path: path, reason: "older than its state (generation \(generation), " +

@@ -58,10 +58,20 @@ public enum Sys {
         }
     }
 
-    public static func monotonicSeconds() -> Int64 {
+    public static func monotonicSeconds() -> Int64 { monotonicMilliseconds() / 1000 }
+
+    public static func monotonicMilliseconds() -> Int64 {
         var ts = timespec()
         clock_gettime(CLOCK_MONOTONIC, &ts)
-        return Int64(ts.tv_sec)
+        return Int64(ts.tv_sec) * 1000 + Int64(ts.tv_nsec) / 1_000_000
+    }
+
+    /// This host's name; nil when it has none.
+    public static func hostName() -> String? {
+        var buf = [CChar](repeating: 0, count: 256)
+        guard gethostname(&buf, buf.count - 1) == 0 else { return nil }
+        let name = String(cString: buf)
+        return name.isEmpty ? nil : name
     }
 
     /// The system's error text for `err`.

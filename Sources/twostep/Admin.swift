@@ -9,7 +9,8 @@ import TwoStepSystem
 struct Admin: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Administer the store (root): keys, enrolments, lockouts.",
-        subcommands: [Init.self, Import.self, NewBackupCodes.self, Reset.self, Unlock.self, Show.self, List.self, RotateKey.self])
+        subcommands: [Init.self, Import.self, NewBackupCodes.self, Reset.self, Unlock.self, Show.self, List.self, RotateKey.self,
+                      DB.self, Migrate.self, ExportKey.self, ImportKey.self, Audit.self, Report.self, TestMail.self])
 }
 
 extension Admin {
@@ -148,40 +149,101 @@ extension Admin {
         static let configuration = CommandConfiguration(
             commandName: "rotate-key",
             abstract: "Make a new master key active and re-seal every record with it.",
-            discussion: "Old key files are kept (a backup may still need them) unless --retire is given, which removes them once every record has been re-sealed.")
-        @Flag(help: "Delete the old key files after re-sealing.") var retire = false
+            discussion: """
+            Safe to interrupt at any moment (even kill -9): each record is re-sealed under its \
+            user's lock (or in its own short transaction with store = postgresql) with an atomic \
+            write, and logins go on meanwhile. A run that finds records still under an older key \
+            finishes that rotation instead of starting another. For a fleet sharing a database: \
+            --prepare makes the new key without using it; carry it to every host (export-key, \
+            import-key), then --use ID on one host. Old key files are kept (a backup may still \
+            need them) unless --retire is given, which removes each one that no record names any \
+            more, and names the records that still need the others.
+            """)
+        @Flag(help: "Only print how many records each key seals, and change nothing.") var status = false
+        @Flag(help: "Make a new key but do not use it yet (print its id).") var prepare = false
+        @Option(help: "Use this existing key (from --prepare) instead of making one.") var use: String?
+        @Flag(help: "Delete old key files that no record needs any more.") var retire = false
+        @Flag(help: "With --status: print JSON.") var json = false
         @OptionGroup var options: ConfigOptions
 
+        func validate() throws {
+            if prepare && (use != nil || retire || status) { throw ValidationError("--prepare goes alone") }
+            if status && (use != nil || retire) { throw ValidationError("--status changes nothing: give it alone") }
+        }
+
         func run() throws {
+            guard geteuid() == 0 else { throw CLIError("admin rotate-key needs root") }
             let ctx = try LocalStore(options)
-            try ctx.requireRoot("admin rotate-key")
             guard KeyRing.environmentValue() == nil else {
                 throw CLIError("\(KeyRing.environmentVariable) is set: rotate that key where it is managed")
             }
             let ring = try withCLIErrors { try KeyRing(keyDir: ctx.config.keyDir) }
-            let old = try withCLIErrors { try ring.activeKey().id }
-            let new = try withCLIErrors { try ring.createKey() }
+            let rotation = KeyRotation(store: ctx.store, ring: ring)
+            if status { return try printStatus(rotation) }
+            if prepare {
+                let active = try withCLIErrors { try ring.activeKey().id }
+                let id = try withCLIErrors { try ring.createKey(activate: false) }
+                print("twostep: master key \(id) made, not yet in use (active: \(active)); give it to every host, then `twostep admin rotate-key --use \(id)`")
+                return
+            }
+
+            let plan = try withCLIErrors { try rotation.plan(use: use) }
+            if let previous = plan.previousKey {
+                print("twostep: master key \(plan.activeKey) is active (was \(previous)); re-sealing \(plan.users.count) record(s)")
+            } else {
+                print("twostep: finishing an unfinished rotation: \(plan.users.count) record(s) still under an older key; re-sealing them under \(plan.activeKey)")
+            }
+            let progress = Progress(total: plan.users.count, verb: "re-sealed")
             var failed: [String] = []
-            for user in try withCLIErrors({ try ctx.store.enrolledUsers() }) {
+            for user in plan.users {
                 do {
-                    try ctx.store.withLock(user) {
-                        if let record = try ctx.store.loadRecord(user) { try ctx.store.saveRecord(record, for: user) }
-                    }
+                    _ = try rotation.reseal(user, activeKey: plan.activeKey)
                 } catch {
                     failed.append(user)
-                    writeStderr("twostep: \(user): not re-sealed: \(error)\n")
+                    progress.interrupt("twostep: \(user): not re-sealed: \(error)\n")
                 }
+                progress.step()
             }
+            progress.finish()
             ctx.audit.record(AuditEvent(event: "admin_rotate_key", user: "-", service: "twostep",
                                         result: failed.isEmpty ? "success" : "failure",
-                                        detail: "\(old) -> \(new) by \(invokingUser())"))
-            print("twostep: master key \(new) is active (was \(old))")
-            guard failed.isEmpty else {
-                throw CLIError("\(failed.count) record(s) still need their old key; old keys kept")
-            }
+                                        detail: "\(plan.previousKey.map { "\($0) -> " } ?? "resumed, ")\(plan.activeKey): " +
+                                                "\(plan.users.count - failed.count) re-sealed, \(failed.count) failed, by \(invokingUser())"))
             if retire {
-                let removed = try withCLIErrors { try ring.removeKeys(except: new) }
-                print("twostep: removed old key(s): \(removed.joined(separator: ", "))")
+                let (removed, kept) = try withCLIErrors { try rotation.retire() }
+                if !removed.isEmpty { print("twostep: removed old key(s): \(removed.joined(separator: ", "))") }
+                for (id, users) in kept.sorted(by: { $0.key < $1.key }) {
+                    writeStderr("twostep: key \(id) kept: still named by \(users.count) record(s): \(listed(users))\n")
+                }
+                if !kept.isEmpty { throw CLIError("old key(s) kept while records need them") }
+            }
+            guard failed.isEmpty else {
+                throw CLIError("\(failed.count) record(s) could not be re-sealed (\(listed(failed))); their keys are kept")
+            }
+        }
+
+        func printStatus(_ rotation: KeyRotation) throws {
+            let census = try withCLIErrors { try rotation.census() }
+            let active = try withCLIErrors { try rotation.ring.activeKey().id }
+            let files = try withCLIErrors { try rotation.ring.keyIDs() }
+            let ids = Set(files).union(census.keys).union([active]).sorted()
+            if json {
+                var keys: [[String: Any]] = []
+                for id in ids where id != KeyRotation.unreadable {
+                    keys.append(["id": id, "active": id == active, "records": census[id]?.count ?? 0,
+                                 "key_file": files.contains(id)])
+                }
+                try printJSON(["active": active, "keys": keys,
+                               "unreadable": census[KeyRotation.unreadable] ?? [],
+                               "complete": census.keys.allSatisfy { $0 == active || $0 == KeyRotation.unreadable }] as [String: Any])
+                return
+            }
+            for id in ids where id != KeyRotation.unreadable {
+                let note = id == active ? " (active)" : (files.contains(id) ? "" : " (key file missing!)")
+                print("key \(id)\(note): \(census[id]?.count ?? 0) record(s)")
+            }
+            if let bad = census[KeyRotation.unreadable] {
+                print("unreadable records: \(bad.count) (\(listed(bad)))")
             }
         }
     }

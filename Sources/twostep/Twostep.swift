@@ -1,5 +1,6 @@
 import ArgumentParser
 import Glibc
+import TwoStepPostgres
 import TwoStepService
 import TwoStepStore
 import TwoStepSystem
@@ -44,12 +45,12 @@ struct CLIError: Error, CustomStringConvertible {
 /// this process (root's admin commands, root's own self-service).
 struct LocalStore {
     let config: Config
-    let store: FileUserStore
+    let store: UserStore & SealedRecordAccess
     let audit: AuditLog
 
     init(_ options: ConfigOptions) throws {
         config = try options.load()
-        do { store = try FileUserStore(config: config) } catch { throw CLIError("\(error)") }
+        do { store = try UserStores.open(config) } catch { throw CLIError("\(error)") }
         audit = AuditLog(path: config.auditLog)
     }
 

@@ -12,6 +12,19 @@
 #include <stddef.h>
 #include <sys/types.h>
 
+// The libc the Swift relay calls. The module is built as Embedded Swift, which has no Glibc
+// overlay: these headers are its only view of libc (also in the SwiftPM build, for one
+// source of truth).
+#include <errno.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -46,6 +59,9 @@ static const int TWOSTEP_LOG_WARNING = 4;
 static const int TWOSTEP_LOG_NOTICE = 5;
 static const int TWOSTEP_LOG_INFO = 6;
 static const int TWOSTEP_LOG_DEBUG = 7;
+
+/// errno of the calling thread (Embedded Swift has no Glibc overlay to read it).
+static inline int twostep_errno(void) { return errno; }
 
 /// Implemented in Swift (TwoStepPAM, `@_cdecl`); kept local by exports.map.
 int twostep_swift_authenticate(pam_handle_t *pamh, int flags, int argc, const char **argv);

@@ -1,0 +1,157 @@
+// SPDX-License-Identifier: Apache-2.0
+import TwoStepCrypto
+import TwoStepStore
+
+/// `store = postgresql`: one row per user in `twostep_users`, shared by every host. The
+/// row holds the same sealed bytes as `<user>.record` (the user name is in the sealed
+/// record's associated data, so bytes copied into another user's row do not open) and the
+/// state file's bytes, with the state's fields also in columns an operator can query.
+///
+/// `withLock` is one transaction: BEGIN, `SELECT … FOR UPDATE` of the user's row (made
+/// first if missing: INSERT … ON CONFLICT DO NOTHING waits for a concurrent insert), the
+/// body, COMMIT. So a code passes once across the fleet.
+public final class PostgresUserStore: UserStore, SealedRecordAccess {
+    public let database: PostgresDatabase
+    let keys: KeyRing
+    /// The row read FOR UPDATE by the open `withLock`, kept current by its writes.
+    private var locked: (user: String, record: [UInt8]?, state: [UInt8]?)?
+    /// The row just read outside a transaction, for the very next read of the same user
+    /// only (a login's `hasRecord` then `loadState`: one round trip, not two). Any other
+    /// call drops it; decisions are made on the row read again under the lock.
+    private var snapshot: (user: String, row: (record: [UInt8]?, state: [UInt8]?)?)?
+
+    public init(database: PostgresDatabase, keys: KeyRing) {
+        self.database = database
+        self.keys = keys
+    }
+
+    /// The process's shared database for `config`; audit events are mirrored into it.
+    public convenience init(config: Config) throws {
+        let db = try PostgresDatabase.shared(for: config)
+        self.init(database: db, keys: try KeyRing(keyDir: config.keyDir))
+        AuditLog.mirror = { [db] event, time in db.mirror(event, time: time) }
+    }
+
+    /// How errors name a row (where the file store names a path).
+    func label(_ user: String) -> String { "database row twostep_users[\(user)]" }
+
+    func checked(_ user: String) throws -> String {
+        guard isValidUserName(user) else { throw StoreError.invalidUser(user) }
+        return user
+    }
+
+    /// The user's sealed record and state bytes; nil when there is no row.
+    func row(_ user: String) throws -> (record: [UInt8]?, state: [UInt8]?)? {
+        let u = try checked(user)
+        if let l = locked, l.user == u { return (l.record, l.state) }
+        if let s = snapshot, s.user == u {
+            snapshot = nil
+            return s.row
+        }
+        let row: (record: [UInt8]?, state: [UInt8]?)? = try database.run { c in
+            let r = try c.exec("SELECT record, state FROM twostep_users WHERE name = $1", [.text(u)], operation: "read row")
+            return r.rows == 0 ? nil : (r.bytes(0, 0), r.bytes(0, 1))
+        }
+        snapshot = locked == nil ? (u, row) : nil
+        return row
+    }
+
+    public func sealedRecord(_ user: String) throws -> [UInt8]? {
+        try row(user)?.record
+    }
+
+    public func loadRecord(_ user: String) throws -> UserRecord? {
+        guard let sealed = try sealedRecord(user) else { return nil }
+        var plain = try SealedRecord.open(sealed, user: user, keys: keys, path: label(user))
+        defer { Crypto.wipe(&plain) }
+        return try UserRecord.parse(plain, path: label(user))
+    }
+
+    public func hasRecord(_ user: String) throws -> Bool {
+        try sealedRecord(user) != nil
+    }
+
+    public func loadState(_ user: String) throws -> UserState {
+        guard let bytes = try row(user)?.state else { return UserState() }
+        return try UserState.parse(bytes, path: label(user))
+    }
+
+    public func saveRecord(_ record: UserRecord, for user: String) throws {
+        let u = try checked(user)
+        var plain = record.serialized()
+        defer { Crypto.wipe(&plain) }
+        try storeSealedRecord(try SealedRecord.seal(plain, user: u, key: try keys.activeKey()), for: u)
+    }
+
+    public func storeSealedRecord(_ sealed: [UInt8], for user: String) throws {
+        snapshot = nil
+        let u = try checked(user)
+        let keyID = try SealedRecord.keyID(of: sealed, path: label(u))
+        try database.run { c in
+            try c.exec("""
+                INSERT INTO twostep_users (name, record, key_id) VALUES ($1, $2, $3)
+                ON CONFLICT (name) DO UPDATE SET record = EXCLUDED.record, key_id = EXCLUDED.key_id, updated = now()
+                """, [.text(u), .bytes(sealed), .text(keyID)], operation: "write record")
+        }
+        if locked?.user == u { locked?.record = sealed }
+    }
+
+    public func saveState(_ state: UserState, for user: String) throws {
+        snapshot = nil
+        let u = try checked(user)
+        let bytes = state.serialized()
+        try database.run { c in
+            try c.exec("""
+                INSERT INTO twostep_users (name, state, last_step, failures, locked_until) VALUES ($1, $2, $3, $4, $5)
+                ON CONFLICT (name) DO UPDATE SET state = EXCLUDED.state, last_step = EXCLUDED.last_step,
+                    failures = EXCLUDED.failures, locked_until = EXCLUDED.locked_until, updated = now()
+                """, [.text(u), .bytes(bytes), .int(state.lastStep), .int(Int64(state.failures.count)),
+                      .int(state.lockedUntil)], operation: "write state")
+        }
+        if locked?.user == u { locked?.state = bytes }
+    }
+
+    public func removeUser(_ user: String) throws {
+        snapshot = nil
+        let u = try checked(user)
+        try database.run { c in
+            try c.exec("DELETE FROM twostep_users WHERE name = $1", [.text(u)], operation: "remove user")
+        }
+        if locked?.user == u { locked?.record = nil; locked?.state = nil }
+    }
+
+    public func enrolledUsers() throws -> [String] {
+        snapshot = nil
+        return try database.run { c in
+            let r = try c.exec("SELECT name FROM twostep_users WHERE record IS NOT NULL ORDER BY name", operation: "list users")
+            return (0..<r.rows).compactMap { r.text($0, 0) }.filter(isValidUserName)
+        }
+    }
+
+    public func withLock<R>(_ user: String, _ body: () throws -> R) throws -> R {
+        snapshot = nil
+        let u = try checked(user)
+        if let l = locked {
+            // Already inside this user's transaction (a helper that takes the lock itself).
+            guard l.user == u else {
+                throw DatabaseError(operation: "lock", message: "already holding \(l.user)'s row; refusing to lock \(u) too")
+            }
+            return try body()
+        }
+        return try database.withTransaction(lock: { c -> (record: [UInt8]?, state: [UInt8]?) in
+            let select = "SELECT record, state FROM twostep_users WHERE name = $1 FOR UPDATE"
+            var r = try c.exec(select, [.text(u)], operation: "lock row")
+            if r.rows == 0 {
+                try c.exec("INSERT INTO twostep_users (name) VALUES ($1) ON CONFLICT (name) DO NOTHING", [.text(u)],
+                           operation: "create row")
+                r = try c.exec(select, [.text(u)], operation: "lock row")
+            }
+            guard r.rows == 1 else { throw DatabaseError(operation: "lock row", message: "row for \(u) vanished") }
+            return (r.bytes(0, 0), r.bytes(0, 1))
+        }) { row in
+            locked = (u, row.record, row.state)
+            defer { locked = nil }
+            return try body()
+        }
+    }
+}

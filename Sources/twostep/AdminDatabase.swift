@@ -1,0 +1,157 @@
+// SPDX-License-Identifier: Apache-2.0
+import ArgumentParser
+import Glibc
+import TwoStepService
+import TwoStepPostgres
+import TwoStepStore
+import TwoStepSystem
+
+/// The database to act on: the config's `database` and `database_password_file`, unless
+/// given here (to set up or fill a database before the config names it).
+struct DatabaseOptions: ParsableArguments {
+    @Option(name: .customLong("database"), help: "libpq URI or connection string (default: `database` from the config); never a password.")
+    var uri: String?
+    @Option(name: .customLong("database-password-file"), help: "Root-only file holding the password alone on one line (default: `database_password_file`).")
+    var passwordFile: String?
+
+    func database(_ config: Config) throws -> PostgresDatabase {
+        guard let conninfo = uri ?? config.database else {
+            throw CLIError("no database: give --database URI or set `database` in \(config.path)")
+        }
+        guard !Config.connectionStringHasPassword(conninfo) else {
+            throw CLIError("--database must not hold a password: use --database-password-file")
+        }
+        return PostgresDatabase(conninfo: conninfo, passwordFile: passwordFile ?? config.databasePasswordFile)
+    }
+}
+
+extension Admin {
+    struct DB: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "db",
+            abstract: "Set up and check the PostgreSQL database behind `store = postgresql`.",
+            subcommands: [DBMigrate.self, DBStatus.self])
+    }
+
+    struct DBMigrate: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "migrate",
+            abstract: "Create twostep's tables, or apply the migrations this twostep needs (also `db init`).",
+            discussion: "Versioned (table twostep_schema), one transaction, an advisory lock against two hosts at once; running it again changes nothing.",
+            aliases: ["init"])
+        @OptionGroup var database: DatabaseOptions
+        @OptionGroup var options: ConfigOptions
+
+        func run() throws {
+            let config = try options.load()
+            guard geteuid() == 0 else { throw CLIError("admin db migrate needs root") }
+            let db = try database.database(config)
+            let (from, to) = try withCLIErrors { try PostgresSchema.migrate(db) }
+            if from == to {
+                print("twostep: database schema already at version \(to); nothing to do")
+            } else {
+                print("twostep: database schema at version \(to) (was \(from == 0 ? "empty" : "version \(from)"))")
+            }
+        }
+    }
+
+    struct DBStatus: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "status",
+            abstract: "Check the database: reachable, schema version, TLS in use, clock difference with this host.")
+        @OptionGroup var database: DatabaseOptions
+        @Flag(help: "Print JSON.") var json = false
+        @OptionGroup var options: ConfigOptions
+
+        func run() throws {
+            let config = try options.load()
+            guard geteuid() == 0 else { throw CLIError("admin db status needs root") }
+            let db = try database.database(config)
+            let c = try withCLIErrors { try db.connected(checkSchema: false) }
+            let version = try withCLIErrors { try PostgresSchema.currentVersion(c) }
+            let serverTime = try withCLIErrors {
+                try c.exec("SELECT extract(epoch FROM clock_timestamp())::bigint").int(0, 0) ?? 0
+            }
+            let skew = serverTime - Int64(time(nil))
+            let users = version > 0 ? (try? db.run { try $0.exec("SELECT count(*) FROM twostep_users WHERE record IS NOT NULL").int(0, 0) }) ?? nil : nil
+            let ok = version == Int64(PostgresSchema.version) && c.usesTLS && abs(skew) < 5
+            let info: [String: Any] = ["reachable": true, "schema_version": Int(version),
+                                       "schema_expected": PostgresSchema.version, "tls": c.usesTLS,
+                                       "clock_difference_seconds": Int(skew), "enrolled_users": Int(users ?? 0), "ok": ok]
+            if json {
+                try printJSON(info)
+            } else {
+                print("database: reachable")
+                print("schema: version \(version) (this twostep needs \(PostgresSchema.version))")
+                print("tls: \(c.usesTLS ? "in use" : "NOT in use: add sslmode=verify-full to the URI")")
+                print("clock difference with this host: \(skew) s\(abs(skew) >= 5 ? " (too large: codes depend on time)" : "")")
+                if let users { print("enrolled users: \(users)") }
+            }
+            if !ok { throw ExitCode(1) }
+        }
+    }
+
+    struct Migrate: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Copy every record and state from this config's store to the other kind of store.",
+            discussion: """
+            The config's `store =` names the source. With --to postgresql the destination is \
+            --database URI (default: the config's `database`), whose schema must exist (`twostep \
+            admin db init --database URI`); with --to files it is --state-dir DIR (default: the \
+            config's `state_dir`). Sealed records are copied byte for byte and opened with this \
+            host's keys before they count; a user already identical in the destination is left \
+            alone, so running it twice changes nothing. Afterwards, change `store =` on every host.
+            """)
+        @Option(help: "postgresql or files: the kind of store to copy into.") var to: String
+        @OptionGroup var database: DatabaseOptions
+        @Option(name: .customLong("state-dir"), help: "Destination directory for --to files (default: `state_dir`).")
+        var stateDir: String?
+        @Flag(help: "Print a JSON report.") var json = false
+        @OptionGroup var options: ConfigOptions
+
+        func validate() throws {
+            guard Config.StoreKind(rawValue: to) != nil else { throw ValidationError("--to must be postgresql or files") }
+            if let d = stateDir, !d.hasPrefix("/") { throw ValidationError("--state-dir must be an absolute path") }
+        }
+
+        func run() throws {
+            let ctx = try LocalStore(options)
+            try ctx.requireRoot("admin migrate")
+            let kind = Config.StoreKind(rawValue: to)!
+            guard kind != ctx.config.store else {
+                throw CLIError("\(ctx.config.path) already says store = \(to); --to names the other kind of store")
+            }
+            let keys = try withCLIErrors { try KeyRing(keyDir: ctx.config.keyDir) }
+            let destination: UserStore & SealedRecordAccess
+            let where_: String
+            switch kind {
+            case .postgresql:
+                let db = try database.database(ctx.config)
+                _ = try withCLIErrors { try db.connected() }
+                destination = PostgresUserStore(database: db, keys: keys)
+                where_ = db.conninfo
+            case .files:
+                let dir = stateDir ?? ctx.config.stateDir
+                try withCLIErrors { try Files.makeDirectory(dir, mode: 0o700) }
+                destination = FileUserStore(directory: dir, keys: keys)
+                where_ = dir
+            }
+            let report = try withCLIErrors {
+                try StoreCopy.copy(from: ctx.store, to: destination, keys: keys) { user, what in
+                    if !json && what.hasPrefix("failed") { writeStderr("twostep: \(user): \(what)\n") }
+                }
+            }
+            ctx.audit.record(AuditEvent(event: "admin_migrate", user: "-", service: "twostep",
+                                        result: report.failed.isEmpty ? "success" : "failure",
+                                        detail: "\(ctx.config.store.rawValue) -> \(to): \(report.copied.count) copied, \(report.unchanged.count) unchanged, \(report.failed.count) failed, by \(invokingUser())"))
+            if json {
+                try printJSON(["to": to, "destination": where_, "copied": report.copied.count,
+                               "unchanged": report.unchanged.count,
+                               "failed": report.failed.map { ["user": $0.user, "error": $0.reason] }])
+            } else {
+                print("twostep: \(ctx.config.store.rawValue) -> \(to) (\(where_)): \(report.copied.count) copied, \(report.unchanged.count) unchanged, \(report.failed.count) failed; every copy opened and verified")
+            }
+            if !report.failed.isEmpty { throw ExitCode(1) }
+        }
+    }
+}

@@ -1,0 +1,25 @@
+"""`make bench` as a smoke run: a benchmark is not a timed test, but it must complete and
+print every row, or nobody can measure anything. Few rounds; no figure is asserted."""
+import os
+import shutil
+import subprocess
+
+import pytest
+
+from conftest import ROOT
+
+
+@pytest.mark.skipif(not os.path.exists("/usr/bin/oathtool"), reason="oathtool not installed")
+def test_bench_completes_and_prints_every_row():
+    ga = [p for p in ("/lib/x86_64-linux-gnu/security/pam_google_authenticator.so",
+                      "/usr/lib/x86_64-linux-gnu/security/pam_google_authenticator.so") if os.path.exists(p)]
+    if not ga:
+        pytest.skip("libpam-google-authenticator not installed (scripts/deps.sh test installs it)")
+    r = subprocess.run(["sh", os.path.join(ROOT, "bench", "run.sh")], cwd=ROOT,
+                       env=dict(os.environ, ROUNDS="3", WARMUP="1"),
+                       capture_output=True, text=True, timeout=600)
+    out = r.stdout + r.stderr
+    assert r.returncode == 0, out
+    for row in ("pam_google_authenticator", "pam_twostep ", "pam_twostep socket=",
+                "trivial static spawn", "RSS added to host", "round order shuffled with seed"):
+        assert row in out, (row, out)

@@ -1,0 +1,378 @@
+# SPDX-License-Identifier: Apache-2.0
+"""store = postgresql: one enrolment for a fleet. A real PostgreSQL 15 server (tests/pgserver.py:
+initdb and pg_ctl as `postgres`, SCRAM passwords over TLS with sslmode=verify-full against a
+CA made here) serves two "hosts": two configs with their own state dirs and PAM services,
+the same key dir and database. Logins go through libpam (tests/harness/pam_harness.c) with
+codes from oathtool; the database is inspected and damaged with psql as its superuser."""
+import base64
+import concurrent.futures
+import json
+import os
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+
+import pytest
+
+from conftest import CLI, HARNESS, HELPER, MODULE, SECRET, Installation, harness_login, oathtool
+from pgserver import PGBIN, PostgresServer
+from test_selfservice import Host, next_code, wait_for_socket
+
+PAM_SUCCESS = 0
+PAM_AUTH_ERR = 7
+PAM_AUTHINFO_UNAVAIL = 9
+PAM_MAXTRIES = 11
+TIMEOUT = 10
+
+pytestmark = [
+    pytest.mark.skipif(os.geteuid() != 0, reason="needs root"),
+    pytest.mark.skipif(not os.path.exists(f"{PGBIN}/initdb"), reason="postgresql-15 missing"),
+]
+
+
+@pytest.fixture(scope="session")
+def pg():
+    server = PostgresServer()
+    try:
+        yield server
+    finally:
+        server.close()
+
+
+def wrong(code):
+    return "%06d" % ((int(code) + 1) % 1_000_000)
+
+
+class Fleet:
+    """Two hosts on one database: A and B differ in config, state dir and PAM services."""
+
+    def __init__(self, pg, root, **conf):
+        self.pg = pg
+        self.root = root
+        self.db = pg.create_database()
+        self.common = dict(store="postgresql", database=pg.uri(self.db),
+                           database_password_file=pg.password_file, **conf)
+        self.a = Installation(os.path.join(root, "a"), **self.common)
+        self.b = Installation(os.path.join(root, "b"), key_dir=self.a.keys, **self.common)
+        self.a.cli("admin", "db", "init")
+        self.servers = []
+        for h in (self.a, self.b):
+            self.service(h, "ts")
+
+    def service(self, host, name, args=""):
+        with open(os.path.join(host.pamdir, name), "w") as f:
+            f.write(f"auth required {MODULE} helper={HELPER} config={host.conf} timeout={TIMEOUT} {args}\n")
+        return name
+
+    def serve(self, host):
+        """Runs `twostep-helper serve` for `host`; returns a PAM service that uses its socket."""
+        sock = os.path.join(os.path.dirname(host.conf), "verify.sock")
+        proc = subprocess.Popen([HELPER, "serve", "--config", host.conf, "--socket", sock],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+        self.servers.append(proc)
+        wait_for_socket(sock, proc)
+        return self.service(host, "ts-sock", f"socket={sock}")
+
+    def login(self, host, user, answer, service="ts"):
+        return harness_login(host.pamdir, service, user, answer)
+
+    def sql(self, statement):
+        return self.pg.psql(statement, db=self.db)
+
+    def close(self):
+        for proc in self.servers:
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGTERM)
+            proc.wait(timeout=10)
+
+
+@pytest.fixture
+def fleet(pg):
+    for path in (CLI, HELPER, MODULE, HARNESS):
+        assert os.path.exists(path), f"{path} missing: run `make` first"
+    root = tempfile.mkdtemp(prefix="twostep-fleet-")
+    f = Fleet(pg, root)
+    try:
+        yield f
+    finally:
+        f.close()
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def local_files(*hosts):
+    """Whatever the hosts wrote to their state dirs (a database store writes nothing there)."""
+    return sorted(n for h in hosts for n in os.listdir(h.state))
+
+
+# --- one store for the fleet -----------------------------------------------------------------
+
+def test_code_accepted_on_one_host_is_refused_on_the_other(fleet):
+    fleet.a.enroll("alice")
+    t = time.time()
+    assert fleet.login(fleet.a, "alice", oathtool(at=t)) == PAM_SUCCESS
+    assert fleet.login(fleet.b, "alice", oathtool(at=t)) == PAM_AUTH_ERR
+    # The next code is good on B, and then spent on A.
+    assert fleet.login(fleet.b, "alice", oathtool(at=t + 30)) == PAM_SUCCESS
+    assert fleet.login(fleet.a, "alice", oathtool(at=t + 30)) == PAM_AUTH_ERR
+    # Both hosts see one enrolment; the record and state live in the database only.
+    assert json.loads(fleet.b.cli("admin", "show", "alice", "--json").stdout)["enrolled"] is True
+    assert local_files(fleet.a, fleet.b) == []
+    assert fleet.sql("SELECT count(*) FROM twostep_users WHERE name = 'alice' AND record IS NOT NULL") == "1"
+    # The audit log is mirrored into the database, from both hosts (a login's rows are
+    # written once its verdict is out, so the last may still be on its way).
+    deadline = time.monotonic() + 10
+    while True:
+        rows = fleet.sql("SELECT event || ':' || result FROM twostep_audit WHERE user_name = 'alice' AND event = 'verify'").split()
+        if sorted(rows) == ["verify:failure"] * 2 + ["verify:success"] * 2 or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
+    assert sorted(rows) == ["verify:failure"] * 2 + ["verify:success"] * 2, rows
+    hosts = fleet.sql("SELECT DISTINCT host FROM twostep_audit").split()
+    assert len(hosts) == 1 and hosts[0], hosts   # one machine plays both hosts here
+
+
+def test_parallel_logins_with_one_code_over_both_hosts_pass_once(fleet):
+    fleet.a.enroll("dave")
+    sock_service = fleet.serve(fleet.b)   # B relays to its running helper; A spawns one per login
+    code = oathtool()
+    jobs = [(fleet.a, "ts") if i % 2 else (fleet.b, sock_service) for i in range(24)]
+    with concurrent.futures.ThreadPoolExecutor(max_workers=24) as pool:
+        results = list(pool.map(lambda j: fleet.login(j[0], "dave", code, service=j[1]), jobs))
+    assert results.count(PAM_SUCCESS) == 1, results
+    assert all(r in (PAM_SUCCESS, PAM_AUTH_ERR, PAM_MAXTRIES) for r in results), results
+
+
+def test_failures_on_both_hosts_add_up_to_one_lockout(pg):
+    root = tempfile.mkdtemp(prefix="twostep-fleet-")
+    fleet = Fleet(pg, root, rate_limit="4/300", lockout="1h")
+    try:
+        fleet.a.enroll("erin")
+        t = time.time()
+        bad = wrong(oathtool(at=t))
+        assert fleet.login(fleet.a, "erin", bad) == PAM_AUTH_ERR
+        assert fleet.login(fleet.b, "erin", bad) == PAM_AUTH_ERR
+        assert fleet.login(fleet.a, "erin", bad) == PAM_AUTH_ERR
+        assert fleet.login(fleet.b, "erin", bad) == PAM_MAXTRIES   # the 4th, on either host
+        # Locked on both: even the right code is refused.
+        assert fleet.login(fleet.a, "erin", oathtool(at=t)) == PAM_MAXTRIES
+        assert fleet.login(fleet.b, "erin", oathtool(at=t)) == PAM_MAXTRIES
+        for h in (fleet.a, fleet.b):
+            assert json.loads(h.cli("admin", "show", "erin", "--json").stdout)["locked"] is True
+        fleet.b.cli("admin", "unlock", "erin")
+        assert json.loads(fleet.a.cli("admin", "show", "erin", "--json").stdout)["locked"] is False
+        assert fleet.login(fleet.a, "erin", oathtool(at=t)) == PAM_SUCCESS
+    finally:
+        fleet.close()
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def test_user_enrolled_over_host_a_socket_logs_in_on_host_b(pg):
+    root = tempfile.mkdtemp(prefix="twostep-fleet-")
+    db = pg.create_database()
+    conf = dict(store="postgresql", database=pg.uri(db), database_password_file=pg.password_file)
+    os.chmod(root, 0o755)  # the enrolling user reads host A's config
+    os.makedirs(os.path.join(root, "a"))
+    host_a = Host(os.path.join(root, "a"), **conf)
+    try:
+        host_a.inst.cli("admin", "db", "init")
+        host_b = Installation(os.path.join(root, "b"), key_dir=host_a.inst.keys, **conf)
+        svc_b = "ts"
+        with open(os.path.join(host_b.pamdir, svc_b), "w") as f:
+            f.write(f"auth required {MODULE} helper={HELPER} config={host_b.conf} timeout={TIMEOUT}\n")
+        host_a.serve("serve")
+        user = host_a.user()
+        rc, out, err, key = host_a.enroll(user)
+        assert rc == 0, out + err
+        code = next_code(key)
+        assert harness_login(host_b.pamdir, svc_b, user, code) == PAM_SUCCESS
+        # Spent for the fleet: the same code on A is a replay.
+        host_a.inst.service()
+        assert host_a.inst.login(user, code).returncode != 0
+        assert local_files(host_b) == []
+        st = json.loads(host_a.as_user(user, "status", "--json").stdout)
+        assert st["enrolled"] is True and st["backup_codes_left"] == 10
+    finally:
+        host_a.close()
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def test_database_down_fails_closed_within_the_timeout_and_recovers(fleet):
+    fleet.a.enroll("frank")
+    sock_service = fleet.serve(fleet.a)
+    t = time.time()
+    assert fleet.login(fleet.a, "frank", oathtool(at=t - 30), service=sock_service) == PAM_SUCCESS
+    fleet.pg.stop()
+    try:
+        for host, svc in ((fleet.a, sock_service), (fleet.b, "ts"), (fleet.a, "ts")):
+            start = time.monotonic()
+            assert fleet.login(host, "frank", oathtool(at=t), service=svc) == PAM_AUTHINFO_UNAVAIL
+            assert time.monotonic() - start < TIMEOUT
+        # Nothing fell back to local files; the failure is audited locally.
+        assert local_files(fleet.a, fleet.b) == []
+        assert any(e["user"] == "frank" and e["result"] == "error" for e in fleet.b.audit_events())
+    finally:
+        fleet.pg.start()
+    # Back: the running helper's workers reconnect, spawned helpers connect afresh, and the
+    # code that could not be checked while the database was down is good now.
+    assert fleet.login(fleet.a, "frank", oathtool(at=t), service=sock_service) == PAM_SUCCESS
+    assert fleet.login(fleet.b, "frank", oathtool(at=t + 30)) == PAM_SUCCESS
+    assert fleet.login(fleet.a, "frank", oathtool(at=t + 30)) == PAM_AUTH_ERR
+
+
+def test_swapped_or_tampered_row_is_refused_and_only_that_user_affected(fleet):
+    others = "JBSWY3DPEHPK3PXQJBSWY3DPEHPK3PXQ"
+    for user, secret in (("gina", SECRET), ("hank", others), ("ivan", SECRET), ("judy", SECRET)):
+        fleet.a.enroll(user, secret)
+    # gina's and hank's sealed bytes swapped; ivan's ciphertext has one bit flipped.
+    fleet.sql("""
+        UPDATE twostep_users u SET record = o.record
+        FROM twostep_users o
+        WHERE (u.name, o.name) IN (('gina', 'hank'), ('hank', 'gina'))""")
+    fleet.sql("UPDATE twostep_users SET record = set_byte(record, length(record) - 1, "
+              "get_byte(record, length(record) - 1) # 1) WHERE name = 'ivan'")
+    t = time.time()
+    assert fleet.login(fleet.a, "gina", oathtool(SECRET, at=t)) == PAM_AUTHINFO_UNAVAIL
+    assert fleet.login(fleet.b, "gina", oathtool(others, at=t)) == PAM_AUTHINFO_UNAVAIL
+    assert fleet.login(fleet.b, "hank", oathtool(others, at=t)) == PAM_AUTHINFO_UNAVAIL
+    assert fleet.login(fleet.a, "hank", oathtool(SECRET, at=t)) == PAM_AUTHINFO_UNAVAIL
+    assert fleet.login(fleet.a, "ivan", oathtool(SECRET, at=t)) == PAM_AUTHINFO_UNAVAIL
+    assert fleet.login(fleet.b, "judy", oathtool(SECRET, at=t)) == PAM_SUCCESS
+    errors = [e["detail"] for e in fleet.a.audit_events() if e["user"] in ("gina", "ivan") and e["result"] == "error"]
+    assert errors and all("does not authenticate" in d for d in errors), errors
+
+
+def test_password_file_must_be_private(fleet):
+    fleet.a.enroll("kate")
+    shutil.copy(fleet.pg.password_file, os.path.join(fleet.root, "pw"))
+    loose = os.path.join(fleet.root, "pw")
+    os.chmod(loose, 0o644)
+    fleet.a.write_config(database_password_file=loose,
+                         **{k: v for k, v in fleet.common.items() if k != "database_password_file"})
+    r = fleet.a.cli("admin", "show", "kate", check=False)
+    assert r.returncode != 0 and "group or others" in r.stderr, r.stderr
+    assert fleet.login(fleet.a, "kate", oathtool()) == PAM_AUTHINFO_UNAVAIL
+    # A password in the URI is refused outright: it would sit in a world-readable config.
+    fleet.a.write_config(**{**fleet.common, "database": fleet.common["database"].replace("twostep@", "twostep:pw@")})
+    r = fleet.a.cli("admin", "show", "kate", check=False)
+    assert r.returncode != 0 and "must not hold a password" in r.stderr, r.stderr
+
+
+# --- moving between stores -------------------------------------------------------------------
+
+def test_migrate_files_to_postgresql_and_back_with_1000_users(pg):
+    root = tempfile.mkdtemp(prefix="twostep-migrate-")
+    try:
+        db = pg.create_database()
+        inst = Installation(root)
+        inst.service()
+        users = [f"mu{i:04d}" for i in range(1000)]
+        with concurrent.futures.ThreadPoolExecutor(max_workers=8) as pool:
+            list(pool.map(inst.enroll, users))
+        t = time.time()
+        used = oathtool(at=t)
+        assert inst.login("mu0000", used).returncode == 0
+        with open(os.path.join(inst.state, "mu0001.record"), "rb") as f:
+            original = f.read()
+
+        uri = pg.uri(db)
+        to_pg = ["admin", "migrate", "--to", "postgresql", "--database", uri,
+                 "--database-password-file", pg.password_file, "--json"]
+        inst.cli("admin", "db", "init", "--database", uri, "--database-password-file", pg.password_file)
+        first = json.loads(inst.cli(*to_pg).stdout)
+        assert (first["copied"], first["unchanged"], first["failed"]) == (1000, 0, [])
+        again = json.loads(inst.cli(*to_pg).stdout)
+        assert (again["copied"], again["unchanged"], again["failed"]) == (0, 1000, [])
+
+        # Switch the host to the database: used codes stay used, logins work.
+        inst.write_config(store="postgresql", database=uri, database_password_file=pg.password_file)
+        assert inst.login("mu0000", used).returncode != 0
+        assert inst.login("mu0999", used).returncode == 0
+        assert inst.login("mu0001", oathtool(at=t + 30)).returncode == 0
+
+        back = os.path.join(root, "state-back")
+        to_files = ["admin", "migrate", "--to", "files", "--state-dir", back, "--json"]
+        first = json.loads(inst.cli(*to_files).stdout)
+        assert (first["copied"], first["unchanged"], first["failed"]) == (1000, 0, [])
+        again = json.loads(inst.cli(*to_files).stdout)
+        assert (again["copied"], again["unchanged"], again["failed"]) == (0, 1000, [])
+        # Sealed records travel byte for byte.
+        with open(os.path.join(back, "mu0001.record"), "rb") as f:
+            assert f.read() == original
+
+        inst.write_config(state_dir=back)
+        assert inst.login("mu0000", used).returncode != 0
+        assert inst.login("mu0999", used).returncode != 0
+        assert inst.login("mu0001", oathtool(at=t + 30)).returncode != 0
+        assert inst.login("mu0500", used).returncode == 0
+        assert sum(1 for n in os.listdir(back) if n.endswith(".record")) == 1000
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def test_new_host_joins_with_an_exported_key_bundle(fleet):
+    fleet.a.enroll("lena")
+    bundle = os.path.join(fleet.root, "keys.bundle")
+    passphrase = "correct horse battery staple"
+    r = fleet.a.cli("admin", "export-key", "--output", bundle, input=f"{passphrase}\n{passphrase}x\n", check=False)
+    assert r.returncode != 0 and "differ" in r.stderr and not os.path.exists(bundle)
+    fleet.a.cli("admin", "export-key", "--output", bundle, input=f"{passphrase}\n{passphrase}\n")
+    assert os.stat(bundle).st_mode & 0o777 == 0o600
+    with open(bundle) as f:
+        text = f.read()
+    for name in os.listdir(fleet.a.keys):
+        if name.endswith(".key"):
+            with open(os.path.join(fleet.a.keys, name), "rb") as k:
+                raw = k.read()
+            assert raw.hex() not in text and base64.b64encode(raw).decode() not in text
+
+    # A new host with keys of its own cannot open the fleet's records...
+    c = Installation(os.path.join(fleet.root, "c"), **fleet.common)
+    fleet.service(c, "ts")
+    t = time.time()
+    assert fleet.login(c, "lena", oathtool(at=t)) == PAM_AUTHINFO_UNAVAIL
+    r = c.cli("admin", "import-key", bundle, input="not the passphrase\n", check=False)
+    assert r.returncode != 0 and "wrong passphrase" in r.stderr
+    # ...until it imports the bundle; then what it seals, the others open.
+    c.cli("admin", "import-key", bundle, input=passphrase + "\n")
+    assert fleet.login(c, "lena", oathtool(at=t)) == PAM_SUCCESS
+    codes = json.loads(c.cli("admin", "backup-codes", "lena", "--json").stdout)["backup_codes"]
+    assert fleet.login(fleet.a, "lena", codes[0]) == PAM_SUCCESS
+    assert fleet.login(fleet.b, "lena", codes[0]) == PAM_AUTH_ERR
+
+
+def test_rotate_key_across_the_fleet_while_logins_go_on(fleet):
+    users = [f"rk{i:02d}" for i in range(40)]
+    with concurrent.futures.ThreadPoolExecutor(max_workers=8) as pool:
+        list(pool.map(fleet.a.enroll, users))
+    old = fleet.sql("SELECT DISTINCT key_id FROM twostep_users WHERE record IS NOT NULL")
+    # A new key, not yet used, carried to host C (keys of its own) before any record needs it.
+    r = fleet.a.cli("admin", "rotate-key", "--prepare")
+    new = r.stdout.split("master key ")[1].split()[0]
+    bundle = os.path.join(fleet.root, "keys.bundle")
+    passphrase = "rotate these keys now"
+    fleet.a.cli("admin", "export-key", "--output", bundle, input=f"{passphrase}\n{passphrase}\n")
+    c = Installation(os.path.join(fleet.root, "c"), **fleet.common)
+    fleet.service(c, "ts")
+    c.cli("admin", "import-key", bundle, input=passphrase + "\n")
+    assert fleet.sql("SELECT DISTINCT key_id FROM twostep_users WHERE record IS NOT NULL") == old
+
+    # Re-sealing on A (one short transaction per row) while C logs users in.
+    code = oathtool()
+    with concurrent.futures.ThreadPoolExecutor(max_workers=6) as pool:
+        rotation = pool.submit(fleet.a.cli, "admin", "rotate-key", "--use", new)
+        logins = list(pool.map(lambda u: fleet.login(c, u, code), users[:20]))
+        out = rotation.result().stdout
+    assert logins == [PAM_SUCCESS] * 20, logins
+    assert "40 record(s) re-sealed" in out, out
+    assert fleet.sql("SELECT DISTINCT key_id FROM twostep_users WHERE record IS NOT NULL") == new
+
+    # C still seals with the old key (its active one) until it imports again; running the
+    # rotation again picks up exactly what is left.
+    c.cli("admin", "backup-codes", "rk00", "--json")
+    assert fleet.sql("SELECT key_id FROM twostep_users WHERE name = 'rk00'") == old
+    out = fleet.a.cli("admin", "rotate-key", "--use", new).stdout
+    assert "1 record(s) re-sealed, 39 already current" in out, out
+    assert fleet.login(c, "rk39", code) == PAM_SUCCESS
+    assert fleet.login(fleet.a, "rk00", oathtool(at=time.time() + 30)) == PAM_SUCCESS

@@ -1,0 +1,218 @@
+"""Support tooling through the built CLI: mail through the system's real MTA (Debian's
+exim4, local delivery to /var/mail/USER), and the audit log read back by `admin audit` and
+summarised by `admin report`, from events that real logins through libpam wrote."""
+import base64
+import email
+import email.policy
+import gzip
+import json
+import os
+import re
+import shutil
+import subprocess
+import time
+import uuid
+
+import pytest
+
+from conftest import oathtool
+
+SENDMAIL = "/usr/sbin/sendmail"
+
+
+def wrong(code):
+    return code[:-1] + ("0" if code[-1] != "0" else "1")
+
+
+@pytest.fixture
+def mail_user():
+    if not os.path.exists("/usr/sbin/exim4"):
+        pytest.skip("exim4 is not installed (scripts/deps.sh test installs exim4-daemon-light)")
+    name = "tsm" + uuid.uuid4().hex[:8]
+    subprocess.run(["useradd", "-m", "-s", "/usr/sbin/nologin", name], check=True)
+    spool = f"/var/mail/{name}"
+    try:
+        yield name, spool
+    finally:
+        subprocess.run(["userdel", "-r", name], capture_output=True, check=False)
+        if os.path.exists(spool):
+            os.unlink(spool)
+
+
+def wait_for_mail(spool, timeout=15):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if os.path.exists(spool) and os.path.getsize(spool) > 0:
+            with open(spool, "rb") as f:
+                data = f.read()
+            # mbox: one message, after its "From " line.
+            raw = data.split(b"\n", 1)[1]
+            return email.message_from_bytes(raw, policy=email.policy.default)
+        time.sleep(0.1)
+    raise AssertionError(f"no mail in {spool} after {timeout} s")
+
+
+def test_test_mail_is_delivered_by_the_system_mta_and_audited(inst, mail_user):
+    user, spool = mail_user
+    inst.write_config(mail_from="twostep-test@localhost")
+    r = inst.cli("admin", "test-mail", f"{user}@localhost")
+    assert "handed to /usr/sbin/sendmail -t -i" in r.stdout
+    msg = wait_for_mail(spool)
+    assert msg["Subject"] == "twostep test message"
+    assert msg["From"] == "twostep-test@localhost"
+    assert msg["Auto-Submitted"] == "auto-generated"
+    assert "Mail from twostep reaches this address." in msg.get_content()
+    sent = [e for e in inst.audit_events() if e["event"] == "mail_sent"]
+    assert sent and sent[-1]["result"] == "success" and f"{user}@localhost" in sent[-1]["detail"]
+
+
+def test_failing_mail_command_is_an_error_and_audited(inst):
+    inst.write_config(mail_command="/bin/false")
+    r = inst.cli("admin", "test-mail", "nobody@localhost", check=False)
+    assert r.returncode != 0
+    assert "exited with status 1" in r.stderr
+    failed = [e for e in inst.audit_events() if e["event"] == "mail_failed"]
+    assert failed and failed[-1]["result"] == "failure"
+
+
+def test_hanging_mail_command_is_killed_at_its_timeout(inst):
+    inst.write_config(mail_command="/bin/sleep 60", mail_timeout=1)
+    t0 = time.monotonic()
+    r = inst.cli("admin", "test-mail", "nobody@localhost", check=False)
+    took = time.monotonic() - t0
+    assert r.returncode != 0
+    assert "did not finish within 1 s" in r.stderr
+    assert took < 10, took
+    assert subprocess.run(["pgrep", "-f", "^/bin/sleep 60$"], capture_output=True).returncode != 0
+
+
+def test_mail_command_gets_a_clean_environment_and_no_argv_secrets(inst, tmp_path):
+    # A stand-in mail command that records what it was given: argv, environment, stdin.
+    probe = tmp_path / "probe.sh"
+    out = tmp_path / "seen"
+    probe.write_text(f"#!/bin/sh\n{{ echo \"ARGV $*\"; env; echo STDIN; cat; }} > {out}\n")
+    probe.chmod(0o755)
+    inst.write_config(mail_command=f"{probe} -t -i")
+    key = open(os.path.join(inst.keys, sorted(os.listdir(inst.keys))[0]), "rb").read()
+    env = dict(os.environ, TWOSTEP_CANARY="leak", CONFIG_ENCRYPTION_KEY=base64.b64encode(key).decode())
+    inst.cli("admin", "test-mail", "someone@localhost", env=env)
+    seen = out.read_text()
+    assert "ARGV -t -i" in seen
+    assert "TWOSTEP_CANARY" not in seen and "CONFIG_ENCRYPTION_KEY" not in seen
+    assert "PATH=/usr/sbin:/usr/bin:/sbin:/bin" in seen
+    assert "\nTo: someone@localhost\n" in seen
+
+
+@pytest.mark.parametrize("address", ["a@b\nBcc: evil@localhost", "a@localhost,evil@localhost",
+                                     "<a@localhost>", "@localhost", "a@", "a b@localhost"])
+def test_addresses_that_could_smuggle_headers_or_recipients_are_refused(inst, address):
+    r = inst.cli("admin", "test-mail", address, check=False)
+    assert r.returncode != 0
+    assert "not a mail address" in r.stderr
+
+
+def test_bad_mail_config_names_the_line(inst):
+    inst.write_config(mail_command="sendmail -t")
+    r = inst.cli("admin", "list", check=False)
+    assert r.returncode != 0 and re.search(r"twostep\.conf:\d+: mail_command: expected an absolute path", r.stderr)
+
+
+# --- the audit log as a tool ---------------------------------------------------------------
+
+def real_logins(inst):
+    """alice: one success, two failures; bob: one failure; carol: locked out."""
+    inst.write_config(rate_limit="3/300", lockout="1h")
+    for u in ("alice", "bob", "carol"):
+        inst.enroll(u)
+    inst.service()
+    assert inst.login("alice", oathtool()).returncode == 0
+    assert inst.login("alice", wrong(oathtool())).returncode != 0
+    assert inst.login("alice", "12345678abc").returncode != 0
+    assert inst.login("bob", wrong(oathtool())).returncode != 0
+    for _ in range(3):
+        inst.login("carol", wrong(oathtool()))
+
+
+def audit_json(inst, *args):
+    r = inst.cli("admin", "audit", "--json", *args)
+    return json.loads(r.stdout)
+
+
+def test_audit_filters_events_written_by_real_logins(inst):
+    real_logins(inst)
+    everything = audit_json(inst)
+    assert everything == inst.audit_events()  # every line, in order, every field
+    alice_fail = audit_json(inst, "--user", "alice", "--result", "failure")
+    assert len(alice_fail) == 2 and all(e["event"] == "verify" for e in alice_fail)
+    lockouts = audit_json(inst, "--event", "lockout")
+    assert [e["user"] for e in lockouts] == ["carol"]
+    assert audit_json(inst, "--since", "1h") == everything
+    assert audit_json(inst, "--since", "2999-01-01") == []
+    table = inst.cli("admin", "audit", "--user", "bob").stdout.splitlines()
+    assert table[0].split() == ["TIME", "EVENT", "USER", "SERVICE", "RESULT", "DETAIL"]
+    assert any(" bob " in l and "failure" in l and "wrong code" in l for l in table[1:])
+
+
+def test_audit_reads_rotated_and_gzipped_logs_oldest_first(inst):
+    real_logins(inst)
+    current = inst.audit_events()
+    # logrotate with delaycompress: audit.jsonl.2.gz (oldest), audit.jsonl.1, audit.jsonl.
+    old = [{"time": "2026-01-01T00:00:00Z", "event": "verify", "user": "old", "service": "sshd",
+            "result": "failure", "severity": "warning"}]
+    mid = [{"time": "2026-02-01T00:00:00Z", "event": "verify", "user": "mid", "service": "sshd",
+            "result": "success", "severity": "warning"}]
+    with gzip.open(inst.audit + ".2.gz", "wt") as f:
+        f.write("".join(json.dumps(e) + "\n" for e in old))
+    with open(inst.audit + ".1", "w") as f:
+        f.write("".join(json.dumps(e) + "\n" for e in mid))
+    os.utime(inst.audit + ".2.gz", (time.time() - 200, time.time() - 200))
+    os.utime(inst.audit + ".1", (time.time() - 100, time.time() - 100))
+    assert audit_json(inst) == old + mid + current
+
+
+def test_audit_skips_and_counts_a_damaged_line(inst):
+    real_logins(inst)
+    n = len(inst.audit_events())
+    with open(inst.audit, "a") as f:
+        f.write('{"time":"2026-11-29T00:00:00Z","event":"ver')  # a crash mid-line
+    r = inst.cli("admin", "audit", "--json")
+    assert len(json.loads(r.stdout)) == n
+    assert "1 line(s) of the audit log could not be read" in r.stderr
+
+
+def test_report_figures_match_real_logins(inst):
+    real_logins(inst)
+    inst.cli("admin", "backup-codes", "alice", "--json")
+    rep = json.loads(inst.cli("admin", "report", "--json").stdout)
+    assert rep["enrolled"] == 3 and sorted(rep["users"]) == ["alice", "bob", "carol"]
+    assert sorted(rep["no_backup_codes"]) == ["bob", "carol"]
+    assert [l["user"] for l in rep["locked_out"]] == ["carol"]
+    assert rep["failures_24h"] == {"alice": 2, "bob": 1, "carol": 3}
+    assert rep["unreadable"] == []
+    text = inst.cli("admin", "report").stdout
+    assert "enrolled users: 3" in text and "locked out now: carol" in text
+
+
+def test_report_names_an_unreadable_record_and_still_reports_the_rest(inst):
+    real_logins(inst)
+    path = os.path.join(inst.state, "bob.record")
+    data = bytearray(open(path, "rb").read())
+    data[-1] ^= 0xFF
+    open(path, "wb").write(bytes(data))
+    rep = json.loads(inst.cli("admin", "report", "--json").stdout)
+    assert rep["unreadable"] == ["bob"] and rep["enrolled"] == 3
+
+
+def test_audit_and_report_need_root(inst, mail_user):
+    user, _ = mail_user
+    os.chmod(inst.root, 0o755)
+    os.chmod(inst.conf, 0o644)
+    for cmd in (["admin", "audit"], ["admin", "report"], ["admin", "test-mail", "x@localhost"]):
+        r = subprocess.run(["runuser", "-u", user, "--", inst_cli(), *cmd, "--config", inst.conf],
+                           capture_output=True, text=True, timeout=30)
+        assert r.returncode != 0 and "needs root" in r.stderr, (cmd, r.stderr)
+
+
+def inst_cli():
+    from conftest import CLI
+    return CLI
