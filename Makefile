@@ -42,7 +42,7 @@ MODULE_SOURCES = $(wildcard Sources/TwoStepProtocol/*.swift Sources/TwoStepPAM/*
 	Sources/CTwoStepSys/twostep_peercred.h
 MOD        = build/module
 
-.PHONY: all deps test unit-test integration-test demo bench fuzz fuzz-build install uninstall clean man completions
+.PHONY: all deps test unit-test test-sanitize integration-test demo bench fuzz fuzz-build install uninstall clean man completions
 
 all: build/pam_twostep.so build/twostep build/twostep-helper build/pam_harness
 
@@ -93,10 +93,20 @@ completions:
 test:
 	@scripts/deps.sh test
 	$(MAKE) all
-	$(MAKE) unit-test integration-test
+	$(MAKE) unit-test test-sanitize integration-test
 
 unit-test:
 	$(SWIFT) test --parallel
+
+# The unit tests again under AddressSanitizer + UndefinedBehaviorSanitizer, and separately
+# under ThreadSanitizer (the two cannot share a build), each in its own scratch path.
+# swiftc on Linux has no -sanitize=undefined (Swift traps its own overflow and bounds
+# errors): UBSan instruments the C targets, and the ASan runtime carries its handlers.
+# Leak detection is off: the Swift runtime and XCTest keep allocations until exit.
+test-sanitize:
+	ASAN_OPTIONS=detect_leaks=0 $(SWIFT) test --scratch-path .build-asan --sanitize=address \
+		-Xcc -fsanitize=undefined -Xcc -fno-sanitize-recover=undefined
+	$(SWIFT) test --scratch-path .build-tsan --sanitize=thread
 
 integration-test:
 	/usr/bin/python3 -m pytest -q tests

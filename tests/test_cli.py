@@ -164,8 +164,11 @@ def test_import_rejects_bad_input_clearly(inst):
     assert r.returncode != 0 and "'1'" in r.stderr, r.stderr
     r = inst.cli("admin", "import", "alice", "--secret", "-", "--digits", "7", input=SECRET + "\n", check=False)
     assert r.returncode != 0 and "--digits must be 6 or 8" in r.stderr
-    r = inst.cli("admin", "import", "../etc", "--secret", "-", input=SECRET + "\n", check=False)
+    r = inst.cli("admin", "import", "a\nb", "--secret", "-", input=SECRET + "\n", check=False)
     assert r.returncode != 0 and "invalid user name" in r.stderr
+    # Any other name gets a file name of its own inside state_dir, never a path.
+    r = inst.cli("admin", "import", "../etc", "--secret", "-", input=SECRET + "\n")
+    assert "%..%2Fetc.record" in os.listdir(inst.state)
     # A secret on the command line works but is warned about (it shows in /proc).
     r = inst.cli("admin", "import", "alice", "--secret", SECRET)
     assert "process list" in r.stderr

@@ -71,10 +71,12 @@ def test_unenrolled_user_with_nullok_is_ignored(inst):
 
 
 def test_unenrolled_user_without_nullok_fails(inst):
+    # carol is no account here: asked like anyone else (no enumeration), and refused.
     inst.service(after="auth required pam_permit.so\naccount required pam_permit.so\n")
-    r = inst.login("carol", None)
+    r = inst.login("carol", "123456")
     assert r.returncode == 1, r.stdout + r.stderr
-    assert "Verification code" not in r.stderr
+    assert "Verification code" in r.stderr
+    assert os.listdir(inst.state) == []
 
 
 def test_backup_code_works_once_and_reissue_revokes_old_set(inst):
@@ -165,9 +167,23 @@ def test_enrol_at_first_login_then_next_login_asks_for_the_code(inst):
     import re
     import subprocess
     from conftest import CLI, read_setup_screen
+    import secrets
     inst.write_config(enroll="prompt", require="all")
     inst.service()
-    p = subprocess.Popen([CLI, "try", "--service", "tstest", "--pam-dir", inst.pamdir, "--user", "dave"],
+    # Only an account NSS knows is enrolled at first login (tests/test_hardening.py).
+    dave = f"tsdave{secrets.token_hex(3)}"
+    subprocess.run(["useradd", "-M", "-s", "/bin/sh", dave], check=True)
+    try:
+        enrol_at_first_login(inst, dave)
+    finally:
+        subprocess.run(["userdel", "-f", dave], capture_output=True)
+
+
+def enrol_at_first_login(inst, dave):
+    import re
+    import subprocess
+    from conftest import CLI, read_setup_screen
+    p = subprocess.Popen([CLI, "try", "--service", "tstest", "--pam-dir", inst.pamdir, "--user", dave],
                          stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     screen, key = read_setup_screen(p.stdout)
     assert any("otpauth://" in l and f"secret={key}" in l for l in screen)
@@ -177,9 +193,9 @@ def test_enrol_at_first_login_then_next_login_asks_for_the_code(inst):
     assert "accepted" in out
     assert len(re.findall(r"\b[0-9a-z]{5}-[0-9a-z]{5}\b", out)) == 10
     # Enrolled now: the next login asks for a code, and the confirming code is spent.
-    r = inst.login("dave", oathtool(key))
+    r = inst.login(dave, oathtool(key))
     assert r.returncode == 1 and "Verification code: " in r.stderr
-    assert inst.login("dave", oathtool(key, at=time.time() + 30)).returncode == 0
+    assert inst.login(dave, oathtool(key, at=time.time() + 30)).returncode == 0
 
 
 def test_require_groups_decides_who_must_use_two_step(inst):

@@ -237,8 +237,14 @@ def test_helperd_units():
         assert line in sock
     svc = unit_lines("twostep-helperd.service")
     assert "ExecStart=/usr/libexec/twostep/twostep-helper serve --config /etc/twostep/twostep.conf" in svc
-    # The same hardening as the per-connection self-service unit.
+    # The same hardening as the per-connection self-service unit, except where that unit
+    # runs password_service (which may need the network and write pam_faillock records):
+    # logins never check a password, so helperd keeps no network and fewer writable paths.
     template = unit_lines("twostep-helper@.service")
     start = template.index("NoNewPrivileges=yes")
-    hardening = [l for l in template[start:] if not l.startswith("[")]
+    loosened = ("ReadWritePaths=", "RestrictAddressFamilies=")
+    hardening = [l for l in template[start:] if not l.startswith("[") and not l.startswith(loosened)]
     assert hardening and all(l in svc for l in hardening), set(hardening) - set(svc)
+    assert "PrivateNetwork=yes" in svc and "RestrictAddressFamilies=AF_UNIX" in svc
+    assert "PrivateNetwork=yes" not in template
+    assert any(l.startswith("ReadWritePaths=") and "-/run/faillock" in l for l in template)

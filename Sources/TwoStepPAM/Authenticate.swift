@@ -6,6 +6,9 @@ import TwoStepProtocol
 
 /// After a verdict (or conversationFailed) the helper gets this long to close its end and exit before SIGKILL.
 private let helperGraceMilliseconds: Int64 = 200
+/// A server that has not sent its first frame this long after the request is not used:
+/// the module spawns its own helper instead (a busy or starved server never costs a login).
+let serverFirstFrameMilliseconds: Int64 = 2000
 
 @_cdecl("twostep_swift_authenticate")
 func twostepSwiftAuthenticate(_ pamh: OpaquePointer?, _ flags: Int32, _ argc: Int32,
@@ -50,7 +53,7 @@ func twostepSwiftAuthenticate(_ pamh: OpaquePointer?, _ flags: Int32, _ argc: In
     }
 
     let link: HelperLink
-    switch openLink(options: options, pam: pam) {
+    switch openLink(options: options, pam: pam, request: payload) {
     case .success(let l): link = l
     case .failure(let code): return code.rawValue
     }
@@ -58,7 +61,7 @@ func twostepSwiftAuthenticate(_ pamh: OpaquePointer?, _ flags: Int32, _ argc: In
     let relay = Relay(pam: pam, connection: HelperConnection(fd: link.fd),
                       timeoutMilliseconds: Int64(options.timeoutSeconds) * 1000,
                       silent: flags & TWOSTEP_PAM_SILENT != 0)
-    let end = relay.run(request: payload)
+    let end = relay.run(request: payload, alreadySent: link.requestSent)
 
     switch end {
     case .verdict(let verdict, let byte):
@@ -83,16 +86,28 @@ func twostepSwiftAuthenticate(_ pamh: OpaquePointer?, _ flags: Int32, _ argc: In
 
 /// With socket=, a connection to the running server; without it, or when the server cannot
 /// be used, a freshly spawned helper. Fails only when no helper can be had at all.
-private func openLink(options: ModuleOptions, pam: PAMHandle) -> Result<HelperLink, PAMCode> {
+private func openLink(options: ModuleOptions, pam: PAMHandle, request: [UInt8]) -> Result<HelperLink, PAMCode> {
     if let path = options.socket {
         switch HelperSocket.connect(path: path,
                                     timeoutMilliseconds: Int64(options.timeoutSeconds) * 1000) {
         case .success(let fd):
-            pam.debugLog("connected to helper server at \(path)")
-            return .success(.connected(fd))
-        case .failure(let failure):
-            let text = "helper server at \(path) not used (\(failure.message)); starting \(options.helper)"
-            if !failure.noServer {
+            // The server must answer the request's first frame promptly; otherwise it is
+            // overloaded (or starved by someone) and a spawned helper serves this login.
+            let channel = HelperConnection(fd: fd)
+            let failure: String
+            if case .failure(let f) = channel.send(Frame(.request, request)) {
+                failure = f.message
+            } else if case .failure(let f) = channel.waitReadable(deadline: monotonicMilliseconds() + serverFirstFrameMilliseconds) {
+                failure = "no answer within \(serverFirstFrameMilliseconds) ms: \(f.message)"
+            } else {
+                pam.debugLog("connected to helper server at \(path)")
+                return .success(.connected(fd))
+            }
+            HelperLink.connected(fd).finish(graceMilliseconds: 0)
+            pam.log(TWOSTEP_LOG_WARNING, "helper server at \(path) not used (\(failure)); starting \(options.helper)")
+        case .failure(let f):
+            let text = "helper server at \(path) not used (\(f.message)); starting \(options.helper)"
+            if !f.noServer {
                 // Not the plain "not running": a wrong path, wrong permissions, a stranger's
                 // socket, an overloaded server. Worth seeing every time.
                 pam.log(TWOSTEP_LOG_WARNING, text)

@@ -75,6 +75,14 @@ enum HelperLink {
         }
     }
 
+    /// A server connection has been sent the request already (see openLink).
+    var requestSent: Bool {
+        switch self {
+        case .spawned: return false
+        case .connected: return true
+        }
+    }
+
     /// Ends the session. A spawned helper gets `graceMilliseconds` to exit and is reaped
     /// (see HelperProcess.finish); a server connection is simply closed.
     func finish(graceMilliseconds: Int64) {

@@ -54,9 +54,10 @@ struct Relay {
     let timeoutMilliseconds: Int64
     let silent: Bool
 
-    /// `request`: the encoded LoginRequest, already checked against the payload limit.
-    func run(request: [UInt8]) -> RelayEnd {
-        if case .failure(let f) = connection.send(Frame(.request, request)) {
+    /// `request`: the encoded LoginRequest, already checked against the payload limit;
+    /// `alreadySent` when openLink sent it to a server (which answered in time).
+    func run(request: [UInt8], alreadySent: Bool = false) -> RelayEnd {
+        if !alreadySent, case .failure(let f) = connection.send(Frame(.request, request)) {
             return .aborted(code: TWOSTEP_PAM_SYSTEM_ERR, reason: f.message)
         }
         pam.debugLog("sent request")

@@ -15,8 +15,8 @@ import TwoStepSystem
 public enum HelperServer {
     /// A connection's whole life, password typing and QR scanning included.
     public static let connectionSeconds: UInt32 = 600
-    /// How long a caller may take to send its request.
-    public static let requestSeconds: Int64 = 10
+    /// How long a caller may take to send its request: an idle connection is dropped.
+    public static let requestSeconds: Int64 = 3
 
     /// Socket activation: systemd passes fd 3. Listening (Accept=no) → accept loop on it;
     /// connected (Accept=yes) → serve that one connection.
@@ -64,7 +64,9 @@ public enum HelperServer {
             unlink(path)
         }
         let dir = String(path[..<(path.lastIndex(of: "/") ?? path.startIndex)])
-        if !dir.isEmpty { mkdir(dir, 0o755) }
+        // 0755 explicitly: the umask (077 since hardenProcess) would make it 0700 and
+        // users could not reach the socket.
+        if !dir.isEmpty && mkdir(dir, 0o755) == 0 { chmod(dir, 0o755) }
         let ok = withUnsafePointer(to: &addr) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
                 bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size))
@@ -109,7 +111,9 @@ public enum HelperServer {
         }
     }
 
-    /// One worker: waits for one connection and serves it. Dies with the server.
+    /// One worker: waits for one connection it may serve and serves it. A connection over
+    /// its user's cap is refused at once and the worker accepts the next one, so one user
+    /// opening hundreds of connections cannot make others wait. Dies with the server.
     static func worker(_ listener: Int32, parent: pid_t, config: Config) -> Int32 {
         guard twostep_sys_die_with_parent(parent) == 0 else { return 1 }
         // Touch OpenSSL's shared tables once more, now: the copy-on-write faults that a
@@ -119,8 +123,9 @@ public enum HelperServer {
         while true {
             let conn = Sys.retry { twostep_sys_accept(listener) }
             if conn >= 0 {
+                guard let caller = admit(conn, config: config) else { continue }
                 close(listener)
-                return serveConnection(conn, config: config)
+                return serve(conn, caller: caller, config: config)
             }
             if errno == ECONNABORTED { continue }
             writeStderr("twostep-helper: accept: \(String(cString: strerror(errno)))\n")
@@ -147,13 +152,47 @@ public enum HelperServer {
         return nil
     }
 
-    /// One connection, in its own process.
+    /// Who is calling, known at accept (SO_PEERCRED), and the slot a non-root caller holds.
+    struct Caller {
+        let uid: uid_t
+        let slot: FileLock?
+    }
+
+    /// Takes the caller's uid and, for a non-root caller, one of its connection slots, at
+    /// once, before reading a byte. nil (and the connection closed) when the caller is
+    /// over its cap or cannot be identified.
+    static func admit(_ fd: Int32, config: Config) -> Caller? {
+        var uid: uid_t = 0
+        guard twostep_sys_peer_uid(fd, &uid) == 0 else { close(fd); return nil }
+        if uid == 0 { return Caller(uid: 0, slot: nil) }
+        do {
+            if let slot = try claimSlot(uid: uid, config: config) { return Caller(uid: uid, slot: slot) }
+            // The reply fits in the socket buffer: never blocks this worker.
+            var flags = fcntl(fd, F_GETFL)
+            if flags >= 0 { flags |= O_NONBLOCK; _ = fcntl(fd, F_SETFL, flags) }
+            let stream = FrameStream(readFD: fd, writeFD: fd)
+            try? stream.send(Frame(.error, text: "Too many open twostep requests for your user; finish or cancel the others first."))
+            try? stream.send(Frame(.result, [Verdict.denied.rawValue]))
+        } catch {
+            AuditLog.syslogLine(LOG_ERR, "helper: connection slots for uid \(uid): \(error)")
+        }
+        close(fd)
+        return nil
+    }
+
+    /// One connection, in its own process (systemd Accept=yes).
     public static func serveConnection(_ fd: Int32, config: Config) -> Int32 {
         hardenProcess()
+        guard let caller = admit(fd, config: config) else { return 1 }
+        return serve(fd, caller: caller, config: config)
+    }
+
+    static func serve(_ fd: Int32, caller: Caller, config: Config) -> Int32 {
+        hardenProcess()
         alarm(connectionSeconds)
-        guard let peerUID = peerUID(fd) else { return 1 }
+        defer { caller.slot?.unlock() }
         let link = HelperLink(FrameStream(readFD: fd, writeFD: fd), requestSeconds: requestSeconds)
-        let verdict = serve(link, peerUID: peerUID, config: config)
+        let verdict = serve(link, peerUID: caller.uid, config: config)
         link.finish(verdict)
         UserStores.finish()
         return verdict == .success ? 0 : 1
@@ -172,13 +211,7 @@ public enum HelperServer {
         case .selfService(let request)?:
             link.stream.deadline = nil
             do {
-                // One user cannot hold every connection (each may wait minutes at a prompt).
-                let slot = try claimSlot(uid: peerUID, config: config)
-                defer { slot?.unlock() }
-                if peerUID != 0 && slot == nil {
-                    link.error("Too many open twostep requests for your user; finish or cancel the others first.")
-                    return .denied
-                }
+                // The caller's connection slot was taken at accept (admit).
                 let store = try UserStores.open(config)
                 let service = SelfService(config: config, store: store, audit: AuditLog(path: config.auditLog),
                                           now: { Int64(time(nil)) },

@@ -85,9 +85,15 @@ public final class SelfService {
             }
         }
         if enrolled {
-            let prompt = command == .enroll ? "Code from your current authenticator app (before replacing it): "
-                                            : Verifier.prompt
+            let prompt: String
+            switch command {
+            case .enroll: prompt = "Code from your current authenticator app (before replacing it): "
+            case .qr: prompt = "Code from your authenticator app (a backup code does not show the key): "
+            default: prompt = Verifier.prompt
+            }
+            // The QR code is the permanent secret: only the authenticator's code shows it.
             let verdict = verifier.authenticate(LoginRequest(user: user, service: service), prompt: prompt,
+                                                acceptsBackupCode: command != .qr,
                                                 conversation: conversation)
             guard verdict == .success else {
                 if verdict == .failure { conversation.error("That code is not valid; nothing was changed.") }

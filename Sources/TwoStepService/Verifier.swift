@@ -32,16 +32,36 @@ public final class Verifier {
     }
 
     /// One login's second factor. `prompt` is what the user is asked; self-service says
-    /// which app's code it wants.
-    public func authenticate(_ req: LoginRequest, prompt: String = Verifier.prompt,
-                             conversation: Conversation) -> Verdict {
+    /// which app's code it wants. `acceptsBackupCode` is false where only the authenticator
+    /// may answer (`twostep qr` shows the permanent secret: a backup code must not reveal it).
+    public func authenticate(_ request: LoginRequest, prompt: String = Verifier.prompt,
+                             acceptsBackupCode: Bool = true, conversation: Conversation) -> Verdict {
+        var req = request
         func log(_ result: String, _ detail: String?, event: String = "verify") {
             audit.record(AuditEvent(event: event, user: req.user, service: req.service,
                                     result: result, detail: detail, rhost: req.rhost.isEmpty ? nil : req.rhost))
         }
-        guard isValidUserName(req.user) else {
-            log("failure", "invalid user name")
-            return .failure
+        // The store is keyed by NSS's canonical name. A name NSS does not know (and that
+        // an admin did not import as is) never reaches the store: with nullok it is
+        // ignored, without it gets the same prompt and the same failure as a wrong code.
+        if let canonical = canonicalUserName(req.user) {
+            req.user = canonical
+        } else {
+            var known = false
+            if isValidUserName(req.user) {
+                do { known = try store.hasRecord(req.user) } catch {
+                    // An unusable store is an error (fail closed), never "no record".
+                    log("error", "\(error)")
+                    conversation.error("Two-step verification is unavailable for this account; ask an administrator.")
+                    return .systemError
+                }
+            }
+            if !known {
+                if req.nullok { return .ignore }
+                guard conversation.ask(prompt, echo: false) != nil else { return .conversationError }
+                log("failure", isValidUserName(req.user) ? "unknown user" : "invalid user name")
+                return .failure
+            }
         }
         // Before the prompt only existence and lockout are needed; the record is opened
         // (decrypted) once, under the lock, after the answer arrives.
@@ -59,7 +79,8 @@ public final class Verifier {
             switch config.requires(req.user) {
             case false?:
                 return .ignore  // outside `require`: nullok semantics
-            case true? where config.enroll == .prompt:
+            case true? where config.enroll == .prompt && canonicalUserName(req.user) != nil:
+                // Only an account NSS knows is enrolled (never a record for a mistyped name).
                 // Enrol at first login, after the first factor, inside this conversation.
                 return EnrollmentWizard(config: config, store: store, audit: audit, now: now)
                     .run(user: req.user, service: req.service, conversation: conversation, replace: false)
@@ -90,9 +111,17 @@ public final class Verifier {
                     conversation.error(message)
                     return .lockedOut
                 }
-                let check = try self.check(answer, record: record, state: state)
+                // Count the attempt durably BEFORE looking at the answer, and clear it only
+                // on success: a helper killed at any instant (a caller's rlimit, a signal)
+                // never leaves a wrong guess uncounted. Nothing is checked unless this
+                // write succeeded (a full or read-only disk fails closed).
+                let before = state
+                let locked = limiter.recordFailure(&state)
+                try store.saveState(state, for: req.user)
+                let check = try self.check(answer, record: record, state: before, acceptsBackupCode: acceptsBackupCode)
                 switch check {
                 case .totp(let step):
+                    state = before
                     state.lastStep = step
                     state.failures = []
                     try store.saveState(state, for: req.user)
@@ -100,6 +129,7 @@ public final class Verifier {
                     return .success
                 case .backup(let remaining):
                     try store.saveRecord(record, for: req.user)
+                    state = before
                     state.failures = []
                     try store.saveState(state, for: req.user)
                     log("success", "backup code, \(remaining) left")
@@ -107,8 +137,6 @@ public final class Verifier {
                                       (remaining <= 3 ? " Run `twostep backup-codes` for a new set." : ""))
                     return .success
                 case .replayed, .wrong:
-                    let locked = limiter.recordFailure(&state)
-                    try store.saveState(state, for: req.user)
                     log("failure", check == .replayed ? "code already used" : "wrong code")
                     if locked {
                         log("refused", "\(config.rateLimitFailures) failures within \(config.rateLimitSeconds) s", event: "lockout")
@@ -128,11 +156,15 @@ public final class Verifier {
     /// Checks an answer against the record and state without writing anything. A TOTP
     /// step at or before the last accepted one is a replay. A matching backup code is
     /// removed from `record` (the caller saves it).
-    public func check(_ answer: SecretBytes, record: UserRecord, state: UserState) throws -> CodeCheck {
-        try answer.withBytes { try check(answerBytes: $0, record: record, state: state) }
+    public func check(_ answer: SecretBytes, record: UserRecord, state: UserState,
+                      acceptsBackupCode: Bool = true) throws -> CodeCheck {
+        try answer.withBytes {
+            try check(answerBytes: $0, record: record, state: state, acceptsBackupCode: acceptsBackupCode)
+        }
     }
 
-    func check(answerBytes raw: [UInt8], record: UserRecord, state: UserState) throws -> CodeCheck {
+    func check(answerBytes raw: [UInt8], record: UserRecord, state: UserState,
+               acceptsBackupCode: Bool = true) throws -> CodeCheck {
         var trimmed = OTP.strippingWhitespace(raw)
         defer { Crypto.wipe(&trimmed) }
         if trimmed.count == record.parameters.digits, trimmed.allSatisfy({ $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") }) {
@@ -142,7 +174,7 @@ public final class Verifier {
             guard let step else { return .wrong }
             return step > state.lastStep ? .totp(step: step) : .replayed
         }
-        if !record.backupHashes.isEmpty {
+        if acceptsBackupCode, !record.backupHashes.isEmpty {
             let index = try record.backupKey.withBytes {
                 try BackupCodes.match(trimmed, hashes: record.backupHashes, key: $0)
             }

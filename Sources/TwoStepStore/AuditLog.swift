@@ -38,9 +38,12 @@ public final class AuditLog {
     }
 
     public func record(_ e: AuditEvent) {
-        var msg = "event=\(e.event) user=\(e.user) service=\(e.service) result=\(e.result)"
-        if let r = e.rhost, !r.isEmpty { msg += " rhost=\(r)" }
-        if let d = e.detail { msg += " detail=\"\(d)\"" }
+        // Every value quoted and escaped as in the JSON line: a user name or rhost holding
+        // `result=success`, a quote or a newline cannot forge a field or a line.
+        var msg = "event=\(jsonString(e.event)) user=\(jsonString(e.user)) service=\(jsonString(e.service))"
+        msg += " result=\(jsonString(e.result))"
+        if let r = e.rhost, !r.isEmpty { msg += " rhost=\(jsonString(r))" }
+        if let d = e.detail { msg += " detail=\(jsonString(d))" }
         Self.syslogLine(LOG_WARNING, msg)
         defer { Self.mirror?(e, now()) }
         guard let path else { return }
@@ -65,7 +68,17 @@ public final class AuditLog {
 
     /// Operational messages (damaged files, bad config) that are not audit events.
     public static func syslogLine(_ priority: Int32, _ message: String) {
-        message.withCString { m in
+        // Control characters escaped: a name inside an error message cannot start a line.
+        var line = ""
+        for u in message.unicodeScalars {
+            if u.value < 0x20 || u.value == 0x7f {
+                let h = String(u.value, radix: 16)
+                line += "\\x" + (h.count < 2 ? "0" : "") + h
+            } else {
+                line.unicodeScalars.append(u)
+            }
+        }
+        line.withCString { m in
             // "%s": the message is data, never a format.
             withVaList([m]) { vsyslog(LOG_AUTHPRIV | priority, "%s", $0) }
         }

@@ -128,13 +128,13 @@ public struct Config: Equatable {
                     c.require = .all
                 } else {
                     let groups = value.split(whereSeparator: { $0 == "," || $0 == " " }).map(String.init)
-                    guard !groups.isEmpty, groups.allSatisfy(isValidUserName) else {
+                    guard !groups.isEmpty, groups.allSatisfy(isPlainUserName) else {
                         throw fail("expected `all` or a comma-separated list of groups")
                     }
                     c.require = .groups(groups)
                 }
             case "password_service":
-                guard isValidUserName(value) else { throw fail("not a valid PAM service name") }
+                guard isPlainUserName(value) else { throw fail("not a valid PAM service name") }
                 c.passwordService = value
             case "max_connections": c.maxConnections = try integer(value, 1...1024, fail)
             case "store":
@@ -239,23 +239,10 @@ extension Config {
         switch require {
         case nil: return nil
         case .all: return true
-        case .groups(let groups): return !Set(groups).isDisjoint(with: groupNames(of: user))
+        case .groups(let groups):
+            // Fail closed: when NSS cannot answer (directory down), 2FA is required.
+            guard let names = groupNames(of: user) else { return true }
+            return !Set(groups).isDisjoint(with: names)
         }
-    }
-}
-
-/// The names of every group `user` belongs to (primary and supplementary).
-public func groupNames(of user: String) -> [String] {
-    guard let pw = getpwnam(user) else { return [] }
-    let primary = pw.pointee.pw_gid
-    var count: Int32 = 64
-    var gids = [gid_t](repeating: 0, count: Int(count))
-    if getgrouplist(user, primary, &gids, &count) < 0 {
-        gids = [gid_t](repeating: 0, count: Int(count))
-        guard getgrouplist(user, primary, &gids, &count) >= 0 else { return [] }
-    }
-    return gids.prefix(Int(count)).compactMap { gid in
-        guard let gr = getgrgid(gid) else { return nil }
-        return String(cString: gr.pointee.gr_name)
     }
 }

@@ -1,4 +1,5 @@
 import Glibc
+import TwoStepCore
 
 /// Everything the store can refuse, each with a message an admin can act on.
 public enum StoreError: Error, CustomStringConvertible, Equatable {
@@ -28,7 +29,7 @@ public enum StoreError: Error, CustomStringConvertible, Equatable {
         case let .badKey(why):
             return "master key: \(why)"
         case let .invalidUser(name):
-            return "invalid user name \"\(name.prefix(64))\""
+            return "invalid user name \(jsonString(String(name.prefix(64))))"
         case let .config(path, line, message):
             return line > 0 ? "\(path):\(line): \(message)" : "\(path): \(message)"
         case let .notEnrolled(user):
@@ -38,4 +39,3 @@ public enum StoreError: Error, CustomStringConvertible, Equatable {
         }
     }
 }
-

@@ -117,6 +117,18 @@ public enum Files {
         }
     }
 
+    /// Removes the temporary files `writeAtomically` left for `names` when a writer died
+    /// mid-write (`.NAME.tmp.PID` whose PID no longer runs). Call under the names' lock.
+    public static func removeStaleTemporaries(dirfd: Int32, dirPath: String, of names: [String]) throws {
+        let prefixes = names.map { ".\($0).tmp." }
+        for entry in try Files.names(dirfd: dirfd, dirPath: dirPath) {
+            guard let prefix = prefixes.first(where: { entry.hasPrefix($0) }),
+                  let pid = Int32(entry.dropFirst(prefix.count)), pid > 0 else { continue }
+            if pid == getpid() || kill(pid, 0) == 0 || errno != ESRCH { continue }
+            _ = unlinkat(dirfd, entry, 0)
+        }
+    }
+
     /// Removes `name` from `dirfd` durably; a missing file is not an error.
     public static func remove(dirfd: Int32, dirPath: String, name: String) throws {
         if unlinkat(dirfd, name, 0) != 0 && errno != ENOENT {

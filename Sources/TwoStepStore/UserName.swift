@@ -1,20 +1,30 @@
-// The rule a user name must pass before it names a file in the store.
+// The rule a user name must pass before the store takes it (file names: UserFileName).
 
-/// User names we accept: the portable POSIX set, no leading '-' or '.', at most 32 bytes.
-/// Anything else never reaches a path.
+/// User names we accept: anything NSS may resolve (directory users such as
+/// `alice@corp.example.com` or `CORP\\alice`), 1 to 256 bytes, no control characters.
+/// File names come from `UserFileName`, never from the name itself.
 public func isValidUserName(_ name: String) -> Bool {
+    let bytes = Array(name.utf8)
+    guard !bytes.isEmpty, bytes.count <= 256 else { return false }
+    return !bytes.contains { $0 < 0x20 || $0 == 0x7f }
+}
+
+/// The names every earlier version accepted (POSIX portable set, no leading '-' or '.',
+/// at most 32 bytes): they keep their file names unchanged.
+public func isPlainUserName(_ name: String) -> Bool {
     let bytes = Array(name.utf8)
     guard !bytes.isEmpty, bytes.count <= 32, bytes[0] != UInt8(ascii: "-"), bytes[0] != UInt8(ascii: ".") else {
         return false
     }
-    for b in bytes {
-        switch b {
-        case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"),
-             UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "_"), UInt8(ascii: "-"), UInt8(ascii: "."):
-            continue
-        default:
-            return false
-        }
+    return bytes.allSatisfy(isPlainByte)
+}
+
+func isPlainByte(_ b: UInt8) -> Bool {
+    switch b {
+    case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"),
+         UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "_"), UInt8(ascii: "-"), UInt8(ascii: "."):
+        return true
+    default:
+        return false
     }
-    return true
 }

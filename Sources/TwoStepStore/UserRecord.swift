@@ -100,16 +100,21 @@ public struct UserState: Equatable {
     public var lastStep: Int64 = -1
     public var failures: [Int64] = []
     public var lockedUntil: Int64 = 0
+    /// The generation of the newest record written for this user: an older record (a
+    /// restored copy that would bring spent backup codes back) is refused. 0 = none yet.
+    public var recordGeneration: UInt64 = 0
 
-    public init(lastStep: Int64 = -1, failures: [Int64] = [], lockedUntil: Int64 = 0) {
+    public init(lastStep: Int64 = -1, failures: [Int64] = [], lockedUntil: Int64 = 0, recordGeneration: UInt64 = 0) {
         self.lastStep = lastStep
         self.failures = failures
         self.lockedUntil = lockedUntil
+        self.recordGeneration = recordGeneration
     }
 
     public func serialized() -> [UInt8] {
         var s = "v=1\nlast_step=\(lastStep)\nlocked_until=\(lockedUntil)\n"
         s += "failures=" + failures.map(String.init).joined(separator: ",") + "\n"
+        if recordGeneration > 0 { s += "record_generation=\(recordGeneration)\n" }
         return Array(s.utf8)
     }
 
@@ -124,6 +129,9 @@ public struct UserState: Equatable {
             case "v": guard v == "1" else { throw bad("unknown state format") }; sawVersion = true
             case "last_step": guard let n = Int64(v) else { throw bad("bad last_step") }; st.lastStep = n
             case "locked_until": guard let n = Int64(v) else { throw bad("bad locked_until") }; st.lockedUntil = n
+            case "record_generation":
+                guard let n = UInt64(v) else { throw bad("bad record_generation") }
+                st.recordGeneration = n
             case "failures":
                 st.failures = try v.split(separator: ",").map {
                     guard let n = Int64($0) else { throw bad("bad failures") }

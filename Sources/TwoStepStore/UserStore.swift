@@ -46,9 +46,9 @@ public final class FileUserStore: UserStore {
         self.init(directory: config.stateDir, keys: try KeyRing(keyDir: config.keyDir))
     }
 
+    /// The base of `user`'s file names (`UserFileName`); throws for an invalid name.
     func checked(_ user: String) throws -> String {
-        guard isValidUserName(user) else { throw StoreError.invalidUser(user) }
-        return user
+        try UserFileName.encode(user)
     }
 
     /// The state directory, opened once per store (a store lives for one login or one
@@ -68,13 +68,26 @@ public final class FileUserStore: UserStore {
         if directoryFD >= 0 { close(directoryFD) }
     }
 
+    /// The newest record generation this store has seen per user (read or written), so
+    /// that a state written after a record never carries an older generation.
+    private var generations: [String: UInt64] = [:]
+
     public func loadRecord(_ user: String) throws -> UserRecord? {
         let name = try checked(user) + ".record"
+        let path = directory + "/" + name
+        // A damaged state is refused where it is used (a login); here it only cannot vouch
+        // for a generation (admin unlock must still read the record to repair it).
+        let stateGeneration = (try? loadState(user))?.recordGeneration ?? 0
         return try withDirectory { fd in
             guard let sealed = try Files.readPrivate(dirfd: fd, dirPath: directory, name: name) else { return nil }
-            var plain = try SealedRecord.open(sealed, user: user, keys: keys, path: directory + "/" + name)
+            var (plain, generation) = try SealedRecord.openWithGeneration(sealed, user: user, keys: keys, path: path)
             defer { Crypto.wipe(&plain) }
-            return try UserRecord.parse(plain, path: directory + "/" + name)
+            guard generation >= stateGeneration else {
+                throw StoreError.damaged(path: path, reason: "older than its state (generation \(generation), " +
+                                         "state has \(stateGeneration)): a restored copy is refused")
+            }
+            generations[user] = max(generations[user] ?? 0, generation)
+            return try UserRecord.parse(plain, path: path)
         }
     }
 
@@ -92,24 +105,38 @@ public final class FileUserStore: UserStore {
 
     public func loadState(_ user: String) throws -> UserState {
         let name = try checked(user) + ".state"
-        return try withDirectory { fd in
+        let state = try withDirectory { fd in
             guard let bytes = try Files.readPrivate(dirfd: fd, dirPath: directory, name: name) else { return UserState() }
             return try UserState.parse(bytes, path: directory + "/" + name)
         }
+        generations[user] = max(generations[user] ?? 0, state.recordGeneration)
+        return state
     }
 
+    /// Writes the record with the next generation, then the state naming it (a crash in
+    /// between leaves a record newer than its state, which opens).
     public func saveRecord(_ record: UserRecord, for user: String) throws {
         let name = try checked(user) + ".record"
         var plain = record.serialized()
         defer { Crypto.wipe(&plain) }
-        let sealed = try SealedRecord.seal(plain, user: user, key: try keys.activeKey())
+        // A damaged state is replaced (admin import/reset repair it); its generation is lost.
+        var state = (try? loadState(user)) ?? UserState()
+        let generation = max(state.recordGeneration, generations[user] ?? 0) + 1
+        let sealed = try SealedRecord.seal(plain, user: user, key: try keys.activeKey(), generation: generation)
         try withDirectory { fd in
             try Files.writeAtomically(dirfd: fd, dirPath: directory, name: name, bytes: sealed)
         }
+        generations[user] = generation
+        state.recordGeneration = generation
+        try saveState(state, for: user)
     }
 
     public func saveState(_ state: UserState, for user: String) throws {
         let name = try checked(user) + ".state"
+        var state = state
+        // Never lower the generation: merge with what is on disk when this store has not read it.
+        if generations[user] == nil { _ = try? loadState(user) }
+        state.recordGeneration = max(state.recordGeneration, generations[user] ?? 0)
         try withDirectory { fd in
             try Files.writeAtomically(dirfd: fd, dirPath: directory, name: name, bytes: state.serialized())
         }
@@ -117,6 +144,7 @@ public final class FileUserStore: UserStore {
 
     public func removeUser(_ user: String) throws {
         let u = try checked(user)
+        generations[user] = nil
         try withDirectory { fd in
             try Files.remove(dirfd: fd, dirPath: directory, name: u + ".record")
             try Files.remove(dirfd: fd, dirPath: directory, name: u + ".state")
@@ -127,8 +155,7 @@ public final class FileUserStore: UserStore {
         try withDirectory { fd in
             try Files.names(dirfd: fd, dirPath: directory)
                 .filter { $0.hasSuffix(".record") }
-                .map { String($0.dropLast(".record".count)) }
-                .filter(isValidUserName)
+                .compactMap { UserFileName.decode(String($0.dropLast(".record".count))) }
                 .sorted()
         }
     }
@@ -137,6 +164,12 @@ public final class FileUserStore: UserStore {
         let name = try checked(user) + ".lock"
         let lock = try withDirectory { fd in try FileLock(dirfd: fd, dirPath: directory, name: name) }
         defer { lock.unlock() }
+        // A writer killed mid-write leaves its temporary file; nobody else writes these
+        // files without this lock, so a dead writer's leftovers can go.
+        try withDirectory { fd in
+            try Files.removeStaleTemporaries(dirfd: fd, dirPath: directory,
+                                             of: [try checked(user) + ".record", try checked(user) + ".state"])
+        }
         return try body()
     }
 }

@@ -16,9 +16,21 @@ usage: twostep-helper pam
          per instance, with Accept=no pre-forked workers (max_connections).
 
 """
+// Before anything else: nothing a setuid caller (sudo, su) left in this process may steer
+// a root helper (its real uid, resource limits, ignored signals, timers, nice value).
+guard resetInheritedState() else {
+    writeStderr("twostep-helper: cannot drop the caller's ids\n")
+    exit(1)
+}
 var args = Array(CommandLine.arguments.dropFirst())
 switch args.first {
 case "pam":
+    leaveCallerSession()
+    if let limit = limitTooLow() {
+        // No prompt at all: the answer could be neither counted nor checked.
+        AuditLog.syslogLine(LOG_ERR, "helper: refusing a login: \(limit) set by the caller is too low and cannot be raised")
+        exit(1)
+    }
     exit(LoginSession.run())
 case "serve":
     var config = Config.defaultPath

@@ -57,6 +57,9 @@ extension Admin {
         func run() throws {
             let ctx = try LocalStore(options)
             try ctx.requireRoot("admin import")
+            // Keyed by NSS's canonical name (ALICE and alice in a case-insensitive directory
+            // are one record); a name NSS does not know is imported as given.
+            let user = canonicalUserName(self.user) ?? self.user
             var text = secret
             if secret == "-" {
                 text = readLineUnbuffered()?.withBytes { String(decoding: $0, as: UTF8.self) } ?? ""

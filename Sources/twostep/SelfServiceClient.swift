@@ -140,7 +140,7 @@ struct NewBackupCodes: ParsableCommand {
 struct QR: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "qr",
-        abstract: "Show your QR code again (password and a current code), e.g. to add a second phone.")
+        abstract: "Show your QR code again (password and a code from your authenticator app; not a backup code), e.g. to add a second phone.")
     @OptionGroup var options: SelfServiceOptions
 
     func run() throws {

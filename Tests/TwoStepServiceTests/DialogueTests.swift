@@ -192,7 +192,13 @@ final class DialogueTests: XCTestCase {
         let (ignored, u) = rig.login("123456", user: "carol", nullok: true)
         XCTAssertEqual(ignored, .ignore)
         XCTAssertEqual(u.prompts, [])
-        XCTAssertEqual(rig.login("123456", user: "carol").0, .notEnrolled)
+        // carol is no account (NSS does not know her): without nullok she is asked like
+        // anyone else and fails like a wrong code, so names cannot be enumerated.
+        let (refused, asked) = rig.login("123456", user: "carol")
+        XCTAssertEqual(refused, .failure)
+        XCTAssertEqual(asked.prompts.count, 1)
+        // root is an account that is not enrolled: notEnrolled, as before.
+        XCTAssertEqual(rig.login("123456", user: "root").0, .notEnrolled)
     }
 
     func testDamagedRecordFailsClosedForThatUserOnly() throws {

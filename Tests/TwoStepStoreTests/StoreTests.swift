@@ -145,9 +145,54 @@ final class SealedRecordTests: XCTestCase {
 
     func testBadUserNamesNeverReachAPath() throws {
         let s = try Scratch()
-        for name in ["../alice", "a/b", "", ".hidden", "-rf", "x\u{0}y", String(repeating: "a", count: 33), "ä"] {
+        for name in ["", "x\u{0}y", "a\nb", "tab\there", String(repeating: "a", count: 257)] {
             XCTAssertThrowsError(try s.store.loadRecord(name)) { guard case StoreError.invalidUser = $0 else { return XCTFail("\($0)") } }
         }
+    }
+
+    /// Directory users (SSSD, winbind) and every other name NSS may return get a file
+    /// name of their own that is never a path, "." or "..", and maps back to the name;
+    /// the names earlier versions accepted keep their file names.
+    func testEveryUserNameMapsToOneSafeReversibleFileName() throws {
+        let s = try Scratch()
+        XCTAssertEqual(try UserFileName.encode("alice"), "alice")
+        XCTAssertEqual(try UserFileName.encode("a.b_c-d"), "a.b_c-d")
+        XCTAssertEqual(try UserFileName.encode("alice@corp.example.com"), "%alice%40corp.example.com")
+        let names = ["../alice", "a/b", ".", "..", ".hidden", "-rf", "ä", "CORP\\alice", "alice@corp.example.com",
+                     "%alice", "%%", String(repeating: "a", count: 33), String(repeating: "b", count: 256),
+                     String(repeating: "/", count: 200)]
+        for name in names {
+            let file = try UserFileName.encode(name)
+            XCTAssertFalse(file.contains("/") || file == "." || file == ".." || file.isEmpty, name)
+            XCTAssertLessThanOrEqual(file.utf8.count + ".record".count + ".tmp.4194304".count + 1, 255, name)
+            if file.hasPrefix("%~") { continue }  // long names are hashed
+            XCTAssertEqual(UserFileName.decode(file), name)
+            try s.store.saveRecord(try s.record(), for: name)
+            XCTAssertNotNil(try s.store.loadRecord(name), name)
+        }
+        XCTAssertNil(try s.store.loadRecord("%2E%2E"))
+        let listed = try s.store.enrolledUsers()
+        XCTAssertEqual(Set(listed), Set(names.filter { (try? UserFileName.encode($0).hasPrefix("%~")) == false }))
+    }
+
+    /// A copy of a record taken before a backup code was spent, put back later, would
+    /// revive that code: the state names the newest generation, an older record is refused.
+    func testRestoredOlderRecordIsRefused() throws {
+        let s = try Scratch()
+        let r = try s.record()
+        _ = try r.issueBackupCodes()
+        try s.store.saveRecord(r, for: "alice")
+        let old = try Data(contentsOf: URL(fileURLWithPath: s.recordPath))
+        r.backupHashes.removeFirst()
+        try s.store.saveRecord(r, for: "alice")
+        XCTAssertEqual(try s.store.loadRecord("alice")?.backupHashes.count, 9)
+        try old.write(to: URL(fileURLWithPath: s.recordPath))
+        chmod(s.recordPath, 0o600)
+        let fresh = FileUserStore(directory: s.config.stateDir, keys: s.keys)
+        XCTAssertThrowsError(try fresh.loadRecord("alice")) { XCTAssertTrue("\($0)".contains("older than its state"), "\($0)") }
+        // A state write by an older store object never lowers the generation.
+        try fresh.saveState(UserState(), for: "alice")
+        XCTAssertThrowsError(try FileUserStore(directory: s.config.stateDir, keys: s.keys).loadRecord("alice"))
     }
 
     func testDamagedFileAffectsOnlyItsUser() throws {
@@ -159,7 +204,7 @@ final class SealedRecordTests: XCTestCase {
         XCTAssertThrowsError(try s.store.loadRecord("alice"))
         XCTAssertThrowsError(try s.store.loadState("alice"))
         XCTAssertNotNil(try s.store.loadRecord("bob"))
-        XCTAssertEqual(try s.store.loadState("bob"), UserState())
+        XCTAssertEqual(try s.store.loadState("bob"), UserState(recordGeneration: 1))  // one record write
         XCTAssertEqual(try s.store.enrolledUsers(), ["alice", "bob"])
     }
 
@@ -240,5 +285,18 @@ final class ConfigTests: XCTestCase {
                 XCTAssertTrue("\(error)".hasPrefix(expected), "\(text) gave \(error)")
             }
         }
+    }
+}
+
+final class RequirePolicyTests: XCTestCase {
+    /// When NSS cannot say which groups a user is in, `require = GROUPS` must not treat
+    /// the user as outside them (that would skip 2FA): it fails closed.
+    func testGroupRequirementFailsClosedWhenNSSCannotAnswer() throws {
+        var c = Config(path: "/dev/null")
+        c.require = .groups(["wheel"])
+        XCTAssertEqual(c.requires("no-such-user-\(getpid())"), true)
+        XCTAssertEqual(c.requires("root"), false)  // root: known, and not in wheel here
+        XCTAssertNil(groupNames(of: "no-such-user-\(getpid())"))
+        XCTAssertEqual(groupNames(of: "root")?.contains("root"), true)
     }
 }

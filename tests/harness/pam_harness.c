@@ -24,6 +24,9 @@
  *           FAIL_DELAY: <microseconds libpam computed>
  *       so tests and benchmarks measure the module, not the delay. --real-delay leaves
  *       libpam's own sleep in place.
+ *       --caller-uid UID makes the process look like a setuid host run by UID before
+ *       pam_start: real uid and gid UID's, effective and saved 0 (setresuid(UID, 0, 0)),
+ *       as sudo or su are while they authenticate.
  *       Exit status: the PAM code of the last round (0 = PAM_SUCCESS); 64 on usage errors,
  *       70 when pam_start_confdir itself fails.
  *
@@ -41,6 +44,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #define EXIT_USAGE 64
 #define EXIT_PAM_START 70
@@ -176,6 +180,7 @@ int main(int argc, char **argv) {
     const char *rhost = NULL, *ruser = NULL, *tty = NULL;
     const char *env[MAX_ENV];
     int env_count = 0;
+    long caller_uid = -1;
     setvbuf(stdout, NULL, _IOLBF, 0);
 
     for (int i = 1; i < argc; i++) {
@@ -202,6 +207,9 @@ int main(int argc, char **argv) {
             if (env_count >= MAX_ENV || strchr(val, '=') == NULL) { usage(); return EXIT_USAGE; }
             env[env_count++] = val;
         }
+        else if (strcmp(opt, "--caller-uid") == 0) {
+            if (parse_count(val, &caller_uid) != 0) { usage(); return EXIT_USAGE; }
+        }
         else if (strcmp(opt, "--rounds") == 0) {
             if (parse_count(val, &rounds) != 0) { usage(); return EXIT_USAGE; }
         } else { usage(); return EXIT_USAGE; }
@@ -210,6 +218,11 @@ int main(int argc, char **argv) {
 
     struct answers answers = { NULL, 0, 0 };
     if (answers_path != NULL && load_answers(answers_path, &answers) != 0) return EXIT_USAGE;
+
+    if (caller_uid >= 0 && (setresgid((gid_t)caller_uid, 0, 0) != 0 || setresuid((uid_t)caller_uid, 0, 0) != 0)) {
+        perror("setresuid");
+        return EXIT_USAGE;
+    }
 
     struct pam_conv conv = { conversation, &answers };
     int rc = PAM_SYSTEM_ERR;

@@ -1,0 +1,413 @@
+"""Issue 6, an attacker's review: each finding proved through the interfaces an attacker
+touches (libpam with the real module and helper, the helper's socket, syslog, the CLI).
+Every test here failed on the code before the fix."""
+import json
+import os
+import re
+import secrets
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+
+import pytest
+
+from conftest import CLI, HELPER, HARNESS, Installation, SECRET, oathtool
+from test_selfservice import PASSWORD, host, wait_for_socket  # noqa: F401 (host is a fixture)
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+FIXTURE_STORE = os.path.join(ROOT, "tests", "fixtures", "v1-store")
+PAM_SUCCESS, PAM_AUTH_ERR, PAM_SYSTEM_ERR, PAM_MAXTRIES, PAM_AUTHINFO_UNAVAIL = 0, 7, 4, 11, 9
+# The module's PAM_IGNORE lets the stack decide: pam_permit after it makes that a success.
+PERMIT_AFTER = "auth required pam_permit.so\naccount required pam_permit.so\n"
+
+
+@pytest.fixture
+def inst():
+    root = tempfile.mkdtemp(prefix="twostep-hd-")
+    try:
+        yield Installation(root)
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def harness(inst, user, answers, service="tstest", prefix=(), extra=(), timeout=60):
+    """pam_harness (a C host, libpam) through the real module and helper. Returns
+    (PAM codes of each round, stdout)."""
+    cmd = [*prefix, HARNESS, "--confdir", inst.pamdir, "--service", service, "--user", user,
+           "--answers", "-", "--rounds", str(len(answers)), *extra]
+    r = subprocess.run(cmd, input="".join(a + "\n" for a in answers), capture_output=True, text=True,
+                       timeout=timeout)
+    return [int(m) for m in re.findall(r"^RESULT: .* \((-?\d+)\)$", r.stdout, re.M)], r.stdout + r.stderr
+
+
+def wrong(code):
+    return code[:-1] + ("0" if code[-1] != "0" else "1")
+
+
+def status(inst, user):
+    return json.loads(inst.cli("admin", "show", user, "--json").stdout)
+
+
+def temporaries(inst):
+    return [n for n in os.listdir(inst.state) if ".tmp." in n]
+
+
+# --- 1. the limiter under a hostile setuid caller ------------------------------------------
+
+def can_raise_hard_limits():
+    """CAP_SYS_RESOURCE (bit 24): without it (some containers) even root cannot raise a
+    hard limit the caller lowered."""
+    with open("/proc/self/status") as f:
+        eff = int(next(l for l in f if l.startswith("CapEff:")).split()[1], 16)
+    return bool(eff >> 24 & 1)
+
+
+def test_file_size_limit_cannot_hide_wrong_codes(inst):
+    """prlimit --fsize=50: the helper used to die of SIGXFSZ writing the state of a wrong
+    code (58 bytes) but not of a right one: unlimited guesses with a success oracle."""
+    inst.enroll("alice")
+    inst.service()
+    limited = ["prlimit", "--fsize=50", "--"]
+    t = time.time()
+    if not can_raise_hard_limits():
+        # The helper cannot lift the limit: it refuses before any prompt, for right and
+        # wrong codes alike (no oracle, nothing to count), and changes nothing.
+        before = {n: open(os.path.join(inst.state, n), "rb").read() for n in os.listdir(inst.state)}
+        for answer in (oathtool(at=t), wrong(oathtool(at=t))):
+            codes, out = harness(inst, "alice", [answer], prefix=limited)
+            assert codes == [PAM_SYSTEM_ERR] and "PROMPT" not in out, out
+        assert {n: open(os.path.join(inst.state, n), "rb").read() for n in os.listdir(inst.state)} == before
+        assert temporaries(inst) == []
+        return
+    codes, out = harness(inst, "alice", [oathtool(at=t)], prefix=limited)
+    assert codes == [PAM_SUCCESS], out
+    codes, out = harness(inst, "alice", [wrong(oathtool(at=t + 30))] * 5, prefix=limited)
+    assert codes == [PAM_AUTH_ERR] * 4 + [PAM_MAXTRIES], out
+    assert status(inst, "alice")["locked"] is True
+    assert [e["event"] for e in inst.audit_events()].count("lockout") == 1
+    # Locked: even the right code is refused now.
+    codes, out = harness(inst, "alice", [oathtool(at=t + 30)], prefix=limited)
+    assert codes == [PAM_MAXTRIES], out
+    assert temporaries(inst) == []
+
+
+def test_stale_temporary_files_are_removed(inst):
+    inst.enroll("alice")
+    inst.service()
+    p = subprocess.Popen(["true"]); p.wait()
+    stale = os.path.join(inst.state, f".alice.state.tmp.{p.pid}")
+    with open(stale, "w") as f:
+        f.write("v=1\n")
+    os.chmod(stale, 0o600)
+    codes, out = harness(inst, "alice", [oathtool()])
+    assert codes == [PAM_SUCCESS], out
+    assert temporaries(inst) == []
+
+
+def proc_ids(pid):
+    fields = {}
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            k, _, v = line.partition(":")
+            if k in ("Uid", "Gid", "Groups"):
+                fields[k] = v.split()
+    return fields
+
+
+@pytest.fixture
+def test_user():
+    name = f"tshd{secrets.token_hex(3)}"
+    subprocess.run(["useradd", "-M", "-s", "/bin/sh", "-G", "users", name], check=True)
+    subprocess.run(["chpasswd"], input=f"{name}:{PASSWORD}\n", text=True, check=True)
+    try:
+        yield name
+    finally:
+        subprocess.run(["userdel", "-f", name], capture_output=True)
+
+
+def test_helper_runs_with_root_ids_under_a_setuid_like_caller(inst, test_user):
+    """A setuid host (sudo) keeps the caller's real uid; a helper with that real uid can be
+    stopped or killed by the caller between the answer and the write. The test holds the
+    user's lock, so the real helper waits (answer in hand) while its ids are read."""
+    import fcntl
+    uid = int(subprocess.run(["id", "-u", test_user], capture_output=True, text=True).stdout)
+    inst.enroll("alice")
+    inst.service()
+    lock = open(os.path.join(inst.state, "alice.lock"), "a")
+    fcntl.flock(lock, fcntl.LOCK_EX)
+    p = subprocess.Popen([HARNESS, "--confdir", inst.pamdir, "--service", "tstest", "--user", "alice",
+                          "--answers", "-", "--caller-uid", str(uid)],
+                         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        p.stdin.write(oathtool() + "\n")
+        p.stdin.close()
+        deadline = time.time() + 20
+        children = []
+        while time.time() < deadline and not children:
+            time.sleep(0.1)
+            children = subprocess.run(["pgrep", "-P", str(p.pid)], capture_output=True, text=True).stdout.split()
+        assert len(children) == 1, children
+        time.sleep(0.5)   # it has the answer and waits for the lock
+        host = proc_ids(p.pid)
+        assert host["Uid"] == [str(uid), "0", "0", "0"], host  # the caller as sudo leaves it
+        helper = proc_ids(children[0])
+        assert helper["Uid"] == ["0"] * 4 and helper["Gid"] == ["0"] * 4 and helper["Groups"] == [], helper
+    finally:
+        fcntl.flock(lock, fcntl.LOCK_UN)
+        lock.close()
+        try:
+            p.wait(timeout=30)
+        finally:
+            if p.poll() is None:
+                p.kill()
+    out = p.stdout.read()
+    assert "RESULT: Success (0)" in out, out + p.stderr.read()
+
+
+# --- 3. syslog lines cannot be forged ------------------------------------------------------
+
+SYSLOG_CATCHER = r"""
+import os, socket, subprocess, sys, json
+# Private mount namespace (unshare -m): a tmpfs over /dev with the few device nodes the
+# programs need, and our own /dev/log.
+old = sys.argv[1]
+subprocess.run(["mount", "--rbind", "/dev", old], check=True)
+subprocess.run(["mount", "-t", "tmpfs", "tmpfs", "/dev"], check=True)
+for n in ("null", "zero", "urandom", "random"):
+    open("/dev/" + n, "w").close()
+    subprocess.run(["mount", "--bind", os.path.join(old, n), "/dev/" + n], check=True)
+s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+s.bind("/dev/log")
+r = subprocess.run(json.loads(sys.argv[2]), input=sys.argv[3], capture_output=True, text=True)
+s.settimeout(0.5)
+lines = []
+try:
+    while True:
+        lines.append(s.recv(65536).decode(errors="replace"))
+except socket.timeout:
+    pass
+print(json.dumps({"rc": r.returncode, "out": r.stdout, "lines": lines}))
+"""
+
+
+def test_syslog_fields_cannot_be_forged(inst, tmp_path):
+    inst.service()
+    user = 'mallory result=success user="root"\nFake line event=verify result=success'
+    old = tmp_path / "olddev"
+    old.mkdir()
+    cmd = [HARNESS, "--confdir", inst.pamdir, "--service", "tstest", "--user", user, "--answers", "-",
+           "--rhost", "h result=success\nx"]
+    r = subprocess.run(["unshare", "-m", "--propagation", "private", "/usr/bin/python3", "-c", SYSLOG_CATCHER,
+                        str(old), json.dumps(cmd), "123456\n"], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    got = json.loads(r.stdout)
+    assert "RESULT: Authentication failure (7)" in got["out"], got
+    verify = [l for l in got["lines"] if "event=" in l]
+    assert len(verify) == 1, got["lines"]
+    line = verify[0]
+    assert "\n" not in line
+    # The message is exactly key="escaped value" pairs: nothing forged in between.
+    message = line.split(": ", 1)[1]
+    pairs = re.findall(r'(\w+)=("(?:[^"\\]|\\.)*")', message)
+    assert " ".join(f"{k}={v}" for k, v in pairs) == message, message
+    fields = {k: json.loads(v) for k, v in pairs}
+    assert [k for k, _ in pairs] == ["event", "user", "service", "result", "rhost", "detail"], pairs
+    assert fields["user"] == user and fields["rhost"] == "h result=success\nx" and fields["result"] == "failure"
+
+
+# --- 4. serve makes the socket directory usable ---------------------------------------------
+
+def test_serve_creates_a_missing_socket_directory_0755(inst):
+    sock = os.path.join(inst.root, "newdir", "helper.sock")
+    p = subprocess.Popen([HELPER, "serve", "--config", inst.conf, "--socket", sock],
+                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
+    try:
+        wait_for_socket(sock, p)
+        assert os.stat(os.path.dirname(sock)).st_mode & 0o7777 == 0o755
+    finally:
+        os.killpg(p.pid, 15)
+        p.wait(timeout=10)
+
+
+# --- 5 and 7. directory users; names NSS does not know ------------------------------------
+
+@pytest.fixture
+def directory_user():
+    name = f"tsdir{secrets.token_hex(3)}@corp.example.com"
+    subprocess.run(["useradd", "--badname", "-M", "-s", "/bin/sh", name], check=True, capture_output=True)
+    try:
+        yield name
+    finally:
+        subprocess.run(["userdel", "-f", name], capture_output=True)
+
+
+def test_directory_user_enrols_and_logs_in(inst, directory_user):
+    inst.enroll(directory_user)
+    inst.service()
+    assert f"%{directory_user.replace('@', '%40')}.record" in os.listdir(inst.state)
+    t = time.time()
+    codes, out = harness(inst, directory_user, [oathtool(at=t)])
+    assert codes == [PAM_SUCCESS], out
+    codes, out = harness(inst, directory_user, [oathtool(at=t)])
+    assert codes == [PAM_AUTH_ERR], out  # replayed
+    listed = [u["user"] for u in json.loads(inst.cli("admin", "list", "--json").stdout)["users"]]
+    assert listed == [directory_user]
+    # Not enrolled and nullok: a directory user passes through (PAM_IGNORE), not refused.
+    inst.cli("admin", "reset", directory_user)
+    inst.service("withnullok", args="nullok", after=PERMIT_AFTER)
+    codes, out = harness(inst, directory_user, ["x"], service="withnullok")
+    assert codes == [PAM_SUCCESS] and "PROMPT" not in out, out
+
+
+def test_unknown_names_get_the_wrong_code_answer_and_no_record(inst):
+    """enroll = prompt with require = all used to start the wizard (and write a record)
+    for any name at all; a name NSS does not know now looks exactly like a wrong code."""
+    inst.write_config(enroll="prompt", require="all")
+    inst.enroll("alice")
+    inst.service()
+    nobody = f"nosuch{secrets.token_hex(3)}"
+    codes, unknown = harness(inst, nobody, ["123456"])
+    assert codes == [PAM_AUTH_ERR], unknown
+    codes, known = harness(inst, "alice", [wrong(oathtool())])
+    assert codes == [PAM_AUTH_ERR], known
+    assert unknown.splitlines()[0] == known.splitlines()[0]  # the same prompt
+    assert [n for n in os.listdir(inst.state) if n.startswith(nobody) or nobody in n] == []
+    inst.service("withnullok", args="nullok", after=PERMIT_AFTER)
+    codes, out = harness(inst, nobody, ["x"], service="withnullok")
+    assert codes == [PAM_SUCCESS] and "PROMPT" not in out, out
+
+
+# --- 6. qr needs the authenticator ----------------------------------------------------------
+
+def test_qr_refuses_a_backup_code(host):
+    host.serve("serve")
+    alice = host.user()
+    host.inst.enroll(alice)
+    backup = json.loads(host.inst.cli("admin", "backup-codes", alice, "--json").stdout)["backup_codes"]
+    r = host.as_user(alice, "qr", "--json", input=PASSWORD + "\n" + backup[0] + "\n")
+    assert r.returncode != 0 and "otpauth" not in r.stdout, r.stdout + r.stderr
+    assert "authenticator app" in r.stderr
+    host.inst.cli("admin", "unlock", alice)
+    # The backup code was not spent, and still serves the lost-phone path.
+    r = host.as_user(alice, "backup-codes", "--json", input=PASSWORD + "\n" + backup[0] + "\n")
+    assert r.returncode == 0, r.stderr
+    r = host.as_user(alice, "qr", "--json", input=PASSWORD + "\n" + oathtool() + "\n")
+    assert r.returncode == 0 and json.loads(r.stdout)["otpauth_uri"].startswith("otpauth://"), r.stderr
+
+
+# --- 8. a restored old record ----------------------------------------------------------------
+
+def test_restored_old_record_is_refused(inst):
+    inst.enroll("alice")
+    inst.service()
+    backup = json.loads(inst.cli("admin", "backup-codes", "alice", "--json").stdout)["backup_codes"]
+    record = os.path.join(inst.state, "alice.record")
+    saved = open(record, "rb").read()
+    codes, out = harness(inst, "alice", [backup[0]])
+    assert codes == [PAM_SUCCESS], out
+    with open(record, "wb") as f:
+        f.write(saved)
+    codes, out = harness(inst, "alice", [backup[0]])
+    assert codes == [PAM_AUTHINFO_UNAVAIL], out
+    assert any(e["result"] == "error" and "older than its state" in e.get("detail", "")
+               for e in inst.audit_events()), inst.audit_events()
+
+
+def test_records_written_before_generations_still_open(inst):
+    """A record sealed by the code before this change (tests/fixtures/v1-store) opens,
+    takes a code and a backup code, and is rewritten with a generation."""
+    for sub in ("state", "keys"):
+        shutil.rmtree(os.path.join(inst.root, sub))
+        shutil.copytree(os.path.join(FIXTURE_STORE, sub), os.path.join(inst.root, sub))
+        os.chmod(os.path.join(inst.root, sub), 0o700)
+    inst.service()
+    backup = open(os.path.join(FIXTURE_STORE, "README")).read().split()[-1]
+    record = os.path.join(inst.state, "fixtureuser.record")
+    assert open(record, "rb").read()[3] == 1
+    codes, out = harness(inst, "fixtureuser", [oathtool(), backup])
+    assert codes == [PAM_SUCCESS, PAM_SUCCESS], out
+    assert open(record, "rb").read()[3] == 2
+    assert "record_generation=1" in open(os.path.join(inst.state, "fixtureuser.state")).read()
+
+
+# --- 2. one local user cannot starve the server ---------------------------------------------
+
+def test_hundreds_of_idle_connections_do_not_starve_others(host):
+    host.serve("serve")
+    mallory, bob = host.user(), host.user()
+    host.inst.enroll("alice")
+    host.inst.service("viasocket", args=f"socket={host.sock}")
+    hold = f"""
+import socket, sys
+held = []
+for i in range(300):
+    s = socket.socket(socket.AF_UNIX); s.setblocking(False)
+    try:
+        s.connect({host.sock!r})
+    except (BlockingIOError, InterruptedError):
+        pass
+    held.append(s)
+print("holding", len(held), flush=True)
+sys.stdin.readline()
+"""
+    holder = subprocess.Popen(["runuser", "-u", mallory, "--", "/usr/bin/python3", "-c", hold],
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().startswith("holding 300")
+        time.sleep(0.5)
+        start = time.monotonic()
+        r = host.as_user(bob, "status", "--json")
+        took = time.monotonic() - start
+        assert r.returncode == 0 and json.loads(r.stdout)["enrolled"] is False, r.stderr
+        assert took < 1.0, f"status took {took:.2f} s"
+        start = time.monotonic()
+        codes, out = harness(host.inst, "alice", [oathtool()], service="viasocket")
+        took = time.monotonic() - start
+        assert codes == [PAM_SUCCESS], out
+        assert took < 1.0, f"login took {took:.2f} s"
+    finally:
+        holder.communicate("\n", timeout=30)
+
+
+# --- fault injection: a full or read-only state directory ------------------------------------
+
+def test_full_or_read_only_state_dir_fails_closed_and_recovers(inst):
+    inst.enroll("alice")
+    inst.service()
+    files = {n: open(os.path.join(inst.state, n), "rb").read() for n in os.listdir(inst.state)}
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k,mode=0700", "tmpfs", inst.state], check=True)
+    try:
+        for n, b in files.items():
+            with open(os.path.join(inst.state, n), "wb") as f:
+                f.write(b)
+            os.chmod(os.path.join(inst.state, n), 0o600)
+        filler = os.path.join(inst.state, "filler")
+        fd = os.open(filler, os.O_WRONLY | os.O_CREAT, 0o600)
+        try:
+            while os.write(fd, b"\0" * 4096) > 0:
+                pass
+        except OSError:
+            pass
+        os.close(fd)
+        t = time.time()
+        codes, out = harness(inst, "alice", [oathtool(at=t)])
+        assert codes == [PAM_AUTHINFO_UNAVAIL], out
+        assert "unavailable" in out
+        assert "No space left on device" in inst.audit_events()[-1]["detail"], inst.audit_events()[-1]
+        for n, b in files.items():
+            assert open(os.path.join(inst.state, n), "rb").read() == b, n
+        os.unlink(filler)
+        subprocess.run(["mount", "-o", "remount,ro", inst.state], check=True)
+        codes, out = harness(inst, "alice", [oathtool(at=t)])
+        assert codes == [PAM_AUTHINFO_UNAVAIL], out
+        assert "Read-only file system" in inst.audit_events()[-1]["detail"], inst.audit_events()[-1]
+        for n, b in files.items():
+            assert open(os.path.join(inst.state, n), "rb").read() == b, n
+        subprocess.run(["mount", "-o", "remount,rw", inst.state], check=True)
+        codes, out = harness(inst, "alice", [oathtool(at=t)])
+        assert codes == [PAM_SUCCESS], out
+        assert temporaries(inst) == []
+    finally:
+        subprocess.run(["umount", "-l", inst.state])
