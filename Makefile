@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 # twostep: see README.md. Contracts (DESIGN.md): `make` leaves build/pam_twostep.so,
 # build/twostep and build/twostep-helper; `make install` honours DESTDIR, PREFIX, PAMDIR,
 # LIBEXECDIR, MANDIR; `make test` runs every suite; `make demo` is the first run.

@@ -1,4 +1,5 @@
 // swift-tools-version:5.10
+// SPDX-License-Identifier: Apache-2.0
 // The layout follows docs/ARCHITECTURE.md: the PAM module and the protocol target import
 // nothing that can touch a secret; only the helper and the CLI reach the store.
 import PackageDescription

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: Apache-2.0
 # Builds the libFuzzer targets with plain swiftc/clang, one Swift module at a time, into
 # $FUZZ_OUT (default .build-fuzz/ at the repository root; never the main .build).
 # Usage: Fuzz/build.sh [target ...]   (default: every Fuzz/Targets/*.swift)

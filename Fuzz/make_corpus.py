@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: Apache-2.0
 """Writes the seed corpora under Fuzz/corpus/<target>/ (committed; rerun after a format
 change). Seeds are valid inputs, so the fuzzer starts from the accepting paths."""
 import base64, hashlib, hmac, os, shutil, struct

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /*
  * pam_bench: the cost of one login through each of several PAM modules, side by side,
  * driven through libpam by one harness run. See bench/README.md.

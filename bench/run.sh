@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: Apache-2.0
 # bench/run.sh: the cost of one login through pam_twostep vs pam_google_authenticator,
 # side by side in one harness run. `make bench` runs it after building build/.
 # pam_twostep is measured twice: spawning twostep-helper per login (the default), and with

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: Apache-2.0
 # make demo: enrols a demo user in a scratch folder and runs a real PAM login through
 # pam_twostep.so. Nothing under /etc changes. DEMO_DIR overrides the folder.
 set -eu

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: Apache-2.0
 # Installs the Debian packages twostep needs to build, test, demo or bench, when missing.
 # Usage: scripts/deps.sh build|test|demo|bench
 set -eu

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Shared fixtures for the integration suites: a scratch twostep installation (config,
 keys, state, a PAM config folder) driven through the built binaries and libpam."""
 import json

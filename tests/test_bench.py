@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """`make bench` as a smoke run: a benchmark is not a timed test, but it must complete and
 print every row, or nobody can measure anything. Few rounds; no figure is asserted."""
 import os

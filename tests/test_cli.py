@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The twostep CLI through its built binary: the enrolment wizard, --json with a PNG that
 zbarimg reads back, admin commands, errors and --help."""
 import base64

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The Debian package (debian/): built with dpkg-buildpackage from a copy of the tree, its
 contents checked against `make install`, lintian --pedantic run on it, and (when this
 machine has no other twostep installation) installed, removed and purged for real with

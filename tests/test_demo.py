@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """`make demo`, the README's first command, driven like a newcomer with a phone: read the
 key off the screen, type the app's code, then a new one at the login prompt."""
 import os

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Coverage-guided fuzzing of everything that parses attacker-reachable bytes (Fuzz/).
 
 Builds the libFuzzer targets with Fuzz/build.sh (plain swiftc -sanitize=fuzzer,address,

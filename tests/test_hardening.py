@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Issue 6, an attacker's review: each finding proved through the interfaces an attacker
 touches (libpam with the real module and helper, the helper's socket, syslog, the CLI).
 Every test here failed on the code before the fix."""

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """`make install` as a packager runs it: into DESTDIR, with the layout DESIGN.md promises."""
 import os
 import stat

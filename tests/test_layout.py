@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The import rules of DESIGN.md, enforced: a slip fails CI instead of waiting for a reader.
 
 - The module's target (TwoStepPAM) never reaches TwoStepStore, TwoStepCrypto, COpenSSL or

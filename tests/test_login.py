@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Logins through libpam, the real module and the real helper, with oathtool as the
 reference for codes."""
 import concurrent.futures

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """pam_twostep.so under real libpam (pam_start_confdir), with fake helpers.
 
 Builds nothing. Needs:

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """`twostep admin rotate-key` killed with SIGKILL at random instants: every record stays
 readable under its old or its new key, a rerun finishes the job, logins go on during a
 rotation, and --retire removes only keys that no record names."""

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Self-service without setuid: real unprivileged users with real passwords talk to the
 helper over its Unix socket (started by `serve --socket` or by systemd-socket-activate)."""
 import concurrent.futures

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """pam_twostep.so with socket=: logins relayed to a running `twostep-helper serve` (or one
 socket-activated by systemd-socket-activate) instead of a helper spawned per login.
 

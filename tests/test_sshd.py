@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """A real sshd on 127.0.0.1 logs a user in through pam_twostep.so (keyboard-interactive).
 
 Needs root, /usr/sbin/sshd, ssh, ssh-keygen, oathtool, useradd/userdel. Builds nothing: uses

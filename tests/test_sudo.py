@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """A real sudo: a test user runs `sudo -S`, whose sudoers drop-in points it at a private
 PAM stack (password through pam_unix, then the code through pam_twostep.so), so the
 host's own sudo stack is never touched. Also the rlimit attack through that real sudo."""

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Support tooling through the built CLI: mail through the system's real MTA (Debian's
 exim4, local delivery to /var/mail/USER), and the audit log read back by `admin audit` and
 summarised by `admin report`, from events that real logins through libpam wrote."""

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // libFuzzer target: Config.parse on any text (Config.load decodes the file the same way,
 // String(decoding:as: UTF8.self)). Only StoreError may come out; what is accepted must be
 // inside the documented ranges.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // libFuzzer target: the text decoders of TwoStepCore, each on the same input.
 //   Base32.decode (secrets typed or pasted by users, `admin import`),
 //   Base64.decode (CONFIG_ENCRYPTION_KEY), OTPAuthURI(parsing:) (`admin import --uri`),

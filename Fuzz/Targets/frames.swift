@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // libFuzzer target: the frame protocol, as both ends read it.
 //   The one FrameDecoder, fed the input in pieces whose sizes the input itself picks (the
 //   first byte seeds them): the frames must be the same as when fed all at once, each

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // libFuzzer target: what the helper reads from the state directory.
 //   SealedRecord.keyID(of:) on the raw file (before any key is touched),
 //   UserRecord.parse on a record's plaintext, UserState.parse on a .state file.

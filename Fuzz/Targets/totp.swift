@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // libFuzzer target: OTP.matchTOTP with an arbitrary code string (what the user types at
 // the prompt), an arbitrary secret, window 0...10 (the config's range), digits 6...8,
 // any allowed period and any time, including before the epoch and near Int64's ends.

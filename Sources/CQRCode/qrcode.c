@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /* QR codes for enrollment: libqrencode builds the matrix, libpng writes the image into memory. */
 #include "twostep_qrcode.h"
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 #pragma once
 /* SO_PEERCRED, written once (not in include/: Swift never imports it): included by CTwoStepSys/sys.c (helper, CLI) and by
    PAMShim/shim.c (the module, which links no other C target: a second C module in the .so

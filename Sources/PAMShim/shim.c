@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // PAM entry points and the libc/libpam wrappers the Swift relay uses. See pamshim.h.
 #define _GNU_SOURCE
 #include "pamshim.h"

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // RFC 4648 §6 Base32 (the alphabet authenticator apps use for secrets).
 public enum Base32Error: Error, Equatable, CustomStringConvertible {
     /// `position` counts characters of the input as given, starting at 1.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // RFC 4648 §4 Base64, standard alphabet, with padding.
 public enum Base64Error: Error, Equatable, CustomStringConvertible {
     /// `position` counts bytes of the input, starting at 1.

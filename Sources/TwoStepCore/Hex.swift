@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Lower-case hex, as the sealed record stores keys and hashes.
 
 public func isHexDigit(_ b: UInt8) -> Bool {

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // JSON string literals for the audit log and the CLI's --json answers.
 
 /// A JSON string literal with everything outside printable ASCII escaped.

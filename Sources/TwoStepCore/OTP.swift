@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // HOTP (RFC 4226) and TOTP (RFC 6238). Pure: the clock is always passed in.
 import TwoStepCrypto
 

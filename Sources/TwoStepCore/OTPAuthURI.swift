@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Google Authenticator's Key Uri Format:
 //   otpauth://TYPE/LABEL?secret=BASE32&issuer=ISSUER&algorithm=SHA1&digits=6&period=30
 // where LABEL is "ISSUER:ACCOUNT" or "ACCOUNT", percent-encoded.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // New OTP secrets and one-time backup codes.
 import TwoStepCrypto
 

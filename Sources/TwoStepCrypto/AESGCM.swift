@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // AES-256-GCM through EVP. Used to seal records at rest.
 import COpenSSL
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The one place twostep talks to OpenSSL's libcrypto. Every EVP context is owned by a
 // small class that frees it in deinit; every failure becomes a CryptoError carrying the
 // first code from OpenSSL's error queue.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // pam_sm_authenticate, reached through PAMShim's exported entry point.
 // Order: options, fail delay, PAM items, helper (a running server's socket when socket= is
 // given and answers, else a spawned process), relay, close/reap. Every path returns a PAM code.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The module's connection to the helper: frames over the socket, with a deadline on every
 // read. Bytes go through the protocol's one FrameDecoder; every libc call on the socket is
 // here, and EINTR is retried in one place (`retryEINTR`).

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Starting and reaping twostep-helper. The verdict comes from the socket, never from the
 // exit status: a host may ignore SIGCHLD (children auto-reaped) or reap them itself.
 import PAMShim

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // socket=: asking a running `twostep-helper serve` instead of spawning a helper per login.
 // The connection carries the same frames as the socketpair to a spawned helper; there is
 // no child to reap, so the session ends by closing the descriptor.

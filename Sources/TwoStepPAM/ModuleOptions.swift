@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Module arguments from the PAM stack line, parsed once through one table.
 // Anything unknown or malformed fails authentication (PAM_SERVICE_ERR): a typo in
 // /etc/pam.d must never silently weaken the stack.

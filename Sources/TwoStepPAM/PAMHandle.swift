@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The module's one seam to libpam (through PAMShim). Nothing here holds a secret; the
 // user's typed answer is handed to the caller as a C buffer that it must wipe and free.
 import PAMShim

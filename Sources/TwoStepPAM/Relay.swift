@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The relay: the helper's prompts and messages become conversation calls, the user's
 // answers go back, and the helper's one-byte verdict becomes the PAM code. Which frame the
 // helper may send is decided by one table; anything else ends the session, fail-closed.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Which frame is allowed when, on the helper's side of a dialogue: the OpenSSH monitor's
 // dispatch table, for our closed set of frames. The module has its own table for what the
 // helper may send it (TwoStepPAM/Relay.swift); this one is the helper's.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Typed messages at the trust boundary. Each message is a closed set of fields travelling
 // as `key NUL value NUL` pairs (values are C strings: PAM items never contain NUL). An
 // unknown, missing or duplicated field, or a value outside its set, is an error: the

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The frame protocol between pam_twostep.so (or the CLI) and twostep-helper.
 //
 // A frame is one type byte, a 4-byte big-endian payload length, then the payload.

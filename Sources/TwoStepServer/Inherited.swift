@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 import CTwoStepSys
 
 /// Resets what the helper inherits from whoever started it (ids, resource limits, signal

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // QR codes for enrollment: in the terminal (UTF-8 half blocks) and as PNG bytes.
 import CQRCode
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 import Glibc
 
 /// What NSS says about an account: its canonical name, or that it does not know it, or

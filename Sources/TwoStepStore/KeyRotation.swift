@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 import Glibc
 
 /// `twostep admin rotate-key`, made killable at any instant: every record is re-sealed under

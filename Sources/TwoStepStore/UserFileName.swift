@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 import TwoStepCrypto
 
 /// Maps a user name to the base of its file names in the state directory, reversibly and

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The rule a user name must pass before the store takes it (file names: UserFileName).
 
 /// User names we accept: anything NSS may resolve (directory users such as

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Process hygiene and small lookups shared by twostep-helper and the CLI.
 import CTwoStepSys
 import Glibc

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The one syscall seam for the helper, the store and the CLI (the module has its own in
 // TwoStepPAM, which may not link this): EINTR is retried here and nowhere else.
 import Glibc

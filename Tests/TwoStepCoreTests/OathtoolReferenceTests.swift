@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Cross-checks against oath-toolkit's oathtool, an independent implementation.
 import Foundation
 import XCTest

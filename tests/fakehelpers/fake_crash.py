@@ -1,4 +1,5 @@
 #!/usr/bin/python3 -B
+# SPDX-License-Identifier: Apache-2.0
 """Prompts for a code, then dies without a result. It first shuts down its reading side, so
 the module's answer meets a dead peer (EPIPE): proof the host gets no SIGPIPE."""
 import os, socket, sys, time

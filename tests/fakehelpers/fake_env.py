@@ -1,4 +1,5 @@
 #!/usr/bin/python3 -B
+# SPDX-License-Identifier: Apache-2.0
 """Records its environment, open descriptors, argv and signal state, then success."""
 import os, signal, sys
 sys.path.insert(0, os.path.dirname(os.path.realpath(__file__)))

@@ -1,4 +1,5 @@
 #!/usr/bin/python3 -B
+# SPDX-License-Identifier: Apache-2.0
 """Sends an info and an error message, then success."""
 import os, sys
 sys.path.insert(0, os.path.dirname(os.path.realpath(__file__)))

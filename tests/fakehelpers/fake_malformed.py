@@ -1,4 +1,5 @@
 #!/usr/bin/python3 -B
+# SPDX-License-Identifier: Apache-2.0
 """Breaks the protocol in the way the user name says:
 garbage, unknown-type, oversize, truncated-header, truncated-payload, eof, request-frame,
 answer-frame, data-frame, bad-result-length."""

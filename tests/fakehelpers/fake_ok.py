@@ -1,4 +1,5 @@
 #!/usr/bin/python3 -B
+# SPDX-License-Identifier: Apache-2.0
 """Accepts the code 123456: prompts "Verification code: ", answers success or failure.
 Records the frame it got after the prompt (type, payload length) as reply.json."""
 import os, sys

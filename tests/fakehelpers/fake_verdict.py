@@ -1,4 +1,5 @@
 #!/usr/bin/python3 -B
+# SPDX-License-Identifier: Apache-2.0
 """Returns the verdict named by the file `verdict` in the scratch dir, else by the user
 name "v-<verdict>" (e.g. v-lockedOut). A number instead of a name is sent as that raw byte."""
 import os, sys

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Frame protocol for the fake helpers (see Sources/TwoStepProtocol/Protocol.swift).
 
 A frame is one type byte, a 4-byte big-endian payload length, then the payload. The fakes

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /*
  * pam_harness: drives a real libpam stack in one process, for tests and benchmarks.
  *

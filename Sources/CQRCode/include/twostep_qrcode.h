@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 #ifndef TWOSTEP_QRCODE_H
 #define TWOSTEP_QRCODE_H
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 #pragma once
 /* What the helper inherits from whoever started it, reset before anything else runs.
    A setuid host (sudo, su) passes on its caller's resource limits, signal dispositions,

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 #pragma once
 #include <sys/types.h>
 /* Process and socket calls the Swift Glibc overlay does not reach (they need _GNU_SOURCE).

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // PAMShim: the C seam between libpam/libc and the Swift relay in TwoStepPAM.
 //
 // It exports the three pam_sm_* entry points (the only symbols the export map keeps) and
