@@ -187,7 +187,7 @@ def test_control_fields(deb):
     assert fields["Architecture"] == run(["dpkg-architecture", "-qDEB_HOST_ARCH"]).stdout.strip()
     depends = [d.strip().split()[0] for d in fields["Depends"].split(",")]
     # From dh_shlibdeps (the ELF NEEDED entries); the Swift runtime is static.
-    for lib in ("libc6", "libpam0g", "libssl3", "libqrencode4", "libpng16-16"):
+    for lib in ("libc6", "libpam0g", "libssl3", "libqrencode4", "libpng16-16", "libpq5", "zlib1g"):
         assert lib in depends, fields["Depends"]
     assert not any("swift" in d for d in depends)
     assert "debconf" in fields["Depends"]
@@ -195,7 +195,7 @@ def test_control_fields(deb):
     try:
         run(["dpkg-deb", "-e", deb["deb"], ctrl], check=True)
         assert sorted(open(os.path.join(ctrl, "conffiles")).read().split()) == \
-            ["/etc/pam.d/twostep", "/etc/twostep/twostep.conf"]
+            ["/etc/logrotate.d/twostep", "/etc/pam.d/twostep", "/etc/twostep/twostep.conf"]
         postinst = open(os.path.join(ctrl, "postinst")).read()
         # Only the self-service socket is enabled; twostep-helperd is opt-in.
         assert "deb-systemd-helper enable 'twostep-helper.socket'" in postinst
