@@ -323,6 +323,10 @@ def test_records_written_before_generations_still_open(inst):
         shutil.rmtree(os.path.join(inst.root, sub))
         shutil.copytree(os.path.join(FIXTURE_STORE, sub), os.path.join(inst.root, sub))
         os.chmod(os.path.join(inst.root, sub), 0o700)
+        # git keeps no modes but the x bit: a fresh clone has these 0644, which the store
+        # rightly refuses. Give them the modes the store wrote them with.
+        for name in os.listdir(os.path.join(inst.root, sub)):
+            os.chmod(os.path.join(inst.root, sub, name), 0o400 if sub == "keys" else 0o600)
     inst.service()
     backup = open(os.path.join(FIXTURE_STORE, "README")).read().split()[-1]
     record = os.path.join(inst.state, "fixtureuser.record")
