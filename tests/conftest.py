@@ -68,6 +68,11 @@ def oathtool(secret=SECRET, at=None, algorithm="sha1", digits=6, period=30):
     return out.stdout.strip()
 
 
+
+def wrong(code):
+    """A code that is not `code`: its last digit changed."""
+    return code[:-1] + ("0" if code[-1] != "0" else "1")
+
 def read_setup_screen(stream):
     """Reads the enrolment wizard's screen up to its confirmation step, as a person looks
     at it before typing a code. Returns the lines read and the key shown for manual entry."""

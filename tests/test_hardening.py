@@ -14,7 +14,7 @@ import time
 
 import pytest
 
-from conftest import CLI, HELPER, HARNESS, Installation, SECRET, oathtool
+from conftest import CLI, HELPER, HARNESS, Installation, SECRET, oathtool, wrong
 from test_selfservice import PASSWORD, host, wait_for_socket  # noqa: F401 (host is a fixture)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -41,10 +41,6 @@ def harness(inst, user, answers, service="tstest", prefix=(), extra=(), timeout=
     r = subprocess.run(cmd, input="".join(a + "\n" for a in answers), capture_output=True, text=True,
                        timeout=timeout)
     return [int(m) for m in re.findall(r"^RESULT: .* \((-?\d+)\)$", r.stdout, re.M)], r.stdout + r.stderr
-
-
-def wrong(code):
-    return code[:-1] + ("0" if code[-1] != "0" else "1")
 
 
 def status(inst, user):

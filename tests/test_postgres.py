@@ -16,7 +16,7 @@ import time
 
 import pytest
 
-from conftest import CLI, HARNESS, HELPER, MODULE, SECRET, Installation, harness_login, oathtool
+from conftest import CLI, HARNESS, HELPER, MODULE, SECRET, Installation, harness_login, oathtool, wrong
 from pgserver import PGBIN, PostgresServer
 from test_selfservice import Host, next_code, wait_for_socket
 
@@ -39,10 +39,6 @@ def pg():
         yield server
     finally:
         server.close()
-
-
-def wrong(code):
-    return "%06d" % ((int(code) + 1) % 1_000_000)
 
 
 class Fleet:

@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from conftest import HELPER, MODULE, Installation, oathtool
+from conftest import HELPER, MODULE, Installation, oathtool, wrong
 from test_hardening import can_raise_hard_limits
 
 PASSWORD = "Corr3ct-Horse-Battery"
@@ -67,10 +67,6 @@ def site():
     finally:
         s.close()
         shutil.rmtree(root, ignore_errors=True)
-
-
-def wrong(code):
-    return code[:-1] + ("0" if code[-1] != "0" else "1")
 
 
 def test_sudo_asks_password_then_code_right_wrong_replayed(site):

@@ -16,13 +16,9 @@ import uuid
 
 import pytest
 
-from conftest import oathtool
+from conftest import oathtool, wrong
 
 SENDMAIL = "/usr/sbin/sendmail"
-
-
-def wrong(code):
-    return code[:-1] + ("0" if code[-1] != "0" else "1")
 
 
 @pytest.fixture
