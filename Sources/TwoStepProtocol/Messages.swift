@@ -54,6 +54,10 @@ public enum RequestField: String, CaseIterable, Sendable {
     case version, mode, user, service, rhost, ruser, tty, authInfo = "auth_info"
     case config, nullok, debug
     case command, json, replace
+    /// forget: the key to forget (`SHA256:...`), or `all`.
+    case fingerprint
+    /// login: the module splits one `Password and verification code:` answer (forward_pass).
+    case forwardPass = "forward_pass"
 }
 
 /// A login, as pam_twostep.so collected it from PAM (mode `pam`).
@@ -69,6 +73,9 @@ public struct LoginRequest: Equatable, Sendable {
     public var config: String
     public var nullok: Bool
     public var debug: Bool
+    /// The module's forward_pass: it will ask for password and code in one prompt and
+    /// relay only the code; the helper says how many digits the code has (codePrompt).
+    public var forwardPass = false
 
     public static let defaultConfig = "/etc/twostep/twostep.conf"
 
@@ -83,9 +90,12 @@ public struct LoginRequest: Equatable, Sendable {
     /// struct of another module with this many Strings is destroyed through its type
     /// metadata, which would then appear in pam_twostep.so's dynamic symbol table).
     public static func encode(user: String, service: String, rhost: String, ruser: String, tty: String,
-                              authInfo: String, config: String, nullok: Bool, debug: Bool) -> [UInt8] {
-        LoginRequest(user: user, service: service, rhost: rhost, ruser: ruser, tty: tty, authInfo: authInfo,
-                     config: config, nullok: nullok, debug: debug).encoded()
+                              authInfo: String, config: String, nullok: Bool, debug: Bool,
+                              forwardPass: Bool = false) -> [UInt8] {
+        var r = LoginRequest(user: user, service: service, rhost: rhost, ruser: ruser, tty: tty, authInfo: authInfo,
+                             config: config, nullok: nullok, debug: debug)
+        r.forwardPass = forwardPass
+        return r.encoded()
     }
 
     /// Empty optional items are left out, as PAM had none.
@@ -102,13 +112,40 @@ public struct LoginRequest: Equatable, Sendable {
         pairs.append((RequestField.config.rawValue, config))
         pairs.append((RequestField.nullok.rawValue, nullok ? "1" : "0"))
         pairs.append((RequestField.debug.rawValue, debug ? "1" : "0"))
+        // Only when set: a helper from before forward_pass still reads every other request.
+        if forwardPass { pairs.append((RequestField.forwardPass.rawValue, "1")) }
         return FieldCodec.encode(pairs)
+    }
+}
+
+/// forward_pass: the helper's code prompt carries, after a NUL that ends its text, the
+/// code's length (`digits=6`), so the module can split `password` + `code` without ever
+/// sending the password on. A module that does not split shows the text before the NUL.
+public enum CombinedPrompt {
+    public static let text = "Password and verification code: "
+    static let marker = "digits="
+
+    /// The prompt frame's text for a code of `digits` digits.
+    public static func encode(digits: Int) -> String {
+        text + "\u{0}" + marker + String(digits)
+    }
+
+    /// The code length a prompt announces, or nil for any other prompt.
+    public static func digits(_ payload: [UInt8]) -> Int? {
+        guard let nul = payload.firstIndex(of: 0) else { return nil }
+        let tail = payload[(nul + 1)...]
+        let m = Array(marker.utf8)
+        guard tail.count == m.count + 1, tail.starts(with: m), let last = tail.last,
+              last == UInt8(ascii: "6") || last == UInt8(ascii: "8") else { return nil }
+        return Int(last - UInt8(ascii: "0"))
     }
 }
 
 /// The commands users run on their own enrolment, through the helper's socket.
 public enum SelfServiceCommand: String, CaseIterable, Sendable {
     case enroll, status, backupCodes = "backup-codes", qr, disable
+    /// Ends the trust of one SSH key (or all): `twostep devices forget`.
+    case forget
 }
 
 /// A self-service command from the CLI (mode `self`). Who asks comes from SO_PEERCRED,
@@ -120,6 +157,8 @@ public struct SelfServiceRequest: Equatable, Sendable {
     public var json: Bool
     /// enroll only: replace an existing enrolment.
     public var replace: Bool
+    /// forget only: `SHA256:...` or `all`.
+    public var fingerprint = ""
 
     public init(command: SelfServiceCommand, user: String = "", json: Bool = false, replace: Bool = false) {
         self.command = command; self.user = user; self.json = json; self.replace = replace
@@ -134,6 +173,7 @@ public struct SelfServiceRequest: Equatable, Sendable {
         ]
         if !user.isEmpty { pairs.append((RequestField.user.rawValue, user)) }
         if replace { pairs.append((RequestField.replace.rawValue, "1")) }
+        if !fingerprint.isEmpty { pairs.append((RequestField.fingerprint.rawValue, fingerprint)) }
         return FieldCodec.encode(pairs)
     }
 }
@@ -164,8 +204,9 @@ public enum HelperRequest: Equatable, Sendable {
         guard let mode = RequestMode(rawValue: try required(.mode)) else { try FrameError.raise(.badValue("mode")) }
         let allowed: [RequestField]
         switch mode {
-        case .login: allowed = [.version, .mode, .user, .service, .rhost, .ruser, .tty, .authInfo, .config, .nullok, .debug]
-        case .selfService: allowed = [.version, .mode, .command, .user, .json, .replace]
+        case .login: allowed = [.version, .mode, .user, .service, .rhost, .ruser, .tty, .authInfo, .config, .nullok, .debug,
+                                .forwardPass]
+        case .selfService: allowed = [.version, .mode, .command, .user, .json, .replace, .fingerprint]
         }
         for (k, _) in pairs where !allowed.contains(k) { try FrameError.raise(.unknownField(k.rawValue)) }
 
@@ -174,19 +215,25 @@ public enum HelperRequest: Equatable, Sendable {
             let user = try required(.user)
             guard !user.isEmpty else { try FrameError.raise(.badValue("user")) }
             let service = try required(.service)
-            return .login(LoginRequest(
+            var login = LoginRequest(
                 user: user, service: service, rhost: value(.rhost) ?? "", ruser: value(.ruser) ?? "",
                 tty: value(.tty) ?? "", authInfo: value(.authInfo) ?? "",
                 config: value(.config) ?? LoginRequest.defaultConfig,
                 nullok: try FieldCodec.flag(value(.nullok) ?? "0", "nullok"),
-                debug: try FieldCodec.flag(value(.debug) ?? "0", "debug")))
+                debug: try FieldCodec.flag(value(.debug) ?? "0", "debug"))
+            login.forwardPass = try FieldCodec.flag(value(.forwardPass) ?? "0", "forward_pass")
+            return .login(login)
         case .selfService:
             guard let command = SelfServiceCommand(rawValue: try required(.command)) else { try FrameError.raise(.badValue("command")) }
             let replace = try FieldCodec.flag(value(.replace) ?? "0", "replace")
             guard !replace || command == .enroll else { try FrameError.raise(.badValue("replace")) }
-            return .selfService(SelfServiceRequest(
+            let fingerprint = value(.fingerprint) ?? ""
+            guard (command == .forget) == !fingerprint.isEmpty else { try FrameError.raise(.badValue("fingerprint")) }
+            var request = SelfServiceRequest(
                 command: command, user: value(.user) ?? "",
-                json: try FieldCodec.flag(value(.json) ?? "0", "json"), replace: replace))
+                json: try FieldCodec.flag(value(.json) ?? "0", "json"), replace: replace)
+            request.fingerprint = fingerprint
+            return .selfService(request)
         }
     }
 }
@@ -199,6 +246,10 @@ public enum DataField: String, CaseIterable, Sendable {
     case backupCodesLeft = "backup_codes_left", lastCodeAt = "last_code_at"
     case recentFailures = "recent_failures", locked, lockedUntil = "locked_until"
     case otpauthURI = "otpauth_uri", qrPNGDataURI = "qr_png_data_uri", backupCodes = "backup_codes"
+    /// `fingerprint@added@expires` (Unix seconds), comma-separated: the trusted SSH keys.
+    case trustedSSHKeys = "trusted_ssh_keys"
+    /// forget: how many trusted keys were forgotten.
+    case forgotten
 }
 
 public struct ServiceData: Equatable, Sendable {

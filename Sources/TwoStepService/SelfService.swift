@@ -70,7 +70,7 @@ public final class SelfService {
             conversation.error("\(user) is already enrolled. To move to a new phone, run `twostep enroll --replace` " +
                                "(you will need a code from the old one), or ask an administrator.")
             return .denied
-        case .backupCodes, .qr, .disable:
+        case .backupCodes, .qr, .disable, .forget:
             guard enrolled else {
                 conversation.error("\(user) is not enrolled; run `twostep enroll` first.")
                 return .notEnrolled
@@ -120,6 +120,8 @@ public final class SelfService {
             audit.record(AuditEvent(event: SelfServiceCommand.disable.auditEvent, user: user, service: service, result: "success"))
             conversation.info("Two-step login is now off for \(user). Run `twostep enroll` to turn it on again.")
             return .success
+        case .forget:
+            return forget(user, fingerprint: request.fingerprint, service: service, emit: emit, conversation: conversation)
         case .status:
             return .denied  // handled above
         }
@@ -153,6 +155,7 @@ public final class SelfService {
         let locked = state.lockedUntil > now
         data[.locked] = locked ? "true" : "false"
         if locked { data[.lockedUntil] = AuditLog.isoTime(state.lockedUntil) }
+        if let trusted = trustedKeysField(record, now: now) { data[.trustedSSHKeys] = trusted }
         return data
     }
 

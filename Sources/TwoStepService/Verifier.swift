@@ -98,6 +98,19 @@ public final class Verifier {
             conversation.error(message)
             return .lockedOut
         }
+        // A key this user proved a code with, still trusted: no prompt (TrustedKeys.swift).
+        let keys = trustCandidates(req)
+        switch trustedLogin(req, keys: keys) {
+        case .success(let key?):
+            log("success", "trusted ssh key \(key.fingerprint)")
+            return .success
+        case .success(nil):
+            break
+        case .failure(let error):
+            log("error", "\(error)")
+            conversation.error("Two-step verification is unavailable for this account; ask an administrator.")
+            return .systemError
+        }
         // The answer stays in SecretBytes (wiped when released) up to the comparison.
         guard let answer = conversation.ask(prompt, echo: false) else {
             return .conversationError
@@ -122,13 +135,16 @@ public final class Verifier {
                 let check = try self.check(answer, record: record, state: before, acceptsBackupCode: acceptsBackupCode)
                 switch check {
                 case .totp(let step):
+                    let trusted = try trustAfterCode(keys, record: record, user: req.user)
                     state = before
                     state.lastStep = step
                     state.failures = []
                     try store.saveState(state, for: req.user)
                     log("success", "totp")
+                    if let trusted { conversation.info(trusted) }
                     return .success
                 case .backup(let remaining):
+                    let trusted = trustNewKeys(keys, record: record)
                     try store.saveRecord(record, for: req.user)
                     state = before
                     state.failures = []
@@ -136,6 +152,7 @@ public final class Verifier {
                     log("success", "backup code, \(remaining) left")
                     conversation.info("Backup code accepted; \(remaining) left." +
                                       (remaining <= 3 ? " Run `twostep backup-codes` for a new set." : ""))
+                    if let trusted { conversation.info(trusted) }
                     return .success
                 case .replayed, .wrong:
                     log("failure", check == .replayed ? "code already used" : "wrong code")

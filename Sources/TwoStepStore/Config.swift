@@ -48,13 +48,18 @@ public struct Config: Equatable {
     public var mailFrom = "twostep@" + Config.hostName()
     /// Seconds the mail command may take before it is killed.
     public var mailTimeout = 10
+    /// Seconds an SSH key stays trusted after a code was typed with it; nil: never trusted.
+    public var trustSSHKey: Int? = nil
+    /// The PAM services whose SSH_AUTH_INFO_0 may make a trusted key skip the code.
+    public var trustServices = ["sshd"]
 
     public static let defaultPath = "/etc/twostep/twostep.conf"
     public static let knownKeys = ["state_dir", "key_dir", "audit_log", "window", "digits", "period",
                                    "algorithm", "issuer", "rate_limit", "lockout", "socket",
                                    "enroll", "require", "password_service", "max_connections",
                                    "store", "database", "database_password_file",
-                                   "mail_command", "mail_from", "mail_timeout"]
+                                   "mail_command", "mail_from", "mail_timeout",
+                                   "trust_ssh_key", "trust_services"]
 
     public init(path: String = Config.defaultPath) { self.path = path }
 
@@ -157,6 +162,13 @@ public struct Config: Equatable {
                 guard isSendableMailAddress(value) else { throw fail("not a plain mail address (user@domain)") }
                 c.mailFrom = value
             case "mail_timeout": c.mailTimeout = try integer(value, 1...300, fail)
+            case "trust_ssh_key": c.trustSSHKey = value == "off" ? nil : try duration(value, fail)
+            case "trust_services":
+                let services = value.split(whereSeparator: { $0 == "," || $0 == " " }).map(String.init)
+                guard !services.isEmpty, services.allSatisfy(isPlainUserName) else {
+                    throw fail("expected a comma-separated list of PAM service names")
+                }
+                c.trustServices = services
             default: throw fail("unknown key")
             }
         }

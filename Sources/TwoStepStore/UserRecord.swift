@@ -11,6 +11,8 @@ public final class UserRecord {
     /// Key for the backup-code hashes; new with every set.
     public var backupKey: SecretBytes
     public var backupHashes: [[UInt8]]
+    /// SSH keys trusted after a code (TrustedSSHKeys.swift); a new record trusts none.
+    public var trustedSSHKeys: [TrustedSSHKey] = []
 
     public init(secret: [UInt8], parameters: OTPParameters, created: Int64,
                 backupKey: [UInt8], backupHashes: [[UInt8]]) {
@@ -53,6 +55,7 @@ public final class UserRecord {
         line("created", String(created))
         line("backup_key", backupKey.withBytes { hex($0) })
         line("backup", backupHashes.map { hex($0) }.joined(separator: ","))
+        if let trusted = TrustedSSHKeys.line(trustedSSHKeys) { out += Array((trusted + "\n").utf8) }
         return out
     }
 
@@ -89,9 +92,16 @@ public final class UserRecord {
             guard let bytes = unhex(h), bytes.count == 32 else { throw bad("bad backup code hash") }
             hashes.append(bytes)
         }
+        var trusted: [TrustedSSHKey] = []
+        if let t = fields[TrustedSSHKeys.field] {
+            guard let keys = TrustedSSHKeys.parse(t) else { throw bad("bad trusted_ssh_keys") }
+            trusted = keys
+        }
         // `secret!` is borrowed, not copied, so the wipe above reaches the only buffer.
-        return UserRecord(secret: secret!, parameters: OTPParameters(algorithm: alg, digits: digits, period: period),
-                          created: created, backupKey: backupKey, backupHashes: hashes)
+        let record = UserRecord(secret: secret!, parameters: OTPParameters(algorithm: alg, digits: digits, period: period),
+                                created: created, backupKey: backupKey, backupHashes: hashes)
+        record.trustedSSHKeys = trusted
+        return record
     }
 }
 

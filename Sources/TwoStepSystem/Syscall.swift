@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 // The one syscall seam for the helper, the store and the CLI (the module has its own in
 // TwoStepPAM, which may not link this): EINTR is retried here and nowhere else.
+import CTwoStepSys
 import Glibc
 
 public enum Sys {
@@ -77,4 +78,14 @@ public enum Sys {
 
     /// The system's error text for `err`.
     public static func describe(_ err: Int32) -> String { String(cString: strerror(err)) }
+}
+
+extension Sys {
+    /// adjtimex(2), read only: (unsynchronised, maximum error in µs), or nil when it fails.
+    public static func clockStatus() -> (unsynchronised: Bool, maxErrorMicroseconds: Int64)? {
+        var unsync: Int32 = 0
+        var maxError = 0
+        guard twostep_sys_clock_status(&unsync, &maxError) == 0 else { return nil }
+        return (unsync != 0, Int64(maxError))
+    }
 }

@@ -11,7 +11,8 @@ struct Admin: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Administer the store (root): keys, enrolments, lockouts.",
         subcommands: [Init.self, Import.self, NewBackupCodes.self, Reset.self, Unlock.self, Show.self, List.self, RotateKey.self,
-                      DB.self, Migrate.self, ExportKey.self, ImportKey.self, Audit.self, Report.self, TestMail.self])
+                      DB.self, Migrate.self, ExportKey.self, ImportKey.self, Audit.self, Report.self, TestMail.self,
+                      Forget.self])
 }
 
 extension Admin {
@@ -294,6 +295,9 @@ func summary(_ ctx: LocalStore, _ user: String) throws -> [String: Any] {
 func printSummary(_ info: [String: Any]) {
     for key in ["user", "enrolled", "enrolled_at", "algorithm", "digits", "period", "backup_codes_left", "last_code_at", "recent_failures", "locked", "locked_until"] {
         if let v = info[key] { print("\(key): \(v)") }
+    }
+    for key in info["trusted_ssh_keys"] as? [[String: Any]] ?? [] {
+        print("trusted_ssh_key: \(key["fingerprint"] ?? "") until \(key["expires"] ?? "")")
     }
 }
 

@@ -17,7 +17,8 @@ struct Twostep: ParsableCommand {
         `twostep admin`. `twostep try` runs a real PAM login to prove a stack works.
         """,
         version: "0.1.0",
-        subcommands: [Enroll.self, Status.self, NewBackupCodes.self, QR.self, Disable.self, Admin.self, Try.self])
+        subcommands: [Enroll.self, Status.self, NewBackupCodes.self, QR.self, Disable.self, Devices.self, Admin.self, Try.self,
+                      Doctor.self])
 
     /// Secrets, codes and passwords pass through this process too: no core dumps, no
     /// ptrace by the same uid, private umask, before anything is parsed.

@@ -14,3 +14,7 @@ int twostep_sys_peer_uid(int fd, uid_t *uid);
 int twostep_sys_die_with_parent(pid_t parent);
 /* accept4(fd, NULL, NULL, SOCK_CLOEXEC). */
 int twostep_sys_accept(int fd);
+/* The kernel's NTP view of the clock (adjtimex(2) with modes 0: reads, changes nothing).
+   *unsynchronised: STA_UNSYNC set or the clock state TIME_ERROR; *maxerror_us: the kernel's
+   maximum error estimate in microseconds. Returns 0, or -1 with errno set. */
+int twostep_sys_clock_status(int *unsynchronised, long *maxerror_us);

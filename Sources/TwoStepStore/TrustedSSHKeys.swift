@@ -1,0 +1,67 @@
+// SPDX-License-Identifier: Apache-2.0
+import TwoStepCore
+
+/// One SSH key a user proved a code with, trusted until `expires` (`trust_ssh_key`).
+public struct TrustedSSHKey: Equatable {
+    /// `SHA256:...`, as `ssh-keygen -lf` prints it.
+    public var fingerprint: String
+    public var added: Int64
+    public var expires: Int64
+
+    public init(fingerprint: String, added: Int64, expires: Int64) {
+        self.fingerprint = fingerprint; self.added = added; self.expires = expires
+    }
+}
+
+/// The trusted keys of one record: sealed with it (never in the plain state file), bounded,
+/// serialised as one optional `trusted_ssh_keys=` line (`<fingerprint>@<added>@<expires>`,
+/// comma-separated), so a record without trust reads exactly as before.
+public enum TrustedSSHKeys {
+    /// The most keys one user keeps trusted; the oldest go first.
+    public static let maxPerUser = 20
+    static let field = "trusted_ssh_keys"
+
+    /// The record line, or nil when there is nothing to write.
+    static func line(_ keys: [TrustedSSHKey]) -> String? {
+        guard !keys.isEmpty else { return nil }
+        return field + "=" + keys.map { "\($0.fingerprint)@\($0.added)@\($0.expires)" }.joined(separator: ",")
+    }
+
+    /// The keys of a record line's value; nil when it is damaged.
+    static func parse(_ value: String) -> [TrustedSSHKey]? {
+        var keys: [TrustedSSHKey] = []
+        for item in value.split(separator: ",") {
+            let parts = item.split(separator: "@", omittingEmptySubsequences: false)
+            guard parts.count == 3, SSHAuthInfo.isFingerprint(String(parts[0])),
+                  let added = Int64(parts[1]), let expires = Int64(parts[2]) else { return nil }
+            keys.append(TrustedSSHKey(fingerprint: String(parts[0]), added: added, expires: expires))
+        }
+        guard keys.count <= maxPerUser else { return nil }
+        return keys
+    }
+}
+
+extension UserRecord {
+    /// The first of `fingerprints` trusted at `now`, if any.
+    public func trustedKey(among fingerprints: [String], at now: Int64) -> TrustedSSHKey? {
+        trustedSSHKeys.first { fingerprints.contains($0.fingerprint) && $0.expires > now }
+    }
+
+    /// Trusts `fingerprints` until now + seconds: expired entries go, a key trusted again
+    /// gets a fresh expiry, and past `maxPerUser` the oldest are dropped.
+    public func trust(_ fingerprints: [String], seconds: Int, at now: Int64) {
+        var keys = trustedSSHKeys.filter { $0.expires > now && !fingerprints.contains($0.fingerprint) }
+        for f in fingerprints { keys.append(TrustedSSHKey(fingerprint: f, added: now, expires: now + Int64(seconds))) }
+        keys.sort { $0.added < $1.added }
+        if keys.count > TrustedSSHKeys.maxPerUser { keys.removeFirst(keys.count - TrustedSSHKeys.maxPerUser) }
+        trustedSSHKeys = keys
+    }
+
+    /// Ends the trust of one key (or, with nil, of all). Returns how many were removed.
+    @discardableResult
+    public func forget(_ fingerprint: String?) -> Int {
+        let before = trustedSSHKeys.count
+        trustedSSHKeys.removeAll { fingerprint == nil || $0.fingerprint == fingerprint }
+        return before - trustedSSHKeys.count
+    }
+}

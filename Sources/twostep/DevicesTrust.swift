@@ -1,0 +1,107 @@
+// SPDX-License-Identifier: Apache-2.0
+import ArgumentParser
+import Glibc
+import TwoStepCore
+import TwoStepProtocol
+import TwoStepService
+import TwoStepStore
+
+/// Trusted SSH keys in the CLI: the listing `twostep devices` shows, `twostep devices forget`
+/// (self-service: password and code) and `twostep admin forget` (root).
+
+/// One trusted key as the helper's `trusted_ssh_keys` field carries it, times in ISO 8601.
+struct TrustedKeyRow {
+    let fingerprint: String
+    let added: String
+    let expires: String
+}
+
+func trustedKeys(_ field: String) -> [TrustedKeyRow] {
+    field.split(separator: ",").compactMap { item in
+        let p = item.split(separator: "@")
+        guard p.count == 3, let added = Int64(p[1]), let expires = Int64(p[2]) else { return nil }
+        return TrustedKeyRow(fingerprint: String(p[0]), added: AuditLog.isoTime(added), expires: AuditLog.isoTime(expires))
+    }
+}
+
+/// The trusted-keys part of `twostep devices` and `twostep status`.
+func printTrustedKeys(_ data: ServiceData) {
+    let keys = trustedKeys(data[.trustedSSHKeys] ?? "")
+    if keys.isEmpty {
+        say("trusted SSH keys: none")
+        return
+    }
+    say("trusted SSH keys (no code asked until the time shown):")
+    for k in keys { say("  \(k.fingerprint)  until \(k.expires)  (trusted \(k.added))") }
+}
+
+struct Devices: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "List your trusted SSH keys; forget them.",
+        discussion: """
+        With `trust_ssh_key` in the config, an SSH login that passed a code with a key makes \
+        that key trusted for a while: its next logins ask for no code. `twostep devices forget` \
+        ends that trust.
+        """,
+        subcommands: [DevicesForget.self])
+    @OptionGroup var options: SelfServiceOptions
+
+    func run() throws {
+        let data = try runSelfService(.status, options)
+        if options.json {
+            try printJSON(["user": data[.user] ?? "", "trusted_ssh_keys": jsonObject(data)["trusted_ssh_keys"] ?? [Any]()])
+            return
+        }
+        guard data[.enrolled] == "true" else {
+            say("\(data[.user] ?? "?"): not enrolled. Run `twostep enroll` to set up an authenticator app.")
+            return
+        }
+        printTrustedKeys(data)
+    }
+}
+
+struct DevicesForget: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "forget",
+        abstract: "Stop trusting an SSH key (password and a current code): its next login asks for a code.")
+    @Argument(help: "The key's fingerprint (SHA256:..., as `twostep devices` or `ssh-keygen -lf` shows it).")
+    var fingerprint: String?
+    @Flag(help: "Forget every trusted key.") var all = false
+    @OptionGroup var options: SelfServiceOptions
+
+    func validate() throws {
+        guard (fingerprint == nil) == all else { throw ValidationError("give one FINGERPRINT or --all") }
+        if let fingerprint, !SSHAuthInfo.isFingerprint(fingerprint) {
+            throw ValidationError("\(fingerprint) is not a SHA256:... fingerprint")
+        }
+    }
+
+    func run() throws {
+        let data = try runSelfService(.forget, options, fingerprint: fingerprint ?? "all")
+        if options.json { try printJSON(["user": data[.user] ?? "", "forgotten": Int(data[.forgotten] ?? "") ?? 0]) }
+    }
+}
+
+extension Admin {
+    struct Forget: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "End the trust of USER's SSH keys: every one, or the one FINGERPRINT names.")
+        @Argument(help: "The user.") var user: String
+        @Argument(help: "One key's fingerprint (SHA256:...); without it, every key.") var fingerprint: String?
+        @OptionGroup var options: ConfigOptions
+
+        func validate() throws {
+            if let fingerprint, !SSHAuthInfo.isFingerprint(fingerprint) {
+                throw ValidationError("\(fingerprint) is not a SHA256:... fingerprint")
+            }
+        }
+
+        func run() throws {
+            let ctx = try LocalStore(options)
+            let removed = try ctx.adminChange("admin_forget", user: user, locked: false) {
+                try SelfService.forgetTrust(user, fingerprint: fingerprint, store: ctx.store)
+            }
+            print("twostep: \(user): \(removed) trusted SSH key(s) forgotten")
+        }
+    }
+}

@@ -1,0 +1,261 @@
+// SPDX-License-Identifier: Apache-2.0
+import ArgumentParser
+import Glibc
+import TwoStepCore
+import TwoStepPostgres
+import TwoStepService
+import TwoStepStore
+import TwoStepSystem
+
+/// `twostep doctor`: checks an installation and explains each finding in a line.
+struct Doctor: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Check this host's twostep installation (root): clock, config, keys, store, helper, PAM, sshd.",
+        discussion: """
+        Each line is `ok`, `warn` or `fail` with an explanation. The exit status is 1 when \
+        any line is `fail`. The clock is read from the kernel (adjtimex): unsynchronised is a \
+        warning, an estimated error beyond 30 s a failure (codes would not match).
+        """)
+    @Flag(help: "Print the findings as JSON.") var json = false
+    @Option(help: "The helper the PAM module starts.") var helper = "/usr/libexec/twostep/twostep-helper"
+    @Option(help: "The PAM configuration directory to scan.") var pamDir = "/etc/pam.d"
+    @Option(help: "sshd's configuration file.") var sshdConfig = "/etc/ssh/sshd_config"
+    @OptionGroup var options: ConfigOptions
+
+    func run() throws {
+        guard geteuid() == 0 else { throw CLIError("doctor needs root (it reads the key and state directories)") }
+        var report = DoctorReport()
+        report.clock()
+        let config = report.config(path: options.config)
+        report.directories(config)
+        report.masterKey(config)
+        report.helper(path: helper)
+        report.pamStacks(dir: pamDir)
+        report.sshd(path: sshdConfig)
+        if json {
+            try printJSON(["ok": !report.failed, "checks": report.lines.map {
+                ["check": $0.check, "result": $0.level.rawValue, "detail": $0.detail] as [String: Any]
+            }])
+        } else {
+            for l in report.lines { print("\(l.level.rawValue.padding(4)) \(l.check): \(l.detail)") }
+        }
+        if report.failed { throw ExitCode(1) }
+    }
+}
+
+struct DoctorLine {
+    enum Level: String { case ok, warn, fail }
+    let check: String
+    let level: Level
+    let detail: String
+}
+
+struct DoctorReport {
+    var lines: [DoctorLine] = []
+    var failed: Bool { lines.contains { $0.level == .fail } }
+
+    mutating func add(_ check: String, _ level: DoctorLine.Level, _ detail: String) {
+        lines.append(DoctorLine(check: check, level: level, detail: detail))
+    }
+
+    /// adjtimex through ClockHealth (the decision, tested with injected values), then the
+    /// time service that keeps it.
+    mutating func clock() {
+        if let status = Sys.clockStatus() {
+            let seconds = Double(status.maxErrorMicroseconds) / 1_000_000
+            switch ClockHealth.assess(unsynchronised: status.unsynchronised, maxErrorMicroseconds: status.maxErrorMicroseconds) {
+            case .synchronised:
+                add("clock", .ok, "synchronised (estimated error at most \(rounded(seconds)) s)")
+            case .unsynchronised:
+                add("clock", .warn, "not synchronised by a time service: codes work only while the clock stays " +
+                    "right (within 30 s of the phones'); enable systemd-timesyncd or chrony")
+            case .tooFarOff(let s):
+                add("clock", .fail, "estimated error \(s) s exceeds 30 s: codes from phones will not match")
+            }
+        } else {
+            add("clock", .warn, "adjtimex failed: \(Sys.describe(errno))")
+        }
+        let services = runningTimeServices()
+        if services.isEmpty {
+            add("time service", .warn, "none running (looked for systemd-timesyncd, chronyd, ntpd, ntpd-rs, openntpd)")
+        } else {
+            add("time service", .ok, services.joined(separator: ", ") + " running")
+        }
+    }
+
+    /// Time daemons by their process name (/proc/PID/comm, at most 15 bytes).
+    func runningTimeServices() -> [String] {
+        let known = ["systemd-timesyn": "systemd-timesyncd", "chronyd": "chronyd", "ntpd": "ntpd",
+                     "ntp-daemon": "ntpd-rs", "openntpd": "openntpd"]
+        var found = Set<String>()
+        guard let dir = opendir("/proc") else { return [] }
+        defer { closedir(dir) }
+        while let entry = readdir(dir) {
+            let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+            guard name.allSatisfy(\.isNumber), let comm = readSmallFile("/proc/\(name)/comm") else { continue }
+            if let service = known[comm.trimmingCharacters()] { found.insert(service) }
+        }
+        return found.sorted()
+    }
+
+    mutating func config(path: String) -> Config? {
+        do {
+            let c = try Config.load(path: path)
+            add("config", .ok, "\(path) parses")
+            return c
+        } catch {
+            add("config", .fail, "\(error)")
+            return nil
+        }
+    }
+
+    mutating func directories(_ config: Config?) {
+        guard let config else {
+            add("directories", .fail, "not checked: the config does not parse")
+            return
+        }
+        var dirs = [("key directory", config.keyDir)]
+        if config.store == .files { dirs.append(("state directory", config.stateDir)) }
+        for (what, path) in dirs {
+            do {
+                let fd = try Files.openPrivateDirectory(path)
+                close(fd)
+                add(what, .ok, "\(path) exists, owned by root, mode 0700 or stricter")
+            } catch {
+                add(what, .fail, "\(error)")
+            }
+        }
+    }
+
+    mutating func masterKey(_ config: Config?) {
+        guard let config else { return }
+        do {
+            let ring = try KeyRing(keyDir: config.keyDir)
+            let active = try ring.activeKey()
+            let store = try UserStores.open(config)
+            guard let user = try store.enrolledUsers().first else {
+                add("master key", .ok, "active key \(active.id) present; no record to open yet")
+                return
+            }
+            guard let sealed = try store.sealedRecord(user) else {
+                add("master key", .fail, "\(user) is listed but has no record")
+                return
+            }
+            let id = try SealedRecord.keyID(of: sealed, path: user)
+            _ = try store.loadRecord(user)
+            if id == active.id {
+                add("master key", .ok, "active key \(active.id) opens \(user)'s record")
+            } else {
+                add("master key", .warn, "\(user)'s record opens but is sealed with key \(id), not the active " +
+                    "\(active.id): finish `twostep admin rotate-key`")
+            }
+        } catch {
+            add("master key", .fail, "\(error)")
+        }
+    }
+
+    mutating func helper(path: String) {
+        var st = stat()
+        guard stat(path, &st) == 0 else {
+            add("helper", .fail, "\(path): \(Sys.describe(errno)) (pam_twostep.so cannot start it)")
+            return
+        }
+        if st.st_mode & S_IFMT != S_IFREG {
+            add("helper", .fail, "\(path) is not a regular file")
+        } else if st.st_mode & 0o111 == 0 {
+            add("helper", .fail, "\(path) is not executable")
+        } else if st.st_uid != 0 || st.st_mode & 0o022 != 0 {
+            add("helper", .fail, "\(path) may be changed by others (owner uid \(st.st_uid), mode " +
+                String(st.st_mode & 0o7777, radix: 8) + "): it runs as root at every login")
+        } else {
+            add("helper", .ok, "\(path) installed, executable, writable only by root")
+        }
+    }
+
+    mutating func pamStacks(dir: String) {
+        guard let d = opendir(dir) else {
+            add("pam", .warn, "\(dir): \(Sys.describe(errno))")
+            return
+        }
+        var names: [String] = []
+        while let entry = readdir(d) {
+            let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+            if !name.hasPrefix(".") { names.append(name) }
+        }
+        closedir(d)
+        var using: [String] = []
+        for name in names.sorted() {
+            guard let text = readSmallFile(dir + "/" + name, limit: 1 << 20) else { continue }
+            for line in text.split(separator: "\n") {
+                let l = line.trimmingCharacters()
+                guard !l.hasPrefix("#"), l.contains("pam_twostep.so") else { continue }
+                using.append(name)
+                add("pam", .ok, "\(dir)/\(name): \(l)")
+                for word in l.split(separator: " ") where word.hasPrefix("helper=") {
+                    let h = String(word.dropFirst("helper=".count))
+                    if access(h, X_OK) != 0 { add("pam", .fail, "\(dir)/\(name) names helper \(h), which cannot be run") }
+                }
+            }
+        }
+        if using.isEmpty { add("pam", .warn, "no stack in \(dir) uses pam_twostep.so: no login asks for a code") }
+        if !names.contains("twostep") {
+            add("pam", .warn, "\(dir)/twostep is missing: self-service commands cannot confirm passwords")
+        }
+    }
+
+    /// The lines README's SSH section asks for (when sshd is installed at all).
+    mutating func sshd(path: String) {
+        guard let text = readSmallFile(path, limit: 1 << 20) else {
+            add("sshd", .ok, "\(path) not present: no SSH server to check")
+            return
+        }
+        var settings: [String: String] = [:]
+        for line in text.split(separator: "\n") {
+            let words = line.trimmingCharacters().split(whereSeparator: { $0 == " " || $0 == "\t" })
+            guard words.count >= 2, !words[0].hasPrefix("#") else { continue }
+            let key = words[0].lowercased()
+            if key == "match" { break }  // global settings only
+            // sshd uses the first value it reads for a keyword.
+            if settings[key] == nil { settings[key] = words[1...].joined(separator: " ") }
+        }
+        func check(_ key: String, _ want: String, _ why: String, default value: String) {
+            let have = settings[key.lowercased()] ?? value
+            if have.lowercased() == want.lowercased() {
+                add("sshd", .ok, "\(key) \(have)")
+            } else {
+                add("sshd", .warn, "\(key) is \(have), README asks for \(want): \(why)")
+            }
+        }
+        check("UsePAM", "yes", "without it sshd never runs the PAM stack", default: "no")
+        check("KbdInteractiveAuthentication", "yes", "the code is asked through keyboard-interactive", default: "yes")
+        check("AuthenticationMethods", "publickey,keyboard-interactive",
+              "a key alone (or a password alone) would let users in without the code", default: "any")
+    }
+}
+
+private func rounded(_ x: Double) -> String {
+    let tenths = Int((x * 10).rounded())
+    return "\(tenths / 10).\(tenths % 10)"
+}
+
+/// A small text file (procfs, pam.d, sshd_config), or nil.
+private func readSmallFile(_ path: String, limit: Int = 4096) -> String? {
+    let fd = open(path, O_RDONLY | O_CLOEXEC)
+    guard fd >= 0 else { return nil }
+    defer { close(fd) }
+    var out: [UInt8] = []
+    var buf = [UInt8](repeating: 0, count: 4096)
+    while out.count < limit {
+        let n = buf.withUnsafeMutableBytes { Sys.read(fd, into: $0) }
+        if n <= 0 { break }
+        out += buf[0..<n]
+    }
+    return String(decoding: out, as: UTF8.self)
+}
+
+private extension StringProtocol {
+    func trimmingCharacters() -> String {
+        String(drop { $0 == " " || $0 == "\t" || $0 == "\n" }.reversed().drop { $0 == " " || $0 == "\t" || $0 == "\n" || $0 == "\r" }.reversed())
+    }
+    func padding(_ n: Int) -> String { String(self) + String(repeating: " ", count: Swift.max(0, n - count)) }
+}
