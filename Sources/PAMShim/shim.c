@@ -107,6 +107,18 @@ const char *twostep_getenv(pam_handle_t *pamh, const char *name) {
     return pam_getenv(pamh, name);
 }
 
+int twostep_set_authtok(pam_handle_t *pamh, const unsigned char *bytes, size_t len) {
+    if (len > 4096) return PAM_BUF_ERR;
+    char *copy = malloc(len + 1);
+    if (copy == NULL) return PAM_BUF_ERR;
+    if (len > 0) memcpy(copy, bytes, len);
+    copy[len] = '\0';
+    int rc = pam_set_item(pamh, PAM_AUTHTOK, copy);  /* libpam keeps its own copy */
+    explicit_bzero(copy, len + 1);
+    free(copy);
+    return rc;
+}
+
 int twostep_fail_delay(pam_handle_t *pamh, unsigned int usec) {
     return pam_fail_delay(pamh, usec);
 }

@@ -46,7 +46,7 @@ func twostepSwiftAuthenticate(_ pamh: OpaquePointer?, _ flags: Int32, _ argc: In
         user: user, service: pam.stringItem(TWOSTEP_PAM_SERVICE),
         rhost: pam.stringItem(TWOSTEP_PAM_RHOST), ruser: pam.stringItem(TWOSTEP_PAM_RUSER),
         tty: pam.stringItem(TWOSTEP_PAM_TTY), authInfo: pam.environment("SSH_AUTH_INFO_0"),
-        config: options.config, nullok: options.nullok, debug: options.debug)
+        config: options.config, nullok: options.nullok, debug: options.debug, forwardPass: options.forwardPass)
     guard payload.count <= ProtocolLimits.maxPayload else {
         // The helper would refuse it; an outsized PAM item is no reason to guess.
         pam.error("request of \(payload.count) bytes exceeds the protocol limit")
@@ -59,9 +59,10 @@ func twostepSwiftAuthenticate(_ pamh: OpaquePointer?, _ flags: Int32, _ argc: In
     case .failure(let code): return code.rawValue
     }
 
-    let relay = Relay(pam: pam, connection: HelperConnection(fd: link.fd),
+    var relay = Relay(pam: pam, connection: HelperConnection(fd: link.fd),
                       timeoutMilliseconds: Int64(options.timeoutSeconds) * 1000,
                       silent: flags & TWOSTEP_PAM_SILENT != 0)
+    relay.forwardPass = options.forwardPass
     let end = relay.run(request: payload, alreadySent: link.requestSent)
 
     switch end {

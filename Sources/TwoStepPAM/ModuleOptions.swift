@@ -18,6 +18,9 @@
 //   timeout=SECONDS longest silence accepted from the helper or server, 1..600 (default 30)
 //   nullok          a user with no enrollment gets PAM_IGNORE instead of failing
 //   debug           log the dialogue's steps at LOG_DEBUG (never an answer)
+//   forward_pass    one prompt `Password and verification code:`; the trailing code goes to
+//                   the helper, the rest becomes PAM_AUTHTOK for the next module
+//                   (`pam_unix.so use_first_pass`). The password never reaches the helper.
 
 struct ModuleOptions {
     var config = "/etc/twostep/twostep.conf"
@@ -26,6 +29,7 @@ struct ModuleOptions {
     var socket: String? = nil
     var nullok = false
     var debug = false
+    var forwardPass = false
     /// Longest silence accepted from the helper, in seconds (1...600).
     var timeoutSeconds = 30
 
@@ -83,6 +87,7 @@ private enum OptionTable {
         }),
         ("nullok", .flag { $0.nullok = true }),
         ("debug", .flag { $0.debug = true }),
+        ("forward_pass", .flag { $0.forwardPass = true }),
     ]
 }
 

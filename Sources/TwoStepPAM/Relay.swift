@@ -54,6 +54,8 @@ struct Relay {
     let connection: HelperConnection
     let timeoutMilliseconds: Int64
     let silent: Bool
+    /// forward_pass: the helper's combined prompt is split here (ForwardPass.swift).
+    var forwardPass = false
 
     /// `request`: the encoded LoginRequest, already checked against the payload limit;
     /// `alreadySent` when openLink sent it to a server (which answered in time).
@@ -99,10 +101,12 @@ struct Relay {
 
     /// Asks the user and forwards the answer; returns a RelayEnd only when the session ends.
     private func relayPrompt(style: Int32, text: [UInt8]) -> RelayEnd? {
+        let combinedDigits = forwardPass ? CombinedPrompt.digits(text) : nil
         let sent = withCText(text) { cText in
             pam.prompt(style: style, cText) { answer -> AnswerOutcome in
                 guard answer.count <= ProtocolLimits.maxAnswer else { return .tooLong }
-                switch connection.sendAnswer(answer) {
+                let result = combinedDigits.map { forwardPassAnswer(answer, digits: $0) } ?? connection.sendAnswer(answer)
+                switch result {
                 case .success: return .sent
                 case .failure(let f): return .channel(f)
                 }

@@ -61,6 +61,9 @@ public enum LoginSession {
             return .systemError
         }
         let audit = AuditLog(path: config.auditLog)
+        if let health = ClockWarning.current() {
+            ClockWarning.note(health, config: config, audit: audit, service: request.service, now: Int64(time(nil)))
+        }
         let verifier = Verifier(config: config, store: store, audit: audit, now: { Int64(time(nil)) })
         return verifier.authenticate(request, conversation: link)
     }

@@ -59,7 +59,8 @@ public final class Verifier {
             }
             if !known {
                 if req.nullok { return .ignore }
-                guard conversation.ask(prompt, echo: false) != nil else { return .conversationError }
+                let question = req.forwardPass ? CombinedPrompt.encode(digits: config.digits) : prompt
+                guard conversation.ask(question, echo: false) != nil else { return .conversationError }
                 log("failure", isValidUserName(req.user) ? "unknown user" : "invalid user name")
                 return .failure
             }
@@ -111,8 +112,19 @@ public final class Verifier {
             conversation.error("Two-step verification is unavailable for this account; ask an administrator.")
             return .systemError
         }
+        // forward_pass: the module asks for password and code together and needs the code's length.
+        var question = prompt
+        if req.forwardPass {
+            do {
+                if let record = try store.loadRecord(req.user) { question = CombinedPrompt.encode(digits: record.parameters.digits) }
+            } catch {
+                log("error", "\(error)")
+                conversation.error("Two-step verification is unavailable for this account; ask an administrator.")
+                return .systemError
+            }
+        }
         // The answer stays in SecretBytes (wiped when released) up to the comparison.
-        guard let answer = conversation.ask(prompt, echo: false) else {
+        guard let answer = conversation.ask(question, echo: false) else {
             return .conversationError
         }
         do {

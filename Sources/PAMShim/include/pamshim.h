@@ -85,6 +85,10 @@ int twostep_get_string_item(pam_handle_t *pamh, int item, const char **value);
 const char *twostep_getenv(pam_handle_t *pamh, const char *name);
 
 /// pam_fail_delay.
+/// Sets PAM_AUTHTOK (for the next module's use_first_pass) from `len` bytes, not
+/// NUL-terminated; the shim's temporary copy is wiped. forward_pass only.
+int twostep_set_authtok(pam_handle_t *pamh, const unsigned char *bytes, size_t len);
+
 int twostep_fail_delay(pam_handle_t *pamh, unsigned int usec);
 
 /// Zeroes len bytes in a way the optimizer cannot drop.

@@ -1,0 +1,44 @@
+// SPDX-License-Identifier: Apache-2.0
+import Glibc
+import TwoStepCore
+import TwoStepStore
+import TwoStepSystem
+
+/// When the clock is not synchronised, logins still verify, but the audit log hears of it:
+/// one `clock_unsynchronised` event (result `warning`) an hour at most. Spawned helpers
+/// share no memory, so the time of the last event is a small file in the state directory
+/// (`.clock-warned`, written atomically under `.clock-lock`; a leading dot, which no
+/// user's file name has).
+public enum ClockWarning {
+    public static let interval: Int64 = 3600
+    static let file = ".clock-warned"
+
+    /// `health` and `now` are injected by tests; a login passes the kernel's answer.
+    public static func note(_ health: ClockHealth, config: Config, audit: AuditLog, service: String, now: Int64) {
+        let detail: String
+        switch health {
+        case .synchronised: return
+        case .unsynchronised: detail = "adjtimex: the clock is not synchronised by a time service"
+        case .tooFarOff(let s): detail = "adjtimex: estimated error \(s) s exceeds \(ClockHealth.maxErrorSeconds) s"
+        }
+        // Best effort: without the marker (state directory unusable) no event is written,
+        // rather than one per login; the login itself goes on either way.
+        guard let dir = try? Files.openPrivateDirectory(config.stateDir) else { return }
+        defer { close(dir) }
+        guard let lock = try? FileLock(dirfd: dir, dirPath: config.stateDir, name: ".clock-lock") else { return }
+        defer { lock.unlock() }
+        if let bytes = try? Files.readPrivate(dirfd: dir, dirPath: config.stateDir, name: file, limit: 64),
+           let last = Int64(String(decoding: bytes, as: UTF8.self).filter { $0 != "\n" }),
+           last <= now, now - last < interval {
+            return
+        }
+        guard (try? Files.writeAtomically(dirfd: dir, dirPath: config.stateDir, name: file,
+                                          bytes: Array("\(now)\n".utf8))) != nil else { return }
+        audit.record(AuditEvent(event: "clock_unsynchronised", user: "-", service: service, result: "warning", detail: detail))
+    }
+
+    /// The kernel's view of the clock, as a ClockHealth (nil when adjtimex fails).
+    public static func current() -> ClockHealth? {
+        Sys.clockStatus().map { ClockHealth.assess(unsynchronised: $0.unsynchronised, maxErrorMicroseconds: $0.maxErrorMicroseconds) }
+    }
+}
