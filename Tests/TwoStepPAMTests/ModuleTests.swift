@@ -116,3 +116,41 @@ final class HelperConnectionTests: XCTestCase {
         close(b)
     }
 }
+
+/// forward_pass: where the password ends and the code begins.
+final class CombinedAnswerTests: XCTestCase {
+    private func split(_ s: String, digits: Int = 6) -> (String, String)? {
+        let bytes = Array(s.utf8)
+        return bytes.withUnsafeBufferPointer { buf in
+            CombinedAnswer.split(buf, digits: digits).map {
+                (String(decoding: bytes[$0.password], as: UTF8.self), String(decoding: bytes[$0.code], as: UTF8.self))
+            }
+        }
+    }
+
+    func testTrailingDigitsAreTheCode() {
+        XCTAssertTrue(split("s3cret123456")! == ("s3cret", "123456"))
+        XCTAssertTrue(split("s3cret 123456")! == ("s3cret", "123456"))
+        XCTAssertTrue(split("pass99" + "12345678", digits: 8)! == ("pass99", "12345678"))
+        // A password ending in digits keeps them: only `digits` are the code.
+        XCTAssertTrue(split("pass991234567890", digits: 8)! == ("pass9912", "34567890"))
+        XCTAssertTrue(split("pw12" + "654321")! == ("pw12", "654321"))
+        XCTAssertTrue(split("123456")! == ("", "123456"))
+    }
+
+    func testBackupCodeAfterASpace() {
+        XCTAssertTrue(split("my pass abcde-fghjk")! == ("my pass", "abcde-fghjk"))
+    }
+
+    func testNoCodeAtAll() {
+        XCTAssertNil(split("password"))
+        XCTAssertNil(split("password "))
+        XCTAssertNil(split("12345"))
+    }
+
+    func testForwardPassIsAFlag() throws {
+        XCTAssertTrue(try parseModuleOptions(["forward_pass"]).get().forwardPass)
+        XCTAssertFalse(try parseModuleOptions([]).get().forwardPass)
+        guard case .failure = parseModuleOptions(["forward_pass=1"]) else { return XCTFail("value accepted") }
+    }
+}

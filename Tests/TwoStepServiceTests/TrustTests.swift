@@ -1,0 +1,114 @@
+// SPDX-License-Identifier: Apache-2.0
+import Foundation
+import TwoStepCore
+import TwoStepCrypto
+import TwoStepProtocol
+import TwoStepService
+import TwoStepStore
+import XCTest
+
+/// Trusted SSH keys and the clock warning, with the clock the test moves.
+final class TrustTests: XCTestCase {
+    let keyA = "publickey ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIL1QYjSktkLga5+GMc5CUz5NMaTopA3fKVQnVQKUkY+O"
+    let fingerprintA = "SHA256:zfQbqTRAI0X/EaSEWhD/QKeXuHWPEjnLRTD7Ki5pUU4"
+
+    func keyLine(_ n: Int) -> String {
+        // A distinct well-formed blob per n (any bytes hash to a fingerprint).
+        "publickey ssh-ed25519 " + Base64.encode(Array("test key number \(n)".utf8))
+    }
+
+    func login(_ rig: Rig, _ answers: [String?], authInfo: String, service: String = "sshd") -> (Verdict, ScriptedUser) {
+        let u = ScriptedUser(answers)
+        let v = rig.verifier().authenticate(LoginRequest(user: "alice", service: service, authInfo: authInfo), conversation: u)
+        return (v, u)
+    }
+
+    func testCodeWithAKeyTrustsItAndTheNextLoginAsksNothing() throws {
+        let rig = try Rig { $0.trustSSHKey = 30 * 86400 }
+        var (v, u) = login(rig, [try rig.code()], authInfo: keyA)
+        XCTAssertEqual(v, .success)
+        XCTAssertEqual(u.infos, ["This SSH key (\(fingerprintA)) is trusted for 30 days."])
+        rig.clock += 3600
+        (v, u) = login(rig, [], authInfo: keyA)
+        XCTAssertEqual(v, .success)
+        XCTAssertEqual(u.prompts, [])
+        XCTAssertTrue(try rig.audit().contains("\"detail\":\"trusted ssh key \(fingerprintA)\""), try rig.audit())
+    }
+
+    func testOtherKeyExpiredTrustAndOtherServiceAskForACode() throws {
+        let rig = try Rig { $0.trustSSHKey = 3600 }
+        XCTAssertEqual(login(rig, [try rig.code()], authInfo: keyA).0, .success)
+        // Another key: a prompt (and a wrong answer fails).
+        var (v, u) = login(rig, ["000000"], authInfo: keyLine(1))
+        XCTAssertEqual(v, .failure)
+        XCTAssertEqual(u.prompts, [Verifier.prompt])
+        // A service not in trust_services (default: sshd).
+        (v, u) = login(rig, [nil], authInfo: keyA, service: "sudo")
+        XCTAssertEqual(u.prompts, [Verifier.prompt])
+        // Expired: one second past the hour.
+        rig.clock += 3601
+        (v, u) = login(rig, [nil], authInfo: keyA)
+        XCTAssertEqual(u.prompts, [Verifier.prompt])
+        XCTAssertNotEqual(v, .success)
+    }
+
+    func testTrustOffByDefaultRecordsNothing() throws {
+        let rig = try Rig()
+        let (v, u) = login(rig, [try rig.code()], authInfo: keyA)
+        XCTAssertEqual(v, .success)
+        XCTAssertEqual(u.infos, [])
+        XCTAssertEqual(try rig.store.loadRecord("alice")?.trustedSSHKeys, [])
+    }
+
+    func testAtMostTwentyKeysOldestDropped() throws {
+        let rig = try Rig { $0.trustSSHKey = 86400 }
+        for n in 0..<22 {
+            rig.clock += 30
+            XCTAssertEqual(login(rig, [try rig.code()], authInfo: keyLine(n)).0, .success)
+        }
+        let keys = try XCTUnwrap(try rig.store.loadRecord("alice")).trustedSSHKeys
+        XCTAssertEqual(keys.count, TrustedSSHKeys.maxPerUser)
+        let first = SSHAuthInfo.publicKeyFingerprints(keyLine(0) + "\n" + keyLine(1))
+        XCTAssertTrue(keys.allSatisfy { !first.contains($0.fingerprint) })
+        // The newest still passes without a code; the dropped oldest asks.
+        XCTAssertEqual(login(rig, [], authInfo: keyLine(21)).1.prompts, [])
+        XCTAssertEqual(login(rig, [nil], authInfo: keyLine(0)).1.prompts, [Verifier.prompt])
+    }
+
+    func testForgetEndsTrustAndTheRecordRoundTrips() throws {
+        let rig = try Rig { $0.trustSSHKey = 3600 }
+        XCTAssertEqual(login(rig, [try rig.code()], authInfo: keyA).0, .success)
+        XCTAssertEqual(try SelfService.forgetTrust("alice", fingerprint: "SHA256:" + String(repeating: "A", count: 43), store: rig.store), 0)
+        XCTAssertEqual(try SelfService.forgetTrust("alice", fingerprint: fingerprintA, store: rig.store), 1)
+        XCTAssertEqual(login(rig, [nil], authInfo: keyA).1.prompts, [Verifier.prompt])
+    }
+
+    func testRecordWithoutTrustLineStillParsesAndDamagedLineIsRefused() throws {
+        let record = UserRecord(secret: rig_secret, parameters: .standard, created: 1, backupKey: [1, 2], backupHashes: [])
+        var plain = record.serialized()
+        XCTAssertFalse(String(decoding: plain, as: UTF8.self).contains("trusted_ssh_keys"))
+        XCTAssertEqual(try UserRecord.parse(plain, path: "x").trustedSSHKeys, [])
+        record.trust([fingerprintA], seconds: 60, at: 100)
+        plain = record.serialized()
+        XCTAssertEqual(try UserRecord.parse(plain, path: "x").trustedSSHKeys,
+                       [TrustedSSHKey(fingerprint: fingerprintA, added: 100, expires: 160)])
+        plain += Array("trusted_ssh_keys=SHA256:bad@1@2\n".utf8)
+        XCTAssertThrowsError(try UserRecord.parse(plain, path: "x"))
+    }
+
+    let rig_secret = Array("12345678901234567890".utf8)
+
+    func testClockWarningAtMostOnceAnHour() throws {
+        let rig = try Rig()
+        let audit = AuditLog(path: rig.config.auditLog)
+        func events() throws -> Int { try rig.audit().components(separatedBy: "clock_unsynchronised").count - 1 }
+        ClockWarning.note(.synchronised, config: rig.config, audit: audit, service: "sshd", now: 1000)
+        XCTAssertEqual(try events(), 0)
+        ClockWarning.note(.unsynchronised, config: rig.config, audit: audit, service: "sshd", now: 1000)
+        ClockWarning.note(.unsynchronised, config: rig.config, audit: audit, service: "sshd", now: 1000 + 3599)
+        XCTAssertEqual(try events(), 1)
+        ClockWarning.note(.tooFarOff(seconds: 40), config: rig.config, audit: audit, service: "sshd", now: 1000 + 3600)
+        XCTAssertEqual(try events(), 2)
+        XCTAssertTrue(try rig.audit().contains("\"result\":\"warning\""))
+    }
+}

@@ -1,0 +1,181 @@
+# SPDX-License-Identifier: Apache-2.0
+"""`twostep doctor` on good and broken installations, the hourly clock_unsynchronised audit
+event, and forward_pass (password and code in one prompt) before pam_unix.so use_first_pass
+with a real user and password.
+
+The clock is the real one (adjtimex): what doctor and the helper must say is read here
+from the same kernel call, so the tests hold on a synchronised host and on one that is not.
+Run: flock /tmp/twostep-systest.lock /usr/bin/python3 -m pytest -q tests/test_doctor_trust.py
+"""
+import ctypes
+import json
+import os
+import secrets
+import stat
+import subprocess
+import time
+
+import pytest
+
+from conftest import (FAKES, HELPER, MODULE, PAM_AUTH_ERR, PAM_SUCCESS, SECRET, harness_login,
+                      oathtool, wrong)
+
+STA_UNSYNC = 0x40
+TIME_ERROR = 5
+
+
+def kernel_clock():
+    """(unsynchronised, maxerror in seconds) from adjtimex(2), read only."""
+    buf = ctypes.create_string_buffer(512)  # struct timex, zeroed: modes 0
+    state = ctypes.CDLL(None, use_errno=True).adjtimex(buf)
+    assert state != -1
+    maxerror = int.from_bytes(buf.raw[24:32], "little", signed=True)
+    status = int.from_bytes(buf.raw[40:44], "little", signed=True)
+    return bool(status & STA_UNSYNC) or state == TIME_ERROR, maxerror / 1e6
+
+
+def expected_clock_level():
+    unsync, maxerror = kernel_clock()
+    return "fail" if maxerror > 30 else ("warn" if unsync else "ok")
+
+
+GOOD_SSHD = "UsePAM yes\nKbdInteractiveAuthentication yes\nAuthenticationMethods publickey,keyboard-interactive\n"
+
+
+def doctor(inst, helper=HELPER, sshd=None):
+    sshd_config = os.path.join(inst.root, "sshd_config")
+    with open(sshd_config, "w") as f:
+        f.write(GOOD_SSHD if sshd is None else sshd)
+    r = subprocess.run([HELPER.replace("twostep-helper", "twostep"), "doctor", "--json", "--config", inst.conf,
+                        "--helper", helper, "--pam-dir", inst.pamdir, "--sshd-config", sshd_config],
+                       capture_output=True, text=True, timeout=60)
+    report = json.loads(r.stdout)
+    return r.returncode, {(c["check"], c["result"]) for c in report["checks"]}, report
+
+
+@pytest.fixture
+def good(inst):
+    inst.service("tsdoctor")
+    with open(os.path.join(inst.pamdir, "twostep"), "w") as f:
+        f.write("auth required pam_unix.so\n")
+    inst.enroll("alice")
+    return inst
+
+
+def test_doctor_on_a_good_install(good):
+    rc, lines, report = doctor(good)
+    level = expected_clock_level()
+    assert ("clock", level) in lines, report
+    others = [c for c in report["checks"] if c["check"] not in ("clock", "time service")]
+    assert others and all(c["result"] == "ok" for c in others), report
+    names = {c["check"] for c in others}
+    assert {"config", "key directory", "state directory", "master key", "helper", "pam", "sshd"} <= names
+    assert any("opens alice's record" in c["detail"] for c in others), report
+    assert any("tsdoctor" in c["detail"] for c in others if c["check"] == "pam"), report
+    assert rc == (1 if level == "fail" else 0), report
+
+
+def test_doctor_fails_a_world_writable_key_dir(good):
+    os.chmod(good.keys, 0o777)
+    rc, lines, report = doctor(good)
+    assert rc == 1 and ("key directory", "fail") in lines, report
+    assert ("state directory", "ok") in lines, report
+
+
+def test_doctor_fails_a_missing_helper(good):
+    rc, lines, report = doctor(good, helper=os.path.join(good.root, "no-such-helper"))
+    assert rc == 1 and ("helper", "fail") in lines, report
+    assert ("config", "ok") in lines, report
+
+
+def test_doctor_fails_a_writable_helper(good):
+    helper = os.path.join(good.root, "helper-copy")
+    subprocess.run(["cp", HELPER, helper], check=True)
+    os.chmod(helper, 0o777)
+    rc, lines, report = doctor(good, helper=helper)
+    assert rc == 1 and ("helper", "fail") in lines, report
+
+
+def test_doctor_fails_a_bad_config_line(good):
+    with open(good.conf, "a") as f:
+        f.write("windwo = 3\n")
+    rc, lines, report = doctor(good)
+    assert rc == 1 and ("config", "fail") in lines, report
+    bad = [c for c in report["checks"] if c["check"] == "config"][0]
+    assert "windwo" in bad["detail"] and "line 5" in bad["detail"], bad
+
+
+def test_doctor_warns_about_sshd_without_keyboard_interactive(good):
+    rc, lines, report = doctor(good, sshd="UsePAM yes\nKbdInteractiveAuthentication no\n")
+    assert ("sshd", "warn") in lines, report
+
+
+def test_clock_unsynchronised_is_audited_at_most_once_an_hour(inst):
+    inst.enroll("alice")
+    inst.service()
+    start = int(time.time())
+    for i in range(2):
+        assert inst.login("alice", oathtool(at=start + 30 * i)).returncode == 0
+    unsync, maxerror = kernel_clock()
+    warned = [e for e in inst.audit_events() if e["event"] == "clock_unsynchronised"]
+    if not unsync and maxerror <= 30:
+        assert warned == [], warned
+        return
+    assert len(warned) == 1 and warned[0]["result"] == "warning", warned
+    # An hour later (the marker set back), the next login warns again.
+    marker = os.path.join(inst.state, ".clock-warned")
+    with open(marker, "w") as f:
+        f.write("%d\n" % (int(time.time()) - 3601))
+    assert inst.login("alice", oathtool(at=start + 60)).returncode == 0
+    assert len([e for e in inst.audit_events() if e["event"] == "clock_unsynchronised"]) == 2
+
+
+# --- forward_pass -------------------------------------------------------------------------
+
+PASSWORD = "Fw9-" + secrets.token_hex(6)
+
+
+@pytest.fixture
+def unix_user():
+    name = "tsfp" + secrets.token_hex(3)
+    subprocess.run(["useradd", "-M", "-s", "/bin/sh", name], check=True)
+    subprocess.run(["chpasswd"], input="%s:%s\n" % (name, PASSWORD), text=True, check=True)
+    yield name
+    subprocess.run(["userdel", "-f", name], capture_output=True)
+
+
+def forward_stack(inst, helper=HELPER):
+    path = os.path.join(inst.pamdir, "tsforward")
+    with open(path, "w") as f:
+        f.write("auth required %s helper=%s config=%s forward_pass\n" % (MODULE, helper, inst.conf))
+        f.write("auth required pam_unix.so use_first_pass\naccount required pam_permit.so\n")
+    return "tsforward"
+
+
+def test_forward_pass_with_pam_unix_use_first_pass(inst, unix_user):
+    inst.enroll(unix_user)
+    service = forward_stack(inst)
+    now = int(time.time())
+    assert harness_login(inst.pamdir, service, unix_user, PASSWORD + oathtool(at=now)) == PAM_SUCCESS
+    # A wrong password with a right (fresh) code, and a right password with a wrong code.
+    assert harness_login(inst.pamdir, service, unix_user, "x" + PASSWORD + oathtool(at=now + 30)) == PAM_AUTH_ERR
+    assert harness_login(inst.pamdir, service, unix_user, PASSWORD + wrong(oathtool(at=now + 60))) == PAM_AUTH_ERR
+    # A space between them works too; so does a backup code after a space.
+    assert harness_login(inst.pamdir, service, unix_user, PASSWORD + " " + oathtool(at=now + 60)) == PAM_SUCCESS
+    codes = json.loads(inst.cli("admin", "backup-codes", unix_user, "--json").stdout)["backup_codes"]
+    assert harness_login(inst.pamdir, service, unix_user, PASSWORD + " " + codes[0]) == PAM_SUCCESS
+    with open(inst.audit) as f:
+        assert PASSWORD not in f.read()
+
+
+def test_forward_pass_password_never_reaches_the_helper(inst, unix_user):
+    inst.enroll(unix_user)
+    service = forward_stack(inst, helper=os.path.join(FAKES, "fake_forward_pass.py"))
+    assert harness_login(inst.pamdir, service, unix_user, PASSWORD + "123456") == PAM_SUCCESS
+    with open(os.path.join(inst.root, "forward.json")) as f:
+        seen = json.load(f)
+    assert seen["answer"] == "123456", seen
+    assert seen["request"].get("forward_pass") == "1", seen
+    assert PASSWORD not in json.dumps(seen), seen
+    # And pam_unix got the password: a wrong one fails even with the fake's good code.
+    assert harness_login(inst.pamdir, service, unix_user, "bad" + PASSWORD + "123456") == PAM_AUTH_ERR

@@ -1,0 +1,166 @@
+# SPDX-License-Identifier: Apache-2.0
+"""Trusted SSH keys through a real sshd on 127.0.0.1 (`AuthenticationMethods
+publickey,keyboard-interactive`): sshd hands the key that passed to PAM as SSH_AUTH_INFO_0,
+pam_twostep.so relays it, and the helper trusts it for `trust_ssh_key` after a correct code.
+
+Reuses tests/test_sshd.py's SshdEnv (unique user, PAM service and port; all removed after).
+`twostep devices forget` runs as the user, through a helper serving a socket, with the
+user's real password (PAM service of its own) and a code.
+Run: flock /tmp/twostep-systest.lock /usr/bin/python3 -m pytest -q tests/test_sshd_trust.py
+"""
+import calendar
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import oathtool, run, wait_for_socket
+from test_sshd import SshdEnv, wrong_code
+
+PASSWORD = "Tr0st-" + os.urandom(6).hex()
+
+
+def fingerprint(pubkey):
+    out = run(["ssh-keygen", "-lf", pubkey]).stdout
+    return re.search(r"SHA256:[A-Za-z0-9+/]{43}", out).group(0)
+
+
+@pytest.fixture(scope="module")
+def env(request):
+    if os.geteuid() != 0:
+        pytest.fail("must run as root (useradd, /etc/pam.d, sshd)")
+    e = SshdEnv()
+    request.addfinalizer(e.teardown)
+    e.setup()
+    # Key B: a second key the user may log in with.
+    e.key_a = e.key
+    e.key_b = e.dir / "client_key_b"
+    run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "b", "-f", e.key_b])
+    home = Path(os.path.expanduser("~" + e.user))
+    with open(home / ".ssh" / "authorized_keys", "a") as f:
+        f.write(Path(str(e.key_b) + ".pub").read_text())
+    run(["chpasswd"], input="%s:%s\n" % (e.user, PASSWORD))
+    # The self-service socket and the PAM service that checks the user's password.
+    e.pw_service = "twostep-trust-pw-" + os.urandom(3).hex()
+    Path("/etc/pam.d", e.pw_service).write_text("auth required pam_unix.so\naccount required pam_unix.so\n")
+    request.addfinalizer(lambda: os.unlink("/etc/pam.d/" + e.pw_service))
+    e.sockdir = tempfile.mkdtemp(prefix="twostep-trust-sock-")
+    os.chmod(e.sockdir, 0o755)
+    request.addfinalizer(lambda: shutil.rmtree(e.sockdir, ignore_errors=True))
+    e.sock = os.path.join(e.sockdir, "helper.sock")
+    return e
+
+
+def configure(env, trust):
+    env.write_config("trust_ssh_key = %s" % trust, "password_service = %s" % env.pw_service,
+                     "socket = %s" % env.sock)
+
+
+def login_with(env, key, *answers, **kw):
+    env.key = key
+    try:
+        return env.login(*answers, **kw)
+    finally:
+        env.key = env.key_a
+
+
+def events(env, before, **match):
+    return [e for e in env.audit_events()[before:] if all(e.get(k) == v for k, v in match.items())]
+
+
+def test_trusted_key_skips_the_code_until_forgotten(env):
+    configure(env, "1h")
+    secret = env.enroll()
+    fp_a = fingerprint(str(env.key_a) + ".pub")
+    fp_b = fingerprint(str(env.key_b) + ".pub")
+    assert fp_a != fp_b
+
+    # First login with key A: the code is asked, and the key is trusted for an hour.
+    now = int(time.time())
+    r = login_with(env, env.key_a, oathtool(secret, at=now), log_level="INFO")
+    assert r.rc == 0 and "LOGGED-IN" in r.out, r
+    assert len(r.prompts) == 1 and "Verification code" in r.prompts[0], r
+    assert "This SSH key (%s) is trusted for 1 hour." % fp_a in r.err, r
+
+    # Second login with key A: nothing is asked; audited as a trusted key.
+    before = len(env.audit_events())
+    r = login_with(env, env.key_a)
+    assert r.rc == 0 and "LOGGED-IN" in r.out, r
+    assert r.prompts == [], r
+    ok = events(env, before, event="verify", user=env.user, result="success")
+    assert ok and ok[-1]["detail"] == "trusted ssh key " + fp_a, env.audit_events()[before:]
+
+    # Key B is not trusted: the code is asked (and a wrong one refused).
+    r = login_with(env, env.key_b, wrong_code(secret))
+    assert r.rc != 0 and "LOGGED-IN" not in r.out, r
+    assert len(r.prompts) == 1 and "Verification code" in r.prompts[0], r
+
+    # `twostep devices` (root, for the user) lists key A with its expiry.
+    listed = json.loads(run([env.cli, "devices", "--user", env.user, "--json", "--config", env.config]).stdout)
+    assert [k["fingerprint"] for k in listed["trusted_ssh_keys"]] == [fp_a], listed
+
+    # The user forgets key A through the socket: password, then a code.
+    server = subprocess.Popen([str(env.helper), "serve", "--config", str(env.config), "--socket", env.sock],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
+    try:
+        wait_for_socket(env.sock, server)
+        p = subprocess.run(["runuser", "-u", env.user, "--", str(env.cli), "devices", "forget", fp_a,
+                            "--socket", env.sock],
+                           input="%s\n%s\n" % (PASSWORD, oathtool(secret, at=now + 30)),
+                           capture_output=True, text=True, timeout=60)
+        assert p.returncode == 0, p.stdout + p.stderr
+        assert "no longer trusted" in p.stdout + p.stderr
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(timeout=10)
+    r = login_with(env, env.key_a, wrong_code(secret))
+    assert r.rc != 0 and len(r.prompts) == 1 and "Verification code" in r.prompts[0], r
+
+
+def test_short_trust_expires(env):
+    configure(env, "5")
+    secret = env.enroll()
+    r = login_with(env, env.key_a, oathtool(secret), log_level="INFO")
+    assert r.rc == 0 and "is trusted for 5 seconds." in r.err, r
+    listed = json.loads(run([env.cli, "admin", "show", env.user, "--json", "--config", env.config]).stdout)
+    expires = listed["trusted_ssh_keys"][0]["expires"]
+    # Wait until the recorded expiry has passed (by the helper's own clock, whole seconds).
+    deadline = calendar.timegm(time.strptime(expires, "%Y-%m-%dT%H:%M:%SZ"))
+    while time.time() < deadline + 1:
+        time.sleep(0.2)
+    r = login_with(env, env.key_a, wrong_code(secret))
+    assert r.rc != 0 and len(r.prompts) == 1 and "Verification code" in r.prompts[0], r
+
+
+def test_service_not_in_trust_services_always_asks(env):
+    configure(env, "1h")
+    env.write_config("trust_ssh_key = 1h", "trust_services = sudo")
+    secret = env.enroll()
+    r = login_with(env, env.key_a, oathtool(secret))
+    assert r.rc == 0 and len(r.prompts) == 1, r
+    r = login_with(env, env.key_a, wrong_code(secret))
+    assert r.rc != 0 and len(r.prompts) == 1, r
+
+
+def test_admin_forget_and_reset_end_trust(env):
+    configure(env, "1h")
+    secret = env.enroll()
+    now = int(time.time())
+    assert login_with(env, env.key_a, oathtool(secret, at=now)).rc == 0
+    assert login_with(env, env.key_a).prompts == []
+    out = run([env.cli, "admin", "forget", env.user, "--config", env.config]).stdout
+    assert "1 trusted SSH key(s) forgotten" in out
+    r = login_with(env, env.key_a, oathtool(secret, at=now + 30))
+    assert r.rc == 0 and len(r.prompts) == 1, r
+    assert login_with(env, env.key_a).prompts == []
+    # admin reset + a fresh import (what `enroll --replace` also does): no trust survives.
+    secret = env.enroll()
+    r = login_with(env, env.key_a, wrong_code(secret))
+    assert r.rc != 0 and len(r.prompts) == 1, r
