@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import oathtool, run, wait_for_socket
+from conftest import CLI, oathtool, run, wait_for_socket
 from test_sshd import SshdEnv, wrong_code
 
 PASSWORD = "Tr0st-" + os.urandom(6).hex()
@@ -59,8 +59,9 @@ def env(request):
 
 
 def configure(env, trust):
-    env.write_config("trust_ssh_key = %s" % trust, "password_service = %s" % env.pw_service,
-                     "socket = %s" % env.sock)
+    # sshd's PAM service here is its unique program name (see test_sshd.py), not `sshd`.
+    env.write_config("trust_ssh_key = %s" % trust, "trust_services = %s" % env.service,
+                     "password_service = %s" % env.pw_service, "socket = %s" % env.sock)
 
 
 def login_with(env, key, *answers, **kw):
@@ -111,7 +112,8 @@ def test_trusted_key_skips_the_code_until_forgotten(env):
                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
     try:
         wait_for_socket(env.sock, server)
-        p = subprocess.run(["runuser", "-u", env.user, "--", str(env.cli), "devices", "forget", fp_a,
+        # build/twostep: the snapshot in env.dir sits in a root-only directory.
+        p = subprocess.run(["runuser", "-u", env.user, "--", CLI, "devices", "forget", fp_a,
                             "--socket", env.sock],
                            input="%s\n%s\n" % (PASSWORD, oathtool(secret, at=now + 30)),
                            capture_output=True, text=True, timeout=60)
@@ -140,8 +142,7 @@ def test_short_trust_expires(env):
 
 
 def test_service_not_in_trust_services_always_asks(env):
-    configure(env, "1h")
-    env.write_config("trust_ssh_key = 1h", "trust_services = sudo")
+    env.write_config("trust_ssh_key = 1h", "trust_services = sshd,sudo")
     secret = env.enroll()
     r = login_with(env, env.key_a, oathtool(secret))
     assert r.rc == 0 and len(r.prompts) == 1, r
