@@ -32,7 +32,8 @@ final class TrustTests: XCTestCase {
         (v, u) = login(rig, [], authInfo: keyA)
         XCTAssertEqual(v, .success)
         XCTAssertEqual(u.prompts, [])
-        XCTAssertTrue(try rig.audit().contains("\"detail\":\"trusted ssh key \(fingerprintA)\""), try rig.audit())
+        let audit = try rig.audit()
+        XCTAssertTrue(audit.contains("\"detail\":\"trusted ssh key \(fingerprintA)\""), audit)
     }
 
     func testOtherKeyExpiredTrustAndOtherServiceAskForACode() throws {
