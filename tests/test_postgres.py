@@ -98,8 +98,9 @@ def fleet(pg):
 
 
 def local_files(*hosts):
-    """Whatever the hosts wrote to their state dirs (a database store writes nothing there)."""
-    return sorted(n for h in hosts for n in os.listdir(h.state))
+    """Whatever the hosts wrote to their state dirs (a database store writes nothing there;
+    the host's own clock_unsynchronised marker, `.clock-*`, is not the store's)."""
+    return sorted(n for h in hosts for n in os.listdir(h.state) if not n.startswith(".clock-"))
 
 
 # --- one store for the fleet -----------------------------------------------------------------
