@@ -58,6 +58,8 @@ public enum RequestField: String, CaseIterable, Sendable {
     case fingerprint
     /// login: the module splits one `Password and verification code:` answer (forward_pass).
     case forwardPass = "forward_pass"
+    /// enroll (`--add NAME`) and devices-remove: which authenticator.
+    case name
 }
 
 /// A login, as pam_twostep.so collected it from PAM (mode `pam`).
@@ -144,6 +146,8 @@ public enum CombinedPrompt {
 /// The commands users run on their own enrolment, through the helper's socket.
 public enum SelfServiceCommand: String, CaseIterable, Sendable {
     case enroll, status, backupCodes = "backup-codes", qr, disable
+    /// `twostep devices`: list the authenticators; `devices remove NAME`.
+    case devices, devicesRemove = "devices-remove"
     /// Ends the trust of one SSH key (or all): `twostep devices forget`.
     case forget
 }
@@ -157,11 +161,15 @@ public struct SelfServiceRequest: Equatable, Sendable {
     public var json: Bool
     /// enroll only: replace an existing enrolment.
     public var replace: Bool
+    /// enroll: add an authenticator of this name (not with `replace`); devices-remove: the
+    /// one to remove (required). Empty otherwise.
+    public var name: String
     /// forget only: `SHA256:...` or `all`.
     public var fingerprint = ""
 
-    public init(command: SelfServiceCommand, user: String = "", json: Bool = false, replace: Bool = false) {
-        self.command = command; self.user = user; self.json = json; self.replace = replace
+    public init(command: SelfServiceCommand, user: String = "", json: Bool = false, replace: Bool = false,
+                name: String = "") {
+        self.command = command; self.user = user; self.json = json; self.replace = replace; self.name = name
     }
 
     public func encoded() -> [UInt8] {
@@ -173,6 +181,7 @@ public struct SelfServiceRequest: Equatable, Sendable {
         ]
         if !user.isEmpty { pairs.append((RequestField.user.rawValue, user)) }
         if replace { pairs.append((RequestField.replace.rawValue, "1")) }
+        if !name.isEmpty { pairs.append((RequestField.name.rawValue, name)) }
         if !fingerprint.isEmpty { pairs.append((RequestField.fingerprint.rawValue, fingerprint)) }
         return FieldCodec.encode(pairs)
     }
@@ -206,7 +215,7 @@ public enum HelperRequest: Equatable, Sendable {
         switch mode {
         case .login: allowed = [.version, .mode, .user, .service, .rhost, .ruser, .tty, .authInfo, .config, .nullok, .debug,
                                 .forwardPass]
-        case .selfService: allowed = [.version, .mode, .command, .user, .json, .replace, .fingerprint]
+        case .selfService: allowed = [.version, .mode, .command, .user, .json, .replace, .name, .fingerprint]
         }
         for (k, _) in pairs where !allowed.contains(k) { try FrameError.raise(.unknownField(k.rawValue)) }
 
@@ -227,11 +236,17 @@ public enum HelperRequest: Equatable, Sendable {
             guard let command = SelfServiceCommand(rawValue: try required(.command)) else { try FrameError.raise(.badValue("command")) }
             let replace = try FieldCodec.flag(value(.replace) ?? "0", "replace")
             guard !replace || command == .enroll else { try FrameError.raise(.badValue("replace")) }
+            let name = value(.name) ?? ""
+            switch command {
+            case .enroll: guard name.isEmpty || !replace else { try FrameError.raise(.badValue("name")) }
+            case .devicesRemove: guard !name.isEmpty else { try FrameError.raise(.missingField("name")) }
+            default: guard name.isEmpty else { try FrameError.raise(.badValue("name")) }
+            }
             let fingerprint = value(.fingerprint) ?? ""
             guard (command == .forget) == !fingerprint.isEmpty else { try FrameError.raise(.badValue("fingerprint")) }
             var request = SelfServiceRequest(
                 command: command, user: value(.user) ?? "",
-                json: try FieldCodec.flag(value(.json) ?? "0", "json"), replace: replace)
+                json: try FieldCodec.flag(value(.json) ?? "0", "json"), replace: replace, name: name)
             request.fingerprint = fingerprint
             return .selfService(request)
         }
@@ -246,6 +261,9 @@ public enum DataField: String, CaseIterable, Sendable {
     case backupCodesLeft = "backup_codes_left", lastCodeAt = "last_code_at"
     case recentFailures = "recent_failures", locked, lockedUntil = "locked_until"
     case otpauthURI = "otpauth_uri", qrPNGDataURI = "qr_png_data_uri", backupCodes = "backup_codes"
+    /// `twostep devices`: one authenticator per line, `NAME TYPE ALGORITHM DIGITS
+    /// PERIOD|- COUNTER|- ADDED LAST_USED` (Unix times, 0 = never); never a secret.
+    case authenticators
     /// `fingerprint@added@expires` (Unix seconds), comma-separated: the trusted SSH keys.
     case trustedSSHKeys = "trusted_ssh_keys"
     /// forget: how many trusted keys were forgotten.

@@ -48,6 +48,11 @@ public struct Config: Equatable {
     public var mailFrom = "twostep@" + Config.hostName()
     /// Seconds the mail command may take before it is killed.
     public var mailTimeout = 10
+    /// HOTP look-ahead: a code at counter c ... c + hotpWindow passes (c = next expected).
+    public var hotpWindow = 10
+    /// How far (seconds) a TOTP authenticator's learned or resynchronised clock offset may
+    /// reach; 0 turns drift learning and TOTP resync off.
+    public var maxDrift = 3600
     /// Seconds an SSH key stays trusted after a code was typed with it; nil: never trusted.
     public var trustSSHKey: Int? = nil
     /// The PAM services whose SSH_AUTH_INFO_0 may make a trusted key skip the code.
@@ -59,7 +64,7 @@ public struct Config: Equatable {
                                    "enroll", "require", "password_service", "max_connections",
                                    "store", "database", "database_password_file",
                                    "mail_command", "mail_from", "mail_timeout",
-                                   "trust_ssh_key", "trust_services"]
+                                   "hotp_window", "max_drift", "trust_ssh_key", "trust_services"]
 
     public init(path: String = Config.defaultPath) { self.path = path }
 
@@ -162,6 +167,11 @@ public struct Config: Equatable {
                 guard isSendableMailAddress(value) else { throw fail("not a plain mail address (user@domain)") }
                 c.mailFrom = value
             case "mail_timeout": c.mailTimeout = try integer(value, 1...300, fail)
+            case "hotp_window": c.hotpWindow = try integer(value, 0...100, fail)
+            case "max_drift":
+                if value == "0" { c.maxDrift = 0; break }
+                c.maxDrift = try duration(value, fail)
+                guard c.maxDrift <= 86400 else { throw fail("at most 1d") }
             case "trust_ssh_key": c.trustSSHKey = value == "off" ? nil : try duration(value, fail)
             case "trust_services":
                 let services = value.split(whereSeparator: { $0 == "," || $0 == " " }).map(String.init)

@@ -14,20 +14,20 @@ public struct TrustedSSHKey: Equatable {
 }
 
 /// The trusted keys of one record: sealed with it (never in the plain state file), bounded,
-/// serialised as one optional `trusted_ssh_keys=` line (`<fingerprint>@<added>@<expires>`,
+/// kept as one optional record extension line `trusted_ssh_keys=` (`<fingerprint>@<added>@<expires>`,
 /// comma-separated), so a record without trust reads exactly as before.
 public enum TrustedSSHKeys {
     /// The most keys one user keeps trusted; the oldest go first.
     public static let maxPerUser = 20
     static let field = "trusted_ssh_keys"
 
-    /// The record line, or nil when there is nothing to write.
-    static func line(_ keys: [TrustedSSHKey]) -> String? {
+    /// The extension's value, or nil when there is nothing to write.
+    static func value(_ keys: [TrustedSSHKey]) -> String? {
         guard !keys.isEmpty else { return nil }
-        return field + "=" + keys.map { "\($0.fingerprint)@\($0.added)@\($0.expires)" }.joined(separator: ",")
+        return keys.map { "\($0.fingerprint)@\($0.added)@\($0.expires)" }.joined(separator: ",")
     }
 
-    /// The keys of a record line's value; nil when it is damaged.
+    /// The keys of an extension's value; nil when it is damaged.
     static func parse(_ value: String) -> [TrustedSSHKey]? {
         var keys: [TrustedSSHKey] = []
         for item in value.split(separator: ",") {
@@ -42,6 +42,16 @@ public enum TrustedSSHKeys {
 }
 
 extension UserRecord {
+    /// The SSH keys trusted after a code. A damaged line trusts nothing (every login asks
+    /// for a code) and is replaced at the next trust; a new record trusts none.
+    public var trustedSSHKeys: [TrustedSSHKey] {
+        get { extensions.first { $0.key == TrustedSSHKeys.field }.flatMap { TrustedSSHKeys.parse($0.value) } ?? [] }
+        set {
+            extensions.removeAll { $0.key == TrustedSSHKeys.field }
+            if let v = TrustedSSHKeys.value(newValue) { extensions.append((TrustedSSHKeys.field, v)) }
+        }
+    }
+
     /// The first of `fingerprints` trusted at `now`, if any.
     public func trustedKey(among fingerprints: [String], at now: Int64) -> TrustedSSHKey? {
         trustedSSHKeys.first { fingerprints.contains($0.fingerprint) && $0.expires > now }

@@ -35,31 +35,6 @@ func printTrustedKeys(_ data: ServiceData) {
     for k in keys { say("  \(k.fingerprint)  until \(k.expires)  (trusted \(k.added))") }
 }
 
-struct Devices: ParsableCommand {
-    static let configuration = CommandConfiguration(
-        abstract: "List your trusted SSH keys; forget them.",
-        discussion: """
-        With `trust_ssh_key` in the config, an SSH login that passed a code with a key makes \
-        that key trusted for a while: its next logins ask for no code. `twostep devices forget` \
-        ends that trust.
-        """,
-        subcommands: [DevicesForget.self])
-    @OptionGroup var options: SelfServiceOptions
-
-    func run() throws {
-        let data = try runSelfService(.status, options)
-        if options.json {
-            try printJSON(["user": data[.user] ?? "", "trusted_ssh_keys": jsonObject(data)["trusted_ssh_keys"] ?? [Any]()])
-            return
-        }
-        guard data[.enrolled] == "true" else {
-            say("\(data[.user] ?? "?"): not enrolled. Run `twostep enroll` to set up an authenticator app.")
-            return
-        }
-        printTrustedKeys(data)
-    }
-}
-
 struct DevicesForget: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "forget",

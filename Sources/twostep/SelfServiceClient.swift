@@ -26,8 +26,9 @@ final class TerminalConversation: Conversation {
 /// through the helper's socket, where the helper learns who we are from SO_PEERCRED.
 /// Returns the structured answer (for --json and status).
 func runSelfService(_ command: SelfServiceCommand, _ options: SelfServiceOptions,
-                    replace: Bool = false, fingerprint: String = "") throws -> ServiceData {
-    var request = SelfServiceRequest(command: command, user: options.user ?? "", json: options.json, replace: replace)
+                    replace: Bool = false, name: String = "", fingerprint: String = "") throws -> ServiceData {
+    var request = SelfServiceRequest(command: command, user: options.user ?? "", json: options.json, replace: replace,
+                                     name: name)
     request.fingerprint = fingerprint
     var data = ServiceData()
     let verdict: Verdict

@@ -60,11 +60,12 @@ struct LocalStore {
 
     /// An administrator's change to USER's enrolment: root only, under the user's lock
     /// (unless `body` takes it itself), audited as `event` once it has succeeded.
-    func adminChange<T>(_ event: String, user: String, locked: Bool = true, _ body: () throws -> T) throws -> T {
+    func adminChange<T>(_ event: String, user: String, locked: Bool = true, detail: String? = nil,
+                        _ body: () throws -> T) throws -> T {
         try requireRoot(String(event.map { $0 == "_" ? " " : $0 }))
         let result = try withCLIErrors { locked ? try store.withLock(user) { try body() } : try body() }
         audit.record(AuditEvent(event: event, user: user, service: "twostep", result: "success",
-                                detail: "by \(invokingUser())"))
+                                detail: (detail.map { $0 + ", " } ?? "") + "by \(invokingUser())"))
         return result
     }
 

@@ -84,7 +84,7 @@ final class TrustTests: XCTestCase {
         XCTAssertEqual(login(rig, [nil], authInfo: keyA).1.prompts, [Verifier.prompt])
     }
 
-    func testRecordWithoutTrustLineStillParsesAndDamagedLineIsRefused() throws {
+    func testRecordWithoutTrustLineStillParsesAndDamagedLineTrustsNothing() throws {
         let record = UserRecord(secret: rig_secret, parameters: .standard, created: 1, backupKey: [1, 2], backupHashes: [])
         var plain = record.serialized()
         XCTAssertFalse(String(decoding: plain, as: UTF8.self).contains("trusted_ssh_keys"))
@@ -93,8 +93,10 @@ final class TrustTests: XCTestCase {
         plain = record.serialized()
         XCTAssertEqual(try UserRecord.parse(plain, path: "x").trustedSSHKeys,
                        [TrustedSSHKey(fingerprint: fingerprintA, added: 100, expires: 160)])
-        plain += Array("trusted_ssh_keys=SHA256:bad@1@2\n".utf8)
-        XCTAssertThrowsError(try UserRecord.parse(plain, path: "x"))
+        // A damaged line trusts nothing (the code is asked) and does not cost the record.
+        let damaged = UserRecord(secret: rig_secret, parameters: .standard, created: 1, backupKey: [1, 2], backupHashes: [])
+        damaged.extensions = [("trusted_ssh_keys", "SHA256:bad@1@2")]
+        XCTAssertEqual(try UserRecord.parse(damaged.serialized(), path: "x").trustedSSHKeys, [])
     }
 
     let rig_secret = Array("12345678901234567890".utf8)
