@@ -172,8 +172,10 @@ public final class Verifier {
             let step = try record.secret.withBytes {
                 try OTP.matchTOTP(code: trimmed, secret: $0, at: now(), parameters: record.parameters, window: config.window)
             }
-            guard let step else { return .wrong }
-            return step > state.lastStep ? .totp(step: step) : .replayed
+            if let step { return step > state.lastStep ? .totp(step: step) : .replayed }
+            // 8 digits that are no code of an 8-digit authenticator may still be an imported
+            // google-authenticator scratch code.
+            if trimmed.count != BackupCodes.scratchCodeLength { return .wrong }
         }
         if acceptsBackupCode, !record.backupHashes.isEmpty {
             let index = try record.backupKey.withBytes {
