@@ -50,6 +50,8 @@ class Accounts:
         (as that user, non-interactively)."""
         name, home = self.add()
         path = os.path.join(home, ".google_authenticator")
+        if "-w" not in options:
+            options += ("-w", "3")  # it asks otherwise
         run(["runuser", "-u", name, "--", "google-authenticator", "-f", "-q", "-Q", "NONE", "-s", path, *options],
             input="")
         return name, path
@@ -220,7 +222,7 @@ def test_file_elsewhere_with_owner_and_replace(inst, accounts):
     inst.enroll(user)  # already enrolled with another secret
     os.makedirs(os.path.join(inst.root, "ga"), mode=0o700)
     path = os.path.join(inst.root, "ga", user)
-    run(["google-authenticator", "-t", "-d", "-u", "-e", "1", "-f", "-q", "-Q", "NONE", "-s", path], input="")
+    run(["google-authenticator", "-t", "-d", "-u", "-w", "3", "-e", "1", "-f", "-q", "-Q", "NONE", "-s", path], input="")
     secret, _ = read_ga(path)
     # Owned by root, as with the module's `secret=/…/${USER} user=root`.
     r = inst.cli(*IMPORT_GA, "--file", path, "--user", user, check=False)
