@@ -55,7 +55,7 @@ public final class Importer {
                 try store.saveState(state, for: user)
                 try store.saveRecord(record, for: user)
                 guard let written = try store.loadRecord(user), try Self.holdsSameSecrets(written, candidate),
-                      written.backupHashes == record.backupHashes, try store.loadState(user).lastStep == state.lastStep else {
+                      written.backupHashes == record.backupHashes, try store.loadState(user).devices == state.devices else {
                     return .failed("the record read back differs from what was written")
                 }
                 return .imported(what)
@@ -102,24 +102,43 @@ public final class Importer {
         return parts.joined(separator: "; ")
     }
 
-    /// The record and state that carry `c`: its authenticator, its scratch codes hashed
-    /// as backup codes (under a fresh key), its used steps.
+    /// The record and state that carry `c`: one authenticator each (the first named
+    /// `default`, the others `NAME-2`, `NAME-3`, ... after where they came from), the
+    /// scratch codes hashed as backup codes under a fresh key, and per authenticator its
+    /// used steps, next HOTP counter and clock offset.
     func makeRecord(_ c: ImportCandidate) throws -> (UserRecord, UserState) {
-        guard c.authenticators.count == 1, let a = c.authenticators.first else {
-            throw ImportRefusal.skip("\(c.authenticators.count) tokens: this build keeps one authenticator per user")
+        guard !c.authenticators.isEmpty else { throw ImportRefusal.skip("no token") }
+        guard c.authenticators.count <= Authenticator.maxCount else {
+            throw ImportRefusal.skip("\(c.authenticators.count) tokens; twostep keeps at most \(Authenticator.maxCount) per user")
         }
-        guard case .totp(let parameters) = a.kind else {
-            throw ImportRefusal.skip("HOTP is not supported by this build")
-        }
-        guard a.driftSteps == 0 else {
-            throw ImportRefusal.skip("TIME_SKEW \(a.driftSteps): this build keeps no clock drift")
+        let created = now()
+        var authenticators: [Authenticator] = []
+        var state = UserState()
+        for (i, a) in c.authenticators.enumerated() {
+            let name = i == 0 ? Authenticator.defaultName : "\(a.origin.hasPrefix("pam_oath") ? "oath" : "token")-\(i + 1)"
+            var device = AuthenticatorState()
+            let authenticator: Authenticator
+            switch a.kind {
+            case .totp(let parameters):
+                authenticator = try a.secret.withBytes {
+                    Authenticator(name: name, kind: .totp, secret: $0, parameters: parameters, added: created)
+                }
+                device.lastStep = a.lastUsedStep ?? -1
+                let limit = Int64(config.maxDrift / parameters.period)
+                device.drift = min(max(a.driftSteps, -limit), limit)
+            case .hotp(let algorithm, let digits, let next):
+                authenticator = try a.secret.withBytes {
+                    Authenticator(name: name, kind: .hotp, secret: $0,
+                                  parameters: OTPParameters(algorithm: algorithm, digits: digits), added: created)
+                }
+                device.counter = next
+            }
+            authenticators.append(authenticator)
+            state.devices[name] = device
         }
         let key = try Crypto.randomBytes(32)
         let hashes = try Self.hashScratchCodes(c.scratchCodes, key: key)
-        let record = try a.secret.withBytes {
-            UserRecord(secret: $0, parameters: parameters, created: now(), backupKey: key, backupHashes: hashes)
-        }
-        return (record, UserState(lastStep: a.lastUsedStep ?? -1))
+        return (UserRecord(authenticators: authenticators, created: created, backupKey: key, backupHashes: hashes), state)
     }
 
     /// Scratch codes hashed as backup codes are: HMAC-SHA256 under the record's backup key
@@ -136,9 +155,18 @@ public final class Importer {
         }
     }
 
-    /// Whether `record` holds exactly the candidate's secrets (compared in constant time).
+    /// Whether `record` holds exactly the candidate's secrets, in any order (each pair
+    /// compared in constant time).
     static func holdsSameSecrets(_ record: UserRecord, _ c: ImportCandidate) throws -> Bool {
-        guard c.authenticators.count == 1, let a = c.authenticators.first else { return false }
-        return record.secret.withBytes { mine in a.secret.withBytes { theirs in Crypto.constantTimeEqual(mine, theirs) } }
+        guard record.authenticators.count == c.authenticators.count else { return false }
+        var unmatched = record.authenticators
+        for a in c.authenticators {
+            let i = a.secret.withBytes { theirs in
+                unmatched.firstIndex { mine in mine.secret.withBytes { Crypto.constantTimeEqual($0, theirs) } }
+            }
+            guard let i else { return false }
+            unmatched.remove(at: i)
+        }
+        return true
     }
 }

@@ -99,6 +99,9 @@ public enum Migration {
             if reach > config.window {
                 notes.append("WINDOW_SIZE \(window) reaches \(reach) steps from now; twostep's window is \(config.window)")
             }
+            if let skew = file.timeSkew, skew != 0, abs(skew) * Int64(stepSize) > Int64(config.maxDrift) {
+                notes.append("TIME_SKEW \(skew) steps is beyond twostep's max_drift (\(config.maxDrift) s); held to it")
+            }
             let used = file.usedSteps?.max()
             authenticator = ForeignAuthenticator(kind: .totp(OTPParameters(algorithm: .sha1, digits: 6, period: stepSize)),
                                                  secret: file.secret, driftSteps: file.timeSkew ?? 0,
@@ -106,8 +109,8 @@ public enum Migration {
         case .hotp(let next):
             authenticator = ForeignAuthenticator(kind: .hotp(algorithm: .sha1, digits: 6, nextCounter: next),
                                                  secret: file.secret, origin: "google-authenticator")
-            if window > 1 {
-                notes.append("WINDOW_SIZE \(window): the module looked \(window - 1) codes ahead")
+            if window - 1 > config.hotpWindow {
+                notes.append("WINDOW_SIZE \(window) looked \(window - 1) codes ahead; twostep's hotp_window is \(config.hotpWindow)")
             }
         }
         if let limit = file.rateLimit, isStricter(limit, than: config) {

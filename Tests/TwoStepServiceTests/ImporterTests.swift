@@ -112,4 +112,37 @@ final class ImporterTests: XCTestCase {
         guard case .failure(let why) = out[2].result else { return XCTFail() }
         XCTAssertEqual(why, .skip("line 5: has a PIN (twostep never stores passwords)"))
     }
+
+    /// TIME_SKEW becomes the authenticator's clock offset; HOTP_COUNTER its next counter.
+    func testTimeSkewBecomesDriftAndHOTPCounterGoesOn() throws {
+        let rig = try Rig()
+        let skewed = try Migration.candidate(user: "bob", path: "p", file: try gaFile("\" TIME_SKEW 2\n\" TOTP_AUTH\n"), config: rig.config)
+        XCTAssertEqual(importer(rig).run(skewed, dryRun: false, replace: false), .imported("TOTP (SHA1, 6 digits, 30 s), clock +2 steps"))
+        XCTAssertEqual(rig.login(try rig.code(), user: "bob").0, .failure)                 // two steps behind the phone
+        XCTAssertEqual(rig.login(try rig.code(stepOffset: 2), user: "bob").0, .success)
+
+        let counter = try Migration.candidate(user: "carol", path: "p", file: try gaFile("\" HOTP_COUNTER 3\n"), config: rig.config)
+        XCTAssertEqual(importer(rig).run(counter, dryRun: false, replace: false), .imported("HOTP (SHA1, 6 digits, next counter 3)"))
+        func hotp(_ c: UInt64) throws -> String { try OTP.hotp(secret: secret, counter: c, digits: 6, algorithm: .sha1) }
+        XCTAssertEqual(rig.login(try hotp(2), user: "carol").0, .failure)
+        XCTAssertEqual(rig.login(try hotp(3), user: "carol").0, .success)
+        XCTAssertEqual(rig.login(try hotp(3), user: "carol").0, .failure)
+    }
+
+    /// Several usersfile lines: one record with an authenticator each; a rerun sees them all.
+    func testOathUserWithTwoTokensIsOneRecord() throws {
+        let rig = try Rig()
+        let other = Array("abcdefghijabcdefghij".utf8)
+        func hx(_ b: [UInt8]) -> String { b.map { String(format: "%02x", $0) }.joined() }
+        let file = OathUsersFile.parse(Array("HOTP/E/8 dave - \(hx(secret)) 0\nHOTP/T60 dave + \(hx(other))\n".utf8))
+        let out = Migration.candidates(usersfile: "u", file: file, localTime: { _ in nil }, now: rig.clock)
+        let dave = try out[0].result.get()
+        XCTAssertEqual(importer(rig).run(dave, dryRun: false, replace: false),
+                       .imported("HOTP (SHA1, 8 digits, next counter 0); TOTP (SHA1, 6 digits, 60 s)"))
+        let record = try XCTUnwrap(try rig.store.loadRecord("dave"))
+        XCTAssertEqual(record.authenticators.map(\.name), ["default", "oath-2"])
+        XCTAssertEqual(rig.login(try OTP.hotp(secret: secret, counter: 0, digits: 8, algorithm: .sha1), user: "dave").0, .success)
+        XCTAssertEqual(rig.login(try OTP.totp(secret: other, at: rig.clock, parameters: OTPParameters(period: 60)), user: "dave").0, .success)
+        XCTAssertEqual(importer(rig).run(dave, dryRun: false, replace: false), .alreadyImported)
+    }
 }
