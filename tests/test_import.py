@@ -84,9 +84,10 @@ def ga_service(inst):
     return name
 
 
-def last_step(inst, user):
+def last_step(inst, user, device="default"):
+    """The replay mark in the (unsealed, not secret) state: device=NAME LAST_STEP COUNTER DRIFT LAST_USED."""
     text = open(os.path.join(inst.state, user + ".state")).read()
-    return int(re.search(r"^last_step=(-?\d+)$", text, re.M).group(1))
+    return int(re.search(rf"^device={device} (-?\d+) ", text, re.M).group(1))
 
 
 def records(inst):
