@@ -22,16 +22,8 @@ extension Files {
     /// bits outside `allowedMode`, and between 1 byte and `limit` bytes long. A refusal is
     /// `StoreError.unsafe`; a missing file is nil.
     public static func readForeign(path: String, owner: uid_t, allowedMode: mode_t, limit: Int) throws -> ForeignFile? {
-        let fd = Sys.retry { open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK | O_NOCTTY) }
-        if fd < 0 {
-            if errno == ENOENT { return nil }
-            if errno == ELOOP { throw StoreError.unsafe(path: path, reason: "is a symbolic link") }
-            throw StoreError.io(path: path, operation: "open", errno: errno)
-        }
+        guard let (fd, st) = try openRegular(dirfd: AT_FDCWD, name: path, path: path) else { return nil }
         defer { close(fd) }
-        var st = stat()
-        guard fstat(fd, &st) == 0 else { throw StoreError.io(path: path, operation: "stat", errno: errno) }
-        guard st.st_mode & S_IFMT == S_IFREG else { throw StoreError.unsafe(path: path, reason: "not a regular file") }
         let mode = st.st_mode & 0o7777
         if mode & ~allowedMode != 0 {
             throw StoreError.unsafe(path: path, reason: "mode \(octal(mode)) is more permissive than \(octal(allowedMode))")
