@@ -91,7 +91,10 @@ public final class GoogleAuthenticatorFile {
                 let text = String(decoding: line.dropFirst(), as: UTF8.self)
                 guard text.hasPrefix(" ") else { throw .badLine(number) }
                 let words = text.split(whereSeparator: { $0 == " " || $0 == "\t" })
-                guard let name = words.first.map(String.init) else { throw .badLine(number) }
+                // Upper case, digits and underscores only: nothing else reaches a terminal.
+                guard let name = words.first.map(String.init),
+                      name.utf8.allSatisfy({ ($0 >= UInt8(ascii: "A") && $0 <= UInt8(ascii: "Z")) || ($0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9")) || $0 == UInt8(ascii: "_") })
+                else { throw .badLine(number) }
                 if options[name] == nil { options[name] = (number, Array(words.dropFirst())) }
                 continue
             }

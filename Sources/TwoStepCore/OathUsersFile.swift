@@ -101,10 +101,13 @@ public struct OathUsersFile {
                 continue
             }
             let pin: PIN
-            switch Array(fields[2]) {
-            case [UInt8(ascii: "-")]: pin = .none
-            case [UInt8(ascii: "+")]: pin = .external
-            default: pin = .password
+            // Compared in place: a password never gets a copy.
+            if fields[2].elementsEqual([UInt8(ascii: "-")]) {
+                pin = .none
+            } else if fields[2].elementsEqual([UInt8(ascii: "+")]) {
+                pin = .external
+            } else {
+                pin = .password
             }
             guard var secret = decodeHex(fields[3]) else {
                 problem("the secret is not hexadecimal")

@@ -214,11 +214,17 @@ final class ImportReport {
             line = "failed: " + why
             failed += 1
         }
-        print("\(user): \(line)")
+        print("\(printable(user)): \(printable(line))")
         for n in notes { note(n) }
     }
 
-    func note(_ text: String) { print("  note: \(text)") }
+    func note(_ text: String) { print("  note: \(printable(text))") }
+
+    /// Names and lines come from files users may write: no control character reaches the
+    /// admin's terminal.
+    func printable(_ s: String) -> String {
+        String(s.unicodeScalars.map { $0.value < 0x20 || (0x7f...0x9f).contains($0.value) ? "?" : Character($0) })
+    }
 
     func finish() throws {
         let totals = "\(imported) \(dryRun ? "to import" : "imported"), \(skipped) skipped, \(refused) refused, \(failed) failed"

@@ -99,6 +99,9 @@ final class GoogleAuthenticatorFileTests: XCTestCase {
                              equals: GoogleAuthenticatorFileError.badOption(line: 2, name: "DISALLOW_REUSE"))
         XCTAssertThrowsError(try GoogleAuthenticatorFile.parse(ascii("JBSWY3DPEHPK3PXP\n\" RATE_LIMIT 3\n")),
                              equals: GoogleAuthenticatorFileError.badOption(line: 2, name: "RATE_LIMIT"))
+        // Option names are upper case: an escape sequence never reaches the admin's terminal.
+        XCTAssertThrowsError(try GoogleAuthenticatorFile.parse(ascii("JBSWY3DPEHPK3PXP\n\" \u{1b}]0;pwned\u{07}\n")),
+                             equals: GoogleAuthenticatorFileError.badLine(2))
         // Scratch codes are 8 digits from 10000000 up.
         for bad in ["1234567", "123456789", "01234567", "1234567a"] {
             XCTAssertThrowsError(try GoogleAuthenticatorFile.parse(ascii("JBSWY3DPEHPK3PXP\n\" TOTP_AUTH\n\(bad)\n")),
