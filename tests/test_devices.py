@@ -221,3 +221,26 @@ def test_a_user_adds_lists_and_removes_authenticators_through_the_socket(host): 
     assert [d["name"] for d in json.loads(host.as_user(alice, "devices", "--json").stdout)["authenticators"]] == ["tablet"]
     r = host.as_user(alice, "devices", "remove", "tablet")
     assert r.returncode != 0 and "twostep disable" in r.stderr
+
+
+def test_admin_import_adds_replaces_and_caps_authenticators(inst):
+    inst.enroll("alice")
+    r = inst.cli("admin", "import", "alice", "--secret", "-", input=TABLET + "\n", check=False)
+    assert r.returncode != 0 and "--name NAME to add another" in r.stderr, r.stderr
+    r = inst.cli("admin", "import", "alice", "--name", "Bad_Name", "--secret", "-", input=TABLET + "\n", check=False)
+    assert r.returncode != 0 and "--name" in r.stderr
+    r = inst.cli("admin", "import", "alice", "--counter", "5", "--name", "x", "--secret", "-", input=TABLET + "\n", check=False)
+    assert r.returncode != 0 and "--type hotp" in r.stderr
+    for i in range(15):
+        inst.cli("admin", "import", "alice", "--name", f"t{i}", "--secret", "-", input=TABLET + "\n")
+    r = inst.cli("admin", "import", "alice", "--name", "t99", "--secret", "-", input=TABLET + "\n", check=False)
+    assert r.returncode != 0 and "at most 16" in r.stderr, r.stderr
+    # --replace swaps the default's secret; the other authenticators and backup codes stay.
+    codes = json.loads(inst.cli("admin", "backup-codes", "alice", "--json").stdout)["backup_codes"]
+    inst.cli("admin", "import", "alice", "--replace", "--algorithm", "SHA512", "--secret", "-", input=TOKEN + "\n")
+    listed = devices(inst, "alice")
+    assert len(listed) == 16 and listed["default"]["algorithm"] == "SHA512"
+    t = early_in_a_step()
+    assert logins(inst, "alice", [oathtool(at=t), oathtool(TOKEN, at=t, algorithm="sha512"), codes[0]]) == \
+        [PAM_AUTH_ERR, PAM_SUCCESS, PAM_SUCCESS]
+    assert [e["detail"] for e in inst.audit_events() if e["event"] == "admin_import"][-1] == "totp default, by root"

@@ -135,3 +135,19 @@ func XCTAssertThrowsError<T, E: Error & Equatable>(_ body: @autoclosure () throw
                                                    file: StaticString = #filePath, line: UInt = #line) {
     XCTAssertThrowsError(try body(), file: file, line: line) { XCTAssertEqual($0 as? E, expected, file: file, line: line) }
 }
+
+final class DeviceConfigTests: XCTestCase {
+    func testHOTPWindowAndMaxDrift() throws {
+        let defaults = try Config.parse("", path: "c")
+        XCTAssertEqual(defaults.hotpWindow, 10)
+        XCTAssertEqual(defaults.maxDrift, 3600)
+        let c = try Config.parse("hotp_window = 0\nmax_drift = 5m\n", path: "c")
+        XCTAssertEqual(c.hotpWindow, 0)
+        XCTAssertEqual(c.maxDrift, 300)
+        XCTAssertEqual(try Config.parse("max_drift = 0\n", path: "c").maxDrift, 0)
+        XCTAssertEqual(try Config.parse("max_drift = 1d\n", path: "c").maxDrift, 86400)
+        for bad in ["hotp_window = 101", "hotp_window = -1", "max_drift = 2d", "max_drift = soon"] {
+            XCTAssertThrowsError(try Config.parse(bad + "\n", path: "c"), bad)
+        }
+    }
+}
