@@ -65,6 +65,10 @@ public final class SelfService {
             conversation.error(message)
             return .lockedOut
         }
+        // Mail addresses and mailed invitations (SelfServiceRecovery.swift).
+        if command == .email || request.confirm {
+            return recovery(request, user: user, callerUID: callerUID, enrolled: enrolled, conversation: conversation)
+        }
         switch command {
         case .enroll where enrolled && !request.replace:
             conversation.error("\(user) is already enrolled. To move to a new phone, run `twostep enroll --replace` " +
@@ -95,7 +99,7 @@ public final class SelfService {
             // The QR code is the permanent secret: only the authenticator's code shows it.
             let verdict = verifier.authenticate(LoginRequest(user: user, service: service), prompt: prompt,
                                                 acceptsBackupCode: command != .qr,
-                                                conversation: conversation)
+                                                conversation: conversation, selfService: true)
             guard verdict == .success else {
                 if verdict == .failure { conversation.error("That code is not valid; nothing was changed.") }
                 return verdict
@@ -120,7 +124,7 @@ public final class SelfService {
             audit.record(AuditEvent(event: SelfServiceCommand.disable.auditEvent, user: user, service: service, result: "success"))
             conversation.info("Two-step login is now off for \(user). Run `twostep enroll` to turn it on again.")
             return .success
-        case .status:
+        case .status, .email:
             return .denied  // handled above
         }
     }
@@ -136,7 +140,8 @@ public final class SelfService {
     }
 
     /// What `twostep status` and `twostep admin show` tell about a user: facts, never a secret.
-    public static func statusFields(_ user: String, store: UserStore, config: Config, now: Int64) throws -> ServiceData {
+    public static func statusFields(_ user: String, store: UserStore, config: Config, now: Int64,
+                                    fullAddress: Bool = false) throws -> ServiceData {
         guard let record = try store.loadRecord(user) else { return ServiceData([(.user, user), (.enrolled, "false")]) }
         var data = ServiceData([
             (.user, user), (.enrolled, "true"),
@@ -153,6 +158,7 @@ public final class SelfService {
         let locked = state.lockedUntil > now
         data[.locked] = locked ? "true" : "false"
         if locked { data[.lockedUntil] = AuditLog.isoTime(state.lockedUntil) }
+        recoveryFields(record.recovery, into: &data, now: now, fullAddress: fullAddress)
         return data
     }
 

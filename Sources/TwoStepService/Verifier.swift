@@ -8,6 +8,10 @@ import TwoStepStore
 public enum CodeCheck: Equatable {
     case totp(step: Int64)
     case backup(remaining: Int)
+    /// A code of the secret a mailed invitation (`admin rotate-secret`) brought: it replaces the old one.
+    case invitedSecret(step: Int64)
+    /// The support person's one-time code (`admin recovery-code`), now spent.
+    case recoveryCode
     case replayed
     case wrong
 }
@@ -35,8 +39,12 @@ public final class Verifier {
     /// One login's second factor. `prompt` is what the user is asked; self-service says
     /// which app's code it wants. `acceptsBackupCode` is false where only the authenticator
     /// may answer (`twostep qr` shows the permanent secret: a backup code must not reveal it).
+    /// `selfService`: a code that confirms a change, not a login (an administrator's bypass
+    /// lets logins through, never changes). `invitationOnly`: only the first code of a
+    /// mailed invitation's secret counts (`enroll --confirm`).
     public func authenticate(_ request: LoginRequest, prompt: String = Verifier.prompt,
-                             acceptsBackupCode: Bool = true, conversation: Conversation) -> Verdict {
+                             acceptsBackupCode: Bool = true, conversation: Conversation,
+                             selfService: Bool = false, invitationOnly: Bool = false) -> Verdict {
         var req = request
         func log(_ result: String, _ detail: String?, event: String = "verify") {
             audit.record(AuditEvent(event: event, user: req.user, service: req.service,
@@ -93,6 +101,10 @@ public final class Verifier {
             log("failure", "not enrolled")
             return .notEnrolled
         }
+        // An administrator's bypass and a pending invitation are known before the prompt
+        // (RecoveryLogin.swift).
+        if !invitationOnly, let verdict = beforePrompt(req, conversation: conversation, bypass: !selfService,
+                                                       log: { log($0, $1) }) { return verdict }
         if let message = lockoutMessage(state) {
             log("refused", "locked out", event: "lockout")
             conversation.error(message)
@@ -101,6 +113,9 @@ public final class Verifier {
         // The answer stays in SecretBytes (wiped when released) up to the comparison.
         guard let answer = conversation.ask(prompt, echo: false) else {
             return .conversationError
+        }
+        if config.emailFallback && acceptsBackupCode && isEmailRequest(answer) {
+            return emailFallback(req, conversation: conversation, log: { log($0, $1, event: $2) })
         }
         do {
             return try store.withLock(req.user) { () throws -> Verdict in
@@ -119,14 +134,35 @@ public final class Verifier {
                 let before = state
                 let locked = limiter.recordFailure(&state)
                 try store.saveState(state, for: req.user)
-                let check = try self.check(answer, record: record, state: before, acceptsBackupCode: acceptsBackupCode)
+                var check = try self.check(answer, record: record, state: before, acceptsBackupCode: acceptsBackupCode)
+                if invitationOnly && !confirmsInvitation(check, record) { check = .wrong }
                 switch check {
                 case .totp(let step):
                     state = before
                     state.lastStep = step
                     state.failures = []
+                    let shown = try finishInvitation(record, user: req.user)
                     try store.saveState(state, for: req.user)
-                    log("success", "totp")
+                    log("success", shown == nil ? "totp" : "totp, invitation confirmed")
+                    if let shown { conversation.info(shown) }
+                    return .success
+                case .invitedSecret(let step):
+                    try adoptInvitedSecret(record, user: req.user)
+                    state = before
+                    state.lastStep = step
+                    state.failures = []
+                    try store.saveState(state, for: req.user)
+                    log("success", "totp, new secret confirmed")
+                    conversation.info("Your new authenticator is confirmed; codes of the old one no longer work.")
+                    return .success
+                case .recoveryCode:
+                    try store.saveRecord(record, for: req.user)
+                    state = before
+                    state.failures = []
+                    try store.saveState(state, for: req.user)
+                    log("success", "recovery code")
+                    conversation.info("Recovery code accepted; it no longer works. Set up your authenticator again " +
+                                      "(`twostep enroll --replace`) or ask for new backup codes.")
                     return .success
                 case .backup(let remaining):
                     try store.saveRecord(record, for: req.user)
@@ -169,11 +205,20 @@ public final class Verifier {
         var trimmed = OTP.strippingWhitespace(raw)
         defer { Crypto.wipe(&trimmed) }
         if trimmed.count == record.parameters.digits, trimmed.allSatisfy({ $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") }) {
-            let step = try record.secret.withBytes {
+            let inv = record.recovery
+            // An invitation nobody confirmed in time brings nothing: neither its own secret...
+            let step = inv.hasInvitation && inv.invitedSecret == nil && inv.invitationUntil <= now() ? nil : try record.secret.withBytes {
                 try OTP.matchTOTP(code: trimmed, secret: $0, at: now(), parameters: record.parameters, window: config.window)
             }
-            guard let step else { return .wrong }
-            return step > state.lastStep ? .totp(step: step) : .replayed
+            if let step { return step > state.lastStep ? .totp(step: step) : .replayed }
+            // ...nor the new secret of `admin rotate-secret`, tried only when the current one did not match.
+            if let invited = inv.invitedSecret, inv.invitationUntil > now(),
+               let step = try invited.withBytes({
+                   try OTP.matchTOTP(code: trimmed, secret: $0, at: now(), parameters: record.parameters, window: config.window)
+               }) {
+                return step > state.lastStep ? .invitedSecret(step: step) : .replayed
+            }
+            return .wrong
         }
         if acceptsBackupCode, !record.backupHashes.isEmpty {
             let index = try record.backupKey.withBytes {
@@ -183,6 +228,10 @@ public final class Verifier {
                 record.backupHashes.remove(at: index)
                 return .backup(remaining: record.backupHashes.count)
             }
+        }
+        if acceptsBackupCode, try record.recovery.matches(trimmed, record.recovery.recoveryCode, .recovery, now: now()) {
+            record.recovery.recoveryCode = nil
+            return .recoveryCode
         }
         return .wrong
     }

@@ -11,6 +11,8 @@ public final class UserRecord {
     /// Key for the backup-code hashes; new with every set.
     public var backupKey: SecretBytes
     public var backupHashes: [[UInt8]]
+    /// Mail address, mailed and support codes, bypass, invitation (RecoveryFields.swift).
+    public var recovery = RecoveryFields()
 
     public init(secret: [UInt8], parameters: OTPParameters, created: Int64,
                 backupKey: [UInt8], backupHashes: [[UInt8]]) {
@@ -53,6 +55,7 @@ public final class UserRecord {
         line("created", String(created))
         line("backup_key", backupKey.withBytes { hex($0) })
         line("backup", backupHashes.map { hex($0) }.joined(separator: ","))
+        out += recovery.serialized()
         return out
     }
 
@@ -62,7 +65,11 @@ public final class UserRecord {
         func bad(_ why: String) -> StoreError { .damaged(path: path, reason: why) }
         var fields: [String: String] = [:]
         var secret: [UInt8]? = nil
-        defer { if secret != nil { Crypto.wipe(&secret!) } }
+        var invited: [UInt8]? = nil
+        defer {
+            if secret != nil { Crypto.wipe(&secret!) }
+            if invited != nil { Crypto.wipe(&invited!) }
+        }
         for line in bytes.split(separator: UInt8(ascii: "\n")) {
             guard let eq = line.firstIndex(of: UInt8(ascii: "=")) else { throw bad("malformed line") }
             let key = String(decoding: line[line.startIndex..<eq], as: UTF8.self)
@@ -70,6 +77,9 @@ public final class UserRecord {
             if key == "secret" {
                 guard secret == nil, let decoded = Base32.decodeStrict(value) else { throw bad("bad secret") }
                 secret = decoded
+            } else if key == RecoveryFields.secretKey {
+                guard invited == nil, let decoded = Base32.decodeStrict(value) else { throw bad("bad invited secret") }
+                invited = decoded
             } else {
                 fields[key] = String(decoding: value, as: UTF8.self)
             }
@@ -90,8 +100,10 @@ public final class UserRecord {
             hashes.append(bytes)
         }
         // `secret!` is borrowed, not copied, so the wipe above reaches the only buffer.
-        return UserRecord(secret: secret!, parameters: OTPParameters(algorithm: alg, digits: digits, period: period),
-                          created: created, backupKey: backupKey, backupHashes: hashes)
+        let record = UserRecord(secret: secret!, parameters: OTPParameters(algorithm: alg, digits: digits, period: period),
+                                created: created, backupKey: backupKey, backupHashes: hashes)
+        record.recovery = try RecoveryFields.parse(fields, invited: invited, bad: bad)
+        return record
     }
 }
 

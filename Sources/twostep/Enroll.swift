@@ -17,10 +17,15 @@ struct Enroll: ParsableCommand {
         """)
 
     @Flag(help: "Replace an existing enrolment (needs a current code from the old authenticator).") var replace = false
+    @Flag(help: "Confirm a mailed invitation (`admin invite`, `admin rotate-secret`) with a code of its new secret.") var confirm = false
     @OptionGroup var options: SelfServiceOptions
 
+    func validate() throws {
+        if replace && confirm { throw ValidationError("--confirm and --replace do not go together") }
+    }
+
     func run() throws {
-        let data = try runSelfService(.enroll, options, replace: replace)
+        let data = try runSelfService(.enroll, options, replace: replace, confirm: confirm)
         if options.json { try printJSON(jsonObject(data)) }
     }
 }
