@@ -318,6 +318,8 @@ def test_bypass_passes_without_a_code_until_cancelled_and_is_audited_with_the_ad
     assert b["detail"].startswith("by opsadmin: until ") and "phone lost on holiday" in b["detail"]
     assert "bypass_until" in inst.cli("admin", "show", "root").stdout
     assert "BYPASS until" in inst.cli("admin", "list").stdout
+    assert [b["user"] for b in json.loads(inst.cli("admin", "report", "--json").stdout)["bypasses"]] == ["root"]
+    assert "active bypasses: root (until" in inst.cli("admin", "report").stdout
     inst.cli("admin", "bypass", "root", "--cancel", env=env)
     assert harness_login(inst.pamdir, "tstest", "root", None) != PAM_SUCCESS
     assert harness_login(inst.pamdir, "tstest", "root", oathtool()) == PAM_SUCCESS
@@ -431,3 +433,22 @@ def test_user_confirms_an_address_later_with_email_confirm(host):
     r = host.as_user(user, "email", "--confirm", code, input=f"{PASSWORD}\n")
     assert r.returncode == 0, r.stdout + r.stderr
     assert f"email: {user}@localhost" in host.inst.cli("admin", "show", user).stdout
+
+
+def test_admin_changes_name_the_acting_administrator_and_the_reason(inst, users):
+    alice = users()
+    inst.write_config(rate_limit="2/300", lockout="1h")
+    inst.enroll(alice)
+    inst.service()
+    for _ in range(2):
+        harness_login(inst.pamdir, "tstest", alice, wrong(oathtool()))
+    inst.cli("admin", "unlock", alice, "--reason", "locked by a typo", env=dict(os.environ, SUDO_USER="opsadmin"))
+    assert events(inst, "admin_unlock", alice)[-1]["detail"] == "by opsadmin: locked by a typo"
+    inst.cli("admin", "reset", alice, "--reason", "ticket 4711", env=dict(os.environ, SUDO_USER="helpdesk"))
+    assert events(inst, "admin_reset", alice)[-1]["detail"] == "by helpdesk: ticket 4711"
+    env = {k: v for k, v in os.environ.items() if k != "SUDO_USER"}
+    inst.enroll(alice)
+    inst.cli("admin", "unlock", alice, env=env)
+    assert events(inst, "admin_unlock", alice)[-1]["detail"] == "by root"
+    r = inst.cli("admin", "reset", alice, "--reason", "two\nlines", check=False)
+    assert r.returncode != 0 and "one line" in r.stderr

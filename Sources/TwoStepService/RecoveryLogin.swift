@@ -99,6 +99,11 @@ extension Verifier {
                 guard let record = try store.loadRecord(req.user) else { return .failure(.message(nil, "not enrolled")) }
                 let state = try store.loadState(req.user)
                 if let message = lockoutMessage(state) { return .failure(.locked(message)) }
+                guard !(record.recovery.hasInvitation && record.recovery.invitedSecret == nil) else {
+                    // The mail is a way back in for an authenticator that was lost, not around setting one up.
+                    return .failure(.message("Finish setting up two-step login first (the invitation mail); no mail was sent.",
+                                             "email fallback: invitation not confirmed"))
+                }
                 guard let to = record.recovery.email else {
                     return .failure(.message("No confirmed email address is set for \(req.user); no mail was sent.",
                                              "email fallback: no confirmed address"))

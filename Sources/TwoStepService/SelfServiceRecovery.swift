@@ -43,12 +43,20 @@ extension SelfService {
             do {
                 code = try store.withLock(user) { () throws -> String in
                     guard let record = try store.loadRecord(user) else { throw StoreError.badKey("record vanished") }
+                    // Mails to a new address count against the same hourly limit as login codes.
+                    record.recovery.mailTimes = record.recovery.mailTimes.filter { $0 > t - 3600 && $0 <= t }
+                    guard record.recovery.mailTimes.count < Verifier.mailsPerHour else { throw MailLimit() }
+                    record.recovery.mailTimes.append(t)
                     let (code, hashed) = try record.recovery.newCode(.address, expires: t + Int64(config.emailCodeTTL))
                     record.recovery.emailPending = request.address
                     record.recovery.emailPendingCode = hashed
                     try store.saveRecord(record, for: user)
                     return code
                 }
+            } catch is MailLimit {
+                conversation.error("\(Verifier.mailsPerHour) mails were sent to \(user) within the hour; try again later.")
+                audit.record(AuditEvent(event: event, user: user, service: service, result: "refused", detail: "mail limit"))
+                return .denied
             } catch {
                 conversation.error("Could not save the address: \(error)")
                 return .systemError
@@ -149,3 +157,5 @@ func recoveryFields(_ r: RecoveryFields, into data: inout ServiceData, now: Int6
     }
     if r.hasInvitation { data[.invitationPendingUntil] = AuditLog.isoTime(r.invitationUntil) }
 }
+
+struct MailLimit: Error {}

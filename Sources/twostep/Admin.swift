@@ -216,7 +216,7 @@ extension Admin {
             ctx.audit.record(AuditEvent(event: "admin_rotate_key", user: "-", service: "twostep",
                                         result: failed.isEmpty ? "success" : "failure",
                                         detail: "\(plan.previousKey.map { "\($0) -> " } ?? "resumed, ")\(plan.activeKey): " +
-                                                "\(plan.users.count - failed.count) re-sealed, \(failed.count) failed, by \(invokingUser())"))
+                                                "\(plan.users.count - failed.count) re-sealed, \(failed.count) failed, by \(actingAdmin())"))
             if retire {
                 let (removed, kept) = try withCLIErrors { try rotation.retire() }
                 if !removed.isEmpty { print("twostep: removed old key(s): \(removed.joined(separator: ", "))") }
