@@ -109,14 +109,12 @@ extension Verifier {
                                              "email fallback: no confirmed address"))
                 }
                 let t = now()
-                record.recovery.mailTimes = record.recovery.mailTimes.filter { $0 > t - 3600 && $0 <= t }
-                guard record.recovery.mailTimes.count < Self.mailsPerHour else {
+                guard record.recovery.reserveMail(now: t, perHour: Self.mailsPerHour) else {
                     return .failure(.message("\(Self.mailsPerHour) mails were sent within the hour; no more now. " +
                                              "Use a backup code or ask an administrator.", "email fallback: mail limit"))
                 }
                 let (code, hashed) = try record.recovery.newCode(.login, expires: t + Int64(config.emailCodeTTL))
                 record.recovery.loginCode = hashed
-                record.recovery.mailTimes.append(t)
                 try store.saveRecord(record, for: req.user)
                 return .success((to, code))
             }

@@ -44,9 +44,7 @@ extension SelfService {
                 code = try store.withLock(user) { () throws -> String in
                     guard let record = try store.loadRecord(user) else { throw StoreError.badKey("record vanished") }
                     // Mails to a new address count against the same hourly limit as login codes.
-                    record.recovery.mailTimes = record.recovery.mailTimes.filter { $0 > t - 3600 && $0 <= t }
-                    guard record.recovery.mailTimes.count < Verifier.mailsPerHour else { throw MailLimit() }
-                    record.recovery.mailTimes.append(t)
+                    guard record.recovery.reserveMail(now: t, perHour: Verifier.mailsPerHour) else { throw MailLimit() }
                     let (code, hashed) = try record.recovery.newCode(.address, expires: t + Int64(config.emailCodeTTL))
                     record.recovery.emailPending = request.address
                     record.recovery.emailPendingCode = hashed

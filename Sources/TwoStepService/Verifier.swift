@@ -136,43 +136,34 @@ public final class Verifier {
                 try store.saveState(state, for: req.user)
                 var check = try self.check(answer, record: record, state: before, acceptsBackupCode: acceptsBackupCode)
                 if invitationOnly && !confirmsInvitation(check, record) { check = .wrong }
+                // Every success: the counted attempt taken back, the step (of a TOTP code) marked used.
+                func succeed(step: Int64?, _ detail: String, _ message: String?) throws -> Verdict {
+                    state = before
+                    if let step { state.lastStep = step }
+                    state.failures = []
+                    try store.saveState(state, for: req.user)
+                    log("success", detail)
+                    if let message { conversation.info(message) }
+                    return .success
+                }
                 switch check {
                 case .totp(let step):
-                    state = before
-                    state.lastStep = step
-                    state.failures = []
                     let shown = try finishInvitation(record, user: req.user)
-                    try store.saveState(state, for: req.user)
-                    log("success", shown == nil ? "totp" : "totp, invitation confirmed")
-                    if let shown { conversation.info(shown) }
-                    return .success
+                    return try succeed(step: step, shown == nil ? "totp" : "totp, invitation confirmed", shown)
                 case .invitedSecret(let step):
                     try adoptInvitedSecret(record, user: req.user)
-                    state = before
-                    state.lastStep = step
-                    state.failures = []
-                    try store.saveState(state, for: req.user)
-                    log("success", "totp, new secret confirmed")
-                    conversation.info("Your new authenticator is confirmed; codes of the old one no longer work.")
-                    return .success
+                    return try succeed(step: step, "totp, new secret confirmed",
+                                       "Your new authenticator is confirmed; codes of the old one no longer work.")
                 case .recoveryCode:
                     try store.saveRecord(record, for: req.user)
-                    state = before
-                    state.failures = []
-                    try store.saveState(state, for: req.user)
-                    log("success", "recovery code")
-                    conversation.info("Recovery code accepted; it no longer works. Set up your authenticator again " +
-                                      "(`twostep enroll --replace`) or ask for new backup codes.")
-                    return .success
+                    return try succeed(step: nil, "recovery code",
+                                       "Recovery code accepted; it no longer works. Set up your authenticator again " +
+                                       "(`twostep enroll --replace`) or ask for new backup codes.")
                 case .backup(let remaining):
                     try store.saveRecord(record, for: req.user)
-                    state = before
-                    state.failures = []
-                    try store.saveState(state, for: req.user)
-                    log("success", "backup code, \(remaining) left")
-                    conversation.info("Backup code accepted; \(remaining) left." +
-                                      (remaining <= 3 ? " Run `twostep backup-codes` for a new set." : ""))
-                    return .success
+                    return try succeed(step: nil, "backup code, \(remaining) left",
+                                       "Backup code accepted; \(remaining) left." +
+                                       (remaining <= 3 ? " Run `twostep backup-codes` for a new set." : ""))
                 case .replayed, .wrong:
                     log("failure", check == .replayed ? "code already used" : "wrong code")
                     if locked {

@@ -66,8 +66,14 @@ public struct RecoveryFields {
         return try codeKey!.withBytes { try Crypto.hmac(.sha256, key: $0, message: Array(purpose.rawValue.utf8) + [0] + normalized) }
     }
 
-    /// Mails sent within the hour before `now`.
-    public func recentMails(now: Int64) -> Int { mailTimes.filter { $0 > now - 3600 && $0 <= now }.count }
+    /// Counts a mail to this user at `now` unless `perHour` went out within the hour before;
+    /// false (nothing counted) when the limit is reached.
+    public mutating func reserveMail(now: Int64, perHour: Int) -> Bool {
+        mailTimes = mailTimes.filter { $0 > now - 3600 && $0 <= now }
+        guard mailTimes.count < perHour else { return false }
+        mailTimes.append(now)
+        return true
+    }
 
     public var hasInvitation: Bool { invitationUntil > 0 }
 
