@@ -89,12 +89,12 @@ def setup(inst, user, **conf):
     inst.service()
 
 
-def email_login(inst, user, mailbox_of=None, typed=None, expect_mail=True, sleep=0):
+def email_login(inst, user, mailbox_of=None, typed=None, expect_mail=True, sleep=0, service="tstest"):
     """A login that answers `email`, reads the mail that arrives and types its code (or
     `typed(code)`). Returns (returncode, stderr, code)."""
     mailbox_of = mailbox_of or user
     before = len(mails(mailbox_of))
-    p = subprocess.Popen([CLI, "try", "--service", "tstest", "--pam-dir", inst.pamdir, "--user", user],
+    p = subprocess.Popen([CLI, "try", "--service", service, "--pam-dir", inst.pamdir, "--user", user],
                          stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     p.stdin.write("email\n")
     p.stdin.flush()
@@ -135,6 +135,29 @@ def test_email_code_passes_once_and_the_fourth_mail_in_an_hour_is_refused(inst, 
     assert rc != 0 and "3 mails were sent within the hour" in out
     assert len(events(inst, "mail_sent", alice)) == 3
     assert events(inst, "email_fallback", alice)[-1]["detail"] == "email fallback: mail limit"
+
+
+def test_email_fallback_through_the_running_helper(inst, users):
+    """Logins relayed to `twostep-helper serve` (module `socket=`, no helper to spawn): the
+    pre-forked worker runs the mail command and waits for it like a spawned helper."""
+    import signal
+    from conftest import HELPER, MODULE, wait_for_socket
+    alice = users()
+    setup(inst, alice)
+    sock = os.path.join(inst.root, "verify.sock")
+    with open(os.path.join(inst.pamdir, "socktest"), "w") as f:
+        f.write(f"auth required {MODULE} helper=/nonexistent config={inst.conf} socket={sock} timeout=20\n"
+                "account required pam_permit.so\n")
+    server = subprocess.Popen([HELPER, "serve", "--config", inst.conf, "--socket", sock],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        wait_for_socket(sock, server)
+        rc, out, _ = email_login(inst, alice, service="socktest")
+        assert rc == 0, out
+        assert events(inst, "verify", alice)[-1]["detail"] == "email code"
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(timeout=10)
 
 
 def test_expired_email_code_is_refused(inst, users):
