@@ -323,6 +323,24 @@ def test_rotate_secret_mails_a_new_secret_and_the_old_works_until_it_is_confirme
     assert rot and "laptop stolen" in rot[-1]["detail"]
 
 
+def test_rotate_secret_replaces_only_the_primary_authenticator(inst, users):
+    alice = users()
+    phone2 = "GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ"
+    inst.write_config(mail_from=MAIL_FROM)
+    inst.enroll(alice)
+    inst.cli("admin", "import", alice, "--name", "phone2", "--secret", "-", input=phone2 + "\n")
+    inst.cli("admin", "email", alice, f"{alice}@localhost")
+    inst.service()
+    inst.cli("admin", "rotate-secret", alice, "--reason", "default's QR code was photographed")
+    _, _, key = read_invitation(alice)
+    now = time.time()
+    assert harness_login(inst.pamdir, "tstest", alice, oathtool(key, at=now)) == PAM_SUCCESS
+    assert events(inst, "enroll", alice)[-1]["detail"] == "new secret confirmed for totp default"
+    assert harness_login(inst.pamdir, "tstest", alice, oathtool(SECRET, at=now + 30)) == PAM_AUTH_ERR
+    assert harness_login(inst.pamdir, "tstest", alice, oathtool(phone2, at=now + 30)) == PAM_SUCCESS
+    assert harness_login(inst.pamdir, "tstest", alice, oathtool(key, at=now + 30)) == PAM_SUCCESS
+
+
 # --- administrator's override -----------------------------------------------------------------
 
 def test_bypass_passes_without_a_code_until_cancelled_and_is_audited_with_the_admin(inst):

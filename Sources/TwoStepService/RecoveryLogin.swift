@@ -60,19 +60,22 @@ extension Verifier {
         return EnrollmentWizard.backupText(codes) + "\nDone: \(user) is enrolled."
     }
 
-    /// `admin rotate-secret`'s new secret confirmed: it replaces the old one, which stops
-    /// working; the backup codes, address and the rest stay. The caller holds the lock.
-    func adoptInvitedSecret(_ record: UserRecord, user: String) throws {
-        guard let invited = record.recovery.invitedSecret else { return }
-        let renewed = invited.withBytes {
-            UserRecord(secret: $0, parameters: record.parameters, created: now(), backupKey: [], backupHashes: record.backupHashes)
+    /// `admin rotate-secret`'s new secret confirmed: it replaces the primary authenticator's
+    /// (same name, the config's parameters it was mailed with), whose codes stop working; the
+    /// other authenticators, backup codes and address stay. Returns the authenticator's name.
+    /// The caller holds the lock.
+    func adoptInvitedSecret(_ record: UserRecord, user: String) throws -> String {
+        let name = record.primary.name
+        guard let invited = record.recovery.invitedSecret else { return name }
+        try invited.withBytes {
+            try record.add(Authenticator(name: name, secret: $0, parameters: config.otpParameters, added: now()), replace: true)
         }
-        renewed.backupKey = record.backupKey
-        renewed.recovery = record.recovery
-        renewed.recovery.invitedSecret = nil
-        renewed.recovery.invitationUntil = 0
-        try store.saveRecord(renewed, for: user)
-        audit.record(AuditEvent(event: "enroll", user: user, service: "twostep", result: "success", detail: "new secret confirmed"))
+        record.recovery.invitedSecret = nil
+        record.recovery.invitationUntil = 0
+        try store.saveRecord(record, for: user)
+        audit.record(AuditEvent(event: "enroll", user: user, service: "twostep", result: "success",
+                                detail: "new secret confirmed for totp \(name)"))
+        return name
     }
 
     /// Whether a checked answer is the first code of the record's invitation.

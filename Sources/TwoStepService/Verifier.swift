@@ -6,9 +6,13 @@ import TwoStepStore
 
 /// What one answer was, once checked.
 public enum CodeCheck: Equatable {
-    case totp(step: Int64)
+    /// A TOTP code of the named authenticator, at this time step.
+    case totp(name: String, step: Int64)
+    /// An HOTP code of the named authenticator, at this counter.
+    case hotp(name: String, counter: UInt64)
     case backup(remaining: Int)
-    /// A code of the secret a mailed invitation (`admin rotate-secret`) brought: it replaces the old one.
+    /// A code of the secret a mailed invitation (`admin rotate-secret`) brought: it replaces
+    /// the primary authenticator's.
     case invitedSecret(step: Int64)
     /// The support person's one-time code (`admin recovery-code`), now spent.
     case recoveryCode
@@ -16,9 +20,10 @@ public enum CodeCheck: Equatable {
     case wrong
 }
 
-/// The helper's decisions: one prompt that takes a TOTP code or a backup code, the
-/// window, replay protection, one-time backup codes and the 2FA limiter. The clock is
-/// injected so tests can stand at any window edge.
+/// The helper's decisions: one prompt that takes a code from any of the user's
+/// authenticators (TOTP or HOTP) or a backup code; the window, each authenticator's replay
+/// mark, HOTP counter and learned clock drift; one-time backup codes; the 2FA limiter (per
+/// user). The clock is injected so tests can stand at any window edge.
 public final class Verifier {
     public let config: Config
     let store: UserStore
@@ -39,11 +44,13 @@ public final class Verifier {
     /// One login's second factor. `prompt` is what the user is asked; self-service says
     /// which app's code it wants. `acceptsBackupCode` is false where only the authenticator
     /// may answer (`twostep qr` shows the permanent secret: a backup code must not reveal it).
-    /// `selfService`: a code that confirms a change, not a login (an administrator's bypass
-    /// lets logins through, never changes). `invitationOnly`: only the first code of a
-    /// mailed invitation's secret counts (`enroll --confirm`).
+    /// `excluding` names an authenticator whose codes do not count here (removing it needs
+    /// a code from another one). `selfService`: a code that confirms a change, not a login
+    /// (an administrator's bypass lets logins through, never changes). `invitationOnly`: only
+    /// the first code of a mailed invitation's secret counts (`enroll --confirm`).
     public func authenticate(_ request: LoginRequest, prompt: String = Verifier.prompt,
-                             acceptsBackupCode: Bool = true, conversation: Conversation,
+                             acceptsBackupCode: Bool = true, excluding: String? = nil,
+                             conversation: Conversation,
                              selfService: Bool = false, invitationOnly: Bool = false) -> Verdict {
         var req = request
         func log(_ result: String, _ detail: String?, event: String = "verify") {
@@ -134,34 +141,43 @@ public final class Verifier {
                 let before = state
                 let locked = limiter.recordFailure(&state)
                 try store.saveState(state, for: req.user)
-                var check = try self.check(answer, record: record, state: before, acceptsBackupCode: acceptsBackupCode)
+                var check = try self.check(answer, record: record, state: before, acceptsBackupCode: acceptsBackupCode,
+                                           excluding: excluding)
                 if invitationOnly && !confirmsInvitation(check, record) { check = .wrong }
-                // Every success: the counted attempt taken back, the step (of a TOTP code) marked used.
-                func succeed(step: Int64?, _ detail: String, _ message: String?) throws -> Verdict {
-                    state = before
-                    if let step { state.lastStep = step }
-                    state.failures = []
+                // Every success: the counted attempt taken back (`accepted` also marks a code spent).
+                func succeed(_ accepted: UserState?, _ detail: String, _ message: String?) throws -> Verdict {
+                    if let accepted {
+                        state = accepted
+                    } else {
+                        state = before
+                        state.failures = []
+                    }
                     try store.saveState(state, for: req.user)
                     log("success", detail)
                     if let message { conversation.info(message) }
                     return .success
                 }
                 switch check {
-                case .totp(let step):
+                case .totp, .hotp:
                     let shown = try finishInvitation(record, user: req.user)
-                    return try succeed(step: step, shown == nil ? "totp" : "totp, invitation confirmed", shown)
+                    let label = check.authenticatorLabel ?? ""
+                    return try succeed(self.accepted(check, record: record, state: before),
+                                       shown == nil ? label : label + ", invitation confirmed", shown)
                 case .invitedSecret(let step):
-                    try adoptInvitedSecret(record, user: req.user)
-                    return try succeed(step: step, "totp, new secret confirmed",
+                    let name = try adoptInvitedSecret(record, user: req.user)
+                    var adopted = before
+                    adopted.failures = []
+                    adopted.devices[name] = AuthenticatorState(lastStep: step, lastUsed: now())
+                    return try succeed(adopted, "totp, new secret confirmed",
                                        "Your new authenticator is confirmed; codes of the old one no longer work.")
                 case .recoveryCode:
                     try store.saveRecord(record, for: req.user)
-                    return try succeed(step: nil, "recovery code",
+                    return try succeed(nil, "recovery code",
                                        "Recovery code accepted; it no longer works. Set up your authenticator again " +
                                        "(`twostep enroll --replace`) or ask for new backup codes.")
                 case .backup(let remaining):
                     try store.saveRecord(record, for: req.user)
-                    return try succeed(step: nil, "backup code, \(remaining) left",
+                    return try succeed(nil, "backup code, \(remaining) left",
                                        "Backup code accepted; \(remaining) left." +
                                        (remaining <= 3 ? " Run `twostep backup-codes` for a new set." : ""))
                 case .replayed, .wrong:
@@ -185,31 +201,31 @@ public final class Verifier {
     /// step at or before the last accepted one is a replay. A matching backup code is
     /// removed from `record` (the caller saves it).
     public func check(_ answer: SecretBytes, record: UserRecord, state: UserState,
-                      acceptsBackupCode: Bool = true) throws -> CodeCheck {
+                      acceptsBackupCode: Bool = true, excluding: String? = nil) throws -> CodeCheck {
         try answer.withBytes {
-            try check(answerBytes: $0, record: record, state: state, acceptsBackupCode: acceptsBackupCode)
+            try check(answerBytes: $0, record: record, state: state, acceptsBackupCode: acceptsBackupCode, excluding: excluding)
         }
     }
 
     func check(answerBytes raw: [UInt8], record: UserRecord, state: UserState,
-               acceptsBackupCode: Bool = true) throws -> CodeCheck {
+               acceptsBackupCode: Bool = true, excluding: String? = nil) throws -> CodeCheck {
         var trimmed = OTP.strippingWhitespace(raw)
         defer { Crypto.wipe(&trimmed) }
-        if trimmed.count == record.parameters.digits, trimmed.allSatisfy({ $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") }) {
-            let inv = record.recovery
-            // An invitation nobody confirmed in time brings nothing: neither its own secret...
-            let step = inv.hasInvitation && inv.invitedSecret == nil && inv.invitationUntil <= now() ? nil : try record.secret.withBytes {
-                try OTP.matchTOTP(code: trimmed, secret: $0, at: now(), parameters: record.parameters, window: config.window)
+        let inv = record.recovery
+        // An invitation nobody confirmed in time brings nothing: neither its own secret...
+        let lapsed = inv.hasInvitation && inv.invitedSecret == nil && inv.invitationUntil <= now()
+        let candidates = lapsed ? [] : record.authenticators.filter { $0.name != excluding && $0.parameters.digits == trimmed.count }
+        // ...nor, after its time, the new secret of `admin rotate-secret`, which is tried only
+        // when no authenticator took the code.
+        let invited = inv.invitationUntil > now() && trimmed.count == config.otpParameters.digits ? inv.invitedSecret : nil
+        if !candidates.isEmpty || invited != nil, trimmed.allSatisfy({ $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") }) {
+            let found = try matchAuthenticators(trimmed, candidates, state: state)
+            if found == .wrong, let invited, let step = try invited.withBytes({
+                try OTP.matchTOTP(code: trimmed, secret: $0, at: now(), parameters: config.otpParameters, window: config.window)
+            }) {
+                return step > state.device(record.primary.name).lastStep ? .invitedSecret(step: step) : .replayed
             }
-            if let step { return step > state.lastStep ? .totp(step: step) : .replayed }
-            // ...nor the new secret of `admin rotate-secret`, tried only when the current one did not match.
-            if let invited = inv.invitedSecret, inv.invitationUntil > now(),
-               let step = try invited.withBytes({
-                   try OTP.matchTOTP(code: trimmed, secret: $0, at: now(), parameters: record.parameters, window: config.window)
-               }) {
-                return step > state.lastStep ? .invitedSecret(step: step) : .replayed
-            }
-            return .wrong
+            return found
         }
         if acceptsBackupCode, !record.backupHashes.isEmpty {
             let index = try record.backupKey.withBytes {
@@ -225,6 +241,90 @@ public final class Verifier {
             return .recoveryCode
         }
         return .wrong
+    }
+
+    /// Every authenticator of `candidates` (codes of their length, digits only) is tried, with
+    /// no early exit; the first that accepts wins. A match at or before an authenticator's
+    /// mark is a replay.
+    func matchAuthenticators(_ trimmed: [UInt8], _ candidates: [Authenticator], state: UserState) throws -> CodeCheck {
+        var found: CodeCheck? = nil
+        var replayed = false
+        for a in candidates {
+            let device = state.device(a.name)
+            switch a.kind {
+            case .totp:
+                guard let at = shiftedNow(a, device) else { continue }
+                let step = try a.secret.withBytes {
+                    try OTP.matchTOTP(code: trimmed, secret: $0, at: at, parameters: a.parameters, window: config.window)
+                }
+                guard let step else { continue }
+                if step > device.lastStep { found = found ?? .totp(name: a.name, step: step) } else { replayed = true }
+            case .hotp:
+                // RFC 4226 §7.4: look ahead hotp_window counters from the next expected one;
+                // every counter below it is spent, so a code never passes twice.
+                let (last, overflow) = device.counter.addingReportingOverflow(UInt64(config.hotpWindow))
+                guard !overflow else { continue }
+                let counter = try a.secret.withBytes {
+                    try OTP.matchCounter(code: trimmed, secret: $0, counters: device.counter...last,
+                                         digits: a.parameters.digits, algorithm: a.parameters.algorithm)
+                }
+                if let counter { found = found ?? .hotp(name: a.name, counter: counter) }
+            }
+        }
+        return found ?? (replayed ? .replayed : .wrong)
+    }
+
+    /// The steps of `max_drift` for this authenticator (0 when drift is off).
+    func maxDriftSteps(_ a: Authenticator) -> Int64 {
+        Int64(config.maxDrift / a.parameters.period)
+    }
+
+    /// A TOTP authenticator's offset, as far as `max_drift` allows (a state written under a
+    /// larger `max_drift` is held to today's).
+    func drift(_ a: Authenticator, _ device: AuthenticatorState) -> Int64 {
+        let limit = maxDriftSteps(a)
+        return min(max(device.drift, -limit), limit)
+    }
+
+    /// Now as this TOTP authenticator's clock shows it (now + its offset in steps); nil at
+    /// the far ends of time.
+    func shiftedNow(_ a: Authenticator, _ device: AuthenticatorState) -> Int64? {
+        let (shift, o1) = drift(a, device).multipliedReportingOverflow(by: Int64(a.parameters.period))
+        let (at, o2) = now().addingReportingOverflow(shift)
+        return o1 || o2 ? nil : at
+    }
+
+    /// The state after an accepted code: TOTP marks its step spent and learns drift (the
+    /// offset moves one step towards where the code was found, never beyond `max_drift`);
+    /// HOTP moves the counter past the code. The failure just counted is dropped, and the
+    /// state of authenticators no longer in the record with it.
+    public func accepted(_ check: CodeCheck, record: UserRecord, state before: UserState) -> UserState {
+        var state = before
+        state.failures = []
+        state.devices = state.devices.filter { record.authenticator(named: $0.key) != nil }
+        switch check {
+        case .totp(let name, let step):
+            guard let a = record.authenticator(named: name) else { return state }
+            var device = state.device(name)
+            device.drift = drift(a, device)
+            if let at = shiftedNow(a, device) {
+                let expected = a.parameters.step(at: at)
+                if step != expected {
+                    device.drift = min(max(device.drift + (step > expected ? 1 : -1), -maxDriftSteps(a)), maxDriftSteps(a))
+                }
+            }
+            device.lastStep = step
+            device.lastUsed = now()
+            state.devices[name] = device
+        case .hotp(let name, let counter):
+            var device = state.device(name)
+            device.counter = counter == .max ? counter : counter + 1
+            device.lastUsed = now()
+            state.devices[name] = device
+        case .backup, .invitedSecret, .recoveryCode, .replayed, .wrong:
+            break
+        }
+        return state
     }
 
     /// Counts a failure that is not a code (a wrong password in self-service) against the
@@ -303,6 +403,17 @@ public struct RateLimiter {
         let until = AuditLog.isoTime(state.lockedUntil)
         return "Too many wrong verification codes: two-step login is locked for \(describe(seconds: left)) " +
                "(until \(until)). Ask an administrator to run `twostep admin unlock` if this was not you."
+    }
+}
+
+extension CodeCheck {
+    /// `totp default`, `hotp yubikey`: which authenticator passed, for the audit log.
+    public var authenticatorLabel: String? {
+        switch self {
+        case .totp(let name, _): return "totp " + name
+        case .hotp(let name, _): return "hotp " + name
+        default: return nil
+        }
     }
 }
 

@@ -54,6 +54,11 @@ public struct Config: Equatable {
     public var emailCodeTTL = 600
     /// Seconds a mailed invitation (`admin invite`, `admin rotate-secret`) waits for its first code.
     public var inviteTTL = 7 * 86400
+    /// HOTP look-ahead: a code at counter c ... c + hotpWindow passes (c = next expected).
+    public var hotpWindow = 10
+    /// How far (seconds) a TOTP authenticator's learned or resynchronised clock offset may
+    /// reach; 0 turns drift learning and TOTP resync off.
+    public var maxDrift = 3600
 
     public static let defaultPath = "/etc/twostep/twostep.conf"
     public static let knownKeys = ["state_dir", "key_dir", "audit_log", "window", "digits", "period",
@@ -61,7 +66,8 @@ public struct Config: Equatable {
                                    "enroll", "require", "password_service", "max_connections",
                                    "store", "database", "database_password_file",
                                    "mail_command", "mail_from", "mail_timeout",
-                                   "email_fallback", "email_code_ttl", "invite_ttl"]
+                                   "email_fallback", "email_code_ttl", "invite_ttl",
+                                   "hotp_window", "max_drift"]
 
     public init(path: String = Config.defaultPath) { self.path = path }
 
@@ -173,6 +179,11 @@ public struct Config: Equatable {
             case "invite_ttl":
                 c.inviteTTL = try duration(value, fail)
                 guard c.inviteTTL <= 30 * 86400 else { throw fail("at most 30d") }
+            case "hotp_window": c.hotpWindow = try integer(value, 0...100, fail)
+            case "max_drift":
+                if value == "0" { c.maxDrift = 0; break }
+                c.maxDrift = try duration(value, fail)
+                guard c.maxDrift <= 86400 else { throw fail("at most 1d") }
             default: throw fail("unknown key")
             }
         }

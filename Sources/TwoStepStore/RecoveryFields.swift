@@ -80,6 +80,9 @@ public struct RecoveryFields {
     // MARK: the record's lines
 
     static let secretKey = "invited_secret"
+    /// The record's lines these fields own (besides `invited_secret`).
+    static let keys: Set<String> = ["email", "email_pending", "email_pending_code", "login_code", "mail_times",
+                                    "bypass_until", "bypass_note", "recovery_code", "invitation_until", "code_key"]
 
     /// The lines to append to the record's plaintext (the invited secret as bytes, never a String).
     func serialized() -> [UInt8] {

@@ -236,7 +236,7 @@ extension Admin {
         static let configuration = CommandConfiguration(
             commandName: "rotate-secret",
             abstract: "Mail USER an invitation for a new secret; the old one keeps working until the new one is confirmed.",
-            discussion: "For a secret that may have leaked. The user adds the new account to their app and types one of its codes (at login, or `twostep enroll --confirm`); from then on only the new secret works.")
+            discussion: "For a secret that may have leaked: the primary authenticator's (`default`, else the first added). The user adds the new account to their app and types one of its codes (at login, or `twostep enroll --confirm`); from then on the new secret replaces the old one. Other authenticators are left alone.")
         @Argument(help: "The user.") var user: String
         @Option(help: "Why (written to the audit log).") var reason: String?
         @OptionGroup var options: ConfigOptions
