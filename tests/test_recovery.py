@@ -240,6 +240,14 @@ def test_an_unconfirmed_address_gets_no_login_code(inst, users):
     assert rc == 0, out
 
 
+def test_a_new_phone_keeps_the_confirmed_address(inst, users):
+    alice = users()
+    setup(inst, alice)
+    r = inst.cli("enroll", "--replace", "--json", "--user", alice, input=oathtool() + "\n")
+    assert json.loads(r.stdout)["otpauth_uri"].startswith("otpauth://")
+    assert f"email: {alice}@localhost" in inst.cli("admin", "show", alice).stdout
+
+
 # --- invitations ------------------------------------------------------------------------------
 
 def read_invitation(user, n=1):
