@@ -225,7 +225,10 @@ public final class Verifier {
             }) {
                 return step > state.device(record.primary.name).lastStep ? .invitedSecret(step: step) : .replayed
             }
-            return found
+            if found != .wrong { return found }
+            // 8 digits that are no code of an 8-digit authenticator may still be an imported
+            // google-authenticator scratch code: the digits typed decide what is tried.
+            if trimmed.count != BackupCodes.scratchCodeLength { return .wrong }
         }
         if acceptsBackupCode, !record.backupHashes.isEmpty {
             let index = try record.backupKey.withBytes {
