@@ -39,16 +39,7 @@ public enum BackupCodes {
     public static func generate() throws -> [String] {
         var codes: [String] = []
         while codes.count < count {
-            var random = try Crypto.randomBytes(7)  // 56 bits, 50 used
-            defer { Crypto.wipe(&random) }
-            var buffer: UInt64 = 0
-            for b in random { buffer = (buffer << 8) | UInt64(b) }
-            var chars: [UInt8] = []
-            for i in 0..<length {
-                if i == 5 { chars.append(UInt8(ascii: "-")) }
-                chars.append(alphabetBytes[Int((buffer >> UInt64(5 * i)) & 0x1f)])
-            }
-            let code = String(decoding: chars, as: UTF8.self)
+            let code = try randomCode(length: length)
             if !codes.contains(code) { codes.append(code) }
         }
         return codes
@@ -56,6 +47,30 @@ public enum BackupCodes {
 
     /// google-authenticator's scratch codes, imported as backup codes: 8 decimal digits.
     public static let scratchCodeLength = 8
+    /// One code of `length` characters of the alphabet (5 random bits each), a hyphen
+    /// after the first half: backup codes (10) and the short-lived mailed and support
+    /// codes (8, `shortLength`).
+    public static func randomCode(length: Int) throws -> String {
+        var random = try Crypto.randomBytes((5 * length + 7) / 8)
+        defer { Crypto.wipe(&random) }
+        var chars: [UInt8] = []
+        var buffer: UInt64 = 0, bits = 0, taken = 0
+        for b in random {
+            buffer = (buffer << 8) | UInt64(b)
+            bits += 8
+            while bits >= 5 && taken < length {
+                bits -= 5
+                if taken == length / 2 { chars.append(UInt8(ascii: "-")) }
+                chars.append(alphabetBytes[Int((buffer >> UInt64(bits)) & 0x1f)])
+                taken += 1
+            }
+        }
+        buffer = 0
+        return String(decoding: chars, as: UTF8.self)
+    }
+
+    /// Characters of a mailed login code, an address confirmation or a support recovery code.
+    public static let shortLength = 8
 
     /// Lower-cases, drops spaces and hyphens, maps o to 0 and i, l to 1. Returns nil unless
     /// exactly `length` characters of the alphabet remain, or exactly `scratchCodeLength`
@@ -66,7 +81,7 @@ public enum BackupCodes {
     }
 
     /// The same over bytes, so a typed answer never has to become a String.
-    public static func normalize(_ input: [UInt8]) -> [UInt8]? {
+    public static func normalize(_ input: [UInt8], length: Int = BackupCodes.length) -> [UInt8]? {
         var digits = input.filter { $0 != UInt8(ascii: " ") && $0 != UInt8(ascii: "-") }
         if digits.count == scratchCodeLength, digits.allSatisfy({ $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") }) {
             return digits

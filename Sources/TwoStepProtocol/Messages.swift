@@ -60,6 +60,8 @@ public enum RequestField: String, CaseIterable, Sendable {
     case forwardPass = "forward_pass"
     /// enroll (`--add NAME`) and devices-remove: which authenticator.
     case name
+    /// email only: the address to confirm. enroll and email: `confirm=1` finishes a pending step.
+    case address, confirm
 }
 
 /// A login, as pam_twostep.so collected it from PAM (mode `pam`).
@@ -145,7 +147,7 @@ public enum CombinedPrompt {
 
 /// The commands users run on their own enrolment, through the helper's socket.
 public enum SelfServiceCommand: String, CaseIterable, Sendable {
-    case enroll, status, backupCodes = "backup-codes", qr, disable
+    case enroll, status, backupCodes = "backup-codes", qr, disable, email
     /// `twostep devices`: list the authenticators; `devices remove NAME`.
     case devices, devicesRemove = "devices-remove"
     /// Ends the trust of one SSH key (or all): `twostep devices forget`.
@@ -166,10 +168,15 @@ public struct SelfServiceRequest: Equatable, Sendable {
     public var name: String
     /// forget only: `SHA256:...` or `all`.
     public var fingerprint = ""
+    /// email only: the new address (empty with `confirm`).
+    public var address: String
+    /// enroll: finish a mailed invitation; email: finish a pending address.
+    public var confirm: Bool
 
     public init(command: SelfServiceCommand, user: String = "", json: Bool = false, replace: Bool = false,
-                name: String = "") {
+                name: String = "", address: String = "", confirm: Bool = false) {
         self.command = command; self.user = user; self.json = json; self.replace = replace; self.name = name
+        self.address = address; self.confirm = confirm
     }
 
     public func encoded() -> [UInt8] {
@@ -183,6 +190,8 @@ public struct SelfServiceRequest: Equatable, Sendable {
         if replace { pairs.append((RequestField.replace.rawValue, "1")) }
         if !name.isEmpty { pairs.append((RequestField.name.rawValue, name)) }
         if !fingerprint.isEmpty { pairs.append((RequestField.fingerprint.rawValue, fingerprint)) }
+        if !address.isEmpty { pairs.append((RequestField.address.rawValue, address)) }
+        if confirm { pairs.append((RequestField.confirm.rawValue, "1")) }
         return FieldCodec.encode(pairs)
     }
 }
@@ -215,7 +224,8 @@ public enum HelperRequest: Equatable, Sendable {
         switch mode {
         case .login: allowed = [.version, .mode, .user, .service, .rhost, .ruser, .tty, .authInfo, .config, .nullok, .debug,
                                 .forwardPass]
-        case .selfService: allowed = [.version, .mode, .command, .user, .json, .replace, .name, .fingerprint]
+        case .selfService: allowed = [.version, .mode, .command, .user, .json, .replace, .name, .fingerprint,
+                                      .address, .confirm]
         }
         for (k, _) in pairs where !allowed.contains(k) { try FrameError.raise(.unknownField(k.rawValue)) }
 
@@ -244,9 +254,14 @@ public enum HelperRequest: Equatable, Sendable {
             }
             let fingerprint = value(.fingerprint) ?? ""
             guard (command == .forget) == !fingerprint.isEmpty else { try FrameError.raise(.badValue("fingerprint")) }
+            let address = value(.address) ?? ""
+            guard address.isEmpty || command == .email else { try FrameError.raise(.badValue("address")) }
+            let confirm = try FieldCodec.flag(value(.confirm) ?? "0", "confirm")
+            guard !confirm || command == .enroll || command == .email else { try FrameError.raise(.badValue("confirm")) }
             var request = SelfServiceRequest(
                 command: command, user: value(.user) ?? "",
-                json: try FieldCodec.flag(value(.json) ?? "0", "json"), replace: replace, name: name)
+                json: try FieldCodec.flag(value(.json) ?? "0", "json"), replace: replace, name: name,
+                address: address, confirm: confirm)
             request.fingerprint = fingerprint
             return .selfService(request)
         }
@@ -268,6 +283,10 @@ public enum DataField: String, CaseIterable, Sendable {
     case trustedSSHKeys = "trusted_ssh_keys"
     /// forget: how many trusted keys were forgotten.
     case forgotten
+    /// Recovery (issue 9): the confirmed address (masked for users), one awaiting its code,
+    /// an administrator's bypass, a pending invitation.
+    case email, emailPending = "email_pending", bypassUntil = "bypass_until"
+    case invitationPendingUntil = "invitation_pending_until"
 }
 
 public struct ServiceData: Equatable, Sendable {

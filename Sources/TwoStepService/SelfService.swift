@@ -66,6 +66,10 @@ public final class SelfService {
             conversation.error(message)
             return .lockedOut
         }
+        // Mail addresses and mailed invitations (SelfServiceRecovery.swift).
+        if command == .email || request.confirm {
+            return recovery(request, user: user, callerUID: callerUID, enrolled: enrolled, conversation: conversation)
+        }
         let name = request.name
         switch command {
         case .enroll where enrolled && !request.replace && name.isEmpty:
@@ -116,7 +120,7 @@ public final class SelfService {
                                                 acceptsBackupCode: command != .qr && command != .devicesRemove &&
                                                     !(command == .enroll && !name.isEmpty),
                                                 excluding: command == .devicesRemove ? name : nil,
-                                                conversation: conversation)
+                                                conversation: conversation, selfService: true)
             guard verdict == .success else {
                 if verdict == .failure { conversation.error("That code is not valid; nothing was changed.") }
                 return verdict
@@ -145,7 +149,7 @@ public final class SelfService {
             return .success
         case .forget:
             return forget(user, fingerprint: request.fingerprint, service: service, emit: emit, conversation: conversation)
-        case .status, .devices:
+        case .status, .devices, .email:
             return .denied  // handled above
         }
     }
@@ -161,7 +165,8 @@ public final class SelfService {
     }
 
     /// What `twostep status` and `twostep admin show` tell about a user: facts, never a secret.
-    public static func statusFields(_ user: String, store: UserStore, config: Config, now: Int64) throws -> ServiceData {
+    public static func statusFields(_ user: String, store: UserStore, config: Config, now: Int64,
+                                    fullAddress: Bool = false) throws -> ServiceData {
         guard let record = try store.loadRecord(user) else { return ServiceData([(.user, user), (.enrolled, "false")]) }
         var data = ServiceData([
             (.user, user), (.enrolled, "true"),
@@ -179,6 +184,7 @@ public final class SelfService {
         data[.locked] = locked ? "true" : "false"
         if locked { data[.lockedUntil] = AuditLog.isoTime(state.lockedUntil) }
         if let trusted = trustedKeysField(record, now: now) { data[.trustedSSHKeys] = trusted }
+        recoveryFields(record.recovery, into: &data, now: now, fullAddress: fullAddress)
         return data
     }
 

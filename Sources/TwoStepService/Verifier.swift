@@ -11,6 +11,11 @@ public enum CodeCheck: Equatable {
     /// An HOTP code of the named authenticator, at this counter.
     case hotp(name: String, counter: UInt64)
     case backup(remaining: Int)
+    /// A code of the secret a mailed invitation (`admin rotate-secret`) brought: it replaces
+    /// the primary authenticator's.
+    case invitedSecret(step: Int64)
+    /// The support person's one-time code (`admin recovery-code`), now spent.
+    case recoveryCode
     case replayed
     case wrong
 }
@@ -40,10 +45,13 @@ public final class Verifier {
     /// which app's code it wants. `acceptsBackupCode` is false where only the authenticator
     /// may answer (`twostep qr` shows the permanent secret: a backup code must not reveal it).
     /// `excluding` names an authenticator whose codes do not count here (removing it needs
-    /// a code from another one).
+    /// a code from another one). `selfService`: a code that confirms a change, not a login
+    /// (an administrator's bypass lets logins through, never changes). `invitationOnly`: only
+    /// the first code of a mailed invitation's secret counts (`enroll --confirm`).
     public func authenticate(_ request: LoginRequest, prompt: String = Verifier.prompt,
                              acceptsBackupCode: Bool = true, excluding: String? = nil,
-                             conversation: Conversation) -> Verdict {
+                             conversation: Conversation,
+                             selfService: Bool = false, invitationOnly: Bool = false) -> Verdict {
         var req = request
         func log(_ result: String, _ detail: String?, event: String = "verify") {
             audit.record(AuditEvent(event: event, user: req.user, service: req.service,
@@ -101,6 +109,10 @@ public final class Verifier {
             log("failure", "not enrolled")
             return .notEnrolled
         }
+        // An administrator's bypass and a pending invitation are known before the prompt
+        // (RecoveryLogin.swift).
+        if !invitationOnly, let verdict = beforePrompt(req, conversation: conversation, bypass: !selfService,
+                                                       log: { log($0, $1) }) { return verdict }
         if let message = lockoutMessage(state) {
             log("refused", "locked out", event: "lockout")
             conversation.error(message)
@@ -138,6 +150,9 @@ public final class Verifier {
         guard let answer = conversation.ask(question, echo: false) else {
             return .conversationError
         }
+        if config.emailFallback && acceptsBackupCode && isEmailRequest(answer) {
+            return emailFallback(req, conversation: conversation, log: { log($0, $1, event: $2) })
+        }
         do {
             return try store.withLock(req.user) { () throws -> Verdict in
                 // Read again under the lock: another login may have spent this step.
@@ -155,27 +170,52 @@ public final class Verifier {
                 let before = state
                 let locked = limiter.recordFailure(&state)
                 try store.saveState(state, for: req.user)
-                let check = try self.check(answer, record: record, state: before, acceptsBackupCode: acceptsBackupCode,
+                var check = try self.check(answer, record: record, state: before, acceptsBackupCode: acceptsBackupCode,
                                            excluding: excluding)
+                if invitationOnly && !confirmsInvitation(check, record) { check = .wrong }
+                // Every success: the counted attempt taken back (`accepted` also marks a code spent).
+                func succeed(_ accepted: UserState?, _ detail: String, _ message: String?) throws -> Verdict {
+                    if let accepted {
+                        state = accepted
+                    } else {
+                        state = before
+                        state.failures = []
+                    }
+                    try store.saveState(state, for: req.user)
+                    log("success", detail)
+                    if let message { conversation.info(message) }
+                    return .success
+                }
                 switch check {
                 case .totp, .hotp:
                     let trusted = try trustAfterCode(keys, record: record, user: req.user)
-                    state = self.accepted(check, record: record, state: before)
-                    try store.saveState(state, for: req.user)
-                    log("success", check.authenticatorLabel ?? "")
+                    let shown = try finishInvitation(record, user: req.user)
+                    let label = check.authenticatorLabel ?? ""
+                    let verdict = try succeed(self.accepted(check, record: record, state: before),
+                                              shown == nil ? label : label + ", invitation confirmed", shown)
                     if let trusted { conversation.info(trusted) }
-                    return .success
+                    return verdict
+                case .invitedSecret(let step):
+                    let name = try adoptInvitedSecret(record, user: req.user)
+                    var adopted = before
+                    adopted.failures = []
+                    adopted.devices[name] = AuthenticatorState(lastStep: step, lastUsed: now())
+                    return try succeed(adopted, "totp, new secret confirmed",
+                                       "Your new authenticator is confirmed; codes of the old one no longer work.")
+                case .recoveryCode:
+                    // A support person's code trusts no SSH key: the next login asks again.
+                    try store.saveRecord(record, for: req.user)
+                    return try succeed(nil, "recovery code",
+                                       "Recovery code accepted; it no longer works. Set up your authenticator again " +
+                                       "(`twostep enroll --replace`) or ask for new backup codes.")
                 case .backup(let remaining):
                     let trusted = trustNewKeys(keys, record: record)
                     try store.saveRecord(record, for: req.user)
-                    state = before
-                    state.failures = []
-                    try store.saveState(state, for: req.user)
-                    log("success", "backup code, \(remaining) left")
-                    conversation.info("Backup code accepted; \(remaining) left." +
-                                      (remaining <= 3 ? " Run `twostep backup-codes` for a new set." : ""))
+                    let verdict = try succeed(nil, "backup code, \(remaining) left",
+                                              "Backup code accepted; \(remaining) left." +
+                                              (remaining <= 3 ? " Run `twostep backup-codes` for a new set." : ""))
                     if let trusted { conversation.info(trusted) }
-                    return .success
+                    return verdict
                 case .replayed, .wrong:
                     log("failure", check == .replayed ? "code already used" : "wrong code")
                     if locked {
@@ -207,36 +247,21 @@ public final class Verifier {
                acceptsBackupCode: Bool = true, excluding: String? = nil) throws -> CodeCheck {
         var trimmed = OTP.strippingWhitespace(raw)
         defer { Crypto.wipe(&trimmed) }
-        let candidates = record.authenticators.filter { $0.name != excluding && $0.parameters.digits == trimmed.count }
-        if !candidates.isEmpty, trimmed.allSatisfy({ $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") }) {
-            // Every authenticator with that many digits is tried (no early exit); the first
-            // that accepts wins. A match at or before an authenticator's mark is a replay.
-            var found: CodeCheck? = nil
-            var replayed = false
-            for a in candidates {
-                let device = state.device(a.name)
-                switch a.kind {
-                case .totp:
-                    guard let at = shiftedNow(a, device) else { continue }
-                    let step = try a.secret.withBytes {
-                        try OTP.matchTOTP(code: trimmed, secret: $0, at: at, parameters: a.parameters, window: config.window)
-                    }
-                    guard let step else { continue }
-                    if step > device.lastStep { found = found ?? .totp(name: a.name, step: step) } else { replayed = true }
-                case .hotp:
-                    // RFC 4226 §7.4: look ahead hotp_window counters from the next expected one;
-                    // every counter below it is spent, so a code never passes twice.
-                    let (last, overflow) = device.counter.addingReportingOverflow(UInt64(config.hotpWindow))
-                    guard !overflow else { continue }
-                    let counter = try a.secret.withBytes {
-                        try OTP.matchCounter(code: trimmed, secret: $0, counters: device.counter...last,
-                                             digits: a.parameters.digits, algorithm: a.parameters.algorithm)
-                    }
-                    if let counter { found = found ?? .hotp(name: a.name, counter: counter) }
-                }
+        let inv = record.recovery
+        // An invitation nobody confirmed in time brings nothing: neither its own secret...
+        let lapsed = inv.hasInvitation && inv.invitedSecret == nil && inv.invitationUntil <= now()
+        let candidates = lapsed ? [] : record.authenticators.filter { $0.name != excluding && $0.parameters.digits == trimmed.count }
+        // ...nor, after its time, the new secret of `admin rotate-secret`, which is tried only
+        // when no authenticator took the code.
+        let invited = inv.invitationUntil > now() && trimmed.count == config.otpParameters.digits ? inv.invitedSecret : nil
+        if !candidates.isEmpty || invited != nil, trimmed.allSatisfy({ $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") }) {
+            let found = try matchAuthenticators(trimmed, candidates, state: state)
+            if found == .wrong, let invited, let step = try invited.withBytes({
+                try OTP.matchTOTP(code: trimmed, secret: $0, at: now(), parameters: config.otpParameters, window: config.window)
+            }) {
+                return step > state.device(record.primary.name).lastStep ? .invitedSecret(step: step) : .replayed
             }
-            if let found { return found }
-            if replayed { return .replayed }
+            if found != .wrong { return found }
             // 8 digits that are no code of an 8-digit authenticator may still be an imported
             // google-authenticator scratch code: the digits typed decide what is tried.
             if trimmed.count != BackupCodes.scratchCodeLength { return .wrong }
@@ -250,7 +275,42 @@ public final class Verifier {
                 return .backup(remaining: record.backupHashes.count)
             }
         }
+        if acceptsBackupCode, try record.recovery.matches(trimmed, record.recovery.recoveryCode, .recovery, now: now()) {
+            record.recovery.recoveryCode = nil
+            return .recoveryCode
+        }
         return .wrong
+    }
+
+    /// Every authenticator of `candidates` (codes of their length, digits only) is tried, with
+    /// no early exit; the first that accepts wins. A match at or before an authenticator's
+    /// mark is a replay.
+    func matchAuthenticators(_ trimmed: [UInt8], _ candidates: [Authenticator], state: UserState) throws -> CodeCheck {
+        var found: CodeCheck? = nil
+        var replayed = false
+        for a in candidates {
+            let device = state.device(a.name)
+            switch a.kind {
+            case .totp:
+                guard let at = shiftedNow(a, device) else { continue }
+                let step = try a.secret.withBytes {
+                    try OTP.matchTOTP(code: trimmed, secret: $0, at: at, parameters: a.parameters, window: config.window)
+                }
+                guard let step else { continue }
+                if step > device.lastStep { found = found ?? .totp(name: a.name, step: step) } else { replayed = true }
+            case .hotp:
+                // RFC 4226 §7.4: look ahead hotp_window counters from the next expected one;
+                // every counter below it is spent, so a code never passes twice.
+                let (last, overflow) = device.counter.addingReportingOverflow(UInt64(config.hotpWindow))
+                guard !overflow else { continue }
+                let counter = try a.secret.withBytes {
+                    try OTP.matchCounter(code: trimmed, secret: $0, counters: device.counter...last,
+                                         digits: a.parameters.digits, algorithm: a.parameters.algorithm)
+                }
+                if let counter { found = found ?? .hotp(name: a.name, counter: counter) }
+            }
+        }
+        return found ?? (replayed ? .replayed : .wrong)
     }
 
     /// The steps of `max_drift` for this authenticator (0 when drift is off).
@@ -300,7 +360,7 @@ public final class Verifier {
             device.counter = counter == .max ? counter : counter + 1
             device.lastUsed = now()
             state.devices[name] = device
-        case .backup, .replayed, .wrong:
+        case .backup, .invitedSecret, .recoveryCode, .replayed, .wrong:
             break
         }
         return state

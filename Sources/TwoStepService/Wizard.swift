@@ -133,6 +133,8 @@ public final class EnrollmentWizard {
             let record = UserRecord(authenticators: [Authenticator(name: name, secret: secret, parameters: params, added: now())],
                                     created: now(), backupKey: [], backupHashes: [])
             let codes = try record.issueBackupCodes()
+            // A new phone keeps the confirmed mail address (the way back in if it is lost too).
+            record.recovery.email = existing?.recovery.email
             try store.saveRecord(record, for: user)
             var state = UserState()
             if lastStep >= 0 { state.devices[name] = AuthenticatorState(lastStep: lastStep) }

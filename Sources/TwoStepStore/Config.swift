@@ -48,6 +48,12 @@ public struct Config: Equatable {
     public var mailFrom = "twostep@" + Config.hostName()
     /// Seconds the mail command may take before it is killed.
     public var mailTimeout = 10
+    /// `email` at the prompt mails a one-time code to the user's confirmed address.
+    public var emailFallback = false
+    /// Seconds a mailed login code (and an address confirmation code) stays good.
+    public var emailCodeTTL = 600
+    /// Seconds a mailed invitation (`admin invite`, `admin rotate-secret`) waits for its first code.
+    public var inviteTTL = 7 * 86400
     /// HOTP look-ahead: a code at counter c ... c + hotpWindow passes (c = next expected).
     public var hotpWindow = 10
     /// How far (seconds) a TOTP authenticator's learned or resynchronised clock offset may
@@ -64,6 +70,7 @@ public struct Config: Equatable {
                                    "enroll", "require", "password_service", "max_connections",
                                    "store", "database", "database_password_file",
                                    "mail_command", "mail_from", "mail_timeout",
+                                   "email_fallback", "email_code_ttl", "invite_ttl",
                                    "hotp_window", "max_drift", "trust_ssh_key", "trust_services"]
 
     public init(path: String = Config.defaultPath) { self.path = path }
@@ -167,6 +174,15 @@ public struct Config: Equatable {
                 guard isSendableMailAddress(value) else { throw fail("not a plain mail address (user@domain)") }
                 c.mailFrom = value
             case "mail_timeout": c.mailTimeout = try integer(value, 1...300, fail)
+            case "email_fallback":
+                guard value == "on" || value == "off" else { throw fail("must be on or off") }
+                c.emailFallback = value == "on"
+            case "email_code_ttl":
+                c.emailCodeTTL = try duration(value, fail)
+                guard c.emailCodeTTL <= 86400 else { throw fail("at most 1d: a mailed code is for now") }
+            case "invite_ttl":
+                c.inviteTTL = try duration(value, fail)
+                guard c.inviteTTL <= 30 * 86400 else { throw fail("at most 30d") }
             case "hotp_window": c.hotpWindow = try integer(value, 0...100, fail)
             case "max_drift":
                 if value == "0" { c.maxDrift = 0; break }

@@ -20,6 +20,8 @@ public final class UserRecord {
     /// the extension point for other optional fields (see docs/ARCHITECTURE.md). Keys are
     /// `[a-z][a-z0-9_]*`, values one line of UTF-8; no secret belongs here.
     public var extensions: [(key: String, value: String)] = []
+    /// Mail address, mailed and support codes, bypass, invitation (RecoveryFields.swift).
+    public var recovery = RecoveryFields()
 
     public static let formatVersion = 2
     /// Keys this version reads itself; everything else in a v2 record is an extension.
@@ -101,6 +103,7 @@ public final class UserRecord {
             out.append(UInt8(ascii: "\n"))
         }
         for (key, value) in extensions { line(key, value) }
+        out += recovery.serialized()
         return out
     }
 
@@ -112,9 +115,14 @@ public final class UserRecord {
         func bad(_ why: String) -> StoreError { .damaged(path: path, reason: why) }
         var fields: [String: String] = [:]
         var secret: [UInt8]? = nil
-        defer { if secret != nil { Crypto.wipe(&secret!) } }
+        var invited: [UInt8]? = nil
+        defer {
+            if secret != nil { Crypto.wipe(&secret!) }
+            if invited != nil { Crypto.wipe(&invited!) }
+        }
         var authenticators: [Authenticator] = []
         var extensions: [(key: String, value: String)] = []
+        var recoveryLines: [String: String] = [:]
         for line in bytes.split(separator: UInt8(ascii: "\n")) {
             guard let eq = line.firstIndex(of: UInt8(ascii: "=")) else { throw bad("malformed line") }
             let key = String(decoding: line[line.startIndex..<eq], as: UTF8.self)
@@ -123,11 +131,17 @@ public final class UserRecord {
             case "secret":  // v1 only
                 guard secret == nil, let decoded = Base32.decodeStrict(value) else { throw bad("bad secret") }
                 secret = decoded
+            case RecoveryFields.secretKey:
+                guard invited == nil, let decoded = Base32.decodeStrict(value) else { throw bad("bad invited secret") }
+                invited = decoded
             case "authenticator":  // v2 only
                 guard let a = Authenticator.parse(value) else { throw bad("bad authenticator") }
                 guard !authenticators.contains(where: { $0.name == a.name }) else { throw bad("authenticator \(a.name) twice") }
                 guard authenticators.count < Authenticator.maxCount else { throw bad("more than \(Authenticator.maxCount) authenticators") }
                 authenticators.append(a)
+            case _ where RecoveryFields.keys.contains(key):
+                guard recoveryLines[key] == nil else { throw bad("\(key) twice") }
+                recoveryLines[key] = String(decoding: value, as: UTF8.self)
             default:
                 guard isExtensionKey(key) else { throw bad("malformed key") }
                 let text = String(decoding: value, as: UTF8.self)
@@ -159,13 +173,16 @@ public final class UserRecord {
                 throw bad("missing or bad fields")
             }
             // `secret!` is borrowed, not copied, so the wipe above reaches the only buffer.
-            return UserRecord(secret: secret!, parameters: OTPParameters(algorithm: alg, digits: digits, period: period),
-                              created: created, backupKey: backupKey, backupHashes: hashes)
+            let record = UserRecord(secret: secret!, parameters: OTPParameters(algorithm: alg, digits: digits, period: period),
+                                    created: created, backupKey: backupKey, backupHashes: hashes)
+            record.recovery = try RecoveryFields.parse(recoveryLines, invited: invited, bad: bad)
+            return record
         case "2":
             guard secret == nil else { throw bad("secret line in a v2 record") }
             guard !authenticators.isEmpty else { throw bad("no authenticator") }
             let record = UserRecord(authenticators: authenticators, created: created, backupKey: backupKey, backupHashes: hashes)
             record.extensions = extensions
+            record.recovery = try RecoveryFields.parse(recoveryLines, invited: invited, bad: bad)
             return record
         default:
             throw bad("unknown record format")

@@ -12,7 +12,7 @@ struct Admin: ParsableCommand {
         abstract: "Administer the store (root): keys, enrolments, lockouts.",
         subcommands: [Init.self, Import.self, ImportGoogleAuthenticator.self, ImportOath.self, NewBackupCodes.self, Reset.self, Unlock.self, Show.self, List.self, Resync.self, RotateKey.self,
                       DB.self, Migrate.self, ExportKey.self, ImportKey.self, Audit.self, Report.self, TestMail.self,
-                      Forget.self])
+                      Forget.self, SetEmail.self, Invite.self, RotateSecret.self, Bypass.self, RecoveryCode.self])
 }
 
 extension Admin {
@@ -141,11 +141,14 @@ extension Admin {
     struct Reset: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Remove USER's enrolment and state; they must enrol again.")
         @Argument(help: "The user.") var user: String
+        @Option(help: "Why (written to the audit log with the acting administrator).") var reason: String?
         @OptionGroup var options: ConfigOptions
+
+        func validate() throws { if let reason { try checkReason(reason) } }
 
         func run() throws {
             let ctx = try LocalStore(options)
-            try ctx.adminChange("admin_reset", user: user) {
+            try ctx.adminChange("admin_reset", user: user, reason: reason) {
                 guard try ctx.store.hasRecord(user) else { throw CLIError("\(user) is not enrolled") }
                 try ctx.store.removeUser(user)
             }
@@ -156,11 +159,14 @@ extension Admin {
     struct Unlock: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "End USER's lockout and clear their failure count.")
         @Argument(help: "The user.") var user: String
+        @Option(help: "Why (written to the audit log with the acting administrator).") var reason: String?
         @OptionGroup var options: ConfigOptions
+
+        func validate() throws { if let reason { try checkReason(reason) } }
 
         func run() throws {
             let ctx = try LocalStore(options)
-            try ctx.adminChange("admin_unlock", user: user) {
+            try ctx.adminChange("admin_unlock", user: user, reason: reason) {
                 var state: UserState
                 do { state = try ctx.store.loadState(user) } catch StoreError.damaged {
                     // A damaged state loses its replay mark: start after every code valid now,
@@ -249,7 +255,7 @@ extension Admin {
             ctx.audit.record(AuditEvent(event: "admin_rotate_key", user: "-", service: "twostep",
                                         result: failed.isEmpty ? "success" : "failure",
                                         detail: "\(plan.previousKey.map { "\($0) -> " } ?? "resumed, ")\(plan.activeKey): " +
-                                                "\(plan.users.count - failed.count) re-sealed, \(failed.count) failed, by \(invokingUser())"))
+                                                "\(plan.users.count - failed.count) re-sealed, \(failed.count) failed, by \(actingAdmin())"))
             if retire {
                 let (removed, kept) = try withCLIErrors { try rotation.retire() }
                 if !removed.isEmpty { print("twostep: removed old key(s): \(removed.joined(separator: ", "))") }
@@ -327,7 +333,9 @@ extension Admin {
             for r in rows {
                 let locked = (r["locked_until"] as? String).map { " locked until \($0)" } ?? ""
                 let err = (r["error"] as? String).map { " (\($0))" } ?? ""
-                print("\(r["user"] ?? "")\t\(r["algorithm"] ?? "-")/\(r["digits"] ?? "-")\tbackup codes left: \(r["backup_codes_left"] ?? "-")\(locked)\(err)")
+                let bypass = (r["bypass_until"] as? String).map { " BYPASS until \($0)" } ?? ""
+                let invited = (r["invitation_pending_until"] as? String).map { " invitation pending until \($0)" } ?? ""
+                print("\(r["user"] ?? "")\t\(r["algorithm"] ?? "-")/\(r["digits"] ?? "-")\tbackup codes left: \(r["backup_codes_left"] ?? "-")\(locked)\(bypass)\(invited)\(err)")
             }
         }
     }
@@ -335,11 +343,12 @@ extension Admin {
 
 /// What `show` and `list` tell about a user: the fields of `twostep status`.
 func summary(_ ctx: LocalStore, _ user: String) throws -> [String: Any] {
-    jsonObject(try SelfService.statusFields(user, store: ctx.store, config: ctx.config, now: ctx.now()))
+    jsonObject(try SelfService.statusFields(user, store: ctx.store, config: ctx.config, now: ctx.now(), fullAddress: true))
 }
 
 func printSummary(_ info: [String: Any]) {
-    for key in ["user", "enrolled", "enrolled_at", "algorithm", "digits", "period", "backup_codes_left", "last_code_at", "recent_failures", "locked", "locked_until"] {
+    for key in ["user", "enrolled", "enrolled_at", "algorithm", "digits", "period", "backup_codes_left", "last_code_at", "recent_failures", "locked", "locked_until",
+                "email", "email_pending", "bypass_until", "invitation_pending_until"] {
         if let v = info[key] { print("\(key): \(v)") }
     }
     for key in info["trusted_ssh_keys"] as? [[String: Any]] ?? [] {

@@ -143,7 +143,7 @@ extension Admin {
             }
             ctx.audit.record(AuditEvent(event: "admin_migrate", user: "-", service: "twostep",
                                         result: report.failed.isEmpty ? "success" : "failure",
-                                        detail: "\(ctx.config.store.rawValue) -> \(to): \(report.copied.count) copied, \(report.unchanged.count) unchanged, \(report.failed.count) failed, by \(invokingUser())"))
+                                        detail: "\(ctx.config.store.rawValue) -> \(to): \(report.copied.count) copied, \(report.unchanged.count) unchanged, \(report.failed.count) failed, by \(actingAdmin())"))
             if json {
                 try printJSON(["to": to, "destination": where_, "copied": report.copied.count,
                                "unchanged": report.unchanged.count,

@@ -54,7 +54,7 @@ extension Admin {
                 writeStdout(bundle)
             }
             AuditLog(path: config.auditLog).record(AuditEvent(event: "admin_export_key", user: "-", service: "twostep",
-                                                              result: "success", detail: "by \(invokingUser())"))
+                                                              result: "success", detail: "by \(actingAdmin())"))
         }
     }
 
@@ -86,7 +86,7 @@ extension Admin {
             let added = try withCLIErrors { try ring.install(keys) }
             print("twostep: \(keys.keys.count) key(s) in the bundle, \(added.count) new here; active key \(keys.active)")
             AuditLog(path: config.auditLog).record(AuditEvent(event: "admin_import_key", user: "-", service: "twostep",
-                                                              result: "success", detail: "active \(keys.active) by \(invokingUser())"))
+                                                              result: "success", detail: "active \(keys.active) by \(actingAdmin())"))
         }
     }
 }

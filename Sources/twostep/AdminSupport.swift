@@ -67,12 +67,16 @@ extension Admin {
             let ctx = try LocalStore(options)
             let now = ctx.now()
             var enrolled: [String] = [], noBackup: [String] = [], unreadable: [String] = []
-            var locked: [[String: Any]] = []
+            var locked: [[String: Any]] = [], bypasses: [[String: Any]] = []
             try withCLIErrors {
                 for user in try ctx.store.enrolledUsers() {
                     enrolled.append(user)
                     do {
-                        if let record = try ctx.store.loadRecord(user), record.backupHashes.isEmpty { noBackup.append(user) }
+                        let record = try ctx.store.loadRecord(user)
+                        if let record, record.backupHashes.isEmpty { noBackup.append(user) }
+                        if let record, record.recovery.bypassUntil > now {
+                            bypasses.append(["user": user, "until": AuditLog.isoTime(record.recovery.bypassUntil)])
+                        }
                         let state = try ctx.store.loadState(user)
                         if state.lockedUntil > now {
                             locked.append(["user": user, "until": AuditLog.isoTime(state.lockedUntil)])
@@ -93,7 +97,7 @@ extension Admin {
             }
             if json {
                 try printJSON(["enrolled": enrolled.count, "users": enrolled, "no_backup_codes": noBackup,
-                               "locked_out": locked, "unreadable": unreadable,
+                               "locked_out": locked, "bypasses": bypasses, "unreadable": unreadable,
                                "failures_24h": failures.mapValues { $0 as Any },
                                "audit_log": ctx.config.auditLog ?? ""] as [String: Any])
                 return
@@ -101,6 +105,7 @@ extension Admin {
             print("enrolled users: \(enrolled.count)")
             print("without backup codes: \(noBackup.isEmpty ? "none" : noBackup.joined(separator: ", "))")
             print("locked out now: " + (locked.isEmpty ? "none" : locked.map { "\($0["user"]!) (until \($0["until"]!))" }.joined(separator: ", ")))
+            print("active bypasses: " + (bypasses.isEmpty ? "none" : bypasses.map { "\($0["user"]!) (until \($0["until"]!))" }.joined(separator: ", ")))
             if !unreadable.isEmpty { print("unreadable records: \(unreadable.joined(separator: ", ")) (see `twostep admin show USER`)") }
             if ctx.config.auditLog == nil {
                 print("failures in the last 24 h: unknown (no audit_log in the config)")

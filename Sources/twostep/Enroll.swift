@@ -22,6 +22,7 @@ struct Enroll: ParsableCommand {
 
     @Flag(help: "Replace an existing enrolment (needs a current code from the old authenticator).") var replace = false
     @Option(help: "Add another authenticator with this name (1 to 32 of a-z, 0-9, -), e.g. phone2.") var add: String?
+    @Flag(help: "Confirm a mailed invitation (`admin invite`, `admin rotate-secret`) with a code of its new secret.") var confirm = false
     @OptionGroup var options: SelfServiceOptions
 
     func validate() throws {
@@ -29,10 +30,11 @@ struct Enroll: ParsableCommand {
             guard !replace else { throw ValidationError("--add and --replace go separately") }
             guard Authenticator.isValidName(add) else { throw ValidationError("--add: a name is \(Authenticator.nameRule)") }
         }
+        if confirm && (replace || add != nil) { throw ValidationError("--confirm goes alone (not with --replace or --add)") }
     }
 
     func run() throws {
-        let data = try runSelfService(.enroll, options, replace: replace, name: add ?? "")
+        let data = try runSelfService(.enroll, options, replace: replace, name: add ?? "", confirm: confirm)
         if options.json { try printJSON(jsonObject(data)) }
     }
 }

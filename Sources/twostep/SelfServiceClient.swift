@@ -17,7 +17,7 @@ struct SelfServiceOptions: ParsableArguments {
 
 /// The user at this terminal, for the shared dialogue code.
 final class TerminalConversation: Conversation {
-    func ask(_ prompt: String, echo: Bool) -> SecretBytes? { readAnswer(prompt: prompt, echo: echo) }
+    func ask(_ prompt: String, echo: Bool) -> SecretBytes? { presetAnswer(prompt) ?? readAnswer(prompt: prompt, echo: echo) }
     func info(_ text: String) { say(text) }
     func error(_ text: String) { writeStderr(text + "\n") }
 }
@@ -26,9 +26,10 @@ final class TerminalConversation: Conversation {
 /// through the helper's socket, where the helper learns who we are from SO_PEERCRED.
 /// Returns the structured answer (for --json and status).
 func runSelfService(_ command: SelfServiceCommand, _ options: SelfServiceOptions,
-                    replace: Bool = false, name: String = "", fingerprint: String = "") throws -> ServiceData {
+                    replace: Bool = false, name: String = "", fingerprint: String = "",
+                    address: String = "", confirm: Bool = false) throws -> ServiceData {
     var request = SelfServiceRequest(command: command, user: options.user ?? "", json: options.json, replace: replace,
-                                     name: name)
+                                     name: name, address: address, confirm: confirm)
     request.fingerprint = fingerprint
     var data = ServiceData()
     let verdict: Verdict
@@ -80,7 +81,7 @@ func askHelper(socketPath: String, request: SelfServiceRequest, data: (ServiceDa
             let frame = try stream.receive()
             switch frame.type {
             case .promptEchoOff, .promptEchoOn:
-                guard let answer = readAnswer(prompt: frame.text, echo: frame.type == .promptEchoOn) else {
+                guard let answer = presetAnswer(frame.text) ?? readAnswer(prompt: frame.text, echo: frame.type == .promptEchoOn) else {
                     try stream.send(Frame(.conversationFailed))
                     return .conversationError
                 }
@@ -126,6 +127,12 @@ struct Status: ParsableCommand {
             say("not locked out")
         }
         printTrustedKeys(data)
+        say("email: " + (data[.email] ?? "none (run `twostep email ADDRESS`)") +
+            (data[.emailPending].map { "; \($0) waits for its confirmation code" } ?? ""))
+        if let until = data[.bypassUntil] { say("codes are not asked (administrator's bypass) until \(until)") }
+        if let until = data[.invitationPendingUntil] {
+            say("a mailed invitation waits for its first code until \(until) (`twostep enroll --confirm`)")
+        }
     }
 }
 
@@ -162,4 +169,14 @@ struct Disable: ParsableCommand {
         _ = try runSelfService(.disable, options)
         if options.json { try printJSON(["user": options.user ?? invokingUser(), "enrolled": false]) }
     }
+}
+
+/// A code given on the command line (`twostep email --confirm CODE`): the answer to the
+/// helper's `Code from the email:` prompt, once.
+var presetEmailCode: String?
+
+func presetAnswer(_ prompt: String) -> SecretBytes? {
+    guard prompt == Verifier.emailPrompt, let code = presetEmailCode else { return nil }
+    presetEmailCode = nil
+    return SecretBytes(Array(code.utf8))
 }

@@ -1,0 +1,219 @@
+// SPDX-License-Identifier: Apache-2.0
+import Glibc
+import TwoStepCore
+import TwoStepCrypto
+import TwoStepProtocol
+import TwoStepStore
+import TwoStepSystem
+
+/// Recovery at login (issue 9): an administrator's bypass, a pending invitation, the email
+/// fallback (`email` at the prompt), the support person's recovery code (in `check`).
+extension Verifier {
+    public static let emailPrompt = "Code from the email: "
+    /// Mails a user may be sent within an hour.
+    public static let mailsPerHour = 3
+
+    /// Decided before the prompt, from the record: nil to go on and ask for a code.
+    func beforePrompt(_ req: LoginRequest, conversation: Conversation, bypass: Bool, log: (String, String?) -> Void) -> Verdict? {
+        let record: UserRecord
+        do {
+            guard let r = try store.loadRecord(req.user) else { return nil }
+            record = r
+        } catch {
+            log("error", "\(error)")
+            conversation.error("Two-step verification is unavailable for this account; ask an administrator.")
+            return .systemError
+        }
+        let t = now()
+        let inv = record.recovery
+        if bypass && inv.bypassUntil > t {
+            log("success", "admin bypass")
+            conversation.info("Two-step verification is bypassed for \(req.user) by an administrator until \(AuditLog.isoTime(inv.bypassUntil)).")
+            return .success
+        }
+        // A mailed invitation not yet confirmed: the user has no working authenticator yet.
+        guard inv.hasInvitation && inv.invitedSecret == nil else { return nil }
+        if inv.invitationUntil <= t {
+            log("failure", "invitation expired")
+            conversation.error("Your invitation to two-step login has expired; ask an administrator for a new one.")
+            return req.nullok ? .ignore : .notEnrolled
+        }
+        guard config.enroll == .prompt else {
+            log("failure", "invitation not confirmed")
+            conversation.error("Finish setting up two-step login first: run `twostep enroll --confirm`.")
+            return req.nullok ? .ignore : .notEnrolled
+        }
+        conversation.info("Finish setting up two-step login: type the code your authenticator app shows " +
+                          "for the account from the invitation mail.")
+        return nil
+    }
+
+    /// A confirmed invitation (its own secret's first correct code): the record becomes a
+    /// plain enrolment with fresh backup codes, returned as the text to show (nil if there
+    /// was no invitation). The caller holds the lock.
+    func finishInvitation(_ record: UserRecord, user: String) throws -> String? {
+        guard record.recovery.hasInvitation && record.recovery.invitedSecret == nil else { return nil }
+        record.recovery.invitationUntil = 0
+        let codes = try record.issueBackupCodes()
+        try store.saveRecord(record, for: user)
+        audit.record(AuditEvent(event: "enroll", user: user, service: "twostep", result: "success", detail: "invitation confirmed"))
+        return EnrollmentWizard.backupText(codes) + "\nDone: \(user) is enrolled."
+    }
+
+    /// `admin rotate-secret`'s new secret confirmed: it replaces the primary authenticator's
+    /// (same name, the config's parameters it was mailed with), whose codes stop working; the
+    /// other authenticators, backup codes and address stay. Returns the authenticator's name.
+    /// The caller holds the lock.
+    func adoptInvitedSecret(_ record: UserRecord, user: String) throws -> String {
+        let name = record.primary.name
+        guard let invited = record.recovery.invitedSecret else { return name }
+        try invited.withBytes {
+            try record.add(Authenticator(name: name, secret: $0, parameters: config.otpParameters, added: now()), replace: true)
+        }
+        record.recovery.invitedSecret = nil
+        record.recovery.invitationUntil = 0
+        try store.saveRecord(record, for: user)
+        audit.record(AuditEvent(event: "enroll", user: user, service: "twostep", result: "success",
+                                detail: "new secret confirmed for totp \(name)"))
+        return name
+    }
+
+    /// Whether a checked answer is the first code of the record's invitation.
+    func confirmsInvitation(_ check: CodeCheck, _ record: UserRecord) -> Bool {
+        switch check {
+        case .invitedSecret: return true
+        case .totp: return record.recovery.hasInvitation && record.recovery.invitedSecret == nil
+        default: return false
+        }
+    }
+
+    /// `email` (any case, spaces around) typed at the prompt.
+    func isEmailRequest(_ answer: SecretBytes) -> Bool {
+        answer.withBytes { String(decoding: OTP.strippingWhitespace($0), as: UTF8.self).lowercased() == "email" }
+    }
+
+    /// The email fallback: a one-time code mailed to the confirmed address, then asked for.
+    func emailFallback(_ req: LoginRequest, conversation: Conversation, log: @escaping (String, String?, String) -> Void) -> Verdict {
+        let unavailable = "Two-step verification is unavailable for this account; ask an administrator."
+        // Reserve the code under the lock; mail it outside (the mail command may take mail_timeout).
+        let mail: (to: String, code: String)
+        do {
+            let reserved: Result<(String, String), Refusal> = try store.withLock(req.user) {
+                guard let record = try store.loadRecord(req.user) else { return .failure(.message(nil, "not enrolled")) }
+                let state = try store.loadState(req.user)
+                if let message = lockoutMessage(state) { return .failure(.locked(message)) }
+                guard !(record.recovery.hasInvitation && record.recovery.invitedSecret == nil) else {
+                    // The mail is a way back in for an authenticator that was lost, not around setting one up.
+                    return .failure(.message("Finish setting up two-step login first (the invitation mail); no mail was sent.",
+                                             "email fallback: invitation not confirmed"))
+                }
+                guard let to = record.recovery.email else {
+                    return .failure(.message("No confirmed email address is set for \(req.user); no mail was sent.",
+                                             "email fallback: no confirmed address"))
+                }
+                let t = now()
+                guard record.recovery.reserveMail(now: t, perHour: Self.mailsPerHour) else {
+                    return .failure(.message("\(Self.mailsPerHour) mails were sent within the hour; no more now. " +
+                                             "Use a backup code or ask an administrator.", "email fallback: mail limit"))
+                }
+                let (code, hashed) = try record.recovery.newCode(.login, expires: t + Int64(config.emailCodeTTL))
+                record.recovery.loginCode = hashed
+                try store.saveRecord(record, for: req.user)
+                return .success((to, code))
+            }
+            switch reserved {
+            case .success(let m): mail = m
+            case .failure(.locked(let message)):
+                log("refused", "locked out", "lockout")
+                conversation.error(message)
+                return .lockedOut
+            case .failure(.message(let text, let detail)):
+                log("refused", detail, "email_fallback")
+                conversation.error(text ?? "No mail was sent.")
+                return .failure
+            }
+        } catch {
+            log("error", "\(error)", "verify")
+            conversation.error(unavailable)
+            return .systemError
+        }
+        let text = "A login to \(config.issuer) as \(req.user)" + (req.rhost.isEmpty ? "" : " from \(req.rhost)") +
+            " asked for a code by email.\n\nYour one-time code: \(mail.code)\n\n" +
+            "It works once, within \(describe(seconds: Int64(config.emailCodeTTL))). If this was not you, " +
+            "someone knows your password: change it and tell your administrator.\n"
+        guard RecoveryMail.send(config: config, audit: audit, user: req.user, service: req.service, to: mail.to,
+                                subject: "Your \(config.issuer) login code", text: text, purpose: "login code", now: now()) else {
+            conversation.error("The email could not be sent; no code was mailed. Use a backup code or ask an administrator.")
+            return .systemError
+        }
+        conversation.info("A code was mailed to \(maskedMailAddress(mail.to)).")
+        guard let answer = conversation.ask(Self.emailPrompt, echo: false) else { return .conversationError }
+        do {
+            return try store.withLock(req.user) { () throws -> Verdict in
+                guard let record = try store.loadRecord(req.user) else { return .notEnrolled }
+                var state = try store.loadState(req.user)
+                if let message = lockoutMessage(state) {
+                    log("refused", "locked out", "lockout")
+                    conversation.error(message)
+                    return .lockedOut
+                }
+                // Counted before it is checked, as a code is (Verifier.authenticate).
+                let before = state
+                let locked = limiter.recordFailure(&state)
+                try store.saveState(state, for: req.user)
+                let ok = try answer.withBytes {
+                    try record.recovery.matches(OTP.strippingWhitespace($0), record.recovery.loginCode, .login, now: now())
+                }
+                if ok {
+                    record.recovery.loginCode = nil
+                    try store.saveRecord(record, for: req.user)
+                    state = before
+                    state.failures = []
+                    try store.saveState(state, for: req.user)
+                    log("success", "email code", "verify")
+                    return .success
+                }
+                log("failure", record.recovery.loginCode == nil ? "email code already used" : "wrong or expired email code", "verify")
+                if locked {
+                    log("refused", "\(config.rateLimitFailures) failures within \(config.rateLimitSeconds) s", "lockout")
+                    conversation.error(lockoutMessage(state) ?? "Too many wrong codes.")
+                    return .lockedOut
+                }
+                return .failure
+            }
+        } catch {
+            log("error", "\(error)", "verify")
+            conversation.error(unavailable)
+            return .systemError
+        }
+    }
+}
+
+enum Refusal: Error {
+    case locked(String)
+    /// What the user is told (nil: a generic line) and what the audit log says.
+    case message(String?, String)
+}
+
+/// Mail from the helper and the CLI: rendered, piped to `mail_command`, audited as
+/// `mail_sent` or `mail_failed` with the address and what it was for, never its content.
+public enum RecoveryMail {
+    @discardableResult
+    public static func send(config: Config, audit: AuditLog, user: String, service: String, to: String,
+                            subject: String, text: String, attachments: [MailMessage.Attachment] = [],
+                            purpose: String, now: Int64) -> Bool {
+        let host = Sys.hostName() ?? "localhost"
+        do {
+            let message = MailMessage(from: config.mailFrom, to: to, subject: subject, text: text, attachments: attachments)
+            var bytes = try message.rendered(date: now, hostName: host)
+            defer { Crypto.wipe(&bytes) }
+            try Mailer(config: config).send(bytes)
+        } catch {
+            audit.record(AuditEvent(event: "mail_failed", user: user, service: service, result: "failure",
+                                    detail: "\(purpose) to \(to): \(error)"))
+            return false
+        }
+        audit.record(AuditEvent(event: "mail_sent", user: user, service: service, result: "success", detail: "\(purpose) to \(to)"))
+        return true
+    }
+}
