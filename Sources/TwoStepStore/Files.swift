@@ -65,10 +65,23 @@ public enum Files {
             throw StoreError.unsafe(path: path, reason: problem)
         }
         guard Int(st.st_size) <= limit else { throw StoreError.tooLarge(path: path, limit: limit) }
-        return try readAll(fd: fd, path: path, limit: limit)
+        return try readAll(fd: fd, path: path, limit: limit, size: Int(st.st_size))
     }
 
-    public static func readAll(fd: Int32, path: String, limit: Int) throws -> [UInt8] {
+    public static func readAll(fd: Int32, path: String, limit: Int, size: Int? = nil) throws -> [UInt8] {
+        // A regular file of known size: one read of size + 1 bytes, and a short read is its
+        // end (read(2) on a regular file returns less only at the end): no read for EOF.
+        if let size {
+            var out = [UInt8](repeating: 0, count: size + 1)
+            let n = out.withUnsafeMutableBytes { p in Sys.retry { read(fd, p.baseAddress, p.count) } }
+            if n < 0 { throw StoreError.io(path: path, operation: "read", errno: errno) }
+            if n <= size {
+                out.removeLast(size + 1 - n)
+                return out
+            }
+            let rest = try readAll(fd: fd, path: path, limit: limit - n)
+            return out + rest   // it grew while we read: the rest as before
+        }
         var out: [UInt8] = []
         var buf = [UInt8](repeating: 0, count: 4096)
         while true {

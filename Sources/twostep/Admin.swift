@@ -88,7 +88,7 @@ extension Admin {
                 text = SecretBytes(Array(secret.utf8))
             }
             var bytes: [UInt8]
-            do { bytes = try text.withBytes { try importedSecret($0) } } catch { throw CLIError("--\(error)") }
+            do { bytes = try text.withBytes { try importedSecret($0, quiet: false) } } catch { throw CLIError("--\(error)") }
             defer { Crypto.wipe(&bytes) }
             let params = OTPParameters(algorithm: algorithm, digits: digits, period: period)
             try ctx.adminChange("admin_import", user: user) {

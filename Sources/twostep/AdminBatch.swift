@@ -115,7 +115,7 @@ struct BatchImport {
         let period = try integer(obj, "period", default: 30)
         guard OTPPolicy.periods.contains(period) else { throw CLIError("\"period\" must be \(OTPPolicy.periodsText)") }
         guard case .string(let text)? = obj["secret"] else { throw CLIError("\"secret\" (a Base32 string) is missing") }
-        var secret = try text.withBytes { try importedSecret($0) }
+        var secret = try text.withBytes { try importedSecret($0, quiet: true) }
         defer { Crypto.wipe(&secret) }
         let record = try importedRecord(secret: secret, parameters: OTPParameters(algorithm: algorithm, digits: digits, period: period),
                                         created: ctx.now())
@@ -181,11 +181,11 @@ struct BatchImport {
     }
 }
 
-/// The Base32 secret of an import, decoded from bytes; at least 80 bits. The error names
-/// no character of it.
-func importedSecret(_ text: [UInt8]) throws -> [UInt8] {
+/// The Base32 secret of an import, decoded from bytes; at least 80 bits. With `quiet`
+/// (a batch, whose messages may end up in a log) the error names no character of it.
+func importedSecret(_ text: [UInt8], quiet: Bool) throws -> [UInt8] {
     var bytes: [UInt8]
-    do { bytes = try Base32.decode(bytes: text) } catch Base32Error.invalidCharacter(_, let position) {
+    do { bytes = try Base32.decode(bytes: text) } catch Base32Error.invalidCharacter(_, let position) where quiet {
         throw CLIError("secret: not Base32 (character \(position))")
     } catch {
         throw CLIError("secret: \(error)")
