@@ -166,9 +166,10 @@ extension Admin {
             commandName: "rotate-key",
             abstract: "Make a new master key active and re-seal every record with it.",
             discussion: """
-            Safe to interrupt at any moment (even kill -9): each record is re-sealed under its \
-            user's lock (or in its own short transaction with store = postgresql) with an atomic \
-            write, and logins go on meanwhile. A run that finds records still under an older key \
+            Safe to interrupt at any moment (even kill -9): records are re-sealed a batch at a \
+            time under their users' locks (or each in its own short transaction with store = \
+            postgresql) with atomic writes, and logins go on meanwhile. On a terminal it shows \
+            progress; Ctrl-C stops after the batch at hand (exit status 130). A run that finds records still under an older key \
             finishes that rotation instead of starting another. For a fleet sharing a database: \
             --prepare makes the new key without using it; carry it to every host (export-key, \
             import-key), then --use ID on one host. Old key files are kept (a backup may still \
