@@ -124,10 +124,28 @@ def test_batch_from_standard_input_and_an_enrolled_user_needs_replace(inst):
     assert harness_login(inst.pamdir, service, "tsold", oathtool(rows[0]["secret"], at=t + 30)) == PAM_SUCCESS
 
 
-def test_batch_rejects_hotp_until_it_has_authenticators(inst):
-    r = batch(inst, "-", input=json.dumps({"user": "tshotp", "secret": new_secret(), "type": "hotp", "counter": 5}) + "\n")
-    assert r.returncode == 1 and "line 1:" in r.stderr and "hotp" in r.stderr, r.stderr
-    assert records(inst) == []
+def hotp(secret, counter):
+    return subprocess.run(["oathtool", "--hotp", "-c", str(counter), "-b", secret],
+                          check=True, capture_output=True, text=True).stdout.strip()
+
+
+def test_batch_imports_hotp_tokens_and_several_authenticators_per_user(inst):
+    s = [new_secret() for _ in range(4)]
+    rows = [{"user": "tsh1", "secret": s[0], "type": "hotp", "counter": 5},    # a counter: one by one
+            {"user": "tsh2", "secret": s[1], "type": "HOTP"},                  # next code at 0: a batch
+            {"user": "tsm", "secret": s[2]},
+            {"user": "tsm", "secret": s[3], "name": "token", "type": "hotp", "counter": 2},
+            {"user": "tsbad", "secret": s[0], "counter": 1},                   # 5: counter without hotp
+            {"user": "tsbad", "secret": s[0], "name": "Bad Name"}]             # 6: name
+    r = batch(inst, jsonl(inst, "h.jsonl", rows))
+    assert r.returncode == 1 and "4 user(s) imported, 2 line(s) failed (lines 5, 6)" in r.stdout, r.stdout + r.stderr
+    service = inst.service()
+    assert harness_login(inst.pamdir, service, "tsh1", hotp(s[0], 5)) == PAM_SUCCESS
+    assert harness_login(inst.pamdir, service, "tsh2", hotp(s[1], 0)) == PAM_SUCCESS
+    assert harness_login(inst.pamdir, service, "tsm", oathtool(s[2])) == PAM_SUCCESS
+    assert harness_login(inst.pamdir, service, "tsm", hotp(s[3], 2)) == PAM_SUCCESS
+    details = [e["detail"] for e in inst.audit_events() if e["event"] == "admin_import" and e["user"] == "tsm"]
+    assert details[0].startswith("totp default, import --batch line 3") and details[1].startswith("hotp token, import --batch line 4")
 
 
 def test_batch_and_a_user_argument_do_not_mix(inst):
@@ -256,7 +274,9 @@ def test_streamed_list_is_what_show_says_for_every_user(inst):
         if u["user"] == "tsl00005":
             assert u == {"user": "tsl00005", "enrolled": True, "error": "cannot be read"}
         else:
-            assert u == json.loads(inst.cli("admin", "show", u["user"], "--json").stdout)
+            shown = json.loads(inst.cli("admin", "show", u["user"], "--json").stdout)
+            shown.pop("authenticators")   # show lists them; list has the summary only
+            assert u == shown
     assert got[3]["backup_codes_left"] == 10
     # The layout of printJSON (two-space indent, " : ") holds row after row.
     assert text.startswith('{\n  "users" : [\n    {\n      "algorithm" : "SHA1",\n') and text.endswith("    }\n  ]\n}\n")

@@ -28,11 +28,17 @@ public func fuzzOne(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
         precondition(bytesEqual(r.secret, again.secret) && bytesEqual(r.backupKey, again.backupKey))
         precondition(r.parameters == again.parameters && r.created == again.created)
         precondition(r.backupHashes == again.backupHashes)
+        precondition(r.authenticators.count == again.authenticators.count && (1...Authenticator.maxCount).contains(r.authenticators.count))
+        for (a, b) in zip(r.authenticators, again.authenticators) {
+            precondition(a.name == b.name && a.kind == b.kind && a.parameters == b.parameters && a.added == b.added)
+            precondition(bytesEqual(a.secret, b.secret) && Authenticator.isValidName(a.name))
+        }
+        precondition(r.extensions.map(\.key) == again.extensions.map(\.key) && r.extensions.map(\.value) == again.extensions.map(\.value))
     } catch let e as StoreError { _ = "\(e)" } catch { preconditionFailure("UserRecord: \(error)") }
 
     do {
         let s = try UserState.parse(bytes, path: path)
-        precondition(s.failures.count <= 10_000)
+        precondition(s.failures.count <= 1_000 && s.devices.count <= Authenticator.maxCount)
         let again = try UserState.parse(s.serialized(), path: path)
         precondition(again == s, "UserState round trip")
     } catch let e as StoreError { _ = "\(e)" } catch { preconditionFailure("UserState: \(error)") }

@@ -10,7 +10,7 @@ import TwoStepSystem
 struct Admin: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Administer the store (root): keys, enrolments, lockouts.",
-        subcommands: [Init.self, Import.self, NewBackupCodes.self, Reset.self, Unlock.self, Show.self, List.self, RotateKey.self,
+        subcommands: [Init.self, Import.self, NewBackupCodes.self, Reset.self, Unlock.self, Show.self, List.self, Resync.self, RotateKey.self,
                       DB.self, Migrate.self, ExportKey.self, ImportKey.self, Audit.self, Report.self, TestMail.self])
 }
 
@@ -39,15 +39,20 @@ extension Admin {
 
     struct Import: ParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Enrol USER with a known secret (migration, provisioning); active at once.",
+            abstract: "Enrol USER with a known secret (migration, provisioning, a hardware token); active at once.",
             discussion: """
-            Give `--secret -` to read the Base32 secret from standard input, which keeps it out of the process list.
+            Give `--secret -` to read the Base32 secret from standard input, which keeps it out of the process list. \
+            A user may have several authenticators (at most \(Authenticator.maxCount)): --name NAME adds one next to \
+            the others (default name: default); --replace replaces the one of that name (its counter, replay mark and \
+            drift start afresh). --type hotp --counter N imports a counter-based token (RFC 4226) whose next code is \
+            at counter N.
 
             `--batch FILE` (`-`: standard input) enrols many users, one JSON object per line: \
-            {"user": "alice", "secret": "BASE32", "algorithm": "SHA1", "digits": 6, "period": 30} \
-            (all but user and secret optional; "type": "totp" is the default). Each line is \
-            imported whole or not at all; a bad line is reported with its number and skipped, \
-            and a summary follows (exit status 1 when a line failed). On a terminal it shows \
+            {"user": "alice", "secret": "BASE32", "algorithm": "SHA1", "digits": 6, "period": 30, \
+            "name": "phone", "type": "totp"} or {..., "type": "hotp", "counter": 0} (all but user and \
+            secret optional; the defaults as for one user). Each line is imported whole or not at \
+            all; a bad line is reported with its number and skipped, and a summary follows (exit \
+            status 1 when a line failed). --replace applies to every line. On a terminal it shows \
             progress; Ctrl-C stops after the lines already read are written (exit status 130). \
             Each imported user is one `admin_import` event in audit_log, the run one \
             `admin_import_batch` event (also in syslog).
@@ -55,21 +60,28 @@ extension Admin {
         @Argument(help: "The user to enrol (not with --batch).") var user: String?
         @Option(help: "The Base32 secret, or - to read it from standard input.") var secret: String?
         @Option(help: ArgumentHelp("Enrol every user of a JSON-lines FILE (- for standard input).", valueName: "file")) var batch: String?
+        @Option(help: "The authenticator's name (\(Authenticator.nameRule)).") var name: String = Authenticator.defaultName
+        @Option(help: "totp (time based) or hotp (counter based).") var type: AuthenticatorKind = .totp
+        @Option(help: "HOTP only: the counter of the token's next code.") var counter: UInt64?
         @Option(help: "The HMAC hash.") var algorithm: HashAlgorithm = .sha1
         @Option(help: "Code length: \(OTPPolicy.digitsText).") var digits: Int = 6
-        @Option(help: "Time step: \(OTPPolicy.periodsText).") var period: Int = 30
-        @Flag(help: "Replace an existing enrolment.") var replace = false
+        @Option(help: "TOTP only: time step: \(OTPPolicy.periodsText).") var period: Int = 30
+        @Flag(help: "Replace the authenticator of that name (without --name: the enrolment's default one).") var replace = false
         @OptionGroup var options: ConfigOptions
 
         func validate() throws {
             if batch != nil {
-                guard user == nil, secret == nil else { throw ValidationError("--batch takes users and secrets from its file: give no USER or --secret") }
+                guard user == nil, secret == nil, counter == nil else {
+                    throw ValidationError("--batch takes every field from its lines: give no USER, --secret or --counter")
+                }
                 return
             }
             guard let user, secret != nil else { throw ValidationError("give USER and --secret, or --batch FILE") }
             guard OTPPolicy.digits.contains(digits) else { throw ValidationError("--digits must be \(OTPPolicy.digitsText)") }
             guard OTPPolicy.periods.contains(period) else { throw ValidationError("--period must be \(OTPPolicy.periodsText)") }
             guard isValidUserName(user) else { throw ValidationError("invalid user name \"\(user)\"") }
+            guard Authenticator.isValidName(name) else { throw ValidationError("--name: \(Authenticator.nameRule)") }
+            if counter != nil && type != .hotp { throw ValidationError("--counter goes with --type hotp") }
         }
 
         func run() throws {
@@ -91,11 +103,13 @@ extension Admin {
             do { bytes = try text.withBytes { try importedSecret($0, quiet: false) } } catch { throw CLIError("--\(error)") }
             defer { Crypto.wipe(&bytes) }
             let params = OTPParameters(algorithm: algorithm, digits: digits, period: period)
-            try ctx.adminChange("admin_import", user: user) {
-                try storeImported(ctx, user: user, record: try importedRecord(secret: bytes, parameters: params, created: ctx.now()),
-                                  replace: replace)
+            let authenticator = Authenticator(name: name, kind: type, secret: bytes, parameters: params, added: ctx.now())
+            let added = try ctx.adminChange("admin_import", user: user, detail: authenticator.label) {
+                try storeImported(ctx, user: user, authenticator: authenticator, counter: counter, replace: replace)
             }
-            print("twostep: \(user) enrolled (\(params.algorithm.rawValue), \(digits) digits, \(period) s)")
+            let what = type == .hotp ? "hotp, \(params.algorithm.rawValue), \(digits) digits, next counter \(counter ?? 0)"
+                                     : "\(params.algorithm.rawValue), \(digits) digits, \(period) s"
+            print("twostep: \(user) enrolled" + (added || name != Authenticator.defaultName ? " with authenticator \(name)" : "") + " (\(what))")
         }
     }
 
@@ -149,9 +163,17 @@ extension Admin {
                     // A damaged state loses its replay mark: start after every code valid now,
                     // counted in the steps of the user's own authenticator (not the config's).
                     // (A record that cannot be read either is no login's concern: the config's.)
-                    let record = (try? ctx.store.loadRecord(user)) ?? nil
-                    let parameters = record?.parameters ?? ctx.config.otpParameters
-                    state = UserState(lastStep: parameters.step(at: ctx.now()) + Int64(ctx.config.window))
+                    // Each TOTP authenticator restarts after its own codes valid now; an HOTP
+                    // token's counter cannot be recovered and starts at 0 again (admin resync
+                    // moves it on).
+                    state = UserState()
+                    if let record = (try? ctx.store.loadRecord(user)) ?? nil {
+                        for a in record.authenticators where a.kind == .totp {
+                            state.devices[a.name] = AuthenticatorState(lastStep: a.parameters.step(at: ctx.now()) + Int64(ctx.config.window))
+                        }
+                    } else {
+                        state.lastStep = ctx.config.otpParameters.step(at: ctx.now()) + Int64(ctx.config.window)
+                    }
                 }
                 state.failures = []
                 state.lockedUntil = 0
@@ -284,8 +306,15 @@ extension Admin {
         func run() throws {
             let ctx = try LocalStore(options)
             try ctx.requireRoot("admin show")
-            let info = try withCLIErrors { try summary(ctx, user) }
-            if json { try printJSON(info) } else { printSummary(info) }
+            var info = try withCLIErrors { try summary(ctx, user) }
+            let devices = try withCLIErrors { jsonObject(try SelfService.deviceFields(user, store: ctx.store)) }
+            if let rows = devices["authenticators"] { info["authenticators"] = rows }
+            if json { try printJSON(info); return }
+            printSummary(info)
+            if let rows = info["authenticators"] as? [[String: Any]] {
+                print("authenticators:")
+                for row in rows { print(describeAuthenticator(row)) }
+            }
         }
     }
 

@@ -7,7 +7,8 @@ import TwoStepStore
 import TwoStepSystem
 
 /// `twostep admin import --batch FILE`: one JSON object per line,
-/// `{"user": …, "secret": …, "algorithm": …, "digits": …, "period": …}`. Each line is imported
+/// `{"user": …, "secret": …, "algorithm": …, "digits": …, "period": …, "name": …, "type": …,
+/// "counter": …}` (the options of `admin import USER`). Each line is imported
 /// whole or not at all; a bad line is reported with its number and skipped. New users go
 /// to the file store a batch at a time (one flush per batch: thousands a second); a user
 /// already enrolled (with --replace) or a PostgreSQL store takes the one-by-one path.
@@ -25,7 +26,10 @@ struct BatchImport {
     struct Line {
         let number: Int
         let user: String
-        let record: UserRecord
+        let authenticator: Authenticator
+        let counter: UInt64?
+        /// A first enrolment that needs no state: the batch path may take it.
+        var plain: Bool { counter ?? 0 == 0 }
     }
 
     /// What the run did so far, and where it tells about a bad line.
@@ -57,9 +61,9 @@ struct BatchImport {
             if let bytes = line {
                 if !bytes.allSatisfy({ $0 == 0x20 || $0 == 0x09 }) {  // a blank line is no user
                     do {
-                        let parsed = try parse(bytes)
-                        if batch.contains(where: { $0.user == parsed.user }) { flush(&batch, tally) }
-                        batch.append(Line(number: number, user: parsed.user, record: parsed.record))
+                        let line = try parse(bytes, number: number)
+                        if batch.contains(where: { $0.user == line.user }) { flush(&batch, tally) }
+                        batch.append(line)
                     } catch {
                         tally.lineFailed(number, "\(error)")
                     }
@@ -88,8 +92,8 @@ struct BatchImport {
         if failed > 0 { throw ExitCode.failure }
     }
 
-    /// One line's user and record; throws a message that never holds the secret.
-    func parse(_ bytes: ArraySlice<UInt8>) throws -> (user: String, record: UserRecord) {
+    /// One line's user and authenticator; throws a message that never holds the secret.
+    func parse(_ bytes: ArraySlice<UInt8>, number: Int) throws -> Line {
         let obj: FlatJSON
         do { obj = try FlatJSON(parsing: bytes) } catch { throw CLIError("not a JSON object: \(error)") }
         if let unknown = obj.keys.first(where: { !Self.fields.contains($0) }) {
@@ -97,15 +101,24 @@ struct BatchImport {
         }
         guard let given = obj.text("user"), isValidUserName(given) else { throw CLIError("\"user\" must be a valid user name") }
         let user = accounts.canonical(given) ?? given
-        let type = obj.text("type")?.lowercased() ?? "totp"
-        guard type == "totp" else {
-            throw CLIError(type == "hotp" ? "\"type\": \"hotp\" is not supported by this version (TOTP only)"
-                                          : "\"type\" must be \"totp\" or \"hotp\"")
+        let name = obj["name"] == nil ? Authenticator.defaultName : obj.text("name") ?? ""
+        guard Authenticator.isValidName(name) else { throw CLIError("\"name\": \(Authenticator.nameRule)") }
+        let kind: AuthenticatorKind
+        if obj["type"] == nil { kind = .totp } else {
+            guard let k = obj.text("type").flatMap({ AuthenticatorKind(rawValue: $0.lowercased()) }) else {
+                throw CLIError("\"type\" must be \"totp\" or \"hotp\"")
+            }
+            kind = k
         }
-        guard obj["counter"] == nil else { throw CLIError("\"counter\" goes with \"type\": \"hotp\" only") }
+        var counter: UInt64? = nil
+        if let value = obj["counter"] {
+            guard kind == .hotp else { throw CLIError("\"counter\" goes with \"type\": \"hotp\" only") }
+            guard case .number(let n) = value, let c = UInt64(n) else { throw CLIError("\"counter\" must be a whole number") }
+            counter = c
+        }
         let algorithm: HashAlgorithm
         if obj["algorithm"] == nil { algorithm = .sha1 } else {
-            guard let name = obj.text("algorithm"), let a = HashAlgorithm(name: name) else {
+            guard let a = obj.text("algorithm").flatMap({ HashAlgorithm(name: $0) }) else {
                 throw CLIError("\"algorithm\" must be one of \(HashAlgorithm.allValueStrings.joined(separator: ", "))")
             }
             algorithm = a
@@ -117,9 +130,10 @@ struct BatchImport {
         guard case .string(let text)? = obj["secret"] else { throw CLIError("\"secret\" (a Base32 string) is missing") }
         var secret = try text.withBytes { try importedSecret($0, quiet: true) }
         defer { Crypto.wipe(&secret) }
-        let record = try importedRecord(secret: secret, parameters: OTPParameters(algorithm: algorithm, digits: digits, period: period),
-                                        created: ctx.now())
-        return (user, record)
+        let authenticator = Authenticator(name: name, kind: kind, secret: secret,
+                                          parameters: OTPParameters(algorithm: algorithm, digits: digits, period: period),
+                                          added: ctx.now())
+        return Line(number: number, user: user, authenticator: authenticator, counter: counter)
     }
 
     func integer(_ obj: FlatJSON, _ key: String, default value: Int) throws -> Int {
@@ -136,12 +150,19 @@ struct BatchImport {
     func flush(_ batch: inout [Line], _ tally: Tally) {
         guard !batch.isEmpty else { return }
         defer { batch.removeAll() }
+        // First enrolments (no record, no state, no HOTP counter to keep) a batch at a time;
+        // the rest (.exists) one by one, as `admin import USER` does.
         var outcomes = [BatchOutcome](repeating: .exists, count: batch.count)
-        if let files = ctx.store as? FileUserStore {
+        let fresh = batch.indices.filter { batch[$0].plain }
+        if let files = ctx.store as? FileUserStore, !fresh.isEmpty {
             do {
-                outcomes = try files.enrolNew(batch.map { ($0.user, $0.record) })
+                let records = try fresh.map { i in
+                    (user: batch[i].user, record: UserRecord(authenticators: [batch[i].authenticator], created: ctx.now(),
+                                                             backupKey: try Crypto.randomBytes(32), backupHashes: []))
+                }
+                for (i, outcome) in zip(fresh, try files.enrolNew(records)) { outcomes[i] = outcome }
             } catch {
-                outcomes = batch.map { _ in .failed(error) }
+                for i in fresh { outcomes[i] = .failed(error) }
             }
         }
         var events: [AuditEvent] = []
@@ -149,7 +170,9 @@ struct BatchImport {
             var result = outcome
             if case .exists = outcome {
                 do {
-                    try ctx.store.withLock(line.user) { try storeImported(ctx, user: line.user, record: line.record, replace: replace) }
+                    _ = try ctx.store.withLock(line.user) {
+                        try storeImported(ctx, user: line.user, authenticator: line.authenticator, counter: line.counter, replace: replace)
+                    }
                     result = .written
                 } catch {
                     result = .failed(error)
@@ -160,7 +183,7 @@ struct BatchImport {
             default:
                 tally.imported += 1
                 events.append(AuditEvent(event: "admin_import", user: line.user, service: "twostep", result: "success",
-                                         detail: "import --batch line \(line.number) by \(invoker)"))
+                                         detail: "\(line.authenticator.label), import --batch line \(line.number) by \(invoker)"))
             }
         }
         ctx.audit.recordInFileOnly(events)
@@ -197,18 +220,33 @@ func importedSecret(_ text: [UInt8], quiet: Bool) throws -> [UInt8] {
     return bytes
 }
 
-/// The record `admin import` writes: the secret, no backup codes yet.
-func importedRecord(secret: [UInt8], parameters: OTPParameters, created: Int64) throws -> UserRecord {
-    UserRecord(secret: secret, parameters: parameters, created: created, backupKey: try Crypto.randomBytes(32), backupHashes: [])
-}
-
-/// Writes an imported record and a fresh state; the caller holds USER's lock.
-func storeImported(_ ctx: LocalStore, user: String, record: UserRecord, replace: Bool) throws {
-    if try ctx.store.hasRecord(user) && !replace {
-        throw CLIError("\(user) is already enrolled; give --replace to overwrite")
+/// Writes an imported authenticator: a first enrolment (no backup codes yet), or one more
+/// (or, with `replace`, a new one of that name) beside the user's others, and the state
+/// that starts it (HOTP: its next counter). The caller holds USER's lock. True when the
+/// user now has more than one authenticator.
+func storeImported(_ ctx: LocalStore, user: String, authenticator: Authenticator, counter: UInt64?, replace: Bool) throws -> Bool {
+    let name = authenticator.name
+    let existing = try ctx.store.loadRecord(user)
+    let record: UserRecord
+    if let existing {
+        if existing.authenticator(named: name) != nil && !replace {
+            throw CLIError(name == Authenticator.defaultName
+                ? "\(user) is already enrolled; give --replace to overwrite, or --name NAME to add another authenticator"
+                : "\(user) already has an authenticator named \(name); give --replace to overwrite it")
+        }
+        do { try existing.add(authenticator, replace: true) } catch { throw CLIError("\(error)") }
+        record = existing
+    } else {
+        record = UserRecord(authenticators: [authenticator], created: ctx.now(),
+                            backupKey: try Crypto.randomBytes(32), backupHashes: [])
     }
     try ctx.store.saveRecord(record, for: user)
-    try ctx.store.saveState(UserState(), for: user)
+    // Read after saveRecord, which moved the record generation on.
+    var state = try ctx.store.loadState(user)
+    if existing == nil { state = UserState(recordGeneration: state.recordGeneration) }
+    state.devices[name] = AuthenticatorState(counter: counter ?? 0)
+    try ctx.store.saveState(state, for: user)
+    return record.authenticators.count > 1
 }
 
 /// Lines of a file descriptor, read in chunks into buffers that are wiped after use (a
