@@ -43,7 +43,7 @@ MODULE_SOURCES = $(wildcard Sources/TwoStepProtocol/*.swift Sources/TwoStepPAM/*
 	Sources/CTwoStepSys/twostep_peercred.h
 MOD        = build/module
 
-.PHONY: all deps test unit-test test-sanitize integration-test demo bench fuzz fuzz-build install uninstall clean man completions
+.PHONY: all deps test unit-test test-sanitize integration-test demo bench bench-scale fuzz fuzz-build install uninstall clean man completions
 
 all: build/pam_twostep.so build/twostep build/twostep-helper build/pam_harness
 
@@ -121,6 +121,14 @@ bench:
 	@scripts/deps.sh bench
 	$(MAKE) all
 	bench/run.sh
+
+# The same at scale: a store of BENCH_SCALE_USERS (default 100,000) users built with
+# `admin import --batch`; import rate, login cost at few vs many users, list/report times,
+# rotate-key rate (bench/scale.sh, bench/README.md).
+bench-scale:
+	@scripts/deps.sh bench
+	$(MAKE) all
+	bench/scale.sh
 
 # libFuzzer targets (swiftc -sanitize=fuzzer,address) into .build-fuzz/; see Fuzz/README.md.
 # `make test` runs each briefly (tests/test_fuzz.py); this runs them for FUZZ_SECONDS.

@@ -24,3 +24,17 @@ def test_bench_completes_and_prints_every_row():
     for row in ("pam_google_authenticator", "pam_twostep ", "pam_twostep socket=",
                 "trivial static spawn", "RSS added to host", "round order shuffled with seed"):
         assert row in out, (row, out)
+
+
+@pytest.mark.skipif(not os.path.exists("/usr/bin/oathtool"), reason="oathtool not installed")
+def test_bench_scale_completes_and_prints_every_figure():
+    """`make bench-scale` in miniature (2,000 users, a few rounds): it must finish and print
+    each figure; the figures themselves are not asserted (a timed test would be luck)."""
+    r = subprocess.run(["sh", os.path.join(ROOT, "bench", "scale.sh")], cwd=ROOT,
+                       env=dict(os.environ, BENCH_SCALE_USERS="2000", ROUNDS="5", WARMUP="1"),
+                       capture_output=True, text=True, timeout=600)
+    out = r.stdout + r.stderr
+    assert r.returncode == 0, out
+    for row in ("import --batch:", "login,      7 users:", "login,   2000 users:", "login ratio big/small:",
+                "admin list --json:", "admin report --json:", "admin rotate-key:"):
+        assert "bench-scale: " + row in out, (row, out)

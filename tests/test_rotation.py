@@ -104,7 +104,7 @@ def test_retire_keeps_a_key_that_a_record_still_needs(inst):
     inst.cli("admin", "reset", "ret07")
     r = inst.cli("admin", "rotate-key", "--retire")
     removed = [l for l in r.stdout.splitlines() if "removed old key(s): " in l]
-    assert removed and old[0] in removed[0].split(": ", 1)[1].split(", "), r.stdout
+    assert removed and old[0] in removed[0].split("removed old key(s): ", 1)[1].split(", "), r.stdout
     s = status(inst)
     assert key_files(inst) == [s["active"]] and s["complete"]
     assert [k["records"] for k in s["keys"]] == [19]

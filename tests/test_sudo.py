@@ -98,7 +98,7 @@ def test_file_size_limit_through_real_sudo_still_locks_out(site):
             r = site.sudo([PASSWORD, answer], prefix=limited)
             assert r.returncode != 0 and "Verification code" not in r.stderr, r.stdout + r.stderr
         assert (open(state, "rb").read() if os.path.exists(state) else None) == before
-        assert [n for n in os.listdir(site.inst.state) if ".tmp." in n] == []
+        assert [n for n in os.listdir(site.inst.state) if ".tmp" in n] == []
         return
     for _ in range(3):
         r = site.sudo([PASSWORD, wrong(oathtool(at=t))], prefix=limited)
@@ -107,4 +107,4 @@ def test_file_size_limit_through_real_sudo_still_locks_out(site):
     assert events.count(("verify", "failure")) == 3 and ("lockout", "refused") in events, events
     r = site.sudo([PASSWORD, oathtool(at=t)], prefix=limited)
     assert r.returncode != 0 and "locked" in r.stderr, r.stdout + r.stderr
-    assert [n for n in os.listdir(site.inst.state) if ".tmp." in n] == []
+    assert [n for n in os.listdir(site.inst.state) if ".tmp" in n] == []

@@ -96,12 +96,7 @@ public enum Base32 {
                 paddingStarted = true
                 continue
             } else if let ascii = character.asciiValue {
-                switch ascii {
-                case UInt8(ascii: "A")...UInt8(ascii: "Z"): value = ascii - UInt8(ascii: "A")
-                case UInt8(ascii: "a")...UInt8(ascii: "z"): value = ascii - UInt8(ascii: "a")
-                case UInt8(ascii: "2")...UInt8(ascii: "7"): value = ascii - UInt8(ascii: "2") + 26
-                default: value = nil
-                }
+                value = forgivingValue(ascii)
             } else {
                 value = nil
             }
@@ -114,6 +109,35 @@ public enum Base32 {
         }
         defer { for i in values.indices { values[i] = 0 } }
         return try bytes(fromValues: values)
+    }
+
+    /// `decode` over bytes that are not in a String (a secret read from a file stays out of
+    /// String storage, so the caller can wipe every copy). Positions count bytes.
+    public static func decode<C: Collection>(bytes text: C) throws -> [UInt8] where C.Element == UInt8 {
+        var values: [UInt8] = []
+        values.reserveCapacity(text.count)
+        defer { for i in values.indices { values[i] = 0 } }
+        var paddingStarted = false
+        for (offset, ascii) in text.enumerated() {
+            if ascii == UInt8(ascii: " ") || ascii == UInt8(ascii: "-") { continue }
+            if ascii == UInt8(ascii: "=") { paddingStarted = true; continue }
+            guard let v = forgivingValue(ascii), !paddingStarted else {
+                throw Base32Error.invalidCharacter(ascii < 0x80 ? Character(Unicode.Scalar(ascii)) : "\u{FFFD}",
+                                                   position: offset + 1)
+            }
+            values.append(v)
+        }
+        return try bytes(fromValues: values)
+    }
+
+    /// The 5-bit value of an ASCII letter (either case) or digit 2-7; nil for anything else.
+    static func forgivingValue(_ ascii: UInt8) -> UInt8? {
+        switch ascii {
+        case UInt8(ascii: "A")...UInt8(ascii: "Z"): return ascii - UInt8(ascii: "A")
+        case UInt8(ascii: "a")...UInt8(ascii: "z"): return ascii - UInt8(ascii: "a")
+        case UInt8(ascii: "2")...UInt8(ascii: "7"): return ascii - UInt8(ascii: "2") + 26
+        default: return nil
+        }
     }
 
     /// 5-bit values to bytes.

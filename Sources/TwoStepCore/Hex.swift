@@ -6,6 +6,16 @@ public func isHexDigit(_ b: UInt8) -> Bool {
     (b >= 48 && b <= 57) || (b >= 97 && b <= 102)
 }
 
+/// The value of a hex digit in either case (JSON's \u escapes, URI percent escapes).
+public func hexDigitValue(_ c: UInt8) -> UInt8? {
+    switch c {
+    case UInt8(ascii: "0")...UInt8(ascii: "9"): return c - UInt8(ascii: "0")
+    case UInt8(ascii: "a")...UInt8(ascii: "f"): return c - UInt8(ascii: "a") + 10
+    case UInt8(ascii: "A")...UInt8(ascii: "F"): return c - UInt8(ascii: "A") + 10
+    default: return nil
+    }
+}
+
 public func hex(_ bytes: [UInt8]) -> String {
     let digits = Array("0123456789abcdef".utf8)
     var out: [UInt8] = []

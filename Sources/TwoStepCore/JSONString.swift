@@ -3,6 +3,8 @@
 
 /// A JSON string literal with everything outside printable ASCII escaped.
 public func jsonString(_ s: String) -> String {
+    // Most values (names, times, algorithms) need no escape: copied whole.
+    if s.utf8.allSatisfy({ $0 >= 0x20 && $0 < 0x7f && $0 != 0x22 && $0 != 0x5c }) { return "\"" + s + "\"" }
     var out = "\""
     for u in s.unicodeScalars {
         switch u {

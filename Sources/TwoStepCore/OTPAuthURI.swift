@@ -209,14 +209,6 @@ func percentEncode(_ text: String) -> String {
 }
 
 func percentDecode(_ text: String, plusIsSpace: Bool) throws -> String {
-    func hexValue(_ b: UInt8) -> UInt8? {
-        switch b {
-        case UInt8(ascii: "0")...UInt8(ascii: "9"): return b - UInt8(ascii: "0")
-        case UInt8(ascii: "a")...UInt8(ascii: "f"): return b - UInt8(ascii: "a") + 10
-        case UInt8(ascii: "A")...UInt8(ascii: "F"): return b - UInt8(ascii: "A") + 10
-        default: return nil
-        }
-    }
     let input = Array(text.utf8)
     var out: [UInt8] = []
     out.reserveCapacity(input.count)
@@ -224,7 +216,7 @@ func percentDecode(_ text: String, plusIsSpace: Bool) throws -> String {
     while i < input.count {
         let b = input[i]
         if b == UInt8(ascii: "%") {
-            guard i + 2 < input.count, let hi = hexValue(input[i + 1]), let lo = hexValue(input[i + 2]) else {
+            guard i + 2 < input.count, let hi = hexDigitValue(input[i + 1]), let lo = hexDigitValue(input[i + 2]) else {
                 throw OTPAuthURIError.invalidPercentEncoding(text)
             }
             out.append(hi << 4 | lo)

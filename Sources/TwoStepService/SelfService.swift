@@ -167,7 +167,13 @@ public final class SelfService {
     /// What `twostep status` and `twostep admin show` tell about a user: facts, never a secret.
     public static func statusFields(_ user: String, store: UserStore, config: Config, now: Int64,
                                     fullAddress: Bool = false) throws -> ServiceData {
-        guard let record = try store.loadRecord(user) else { return ServiceData([(.user, user), (.enrolled, "false")]) }
+        let (record, state) = try store.loadRecordAndState(user)
+        return statusFields(user, record: record, state: state, config: config, now: now, fullAddress: fullAddress)
+    }
+
+    public static func statusFields(_ user: String, record: UserRecord?, state: UserState, config: Config, now: Int64,
+                                    fullAddress: Bool = false) -> ServiceData {
+        guard let record else { return ServiceData([(.user, user), (.enrolled, "false")]) }
         var data = ServiceData([
             (.user, user), (.enrolled, "true"),
             (.enrolledAt, AuditLog.isoTime(record.created)),
@@ -175,7 +181,6 @@ public final class SelfService {
             (.digits, String(record.parameters.digits)), (.period, String(record.parameters.period)),
             (.backupCodesLeft, String(record.backupHashes.count)),
         ])
-        let state = try store.loadState(user)
         if state.lastStep >= 0 {
             data[.lastCodeAt] = AuditLog.isoTime(record.parameters.startOfStep(state.lastStep))
         }

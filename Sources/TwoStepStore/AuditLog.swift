@@ -47,20 +47,36 @@ public final class AuditLog {
         if let d = e.detail { msg += " detail=\(jsonString(d))" }
         Self.syslogLine(LOG_WARNING, msg)
         defer { Self.mirror?(e, now()) }
-        guard let path else { return }
+        append(jsonLine(e))
+    }
+
+    /// Events written to `audit_log` only (and the mirror), not to syslog, with one append
+    /// for them all: one per user of a bulk change (`admin import --batch`), which would
+    /// flood syslog (and meet journald's rate limit) while its summary event goes there.
+    public func recordInFileOnly(_ events: [AuditEvent]) {
+        for e in events { Self.mirror?(e, now()) }
+        if !events.isEmpty { append(events.map(jsonLine).joined()) }
+    }
+
+    func jsonLine(_ e: AuditEvent) -> String {
         var json = "{\"time\":\"\(Self.isoTime(now()))\",\"event\":\(jsonString(e.event)),"
         json += "\"user\":\(jsonString(e.user)),\"service\":\(jsonString(e.service)),"
         json += "\"result\":\(jsonString(e.result)),\"severity\":\"warning\""
         if let r = e.rhost, !r.isEmpty { json += ",\"rhost\":\(jsonString(r))" }
         if let d = e.detail { json += ",\"detail\":\(jsonString(d))" }
-        json += "}\n"
+        return json + "}\n"
+    }
+
+    /// Appends whole lines to `audit_log` (when set) with one write.
+    func append(_ text: String) {
+        guard let path else { return }
         let fd = Sys.retry { open(path, O_WRONLY | O_APPEND | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0o600) }
         guard fd >= 0 else {
             Self.syslogLine(LOG_ERR, "cannot open audit log \(path): \(String(cString: strerror(errno)))")
             return
         }
         defer { close(fd) }
-        let bytes = Array(json.utf8)
+        let bytes = Array(text.utf8)
         let n = bytes.withUnsafeBytes { p in Sys.retry { write(fd, p.baseAddress, p.count) } }
         if n != bytes.count {
             Self.syslogLine(LOG_ERR, "cannot write audit log \(path)")

@@ -57,7 +57,7 @@ public enum Files {
             throw StoreError.unsafe(path: path, reason: problem)
         }
         guard Int(st.st_size) <= limit else { throw StoreError.tooLarge(path: path, limit: limit) }
-        return try readAll(fd: fd, path: path, limit: limit)
+        return try readAll(fd: fd, path: path, limit: limit, size: Int(st.st_size))
     }
 
     /// Opens `name` in `dirfd` (AT_FDCWD: a path) for reading without following a final
@@ -82,7 +82,20 @@ public enum Files {
         return (fd, st)
     }
 
-    public static func readAll(fd: Int32, path: String, limit: Int) throws -> [UInt8] {
+    public static func readAll(fd: Int32, path: String, limit: Int, size: Int? = nil) throws -> [UInt8] {
+        // A regular file of known size: one read of size + 1 bytes, and a short read is its
+        // end (read(2) on a regular file returns less only at the end): no read for EOF.
+        if let size {
+            var out = [UInt8](repeating: 0, count: size + 1)
+            let n = out.withUnsafeMutableBytes { p in Sys.retry { read(fd, p.baseAddress, p.count) } }
+            if n < 0 { throw StoreError.io(path: path, operation: "read", errno: errno) }
+            if n <= size {
+                out.removeLast(size + 1 - n)
+                return out
+            }
+            let rest = try readAll(fd: fd, path: path, limit: limit - n)
+            return out + rest   // it grew while we read: the rest as before
+        }
         var out: [UInt8] = []
         var buf = [UInt8](repeating: 0, count: 4096)
         while true {
@@ -96,30 +109,44 @@ public enum Files {
     }
 
     /// Writes `bytes` as `name` in `dirfd` so that a crash leaves the old or the new file,
-    /// never neither: temp file, fsync, rename, fsync of the directory.
+    /// never neither: temp file, fsync, rename, fsync of the directory. `temporary` names
+    /// the temp file when the caller holds `name`'s lock (`lockedTemporary`); otherwise it
+    /// carries our pid.
     public static func writeAtomically(dirfd: Int32, dirPath: String, name: String,
-                                       bytes: [UInt8], mode: mode_t = 0o600) throws {
-        let tmp = ".\(name).tmp.\(getpid())"
+                                       bytes: [UInt8], mode: mode_t = 0o600, temporary: String? = nil) throws {
+        let tmp = temporary ?? ".\(name).tmp.\(getpid())"
         let path = dirPath + "/" + name
+        try writeTemporary(dirfd: dirfd, tmp: tmp, path: path, bytes: bytes, mode: mode, sync: true)
+        guard renameat(dirfd, tmp, dirfd, name) == 0 else {
+            let e = errno
+            _ = unlinkat(dirfd, tmp, 0)
+            throw StoreError.io(path: path, operation: "rename", errno: e)
+        }
+        guard Sys.retry({ fsync(dirfd) }) == 0 else { throw StoreError.io(path: dirPath, operation: "fsync", errno: errno) }
+    }
+
+    /// Creates `tmp` afresh with `bytes` (fsync'd when `sync`); removed again on failure.
+    static func writeTemporary(dirfd: Int32, tmp: String, path: String, bytes: [UInt8], mode: mode_t, sync: Bool) throws {
         _ = unlinkat(dirfd, tmp, 0)
         let fd = Sys.retry { openat(dirfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode) }
         guard fd >= 0 else { throw StoreError.io(path: path, operation: "create temporary file", errno: errno) }
-        var ok = false
-        defer {
-            if !ok { _ = unlinkat(dirfd, tmp, 0) }
-        }
         do {
             defer { close(fd) }
             _ = fchmod(fd, mode)
             try writeAll(fd: fd, bytes: bytes, path: path)
-            guard Sys.retry({ fsync(fd) }) == 0 else { throw StoreError.io(path: path, operation: "fsync", errno: errno) }
+            if sync {
+                guard Sys.retry({ fsync(fd) }) == 0 else { throw StoreError.io(path: path, operation: "fsync", errno: errno) }
+            }
+        } catch {
+            _ = unlinkat(dirfd, tmp, 0)
+            throw error
         }
-        guard renameat(dirfd, tmp, dirfd, name) == 0 else {
-            throw StoreError.io(path: path, operation: "rename", errno: errno)
-        }
-        ok = true
-        guard Sys.retry({ fsync(dirfd) }) == 0 else { throw StoreError.io(path: dirPath, operation: "fsync", errno: errno) }
     }
+
+    /// The temporary file of `name` for a writer holding `name`'s lock: one fixed name, so
+    /// the next holder removes a dead writer's leftover with one unlink (no directory scan,
+    /// which at 100,000 users would cost every login a read of the whole directory).
+    public static func lockedTemporary(of name: String) -> String { ".\(name).tmp" }
 
     static func writeAll(fd: Int32, bytes: [UInt8], path: String) throws {
         var off = 0
@@ -132,16 +159,10 @@ public enum Files {
         }
     }
 
-    /// Removes the temporary files `writeAtomically` left for `names` when a writer died
-    /// mid-write (`.NAME.tmp.PID` whose PID no longer runs). Call under the names' lock.
-    public static func removeStaleTemporaries(dirfd: Int32, dirPath: String, of names: [String]) throws {
-        let prefixes = names.map { ".\($0).tmp." }
-        for entry in try Files.names(dirfd: dirfd, dirPath: dirPath) {
-            guard let prefix = prefixes.first(where: { entry.hasPrefix($0) }),
-                  let pid = Int32(entry.dropFirst(prefix.count)), pid > 0 else { continue }
-            if pid == getpid() || kill(pid, 0) == 0 || errno != ESRCH { continue }
-            _ = unlinkat(dirfd, entry, 0)
-        }
+    /// Removes what a writer of `names` killed mid-write left (their `lockedTemporary`
+    /// files). Call under the names' lock: nobody else writes those files then.
+    public static func removeStaleTemporaries(dirfd: Int32, of names: [String]) {
+        for name in names { _ = unlinkat(dirfd, lockedTemporary(of: name), 0) }
     }
 
     /// Removes `name` from `dirfd` durably; a missing file is not an error.

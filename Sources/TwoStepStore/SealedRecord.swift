@@ -77,8 +77,15 @@ public enum SealedRecord {
     /// The plaintext and the generation it was sealed with (0 for version 1).
     public static func openWithGeneration(_ bytes: [UInt8], user: String, keys: KeyRing, path: String) throws
         -> (plaintext: [UInt8], generation: UInt64) {
+        try openWithGeneration(bytes, user: user, path: path, key: keys.key(id:))
+    }
+
+    /// The same with the key for an id from `key` (a cache, for work on many records).
+    public static func openWithGeneration(_ bytes: [UInt8], user: String, path: String,
+                                          key lookup: (String) throws -> MasterKey) throws
+        -> (plaintext: [UInt8], generation: UInt64) {
         let id = try keyID(of: bytes, path: path)
-        let key = try keys.key(id: id)
+        let key = try lookup(id)
         let v = bytes[3]
         var p = 5 + id.utf8.count
         var generation: UInt64 = 0

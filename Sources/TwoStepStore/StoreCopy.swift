@@ -19,7 +19,8 @@ extension FileUserStore: SealedRecordAccess {
         let name = try checked(user) + ".record"
         _ = try SealedRecord.keyID(of: sealed, path: directory + "/" + name)
         try withDirectory { fd in
-            try Files.writeAtomically(dirfd: fd, dirPath: directory, name: name, bytes: sealed)
+            try Files.writeAtomically(dirfd: fd, dirPath: directory, name: name, bytes: sealed,
+                                      temporary: Files.lockedTemporary(of: name))
         }
     }
 }

@@ -18,9 +18,15 @@ public protocol UserStore: AnyObject {
     func enrolledUsers() throws -> [String]
     /// Runs `body` holding the user's exclusive lock: every read-verify-write goes here.
     func withLock<R>(_ user: String, _ body: () throws -> R) throws -> R
+    /// The record (nil: not enrolled) and the state, for a listing of every user.
+    func loadRecordAndState(_ user: String) throws -> (record: UserRecord?, state: UserState)
 }
 
 extension UserStore {
+    public func loadRecordAndState(_ user: String) throws -> (record: UserRecord?, state: UserState) {
+        (try loadRecord(user), try loadState(user))
+    }
+
     /// A fresh set of backup codes for an enrolled user, under the lock; the old set stops
     /// working. The codes exist in clear only in the caller's hands.
     public func issueBackupCodes(for user: String) throws -> [String] {
@@ -36,12 +42,15 @@ extension UserStore {
 /// One directory: `<user>.record` (sealed), `<user>.state`, `<user>.lock`; 0700, ours.
 public final class FileUserStore: UserStore {
     public let directory: String
-    let keys: KeyRing
+    public let keys: KeyRing
 
     public init(directory: String, keys: KeyRing) {
         self.directory = directory
         self.keys = keys
     }
+
+    /// Master keys read once for many records (a listing of the whole store), when set.
+    public var keyCache: KeyCache?
 
     public convenience init(config: Config) throws {
         self.init(directory: config.stateDir, keys: try KeyRing(keyDir: config.keyDir))
@@ -79,9 +88,27 @@ public final class FileUserStore: UserStore {
         // A damaged state is refused where it is used (a login); here it only cannot vouch
         // for a generation (admin unlock must still read the record to repair it).
         let stateGeneration = (try? loadState(user))?.recordGeneration ?? 0
+        return try openRecord(user, stateGeneration: stateGeneration)
+    }
+
+    /// Each file read once (`loadRecord` reads the state for its generation, and a listing
+    /// wants the state too); a damaged state makes the pair unreadable.
+    public func loadRecordAndState(_ user: String) throws -> (record: UserRecord?, state: UserState) {
+        let state: UserState
+        do { state = try loadState(user) } catch {
+            guard try hasRecord(user) else { return (nil, UserState()) }   // nobody's state to show
+            throw error
+        }
+        return (try openRecord(user, stateGeneration: state.recordGeneration), state)
+    }
+
+    private func openRecord(_ user: String, stateGeneration: UInt64) throws -> UserRecord? {
+        let name = try checked(user) + ".record"
+        let path = directory + "/" + name
         return try withDirectory { fd in
             guard let sealed = try Files.readPrivate(dirfd: fd, dirPath: directory, name: name) else { return nil }
-            var (plain, generation) = try SealedRecord.openWithGeneration(sealed, user: user, keys: keys, path: path)
+            var (plain, generation) = try SealedRecord.openWithGeneration(sealed, user: user, path: path,
+                                                                           key: keyCache?.key(id:) ?? keys.key(id:))
             defer { Crypto.wipe(&plain) }
             guard generation >= stateGeneration else {
                 throw StoreError.damaged(path: path, reason: "older than its state (generation \(generation), " +
@@ -125,7 +152,8 @@ public final class FileUserStore: UserStore {
         let generation = max(state.recordGeneration, generations[user] ?? 0) + 1
         let sealed = try SealedRecord.seal(plain, user: user, key: try keys.activeKey(), generation: generation)
         try withDirectory { fd in
-            try Files.writeAtomically(dirfd: fd, dirPath: directory, name: name, bytes: sealed)
+            try Files.writeAtomically(dirfd: fd, dirPath: directory, name: name, bytes: sealed,
+                                      temporary: Files.lockedTemporary(of: name))
         }
         generations[user] = generation
         state.recordGeneration = generation
@@ -139,7 +167,8 @@ public final class FileUserStore: UserStore {
         if generations[user] == nil { _ = try? loadState(user) }
         state.recordGeneration = max(state.recordGeneration, generations[user] ?? 0)
         try withDirectory { fd in
-            try Files.writeAtomically(dirfd: fd, dirPath: directory, name: name, bytes: state.serialized())
+            try Files.writeAtomically(dirfd: fd, dirPath: directory, name: name, bytes: state.serialized(),
+                                      temporary: Files.lockedTemporary(of: name))
         }
     }
 
@@ -166,10 +195,10 @@ public final class FileUserStore: UserStore {
         let lock = try withDirectory { fd in try FileLock(dirfd: fd, dirPath: directory, name: name) }
         defer { lock.unlock() }
         // A writer killed mid-write leaves its temporary file; nobody else writes these
-        // files without this lock, so a dead writer's leftovers can go.
+        // files without this lock, so a dead writer's leftovers can go (two unlinks by name:
+        // nothing on the login path reads the whole directory).
         try withDirectory { fd in
-            try Files.removeStaleTemporaries(dirfd: fd, dirPath: directory,
-                                             of: [try checked(user) + ".record", try checked(user) + ".state"])
+            Files.removeStaleTemporaries(dirfd: fd, of: [try checked(user) + ".record", try checked(user) + ".state"])
         }
         return try body()
     }

@@ -47,9 +47,20 @@ extension Admin {
             the others (default name: default); --replace replaces the one of that name (its counter, replay mark and \
             drift start afresh). --type hotp --counter N imports a counter-based token (RFC 4226) whose next code is \
             at counter N.
+
+            `--batch FILE` (`-`: standard input) enrols many users, one JSON object per line: \
+            {"user": "alice", "secret": "BASE32", "algorithm": "SHA1", "digits": 6, "period": 30, \
+            "name": "phone", "type": "totp"} or {..., "type": "hotp", "counter": 0} (all but user and \
+            secret optional; the defaults as for one user). Each line is imported whole or not at \
+            all; a bad line is reported with its number and skipped, and a summary follows (exit \
+            status 1 when a line failed). --replace applies to every line. On a terminal it shows \
+            progress; Ctrl-C stops after the lines already read are written (exit status 130). \
+            Each imported user is one `admin_import` event in audit_log, the run one \
+            `admin_import_batch` event (also in syslog).
             """)
-        @Argument(help: "The user to enrol.") var user: String
-        @Option(help: "The Base32 secret, or - to read it from standard input.") var secret: String
+        @Argument(help: "The user to enrol (not with --batch).") var user: String?
+        @Option(help: "The Base32 secret, or - to read it from standard input.") var secret: String?
+        @Option(help: ArgumentHelp("Enrol every user of a JSON-lines FILE (- for standard input).", valueName: "file")) var batch: String?
         @Option(help: "The authenticator's name (\(Authenticator.nameRule)).") var name: String = Authenticator.defaultName
         @Option(help: "totp (time based) or hotp (counter based).") var type: AuthenticatorKind = .totp
         @Option(help: "HOTP only: the counter of the token's next code.") var counter: UInt64?
@@ -60,6 +71,13 @@ extension Admin {
         @OptionGroup var options: ConfigOptions
 
         func validate() throws {
+            if batch != nil {
+                guard user == nil, secret == nil, counter == nil else {
+                    throw ValidationError("--batch takes every field from its lines: give no USER, --secret or --counter")
+                }
+                return
+            }
+            guard let user, secret != nil else { throw ValidationError("give USER and --secret, or --batch FILE") }
             guard OTPPolicy.digits.contains(digits) else { throw ValidationError("--digits must be \(OTPPolicy.digitsText)") }
             guard OTPPolicy.periods.contains(period) else { throw ValidationError("--period must be \(OTPPolicy.periodsText)") }
             guard isValidUserName(user) else { throw ValidationError("invalid user name \"\(user)\"") }
@@ -69,46 +87,26 @@ extension Admin {
 
         func run() throws {
             let ctx = try LocalStore(options)
+            if let batch { return try BatchImport(ctx: ctx, source: batch, replace: replace).run() }
+            guard let given = user, let secret else { return }
             try ctx.requireRoot("admin import")
             // Keyed by NSS's canonical name (ALICE and alice in a case-insensitive directory
             // are one record); a name NSS does not know is imported as given.
-            let user = canonicalUserName(self.user) ?? self.user
-            var text = secret
+            let user = canonicalUserName(given) ?? given
+            let text: SecretBytes
             if secret == "-" {
-                text = readLineUnbuffered()?.withBytes { String(decoding: $0, as: UTF8.self) } ?? ""
+                text = readLineUnbuffered() ?? SecretBytes([])
             } else {
                 writeStderr("twostep: warning: a secret on the command line is visible to other users in the process list; prefer --secret -\n")
+                text = SecretBytes(Array(secret.utf8))
             }
             var bytes: [UInt8]
-            do { bytes = try Base32.decode(text) } catch { throw CLIError("--secret: \(error)") }
+            do { bytes = try text.withBytes { try importedSecret($0, quiet: false) } } catch { throw CLIError("--\(error)") }
             defer { Crypto.wipe(&bytes) }
-            guard bytes.count >= 10 else { throw CLIError("--secret: at least 80 bits (16 Base32 characters) are needed") }
             let params = OTPParameters(algorithm: algorithm, digits: digits, period: period)
             let authenticator = Authenticator(name: name, kind: type, secret: bytes, parameters: params, added: ctx.now())
-            let added = try ctx.adminChange("admin_import", user: user, detail: authenticator.label) { () throws -> Bool in
-                let existing = try ctx.store.loadRecord(user)
-                let record: UserRecord
-                if let existing {
-                    if existing.authenticator(named: name) != nil && !replace {
-                        throw CLIError(name == Authenticator.defaultName
-                            ? "\(user) is already enrolled; give --replace to overwrite, or --name NAME to add another authenticator"
-                            : "\(user) already has an authenticator named \(name); give --replace to overwrite it")
-                    }
-                    do { try existing.add(authenticator, replace: true) } catch { throw CLIError("\(error)") }
-                    // A replaced secret (a lost phone, a new token) ends every SSH key's trust too.
-                    if replace { existing.forget(nil) }
-                    record = existing
-                } else {
-                    record = UserRecord(authenticators: [authenticator], created: ctx.now(),
-                                        backupKey: try Crypto.randomBytes(32), backupHashes: [])
-                }
-                try ctx.store.saveRecord(record, for: user)
-                // Read after saveRecord, which moved the record generation on.
-                var state = try ctx.store.loadState(user)
-                if existing == nil { state = UserState(recordGeneration: state.recordGeneration) }
-                state.devices[name] = AuthenticatorState(counter: counter ?? 0)
-                try ctx.store.saveState(state, for: user)
-                return record.authenticators.count > 1
+            let added = try ctx.adminChange("admin_import", user: user, detail: authenticator.label) {
+                try storeImported(ctx, user: user, authenticator: authenticator, counter: counter, replace: replace)
             }
             let what = type == .hotp ? "hotp, \(params.algorithm.rawValue), \(digits) digits, next counter \(counter ?? 0)"
                                      : "\(params.algorithm.rawValue), \(digits) digits, \(period) s"
@@ -197,9 +195,10 @@ extension Admin {
             commandName: "rotate-key",
             abstract: "Make a new master key active and re-seal every record with it.",
             discussion: """
-            Safe to interrupt at any moment (even kill -9): each record is re-sealed under its \
-            user's lock (or in its own short transaction with store = postgresql) with an atomic \
-            write, and logins go on meanwhile. A run that finds records still under an older key \
+            Safe to interrupt at any moment (even kill -9): records are re-sealed a batch at a \
+            time under their users' locks (or each in its own short transaction with store = \
+            postgresql) with atomic writes, and logins go on meanwhile. On a terminal it shows \
+            progress; Ctrl-C stops after the batch at hand (exit status 130). A run that finds records still under an older key \
             finishes that rotation instead of starting another. For a fleet sharing a database: \
             --prepare makes the new key without using it; carry it to every host (export-key, \
             import-key), then --use ID on one host. Old key files are kept (a backup may still \
@@ -242,20 +241,30 @@ extension Admin {
             }
             let progress = Progress(total: plan.users.count, verb: "re-sealed")
             var failed: [String] = []
-            for user in plan.users {
-                do {
-                    _ = try rotation.reseal(user, activeKey: plan.activeKey)
-                } catch {
-                    failed.append(user)
-                    progress.interrupt("twostep: \(user): not re-sealed: \(error)\n")
+            // Ctrl-C (or SIGTERM) ends the run between batches: every record is whole, under
+            // the old key or the new one, and running the command again finishes the job.
+            Interrupt.catchSignals()
+            let done = try withCLIErrors {
+                try rotation.reseal(plan.users, activeKey: plan.activeKey, stop: { Interrupt.requested != nil }) { user, error in
+                    if let error {
+                        failed.append(user)
+                        progress.interrupt("twostep: \(user): not re-sealed: \(error)\n")
+                    }
+                    progress.step()
                 }
-                progress.step()
             }
             progress.finish()
+            let left = plan.users.count - done
             ctx.audit.record(AuditEvent(event: "admin_rotate_key", user: "-", service: "twostep",
-                                        result: failed.isEmpty ? "success" : "failure",
+                                        result: failed.isEmpty && left == 0 ? "success" : "failure",
                                         detail: "\(plan.previousKey.map { "\($0) -> " } ?? "resumed, ")\(plan.activeKey): " +
-                                                "\(plan.users.count - failed.count) re-sealed, \(failed.count) failed, by \(actingAdmin())"))
+                                                "\(done - failed.count) re-sealed, \(failed.count) failed" +
+                                                (left > 0 ? ", \(left) left (interrupted)" : "") + ", by \(actingAdmin())"))
+            if left > 0 {
+                print("twostep: interrupted: \(done - failed.count) record(s) re-sealed, \(left) still under an older key; " +
+                      "run `twostep admin rotate-key` again to finish (old keys are kept)")
+                throw ExitCode(Interrupt.exitStatus(Interrupt.requested ?? SIGINT))
+            }
             if retire {
                 let (removed, kept) = try withCLIErrors { try rotation.retire() }
                 if !removed.isEmpty { print("twostep: removed old key(s): \(removed.joined(separator: ", "))") }
@@ -324,19 +333,30 @@ extension Admin {
         func run() throws {
             let ctx = try LocalStore(options)
             try ctx.requireRoot("admin list")
+            // Streamed: one record read, one row written, at a time (only the sorted names
+            // are held), so 100,000 users cost neither memory nor a wait before the first row.
             let users = try withCLIErrors { try ctx.store.enrolledUsers() }
-            let rows: [[String: Any]] = users.map { u in
-                (try? summary(ctx, u)) ?? ["user": u, "enrolled": true, "error": "cannot be read"]
+            ctx.cacheKeys()
+            let out = StreamedOutput()
+            if json {
+                out.write(users.isEmpty ? "{\n  \"users\" : []\n}\n" : "{\n  \"users\" : [\n")
+            } else if users.isEmpty {
+                out.write("no users enrolled\n")
             }
-            if json { try printJSON(["users": rows]); return }
-            if rows.isEmpty { print("no users enrolled"); return }
-            for r in rows {
+            var written = 0
+            try forEachUser(users, ctx) { ctx, u in
+                let r = (try? summary(ctx, u)) ?? ["user": u, "enrolled": true, "error": "cannot be read"]
+                if json { return "    " + jsonText(r, indent: "    ") }
                 let locked = (r["locked_until"] as? String).map { " locked until \($0)" } ?? ""
                 let err = (r["error"] as? String).map { " (\($0))" } ?? ""
                 let bypass = (r["bypass_until"] as? String).map { " BYPASS until \($0)" } ?? ""
                 let invited = (r["invitation_pending_until"] as? String).map { " invitation pending until \($0)" } ?? ""
-                print("\(r["user"] ?? "")\t\(r["algorithm"] ?? "-")/\(r["digits"] ?? "-")\tbackup codes left: \(r["backup_codes_left"] ?? "-")\(locked)\(bypass)\(invited)\(err)")
+                return "\(r["user"] ?? "")\t\(r["algorithm"] ?? "-")/\(r["digits"] ?? "-")\tbackup codes left: \(r["backup_codes_left"] ?? "-")\(locked)\(bypass)\(invited)\(err)\n"
+            } emit: { _, row in
+                written += 1
+                out.write(!json ? row : row + (written == users.count ? "\n  ]\n}\n" : ",\n"))
             }
+            out.flush()
         }
     }
 }

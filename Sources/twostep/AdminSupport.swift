@@ -66,24 +66,20 @@ extension Admin {
             guard geteuid() == 0 else { throw CLIError("admin report needs root") }
             let ctx = try LocalStore(options)
             let now = ctx.now()
-            var enrolled: [String] = [], noBackup: [String] = [], unreadable: [String] = []
+            // One record in memory at a time; what is kept is names (the lists printed).
+            var noBackup: [String] = [], unreadable: [String] = []
             var locked: [[String: Any]] = [], bypasses: [[String: Any]] = []
+            let enrolled = try withCLIErrors { try ctx.store.enrolledUsers() }
+            ctx.cacheKeys()
             try withCLIErrors {
-                for user in try ctx.store.enrolledUsers() {
-                    enrolled.append(user)
-                    do {
-                        let record = try ctx.store.loadRecord(user)
-                        if let record, record.backupHashes.isEmpty { noBackup.append(user) }
-                        if let record, record.recovery.bypassUntil > now {
-                            bypasses.append(["user": user, "until": AuditLog.isoTime(record.recovery.bypassUntil)])
-                        }
-                        let state = try ctx.store.loadState(user)
-                        if state.lockedUntil > now {
-                            locked.append(["user": user, "until": AuditLog.isoTime(state.lockedUntil)])
-                        }
-                    } catch {
-                        unreadable.append(user)
-                    }
+                try forEachUser(enrolled, ctx) { ctx, user -> (noBackup: Bool, lockedUntil: Int64, bypassUntil: Int64)? in
+                    guard let (record, state) = try? ctx.store.loadRecordAndState(user) else { return nil }
+                    return (record?.backupHashes.isEmpty ?? false, state.lockedUntil, record?.recovery.bypassUntil ?? 0)
+                } emit: { user, facts in
+                    guard let facts else { return unreadable.append(user) }
+                    if facts.noBackup { noBackup.append(user) }
+                    if facts.lockedUntil > now { locked.append(["user": user, "until": AuditLog.isoTime(facts.lockedUntil)]) }
+                    if facts.bypassUntil > now { bypasses.append(["user": user, "until": AuditLog.isoTime(facts.bypassUntil)]) }
                 }
             }
             var failures: [String: Int] = [:]
@@ -96,14 +92,14 @@ extension Admin {
                 }
             }
             if json {
-                try printJSON(["enrolled": enrolled.count, "users": enrolled, "no_backup_codes": noBackup,
-                               "locked_out": locked, "bypasses": bypasses, "unreadable": unreadable,
-                               "failures_24h": failures.mapValues { $0 as Any },
-                               "audit_log": ctx.config.auditLog ?? ""] as [String: Any])
+                writeJSONStreamed(["enrolled": enrolled.count, "users": enrolled, "no_backup_codes": noBackup,
+                                   "locked_out": locked, "bypasses": bypasses, "unreadable": unreadable,
+                                   "failures_24h": failures.mapValues { $0 as Any },
+                                   "audit_log": ctx.config.auditLog ?? ""] as [String: Any])
                 return
             }
             print("enrolled users: \(enrolled.count)")
-            print("without backup codes: \(noBackup.isEmpty ? "none" : noBackup.joined(separator: ", "))")
+            print("without backup codes: \(noBackup.isEmpty ? "none" : listedCount(noBackup))")
             print("locked out now: " + (locked.isEmpty ? "none" : locked.map { "\($0["user"]!) (until \($0["until"]!))" }.joined(separator: ", ")))
             print("active bypasses: " + (bypasses.isEmpty ? "none" : bypasses.map { "\($0["user"]!) (until \($0["until"]!))" }.joined(separator: ", ")))
             if !unreadable.isEmpty { print("unreadable records: \(unreadable.joined(separator: ", ")) (see `twostep admin show USER`)") }
@@ -168,6 +164,34 @@ func auditRow(_ cols: [String]) -> String {
 }
 
 
+/// Every name up to 100, then the first ten and how many more (a report of a store of
+/// 100,000 users stays readable; `--json` has every name).
+func listedCount(_ names: [String]) -> String {
+    names.count <= 100 ? names.joined(separator: ", ") : "\(names.count): " + listed(names)
+}
+
+/// `printJSON` of an object with its arrays written element by element through a
+/// `StreamedOutput` (no one string of a 100,000-name list); the same text.
+func writeJSONStreamed(_ object: [String: Any]) {
+    let out = StreamedOutput()
+    out.write("{\n")
+    for (n, key) in object.keys.sorted().enumerated() {
+        out.write("  " + jsonString(key) + " : ")
+        if let array = object[key] as? [Any], !array.isEmpty {
+            out.write("[\n")
+            for (i, element) in array.enumerated() {
+                out.write("    " + jsonText(element, indent: "    ") + (i == array.count - 1 ? "\n" : ",\n"))
+            }
+            out.write("  ]")
+        } else {
+            out.write(jsonText(object[key] as Any, indent: "  "))
+        }
+        out.write(n == object.count - 1 ? "\n" : ",\n")
+    }
+    out.write("}\n")
+    out.flush()
+}
+
 /// At most ten names, then how many more.
 func listed(_ names: [String]) -> String {
     names.count <= 10 ? names.joined(separator: ", ")
@@ -175,18 +199,22 @@ func listed(_ names: [String]) -> String {
 }
 
 /// Progress of long admin work on a terminal: done/total, rate and time left, redrawn at
-/// most ten times a second; silent when standard output is not a terminal.
+/// most ten times a second; silent when standard output is not a terminal. With no total
+/// (input from a pipe): done and rate.
 final class Progress {
-    let total: Int
+    let total: Int?
     let verb: String
+    let noun: String
     let enabled = isatty(1) != 0
     var done = 0
     let start = progressClock()
     var lastDraw = 0.0
 
-    init(total: Int, verb: String) {
+    init(total: Int?, verb: String, noun: String = "record(s)") {
         self.total = total
         self.verb = verb
+        self.noun = noun
+        if enabled { fflush(stdout) }   // print()'s buffer first: the bar writes fd 1 directly
     }
 
     func step() {
@@ -200,8 +228,9 @@ final class Progress {
         lastDraw = now
         let elapsed = max(now - start, 0.001)
         let rate = Double(done) / elapsed
-        let left = rate > 0 ? Int(Double(total - done) / rate) : 0
-        writeStdout("\r\u{1B}[K  \(done)/\(total) \(verb), \(Int(rate))/s, \(left) s left")
+        guard let total else { return writeStdout("\r\u{1B}[K  \(done) \(noun) \(verb), \(Int(rate))/s") }
+        let left = rate > 0 ? Int(Double(max(total - done, 0)) / rate) : 0
+        writeStdout("\r\u{1B}[K  \(done)/\(total) \(noun) \(verb), \(Int(rate))/s, \(left) s left")
     }
 
     /// A message that must not be drawn over.
@@ -213,8 +242,28 @@ final class Progress {
     func finish() {
         if enabled { writeStdout("\r\u{1B}[K") }
         let elapsed = max(progressClock() - start, 0.001)
-        print("twostep: \(done) record(s) \(verb) in \(String(format1: elapsed)) s")
+        print("twostep: \(done) \(noun) \(verb) in \(String(format1: elapsed)) s (\(Int(Double(done) / elapsed))/s)")
     }
+}
+
+/// Standard output in 64 KiB writes, for listings of 100,000 rows (print()'s line
+/// buffering on a terminal and one write per row would cost a system call each).
+final class StreamedOutput {
+    private var buffer = ""
+
+    init() { fflush(stdout) }
+
+    func write(_ s: String) {
+        buffer += s
+        if buffer.utf8.count >= 64 * 1024 { flush() }
+    }
+
+    func flush() {
+        if !buffer.isEmpty { writeStdout(buffer) }
+        buffer = ""
+    }
+
+    deinit { flush() }
 }
 
 /// Seconds on the monotonic clock, for rates.

@@ -10,21 +10,39 @@ func printJSON(_ object: Any) throws {
 /// JSON text for the CLI's answers (strings, integers, booleans, arrays and objects),
 /// keys sorted, two-space indented.
 func jsonText(_ value: Any, indent: String = "") -> String {
+    var out = ""
+    appendJSON(value, indent: indent, to: &out)
+    return out
+}
+
+/// `jsonText` appended to `out` (one growing string: a listing of 100,000 rows builds no
+/// intermediate arrays).
+func appendJSON(_ value: Any, indent: String, to out: inout String) {
     let inner = indent + "  "
     switch value {
-    case let s as String: return jsonString(s)
-    case let b as Bool: return b ? "true" : "false"
-    case let i as Int: return String(i)
-    case let i as Int64: return String(i)
+    case let s as String: out += jsonString(s)
+    case let b as Bool: out += b ? "true" : "false"
+    case let i as Int: out += String(i)
+    case let i as Int64: out += String(i)
     case let a as [Any]:
-        if a.isEmpty { return "[]" }
-        return "[\n" + a.map { inner + jsonText($0, indent: inner) }.joined(separator: ",\n") + "\n" + indent + "]"
+        if a.isEmpty { out += "[]"; return }
+        out += "[\n"
+        for (n, v) in a.enumerated() {
+            out += inner
+            appendJSON(v, indent: inner, to: &out)
+            out += n == a.count - 1 ? "\n" : ",\n"
+        }
+        out += indent + "]"
     case let o as [String: Any]:
-        if o.isEmpty { return "{}" }
-        return "{\n" + o.keys.sorted().map { k in
-            inner + jsonString(k) + " : " + jsonText(o[k] as Any, indent: inner)
-        }.joined(separator: ",\n") + "\n" + indent + "}"
-    default: return "null"
+        if o.isEmpty { out += "{}"; return }
+        out += "{\n"
+        for (n, (k, v)) in o.sorted(by: { $0.key < $1.key }).enumerated() {
+            out += inner + jsonString(k) + " : "
+            appendJSON(v, indent: inner, to: &out)
+            out += n == o.count - 1 ? "\n" : ",\n"
+        }
+        out += indent + "}"
+    default: out += "null"
     }
 }
 

@@ -51,10 +51,17 @@ struct LocalStore {
     let audit: AuditLog
 
     init(_ options: ConfigOptions) throws {
-        config = try options.load()
+        try self.init(config: try options.load())
+    }
+
+    init(config: Config) throws {
+        self.config = config
         do { store = try UserStores.open(config) } catch { throw CLIError("\(error)") }
         audit = AuditLog(path: config.auditLog)
     }
+
+    /// A second handle on the same store (for a second thread).
+    func reopened() throws -> LocalStore { try LocalStore(config: config) }
 
     func now() -> Int64 { Int64(time(nil)) }
 
@@ -67,6 +74,11 @@ struct LocalStore {
         audit.record(AuditEvent(event: event, user: user, service: "twostep", result: "success",
                                 detail: (detail.map { $0 + ", " } ?? "") + "by \(actingAdmin())" + (reason.map { ": \($0)" } ?? "")))
         return result
+    }
+
+    /// For a command that reads every record: master keys read once, not once a record.
+    func cacheKeys() {
+        if let files = store as? FileUserStore { files.keyCache = KeyCache(files.keys) }
     }
 
     func requireRoot(_ what: String) throws {

@@ -1,0 +1,119 @@
+#!/bin/sh
+# SPDX-License-Identifier: Apache-2.0
+# bench/scale.sh: `make bench-scale`: twostep with many users. Builds a store of
+# BENCH_SCALE_USERS users (default 100,000) with `twostep admin import --batch` and prints,
+# in one run:
+#   - the import rate (users a second);
+#   - the cost of one login in a store of only the login users versus in the big store,
+#     side by side in one bench/pam_bench run (median, p99, ratio);
+#   - how long `admin list --json` and `admin report --json` take on the big store;
+#   - the `admin rotate-key` rate (records re-sealed a second).
+# See bench/README.md ("make bench-scale").
+#
+# Environment:
+#   BENCH_SCALE_USERS  users in the big store (default 100000; CI's smoke run: 2000)
+#   ROUNDS             timed logins per store (default 100)
+#   WARMUP             discarded warm-up logins per store (default 5)
+#   BENCH_TMPDIR       where the stores are created (default /var/tmp, on disk like /var/lib)
+#   BUILD              directory holding the built binaries (default build/ next to bench/)
+set -eu
+
+here=$(cd "$(dirname "$0")" && pwd)
+root=$(dirname "$here")
+BUILD=${BUILD:-$root/build}
+USERS=${BENCH_SCALE_USERS:-100000}
+ROUNDS=${ROUNDS:-100}
+WARMUP=${WARMUP:-5}
+SECRET=JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP
+
+for v in "$USERS" "$ROUNDS" "$WARMUP"; do
+    case $v in ''|*[!0-9]*) echo "bench-scale: BENCH_SCALE_USERS, ROUNDS and WARMUP must be integers" >&2; exit 64;; esac
+done
+logins=$((ROUNDS + WARMUP + 1))
+[ "$ROUNDS" -ge 1 ] && [ "$USERS" -ge "$logins" ] || {
+    echo "bench-scale: need ROUNDS >= 1 and BENCH_SCALE_USERS >= ROUNDS + WARMUP + 1" >&2; exit 64; }
+for f in pam_twostep.so twostep twostep-helper; do
+    [ -x "$BUILD/$f" ] || { echo "bench-scale: $BUILD/$f is missing; run make first" >&2; exit 1; }
+done
+
+D=$(mktemp -d "${BENCH_TMPDIR:-/var/tmp}/twostep-scale.XXXXXX")
+trap 'rm -rf "$D"' EXIT
+trap 'exit 130' INT TERM HUP
+
+now() { date +%s.%N; }
+elapsed() { echo "$1 $(now)" | awk '{printf "%.2f", $2 - $1}'; }
+rate() { echo "$1 $2" | awk '{printf "%d", ($2 > 0) ? $1 / $2 : 0}'; }
+
+cc -O2 -Wall -o "$BUILD/pam_bench" "$here/pam_bench.c" -lpam -lcrypto -lm
+
+store() {  # NAME: a config and an initialised store under $D/NAME
+    mkdir -p "$D/$1"
+    printf 'state_dir = %s\nkey_dir = %s\n' "$D/$1/state" "$D/$1/keys" > "$D/$1/twostep.conf"
+    "$BUILD/twostep" admin init --config "$D/$1/twostep.conf" >/dev/null
+}
+store small
+store big
+
+# JSON lines: PREFIX0.. (timed), PREFIXwarm0.., PREFIXrss with the bench's secret (pam_bench
+# computes their codes), then FILL more users with random secrets.
+lines() {  # PREFIX FILL
+    python3 - "$1" "$2" "$ROUNDS" "$WARMUP" "$SECRET" <<'EOF'
+import base64, json, os, sys
+prefix, fill, rounds, warmup, secret = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), sys.argv[5]
+out = sys.stdout
+names = [f"{prefix}{i}" for i in range(rounds)] + [f"{prefix}warm{i}" for i in range(warmup)] + [prefix + "rss"]
+for n in names:
+    out.write(json.dumps({"user": n, "secret": secret}) + "\n")
+for i in range(fill):
+    out.write(json.dumps({"user": f"fill{i:06d}", "secret": base64.b32encode(os.urandom(20)).decode()}) + "\n")
+EOF
+}
+lines sml 0 > "$D/small.jsonl"
+lines big $((USERS - logins)) > "$D/big.jsonl"
+"$BUILD/twostep" admin import --batch "$D/small.jsonl" --config "$D/small/twostep.conf" >/dev/null
+
+echo "bench-scale: $(nproc) CPU(s), load average $(cut -d' ' -f1-3 /proc/loadavg), stores on $(stat -f -c %T "$D")"
+echo "bench-scale: importing $USERS users (admin import --batch)"
+t=$(now)
+"$BUILD/twostep" admin import --batch "$D/big.jsonl" --config "$D/big/twostep.conf" >/dev/null
+s=$(elapsed "$t")
+import_rate=$(rate "$USERS" "$s")
+rm -f "$D/big.jsonl" "$D/small.jsonl"
+
+mkdir "$D/pam.d"
+echo "auth required pam_permit.so" > "$D/pam.d/bench-baseline"   # pam_bench faults libpam in with it
+echo "auth required $BUILD/pam_twostep.so helper=$BUILD/twostep-helper config=$D/small/twostep.conf" > "$D/pam.d/scale-small"
+echo "auth required $BUILD/pam_twostep.so helper=$BUILD/twostep-helper config=$D/big/twostep.conf" > "$D/pam.d/scale-big"
+echo "bench-scale: logins: $ROUNDS timed rounds per store (+$WARMUP warm-up), interleaved"
+"$BUILD/pam_bench" --confdir "$D/pam.d" --secret "$SECRET" --rounds "$ROUNDS" --warmup "$WARMUP" \
+    --json "$D/logins.json" \
+    --module "small store:scale-small:sml" --module "big store:scale-big:big" \
+    --ratio "big store:small store" --meta "small_store_users=$logins" --meta "big_store_users=$USERS" >/dev/null
+
+t=$(now)
+"$BUILD/twostep" admin list --json --config "$D/big/twostep.conf" >/dev/null
+list_s=$(elapsed "$t")
+t=$(now)
+"$BUILD/twostep" admin report --json --config "$D/big/twostep.conf" >/dev/null
+report_s=$(elapsed "$t")
+t=$(now)
+"$BUILD/twostep" admin rotate-key --config "$D/big/twostep.conf" >/dev/null
+s=$(elapsed "$t")
+rotate_rate=$(rate "$USERS" "$s")
+
+python3 - "$D/logins.json" "$USERS" "$logins" "$import_rate" "$list_s" "$report_s" "$rotate_rate" <<'EOF'
+import json, sys
+j = json.load(open(sys.argv[1]))
+users, small, import_rate, list_s, report_s, rotate_rate = sys.argv[2], sys.argv[3], int(sys.argv[4]), float(sys.argv[5]), float(sys.argv[6]), int(sys.argv[7])
+e = {x["label"]: x for x in j["entries"]}
+s, b = e["small store"], e["big store"]
+ratio = b["median_ms"] / s["median_ms"]
+def verdict(ok): return "MET" if ok else "NOT MET"
+print(f"bench-scale: import --batch:      {import_rate:8d} users/s                     -> TARGET >= 2000 {verdict(import_rate >= 2000)}")
+print(f"bench-scale: login, {small:>6} users: median {s['median_ms']:8.3f} ms  p99 {s['p99_ms']:8.3f} ms")
+print(f"bench-scale: login, {users:>6} users: median {b['median_ms']:8.3f} ms  p99 {b['p99_ms']:8.3f} ms")
+print(f"bench-scale: login ratio big/small: median {ratio:.3f}, p99 {b['p99_ms'] / s['p99_ms']:.3f}        -> TARGET <= 1.1 {verdict(ratio <= 1.1)}")
+print(f"bench-scale: admin list --json:   {list_s:8.2f} s                           -> TARGET < 5 s {verdict(list_s < 5)}")
+print(f"bench-scale: admin report --json: {report_s:8.2f} s                           -> TARGET < 5 s {verdict(report_s < 5)}")
+print(f"bench-scale: admin rotate-key:    {rotate_rate:8d} records/s (whole command)   -> TARGET >= 5000 {verdict(rotate_rate >= 5000)}")
+EOF
