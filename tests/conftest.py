@@ -15,6 +15,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BUILD = os.path.abspath(os.environ.get("TWOSTEP_BUILD") or os.path.join(ROOT, "build"))
 CLI = os.path.join(BUILD, "twostep")
 HELPER = os.path.join(BUILD, "twostep-helper")
+# The lean static login helper the module spawns by default (it hands enrolment to HELPER).
+VERIFY = os.path.join(BUILD, "twostep-verify")
 # TWOSTEP_PAM_SO / TWOSTEP_PAM_HARNESS point the module suites at another build.
 MODULE = os.path.abspath(os.environ.get("TWOSTEP_PAM_SO") or os.path.join(BUILD, "pam_twostep.so"))
 HARNESS = os.path.abspath(os.environ.get("TWOSTEP_PAM_HARNESS") or os.path.join(BUILD, "pam_harness"))
@@ -136,6 +138,27 @@ class Installation:
             return [json.loads(line) for line in f if line.strip()]
 
 
+@pytest.fixture(autouse=True, scope="session")
+def nothing_listens_at_the_default_socket():
+    """The module asks /run/twostep/verify.sock first (its default socket=) and spawns
+    helper= only when nothing root-owned answers there. A listener left at that path (an
+    installed twostep-helperd, a crashed test) would decide the suites' logins with its own
+    config: refuse to run rather than test the wrong thing. tests/test_speed.py starts and
+    removes its own."""
+    import socket
+    s = socket.socket(socket.AF_UNIX)
+    try:
+        s.connect("/run/twostep/verify.sock")
+        alive = True
+    except OSError:
+        alive = False
+    finally:
+        s.close()
+    if alive:
+        pytest.fail("a helper listens at /run/twostep/verify.sock (stop twostep-helperd.socket first)")
+    yield
+
+
 @pytest.fixture
 def inst():
     for path in (CLI, HELPER, MODULE):
@@ -186,6 +209,7 @@ def installed_files(pamdir):
     return {
         "usr/bin/twostep": 0o755,
         "usr/libexec/twostep/twostep-helper": 0o755,
+        "usr/libexec/twostep/twostep-verify": 0o755,
         f"{pamdir}/pam_twostep.so": 0o644,
         "etc/twostep/twostep.conf": 0o644,
         "etc/pam.d/twostep": 0o644,
