@@ -1,5 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
+#if !TWOSTEP_LEAN
 import CPAM
+#endif
 import Glibc
 import TwoStepCrypto
 
@@ -13,6 +15,7 @@ public protocol Conversation: AnyObject {
     func error(_ text: String)
 }
 
+#if !TWOSTEP_LEAN  // twostep-verify (the lean login helper) links no libpam
 /// The one `pam_conv` callback of the helper and the CLI: libpam's prompts go to a
 /// Conversation, its answers come back in malloc'd C strings (libpam frees them), and on
 /// any failure every answer already copied is wiped before it is freed. Used by the
@@ -80,3 +83,4 @@ private let pamConversationCallback: @convention(c) (
     responses.pointee = replies
     return PAM_SUCCESS
 }
+#endif
