@@ -17,7 +17,6 @@ import shutil
 import signal
 import socket
 import subprocess
-import tempfile
 import time
 
 import pytest
@@ -93,17 +92,6 @@ needs_activate = pytest.mark.skipif(shutil.which("systemd-socket-activate") is N
 
 
 @pytest.fixture
-def inst():
-    for path in (HELPER, VERIFY, MODULE, HARNESS):
-        assert os.path.exists(path), f"{path} missing: run `make` first"
-    root = tempfile.mkdtemp(prefix="twostep-speed-")
-    try:
-        yield Installation(root)
-    finally:
-        shutil.rmtree(root, ignore_errors=True)
-
-
-@pytest.fixture
 def default_socket(inst):
     d = DefaultSocket(inst.conf)
     try:
@@ -158,16 +146,8 @@ def test_lean_helper_logs_in_refuses_replays_and_takes_backup_codes(inst):
 
 
 def test_lean_helper_hands_enrolment_at_first_login_to_the_full_helper(inst):
-    import secrets
-    from test_login import enrol_at_first_login
-    inst.write_config(enroll="prompt", require="all")
-    inst.service(args=f"helper={VERIFY} socket=none")
-    dave = f"tsdave{secrets.token_hex(3)}"
-    subprocess.run(["useradd", "-M", "-s", "/bin/sh", dave], check=True)
-    try:
-        enrol_at_first_login(inst, dave)
-    finally:
-        subprocess.run(["userdel", "-f", dave], capture_output=True)
+    from test_login import enrol_a_new_account_at_first_login
+    enrol_a_new_account_at_first_login(inst, f"helper={VERIFY} socket=none")
 
 
 @needs_activate
