@@ -79,6 +79,11 @@ hashes = [hmac.new(backup_key, c.encode(), hashlib.sha256).hexdigest() for c in 
 plain = ("v=1\nsecret=" + base64.b32encode(secret).decode().rstrip("=") + "\nalgorithm=SHA1\ndigits=6\nperiod=30\n"
          "created=1700000000\nbackup_key=" + backup_key.hex() + "\nbackup=" + ",".join(hashes) + "\n")
 key_id = hashlib.sha256(b"k" * 32).hexdigest()[:16]
+b32 = base64.b32encode(secret).decode().rstrip("=")
+plain_v2 = ("v=2\ncreated=1700000000\nbackup_key=" + backup_key.hex() + "\nbackup=" + ",".join(hashes) + "\n"
+            "authenticator=default totp SHA1 6 30 1700000000 " + b32 + "\n"
+            "authenticator=yubikey hotp SHA256 8 - 1700000100 " + b32 + "\n"
+            "trusted_key=SHA256:abc 1800000000\n")
 sealed = b"TSR\x01" + bytes([len(key_id)]) + key_id.encode() + b"\x11" * 12 + b"\x22" * 16 + b"\x33" * 40
 write("record", {
     "record-plaintext": plain,
@@ -86,6 +91,9 @@ write("record", {
     "state": "v=1\nlast_step=56666667\nlocked_until=0\nfailures=1700000001,1700000002\n",
     "state-empty-failures": "v=1\nlast_step=-1\nlocked_until=1700000300\nfailures=\n",
     "sealed-header": sealed,
+    "record-v2": plain_v2,
+    "state-v2": "v=2\nlocked_until=0\nfailures=1700000001\nrecord_generation=3\n"
+                "device=default 56666667 0 -2 1700000000\ndevice=yubikey -1 512 0 1700000100\n",
 })
 
 write("core", {

@@ -71,6 +71,29 @@ def oathtool(secret=SECRET, at=None, algorithm="sha1", digits=6, period=30):
 
 
 
+def state_text(path):
+    """A state file's current text, read as the helper reads it (StateFile): the newest of
+    its two slots whose CRC-32 holds, or the whole file when it is the older plain text.
+    Fails the test when neither slot is valid."""
+    import struct
+    import zlib
+    data = open(path, "rb").read()
+    size = len(data) // 2
+    if data.startswith(b"v="):
+        return data.decode()
+    assert size in (4096, 8192, 16384, 32768) and len(data) == 2 * size, f"{path}: {len(data)} bytes"
+    slots = []
+    for i in (0, 1):
+        s = data[i * size:(i + 1) * size]
+        if s[:4] != b"TSS2":
+            continue
+        seq, n, crc = struct.unpack("<QII", s[4:20])
+        if n <= size - 20 and zlib.crc32(s[:16] + s[20:20 + n]) == crc:
+            slots.append((seq, s[20:20 + n]))
+    assert slots, f"{path}: neither slot is valid"
+    return max(slots)[1].decode()
+
+
 def wrong(code):
     """A code that is not `code`: its last digit changed."""
     return code[:-1] + ("0" if code[-1] != "0" else "1")

@@ -22,16 +22,14 @@ import struct
 import subprocess
 import tempfile
 import time
-import zlib
 
 import pytest
 
-from conftest import CLI, SECRET, VERIFY, Installation, oathtool
+from conftest import CLI, SECRET, VERIFY, Installation, oathtool, state_text
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root")
 
 SUCCESS, FAILURE = 0, 1
-SLOT = 4096
 
 
 def frame(kind, payload=b""):
@@ -100,27 +98,17 @@ def helper_login(inst, user, answer, kill_after=None, timing=None):
 
 
 def state_of(inst, user):
-    """The state file read as the helper reads it: the newest slot whose checksum holds
-    (or the older text file). Fails the test when neither slot is valid."""
-    data = open(os.path.join(inst.state, f"{user}.state"), "rb").read()
-    if len(data) == 2 * SLOT:
-        slots = []
-        for i in (0, 1):
-            s = data[i * SLOT:(i + 1) * SLOT]
-            if s[:4] != b"TSS2":
-                continue
-            seq, n, crc = struct.unpack("<QII", s[4:20])
-            if n <= SLOT - 20 and zlib.crc32(s[:16] + s[20:20 + n]) == crc:
-                slots.append((seq, s[20:20 + n]))
-        assert slots, f"{user}.state: neither slot is valid"
-        payload = max(slots)[1]
-    else:
-        payload = data
-    return dict(line.split("=", 1) for line in payload.decode().splitlines())
+    """The state's lines, read as the helper reads them (fails when no slot is valid)."""
+    return state_text(os.path.join(inst.state, f"{user}.state")).splitlines()
 
 
 def last_step(inst, user):
-    return int(state_of(inst, user)["last_step"])
+    """The replay mark of the user's one authenticator (`default`)."""
+    lines = state_of(inst, user)
+    marks = [int(l.split()[1]) for l in lines if l.startswith("device=default ")]
+    marks += [int(l.split("=", 1)[1]) for l in lines if l.startswith("last_step=")]  # v=1 payload
+    assert len(marks) == 1, lines
+    return marks[0]
 
 
 def show(inst, user):

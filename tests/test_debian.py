@@ -404,6 +404,7 @@ def test_install_remove_purge_on_this_machine(deb):
         assert key_ids() == keys and os.path.isdir("/var/lib/twostep")
         assert not os.path.exists("/etc/twostep/twostep.conf") and not os.path.exists("/etc/pam.d/twostep")
         assert not os.path.lexists("/etc/systemd/system/sockets.target.wants/twostep-helper.socket")
+        assert not os.path.lexists("/etc/systemd/system/sockets.target.wants/twostep-helperd.socket")
 
         # A reinstall carries on with the same key.
         r = apt("install", deb["deb"])

@@ -80,7 +80,7 @@ def test_sudo_asks_password_then_code_right_wrong_replayed(site):
     r = site.sudo([PASSWORD, wrong(oathtool(at=t + 30))])
     assert r.returncode != 0 and r.stdout.strip() == "", r.stdout + r.stderr
     results = [(e["service"], e["result"], e.get("detail")) for e in site.inst.audit_events() if e["event"] == "verify"]
-    assert results == [(site.service, "success", "totp"), (site.service, "failure", "code already used"),
+    assert results == [(site.service, "success", "totp default"), (site.service, "failure", "code already used"),
                        (site.service, "failure", "wrong code")], results
 
 

@@ -54,6 +54,8 @@ public enum RequestField: String, CaseIterable, Sendable {
     case version, mode, user, service, rhost, ruser, tty, authInfo = "auth_info"
     case config, nullok, debug
     case command, json, replace
+    /// enroll (`--add NAME`) and devices-remove: which authenticator.
+    case name
 }
 
 /// A login, as pam_twostep.so collected it from PAM (mode `pam`).
@@ -109,6 +111,8 @@ public struct LoginRequest: Equatable, Sendable {
 /// The commands users run on their own enrolment, through the helper's socket.
 public enum SelfServiceCommand: String, CaseIterable, Sendable {
     case enroll, status, backupCodes = "backup-codes", qr, disable
+    /// `twostep devices`: list the authenticators; `devices remove NAME`.
+    case devices, devicesRemove = "devices-remove"
 }
 
 /// A self-service command from the CLI (mode `self`). Who asks comes from SO_PEERCRED,
@@ -120,9 +124,13 @@ public struct SelfServiceRequest: Equatable, Sendable {
     public var json: Bool
     /// enroll only: replace an existing enrolment.
     public var replace: Bool
+    /// enroll: add an authenticator of this name (not with `replace`); devices-remove: the
+    /// one to remove (required). Empty otherwise.
+    public var name: String
 
-    public init(command: SelfServiceCommand, user: String = "", json: Bool = false, replace: Bool = false) {
-        self.command = command; self.user = user; self.json = json; self.replace = replace
+    public init(command: SelfServiceCommand, user: String = "", json: Bool = false, replace: Bool = false,
+                name: String = "") {
+        self.command = command; self.user = user; self.json = json; self.replace = replace; self.name = name
     }
 
     public func encoded() -> [UInt8] {
@@ -134,6 +142,7 @@ public struct SelfServiceRequest: Equatable, Sendable {
         ]
         if !user.isEmpty { pairs.append((RequestField.user.rawValue, user)) }
         if replace { pairs.append((RequestField.replace.rawValue, "1")) }
+        if !name.isEmpty { pairs.append((RequestField.name.rawValue, name)) }
         return FieldCodec.encode(pairs)
     }
 }
@@ -165,7 +174,7 @@ public enum HelperRequest: Equatable, Sendable {
         let allowed: [RequestField]
         switch mode {
         case .login: allowed = [.version, .mode, .user, .service, .rhost, .ruser, .tty, .authInfo, .config, .nullok, .debug]
-        case .selfService: allowed = [.version, .mode, .command, .user, .json, .replace]
+        case .selfService: allowed = [.version, .mode, .command, .user, .json, .replace, .name]
         }
         for (k, _) in pairs where !allowed.contains(k) { try FrameError.raise(.unknownField(k.rawValue)) }
 
@@ -184,9 +193,15 @@ public enum HelperRequest: Equatable, Sendable {
             guard let command = SelfServiceCommand(rawValue: try required(.command)) else { try FrameError.raise(.badValue("command")) }
             let replace = try FieldCodec.flag(value(.replace) ?? "0", "replace")
             guard !replace || command == .enroll else { try FrameError.raise(.badValue("replace")) }
+            let name = value(.name) ?? ""
+            switch command {
+            case .enroll: guard name.isEmpty || !replace else { try FrameError.raise(.badValue("name")) }
+            case .devicesRemove: guard !name.isEmpty else { try FrameError.raise(.missingField("name")) }
+            default: guard name.isEmpty else { try FrameError.raise(.badValue("name")) }
+            }
             return .selfService(SelfServiceRequest(
                 command: command, user: value(.user) ?? "",
-                json: try FieldCodec.flag(value(.json) ?? "0", "json"), replace: replace))
+                json: try FieldCodec.flag(value(.json) ?? "0", "json"), replace: replace, name: name))
         }
     }
 }
@@ -199,6 +214,9 @@ public enum DataField: String, CaseIterable, Sendable {
     case backupCodesLeft = "backup_codes_left", lastCodeAt = "last_code_at"
     case recentFailures = "recent_failures", locked, lockedUntil = "locked_until"
     case otpauthURI = "otpauth_uri", qrPNGDataURI = "qr_png_data_uri", backupCodes = "backup_codes"
+    /// `twostep devices`: one authenticator per line, `NAME TYPE ALGORITHM DIGITS
+    /// PERIOD|- COUNTER|- ADDED LAST_USED` (Unix times, 0 = never); never a secret.
+    case authenticators
 }
 
 public struct ServiceData: Equatable, Sendable {

@@ -60,20 +60,36 @@ public final class SelfService {
         }
 
         if command == .status { return status(user, enrolled: enrolled, emit: emit, conversation: conversation) }
+        if command == .devices { return devices(user, enrolled: enrolled, emit: emit, conversation: conversation) }
 
         if let message = verifier.lockoutMessage(user: user) {
             conversation.error(message)
             return .lockedOut
         }
+        let name = request.name
         switch command {
-        case .enroll where enrolled && !request.replace:
-            conversation.error("\(user) is already enrolled. To move to a new phone, run `twostep enroll --replace` " +
+        case .enroll where enrolled && !request.replace && name.isEmpty:
+            conversation.error("\(user) is already enrolled. To add another phone or token, run `twostep enroll --add NAME`; " +
+                               "to move to a new phone, `twostep enroll --replace` " +
                                "(you will need a code from the old one), or ask an administrator.")
             return .denied
-        case .backupCodes, .qr, .disable:
+        case .enroll where !name.isEmpty:
+            guard Authenticator.isValidName(name) else {
+                conversation.error("An authenticator's name is \(Authenticator.nameRule).")
+                return .denied
+            }
+            if let refusal = refuseChange(user, enrolled: enrolled, { try $0.add(Authenticator(name: name, secret: [0], parameters: .standard, added: 0)) }) {
+                conversation.error(refusal + "; nothing was changed.")
+                return .denied
+            }
+        case .backupCodes, .qr, .disable, .devicesRemove:
             guard enrolled else {
                 conversation.error("\(user) is not enrolled; run `twostep enroll` first.")
                 return .notEnrolled
+            }
+            if command == .devicesRemove, let refusal = refuseChange(user, enrolled: enrolled, { try $0.remove(named: name) }) {
+                conversation.error(refusal + "; nothing was changed.")
+                return .denied
             }
         default: break
         }
@@ -88,13 +104,18 @@ public final class SelfService {
         if enrolled {
             let prompt: String
             switch command {
+            case .enroll where !name.isEmpty: prompt = "Code from one of your authenticators (before adding \(name)): "
             case .enroll: prompt = "Code from your current authenticator app (before replacing it): "
             case .qr: prompt = "Code from your authenticator app (a backup code does not show the key): "
+            case .devicesRemove: prompt = "Code from another authenticator (not \(name)): "
             default: prompt = Verifier.prompt
             }
             // The QR code is the permanent secret: only the authenticator's code shows it.
+            // Adding or removing an authenticator takes a code from one that stays.
             let verdict = verifier.authenticate(LoginRequest(user: user, service: service), prompt: prompt,
-                                                acceptsBackupCode: command != .qr,
+                                                acceptsBackupCode: command != .qr && command != .devicesRemove &&
+                                                    !(command == .enroll && !name.isEmpty),
+                                                excluding: command == .devicesRemove ? name : nil,
                                                 conversation: conversation)
             guard verdict == .success else {
                 if verdict == .failure { conversation.error("That code is not valid; nothing was changed.") }
@@ -104,8 +125,10 @@ public final class SelfService {
 
         switch command {
         case .enroll:
-            return wizard.run(user: user, service: service, conversation: conversation, replace: enrolled,
-                              emit: json ? emit : nil)
+            return wizard.run(user: user, service: service, conversation: conversation, replace: enrolled && name.isEmpty,
+                              add: name.isEmpty ? nil : name, emit: json ? emit : nil)
+        case .devicesRemove:
+            return removeDevice(user, name: name, service: service, conversation: conversation)
         case .backupCodes:
             return backupCodes(user, service: service, json: json, emit: emit, conversation: conversation)
         case .qr:
@@ -120,7 +143,7 @@ public final class SelfService {
             audit.record(AuditEvent(event: SelfServiceCommand.disable.auditEvent, user: user, service: service, result: "success"))
             conversation.info("Two-step login is now off for \(user). Run `twostep enroll` to turn it on again.")
             return .success
-        case .status:
+        case .status, .devices:
             return .denied  // handled above
         }
     }
@@ -154,6 +177,66 @@ public final class SelfService {
         data[.locked] = locked ? "true" : "false"
         if locked { data[.lockedUntil] = AuditLog.isoTime(state.lockedUntil) }
         return data
+    }
+
+    /// Why `change` cannot be made to `user`'s record (before any password is asked), or nil.
+    func refuseChange(_ user: String, enrolled: Bool, _ change: (UserRecord) throws -> Void) -> String? {
+        guard enrolled else { return nil }
+        do {
+            guard let record = try store.loadRecord(user) else { return nil }
+            try change(record)
+            return nil
+        } catch {
+            return "\(error)"
+        }
+    }
+
+    func devices(_ user: String, enrolled: Bool, emit: (ServiceData) -> Void, conversation: Conversation) -> Verdict {
+        do {
+            emit(try Self.deviceFields(user, store: store))
+        } catch {
+            conversation.error("Two-step verification is unavailable for this account; ask an administrator.")
+            return .systemError
+        }
+        return .success
+    }
+
+    /// What `twostep devices` and `admin show` list: every authenticator, never a secret.
+    public static func deviceFields(_ user: String, store: UserStore) throws -> ServiceData {
+        guard let record = try store.loadRecord(user) else { return ServiceData([(.user, user), (.enrolled, "false")]) }
+        let state = try store.loadState(user)
+        let lines = record.authenticators.map { a -> String in
+            let d = state.device(a.name)
+            let p = a.parameters
+            return "\(a.name) \(a.kind.rawValue) \(p.algorithm.rawValue) \(p.digits) " +
+                   (a.kind == .totp ? "\(p.period) -" : "- \(d.counter)") + " \(a.added) \(d.lastUsed)"
+        }
+        return ServiceData([(.user, user), (.enrolled, "true"), (.authenticators, lines.joined(separator: "\n"))])
+    }
+
+    func removeDevice(_ user: String, name: String, service: String, conversation: Conversation) -> Verdict {
+        let event = SelfServiceCommand.devicesRemove.auditEvent
+        do {
+            let label: String = try store.withLock(user) {
+                guard let record = try store.loadRecord(user) else { throw RecordChangeError.missing(name) }
+                let label = record.authenticator(named: name)?.label ?? name
+                try record.remove(named: name)
+                try store.saveRecord(record, for: user)
+                var state = try store.loadState(user)
+                state.devices[name] = nil
+                try store.saveState(state, for: user)
+                return label
+            }
+            audit.record(AuditEvent(event: event, user: user, service: service, result: "success", detail: label))
+            conversation.info("Removed \(name): its codes no longer work for \(user).")
+            return .success
+        } catch let e as RecordChangeError {
+            conversation.error("\(e); nothing was changed.")
+            return .denied
+        } catch {
+            conversation.error("Could not remove \(name): \(error)")
+            return .systemError
+        }
     }
 
     func backupCodes(_ user: String, service: String, json: Bool, emit: (ServiceData) -> Void,

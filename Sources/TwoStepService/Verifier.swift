@@ -6,15 +6,19 @@ import TwoStepStore
 
 /// What one answer was, once checked.
 public enum CodeCheck: Equatable {
-    case totp(step: Int64)
+    /// A TOTP code of the named authenticator, at this time step.
+    case totp(name: String, step: Int64)
+    /// An HOTP code of the named authenticator, at this counter.
+    case hotp(name: String, counter: UInt64)
     case backup(remaining: Int)
     case replayed
     case wrong
 }
 
-/// The helper's decisions: one prompt that takes a TOTP code or a backup code, the
-/// window, replay protection, one-time backup codes and the 2FA limiter. The clock is
-/// injected so tests can stand at any window edge.
+/// The helper's decisions: one prompt that takes a code from any of the user's
+/// authenticators (TOTP or HOTP) or a backup code; the window, each authenticator's replay
+/// mark, HOTP counter and learned clock drift; one-time backup codes; the 2FA limiter (per
+/// user). The clock is injected so tests can stand at any window edge.
 public final class Verifier {
     public let config: Config
     let store: UserStore
@@ -40,8 +44,11 @@ public final class Verifier {
     /// One login's second factor. `prompt` is what the user is asked; self-service says
     /// which app's code it wants. `acceptsBackupCode` is false where only the authenticator
     /// may answer (`twostep qr` shows the permanent secret: a backup code must not reveal it).
+    /// `excluding` names an authenticator whose codes do not count here (removing it needs
+    /// a code from another one).
     public func authenticate(_ request: LoginRequest, prompt: String = Verifier.prompt,
-                             acceptsBackupCode: Bool = true, conversation: Conversation) -> Verdict {
+                             acceptsBackupCode: Bool = true, excluding: String? = nil,
+                             conversation: Conversation) -> Verdict {
         var req = request
         func log(_ result: String, _ detail: String?, event: String = "verify") {
             audit.record(AuditEvent(event: event, user: req.user, service: req.service,
@@ -129,14 +136,13 @@ public final class Verifier {
                 let before = state
                 let locked = limiter.recordFailure(&state)
                 try store.saveState(state, for: req.user)
-                let check = try self.check(answer, record: record, state: before, acceptsBackupCode: acceptsBackupCode)
+                let check = try self.check(answer, record: record, state: before, acceptsBackupCode: acceptsBackupCode,
+                                           excluding: excluding)
                 switch check {
-                case .totp(let step):
-                    state = before
-                    state.lastStep = step
-                    state.failures = []
+                case .totp, .hotp:
+                    state = self.accepted(check, record: record, state: before)
                     try store.saveState(state, for: req.user)
-                    log("success", "totp")
+                    log("success", check.authenticatorLabel ?? "")
                     return .success
                 case .backup(let remaining):
                     try store.saveRecord(record, for: req.user)
@@ -168,22 +174,45 @@ public final class Verifier {
     /// step at or before the last accepted one is a replay. A matching backup code is
     /// removed from `record` (the caller saves it).
     public func check(_ answer: SecretBytes, record: UserRecord, state: UserState,
-                      acceptsBackupCode: Bool = true) throws -> CodeCheck {
+                      acceptsBackupCode: Bool = true, excluding: String? = nil) throws -> CodeCheck {
         try answer.withBytes {
-            try check(answerBytes: $0, record: record, state: state, acceptsBackupCode: acceptsBackupCode)
+            try check(answerBytes: $0, record: record, state: state, acceptsBackupCode: acceptsBackupCode, excluding: excluding)
         }
     }
 
     func check(answerBytes raw: [UInt8], record: UserRecord, state: UserState,
-               acceptsBackupCode: Bool = true) throws -> CodeCheck {
+               acceptsBackupCode: Bool = true, excluding: String? = nil) throws -> CodeCheck {
         var trimmed = OTP.strippingWhitespace(raw)
         defer { Crypto.wipe(&trimmed) }
-        if trimmed.count == record.parameters.digits, trimmed.allSatisfy({ $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") }) {
-            let step = try record.secret.withBytes {
-                try OTP.matchTOTP(code: trimmed, secret: $0, at: now(), parameters: record.parameters, window: config.window)
+        let candidates = record.authenticators.filter { $0.name != excluding && $0.parameters.digits == trimmed.count }
+        if !candidates.isEmpty, trimmed.allSatisfy({ $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") }) {
+            // Every authenticator with that many digits is tried (no early exit); the first
+            // that accepts wins. A match at or before an authenticator's mark is a replay.
+            var found: CodeCheck? = nil
+            var replayed = false
+            for a in candidates {
+                let device = state.device(a.name)
+                switch a.kind {
+                case .totp:
+                    guard let at = shiftedNow(a, device) else { continue }
+                    let step = try a.secret.withBytes {
+                        try OTP.matchTOTP(code: trimmed, secret: $0, at: at, parameters: a.parameters, window: config.window)
+                    }
+                    guard let step else { continue }
+                    if step > device.lastStep { found = found ?? .totp(name: a.name, step: step) } else { replayed = true }
+                case .hotp:
+                    // RFC 4226 §7.4: look ahead hotp_window counters from the next expected one;
+                    // every counter below it is spent, so a code never passes twice.
+                    let (last, overflow) = device.counter.addingReportingOverflow(UInt64(config.hotpWindow))
+                    guard !overflow else { continue }
+                    let counter = try a.secret.withBytes {
+                        try OTP.matchCounter(code: trimmed, secret: $0, counters: device.counter...last,
+                                             digits: a.parameters.digits, algorithm: a.parameters.algorithm)
+                    }
+                    if let counter { found = found ?? .hotp(name: a.name, counter: counter) }
+                }
             }
-            guard let step else { return .wrong }
-            return step > state.lastStep ? .totp(step: step) : .replayed
+            return found ?? (replayed ? .replayed : .wrong)
         }
         if acceptsBackupCode, !record.backupHashes.isEmpty {
             let index = try record.backupKey.withBytes {
@@ -195,6 +224,59 @@ public final class Verifier {
             }
         }
         return .wrong
+    }
+
+    /// The steps of `max_drift` for this authenticator (0 when drift is off).
+    func maxDriftSteps(_ a: Authenticator) -> Int64 {
+        Int64(config.maxDrift / a.parameters.period)
+    }
+
+    /// A TOTP authenticator's offset, as far as `max_drift` allows (a state written under a
+    /// larger `max_drift` is held to today's).
+    func drift(_ a: Authenticator, _ device: AuthenticatorState) -> Int64 {
+        let limit = maxDriftSteps(a)
+        return min(max(device.drift, -limit), limit)
+    }
+
+    /// Now as this TOTP authenticator's clock shows it (now + its offset in steps); nil at
+    /// the far ends of time.
+    func shiftedNow(_ a: Authenticator, _ device: AuthenticatorState) -> Int64? {
+        let (shift, o1) = drift(a, device).multipliedReportingOverflow(by: Int64(a.parameters.period))
+        let (at, o2) = now().addingReportingOverflow(shift)
+        return o1 || o2 ? nil : at
+    }
+
+    /// The state after an accepted code: TOTP marks its step spent and learns drift (the
+    /// offset moves one step towards where the code was found, never beyond `max_drift`);
+    /// HOTP moves the counter past the code. The failure just counted is dropped, and the
+    /// state of authenticators no longer in the record with it.
+    public func accepted(_ check: CodeCheck, record: UserRecord, state before: UserState) -> UserState {
+        var state = before
+        state.failures = []
+        state.devices = state.devices.filter { record.authenticator(named: $0.key) != nil }
+        switch check {
+        case .totp(let name, let step):
+            guard let a = record.authenticator(named: name) else { return state }
+            var device = state.device(name)
+            device.drift = drift(a, device)
+            if let at = shiftedNow(a, device) {
+                let expected = a.parameters.step(at: at)
+                if step != expected {
+                    device.drift = min(max(device.drift + (step > expected ? 1 : -1), -maxDriftSteps(a)), maxDriftSteps(a))
+                }
+            }
+            device.lastStep = step
+            device.lastUsed = now()
+            state.devices[name] = device
+        case .hotp(let name, let counter):
+            var device = state.device(name)
+            device.counter = counter == .max ? counter : counter + 1
+            device.lastUsed = now()
+            state.devices[name] = device
+        case .backup, .replayed, .wrong:
+            break
+        }
+        return state
     }
 
     /// Counts a failure that is not a code (a wrong password in self-service) against the
@@ -273,6 +355,17 @@ public struct RateLimiter {
         let until = AuditLog.isoTime(state.lockedUntil)
         return "Too many wrong verification codes: two-step login is locked for \(describe(seconds: left)) " +
                "(until \(until)). Ask an administrator to run `twostep admin unlock` if this was not you."
+    }
+}
+
+extension CodeCheck {
+    /// `totp default`, `hotp yubikey`: which authenticator passed, for the audit log.
+    public var authenticatorLabel: String? {
+        switch self {
+        case .totp(let name, _): return "totp " + name
+        case .hotp(let name, _): return "hotp " + name
+        default: return nil
+        }
     }
 }
 

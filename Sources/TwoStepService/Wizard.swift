@@ -38,22 +38,27 @@ public final class EnrollmentWizard {
     /// Interactive: shows the setup, asks for a code (three tries), and only then saves and
     /// shows the backup codes. With `emit` (JSON callers) nothing is asked: the enrolment is
     /// saved at once and its fields are handed to `emit`.
+    /// `add` names a further authenticator for an enrolled user (`enroll --add NAME`): the
+    /// record keeps its others and its backup codes.
     public func run(user: String, service: String, conversation: Conversation, replace: Bool,
-                    emit: ((ServiceData) -> Void)? = nil) -> Verdict {
+                    add: String? = nil, emit: ((ServiceData) -> Void)? = nil) -> Verdict {
         do {
             var secret = try SecretGenerator.newSecret()
             defer { Crypto.wipe(&secret) }
             let params = parameters
             let link = uri(user, secret, params)
             if let emit {
-                let codes = try save(user: user, service: service, secret: secret, params: params, lastStep: -1, replace: replace)
+                let codes = try save(user: user, service: service, secret: secret, params: params, lastStep: -1,
+                                     replace: replace, add: add)
                 let png = try QRCode.png(link)
-                emit(ServiceData([(.user, user), (.otpauthURI, link),
-                                  (.qrPNGDataURI, "data:image/png;base64," + Base64.encode(png)),
-                                  (.backupCodes, codes.joined(separator: ","))]))
+                var data = ServiceData([(.user, user), (.otpauthURI, link),
+                                        (.qrPNGDataURI, "data:image/png;base64," + Base64.encode(png))])
+                if let codes { data[.backupCodes] = codes.joined(separator: ",") }
+                emit(data)
                 return .success
             }
-            conversation.info("Two-step login for \(user) on \(config.issuer)\n\nStep 1 of 3: " +
+            let title = add.map { "New authenticator \($0) for \(user) on \(config.issuer)" } ?? "Two-step login for \(user) on \(config.issuer)"
+            conversation.info(title + "\n\nStep 1 of 3: " +
                               Self.setupText(uri: link, secret: secret, parameters: params))
             conversation.info("Step 2 of 3: confirm that the app works.")
             var step: Int64?
@@ -77,11 +82,20 @@ public final class EnrollmentWizard {
                 conversation.error("\(Self.confirmTries) codes did not match; nothing was saved.")
                 return .failure
             }
-            let codes = try save(user: user, service: service, secret: secret, params: params, lastStep: step, replace: replace)
-            conversation.info(Self.backupText(codes) + "\nDone: \(user) is enrolled. The next login will ask for a verification code.")
+            let codes = try save(user: user, service: service, secret: secret, params: params, lastStep: step,
+                                 replace: replace, add: add)
+            if let codes {
+                conversation.info(Self.backupText(codes) + "\nDone: \(user) is enrolled. The next login will ask for a verification code.")
+            } else {
+                conversation.info("Step 3 of 3: done. \(add ?? "") is added: a code from any of \(user)'s authenticators " +
+                                  "now passes (see `twostep devices`). Your backup codes are unchanged.")
+            }
             return .success
         } catch WizardError.alreadyEnrolled {
             conversation.error("\(user) is already enrolled; nothing was saved.")
+            return .denied
+        } catch let e as RecordChangeError {
+            conversation.error("\(e); nothing was saved.")
             return .denied
         } catch {
             AuditLog.syslogLine(LOG_ERR, "enroll \(user): \(error)")
@@ -100,17 +114,33 @@ public final class EnrollmentWizard {
     }
 
     /// Saves the record and the confirmed step (so the confirming code cannot be replayed).
-    func save(user: String, service: String, secret: [UInt8], params: OTPParameters, lastStep: Int64, replace: Bool) throws -> [String] {
-        let codes: [String] = try store.withLock(user) {
-            if try store.loadRecord(user) != nil && !replace { throw WizardError.alreadyEnrolled }
-            let record = UserRecord(secret: secret, parameters: params, created: now(), backupKey: [], backupHashes: [])
+    /// Returns the new backup codes, or nil when an authenticator was added to a record that
+    /// keeps its own.
+    func save(user: String, service: String, secret: [UInt8], params: OTPParameters, lastStep: Int64, replace: Bool,
+              add: String? = nil) throws -> [String]? {
+        let name = add ?? Authenticator.defaultName
+        let codes: [String]? = try store.withLock(user) {
+            let existing = try store.loadRecord(user)
+            if let existing, let add, !replace {
+                try existing.add(Authenticator(name: add, secret: secret, parameters: params, added: now()))
+                try store.saveRecord(existing, for: user)
+                var state = try store.loadState(user)
+                state.devices[add] = AuthenticatorState(lastStep: lastStep)
+                try store.saveState(state, for: user)
+                return nil
+            }
+            if existing != nil && !replace { throw WizardError.alreadyEnrolled }
+            let record = UserRecord(authenticators: [Authenticator(name: name, secret: secret, parameters: params, added: now())],
+                                    created: now(), backupKey: [], backupHashes: [])
             let codes = try record.issueBackupCodes()
             try store.saveRecord(record, for: user)
-            try store.saveState(UserState(lastStep: lastStep), for: user)
+            var state = UserState()
+            if lastStep >= 0 { state.devices[name] = AuthenticatorState(lastStep: lastStep) }
+            try store.saveState(state, for: user)
             return codes
         }
         audit.record(AuditEvent(event: "enroll", user: user, service: service, result: "success",
-                                detail: replace ? "replaced" : nil))
+                                detail: codes == nil ? "added totp \(name)" : (replace ? "replaced" : nil)))
         return codes
     }
 }

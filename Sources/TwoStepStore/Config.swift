@@ -48,13 +48,19 @@ public struct Config: Equatable {
     public var mailFrom = "twostep@" + Config.hostName()
     /// Seconds the mail command may take before it is killed.
     public var mailTimeout = 10
+    /// HOTP look-ahead: a code at counter c ... c + hotpWindow passes (c = next expected).
+    public var hotpWindow = 10
+    /// How far (seconds) a TOTP authenticator's learned or resynchronised clock offset may
+    /// reach; 0 turns drift learning and TOTP resync off.
+    public var maxDrift = 3600
 
     public static let defaultPath = "/etc/twostep/twostep.conf"
     public static let knownKeys = ["state_dir", "key_dir", "audit_log", "window", "digits", "period",
                                    "algorithm", "issuer", "rate_limit", "lockout", "socket",
                                    "enroll", "require", "password_service", "max_connections",
                                    "store", "database", "database_password_file",
-                                   "mail_command", "mail_from", "mail_timeout"]
+                                   "mail_command", "mail_from", "mail_timeout",
+                                   "hotp_window", "max_drift"]
 
     public init(path: String = Config.defaultPath) { self.path = path }
 
@@ -157,6 +163,11 @@ public struct Config: Equatable {
                 guard isSendableMailAddress(value) else { throw fail("not a plain mail address (user@domain)") }
                 c.mailFrom = value
             case "mail_timeout": c.mailTimeout = try integer(value, 1...300, fail)
+            case "hotp_window": c.hotpWindow = try integer(value, 0...100, fail)
+            case "max_drift":
+                if value == "0" { c.maxDrift = 0; break }
+                c.maxDrift = try duration(value, fail)
+                guard c.maxDrift <= 86400 else { throw fail("at most 1d") }
             default: throw fail("unknown key")
             }
         }

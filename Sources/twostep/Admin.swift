@@ -10,7 +10,7 @@ import TwoStepSystem
 struct Admin: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Administer the store (root): keys, enrolments, lockouts.",
-        subcommands: [Init.self, Import.self, NewBackupCodes.self, Reset.self, Unlock.self, Show.self, List.self, RotateKey.self,
+        subcommands: [Init.self, Import.self, NewBackupCodes.self, Reset.self, Unlock.self, Show.self, List.self, Resync.self, RotateKey.self,
                       DB.self, Migrate.self, ExportKey.self, ImportKey.self, Audit.self, Report.self, TestMail.self])
 }
 
@@ -39,20 +39,31 @@ extension Admin {
 
     struct Import: ParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Enrol USER with a known secret (migration, provisioning); active at once.",
-            discussion: "Give `--secret -` to read the Base32 secret from standard input, which keeps it out of the process list.")
+            abstract: "Enrol USER with a known secret (migration, provisioning, a hardware token); active at once.",
+            discussion: """
+            Give `--secret -` to read the Base32 secret from standard input, which keeps it out of the process list. \
+            A user may have several authenticators (at most \(Authenticator.maxCount)): --name NAME adds one next to \
+            the others (default name: default); --replace replaces the one of that name (its counter, replay mark and \
+            drift start afresh). --type hotp --counter N imports a counter-based token (RFC 4226) whose next code is \
+            at counter N.
+            """)
         @Argument(help: "The user to enrol.") var user: String
         @Option(help: "The Base32 secret, or - to read it from standard input.") var secret: String
+        @Option(help: "The authenticator's name (\(Authenticator.nameRule)).") var name: String = Authenticator.defaultName
+        @Option(help: "totp (time based) or hotp (counter based).") var type: AuthenticatorKind = .totp
+        @Option(help: "HOTP only: the counter of the token's next code.") var counter: UInt64?
         @Option(help: "The HMAC hash.") var algorithm: HashAlgorithm = .sha1
         @Option(help: "Code length: \(OTPPolicy.digitsText).") var digits: Int = 6
-        @Option(help: "Time step: \(OTPPolicy.periodsText).") var period: Int = 30
-        @Flag(help: "Replace an existing enrolment.") var replace = false
+        @Option(help: "TOTP only: time step: \(OTPPolicy.periodsText).") var period: Int = 30
+        @Flag(help: "Replace the authenticator of that name (without --name: the enrolment's default one).") var replace = false
         @OptionGroup var options: ConfigOptions
 
         func validate() throws {
             guard OTPPolicy.digits.contains(digits) else { throw ValidationError("--digits must be \(OTPPolicy.digitsText)") }
             guard OTPPolicy.periods.contains(period) else { throw ValidationError("--period must be \(OTPPolicy.periodsText)") }
             guard isValidUserName(user) else { throw ValidationError("invalid user name \"\(user)\"") }
+            guard Authenticator.isValidName(name) else { throw ValidationError("--name: \(Authenticator.nameRule)") }
+            if counter != nil && type != .hotp { throw ValidationError("--counter goes with --type hotp") }
         }
 
         func run() throws {
@@ -72,15 +83,33 @@ extension Admin {
             defer { Crypto.wipe(&bytes) }
             guard bytes.count >= 10 else { throw CLIError("--secret: at least 80 bits (16 Base32 characters) are needed") }
             let params = OTPParameters(algorithm: algorithm, digits: digits, period: period)
-            try ctx.adminChange("admin_import", user: user) {
-                if try ctx.store.hasRecord(user) && !replace {
-                    throw CLIError("\(user) is already enrolled; give --replace to overwrite")
+            let authenticator = Authenticator(name: name, kind: type, secret: bytes, parameters: params, added: ctx.now())
+            let added = try ctx.adminChange("admin_import", user: user, detail: authenticator.label) { () throws -> Bool in
+                let existing = try ctx.store.loadRecord(user)
+                let record: UserRecord
+                if let existing {
+                    if existing.authenticator(named: name) != nil && !replace {
+                        throw CLIError(name == Authenticator.defaultName
+                            ? "\(user) is already enrolled; give --replace to overwrite, or --name NAME to add another authenticator"
+                            : "\(user) already has an authenticator named \(name); give --replace to overwrite it")
+                    }
+                    do { try existing.add(authenticator, replace: true) } catch { throw CLIError("\(error)") }
+                    record = existing
+                } else {
+                    record = UserRecord(authenticators: [authenticator], created: ctx.now(),
+                                        backupKey: try Crypto.randomBytes(32), backupHashes: [])
                 }
-                let record = UserRecord(secret: bytes, parameters: params, created: ctx.now(), backupKey: try Crypto.randomBytes(32), backupHashes: [])
                 try ctx.store.saveRecord(record, for: user)
-                try ctx.store.saveState(UserState(), for: user)
+                // Read after saveRecord, which moved the record generation on.
+                var state = try ctx.store.loadState(user)
+                if existing == nil { state = UserState(recordGeneration: state.recordGeneration) }
+                state.devices[name] = AuthenticatorState(counter: counter ?? 0)
+                try ctx.store.saveState(state, for: user)
+                return record.authenticators.count > 1
             }
-            print("twostep: \(user) enrolled (\(params.algorithm.rawValue), \(digits) digits, \(period) s)")
+            let what = type == .hotp ? "hotp, \(params.algorithm.rawValue), \(digits) digits, next counter \(counter ?? 0)"
+                                     : "\(params.algorithm.rawValue), \(digits) digits, \(period) s"
+            print("twostep: \(user) enrolled" + (added || name != Authenticator.defaultName ? " with authenticator \(name)" : "") + " (\(what))")
         }
     }
 
@@ -134,9 +163,17 @@ extension Admin {
                     // A damaged state loses its replay mark: start after every code valid now,
                     // counted in the steps of the user's own authenticator (not the config's).
                     // (A record that cannot be read either is no login's concern: the config's.)
-                    let record = (try? ctx.store.loadRecord(user)) ?? nil
-                    let parameters = record?.parameters ?? ctx.config.otpParameters
-                    state = UserState(lastStep: parameters.step(at: ctx.now()) + Int64(ctx.config.window))
+                    // Each TOTP authenticator restarts after its own codes valid now; an HOTP
+                    // token's counter cannot be recovered and starts at 0 again (admin resync
+                    // moves it on).
+                    state = UserState()
+                    if let record = (try? ctx.store.loadRecord(user)) ?? nil {
+                        for a in record.authenticators where a.kind == .totp {
+                            state.devices[a.name] = AuthenticatorState(lastStep: a.parameters.step(at: ctx.now()) + Int64(ctx.config.window))
+                        }
+                    } else {
+                        state.lastStep = ctx.config.otpParameters.step(at: ctx.now()) + Int64(ctx.config.window)
+                    }
                 }
                 state.failures = []
                 state.lockedUntil = 0
@@ -258,8 +295,15 @@ extension Admin {
         func run() throws {
             let ctx = try LocalStore(options)
             try ctx.requireRoot("admin show")
-            let info = try withCLIErrors { try summary(ctx, user) }
-            if json { try printJSON(info) } else { printSummary(info) }
+            var info = try withCLIErrors { try summary(ctx, user) }
+            let devices = try withCLIErrors { jsonObject(try SelfService.deviceFields(user, store: ctx.store)) }
+            if let rows = devices["authenticators"] { info["authenticators"] = rows }
+            if json { try printJSON(info); return }
+            printSummary(info)
+            if let rows = info["authenticators"] as? [[String: Any]] {
+                print("authenticators:")
+                for row in rows { print(describeAuthenticator(row)) }
+            }
         }
     }
 

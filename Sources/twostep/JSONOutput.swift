@@ -35,6 +35,7 @@ func jsonObject(_ data: ServiceData) -> [String: Any] {
         let k = field.rawValue
         switch field {
         case .backupCodes: out[k] = v.split(separator: ",").map(String.init)
+        case .authenticators: out[k] = authenticatorRows(v)
         case .enrolled, .locked: out[k] = (v == "true")
         case .digits, .period, .backupCodesLeft, .recentFailures: out[k] = Int(v) ?? v
         default: out[k] = v

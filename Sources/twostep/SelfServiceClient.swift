@@ -26,8 +26,9 @@ final class TerminalConversation: Conversation {
 /// through the helper's socket, where the helper learns who we are from SO_PEERCRED.
 /// Returns the structured answer (for --json and status).
 func runSelfService(_ command: SelfServiceCommand, _ options: SelfServiceOptions,
-                    replace: Bool = false) throws -> ServiceData {
-    let request = SelfServiceRequest(command: command, user: options.user ?? "", json: options.json, replace: replace)
+                    replace: Bool = false, name: String = "") throws -> ServiceData {
+    let request = SelfServiceRequest(command: command, user: options.user ?? "", json: options.json, replace: replace,
+                                     name: name)
     var data = ServiceData()
     let verdict: Verdict
     if geteuid() == 0 && options.socket == nil {

@@ -17,7 +17,7 @@ struct Twostep: ParsableCommand {
         `twostep admin`. `twostep try` runs a real PAM login to prove a stack works.
         """,
         version: "0.1.0",
-        subcommands: [Enroll.self, Status.self, NewBackupCodes.self, QR.self, Disable.self, Admin.self, Try.self])
+        subcommands: [Enroll.self, Status.self, NewBackupCodes.self, QR.self, Disable.self, Devices.self, Admin.self, Try.self])
 
     /// Secrets, codes and passwords pass through this process too: no core dumps, no
     /// ptrace by the same uid, private umask, before anything is parsed.
@@ -59,11 +59,12 @@ struct LocalStore {
 
     /// An administrator's change to USER's enrolment: root only, under the user's lock
     /// (unless `body` takes it itself), audited as `event` once it has succeeded.
-    func adminChange<T>(_ event: String, user: String, locked: Bool = true, _ body: () throws -> T) throws -> T {
+    func adminChange<T>(_ event: String, user: String, locked: Bool = true, detail: String? = nil,
+                        _ body: () throws -> T) throws -> T {
         try requireRoot(String(event.map { $0 == "_" ? " " : $0 }))
         let result = try withCLIErrors { locked ? try store.withLock(user) { try body() } : try body() }
         audit.record(AuditEvent(event: event, user: user, service: "twostep", result: "success",
-                                detail: "by \(invokingUser())"))
+                                detail: (detail.map { $0 + ", " } ?? "") + "by \(invokingUser())"))
         return result
     }
 

@@ -20,8 +20,23 @@ final class TypedRequestTests: XCTestCase {
 
     func testSelfServiceRequestRoundTrips() throws {
         for command in SelfServiceCommand.allCases {
-            let request = SelfServiceRequest(command: command, user: "bob", json: true, replace: command == .enroll)
+            let request = SelfServiceRequest(command: command, user: "bob", json: true, replace: command == .enroll,
+                                             name: command == .devicesRemove ? "phone" : "")
             XCTAssertEqual(try HelperRequest.decode(request.encoded()), .selfService(request))
+        }
+        let add = SelfServiceRequest(command: .enroll, name: "phone2")
+        XCTAssertEqual(try HelperRequest.decode(add.encoded()), .selfService(add))
+    }
+
+    func testAuthenticatorNameGoesOnlyWhereItMeansSomething() {
+        // devices-remove needs one; enroll takes one only without replace; others never.
+        let cases: [(SelfServiceRequest, FrameError)] = [
+            (SelfServiceRequest(command: .devicesRemove), .missingField("name")),
+            (SelfServiceRequest(command: .enroll, replace: true, name: "x"), .badValue("name")),
+            (SelfServiceRequest(command: .disable, name: "x"), .badValue("name")),
+        ]
+        for (request, error) in cases {
+            XCTAssertThrowsError(try HelperRequest.decode(request.encoded())) { XCTAssertEqual($0 as? FrameError, error) }
         }
     }
 

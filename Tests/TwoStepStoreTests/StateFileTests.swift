@@ -62,12 +62,26 @@ final class StateFileTests: XCTestCase {
         XCTAssertEqual(try FileUserStore(directory: s.config.stateDir, keys: s.keys).loadState("alice").lastStep, 43)
     }
 
+    func testAStateThatOutgrowsItsSlotsGetsLargerOnes() throws {
+        let s = try Scratch()
+        try s.store.saveState(UserState(lastStep: 5), for: "alice")
+        // 900 recent failures (rate_limit up to 1000): about 10 KiB, more than a 4 KiB slot.
+        let big = UserState(lastStep: 6, failures: Array(repeating: 1_700_000_000, count: 900))
+        try s.store.saveState(big, for: "alice")
+        XCTAssertEqual(try bytes(s).count, 2 * 16384)
+        XCTAssertEqual(try FileUserStore(directory: s.config.stateDir, keys: s.keys).loadState("alice"), big)
+        // In place again at that size, and back to normal states in the same file.
+        try s.store.saveState(UserState(lastStep: 7), for: "alice")
+        XCTAssertEqual(try bytes(s).count, 2 * 16384)
+        XCTAssertEqual(try FileUserStore(directory: s.config.stateDir, keys: s.keys).loadState("alice").lastStep, 7)
+    }
+
     func testAnOversizedStateIsRefusedAndTheOldOneKept() throws {
         let s = try Scratch()
         try s.store.saveState(UserState(lastStep: 5), for: "alice")
-        let huge = UserState(lastStep: 6, failures: Array(repeating: 1_700_000_000, count: 1000))
+        let huge = UserState(lastStep: 6, failures: Array(repeating: 1_700_000_000, count: 3000))
         XCTAssertThrowsError(try s.store.saveState(huge, for: "alice")) { error in
-            XCTAssertTrue("\(error)".contains("exceeds its slot"), "\(error)")
+            XCTAssertTrue("\(error)".contains("exceeds the largest slot"), "\(error)")
         }
         XCTAssertEqual(try s.store.loadState("alice").lastStep, 5)
     }

@@ -1,0 +1,85 @@
+// SPDX-License-Identifier: Apache-2.0
+import TwoStepCore
+import TwoStepCrypto
+
+/// Time based (RFC 6238) or counter based (RFC 4226: hardware OATH tokens, YubiKey
+/// OATH-HOTP, FreeOTP counters).
+public enum AuthenticatorKind: String, CaseIterable, Sendable {
+    case totp, hotp
+}
+
+/// One named device that makes codes for a user: a phone app, a second phone, a token.
+/// The secret stays in SecretBytes (wiped on release); nothing else here is secret.
+public final class Authenticator {
+    /// The name a record written before several authenticators gets, and a first enrolment.
+    public static let defaultName = "default"
+    /// At most this many per user: it bounds the record, the state (one line each) and the
+    /// work of one login (every authenticator is tried).
+    public static let maxCount = 16
+
+    public let name: String
+    public let kind: AuthenticatorKind
+    public let secret: SecretBytes
+    /// For HOTP the period means nothing (kept at 30, written as `-`).
+    public let parameters: OTPParameters
+    /// When it was added (Unix time).
+    public let added: Int64
+
+    public init(name: String = Authenticator.defaultName, kind: AuthenticatorKind = .totp, secret: [UInt8],
+                parameters: OTPParameters, added: Int64) {
+        self.name = name
+        self.kind = kind
+        self.secret = SecretBytes(secret)
+        self.parameters = kind == .hotp ? OTPParameters(algorithm: parameters.algorithm, digits: parameters.digits) : parameters
+        self.added = added
+    }
+
+    /// `[a-z0-9-]{1,32}`: safe in a record line, an audit detail and a command line.
+    public static func isValidName(_ name: String) -> Bool {
+        let bytes = Array(name.utf8)
+        return (1...32).contains(bytes.count) && bytes.allSatisfy {
+            ($0 >= UInt8(ascii: "a") && $0 <= UInt8(ascii: "z")) || ($0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9")) || $0 == UInt8(ascii: "-")
+        }
+    }
+
+    public static let nameRule = "1 to 32 of a-z, 0-9 and -"
+
+    /// `totp default`, `hotp yubikey`: how the audit log and messages name it.
+    public var label: String { kind.rawValue + " " + name }
+
+    /// The record line's value: `NAME TYPE ALGORITHM DIGITS PERIOD|- ADDED BASE32SECRET`,
+    /// built as bytes so the secret never passes through a String (the caller wipes it).
+    func serialized() -> [UInt8] {
+        var out = Array("\(name) \(kind.rawValue) \(parameters.algorithm.rawValue) \(parameters.digits) \(kind == .totp ? String(parameters.period) : "-") \(added) ".utf8)
+        secret.withBytes { plain in
+            var text = Base32.encodeToBytes(plain)
+            out += text
+            Crypto.wipe(&text)
+        }
+        return out
+    }
+
+    /// Reads a record line's value (see `serialized`); nil when anything is off. The secret
+    /// goes from `bytes` to SecretBytes without a String.
+    static func parse(_ bytes: ArraySlice<UInt8>) -> Authenticator? {
+        guard let lastSpace = bytes.lastIndex(of: UInt8(ascii: " ")) else { return nil }
+        let fields = String(decoding: bytes[bytes.startIndex..<lastSpace], as: UTF8.self).split(separator: " ", omittingEmptySubsequences: false)
+        guard fields.count == 6, isValidName(String(fields[0])),
+              let kind = AuthenticatorKind(rawValue: String(fields[1])),
+              let alg = HashAlgorithm(name: String(fields[2])),
+              let digits = Int(fields[3]), OTPPolicy.digits.contains(digits),
+              let added = Int64(fields[5]) else { return nil }
+        var period = 30
+        if kind == .totp {
+            guard let p = Int(fields[4]), OTPPolicy.periods.contains(p) else { return nil }
+            period = p
+        } else {
+            guard fields[4] == "-" else { return nil }
+        }
+        guard var secret = Base32.decodeStrict(bytes[bytes.index(after: lastSpace)...]) else { return nil }
+        defer { Crypto.wipe(&secret) }
+        guard secret.count >= 10 else { return nil }
+        return Authenticator(name: String(fields[0]), kind: kind, secret: secret,
+                             parameters: OTPParameters(algorithm: alg, digits: digits, period: period), added: added)
+    }
+}
