@@ -135,3 +135,15 @@ write("totp", {
     "far-future-window0": totp_input(0, 0, 1, 2 ** 63 - 1, b"a", "123456"),
     "before-epoch": totp_input(2, 0, 30, -100, secret, "123456"),
 })
+
+write("imports", {
+    # As `google-authenticator -t -d -r 3 -R 30 -w 3 -e 2` writes it, and after logins.
+    "ga-totp": '7TJVQQ3DE2K3OKFLPJZDMB55HM\n" RATE_LIMIT 3 30\n" WINDOW_SIZE 3\n" DISALLOW_REUSE\n" TOTP_AUTH\n25576066\n88032361\n',
+    "ga-state": 'JBSWY3DPEHPK3PXP\n" RATE_LIMIT 3 30 1764400000\n" DISALLOW_REUSE 58813333 58813334\n" TIME_SKEW -2\n'
+                '" RESETTING_TIME_SKEW 58813330-2\n" STEP_SIZE 60\n" TOTP_AUTH\n',
+    "ga-hotp": 'DMCB2WYL4RFL4OH4OQHREQZY2Y\n" WINDOW_SIZE 5\n" HOTP_COUNTER 1\n94995141\n',
+    "oath": "# users\nHOTP alice - 3132333435363738393031323334353637383930\n"
+            "HOTP/T30\talice\t-\t3132333435363738393031323334353637383931\t0\t755224\t2026-11-29T13:05:09L\n"
+            "HOTP/E/8 bob + 3132333435363738393031323334353637383930 12 87654321\n"
+            "HOTP/T60/7 carol pin 3132333435363738393031323334353637383930\n",
+})

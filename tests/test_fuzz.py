@@ -17,7 +17,7 @@ import pytest
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FUZZ = os.path.join(ROOT, "Fuzz")
 OUT = os.environ.get("FUZZ_OUT", os.path.join(ROOT, ".build-fuzz"))
-TARGETS = ["frames", "config", "record", "core", "totp"]
+TARGETS = ["frames", "config", "record", "core", "totp", "imports"]
 SECONDS = int(os.environ.get("TWOSTEP_FUZZ_SECONDS", "15"))
 
 

@@ -2,7 +2,7 @@
 // libFuzzer target: the text decoders of TwoStepCore, each on the same input.
 //   Base32.decode (secrets typed or pasted by users, `admin import`),
 //   Base64.decode (CONFIG_ENCRYPTION_KEY), OTPAuthURI(parsing:) (`admin import --uri`),
-//   BackupCodes.normalize (every answer at the prompt).
+//   BackupCodes.normalize (every answer at the prompt, imported scratch codes too).
 // Only each one's own error type may come out, and what is accepted must round-trip.
 import TwoStepCore
 
@@ -36,7 +36,9 @@ public func fuzzOne(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
     } catch let e as OTPAuthURIError { _ = e.description } catch { preconditionFailure("OTPAuthURI: \(error)") }
 
     if let code = BackupCodes.normalize(text) {
-        precondition(code.utf8.count == BackupCodes.length)
+        // A backup code, or an imported 8-digit google-authenticator scratch code.
+        precondition(code.utf8.count == BackupCodes.length ||
+                     (code.utf8.count == BackupCodes.scratchCodeLength && code.utf8.allSatisfy { $0 >= 48 && $0 <= 57 }))
         precondition(code.utf8.allSatisfy { BackupCodes.alphabet.utf8.contains($0) })
         precondition(BackupCodes.normalize(code) == code)
         precondition(BackupCodes.looksLikeBackupCode(text))

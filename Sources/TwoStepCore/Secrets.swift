@@ -54,14 +54,24 @@ public enum BackupCodes {
         return codes
     }
 
+    /// google-authenticator's scratch codes, imported as backup codes: 8 decimal digits.
+    public static let scratchCodeLength = 8
+
     /// Lower-cases, drops spaces and hyphens, maps o to 0 and i, l to 1. Returns nil unless
-    /// exactly `length` characters of the alphabet remain.
+    /// exactly `length` characters of the alphabet remain, or exactly `scratchCodeLength`
+    /// decimal digits (an imported scratch code, kept as typed: its own hash input, which a
+    /// `length`-character code can never equal).
     public static func normalize(_ input: String) -> String? {
         normalize(Array(input.utf8)).map { String(decoding: $0, as: UTF8.self) }
     }
 
     /// The same over bytes, so a typed answer never has to become a String.
     public static func normalize(_ input: [UInt8]) -> [UInt8]? {
+        var digits = input.filter { $0 != UInt8(ascii: " ") && $0 != UInt8(ascii: "-") }
+        if digits.count == scratchCodeLength, digits.allSatisfy({ $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") }) {
+            return digits
+        }
+        Crypto.wipe(&digits)
         var out: [UInt8] = []
         out.reserveCapacity(length)
         for var b in input {

@@ -212,7 +212,11 @@ public final class Verifier {
                     if let counter { found = found ?? .hotp(name: a.name, counter: counter) }
                 }
             }
-            return found ?? (replayed ? .replayed : .wrong)
+            if let found { return found }
+            if replayed { return .replayed }
+            // 8 digits that are no code of an 8-digit authenticator may still be an imported
+            // google-authenticator scratch code: the digits typed decide what is tried.
+            if trimmed.count != BackupCodes.scratchCodeLength { return .wrong }
         }
         if acceptsBackupCode, !record.backupHashes.isEmpty {
             let index = try record.backupKey.withBytes {

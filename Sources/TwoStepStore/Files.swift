@@ -51,21 +51,35 @@ public enum Files {
     public static func readPrivate(dirfd: Int32, dirPath: String, name: String,
                                    limit: Int = maxFileSize) throws -> [UInt8]? {
         let path = dirPath + "/" + name
-        let fd = Sys.retry { openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK) }
-        if fd < 0 {
-            if errno == ENOENT { return nil }
-            if errno == ELOOP { throw StoreError.unsafe(path: path, reason: "is a symbolic link") }
-            throw StoreError.io(path: path, operation: "open", errno: errno)
-        }
+        guard let (fd, st) = try openRegular(dirfd: dirfd, name: name, path: path) else { return nil }
         defer { close(fd) }
-        var st = stat()
-        guard fstat(fd, &st) == 0 else { throw StoreError.io(path: path, operation: "stat", errno: errno) }
-        guard st.st_mode & S_IFMT == S_IFREG else { throw StoreError.unsafe(path: path, reason: "not a regular file") }
         if let problem = ownershipProblem(st, allowGroupOtherRead: false) {
             throw StoreError.unsafe(path: path, reason: problem)
         }
         guard Int(st.st_size) <= limit else { throw StoreError.tooLarge(path: path, limit: limit) }
         return try readAll(fd: fd, path: path, limit: limit)
+    }
+
+    /// Opens `name` in `dirfd` (AT_FDCWD: a path) for reading without following a final
+    /// symbolic link (refused) and without blocking on a FIFO; returns the descriptor and
+    /// its fstat when it is a regular file, nil when it does not exist.
+    static func openRegular(dirfd: Int32, name: String, path: String) throws -> (Int32, stat)? {
+        let fd = Sys.retry { openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK | O_NOCTTY) }
+        if fd < 0 {
+            if errno == ENOENT { return nil }
+            if errno == ELOOP { throw StoreError.unsafe(path: path, reason: "is a symbolic link") }
+            throw StoreError.io(path: path, operation: "open", errno: errno)
+        }
+        var st = stat()
+        guard fstat(fd, &st) == 0 else {
+            let e = errno; close(fd)
+            throw StoreError.io(path: path, operation: "stat", errno: e)
+        }
+        guard st.st_mode & S_IFMT == S_IFREG else {
+            close(fd)
+            throw StoreError.unsafe(path: path, reason: "not a regular file")
+        }
+        return (fd, st)
     }
 
     public static func readAll(fd: Int32, path: String, limit: Int) throws -> [UInt8] {

@@ -10,7 +10,7 @@ import TwoStepSystem
 struct Admin: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Administer the store (root): keys, enrolments, lockouts.",
-        subcommands: [Init.self, Import.self, NewBackupCodes.self, Reset.self, Unlock.self, Show.self, List.self, Resync.self, RotateKey.self,
+        subcommands: [Init.self, Import.self, ImportGoogleAuthenticator.self, ImportOath.self, NewBackupCodes.self, Reset.self, Unlock.self, Show.self, List.self, Resync.self, RotateKey.self,
                       DB.self, Migrate.self, ExportKey.self, ImportKey.self, Audit.self, Report.self, TestMail.self])
 }
 

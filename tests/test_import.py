@@ -1,0 +1,313 @@
+# SPDX-License-Identifier: Apache-2.0
+"""Moving users over from google-authenticator-libpam and pam_oath: files made by the real
+`google-authenticator` CLI and used through the real pam_google_authenticator.so and
+pam_oath.so first, then imported, then logins through pam_twostep (libpam harness) with
+codes from oathtool."""
+import os
+import re
+import secrets
+import shutil
+import subprocess
+import time
+
+import pytest
+
+from conftest import (PAM_AUTH_ERR, PAM_SUCCESS, harness_login, oathtool, run)
+
+IMPORT_GA = ("admin", "import-google-authenticator")
+
+
+def hotp(secret, counter, digits=6, base32=True):
+    """The HOTP code for `counter`, from oathtool."""
+    args = ["oathtool", "--hotp", "-d", str(digits), "-c", str(counter)]
+    return run(args + (["-b"] if base32 else []) + [secret]).stdout.strip()
+
+
+def totp_hex(secret_hex, at, digits=6, period=30):
+    return run(["oathtool", "--totp", "-d", str(digits), "-s", f"{period}s", "-N", f"@{int(at)}", secret_hex]).stdout.strip()
+
+
+class Accounts:
+    """Real accounts with home directories under the test's root, removed afterwards."""
+
+    def __init__(self, root):
+        self.root = root
+        self.names = []
+        os.chmod(root, 0o711)  # users reach their homes; state and keys stay 0700
+        os.makedirs(os.path.join(root, "home"), mode=0o755)
+
+    def add(self):
+        name = f"tsi{secrets.token_hex(3)}"
+        home = os.path.join(self.root, "home", name)
+        os.mkdir(home, 0o700)
+        run(["useradd", "-M", "-d", home, "-s", "/bin/sh", name])
+        self.names.append(name)
+        shutil.chown(home, name, name)
+        return name, home
+
+    def ga_user(self, *options):
+        """An account whose ~/.google_authenticator the real google-authenticator CLI wrote
+        (as that user, non-interactively)."""
+        name, home = self.add()
+        path = os.path.join(home, ".google_authenticator")
+        if "-w" not in options:
+            options += ("-w", "3")  # it asks otherwise
+        run(["runuser", "-u", name, "--", "google-authenticator", "-f", "-q", "-Q", "NONE", "-s", path, *options],
+            input="")
+        return name, path
+
+    def close(self):
+        for n in self.names:
+            subprocess.run(["userdel", "-f", n], capture_output=True)
+
+
+@pytest.fixture
+def accounts(inst):
+    a = Accounts(inst.root)
+    try:
+        yield a
+    finally:
+        a.close()
+
+
+def read_ga(path):
+    """The secret and the scratch codes of a google-authenticator file."""
+    lines = open(path).read().splitlines()
+    return lines[0], [l for l in lines[1:] if re.fullmatch(r"\d{8}", l)]
+
+
+def ga_service(inst):
+    """A PAM service using the real pam_google_authenticator.so."""
+    name = f"tsga{secrets.token_hex(3)}"
+    with open(os.path.join(inst.pamdir, name), "w") as f:
+        f.write("auth required pam_google_authenticator.so\naccount required pam_permit.so\n")
+    return name
+
+
+def last_step(inst, user, device="default"):
+    """The replay mark in the (unsealed, not secret) state: device=NAME LAST_STEP COUNTER DRIFT LAST_USED."""
+    text = open(os.path.join(inst.state, user + ".state")).read()
+    return int(re.search(rf"^device={device} (-?\d+) ", text, re.M).group(1))
+
+
+def records(inst):
+    return [n for n in os.listdir(inst.state) if n.endswith(".record")]
+
+
+def import_events(inst):
+    return [e for e in inst.audit_events() if e["event"] == "admin_import"]
+
+
+def test_totp_user_moves_over_with_used_step_and_scratch_codes(inst, accounts):
+    user, path = accounts.ga_user("-t", "-d", "-r", "3", "-R", "30", "-w", "3", "-e", "5")
+    secret, scratch = read_ga(path)
+    assert len(scratch) == 5
+    ga = ga_service(inst)
+    t = time.time()
+    code = oathtool(secret, at=t)
+    # The file works with the module it was made for; one code and one scratch code spent there.
+    assert harness_login(inst.pamdir, ga, user, code) == PAM_SUCCESS
+    assert harness_login(inst.pamdir, ga, user, scratch[0]) == PAM_SUCCESS
+    text = open(path).read()
+    used = [int(s) for s in re.search(r'^" DISALLOW_REUSE (.*)$', text, re.M).group(1).split()]
+    assert used and scratch[0] not in text
+
+    r = inst.cli(*IMPORT_GA, user)
+    assert f"{user}: imported: TOTP (SHA1, 6 digits, 30 s), steps up to {max(used)} stay used; " \
+           "4 scratch codes as backup codes" in r.stdout, r.stdout
+    assert "summary: 1 imported, 0 skipped, 0 refused, 0 failed" in r.stdout
+    assert last_step(inst, user) == max(used)
+
+    tw = inst.service()
+    assert harness_login(inst.pamdir, tw, user, code) == PAM_AUTH_ERR          # used before the import
+    assert harness_login(inst.pamdir, tw, user, scratch[0]) == PAM_AUTH_ERR    # spent before the import
+    assert harness_login(inst.pamdir, tw, user, scratch[1]) == PAM_SUCCESS     # a scratch code, once
+    assert harness_login(inst.pamdir, tw, user, scratch[1]) == PAM_AUTH_ERR
+    assert harness_login(inst.pamdir, tw, user, oathtool(secret, at=time.time() + 30)) == PAM_SUCCESS
+
+    events = import_events(inst)
+    assert [(e["user"], e["result"]) for e in events] == [(user, "success")]
+    log = open(inst.audit).read()
+    assert secret not in log and not any(s in log for s in scratch)
+    assert os.path.exists(path)  # left alone without --remove-original
+
+    # Again: nothing to do, nothing changed.
+    again = inst.cli(*IMPORT_GA, user)
+    assert f"{user}: skipped: already imported" in again.stdout
+    assert "summary: 0 imported, 1 skipped, 0 refused, 0 failed" in again.stdout
+    assert harness_login(inst.pamdir, tw, user, scratch[2]) == PAM_SUCCESS  # the set was not re-issued
+    assert len(import_events(inst)) == 1
+
+
+def test_hotp_user_counter_goes_on(inst, accounts):
+    user, path = accounts.ga_user("-c", "-u", "-w", "5", "-e", "2")
+    secret, scratch = read_ga(path)
+    ga = ga_service(inst)
+    assert harness_login(inst.pamdir, ga, user, hotp(secret, 1)) == PAM_SUCCESS
+    assert '" HOTP_COUNTER 2' in open(path).read()
+
+    r = inst.cli(*IMPORT_GA, user)
+    assert f"{user}: imported: HOTP (SHA1, 6 digits, next counter 2)" in r.stdout, r.stdout
+    tw = inst.service()
+    assert harness_login(inst.pamdir, tw, user, hotp(secret, 1)) == PAM_AUTH_ERR  # never back
+    assert harness_login(inst.pamdir, tw, user, hotp(secret, 2)) == PAM_SUCCESS
+    assert harness_login(inst.pamdir, tw, user, hotp(secret, 2)) == PAM_AUTH_ERR
+    assert harness_login(inst.pamdir, tw, user, hotp(secret, 3)) == PAM_SUCCESS
+    assert harness_login(inst.pamdir, tw, user, scratch[0]) == PAM_SUCCESS
+
+
+def test_unsafe_files_are_refused_and_reported(inst, accounts):
+    user, path = accounts.ga_user("-t", "-D", "-u", "-e", "1")
+    ga = ga_service(inst)
+    os.chmod(path, 0o644)
+    secret, _ = read_ga(path)
+    # The module itself will not use it ...
+    assert harness_login(inst.pamdir, ga, user, oathtool(secret)) != PAM_SUCCESS
+    # ... nor will the importer.
+    r = inst.cli(*IMPORT_GA, user, check=False)
+    assert r.returncode == 1
+    assert f"{user}: refused: {path}: mode 0644 is more permissive than 0600" in r.stdout, r.stdout
+    assert "summary: 0 imported, 0 skipped, 1 refused, 0 failed" in r.stdout
+
+    os.chmod(path, 0o600)
+    os.chown(path, 0, 0)
+    r = inst.cli(*IMPORT_GA, user, check=False)
+    assert r.returncode == 1
+    assert f"{user}: refused: {path}: owned by root (uid 0), not by {user} (uid" in r.stdout, r.stdout
+
+    shutil.chown(path, user, user)
+    os.rename(path, path + ".real")
+    os.symlink(path + ".real", path)
+    r = inst.cli(*IMPORT_GA, user, check=False)
+    assert r.returncode == 1
+    assert f"{user}: refused: {path}: is a symbolic link" in r.stdout, r.stdout
+
+    assert records(inst) == []
+    assert [e["result"] for e in import_events(inst)] == ["refused"] * 3
+
+
+def test_dry_run_changes_nothing(inst, accounts):
+    user, path = accounts.ga_user("-t", "-d", "-u", "-e", "3")
+    before = open(path).read()
+    r = inst.cli(*IMPORT_GA, user, "--dry-run", "--remove-original")
+    assert f"{user}: would import: TOTP (SHA1, 6 digits, 30 s); 3 scratch codes as backup codes" in r.stdout, r.stdout
+    assert f"would shred {path}" in r.stdout
+    assert "dry run, nothing changed: 1 to import, 0 skipped, 0 refused, 0 failed" in r.stdout
+    assert records(inst) == [] and import_events(inst) == []
+    assert open(path).read() == before
+
+
+def test_remove_original_shreds_after_verified_import(inst, accounts):
+    user, path = accounts.ga_user("-t", "-d", "-u", "-e", "1")
+    secret, _ = read_ga(path)
+    r = inst.cli(*IMPORT_GA, user, "--remove-original")
+    assert f"{path} shredded" in r.stdout, r.stdout
+    assert not os.path.exists(path)
+    assert harness_login(inst.pamdir, inst.service(), user, oathtool(secret)) == PAM_SUCCESS
+    assert [e["result"] for e in import_events(inst)] == ["success", "success"]
+
+
+def test_remove_original_on_a_second_run_and_all_accounts(inst, accounts):
+    a, pa = accounts.ga_user("-t", "-d", "-u", "-e", "1")
+    b, pb = accounts.ga_user("-t", "-d", "-u", "-e", "1")
+    r = inst.cli(*IMPORT_GA, "--all")
+    assert f"{a}: imported" in r.stdout and f"{b}: imported" in r.stdout, r.stdout
+    # A later run may remove what an earlier one imported: the store holds the same secret.
+    r = inst.cli(*IMPORT_GA, a, "--remove-original")
+    assert f"{a}: skipped: already imported" in r.stdout and f"{pa} shredded" in r.stdout, r.stdout
+    assert not os.path.exists(pa) and os.path.exists(pb)
+
+
+def test_file_elsewhere_with_owner_and_replace(inst, accounts):
+    user, _ = accounts.add()
+    inst.enroll(user)  # already enrolled with another secret
+    os.makedirs(os.path.join(inst.root, "ga"), mode=0o700)
+    path = os.path.join(inst.root, "ga", user)
+    run(["google-authenticator", "-t", "-d", "-u", "-w", "3", "-e", "1", "-f", "-q", "-Q", "NONE", "-s", path], input="")
+    secret, _ = read_ga(path)
+    # Owned by root, as with the module's `secret=/…/${USER} user=root`.
+    r = inst.cli(*IMPORT_GA, "--file", path, "--user", user, check=False)
+    assert r.returncode == 1 and f"not by {user}" in r.stdout, r.stdout
+    r = inst.cli(*IMPORT_GA, "--file", path, "--user", user, "--owner", "root")
+    assert f"{user}: skipped: already enrolled (give --replace to overwrite)" in r.stdout, r.stdout
+    tw = inst.service()
+    assert harness_login(inst.pamdir, tw, user, oathtool(secret)) == PAM_AUTH_ERR
+    r = inst.cli(*IMPORT_GA, "--file", path, "--user", user, "--owner", "root", "--replace")
+    assert f"{user}: imported" in r.stdout
+    assert harness_login(inst.pamdir, tw, user, oathtool(secret)) == PAM_SUCCESS
+
+
+# ---- pam_oath ----
+
+HEX_A = secrets.token_hex(20)
+HEX_B = secrets.token_hex(20)
+HEX_C = secrets.token_hex(20)
+
+
+def oath_service(inst, usersfile):
+    name = f"tsoa{secrets.token_hex(3)}"
+    with open(os.path.join(inst.pamdir, name), "w") as f:
+        f.write(f"auth required pam_oath.so usersfile={usersfile} window=5\naccount required pam_permit.so\n")
+    return name
+
+
+def test_oath_usersfile_proven_with_pam_oath_then_imported(inst):
+    tag = secrets.token_hex(2)
+    alice, bob, carol, dave = (f"tso{tag}{x}" for x in "abcd")
+    usersfile = os.path.join(inst.root, "users.oath")
+    with open(usersfile, "w") as f:
+        f.write("# pam_oath users\n"
+                f"HOTP {alice} - {HEX_A}\n"
+                f"HOTP/T30 {alice} - {HEX_B}\n"
+                f"HOTP/E/8 {bob} - {HEX_C} 5\n"
+                f"HOTP {carol} s3cret-pin {HEX_A}\n"
+                f"HOTP/T30/7 {dave} - {HEX_B}\n")
+    os.chmod(usersfile, 0o600)
+
+    # Valid for the real pam_oath first: it advances counters and records the last codes.
+    po = oath_service(inst, usersfile)
+    t = time.time()
+    used_totp = totp_hex(HEX_B, t)
+    assert harness_login(inst.pamdir, po, alice, hotp(HEX_A, 0, base32=False)) == PAM_SUCCESS
+    assert harness_login(inst.pamdir, po, alice, used_totp) == PAM_SUCCESS
+    assert harness_login(inst.pamdir, po, bob, hotp(HEX_C, 6, digits=8, base32=False)) == PAM_SUCCESS
+    text = open(usersfile).read()
+    assert re.search(rf"^HOTP\t{alice}\t-\t{HEX_A}\t0\t", text, re.M), text
+    assert re.search(rf"^HOTP/E/8\t{bob}\t-\t{HEX_C}\t6\t", text, re.M), text
+
+    dry = inst.cli("admin", "import-oath", usersfile, "--dry-run")
+    assert "dry run, nothing changed: 2 to import, 2 skipped, 0 refused, 0 failed" in dry.stdout, dry.stdout
+    assert records(inst) == []
+
+    r = inst.cli("admin", "import-oath", usersfile)
+    out = r.stdout
+    assert f"{alice}: imported: HOTP (SHA1, 6 digits, next counter 1); TOTP (SHA1, 6 digits, 30 s), steps up to" in out, out
+    assert f"{bob}: imported: HOTP (SHA1, 8 digits, next counter 7)" in out, out
+    assert f"{carol}: skipped: line 5: has a PIN (twostep never stores passwords)" in out
+    assert f"{dave}: skipped: line 6: 7-digit codes" in out
+    assert "summary: 2 imported, 2 skipped, 0 refused, 0 failed" in out
+    assert "s3cret-pin" not in out + r.stderr + open(inst.audit).read()
+
+    tw = inst.service()
+    # Counters never go back; the TOTP code pam_oath accepted stays used.
+    assert harness_login(inst.pamdir, tw, alice, hotp(HEX_A, 0, base32=False)) == PAM_AUTH_ERR
+    assert harness_login(inst.pamdir, tw, alice, used_totp) == PAM_AUTH_ERR
+    assert harness_login(inst.pamdir, tw, alice, hotp(HEX_A, 1, base32=False)) == PAM_SUCCESS
+    assert harness_login(inst.pamdir, tw, alice, totp_hex(HEX_B, time.time() + 30)) == PAM_SUCCESS
+    assert harness_login(inst.pamdir, tw, bob, hotp(HEX_C, 6, digits=8, base32=False)) == PAM_AUTH_ERR
+    assert harness_login(inst.pamdir, tw, bob, hotp(HEX_C, 7, digits=8, base32=False)) == PAM_SUCCESS
+    assert harness_login(inst.pamdir, tw, carol, hotp(HEX_A, 2, base32=False)) == PAM_AUTH_ERR
+
+    again = inst.cli("admin", "import-oath", usersfile)
+    assert f"{alice}: skipped: already imported" in again.stdout and f"{bob}: skipped: already imported" in again.stdout
+    assert "summary: 0 imported, 4 skipped" in again.stdout
+
+
+def test_oath_usersfile_writable_by_others_is_refused(inst):
+    usersfile = os.path.join(inst.root, "users.oath")
+    with open(usersfile, "w") as f:
+        f.write(f"HOTP tsoz - {HEX_A}\n")
+    os.chmod(usersfile, 0o666)
+    r = inst.cli("admin", "import-oath", usersfile, check=False)
+    assert r.returncode == 1 and "mode 0666 is more permissive than 0644" in r.stderr, r.stderr
+    assert records(inst) == []
