@@ -1,7 +1,8 @@
 # SPDX-License-Identifier: Apache-2.0
 # twostep: see README.md. Contracts (DESIGN.md): `make` leaves build/pam_twostep.so,
 # build/twostep and build/twostep-helper; `make install` honours DESTDIR, PREFIX, PAMDIR,
-# LIBEXECDIR, MANDIR; `make test` runs every suite; `make demo` is the first run.
+# LIBEXECDIR, MANDIR; `make test` runs every suite; `make demo` is the first run. `make`
+# also leaves build/twostep-verify, the lean static login helper the module spawns.
 
 PREFIX     ?= /usr
 LIBEXECDIR ?= $(PREFIX)/libexec/twostep
@@ -43,9 +44,32 @@ MODULE_SOURCES = $(wildcard Sources/TwoStepProtocol/*.swift Sources/TwoStepPAM/*
 	Sources/CTwoStepSys/twostep_peercred.h
 MOD        = build/module
 
+# twostep-verify, the lean helper pam_twostep.so spawns when no running helper answers: the
+# login path of the helper's sources (protocol, system, crypto, core, store, Verifier,
+# LoginSession) built with -D TWOSTEP_LEAN and linked statically but for glibc (below):
+# no libpam, libqrencode, libpng, libcrypto or C++ runtime to load, so exec to main is short. What it cannot do (enrolment at first login, a database store) it
+# hands to twostep-helper beside it.
+LEAN       = build/lean
+LEAN_SWIFTC = $(SWIFTC) -O -wmo -parse-as-library -D TWOSTEP_LEAN -I $(LEAN) -I $(LEAN)/CTwoStepSys \
+	-I Sources/COpenSSL -I Sources/CZlib -Xcc -D_FORTIFY_SOURCE=2 -Xcc -fstack-protector-strong
+# Every C file of CTwoStepSys (the Swift side calls into all of them).
+LEAN_C     = $(patsubst Sources/CTwoStepSys/%.c,$(LEAN)/%.o,$(wildcard Sources/CTwoStepSys/*.c))
+LEAN_MODULES = TwoStepProtocol TwoStepSystem TwoStepCrypto TwoStepCore TwoStepStore TwoStepService TwoStepServer
+LEAN_FILES_TwoStepProtocol = $(wildcard Sources/TwoStepProtocol/*.swift)
+LEAN_FILES_TwoStepSystem   = $(wildcard Sources/TwoStepSystem/*.swift)
+LEAN_FILES_TwoStepCrypto   = $(wildcard Sources/TwoStepCrypto/*.swift)
+LEAN_FILES_TwoStepCore     = $(wildcard Sources/TwoStepCore/*.swift)
+LEAN_FILES_TwoStepStore    = $(wildcard Sources/TwoStepStore/*.swift)
+LEAN_FILES_TwoStepService  = Sources/TwoStepService/Verifier.swift Sources/TwoStepService/Conversation.swift \
+	Sources/TwoStepService/TrustedKeys.swift Sources/TwoStepService/RecoveryLogin.swift Sources/TwoStepService/ClockWarning.swift
+LEAN_FILES_TwoStepServer   = Sources/TwoStepServer/LoginSession.swift Sources/TwoStepServer/HelperLink.swift \
+	Sources/TwoStepServer/Inherited.swift Sources/twostep-verify/Lean.swift
+LEAN_SOURCES = $(foreach m,$(LEAN_MODULES),$(LEAN_FILES_$(m))) Sources/twostep-verify/main.swift \
+	$(wildcard Sources/CTwoStepSys/*.c Sources/CTwoStepSys/*.h Sources/CTwoStepSys/include/*.h)
+
 .PHONY: all deps test unit-test test-sanitize integration-test demo bench bench-scale fuzz fuzz-build install uninstall clean man completions
 
-all: build/pam_twostep.so build/twostep build/twostep-helper build/pam_harness
+all: build/pam_twostep.so build/twostep build/twostep-helper build/twostep-verify build/pam_harness
 
 deps:
 	@scripts/deps.sh build
@@ -67,6 +91,43 @@ build/pam_twostep.so: $(MODULE_SOURCES) | deps
 	  $(SWIFT_LIB)/embedded/$(ARCH)-unknown-linux-gnu/libswiftUnicodeDataTables.a -lpam \
 	  -Wl,--gc-sections -Wl,-z,nodelete -Wl,-z,relro -Wl,-z,now -Wl,--as-needed \
 	  -Wl,--version-script=Sources/PAMShim/exports.map
+
+# Linked against glibc's libc and libm only, everything else from static archives: the
+# Swift runtime, libstdc++, libgcc, libcrypto, libz. Not -static-executable: a static glibc
+# loads NSS modules (getpwnam for the user's canonical name) with dlopen, and
+# libnss_systemd crashes in a static process. The archives sit alone in $(LEAN)/static,
+# searched first, so -lcrypto/-lz/-lstdc++ (the module maps' autolinks, the Swift driver)
+# find them before the shared libraries.
+build/twostep-verify: $(LEAN)/main.o $(foreach m,$(LEAN_MODULES),$(LEAN)/$(m).o) $(LEAN_C)
+	@mkdir -p $(LEAN)/static
+	ln -sf $$($(CC) -print-file-name=libcrypto.a) $$($(CC) -print-file-name=libz.a) \
+	  $$($(CC) -print-file-name=libstdc++.a) $(LEAN)/static/
+	$(SWIFTC) -static-stdlib -L $(LEAN)/static -o $@ $^ -Xclang-linker -static-libgcc \
+	  -Xlinker -z -Xlinker relro -Xlinker -z -Xlinker now -Xlinker --gc-sections -Xlinker --as-needed
+	@ldd $@ | grep -Ev '^\s*(linux-vdso|libc\.so|libm\.so|/lib.*/ld-linux)' && \
+	  { echo "twostep-verify: links more than libc and libm" >&2; rm -f $@; exit 1; } || true
+
+# One object and .swiftmodule per module, each after the modules it imports.
+$(LEAN)/TwoStepProtocol.o: $(LEAN_FILES_TwoStepProtocol)
+$(LEAN)/TwoStepSystem.o: $(LEAN_FILES_TwoStepSystem) $(LEAN)/TwoStepProtocol.o $(LEAN_C)
+$(LEAN)/TwoStepCrypto.o: $(LEAN_FILES_TwoStepCrypto)
+$(LEAN)/TwoStepCore.o: $(LEAN_FILES_TwoStepCore) $(LEAN)/TwoStepCrypto.o
+$(LEAN)/TwoStepStore.o: $(LEAN_FILES_TwoStepStore) $(LEAN)/TwoStepCore.o $(LEAN)/TwoStepSystem.o
+$(LEAN)/TwoStepService.o: $(LEAN_FILES_TwoStepService) $(LEAN)/TwoStepStore.o
+$(LEAN)/TwoStepServer.o: $(LEAN_FILES_TwoStepServer) $(LEAN)/TwoStepService.o
+$(LEAN)/%.o: | deps
+	@mkdir -p $(LEAN)
+	$(LEAN_SWIFTC) -module-name $* -emit-module -emit-module-path $(LEAN)/$*.swiftmodule \
+	  -c $(filter %.swift,$^) -o $@
+
+$(LEAN)/main.o: Sources/twostep-verify/main.swift $(LEAN)/TwoStepServer.o
+	$(LEAN_SWIFTC:-parse-as-library=) -module-name twostep_verify -c $< -o $@
+
+$(LEAN_C): $(LEAN)/%.o: Sources/CTwoStepSys/%.c $(wildcard Sources/CTwoStepSys/*.h Sources/CTwoStepSys/include/*.h)
+	@mkdir -p $(LEAN)/CTwoStepSys
+	printf 'module CTwoStepSys {\n  umbrella "%s"\n  export *\n}\n' "$(CURDIR)/Sources/CTwoStepSys/include" \
+	  > $(LEAN)/CTwoStepSys/module.modulemap
+	$(CC) -O2 -Wall -D_FORTIFY_SOURCE=2 -fstack-protector-strong -I Sources/CTwoStepSys/include -c $< -o $@
 
 build/pam_harness: tests/harness/pam_harness.c deps
 	@mkdir -p build
@@ -139,12 +200,14 @@ fuzz-build:
 fuzz: fuzz-build
 	TWOSTEP_FUZZ_SECONDS=$(FUZZ_SECONDS) /usr/bin/python3 -m pytest -q tests/test_fuzz.py
 
-install: build/pam_twostep.so build/twostep build/twostep-helper
+install: build/pam_twostep.so build/twostep build/twostep-helper build/twostep-verify
 	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(LIBEXECDIR) $(DESTDIR)$(PAMDIR) $(DESTDIR)$(DOCDIR)/examples
 	install -m 0755 build/twostep $(DESTDIR)$(BINDIR)/twostep
 	install -m 0755 build/twostep-helper $(DESTDIR)$(LIBEXECDIR)/twostep-helper
+	install -m 0755 build/twostep-verify $(DESTDIR)$(LIBEXECDIR)/twostep-verify
 	install -m 0644 build/pam_twostep.so $(DESTDIR)$(PAMDIR)/pam_twostep.so
-	$(STRIP) $(DESTDIR)$(PAMDIR)/pam_twostep.so $(DESTDIR)$(BINDIR)/twostep $(DESTDIR)$(LIBEXECDIR)/twostep-helper
+	$(STRIP) $(DESTDIR)$(PAMDIR)/pam_twostep.so $(DESTDIR)$(BINDIR)/twostep $(DESTDIR)$(LIBEXECDIR)/twostep-helper \
+	  $(DESTDIR)$(LIBEXECDIR)/twostep-verify
 	install -d -m 0755 $(DESTDIR)$(SYSCONFDIR)/twostep
 	[ -e $(DESTDIR)$(SYSCONFDIR)/twostep/twostep.conf ] || \
 	  install -m 0644 packaging/twostep.conf $(DESTDIR)$(SYSCONFDIR)/twostep/twostep.conf
@@ -167,7 +230,8 @@ install: build/pam_twostep.so build/twostep build/twostep-helper
 	install -m 0644 build/completions/twostep.fish $(DESTDIR)$(FISHCOMPDIR)/twostep.fish
 
 uninstall:
-	rm -f $(DESTDIR)$(BINDIR)/twostep $(DESTDIR)$(LIBEXECDIR)/twostep-helper $(DESTDIR)$(PAMDIR)/pam_twostep.so
+	rm -f $(DESTDIR)$(BINDIR)/twostep $(DESTDIR)$(LIBEXECDIR)/twostep-helper $(DESTDIR)$(LIBEXECDIR)/twostep-verify \
+	      $(DESTDIR)$(PAMDIR)/pam_twostep.so
 	rm -rf $(DESTDIR)$(DOCDIR)
 	rm -f $(DESTDIR)$(SYSTEMDUNITDIR)/twostep-helper.socket $(DESTDIR)$(SYSTEMDUNITDIR)/twostep-helper@.service \
 	      $(DESTDIR)$(SYSTEMDUNITDIR)/twostep-helperd.socket $(DESTDIR)$(SYSTEMDUNITDIR)/twostep-helperd.service

@@ -10,6 +10,7 @@
  *             --module LABEL:SERVICE:USERPREFIX ...   (one or more; a PAM login each round)
  *             [--spawn LABEL:PATH[:ARG]] ...           (posix_spawn+waitpid of PATH each round)
  *             [--ratio LABEL_A:LABEL_B] ... [--overhead LABEL_A:LABEL_B] [--meta KEY=VALUE] ...
+ *             [--burst LABEL:SERVICE:USERPREFIX:N] ... [--burst-rounds R]
  *
  * Each --module / --spawn entry runs in its own forked child of this process, so that the
  * entries do not pollute each other's memory; all children are alive at the same time and
@@ -32,6 +33,12 @@
  * one more untimed login (user USERPREFIX "rss") and reads VmRSS while that handle is still
  * open, i.e. with the module loaded ("loaded"), then again after pam_end ("after_end").
  * "added" = loaded - before.
+ *
+ * A burst (after the rounds above): N forked children, each ready to log in one user
+ * USERPREFIX<round>_<i>, released at once through a pipe; its wall time runs from the
+ * release to the last child's exit, and its throughput is N over that time. R rounds per
+ * burst entry (default 3), the entries alternating. Every login must succeed (exactly one
+ * prompt, PAM_SUCCESS) or the run aborts: "none refused" is part of the figure.
  *
  * Exit: 0 on a completed run, 2 when a round failed, 64 on usage errors, 70 on other errors.
  */
@@ -377,7 +384,53 @@ static void usage(void) {
     fprintf(stderr,
             "usage: pam_bench --confdir DIR --secret BASE32 [--rounds N] [--warmup W] [--seed N] [--json FILE]\n"
             "                 --module LABEL:SERVICE:USERPREFIX ... [--spawn LABEL:PATH[:ARG]] ...\n"
-            "                 [--ratio A:B] ... [--overhead A:B] [--meta KEY=VALUE] ...\n");
+            "                 [--ratio A:B] ... [--overhead A:B] [--meta KEY=VALUE] ...\n"
+            "                 [--burst LABEL:SERVICE:USERPREFIX:N] ... [--burst-rounds R]\n");
+}
+
+#define MAX_BURSTS 4
+#define MAX_BURST_N 512
+
+struct burst {
+    char *label, *service, *userprefix;
+    int n;
+    double *ms;      /* wall time per round */
+};
+
+/* One burst round: b->n children log in at once. Returns the number that failed. */
+static int run_burst(struct burst *b, int round, double *wall_ms) {
+    int gate[2];
+    pid_t pids[MAX_BURST_N];
+    if (pipe(gate) != 0) die("pipe failed");
+    fflush(NULL);
+    for (int i = 0; i < b->n; i++) {
+        pid_t pid = fork();
+        if (pid < 0) die("fork failed");
+        if (pid == 0) {
+            char c, user[256];
+            struct result res;
+            close(gate[1]);
+            while (read(gate[0], &c, 1) < 0 && errno == EINTR) {}  /* EOF: released */
+            snprintf(user, sizeof user, "%s%d_%d", b->userprefix, round, i);
+            memset(&res, 0, sizeof res);
+            login(b->service, user, &res, NULL);
+            if (res.pam_rc != 0) fprintf(stderr, "pam_bench: burst %s: %s\n", b->label, res.detail);
+            _exit(res.pam_rc == 0 ? 0 : 1);
+        }
+        pids[i] = pid;
+    }
+    close(gate[0]);
+    usleep(200000);  /* let every child reach its read() */
+    double t0 = now_ms();
+    close(gate[1]);
+    int failed = 0;
+    for (int i = 0; i < b->n; i++) {
+        int st;
+        while (waitpid(pids[i], &st, 0) < 0 && errno == EINTR) {}
+        if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) failed++;
+    }
+    *wall_ms = now_ms() - t0;
+    return failed;
 }
 
 static struct entry *find_entry(struct entry *es, int n, const char *label) {
@@ -406,7 +459,11 @@ int main(int argc, char **argv) {
     const char *json = NULL, *secret = NULL, *overhead = NULL;
     const char *ratios[MAX_ENTRIES];
     int nratio = 0;
+    struct burst bs[MAX_BURSTS];
+    int nb = 0;
+    long burst_rounds = 3;
     memset(es, 0, sizeof es);
+    memset(bs, 0, sizeof bs);
     shuffle_seed = (unsigned)time(NULL) ^ (unsigned)getpid();
 
     for (int i = 1; i < argc; i++) {
@@ -425,6 +482,21 @@ int main(int argc, char **argv) {
             ratios[nratio++] = v;
         }
         else if (strcmp(a, "--overhead") == 0) overhead = v;
+        else if (strcmp(a, "--burst-rounds") == 0) burst_rounds = strtol(v, NULL, 10);
+        else if (strcmp(a, "--burst") == 0) {
+            /* LABEL:SERVICE:USERPREFIX:N */
+            if (nb == MAX_BURSTS) { usage(); return EXIT_USAGE; }
+            char *s = strdup(v), *f[4] = { s, NULL, NULL, NULL };
+            for (int k = 1; k < 4; k++) {
+                f[k] = strchr(f[k - 1], ':');
+                if (f[k] == NULL) { usage(); return EXIT_USAGE; }
+                *f[k]++ = '\0';
+            }
+            struct burst *b = &bs[nb++];
+            b->label = f[0]; b->service = f[1]; b->userprefix = f[2];
+            b->n = (int)strtol(f[3], NULL, 10);
+            if (b->n < 1 || b->n > MAX_BURST_N) { usage(); return EXIT_USAGE; }
+        }
         else if (strcmp(a, "--meta") == 0) {
             if (nmeta == MAX_META || strchr(v, '=') == NULL) { usage(); return EXIT_USAGE; }
             metas[nmeta++] = strdup(v);
@@ -539,6 +611,22 @@ int main(int argc, char **argv) {
         int st;
         waitpid(es[i].pid, &st, 0);
     }
+    if (burst_rounds < 1 || burst_rounds > 1000) { usage(); return EXIT_USAGE; }
+    for (int i = 0; i < nb && !failed; i++) {
+        bs[i].ms = calloc((size_t)burst_rounds, sizeof(double));
+        if (bs[i].ms == NULL) die("out of memory");
+    }
+    for (long r = 0; r < burst_rounds && !failed; r++) {
+        for (int k = 0; k < nb && !failed; k++) {
+            struct burst *b = &bs[(k + r) % nb];  /* alternate which burst goes first */
+            int bad = run_burst(b, (int)r, &b->ms[r]);
+            if (bad) {
+                fprintf(stderr, "pam_bench: burst %s round %ld: %d of %d logins FAILED\n", b->label, r,
+                        bad, b->n);
+                failed = 1;
+            }
+        }
+    }
     if (failed) {
         fprintf(stderr, "pam_bench: ABORTED: not every round succeeded; no figures reported\n");
         return EXIT_FAILED_ROUND;
@@ -583,6 +671,12 @@ int main(int argc, char **argv) {
                 printf("%s cost over %s: %.3f ms (median minus median)\n", oa, ob, ovh);
             }
         }
+    }
+    struct stats bst[MAX_BURSTS];
+    for (int i = 0; i < nb; i++) {
+        bst[i] = stats_of(bs[i].ms, burst_rounds);
+        printf("burst %s: %d logins at once, %ld rounds: median wall %.1f ms, %.0f logins/s, none refused\n",
+               bs[i].label, bs[i].n, burst_rounds, bst[i].median, bs[i].n * 1000.0 / bst[i].median);
     }
     printf("RSS added to host (VmRSS loaded - before):");
     for (int i = 0, first = 1; i < ne; i++) {
@@ -629,6 +723,17 @@ int main(int argc, char **argv) {
             fprintf(f, "}");
         }
         fprintf(f, "\n  ]");
+        if (nb > 0) {
+            fprintf(f, ",\n  \"bursts\": [");
+            for (int i = 0; i < nb; i++) {
+                fprintf(f, "%s\n    {\"label\": ", i ? "," : "");
+                json_str(f, bs[i].label);
+                fprintf(f, ", \"logins_at_once\": %d, \"rounds\": %ld, \"median_wall_ms\": %.3f, "
+                           "\"logins_per_s\": %.1f, \"refused\": 0}",
+                        bs[i].n, burst_rounds, bst[i].median, bs[i].n * 1000.0 / bst[i].median);
+            }
+            fprintf(f, "\n  ]");
+        }
         if (nratio > 0 && ra[0] && !isnan(rmed[0])) {
             fprintf(f, ",\n  \"ratio\": {\"of\": ");
             json_str(f, ra[0]);

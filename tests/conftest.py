@@ -15,6 +15,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BUILD = os.path.abspath(os.environ.get("TWOSTEP_BUILD") or os.path.join(ROOT, "build"))
 CLI = os.path.join(BUILD, "twostep")
 HELPER = os.path.join(BUILD, "twostep-helper")
+# The lean static login helper the module spawns by default (it hands enrolment to HELPER).
+VERIFY = os.path.join(BUILD, "twostep-verify")
 # TWOSTEP_PAM_SO / TWOSTEP_PAM_HARNESS point the module suites at another build.
 MODULE = os.path.abspath(os.environ.get("TWOSTEP_PAM_SO") or os.path.join(BUILD, "pam_twostep.so"))
 HARNESS = os.path.abspath(os.environ.get("TWOSTEP_PAM_HARNESS") or os.path.join(BUILD, "pam_harness"))
@@ -67,6 +69,29 @@ def oathtool(secret=SECRET, at=None, algorithm="sha1", digits=6, period=30):
         check=True, capture_output=True, text=True)
     return out.stdout.strip()
 
+
+
+def state_text(path):
+    """A state file's current text, read as the helper reads it (StateFile): the newest of
+    its two slots whose CRC-32 holds, or the whole file when it is the older plain text.
+    Fails the test when neither slot is valid."""
+    import struct
+    import zlib
+    data = open(path, "rb").read()
+    size = len(data) // 2
+    if data.startswith(b"v="):
+        return data.decode()
+    assert size in (4096, 8192, 16384, 32768) and len(data) == 2 * size, f"{path}: {len(data)} bytes"
+    slots = []
+    for i in (0, 1):
+        s = data[i * size:(i + 1) * size]
+        if s[:4] != b"TSS2":
+            continue
+        seq, n, crc = struct.unpack("<QII", s[4:20])
+        if n <= size - 20 and zlib.crc32(s[:16] + s[20:20 + n]) == crc:
+            slots.append((seq, s[20:20 + n]))
+    assert slots, f"{path}: neither slot is valid"
+    return max(slots)[1].decode()
 
 
 def wrong(code):
@@ -136,6 +161,27 @@ class Installation:
             return [json.loads(line) for line in f if line.strip()]
 
 
+@pytest.fixture(autouse=True, scope="session")
+def nothing_listens_at_the_default_socket():
+    """The module asks /run/twostep/verify.sock first (its default socket=) and spawns
+    helper= only when nothing root-owned answers there. A listener left at that path (an
+    installed twostep-helperd, a crashed test) would decide the suites' logins with its own
+    config: refuse to run rather than test the wrong thing. tests/test_speed.py starts and
+    removes its own."""
+    import socket
+    s = socket.socket(socket.AF_UNIX)
+    try:
+        s.connect("/run/twostep/verify.sock")
+        alive = True
+    except OSError:
+        alive = False
+    finally:
+        s.close()
+    if alive:
+        pytest.fail("a helper listens at /run/twostep/verify.sock (stop twostep-helperd.socket first)")
+    yield
+
+
 @pytest.fixture
 def inst():
     for path in (CLI, HELPER, MODULE):
@@ -186,6 +232,7 @@ def installed_files(pamdir):
     return {
         "usr/bin/twostep": 0o755,
         "usr/libexec/twostep/twostep-helper": 0o755,
+        "usr/libexec/twostep/twostep-verify": 0o755,
         f"{pamdir}/pam_twostep.so": 0o644,
         "etc/twostep/twostep.conf": 0o644,
         "etc/pam.d/twostep": 0o644,

@@ -17,12 +17,14 @@ def test_bench_completes_and_prints_every_row():
     if not ga:
         pytest.skip("libpam-google-authenticator not installed (scripts/deps.sh test installs it)")
     r = subprocess.run(["sh", os.path.join(ROOT, "bench", "run.sh")], cwd=ROOT,
-                       env=dict(os.environ, ROUNDS="3", WARMUP="1"),
+                       env=dict(os.environ, ROUNDS="3", WARMUP="1", BURST="8", BURST_ROUNDS="1"),
                        capture_output=True, text=True, timeout=600)
     out = r.stdout + r.stderr
     assert r.returncode == 0, out
-    for row in ("pam_google_authenticator", "pam_twostep ", "pam_twostep socket=",
-                "trivial static spawn", "RSS added to host", "round order shuffled with seed"):
+    for row in ("pam_google_authenticator", "pam_twostep default (running helper)",
+                "pam_twostep spawn fallback (twostep-verify)", "pam_twostep spawn twostep-helper",
+                "trivial static spawn", "twostep-verify --version spawn", "RSS added to host",
+                "round order shuffled with seed", "8 logins at once", "pam_twostep.so:"):
         assert row in out, (row, out)
 
 

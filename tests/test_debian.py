@@ -34,7 +34,8 @@ TOOLS = ["debhelper", "dpkg-dev", "devscripts", "lintian", "po-debconf", "man-db
 APT_ENV = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
 APT_LOCK = ["-o", "DPkg::Lock::Timeout=600"]
 # `make install` without rebuilding (its binaries are FORCE'd targets): as debian/rules does.
-KEEP_BINARIES = ["-o", "all", "-o", "build/pam_twostep.so", "-o", "build/twostep", "-o", "build/twostep-helper"]
+KEEP_BINARIES = ["-o", "all", "-o", "build/pam_twostep.so", "-o", "build/twostep", "-o", "build/twostep-helper",
+                 "-o", "build/twostep-verify"]
 # What pam-auth-update reads and writes; compared byte for byte before and after.
 PAM_STATE = ["/etc/pam.d", "/var/lib/pam"]
 
@@ -164,7 +165,8 @@ def test_same_files_as_make_install(deb):
         tree = tempfile.mkdtemp(prefix="twostep-debx-")
         try:
             run(["dpkg-deb", "-x", deb["deb"], tree], check=True)
-            for path in ("usr/bin/twostep", "usr/libexec/twostep/twostep-helper", f"{PAMDIR}/pam_twostep.so"):
+            for path in ("usr/bin/twostep", "usr/libexec/twostep/twostep-helper", "usr/libexec/twostep/twostep-verify",
+                         f"{PAMDIR}/pam_twostep.so"):
                 digest = [hashlib.sha256(open(os.path.join(root, path), "rb").read()).hexdigest()
                           for root in (tree, dest)]
                 assert digest[0] == digest[1], path
@@ -197,10 +199,11 @@ def test_control_fields(deb):
         assert sorted(open(os.path.join(ctrl, "conffiles")).read().split()) == \
             ["/etc/logrotate.d/twostep", "/etc/pam.d/twostep", "/etc/twostep/twostep.conf"]
         postinst = open(os.path.join(ctrl, "postinst")).read()
-        # Only the self-service socket is enabled; twostep-helperd is opt-in.
+        # Both sockets are enabled: self-service, and logins (the module's default socket=).
         assert "deb-systemd-helper enable 'twostep-helper.socket'" in postinst
-        # helperd: the --no-enable snippet (re-enabled on upgrade only if the admin enabled it).
-        assert "deb-systemd-helper debian-installed 'twostep-helperd.socket'" in postinst
+        assert "deb-systemd-helper enable 'twostep-helperd.socket'" in postinst
+        # The service itself is started by its socket, never enabled on its own.
+        assert "deb-systemd-helper debian-installed 'twostep-helperd.service'" in postinst
         assert "twostep-helper@" not in postinst
         for script in ("postinst", "prerm", "postrm"):
             text = open(os.path.join(ctrl, script)).read()
@@ -362,9 +365,9 @@ def test_install_remove_purge_on_this_machine(deb):
         assert os.path.exists("/etc/twostep/keys/active")
         r = run(["twostep", "admin", "list"])
         assert r.returncode == 0, r.stderr
-        # Self-service socket enabled, helperd not (no systemd needed: deb-systemd-helper's links).
+        # Both sockets enabled (no systemd needed: deb-systemd-helper's links).
         assert os.path.islink("/etc/systemd/system/sockets.target.wants/twostep-helper.socket")
-        assert not os.path.lexists("/etc/systemd/system/sockets.target.wants/twostep-helperd.socket")
+        assert os.path.islink("/etc/systemd/system/sockets.target.wants/twostep-helperd.socket")
 
         # Reinstalling keeps the key (admin init is idempotent).
         r = apt("install", "--reinstall", deb["deb"])
@@ -401,6 +404,7 @@ def test_install_remove_purge_on_this_machine(deb):
         assert key_ids() == keys and os.path.isdir("/var/lib/twostep")
         assert not os.path.exists("/etc/twostep/twostep.conf") and not os.path.exists("/etc/pam.d/twostep")
         assert not os.path.lexists("/etc/systemd/system/sockets.target.wants/twostep-helper.socket")
+        assert not os.path.lexists("/etc/systemd/system/sockets.target.wants/twostep-helperd.socket")
 
         # A reinstall carries on with the same key.
         r = apt("install", deb["deb"])

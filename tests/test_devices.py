@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from conftest import CLI, HARNESS, Installation, SECRET, oathtool, read_setup_screen, wrong
+from conftest import CLI, HARNESS, Installation, SECRET, oathtool, read_setup_screen, state_text, wrong
 from test_selfservice import PASSWORD, host  # noqa: F401 (host is a fixture)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -62,7 +62,7 @@ def devices(inst, user):
 
 
 def state_line(inst, user, name):
-    text = open(os.path.join(inst.state, f"{user}.state")).read()
+    text = state_text(os.path.join(inst.state, f"{user}.state"))
     m = re.search(rf"^device={name} (-?\d+) (\d+) (-?\d+) (\d+)$", text, re.M)
     assert m, text
     return tuple(int(x) for x in m.groups())  # last_step, counter, drift, last_used
@@ -169,7 +169,7 @@ def test_records_written_before_several_authenticators_still_open(inst):
         for name in os.listdir(os.path.join(inst.root, sub)):
             os.chmod(os.path.join(inst.root, sub, name), 0o400 if name.endswith(".key") else 0o600)
     state = os.path.join(inst.state, "fixturev2.state")
-    assert open(state).read().startswith("v=1\nlast_step=59865727\n")
+    assert state_text(state).startswith("v=1\nlast_step=59865727\n")
     listed = devices(inst, "fixturev2")
     assert list(listed) == ["default"] and listed["default"]["algorithm"] == "SHA256"
     inst.cli("admin", "unlock", "fixturev2")  # rewrites the state: the v1 mark is default's
@@ -177,7 +177,7 @@ def test_records_written_before_several_authenticators_still_open(inst):
     backup = open(os.path.join(FIXTURE_STORE, "README")).read().split()[-1]
     t = early_in_a_step()
     assert logins(inst, "fixturev2", [oathtool(at=t, algorithm="sha256"), backup]) == [PAM_SUCCESS, PAM_SUCCESS]
-    assert open(state).read().startswith("v=2\n")
+    assert state_text(state).startswith("v=2\n")
 
 
 def test_root_adds_an_authenticator_with_the_wizard(inst):

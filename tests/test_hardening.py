@@ -332,7 +332,7 @@ def test_records_written_before_generations_still_open(inst):
     codes, out = harness(inst, "fixtureuser", [oathtool(), backup])
     assert codes == [PAM_SUCCESS, PAM_SUCCESS], out
     assert open(record, "rb").read()[3] == 2
-    assert "record_generation=1" in open(os.path.join(inst.state, "fixtureuser.state")).read()
+    assert b"record_generation=1" in open(os.path.join(inst.state, "fixtureuser.state"), "rb").read()
 
 
 # --- 2. one local user cannot starve the server ---------------------------------------------
@@ -379,6 +379,8 @@ sys.stdin.readline()
 def test_full_or_read_only_state_dir_fails_closed_and_recovers(inst):
     inst.enroll("alice")
     inst.service()
+    codes_json = inst.cli("admin", "backup-codes", "alice", "--json").stdout
+    backup = json.loads(codes_json)["backup_codes"][0]
     files = {n: open(os.path.join(inst.state, n), "rb").read() for n in os.listdir(inst.state)}
     subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k,mode=0700", "tmpfs", inst.state], check=True)
     try:
@@ -395,22 +397,26 @@ def test_full_or_read_only_state_dir_fails_closed_and_recovers(inst):
             pass
         os.close(fd)
         t = time.time()
+        # Full: the state is written in place (its blocks exist), so a code still logs in...
         codes, out = harness(inst, "alice", [oathtool(at=t)])
+        assert codes == [PAM_SUCCESS], out
+        # ...but a backup code, which rewrites the sealed record (a new file), fails closed
+        # and leaves the record as it was.
+        codes, out = harness(inst, "alice", [backup])
         assert codes == [PAM_AUTHINFO_UNAVAIL], out
         assert "unavailable" in out
         assert "No space left on device" in inst.audit_events()[-1]["detail"], inst.audit_events()[-1]
-        for n, b in files.items():
-            assert open(os.path.join(inst.state, n), "rb").read() == b, n
+        assert open(os.path.join(inst.state, "alice.record"), "rb").read() == files["alice.record"]
         os.unlink(filler)
+        state = open(os.path.join(inst.state, "alice.state"), "rb").read()
         subprocess.run(["mount", "-o", "remount,ro", inst.state], check=True)
-        codes, out = harness(inst, "alice", [oathtool(at=t)])
+        codes, out = harness(inst, "alice", [oathtool(at=t + 30)])
         assert codes == [PAM_AUTHINFO_UNAVAIL], out
         assert "Read-only file system" in inst.audit_events()[-1]["detail"], inst.audit_events()[-1]
-        for n, b in files.items():
-            assert open(os.path.join(inst.state, n), "rb").read() == b, n
+        assert open(os.path.join(inst.state, "alice.state"), "rb").read() == state
         subprocess.run(["mount", "-o", "remount,rw", inst.state], check=True)
-        codes, out = harness(inst, "alice", [oathtool(at=t)])
-        assert codes == [PAM_SUCCESS], out
+        codes, out = harness(inst, "alice", [oathtool(at=t + 30), backup])
+        assert codes == [PAM_SUCCESS, PAM_SUCCESS], out
         assert temporaries(inst) == []
     finally:
         subprocess.run(["umount", "-l", inst.state])

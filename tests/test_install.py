@@ -25,6 +25,15 @@ def test_make_install_honours_destdir_and_layout():
         # Debian's hardening defaults: full RELRO and immediate binding.
         dyn = subprocess.run(["readelf", "-d", "-l", full], capture_output=True, text=True).stdout
         assert "GNU_RELRO" in dyn and "BIND_NOW" in dyn, binary
+    # The lean login helper the module spawns: stripped, hardened, and loading nothing but
+    # glibc (no libpam, libqrencode, libpng, libcrypto or libstdc++ to map at exec).
+    lean = os.path.join(dest, "usr/libexec/twostep/twostep-verify")
+    assert "not stripped" not in subprocess.run(["file", lean], capture_output=True, text=True).stdout
+    needed = [l.split()[-1] for l in subprocess.run(["readelf", "-d", lean], capture_output=True, text=True).stdout.splitlines()
+              if "(NEEDED)" in l]
+    assert sorted(n for n in needed if not n.startswith("[ld-linux")) == ["[libc.so.6]", "[libm.so.6]"], needed
+    dyn = subprocess.run(["readelf", "-d", "-l", lean], capture_output=True, text=True).stdout
+    assert "GNU_RELRO" in dyn and "BIND_NOW" in dyn
     # The installed helper path is the module's default; the unit runs it from there.
     unit = open(os.path.join(dest, "lib/systemd/system/twostep-helper@.service")).read()
     assert "/usr/libexec/twostep/twostep-helper serve" in unit

@@ -166,12 +166,16 @@ def test_module_loads_repeatedly_in_a_swift_host(inst):
 
 
 def test_enrol_at_first_login_then_next_login_asks_for_the_code(inst):
-    import re
-    import subprocess
-    from conftest import CLI, read_setup_screen
+    enrol_a_new_account_at_first_login(inst)
+
+
+def enrol_a_new_account_at_first_login(inst, service_args=""):
+    """enroll = prompt, require = all: a new account NSS knows is enrolled at its first
+    login, in the login's own conversation (tests/test_speed.py: through twostep-verify)."""
     import secrets
+    import subprocess
     inst.write_config(enroll="prompt", require="all")
-    inst.service()
+    inst.service(args=service_args)
     # Only an account NSS knows is enrolled at first login (tests/test_hardening.py).
     dave = f"tsdave{secrets.token_hex(3)}"
     subprocess.run(["useradd", "-M", "-s", "/bin/sh", dave], check=True)

@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 // libFuzzer target: what the helper reads from the state directory.
 //   SealedRecord.keyID(of:) on the raw file (before any key is touched),
-//   UserRecord.parse on a record's plaintext, UserState.parse on a .state file.
+//   UserRecord.parse on a record's plaintext, UserState.parse on a state's payload, and
+//   StateFile.payload on a whole .state file (two checksummed slots, or the older text).
 // Only StoreError may come out; what parses must serialise and parse back to the same.
 import TwoStepCore
 import TwoStepCrypto
@@ -42,5 +43,11 @@ public func fuzzOne(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
         let again = try UserState.parse(s.serialized(), path: path)
         precondition(again == s, "UserState round trip")
     } catch let e as StoreError { _ = "\(e)" } catch { preconditionFailure("UserState: \(error)") }
+
+    if let payload = StateFile.payload(of: bytes) {
+        precondition(payload.count <= bytes.count)
+        do { _ = try UserState.parse(payload, path: path) }
+        catch let e as StoreError { _ = "\(e)" } catch { preconditionFailure("StateFile: \(error)") }
+    }
     return 0
 }

@@ -4,16 +4,19 @@
 // /etc/pam.d must never silently weaken the stack.
 //
 //   config=FILE     the helper's config (absolute; default /etc/twostep/twostep.conf)
-//   helper=PATH     twostep-helper to spawn (absolute; default /usr/libexec/twostep/twostep-helper)
-//   socket=PATH     a running `twostep-helper serve` to ask instead of spawning one
-//                   (absolute, shorter than 108 bytes; e.g. /run/twostep/verify.sock from
-//                   twostep-helperd.socket). The module connects to it and runs the same
-//                   relay over the connection: same request, same timeout=, same fail-closed
-//                   verdict mapping. The server decides with ITS OWN config (it ignores
-//                   config=), so point both at the same file. It must be owned by root: a
-//                   server whose peer uid is not 0 is never asked. When nothing listens
-//                   there (ENOENT, ECONNREFUSED) the module spawns helper= as without
-//                   socket=, and says so once per host process at LOG_NOTICE (every time
+//   helper=PATH     the helper to spawn when no running helper answers (absolute; default
+//                   /usr/libexec/twostep/twostep-verify, the lean static login helper, which
+//                   hands enrolment at first login to twostep-helper beside it)
+//   socket=PATH     the running `twostep-helper serve` to ask (absolute, shorter than 108
+//                   bytes; default /run/twostep/verify.sock, started by systemd socket
+//                   activation from twostep-helperd.socket and kept warm). `socket=none`:
+//                   always spawn helper=. The module connects and runs the same relay over
+//                   the connection: same request, same timeout=, same fail-closed verdict
+//                   mapping. The server decides with ITS OWN config (it ignores config=), so
+//                   point both at the same file. It must be owned by root: a server whose
+//                   peer uid is not 0 is never asked. When nothing listens there (ENOENT,
+//                   ECONNREFUSED: no systemd, or the unit stopped) the module spawns helper=
+//                   instead, and says so once per host process at LOG_NOTICE (every time
 //                   with debug); any other connect failure also falls back, logged each time.
 //   timeout=SECONDS longest silence accepted from the helper or server, 1..600 (default 30)
 //   nullok          a user with no enrollment gets PAM_IGNORE instead of failing
@@ -24,15 +27,18 @@
 
 struct ModuleOptions {
     var config = "/etc/twostep/twostep.conf"
-    var helper = "/usr/libexec/twostep/twostep-helper"
-    /// A running helper's Unix socket; nil: spawn `helper` for every login.
-    var socket: String? = nil
+    var helper = "/usr/libexec/twostep/twostep-verify"
+    /// A running helper's Unix socket, asked first; nil (`socket=none`): spawn `helper`
+    /// for every login.
+    var socket: String? = ModuleOptions.defaultSocket
     var nullok = false
     var debug = false
     var forwardPass = false
     /// Longest silence accepted from the helper, in seconds (1...600).
     var timeoutSeconds = 30
 
+    /// twostep-helperd.socket's ListenStream=.
+    static let defaultSocket = "/run/twostep/verify.sock"
     static let timeoutRange = 1...600
     /// sun_path holds 108 bytes, the terminating NUL included.
     static let maxSocketPathBytes = 107
@@ -70,6 +76,10 @@ private enum OptionTable {
             return nil
         }),
         ("socket", .value { opts, v in
+            if v == "none" {
+                opts.socket = nil
+                return nil
+            }
             guard v.hasPrefix("/") else { return "must be an absolute path" }
             guard v.utf8.count <= ModuleOptions.maxSocketPathBytes else {
                 return "must be shorter than \(ModuleOptions.maxSocketPathBytes + 1) bytes"

@@ -12,17 +12,23 @@ public final class HelperLink: Conversation {
     var dialogue = Dialogue()
     public private(set) var broken = false
 
+    /// Where the request comes from when not from `stream`: a pipe from twostep-verify,
+    /// which read the module's request and handed the login over (`pam --request-fd`).
+    let requestStream: FrameStream?
+
     /// `requestSeconds`: how long the caller may take to send its request.
-    init(_ stream: FrameStream, requestSeconds: Int64) {
+    init(_ stream: FrameStream, requestSeconds: Int64, requestStream: FrameStream? = nil) {
         self.stream = stream
+        self.requestStream = requestStream
         stream.deadline = Sys.monotonicSeconds() + requestSeconds
+        requestStream?.deadline = stream.deadline
     }
 
     /// The caller's request, or nil (logged by the caller's caller) when it is missing,
     /// malformed or not a request.
     func receiveRequest() -> HelperRequest? {
         do {
-            let frame = try stream.receive()
+            let frame = try (requestStream ?? stream).receive()
             try dialogue.received(frame.type)
             let request = try HelperRequest.decode(frame.payload)
             if case .selfService = request { dialogue.allowsData = true }

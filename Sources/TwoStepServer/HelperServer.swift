@@ -117,10 +117,10 @@ public enum HelperServer {
     /// opening hundreds of connections cannot make others wait. Dies with the server.
     static func worker(_ listener: Int32, parent: pid_t, config: Config) -> Int32 {
         guard twostep_sys_die_with_parent(parent) == 0 else { return 1 }
-        // Touch OpenSSL's shared tables once more, now: the copy-on-write faults that a
-        // fork owes land here, before a caller is waiting, instead of inside its login.
-        Crypto.warmUp()
-        UserStores.prepare(config)
+        // Touch OpenSSL's shared tables once more, now, and everything else a login needs
+        // (WarmUp): the copy-on-write faults that a fork owes land here, before a caller
+        // is waiting, instead of inside its login.
+        WarmUp.worker(config)
         while true {
             let conn = Sys.retry { twostep_sys_accept(listener) }
             if conn >= 0 {

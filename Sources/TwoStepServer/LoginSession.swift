@@ -1,7 +1,9 @@
 // SPDX-License-Identifier: Apache-2.0
 import Glibc
 import TwoStepCore
+#if !TWOSTEP_LEAN
 import TwoStepPostgres
+#endif
 import TwoStepProtocol
 import TwoStepService
 import TwoStepStore
@@ -13,14 +15,17 @@ public enum LoginSession {
     /// Backstop: whatever happens, the helper is gone after this long.
     public static let maxSessionSeconds: UInt32 = 900
 
-    public static func run(fd: Int32 = 0, writeFD: Int32 = 1) -> Int32 {
+    /// `requestFD`: read the request from there (a pipe twostep-verify filled before it
+    /// exec'd this helper) instead of from `fd`; the dialogue stays on `fd`/`writeFD`.
+    public static func run(fd: Int32 = 0, writeFD: Int32 = 1, requestFD: Int32? = nil) -> Int32 {
         hardenProcess()
         if isatty(fd) != 0 {
             writeStderr("twostep-helper: `pam` mode is for pam_twostep.so and does not read a terminal\n")
             return 2
         }
         alarm(maxSessionSeconds)
-        let link = HelperLink(FrameStream(readFD: fd, writeFD: writeFD), requestSeconds: 30)
+        let link = HelperLink(FrameStream(readFD: fd, writeFD: writeFD), requestSeconds: 30,
+                              requestStream: requestFD.map { FrameStream(readFD: $0, writeFD: -1) })
         let verdict = session(link)
         link.finish(verdict)
         UserStores.finish()
@@ -40,6 +45,10 @@ public enum LoginSession {
             AuditLog.syslogLine(LOG_ERR, "helper: \(error)")
             return .systemError
         }
+        #if TWOSTEP_LEAN
+        // The lean helper's store is the file store; anything else is the full helper's.
+        guard config.store == .files else { return FullHelper.continueLogin(request) }
+        #endif
         return verify(request, config: config, link: link)
     }
 
@@ -65,6 +74,10 @@ public enum LoginSession {
             ClockWarning.note(health, config: config, audit: audit, service: request.service, now: Int64(time(nil)))
         }
         let verifier = Verifier(config: config, store: store, audit: audit, now: { Int64(time(nil)) })
+        #if TWOSTEP_LEAN
+        // Enrolment at first login needs the wizard (QR codes): the full helper's work.
+        verifier.enrolAtFirstLogin = { _, _, _ in FullHelper.continueLogin(request) }
+        #endif
         return verifier.authenticate(request, conversation: link)
     }
 }

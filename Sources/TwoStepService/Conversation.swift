@@ -1,5 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
+#if !TWOSTEP_LEAN
 import CPAM
+#endif
 import Glibc
 import TwoStepCrypto
 
@@ -13,6 +15,7 @@ public protocol Conversation: AnyObject {
     func error(_ text: String)
 }
 
+#if !TWOSTEP_LEAN  // twostep-verify (the lean login helper) links no libpam
 /// The one `pam_conv` callback of the helper and the CLI: libpam's prompts go to a
 /// Conversation, its answers come back in malloc'd C strings (libpam frees them), and on
 /// any failure every answer already copied is wiped before it is freed. Used by the
@@ -79,4 +82,16 @@ private let pamConversationCallback: @convention(c) (
     }
     responses.pointee = replies
     return PAM_SUCCESS
+}
+#endif
+
+/// The sheet of new backup codes shown once, at enrolment or at a mailed invitation's first
+/// code (here, not in Wizard.swift, so the lean login helper has it without the QR code).
+public func backupCodesText(_ codes: [String]) -> String {
+    var text = "Step 3 of 3: your backup codes. Each works once, in place of a code, if you lose\n"
+    text += "your phone. Store them somewhere safe: they are shown only now.\n\n"
+    for pair in stride(from: 0, to: codes.count, by: 2) {
+        text += "    " + codes[pair] + (pair + 1 < codes.count ? "    " + codes[pair + 1] : "") + "\n"
+    }
+    return text
 }

@@ -57,7 +57,7 @@ extension Verifier {
         let codes = try record.issueBackupCodes()
         try store.saveRecord(record, for: user)
         audit.record(AuditEvent(event: "enroll", user: user, service: "twostep", result: "success", detail: "invitation confirmed"))
-        return EnrollmentWizard.backupText(codes) + "\nDone: \(user) is enrolled."
+        return backupCodesText(codes) + "\nDone: \(user) is enrolled."
     }
 
     /// `admin rotate-secret`'s new secret confirmed: it replaces the primary authenticator's

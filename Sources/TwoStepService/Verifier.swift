@@ -33,6 +33,11 @@ public final class Verifier {
 
     public static let prompt = "Verification code: "
 
+    /// Enrolment at first login (`enroll = prompt`), instead of the wizard: the lean login
+    /// helper (twostep-verify, built without the QR code library) hands the whole login
+    /// to the full helper here, before anything was asked.
+    public var enrolAtFirstLogin: ((_ user: String, _ service: String, _ conversation: Conversation) -> Verdict)?
+
     public init(config: Config, store: UserStore, audit: AuditLog, now: @escaping () -> Int64) {
         self.config = config
         self.store = store
@@ -99,8 +104,13 @@ public final class Verifier {
             case true? where config.enroll == .prompt && canonicalUserName(req.user) != nil:
                 // Only an account NSS knows is enrolled (never a record for a mistyped name).
                 // Enrol at first login, after the first factor, inside this conversation.
+                if let enrol = enrolAtFirstLogin { return enrol(req.user, req.service, conversation) }
+                #if TWOSTEP_LEAN
+                return .systemError
+                #else
                 return EnrollmentWizard(config: config, store: store, audit: audit, now: now)
                     .run(user: req.user, service: req.service, conversation: conversation, replace: false)
+                #endif
             case true?:
                 break
             case nil:

@@ -104,14 +104,7 @@ public final class EnrollmentWizard {
         }
     }
 
-    public static func backupText(_ codes: [String]) -> String {
-        var text = "Step 3 of 3: your backup codes. Each works once, in place of a code, if you lose\n"
-        text += "your phone. Store them somewhere safe: they are shown only now.\n\n"
-        for pair in stride(from: 0, to: codes.count, by: 2) {
-            text += "    " + codes[pair] + (pair + 1 < codes.count ? "    " + codes[pair + 1] : "") + "\n"
-        }
-        return text
-    }
+    public static func backupText(_ codes: [String]) -> String { backupCodesText(codes) }
 
     /// Saves the record and the confirmed step (so the confirming code cannot be replayed).
     /// Returns the new backup codes, or nil when an authenticator was added to a record that

@@ -38,6 +38,13 @@ public final class AuditLog {
         }
     }
 
+    /// Opens the syslog connection now (a socket worker, before accept()), not inside
+    /// the first login's audit line.
+    public static func connectSyslog() {
+        openlog("twostep", LOG_PID | LOG_NDELAY, LOG_AUTHPRIV)
+        opened = true
+    }
+
     public func record(_ e: AuditEvent) {
         // Every value quoted and escaped as in the JSON line: a user name or rhost holding
         // `result=success`, a quote or a newline cannot forge a field or a line.

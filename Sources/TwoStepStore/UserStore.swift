@@ -135,7 +135,11 @@ public final class FileUserStore: UserStore {
         let name = try checked(user) + ".state"
         let state = try withDirectory { fd in
             guard let bytes = try Files.readPrivate(dirfd: fd, dirPath: directory, name: name) else { return UserState() }
-            return try UserState.parse(bytes, path: directory + "/" + name)
+            // Two slots written in place (StateFile), or the older text file.
+            guard let payload = StateFile.payload(of: bytes) else {
+                throw StoreError.damaged(path: directory + "/" + name, reason: "neither state slot is valid")
+            }
+            return try UserState.parse(payload, path: directory + "/" + name)
         }
         generations[user] = max(generations[user] ?? 0, state.recordGeneration)
         return state
@@ -166,9 +170,12 @@ public final class FileUserStore: UserStore {
         // Never lower the generation: merge with what is on disk when this store has not read it.
         if generations[user] == nil { _ = try? loadState(user) }
         state.recordGeneration = max(state.recordGeneration, generations[user] ?? 0)
+        // In place: one pwrite and one fdatasync (StateFile), the login path's only write.
         try withDirectory { fd in
-            try Files.writeAtomically(dirfd: fd, dirPath: directory, name: name, bytes: state.serialized(),
-                                      temporary: Files.lockedTemporary(of: name))
+            // In place (two slots); a first write or a grown state goes whole through the
+            // locked temporary name, which the next lock holder clears by name.
+            try StateFile.write(dirfd: fd, dirPath: directory, name: name, payload: state.serialized(),
+                                temporary: Files.lockedTemporary(of: name))
         }
     }
 

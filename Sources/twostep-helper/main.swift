@@ -6,10 +6,12 @@ import TwoStepSystem
 
 // twostep-helper: the only program that reads keys and secrets. Not setuid.
 let usage = """
-usage: twostep-helper pam
+usage: twostep-helper pam [--request-fd N]
        twostep-helper serve [--config FILE] [--socket PATH]
 
   pam    verify one login over the frame protocol on fd 0/1; started by pam_twostep.so
+         (or by twostep-verify, which hands over a login it cannot finish: the request
+         it read comes on --request-fd)
   serve  answer self-service requests (twostep enroll, status, backup-codes, qr, disable)
          and, from root only, logins relayed by pam_twostep.so socket=, on a Unix socket
          (default: `socket` from the config). Under systemd socket activation (fd 3 from
@@ -32,7 +34,14 @@ case "pam":
         AuditLog.syslogLine(LOG_ERR, "helper: refusing a login: \(limit) set by the caller is too low and cannot be raised")
         exit(1)
     }
-    exit(LoginSession.run())
+    var requestFD: Int32? = nil
+    if args.count == 3, args[1] == "--request-fd", let n = Int32(args[2]), n > 2 {
+        requestFD = n
+    } else if args.count != 1 {
+        writeStderr(usage)
+        exit(2)
+    }
+    exit(LoginSession.run(requestFD: requestFD))
 case "serve":
     var config = Config.defaultPath
     var socket: String?

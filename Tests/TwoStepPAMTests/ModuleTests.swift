@@ -12,8 +12,9 @@ final class ModuleOptionsTests: XCTestCase {
     func testDefaultsWithoutArguments() throws {
         let o = try parse([]).get()
         XCTAssertEqual(o.config, "/etc/twostep/twostep.conf")
-        XCTAssertEqual(o.helper, "/usr/libexec/twostep/twostep-helper")
-        XCTAssertNil(o.socket)
+        XCTAssertEqual(o.helper, "/usr/libexec/twostep/twostep-verify")
+        // The running helper first (systemd socket activation); spawning is the fallback.
+        XCTAssertEqual(o.socket, "/run/twostep/verify.sock")
         XCTAssertFalse(o.nullok)
         XCTAssertFalse(o.debug)
         XCTAssertEqual(o.timeoutSeconds, 30)
@@ -28,6 +29,11 @@ final class ModuleOptionsTests: XCTestCase {
         XCTAssertEqual(o.timeoutSeconds, 600)
         XCTAssertTrue(o.nullok)
         XCTAssertTrue(o.debug)
+    }
+
+    func testSocketNoneAlwaysSpawns() throws {
+        XCTAssertNil(try parse(["socket=none"]).get().socket)
+        XCTAssertNil(try parse(["socket=/run/t.sock", "socket=none"]).get().socket)
     }
 
     func testUnknownOrMalformedArgumentsAreRefused() {

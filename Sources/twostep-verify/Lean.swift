@@ -1,0 +1,66 @@
+// SPDX-License-Identifier: Apache-2.0
+// Compiled into twostep-verify's build of TwoStepServer only (the Makefile's lean rule,
+// with -D TWOSTEP_LEAN): what the full helper gets from TwoStepPostgres and the wizard.
+import Glibc
+import TwoStepProtocol
+import TwoStepStore
+import TwoStepSystem
+
+/// The lean helper's one store: files (a PostgreSQL config is handed to the full helper).
+enum UserStores {
+    static func open(_ config: Config, login: Bool = false) throws -> UserStore {
+        try FileUserStore(config: config)
+    }
+
+    static func finish() {}
+}
+
+/// A login twostep-verify cannot finish itself (enrolment at first login, a database
+/// store) goes to the full twostep-helper beside it: the request it read is written to a
+/// pipe on fd 3 and the helper is exec'd in its place, on the same connection (fd 0/1),
+/// with an empty environment, before anything was asked.
+enum FullHelper {
+    static let name = "twostep-helper"
+
+    /// Returns only when the exec failed (then the login fails closed).
+    static func continueLogin(_ request: LoginRequest) -> Verdict {
+        guard let path = siblingPath() else {
+            AuditLog.syslogLine(LOG_ERR, "twostep-verify: cannot find its own path to start \(name)")
+            return .systemError
+        }
+        let frame = Frame(.request, request.encoded()).encoded()
+        var fds: [Int32] = [-1, -1]
+        guard pipe(&fds) == 0 else {
+            AuditLog.syslogLine(LOG_ERR, "twostep-verify: pipe: \(String(cString: strerror(errno)))")
+            return .systemError
+        }
+        // A request is at most ProtocolLimits.maxPayload bytes: it fits in the pipe's buffer.
+        guard Sys.writeAll(fds[1], frame) else {
+            close(fds[0]); close(fds[1])
+            AuditLog.syslogLine(LOG_ERR, "twostep-verify: cannot pass the request on")
+            return .systemError
+        }
+        close(fds[1])
+        if fds[0] != 3 {
+            guard dup2(fds[0], 3) == 3 else { return .systemError }
+            close(fds[0])
+        }
+        let words: [String] = [name, "pam", "--request-fd", "3"]
+        var argv: [UnsafeMutablePointer<CChar>?] = words.map { strdup($0) }
+        argv.append(nil)
+        var envp: [UnsafeMutablePointer<CChar>?] = [nil]
+        execve(path, argv, &envp)
+        AuditLog.syslogLine(LOG_ERR, "twostep-verify: cannot start \(path): \(String(cString: strerror(errno)))")
+        return .systemError
+    }
+
+    /// `twostep-helper` in the directory this executable was started from.
+    static func siblingPath() -> String? {
+        var buf = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
+        let n = readlink("/proc/self/exe", &buf, buf.count - 1)
+        guard n > 0 else { return nil }
+        let exe = String(decoding: buf[0..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        guard let slash = exe.lastIndex(of: "/") else { return nil }
+        return String(exe[..<slash]) + "/" + name
+    }
+}

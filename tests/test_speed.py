@@ -1,0 +1,166 @@
+# SPDX-License-Identifier: Apache-2.0
+"""The fast path by default and its fallbacks, through libpam:
+
+- a stack with no socket= asks the running helper at /run/twostep/verify.sock (here
+  socket-activated by systemd-socket-activate, as twostep-helperd.socket does); with the
+  listener stopped it spawns the helper instead;
+- twostep-verify, the lean static helper spawned by default, logs in, refuses replays, and
+  hands enrolment at first login to twostep-helper;
+- 64 logins of different users at once through the default path all succeed.
+
+These tests use the real default socket path: they run under the shared test lock, and
+each removes what it created there.
+"""
+import concurrent.futures
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+
+import pytest
+
+from conftest import (HARNESS, HELPER, MODULE, PAM_AUTH_ERR, PAM_AUTHINFO_UNAVAIL, PAM_SUCCESS, VERIFY,
+                      Installation, harness_login, oathtool, wait_for_socket, wrong)
+
+DEFAULT_SOCKET = "/run/twostep/verify.sock"
+NO_HELPER = "/nonexistent/twostep-helper"
+
+pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root")
+
+
+def service(inst, name, args=""):
+    """A stack line with no socket= unless `args` says so: the module's defaults."""
+    with open(os.path.join(inst.pamdir, name), "w") as f:
+        f.write(f"auth required {MODULE} config={inst.conf} timeout=20 {args}\n")
+    return name
+
+
+class DefaultSocket:
+    """twostep-helper serving /run/twostep/verify.sock as twostep-helperd.socket would
+    (Accept=no: the listening socket on fd 3), started and stopped by the test."""
+
+    def __init__(self, conf):
+        self.conf = conf
+        self.proc = None
+        self.made_dir = not os.path.isdir(os.path.dirname(DEFAULT_SOCKET))
+
+    def start(self):
+        assert not listening(DEFAULT_SOCKET), f"something already listens at {DEFAULT_SOCKET}"
+        if os.path.lexists(DEFAULT_SOCKET):
+            os.unlink(DEFAULT_SOCKET)
+        os.makedirs(os.path.dirname(DEFAULT_SOCKET), mode=0o755, exist_ok=True)
+        self.proc = subprocess.Popen(["systemd-socket-activate", "-l", DEFAULT_SOCKET, HELPER, "serve",
+                                      "--config", self.conf],
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                                     start_new_session=True)
+        wait_for_socket(DEFAULT_SOCKET, self.proc)
+        os.chmod(DEFAULT_SOCKET, 0o600)  # the unit's SocketMode=
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            self.proc.wait(timeout=10)
+            self.proc.stderr.close()
+        # Its workers (which die with it) hold the listening socket until they are gone.
+        deadline = time.time() + 10
+        while listening(DEFAULT_SOCKET) and time.time() < deadline:
+            time.sleep(0.02)
+
+    def close(self):
+        self.stop()
+        if os.path.lexists(DEFAULT_SOCKET):
+            os.unlink(DEFAULT_SOCKET)
+        if self.made_dir:
+            shutil.rmtree(os.path.dirname(DEFAULT_SOCKET), ignore_errors=True)
+
+
+def listening(path):
+    s = socket.socket(socket.AF_UNIX)
+    try:
+        s.connect(path)
+        return True
+    except OSError:
+        return False
+    finally:
+        s.close()
+
+
+needs_activate = pytest.mark.skipif(shutil.which("systemd-socket-activate") is None,
+                                    reason="systemd-socket-activate not installed")
+
+
+@pytest.fixture
+def default_socket(inst):
+    d = DefaultSocket(inst.conf)
+    try:
+        yield d
+    finally:
+        d.close()
+
+
+@needs_activate
+def test_default_stack_asks_the_running_helper_and_spawns_when_it_is_stopped(inst, default_socket):
+    inst.enroll("alice")
+    # helper= names nothing: a login that succeeds went through the socket.
+    through_socket = service(inst, "bysocket", f"helper={NO_HELPER}")
+    spawning = service(inst, "byspawn", f"helper={VERIFY}")
+    t = time.time()
+    default_socket.start()
+    assert harness_login(inst.pamdir, through_socket, "alice", oathtool(at=t)) == PAM_SUCCESS
+    assert harness_login(inst.pamdir, through_socket, "alice", oathtool(at=t)) == PAM_AUTH_ERR
+    # The listener stopped (its socket file left behind: ECONNREFUSED): the module spawns.
+    default_socket.stop()
+    assert os.path.exists(DEFAULT_SOCKET)
+    assert harness_login(inst.pamdir, through_socket, "alice", oathtool(at=t + 30)) == PAM_AUTHINFO_UNAVAIL
+    assert harness_login(inst.pamdir, spawning, "alice", oathtool(at=t + 30)) == PAM_SUCCESS
+    # No socket file at all (no systemd on this host): the same.
+    os.unlink(DEFAULT_SOCKET)
+    assert harness_login(inst.pamdir, spawning, "alice", oathtool(at=t + 30)) == PAM_AUTH_ERR  # spent
+    inst.enroll("bob")
+    assert harness_login(inst.pamdir, spawning, "bob", oathtool(at=t)) == PAM_SUCCESS
+
+
+@needs_activate
+def test_socket_none_never_asks_the_running_helper(inst, default_socket):
+    inst.enroll("carol")
+    default_socket.start()
+    never = service(inst, "never", f"helper={NO_HELPER} socket=none")
+    assert harness_login(inst.pamdir, never, "carol", oathtool()) == PAM_AUTHINFO_UNAVAIL
+
+
+def test_lean_helper_logs_in_refuses_replays_and_takes_backup_codes(inst):
+    inst.enroll("dora")
+    lean = service(inst, "lean", f"helper={VERIFY} socket=none")
+    t = time.time()
+    assert harness_login(inst.pamdir, lean, "dora", wrong(oathtool(at=t))) == PAM_AUTH_ERR
+    assert harness_login(inst.pamdir, lean, "dora", oathtool(at=t)) == PAM_SUCCESS
+    assert harness_login(inst.pamdir, lean, "dora", oathtool(at=t)) == PAM_AUTH_ERR
+    import json
+    codes = json.loads(inst.cli("admin", "backup-codes", "dora", "--json").stdout)["backup_codes"]
+    assert harness_login(inst.pamdir, lean, "dora", codes[0]) == PAM_SUCCESS
+    assert harness_login(inst.pamdir, lean, "dora", codes[0]) == PAM_AUTH_ERR
+    events = [(e["event"], e["result"]) for e in inst.audit_events()]
+    assert events.count(("verify", "success")) == 2
+
+
+def test_lean_helper_hands_enrolment_at_first_login_to_the_full_helper(inst):
+    from test_login import enrol_a_new_account_at_first_login
+    enrol_a_new_account_at_first_login(inst, f"helper={VERIFY} socket=none")
+
+
+@needs_activate
+def test_64_logins_of_different_users_at_once_through_the_default_path(inst, default_socket):
+    users = [f"conc{i}" for i in range(64)]
+    with concurrent.futures.ThreadPoolExecutor(8) as pool:
+        list(pool.map(inst.enroll, users))
+    default_socket.start()
+    svc = service(inst, "many", f"helper={VERIFY}")
+    t = time.time()
+    with concurrent.futures.ThreadPoolExecutor(64) as pool:
+        codes = list(pool.map(lambda u: harness_login(inst.pamdir, svc, u, oathtool(at=t)), users))
+    assert codes == [PAM_SUCCESS] * 64
+    # Every one of them was decided and audited once.
+    ok = [e["user"] for e in inst.audit_events() if e["event"] == "verify" and e["result"] == "success"]
+    assert sorted(ok) == sorted(users)
