@@ -92,20 +92,21 @@ build/pam_twostep.so: $(MODULE_SOURCES) | deps
 	  -Wl,--gc-sections -Wl,-z,nodelete -Wl,-z,relro -Wl,-z,now -Wl,--as-needed \
 	  -Wl,--version-script=Sources/PAMShim/exports.map
 
-# Linked against glibc's libc and libm only, everything else from static archives: the
-# Swift runtime, libstdc++, libgcc, libcrypto, libz. Not -static-executable: a static glibc
+# Linked against glibc's libc and libm and zlib's libz (a required package in Debian, and
+# lintian's embedded-library is an error for a static copy), everything else from static
+# archives: the Swift runtime, libstdc++, libgcc, libcrypto. Not -static-executable: a static glibc
 # loads NSS modules (getpwnam for the user's canonical name) with dlopen, and
 # libnss_systemd crashes in a static process. The archives sit alone in $(LEAN)/static,
-# searched first, so -lcrypto/-lz/-lstdc++ (the module maps' autolinks, the Swift driver)
+# searched first, so -lcrypto/-lstdc++ (the module maps' autolinks, the Swift driver)
 # find them before the shared libraries.
 build/twostep-verify: $(LEAN)/main.o $(foreach m,$(LEAN_MODULES),$(LEAN)/$(m).o) $(LEAN_C)
 	@mkdir -p $(LEAN)/static
-	ln -sf $$($(CC) -print-file-name=libcrypto.a) $$($(CC) -print-file-name=libz.a) \
-	  $$($(CC) -print-file-name=libstdc++.a) $(LEAN)/static/
+	rm -f $(LEAN)/static/libz.a
+	ln -sf $$($(CC) -print-file-name=libcrypto.a) $$($(CC) -print-file-name=libstdc++.a) $(LEAN)/static/
 	$(SWIFTC) -static-stdlib -L $(LEAN)/static -o $@ $^ -Xclang-linker -static-libgcc \
 	  -Xlinker -z -Xlinker relro -Xlinker -z -Xlinker now -Xlinker --gc-sections -Xlinker --as-needed
-	@ldd $@ | grep -Ev '^\s*(linux-vdso|libc\.so|libm\.so|/lib.*/ld-linux)' && \
-	  { echo "twostep-verify: links more than libc and libm" >&2; rm -f $@; exit 1; } || true
+	@ldd $@ | grep -Ev '^\s*(linux-vdso|libc\.so|libm\.so|libz\.so|/lib.*/ld-linux)' && \
+	  { echo "twostep-verify: links more than libc, libm and libz" >&2; rm -f $@; exit 1; } || true
 
 # One object and .swiftmodule per module, each after the modules it imports.
 $(LEAN)/TwoStepProtocol.o: $(LEAN_FILES_TwoStepProtocol)

@@ -39,19 +39,23 @@ module TwoStepCrypto -- "$SRC"/TwoStepCrypto/*.swift
 module TwoStepCore -- "$SRC"/TwoStepCore/*.swift
 module TwoStepSystem -- "$SRC"/TwoStepSystem/*.swift
 module TwoStepStore -- "$SRC"/TwoStepStore/*.swift
-# The store reaches the syscall seam, whose C part is CTwoStepSys.
-if [ ! -f "$OUT/obj/CTwoStepSys.o" ] || [ "$SRC/CTwoStepSys/sys.c" -nt "$OUT/obj/CTwoStepSys.o" ]; then
-    echo "clang CTwoStepSys"
-    "$CLANG" -fsanitize=fuzzer-no-link,address -O1 -g -I "$SRC/CTwoStepSys/include" \
-        -c "$SRC/CTwoStepSys/sys.c" -o "$OUT/obj/CTwoStepSys.o"
-fi
+# The store reaches the syscall seam, whose C part is CTwoStepSys: every one of its C files.
+CSYS=""
+for c in "$SRC"/CTwoStepSys/*.c; do
+    o=$OUT/obj/CTwoStepSys-$(basename "$c" .c).o
+    CSYS="$CSYS $o"
+    if [ ! -f "$o" ] || [ -n "$(find "$c" "$SRC"/CTwoStepSys/include "$SRC"/CTwoStepSys/*.h -newer "$o" 2>/dev/null)" ]; then
+        echo "clang CTwoStepSys/$(basename "$c")"
+        "$CLANG" -fsanitize=fuzzer-no-link,address -O1 -g -I "$SRC/CTwoStepSys/include" -c "$c" -o "$o"
+    fi
+done
 
 targets=${*:-$(cd Fuzz/Targets && ls *.swift | sed 's/\.swift$//')}
 for t in $targets; do
     exe=$OUT/fuzz-$t
     case $t in
         frames) extra=""; objs="$OUT/obj/TwoStepProtocol.o"; libs="" ;;
-        *) extra=""; objs="$OUT/obj/TwoStepProtocol.o $OUT/obj/TwoStepCrypto.o $OUT/obj/TwoStepCore.o $OUT/obj/TwoStepSystem.o $OUT/obj/CTwoStepSys.o $OUT/obj/TwoStepStore.o"; libs="-lcrypto -lz" ;;
+        *) extra=""; objs="$OUT/obj/TwoStepProtocol.o $OUT/obj/TwoStepCrypto.o $OUT/obj/TwoStepCore.o $OUT/obj/TwoStepSystem.o$CSYS $OUT/obj/TwoStepStore.o"; libs="-lcrypto -lz" ;;
     esac
     if [ -f "$exe" ] && [ -z "$(find Fuzz/Targets/$t.swift $objs $extra -newer "$exe" 2>/dev/null)" ]; then continue; fi
     echo "swiftc fuzz-$t"

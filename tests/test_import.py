@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from conftest import (PAM_AUTH_ERR, PAM_SUCCESS, harness_login, oathtool, run)
+from conftest import (PAM_AUTH_ERR, PAM_SUCCESS, harness_login, oathtool, run, state_text)
 
 IMPORT_GA = ("admin", "import-google-authenticator")
 
@@ -86,7 +86,7 @@ def ga_service(inst):
 
 def last_step(inst, user, device="default"):
     """The replay mark in the (unsealed, not secret) state: device=NAME LAST_STEP COUNTER DRIFT LAST_USED."""
-    text = open(os.path.join(inst.state, user + ".state")).read()
+    text = state_text(os.path.join(inst.state, user + ".state"))
     return int(re.search(rf"^device={device} (-?\d+) ", text, re.M).group(1))
 
 

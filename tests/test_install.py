@@ -26,12 +26,13 @@ def test_make_install_honours_destdir_and_layout():
         dyn = subprocess.run(["readelf", "-d", "-l", full], capture_output=True, text=True).stdout
         assert "GNU_RELRO" in dyn and "BIND_NOW" in dyn, binary
     # The lean login helper the module spawns: stripped, hardened, and loading nothing but
-    # glibc (no libpam, libqrencode, libpng, libcrypto or libstdc++ to map at exec).
+    # glibc and zlib (no libpam, libqrencode, libpng, libcrypto or libstdc++ to map at exec;
+    # zlib shared because lintian rejects an embedded copy).
     lean = os.path.join(dest, "usr/libexec/twostep/twostep-verify")
     assert "not stripped" not in subprocess.run(["file", lean], capture_output=True, text=True).stdout
     needed = [l.split()[-1] for l in subprocess.run(["readelf", "-d", lean], capture_output=True, text=True).stdout.splitlines()
               if "(NEEDED)" in l]
-    assert sorted(n for n in needed if not n.startswith("[ld-linux")) == ["[libc.so.6]", "[libm.so.6]"], needed
+    assert sorted(n for n in needed if not n.startswith("[ld-linux")) == ["[libc.so.6]", "[libm.so.6]", "[libz.so.1]"], needed
     dyn = subprocess.run(["readelf", "-d", "-l", lean], capture_output=True, text=True).stdout
     assert "GNU_RELRO" in dyn and "BIND_NOW" in dyn
     # The installed helper path is the module's default; the unit runs it from there.

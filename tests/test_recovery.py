@@ -82,7 +82,7 @@ def code_in(msg, label):
     return m.group(1)
 
 
-def setup(inst, user, **conf):
+def mail_setup(inst, user, **conf):
     inst.write_config(mail_from=MAIL_FROM, email_fallback="on", **conf)
     inst.enroll(user)
     inst.cli("admin", "email", user, f"{user}@localhost")
@@ -115,7 +115,7 @@ def events(inst, event, user=None):
 
 def test_email_code_passes_once_and_the_fourth_mail_in_an_hour_is_refused(inst, users):
     alice = users()
-    setup(inst, alice)
+    mail_setup(inst, alice)
     rc, out, first = email_login(inst, alice)
     assert rc == 0, out
     assert "Code from the email:" in out and f"{alice[0]}***@localhost" in out
@@ -143,7 +143,7 @@ def test_email_fallback_through_the_running_helper(inst, users):
     import signal
     from conftest import HELPER, MODULE, wait_for_socket
     alice = users()
-    setup(inst, alice)
+    mail_setup(inst, alice)
     sock = os.path.join(inst.root, "verify.sock")
     with open(os.path.join(inst.pamdir, "socktest"), "w") as f:
         f.write(f"auth required {MODULE} helper=/nonexistent config={inst.conf} socket={sock} timeout=20\n"
@@ -162,7 +162,7 @@ def test_email_fallback_through_the_running_helper(inst, users):
 
 def test_expired_email_code_is_refused(inst, users):
     alice = users()
-    setup(inst, alice, email_code_ttl="1s")
+    mail_setup(inst, alice, email_code_ttl="1s")
     rc, out, _ = email_login(inst, alice, sleep=2.5)
     assert rc != 0, out
     assert events(inst, "verify", alice)[-1]["detail"] == "wrong or expired email code"
@@ -170,7 +170,7 @@ def test_expired_email_code_is_refused(inst, users):
 
 def test_another_users_email_code_is_refused(inst, users):
     alice, bob = users(), users()
-    setup(inst, alice)
+    mail_setup(inst, alice)
     inst.enroll(bob)
     inst.cli("admin", "email", bob, f"{bob}@localhost")
     rc, _, alice_code = email_login(inst, alice, typed=lambda c: "zzzz-zzzz")
@@ -181,7 +181,7 @@ def test_another_users_email_code_is_refused(inst, users):
 
 def test_wrong_email_codes_count_against_the_limiter_and_a_locked_user_gets_no_mail(inst, users):
     alice = users()
-    setup(inst, alice, rate_limit="2/300", lockout="1h")
+    mail_setup(inst, alice, rate_limit="2/300", lockout="1h")
     assert inst.login(alice, wrong(oathtool())).returncode != 0
     rc, out, _ = email_login(inst, alice, typed=lambda c: wrong(c))
     assert rc != 0 and "locked" in out
@@ -194,7 +194,7 @@ def test_wrong_email_codes_count_against_the_limiter_and_a_locked_user_gets_no_m
 
 def test_email_is_an_ordinary_wrong_answer_when_the_fallback_is_off(inst, users):
     alice = users()
-    setup(inst, alice)
+    mail_setup(inst, alice)
     inst.write_config(mail_from=MAIL_FROM)  # email_fallback defaults to off
     assert harness_login(inst.pamdir, "tstest", alice, "email") == PAM_AUTH_ERR
     assert events(inst, "mail_sent", alice) == []
@@ -203,7 +203,7 @@ def test_email_is_an_ordinary_wrong_answer_when_the_fallback_is_off(inst, users)
 @pytest.mark.parametrize("command,timeout", [("/bin/false", 10), ("/bin/sleep 60", 1)])
 def test_failing_or_hanging_mail_command_fails_the_login_closed_within_its_timeout(inst, users, command, timeout):
     alice = users()
-    setup(inst, alice, mail_command=command, mail_timeout=timeout)
+    mail_setup(inst, alice, mail_command=command, mail_timeout=timeout)
     t0 = time.monotonic()
     r = subprocess.run([CLI, "try", "--service", "tstest", "--pam-dir", inst.pamdir, "--user", alice],
                        input="email\n", capture_output=True, text=True, timeout=60)
@@ -242,7 +242,7 @@ def test_an_unconfirmed_address_gets_no_login_code(inst, users):
 
 def test_a_new_phone_keeps_the_confirmed_address(inst, users):
     alice = users()
-    setup(inst, alice)
+    mail_setup(inst, alice)
     r = inst.cli("enroll", "--replace", "--json", "--user", alice, input=oathtool() + "\n")
     assert json.loads(r.stdout)["otpauth_uri"].startswith("otpauth://")
     assert f"email: {alice}@localhost" in inst.cli("admin", "show", alice).stdout

@@ -32,7 +32,7 @@ int twostep_sys_die_with_parent(pid_t parent) {
     return getppid() == parent ? 0 : -1;
 }
 
-/* Kept in this file: Fuzz/build.sh compiles sys.c alone for the store's targets. */
+/* Fuzz/build.sh compiles every C file of this target for the store's fuzz targets. */
 int twostep_sys_clock_status(int *unsynchronised, long *maxerror_us) {
     struct timex tx;
     memset(&tx, 0, sizeof tx);  /* modes 0: read only */
