@@ -263,7 +263,7 @@ set -- "$BUILD/pam_bench" --confdir "$D/pam.d" --secret "$SECRET" \
     --meta "google_module_args=secret=\${USER}-file user=root" \
     --meta "google_file_options=$GA_OPTIONS" \
     --meta "twostep_enrol_ms_per_user=$enrol_ms" \
-    --meta "twostep_socket_server=twostep-helper serve --socket $SOCK (one process, forks per connection)" \
+    --meta "twostep_socket_server=twostep-helper serve --socket $SOCK (pre-forked workers; each serves root's logins one after another)" \
     --meta "cpus=$(nproc)" \
     --meta "loadavg_at_start=$(cut -d' ' -f1-3 /proc/loadavg)" \
     --meta "kernel=$(uname -r)"
