@@ -91,8 +91,7 @@ public final class Verifier {
         let preRecord: UserRecord?
         let state: UserState
         do {
-            preRecord = try store.loadRecord(req.user)
-            state = try store.loadState(req.user)
+            (preRecord, state) = try store.loadRecordAndState(req.user)
         } catch {
             log("error", "\(error)")
             conversation.error("Two-step verification is unavailable for this account; ask an administrator.")
@@ -152,8 +151,9 @@ public final class Verifier {
         do {
             return try store.withLock(req.user) { () throws -> Verdict in
                 // Read again under the lock: another login may have spent this step.
-                guard let record = try store.loadRecord(req.user) else { return req.nullok ? .ignore : .notEnrolled }
-                var state = try store.loadState(req.user)
+                let current = try store.loadRecordAndState(req.user)
+                guard let record = current.record else { return req.nullok ? .ignore : .notEnrolled }
+                var state = current.state
                 if let message = lockoutMessage(state) {
                     log("refused", "locked out", event: "lockout")
                     conversation.error(message)
