@@ -14,7 +14,15 @@ public enum ClockWarning {
     static let file = ".clock-warned"
 
     /// `health` and `now` are injected by tests; a login passes the kernel's answer.
+    /// Until when this process knows an event is on record (a long-lived socket worker
+    /// then reads no marker on each login). Only ever skips work: the marker decides.
+    nonisolated(unsafe) static var knownUntil: (stateDir: String, until: Int64)?
+
     public static func note(_ health: ClockHealth, config: Config, audit: AuditLog, service: String, now: Int64) {
+        if health != .synchronised, let known = knownUntil, known.stateDir == config.stateDir,
+           now >= known.until - interval, now < known.until {
+            return
+        }
         let detail: String
         switch health {
         case .synchronised: return
@@ -30,10 +38,12 @@ public enum ClockWarning {
         if let bytes = try? Files.readPrivate(dirfd: dir, dirPath: config.stateDir, name: file, limit: 64),
            let last = Int64(String(decoding: bytes, as: UTF8.self).filter { $0 != "\n" }),
            last <= now, now - last < interval {
+            knownUntil = (config.stateDir, last + interval)
             return
         }
         guard (try? Files.writeAtomically(dirfd: dir, dirPath: config.stateDir, name: file,
                                           bytes: Array("\(now)\n".utf8))) != nil else { return }
+        knownUntil = (config.stateDir, now + interval)
         audit.record(AuditEvent(event: "clock_unsynchronised", user: "-", service: service, result: "warning", detail: detail))
     }
 
