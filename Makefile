@@ -111,7 +111,7 @@ build/twostep-verify: $(LEAN)/main.o $(foreach m,$(LEAN_MODULES),$(LEAN)/$(m).o)
 # One object and .swiftmodule per module, each after the modules it imports.
 $(LEAN)/TwoStepProtocol.o: $(LEAN_FILES_TwoStepProtocol)
 $(LEAN)/TwoStepSystem.o: $(LEAN_FILES_TwoStepSystem) $(LEAN)/TwoStepProtocol.o $(LEAN_C)
-$(LEAN)/TwoStepCrypto.o: $(LEAN_FILES_TwoStepCrypto)
+$(LEAN)/TwoStepCrypto.o: $(LEAN_FILES_TwoStepCrypto) Sources/COpenSSL/shim.h
 $(LEAN)/TwoStepCore.o: $(LEAN_FILES_TwoStepCore) $(LEAN)/TwoStepCrypto.o
 $(LEAN)/TwoStepStore.o: $(LEAN_FILES_TwoStepStore) $(LEAN)/TwoStepCore.o $(LEAN)/TwoStepSystem.o
 $(LEAN)/TwoStepService.o: $(LEAN_FILES_TwoStepService) $(LEAN)/TwoStepStore.o

@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 import Glibc
+import TwoStepCrypto
 import TwoStepServer
 import TwoStepStore
 import TwoStepSystem
@@ -22,6 +23,8 @@ guard args == ["pam"] else {
     exit(2)
 }
 leaveCallerSession()
+// Before any other OpenSSL call: no openssl.cnf, no fetch-all of the default provider's ciphers.
+Crypto.startForOneLogin()
 if let limit = limitTooLow() {
     AuditLog.syslogLine(LOG_ERR, "helper: refusing a login: \(limit) set by the caller is too low and cannot be raised")
     exit(1)
