@@ -48,7 +48,7 @@ public enum AESGCM {
     /// The built-in cipher (made once; nil if libcrypto refused, then the provider's is used).
     nonisolated(unsafe) private static var builtInCipher: OpaquePointer?
 
-    private static func cipher(_ implementation: Crypto.Implementation) -> OpaquePointer? {
+    static func cipher(_ implementation: Crypto.Implementation) -> OpaquePointer? {
         guard implementation == .builtIn else { return EVP_aes_256_gcm() }
         if builtInCipher == nil { builtInCipher = twostep_aes_256_gcm_builtin() }
         return builtInCipher ?? EVP_aes_256_gcm()

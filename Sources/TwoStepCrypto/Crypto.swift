@@ -3,6 +3,7 @@
 // small class that frees it in deinit; every failure becomes a CryptoError carrying the
 // first code from OpenSSL's error queue.
 import COpenSSL
+import Glibc
 
 /// Hash functions used for HMAC (OTP) and plain digests.
 public enum HashAlgorithm: String, CaseIterable, Sendable {
@@ -166,18 +167,30 @@ public enum Crypto {
 
     /// For a process that does one login and exits (twostep-verify), called before any other
     /// OpenSSL call. libcrypto starts without reading openssl.cnf (so a provider or property
-    /// set there, FIPS included, does not apply to this process), without filling its legacy
-    /// name tables with every cipher and digest, without error strings, and without its
-    /// exit-time cleanup; digests, HMAC and AES-GCM then use libcrypto's built-in tables
-    /// instead of fetching from the default provider, once they give the known answers
-    /// below (false: they did not, and the provider is used). twostep-helper and the CLI
-    /// keep OpenSSL's defaults and honour openssl.cnf.
+    /// set there does not apply to this process), without filling its legacy name tables
+    /// with every cipher and digest, without error strings, and without its exit-time
+    /// cleanup; digests, HMAC and AES-GCM then use libcrypto's built-in tables instead of
+    /// fetching from the default provider, once they give the known answers below. Returns
+    /// false, changing nothing, when the kernel runs in FIPS mode (a FIPS provider is then
+    /// configured in openssl.cnf and must be used), and false with the provider path kept
+    /// when a known answer is wrong. twostep-helper and the CLI keep OpenSSL's defaults.
     @discardableResult
     public static func startForOneLogin() -> Bool {
+        guard !kernelInFIPSMode() else { return false }
         _ = twostep_openssl_init_one_login()
         guard builtInGivesKnownAnswers() else { return false }
         implementation = .builtIn
         return true
+    }
+
+    /// /proc/sys/crypto/fips_enabled is "1" (FIPS distributions set it, with a FIPS provider
+    /// in openssl.cnf).
+    static func kernelInFIPSMode() -> Bool {
+        let fd = open("/proc/sys/crypto/fips_enabled", O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { return false }
+        defer { close(fd) }
+        var c: UInt8 = 0
+        return read(fd, &c, 1) == 1 && c == UInt8(ascii: "1")
     }
 
     /// RFC 2202/4231 (HMAC-SHA-1, -256, -512 case 1), FIPS 180 ("abc"), GCM spec case 14.
