@@ -50,8 +50,13 @@ MOD        = build/module
 # no libpam, libqrencode, libpng, libcrypto or C++ runtime to load, so exec to main is short. What it cannot do (enrolment at first login, a database store) it
 # hands to twostep-helper beside it.
 LEAN       = build/lean
+# Without the implicit _StringProcessing (Regex) and _Concurrency imports: their static
+# libraries would add a quarter of the binary's protocol conformances (each first dynamic
+# conformance check scans them all), relocations and start-up work; the login sources use
+# neither (a String.contains(String) there does not compile: write it with the stdlib).
 LEAN_SWIFTC = $(SWIFTC) -O -wmo -parse-as-library -D TWOSTEP_LEAN -I $(LEAN) -I $(LEAN)/CTwoStepSys \
-	-I Sources/COpenSSL -I Sources/CZlib -Xcc -D_FORTIFY_SOURCE=2 -Xcc -fstack-protector-strong
+	-I Sources/COpenSSL -I Sources/CZlib -Xcc -D_FORTIFY_SOURCE=2 -Xcc -fstack-protector-strong \
+	-Xfrontend -disable-implicit-string-processing-module-import -Xfrontend -disable-implicit-concurrency-module-import
 # Every C file of CTwoStepSys (the Swift side calls into all of them).
 LEAN_C     = $(patsubst Sources/CTwoStepSys/%.c,$(LEAN)/%.o,$(wildcard Sources/CTwoStepSys/*.c))
 LEAN_MODULES = TwoStepProtocol TwoStepSystem TwoStepCrypto TwoStepCore TwoStepStore TwoStepService TwoStepServer
