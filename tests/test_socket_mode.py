@@ -142,6 +142,48 @@ def test_login_request_from_a_non_root_user_is_refused(site):
     assert raw_request("root", fields, site.sock).startswith("PROMPT Verification code")
 
 
+def workers(server):
+    """The pids of a server's pre-forked workers (its children)."""
+    with open(f"/proc/{server.pid}/task/{server.pid}/children") as f:
+        return set(int(p) for p in f.read().split())
+
+
+def wait_for_workers(server, count):
+    deadline = time.monotonic() + 10
+    while len(workers(server)) != count:
+        assert time.monotonic() < deadline, f"{len(workers(server))} workers, expected {count}"
+        time.sleep(0.02)
+    return workers(server)
+
+
+def test_workers_serve_root_logins_in_turn_and_a_users_connection_alone(site):
+    # max_connections = 2: with two workers, four logins must each land on a worker that
+    # served one before, and a worker that exited after a login would show as a new pid.
+    with open(site.inst.conf, "a") as f:
+        f.write("max_connections = 2\n")
+    server = site.serve()
+    before = wait_for_workers(server, 2)
+    svc = site.service("sock", f"socket={site.sock}")
+    for u in ("gina", "hank"):
+        site.inst.enroll(u)
+    t = time.time()
+    wrong = "%06d" % ((int(oathtool(at=t)) + 1) % 1_000_000)
+    assert site.login(svc, "gina", oathtool(at=t)) == PAM_SUCCESS
+    assert site.login(svc, "hank", wrong) == PAM_AUTH_ERR
+    assert site.login(svc, "hank", oathtool(at=t)) == PAM_SUCCESS
+    assert site.login(svc, "gina", oathtool(at=t)) == PAM_AUTH_ERR  # a replay, still refused
+    assert workers(server) == before, "a worker exited after a root login"
+    # A non-root caller's connection has its worker to itself: that worker exits after it
+    # and the server forks a replacement.
+    fields = [("version", "1"), ("mode", "pam"), ("user", "gina"), ("service", "sshd"),
+              ("config", site.inst.conf), ("nullok", "0"), ("debug", "0")]
+    assert raw_request("nobody", fields, site.sock) == f"RESULT {VERDICT_SYSTEM_ERROR}"
+    deadline = time.monotonic() + 10
+    while len(workers(server) & before) != 1 or len(workers(server)) != 2:
+        assert time.monotonic() < deadline, (before, workers(server))
+        time.sleep(0.02)
+
+
 # --- no server: fall back to spawning helper= -----------------------------------------------
 
 def test_missing_socket_falls_back_to_spawning(site):

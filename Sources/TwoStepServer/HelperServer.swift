@@ -82,9 +82,12 @@ public enum HelperServer {
     }
 
     /// Pre-forked workers: `max_connections` processes, forked from this warmed-up parent
-    /// ahead of time, each accepts one connection, serves it and exits; the parent forks a
-    /// replacement. No fork stands between a caller and its answer, and every connection
-    /// still has a process of its own.
+    /// ahead of time. A worker serves root's logins one after another (up to
+    /// `loginsPerWorker`), so a login pays no fork, no exit and no cold cache; any other
+    /// connection (a user's self-service request, or a root connection that was not a
+    /// login) has the worker to itself, which exits after it. The parent forks a
+    /// replacement for every worker that exits. No fork stands between a caller and its
+    /// answer.
     static func acceptLoop(_ listener: Int32, config: Config) -> Int32 {
         // Pay OpenSSL's one-time start-up (provider and algorithm tables) once, here, so
         // that every worker starts warm.
@@ -112,21 +115,35 @@ public enum HelperServer {
         }
     }
 
-    /// One worker: waits for one connection it may serve and serves it. A connection over
-    /// its user's cap is refused at once and the worker accepts the next one, so one user
-    /// opening hundreds of connections cannot make others wait. Dies with the server.
+    /// Root logins one worker serves before it exits and is replaced (a bound on whatever
+    /// a long life could accumulate).
+    public static let loginsPerWorker = 1000
+
+    /// One worker: waits for a connection it may serve and serves it; after a root login it
+    /// waits for the next one. A connection over its user's cap is refused at once and the
+    /// worker accepts the next one, so one user opening hundreds of connections cannot make
+    /// others wait. Dies with the server.
     static func worker(_ listener: Int32, parent: pid_t, config: Config) -> Int32 {
         guard twostep_sys_die_with_parent(parent) == 0 else { return 1 }
         // Touch OpenSSL's shared tables once more, now, and everything else a login needs
         // (WarmUp): the copy-on-write faults that a fork owes land here, before a caller
         // is waiting, instead of inside its login.
         WarmUp.worker(config)
+        var logins = 0
         while true {
             let conn = Sys.retry { twostep_sys_accept(listener) }
             if conn >= 0 {
                 guard let caller = admit(conn, config: config) else { continue }
-                close(listener)
-                return serve(conn, caller: caller, config: config)
+                guard caller.uid == 0 else {
+                    // A user's connection: this process is theirs alone, then gone.
+                    close(listener)
+                    return serve(conn, caller: caller, config: config).status
+                }
+                let served = serve(conn, caller: caller, config: config)
+                logins += 1
+                guard served.login, logins < loginsPerWorker else { return served.status }
+                alarm(0)
+                continue
             }
             if errno == ECONNABORTED { continue }
             writeStderr("twostep-helper: accept: \(String(cString: strerror(errno)))\n")
@@ -185,30 +202,33 @@ public enum HelperServer {
     public static func serveConnection(_ fd: Int32, config: Config) -> Int32 {
         hardenProcess()
         guard let caller = admit(fd, config: config) else { return 1 }
-        return serve(fd, caller: caller, config: config)
+        return serve(fd, caller: caller, config: config).status
     }
 
-    static func serve(_ fd: Int32, caller: Caller, config: Config) -> Int32 {
+    /// Serves one connection and closes it. `login`: it was a login relayed by root (the
+    /// only kind after which a worker serves another connection).
+    static func serve(_ fd: Int32, caller: Caller, config: Config) -> (status: Int32, login: Bool) {
         hardenProcess()
         alarm(connectionSeconds)
         defer { caller.slot?.unlock() }
         let link = HelperLink(FrameStream(readFD: fd, writeFD: fd), requestSeconds: requestSeconds)
-        let verdict = serve(link, peerUID: caller.uid, config: config)
+        let (verdict, login) = serve(link, peerUID: caller.uid, config: config)
         link.finish(verdict)
         UserStores.finish()
-        return verdict == .success ? 0 : 1
+        close(fd)
+        return (verdict == .success ? 0 : 1, login)
     }
 
-    static func serve(_ link: HelperLink, peerUID: uid_t, config: Config) -> Verdict {
+    static func serve(_ link: HelperLink, peerUID: uid_t, config: Config) -> (Verdict, login: Bool) {
         switch link.receiveRequest() {
         case .login(let request)?:
             // A login relayed by pam_twostep.so with socket=: only root (sshd, sudo, su)
             // may ask, and the policy is this server's config, not the caller's.
             guard peerUID == 0 else {
                 AuditLog.syslogLine(LOG_WARNING, "helper: login request from uid \(peerUID) refused")
-                return .systemError
+                return (.systemError, false)
             }
-            return LoginSession.verify(request, config: config, link: link)
+            return (LoginSession.verify(request, config: config, link: link), true)
         case .selfService(let request)?:
             link.stream.deadline = nil
             do {
@@ -220,14 +240,14 @@ public enum HelperServer {
                                               PasswordCheck.confirm(user: user, service: config.passwordService,
                                                                     conversation: conversation)
                                           })
-                return service.handle(request, callerUID: peerUID, conversation: link) { link.sendData($0) }
+                return (service.handle(request, callerUID: peerUID, conversation: link) { link.sendData($0) }, false)
             } catch {
                 AuditLog.syslogLine(LOG_ERR, "helper: self-service connection from uid \(peerUID): \(error)")
-                return .systemError
+                return (.systemError, false)
             }
         case nil:
             AuditLog.syslogLine(LOG_ERR, "helper: connection from uid \(peerUID): no valid request")
-            return .systemError
+            return (.systemError, false)
         }
     }
 }

@@ -69,6 +69,9 @@ public enum LoginSession {
             AuditLog.syslogLine(LOG_ERR, "helper: \(error)")
             return .systemError
         }
+        // One login's store: each master key it needs is read once (before the prompt and
+        // again under the lock the record is opened with the same key).
+        if let files = store as? FileUserStore { files.keyCache = KeyCache(files.keys) }
         let audit = AuditLog(path: config.auditLog)
         if let health = ClockWarning.current() {
             ClockWarning.note(health, config: config, audit: audit, service: request.service, now: Int64(time(nil)))

@@ -14,16 +14,8 @@ extension Verifier {
     public static let mailsPerHour = 3
 
     /// Decided before the prompt, from the record: nil to go on and ask for a code.
-    func beforePrompt(_ req: LoginRequest, conversation: Conversation, bypass: Bool, log: (String, String?) -> Void) -> Verdict? {
-        let record: UserRecord
-        do {
-            guard let r = try store.loadRecord(req.user) else { return nil }
-            record = r
-        } catch {
-            log("error", "\(error)")
-            conversation.error("Two-step verification is unavailable for this account; ask an administrator.")
-            return .systemError
-        }
+    func beforePrompt(_ req: LoginRequest, record: UserRecord, conversation: Conversation, bypass: Bool,
+                      log: (String, String?) -> Void) -> Verdict? {
         let t = now()
         let inv = record.recovery
         if bypass && inv.bypassUntil > t {

@@ -15,16 +15,9 @@ extension Verifier {
         return SSHAuthInfo.publicKeyFingerprints(request.authInfo)
     }
 
-    /// The trusted key that lets this login pass without a code, if any. Opens the record
-    /// (sealed) only when the login carried a key that could be trusted.
-    func trustedLogin(_ request: LoginRequest, keys: [String]) -> Result<TrustedSSHKey?, Error> {
-        guard !keys.isEmpty else { return .success(nil) }
-        do {
-            guard let record = try store.loadRecord(request.user) else { return .success(nil) }
-            return .success(record.trustedKey(among: keys, at: now()))
-        } catch {
-            return .failure(error)
-        }
+    /// The trusted key that lets this login pass without a code, if any.
+    func trustedKey(_ keys: [String], record: UserRecord) -> TrustedSSHKey? {
+        keys.isEmpty ? nil : record.trustedKey(among: keys, at: now())
     }
 
     /// After a correct code: trusts the login's keys in `record` and returns what to tell

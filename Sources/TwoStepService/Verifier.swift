@@ -85,19 +85,19 @@ public final class Verifier {
                 return .failure
             }
         }
-        // Before the prompt only existence and lockout are needed; the record is opened
-        // (decrypted) once, under the lock, after the answer arrives.
-        let enrolled: Bool
+        // Before the prompt: the record, opened (decrypted) once for everything decided
+        // before asking (bypass, invitation, trusted keys, forward_pass's code length), and
+        // the state for the lockout. Both are read again under the lock after the answer.
+        let preRecord: UserRecord?
         let state: UserState
         do {
-            enrolled = try store.hasRecord(req.user)
-            state = try store.loadState(req.user)
+            (preRecord, state) = try store.loadRecordAndState(req.user)
         } catch {
             log("error", "\(error)")
             conversation.error("Two-step verification is unavailable for this account; ask an administrator.")
             return .systemError
         }
-        guard enrolled else {
+        guard let preRecord else {
             switch config.requires(req.user) {
             case false?:
                 return .ignore  // outside `require`: nullok semantics
@@ -121,8 +121,8 @@ public final class Verifier {
         }
         // An administrator's bypass and a pending invitation are known before the prompt
         // (RecoveryLogin.swift).
-        if !invitationOnly, let verdict = beforePrompt(req, conversation: conversation, bypass: !selfService,
-                                                       log: { log($0, $1) }) { return verdict }
+        if !invitationOnly, let verdict = beforePrompt(req, record: preRecord, conversation: conversation,
+                                                       bypass: !selfService, log: { log($0, $1) }) { return verdict }
         if let message = lockoutMessage(state) {
             log("refused", "locked out", event: "lockout")
             conversation.error(message)
@@ -130,31 +130,16 @@ public final class Verifier {
         }
         // A key this user proved a code with, still trusted: no prompt (TrustedKeys.swift).
         let keys = trustCandidates(req)
-        switch trustedLogin(req, keys: keys) {
-        case .success(let key?):
+        if let key = trustedKey(keys, record: preRecord) {
             log("success", "trusted ssh key \(key.fingerprint)")
             return .success
-        case .success(nil):
-            break
-        case .failure(let error):
-            log("error", "\(error)")
-            conversation.error("Two-step verification is unavailable for this account; ask an administrator.")
-            return .systemError
         }
-        // forward_pass: the module asks for password and code together and needs the code's length.
+        // forward_pass: the module asks for password and code together and needs the code's
+        // length: that of the first authenticator. With several of different lengths, the
+        // others' codes go through the normal prompt (without forward_pass).
         var question = prompt
-        if req.forwardPass {
-            do {
-                // The code length of the first authenticator: with several of different
-                // lengths, the others' codes go through the normal prompt (without forward_pass).
-                if let record = try store.loadRecord(req.user), let first = record.authenticators.first {
-                    question = CombinedPrompt.encode(digits: first.parameters.digits)
-                }
-            } catch {
-                log("error", "\(error)")
-                conversation.error("Two-step verification is unavailable for this account; ask an administrator.")
-                return .systemError
-            }
+        if req.forwardPass, let first = preRecord.authenticators.first {
+            question = CombinedPrompt.encode(digits: first.parameters.digits)
         }
         // The answer stays in SecretBytes (wiped when released) up to the comparison.
         guard let answer = conversation.ask(question, echo: false) else {
@@ -166,24 +151,26 @@ public final class Verifier {
         do {
             return try store.withLock(req.user) { () throws -> Verdict in
                 // Read again under the lock: another login may have spent this step.
-                guard let record = try store.loadRecord(req.user) else { return req.nullok ? .ignore : .notEnrolled }
-                var state = try store.loadState(req.user)
+                let current = try store.loadRecordAndState(req.user)
+                guard let record = current.record else { return req.nullok ? .ignore : .notEnrolled }
+                var state = current.state
                 if let message = lockoutMessage(state) {
                     log("refused", "locked out", event: "lockout")
                     conversation.error(message)
                     return .lockedOut
                 }
-                // Count the attempt durably BEFORE looking at the answer, and clear it only
-                // on success: a helper killed at any instant (a caller's rlimit, a signal)
-                // never leaves a wrong guess uncounted. Nothing is checked unless this
-                // write succeeded (a full or read-only disk fails closed).
+                // One durable state write per answer, before anything is said about it: the
+                // attempt counted (a wrong code) or the code spent (a right one). The helper
+                // is root with its resource limits lifted (setresuid, inherit.c), so the caller
+                // cannot stop it between the check and this write; a helper that dies there
+                // anyway (OOM, an administrator's kill) has said nothing: no verdict, no
+                // change, so nothing was learnt from an uncounted guess. A write that fails
+                // (full or read-only disk) fails the login closed.
                 let before = state
-                let locked = limiter.recordFailure(&state)
-                try store.saveState(state, for: req.user)
                 var check = try self.check(answer, record: record, state: before, acceptsBackupCode: acceptsBackupCode,
                                            excluding: excluding)
                 if invitationOnly && !confirmsInvitation(check, record) { check = .wrong }
-                // Every success: the counted attempt taken back (`accepted` also marks a code spent).
+                // Every success: no failure counted (`accepted` also marks a code spent).
                 func succeed(_ accepted: UserState?, _ detail: String, _ message: String?) throws -> Verdict {
                     if let accepted {
                         state = accepted
@@ -227,6 +214,8 @@ public final class Verifier {
                     if let trusted { conversation.info(trusted) }
                     return verdict
                 case .replayed, .wrong:
+                    let locked = limiter.recordFailure(&state)
+                    try store.saveState(state, for: req.user)
                     log("failure", check == .replayed ? "code already used" : "wrong code")
                     if locked {
                         log("refused", "\(config.rateLimitFailures) failures within \(config.rateLimitSeconds) s", event: "lockout")
