@@ -121,6 +121,8 @@ $(LEAN)/TwoStepCore.o: $(LEAN_FILES_TwoStepCore) $(LEAN)/TwoStepCrypto.o
 $(LEAN)/TwoStepStore.o: $(LEAN_FILES_TwoStepStore) $(LEAN)/TwoStepCore.o $(LEAN)/TwoStepSystem.o
 $(LEAN)/TwoStepService.o: $(LEAN_FILES_TwoStepService) $(LEAN)/TwoStepStore.o
 $(LEAN)/TwoStepServer.o: $(LEAN_FILES_TwoStepServer) $(LEAN)/TwoStepService.o
+# Flags live here (LEAN_SWIFTC): a changed Makefile rebuilds the lean objects.
+$(foreach m,$(LEAN_MODULES),$(LEAN)/$(m).o) $(LEAN)/main.o: Makefile
 $(LEAN)/%.o: | deps
 	@mkdir -p $(LEAN)
 	$(LEAN_SWIFTC) -module-name $* -emit-module -emit-module-path $(LEAN)/$*.swiftmodule \
