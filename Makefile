@@ -103,13 +103,16 @@ build/pam_twostep.so: $(MODULE_SOURCES) | deps
 # loads NSS modules (getpwnam for the user's canonical name) with dlopen, and
 # libnss_systemd crashes in a static process. The archives sit alone in $(LEAN)/static,
 # searched first, so -lcrypto/-lstdc++ (the module maps' autolinks, the Swift driver)
-# find them before the shared libraries.
-build/twostep-verify: $(LEAN)/main.o $(foreach m,$(LEAN_MODULES),$(LEAN)/$(m).o) $(LEAN_C)
+# find them before the shared libraries. --no-export-dynamic undoes the driver's
+# -export-dynamic: nothing looks symbols up in this executable, and without its 1,855
+# Swift symbols in .dynsym every symbol look-up at exec and dlopen (NSS) is shorter.
+build/twostep-verify: $(LEAN)/main.o $(foreach m,$(LEAN_MODULES),$(LEAN)/$(m).o) $(LEAN_C) Makefile
 	@mkdir -p $(LEAN)/static
 	rm -f $(LEAN)/static/libz.a
 	ln -sf $$($(CC) -print-file-name=libcrypto.a) $$($(CC) -print-file-name=libstdc++.a) $(LEAN)/static/
-	$(SWIFTC) -static-stdlib -L $(LEAN)/static -o $@ $^ -Xclang-linker -static-libgcc \
-	  -Xlinker -z -Xlinker relro -Xlinker -z -Xlinker now -Xlinker --gc-sections -Xlinker --as-needed
+	$(SWIFTC) -static-stdlib -L $(LEAN)/static -o $@ $(filter %.o,$^) -Xclang-linker -static-libgcc \
+	  -Xlinker -z -Xlinker relro -Xlinker -z -Xlinker now -Xlinker --gc-sections -Xlinker --as-needed \
+	  -Xlinker --no-export-dynamic
 	@ldd $@ | grep -Ev '^\s*(linux-vdso|libc\.so|libm\.so|libz\.so|/lib.*/ld-linux)' && \
 	  { echo "twostep-verify: links more than libc, libm and libz" >&2; rm -f $@; exit 1; } || true
 
@@ -121,15 +124,18 @@ $(LEAN)/TwoStepCore.o: $(LEAN_FILES_TwoStepCore) $(LEAN)/TwoStepCrypto.o
 $(LEAN)/TwoStepStore.o: $(LEAN_FILES_TwoStepStore) $(LEAN)/TwoStepCore.o $(LEAN)/TwoStepSystem.o
 $(LEAN)/TwoStepService.o: $(LEAN_FILES_TwoStepService) $(LEAN)/TwoStepStore.o
 $(LEAN)/TwoStepServer.o: $(LEAN_FILES_TwoStepServer) $(LEAN)/TwoStepService.o
-# Flags live here (LEAN_SWIFTC): a changed Makefile rebuilds the lean objects.
+# Flags live here (LEAN_SWIFTC, the link line): a changed Makefile rebuilds the lean objects
+# and relinks. swiftc leaves an object it would write unchanged untouched, hence the touch.
 $(foreach m,$(LEAN_MODULES),$(LEAN)/$(m).o) $(LEAN)/main.o: Makefile
 $(LEAN)/%.o: | deps
 	@mkdir -p $(LEAN)
 	$(LEAN_SWIFTC) -module-name $* -emit-module -emit-module-path $(LEAN)/$*.swiftmodule \
 	  -c $(filter %.swift,$^) -o $@
+	@touch $@
 
 $(LEAN)/main.o: Sources/twostep-verify/main.swift $(LEAN)/TwoStepServer.o
 	$(LEAN_SWIFTC:-parse-as-library=) -module-name twostep_verify -c $< -o $@
+	@touch $@
 
 $(LEAN_C): $(LEAN)/%.o: Sources/CTwoStepSys/%.c $(wildcard Sources/CTwoStepSys/*.h Sources/CTwoStepSys/include/*.h)
 	@mkdir -p $(LEAN)/CTwoStepSys
