@@ -142,26 +142,48 @@ def steps_now():
     return list(zip(range(first, first + 19), out))
 
 
+class KillInstants:
+    """When to kill a login: seconds after its answer, drawn uniformly from [0, span]. The
+    span starts at twice the median time a login takes here from the answer to the verdict
+    (its writes), so about half of the logins die somewhere in it, and then follows the
+    machine: longer after a login that was killed, shorter after one that finished. On a
+    shared machine the load changes while the test runs, and a span measured once under
+    load would put nearly every kill after the verdict once the load is gone, leaving the
+    test with too few interrupted logins to prove anything. Following it keeps about half
+    of them killed, each at a random instant, whatever the load does."""
+
+    def __init__(self, rng, spans):
+        self.rng = rng
+        self.span = 2 * sorted(spans)[len(spans) // 2]
+
+    def draw(self):
+        return self.rng.uniform(0, self.span)
+
+    def outcome(self, killed):
+        self.span = min(max(self.span * (1.1 if killed else 1 / 1.1), 1e-4), 10.0)
+
+
 def test_logins_killed_at_random_instants_keep_the_state_sound(crash_inst):
     inst = crash_inst
     users = [f"kill{i}" for i in range(106)]
     with concurrent.futures.ThreadPoolExecutor(4) as pool:
         list(pool.map(inst.enroll, users))
     rng = random.Random(int(os.environ.get("TWOSTEP_CRASH_SEED", "10")))
-    # How long a login takes here from the answer to the verdict (its writes): kills are
-    # spread over twice that span, so about half of the logins die somewhere in it.
+    # How long a login takes here from the answer to the verdict (its writes): where the
+    # kills start (KillInstants).
     spans = []
     first = users.pop()
     for step, code in steps_now()[:10]:
         assert helper_login(inst, first, code, timing=spans) == SUCCESS
-    span = 2 * sorted(spans)[len(spans) // 2]
+    kills = KillInstants(rng, spans)
     logins = killed = 0
     started = time.monotonic()
     for user in users:
         accepted = {}
         mark = -1
         for step, code in steps_now():
-            verdict = helper_login(inst, user, code, kill_after=rng.uniform(0, span))
+            verdict = helper_login(inst, user, code, kill_after=kills.draw())
+            kills.outcome(verdict is None)
             logins += 1
             now_mark = last_step(inst, user)        # readable, whatever the kill interrupted
             assert now_mark >= mark, f"{user}: replay mark went back from {mark} to {now_mark}"
@@ -199,12 +221,13 @@ def test_backup_codes_and_enrolments_killed_at_random_instants(crash_inst):
     spans = []
     codes = json.loads(inst.cli("admin", "backup-codes", "bob", "--json").stdout)["backup_codes"]
     assert helper_login(inst, "bob", codes[0], timing=spans) == SUCCESS
-    span = 2 * spans[0]
+    kills = KillInstants(rng, spans)
     for round_ in range(12):
         codes = json.loads(inst.cli("admin", "backup-codes", "bob", "--json").stdout)["backup_codes"]
         for code in codes:
             left = show(inst, "bob")["backup_codes_left"]
-            verdict = helper_login(inst, "bob", code, kill_after=rng.uniform(0, span))
+            verdict = helper_login(inst, "bob", code, kill_after=kills.draw())
+            kills.outcome(verdict is None)
             now_left = show(inst, "bob")["backup_codes_left"]   # the record opens
             if verdict is None:
                 killed += 1

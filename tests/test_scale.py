@@ -4,6 +4,8 @@ line reported by number, Ctrl-C leaves every record whole), progress only on a t
 streamed `admin list --json`, an interruptible `admin rotate-key`, and a login path that
 never reads the whole store directory."""
 import base64
+import contextlib
+import fcntl
 import json
 import os
 import pty
@@ -53,6 +55,35 @@ def listed(inst):
 
 def many(prefix, n):
     return [{"user": f"{prefix}{i:05d}", "secret": new_secret()} for i in range(n)]
+
+
+@contextlib.contextmanager
+def holding_lock(inst, user):
+    """Holds `user`'s lock (the flock on <state_dir>/<user>.lock that a login of that user,
+    a batch import and rotate-key take): a writer that reaches the user waits there until
+    the block ends. The tests below interrupt a long run with it in their hands, so the
+    run cannot have finished before the signal arrives, however fast or loaded the machine."""
+    fd = os.open(os.path.join(inst.state, user + ".lock"), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
+def wait_while_running(p, done, what, timeout=300):
+    """Waits until `done()` holds while `p` runs; fails (never goes on regardless) when `p`
+    exits first or nothing happens for `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while not done():
+        if p.poll() is not None:
+            out, err = p.communicate()
+            pytest.fail(f"exited {p.returncode} before {what}: {out}{err}")
+        if time.monotonic() > deadline:
+            p.kill()
+            p.communicate()
+            pytest.fail(f"no {what} after {timeout} s")
+        time.sleep(0.01)
 
 
 # --- import --batch ------------------------------------------------------------------------
@@ -154,23 +185,28 @@ def test_batch_and_a_user_argument_do_not_mix(inst):
 
 
 def test_sigint_during_a_large_batch_leaves_every_record_whole_and_the_rest_absent(inst):
-    rows = many("tsi", 30000)
+    # The import writes 256 lines a flush and checks for Ctrl-C after every line, so four
+    # flushes' worth of lines (the last one partial) hold every case there is: lines already
+    # flushed, the batch at hand when the signal lands (written before it stops), and lines
+    # never read. More lines would only repeat those.
+    rows = many("tsi", 1000)
     path = jsonl(inst, "big.jsonl", rows)
-    p = subprocess.Popen([CLI, "admin", "import", "--batch", path, "--config", inst.conf],
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.time() + 60
-    while time.time() < deadline and len([n for n in os.listdir(inst.state) if n.endswith(".record")]) < 300:
-        time.sleep(0.005)
-    p.send_signal(signal.SIGINT)
+    held = rows[600]["user"]   # in the third batch (lines 513-768)
+    with holding_lock(inst, held):
+        p = subprocess.Popen([CLI, "admin", "import", "--batch", path, "--config", inst.conf],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        # The import catches SIGINT before it reads a line, so once a record exists the
+        # signal is its Ctrl-C; with `held`'s lock in our hands it cannot get past line
+        # 768. The signal lands anywhere between the first flush and that lock.
+        wait_while_running(p, lambda: records(inst), "a first imported record")
+        p.send_signal(signal.SIGINT)
     out, err = p.communicate(timeout=120)
-    if p.returncode == 0:
-        pytest.skip("the import finished before SIGINT arrived")   # a very fast machine
     assert p.returncode == 130, out + err
     m = re.search(r"interrupted after line (\d+)", out)
     assert m, out
     last = int(m.group(1))
     imported = int(re.search(r"(\d+) user\(s\) imported", out).group(1))
-    assert 0 < last < len(rows) and imported == last, out
+    assert 256 <= last <= 768 and imported == last, out
     # Lines up to the interruption are imported, every one readable; none after it exists.
     assert records(inst) == [x["user"] for x in rows[:last]]
     assert leftovers(inst) == []
@@ -224,34 +260,53 @@ def test_progress_is_drawn_on_a_terminal_and_quiet_otherwise(inst):
 
 # --- rotate-key at scale, interrupted --------------------------------------------------------
 
+def rotation_status(inst):
+    return json.loads(inst.cli("admin", "rotate-key", "--status", "--json").stdout)
+
+
 def test_rotate_key_interrupted_by_sigint_keeps_every_record_and_a_rerun_finishes(inst):
-    rows = many("tsr", 20000)
+    # rotate-key re-seals 256 records a flush and stops only between flushes, so four
+    # batches (the last one partial) hold every case there is: batches done, the batch at
+    # hand when the signal lands (finished before it stops), and batches never started.
+    # More records would only repeat those (tests/test_rotation.py kills bigger runs).
+    rows = many("tsr", 1000)
     assert batch(inst, jsonl(inst, "r.jsonl", rows)).returncode == 0
-    p = subprocess.Popen([CLI, "admin", "rotate-key", "--config", inst.conf],
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    # Wait for the first batches under the new key, then Ctrl-C.
-    deadline = time.time() + 60
-    while time.time() < deadline and p.poll() is None:
-        s = json.loads(inst.cli("admin", "rotate-key", "--status", "--json").stdout)
-        active = [k for k in s["keys"] if k["active"]]
-        if len(s["keys"]) == 2 and active and 0 < active[0]["records"]:
-            break
-        time.sleep(0.01)
-    p.send_signal(signal.SIGINT)
+    old = rotation_status(inst)["active"]
+    held = rows[600]["user"]   # in the third batch (records 513-768)
+
+    def resealed():
+        s = rotation_status(inst)
+        return s["active"] != old and [k["records"] for k in s["keys"] if k["active"]] != [0]
+
+    with holding_lock(inst, held):
+        p = subprocess.Popen([CLI, "admin", "rotate-key", "--config", inst.conf],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        # rotate-key catches SIGINT before it re-seals a record, so once one is under the
+        # new key the signal is its Ctrl-C; with `held`'s lock in our hands (as a login of
+        # that user would hold it) it cannot get past the third batch. The signal lands
+        # anywhere between the first re-sealed record and that lock.
+        wait_while_running(p, resealed, "a first re-sealed record")
+        p.send_signal(signal.SIGINT)
     out, err = p.communicate(timeout=120)
-    if p.returncode == 0:
-        pytest.skip("the rotation finished before SIGINT arrived")
     assert p.returncode == 130, out + err
-    assert "interrupted:" in out and "run `twostep admin rotate-key` again" in out, out
-    s = json.loads(inst.cli("admin", "rotate-key", "--status", "--json").stdout)
-    assert s["unreadable"] == [] and not s["complete"] and sum(k["records"] for k in s["keys"]) == len(rows)
+    m = re.search(r"interrupted: (\d+) record\(s\) re-sealed, (\d+) still under an older key", out)
+    assert m and "run `twostep admin rotate-key` again" in out, out
+    done, left = int(m.group(1)), int(m.group(2))
+    # It stopped after the batch at hand: a whole number of batches, the held one at most.
+    assert done in (256, 512, 768) and done + left == len(rows), out
+    s = rotation_status(inst)
+    assert s["unreadable"] == [] and not s["complete"], s
+    assert sorted((k["active"], k["records"]) for k in s["keys"]) == [(False, left), (True, done)], s
     assert leftovers(inst) == []
+    # Whole under either key: a re-sealed user and one still under the old key log in.
+    service = inst.service()
+    for row in (rows[0], rows[-1]):
+        assert harness_login(inst.pamdir, service, row["user"], oathtool(row["secret"])) == PAM_SUCCESS
     r = inst.cli("admin", "rotate-key")
     assert "finishing an unfinished rotation" in r.stdout, r.stdout
-    s = json.loads(inst.cli("admin", "rotate-key", "--status", "--json").stdout)
+    s = rotation_status(inst)
     assert s["complete"] and [k["records"] for k in s["keys"] if k["active"]] == [len(rows)]
-    service = inst.service()
-    for row in random.sample(rows, 3):
+    for row in random.sample(rows[1:-1], 3):
         assert harness_login(inst.pamdir, service, row["user"], oathtool(row["secret"])) == PAM_SUCCESS
 
 
