@@ -50,8 +50,13 @@ MOD        = build/module
 # no libpam, libqrencode, libpng, libcrypto or C++ runtime to load, so exec to main is short. What it cannot do (enrolment at first login, a database store) it
 # hands to twostep-helper beside it.
 LEAN       = build/lean
+# Without the implicit _StringProcessing (Regex) and _Concurrency imports: their static
+# libraries would add a quarter of the binary's protocol conformances (each first dynamic
+# conformance check scans them all), relocations and start-up work; the login sources use
+# neither (a String.contains(String) there does not compile: write it with the stdlib).
 LEAN_SWIFTC = $(SWIFTC) -O -wmo -parse-as-library -D TWOSTEP_LEAN -I $(LEAN) -I $(LEAN)/CTwoStepSys \
-	-I Sources/COpenSSL -I Sources/CZlib -Xcc -D_FORTIFY_SOURCE=2 -Xcc -fstack-protector-strong
+	-I Sources/COpenSSL -I Sources/CZlib -Xcc -D_FORTIFY_SOURCE=2 -Xcc -fstack-protector-strong \
+	-Xfrontend -disable-implicit-string-processing-module-import -Xfrontend -disable-implicit-concurrency-module-import
 # Every C file of CTwoStepSys (the Swift side calls into all of them).
 LEAN_C     = $(patsubst Sources/CTwoStepSys/%.c,$(LEAN)/%.o,$(wildcard Sources/CTwoStepSys/*.c))
 LEAN_MODULES = TwoStepProtocol TwoStepSystem TwoStepCrypto TwoStepCore TwoStepStore TwoStepService TwoStepServer
@@ -98,31 +103,39 @@ build/pam_twostep.so: $(MODULE_SOURCES) | deps
 # loads NSS modules (getpwnam for the user's canonical name) with dlopen, and
 # libnss_systemd crashes in a static process. The archives sit alone in $(LEAN)/static,
 # searched first, so -lcrypto/-lstdc++ (the module maps' autolinks, the Swift driver)
-# find them before the shared libraries.
-build/twostep-verify: $(LEAN)/main.o $(foreach m,$(LEAN_MODULES),$(LEAN)/$(m).o) $(LEAN_C)
+# find them before the shared libraries. --no-export-dynamic undoes the driver's
+# -export-dynamic: nothing looks symbols up in this executable, and without its 1,855
+# Swift symbols in .dynsym every symbol look-up at exec and dlopen (NSS) is shorter.
+build/twostep-verify: $(LEAN)/main.o $(foreach m,$(LEAN_MODULES),$(LEAN)/$(m).o) $(LEAN_C) Makefile
 	@mkdir -p $(LEAN)/static
 	rm -f $(LEAN)/static/libz.a
 	ln -sf $$($(CC) -print-file-name=libcrypto.a) $$($(CC) -print-file-name=libstdc++.a) $(LEAN)/static/
-	$(SWIFTC) -static-stdlib -L $(LEAN)/static -o $@ $^ -Xclang-linker -static-libgcc \
-	  -Xlinker -z -Xlinker relro -Xlinker -z -Xlinker now -Xlinker --gc-sections -Xlinker --as-needed
+	$(SWIFTC) -static-stdlib -L $(LEAN)/static -o $@ $(filter %.o,$^) -Xclang-linker -static-libgcc \
+	  -Xlinker -z -Xlinker relro -Xlinker -z -Xlinker now -Xlinker --gc-sections -Xlinker --as-needed \
+	  -Xlinker --no-export-dynamic
 	@ldd $@ | grep -Ev '^\s*(linux-vdso|libc\.so|libm\.so|libz\.so|/lib.*/ld-linux)' && \
 	  { echo "twostep-verify: links more than libc, libm and libz" >&2; rm -f $@; exit 1; } || true
 
 # One object and .swiftmodule per module, each after the modules it imports.
 $(LEAN)/TwoStepProtocol.o: $(LEAN_FILES_TwoStepProtocol)
 $(LEAN)/TwoStepSystem.o: $(LEAN_FILES_TwoStepSystem) $(LEAN)/TwoStepProtocol.o $(LEAN_C)
-$(LEAN)/TwoStepCrypto.o: $(LEAN_FILES_TwoStepCrypto)
+$(LEAN)/TwoStepCrypto.o: $(LEAN_FILES_TwoStepCrypto) Sources/COpenSSL/shim.h
 $(LEAN)/TwoStepCore.o: $(LEAN_FILES_TwoStepCore) $(LEAN)/TwoStepCrypto.o
 $(LEAN)/TwoStepStore.o: $(LEAN_FILES_TwoStepStore) $(LEAN)/TwoStepCore.o $(LEAN)/TwoStepSystem.o
 $(LEAN)/TwoStepService.o: $(LEAN_FILES_TwoStepService) $(LEAN)/TwoStepStore.o
 $(LEAN)/TwoStepServer.o: $(LEAN_FILES_TwoStepServer) $(LEAN)/TwoStepService.o
+# Flags live here (LEAN_SWIFTC, the link line): a changed Makefile rebuilds the lean objects
+# and relinks. swiftc leaves an object it would write unchanged untouched, hence the touch.
+$(foreach m,$(LEAN_MODULES),$(LEAN)/$(m).o) $(LEAN)/main.o: Makefile
 $(LEAN)/%.o: | deps
 	@mkdir -p $(LEAN)
 	$(LEAN_SWIFTC) -module-name $* -emit-module -emit-module-path $(LEAN)/$*.swiftmodule \
 	  -c $(filter %.swift,$^) -o $@
+	@touch $@
 
 $(LEAN)/main.o: Sources/twostep-verify/main.swift $(LEAN)/TwoStepServer.o
 	$(LEAN_SWIFTC:-parse-as-library=) -module-name twostep_verify -c $< -o $@
+	@touch $@
 
 $(LEAN_C): $(LEAN)/%.o: Sources/CTwoStepSys/%.c $(wildcard Sources/CTwoStepSys/*.h Sources/CTwoStepSys/include/*.h)
 	@mkdir -p $(LEAN)/CTwoStepSys

@@ -11,6 +11,7 @@
 #include <sys/socket.h>
 #include <sys/timex.h>
 #include <string.h>
+#include <syslog.h>
 
 int twostep_sys_disable_dumps(void) {
     struct rlimit zero = {0, 0};
@@ -41,4 +42,11 @@ int twostep_sys_clock_status(int *unsynchronised, long *maxerror_us) {
     *unsynchronised = (tx.status & STA_UNSYNC) != 0 || state == TIME_ERROR;
     *maxerror_us = tx.maxerror;
     return 0;
+}
+
+/* syslog(priority, "%s", message): the message is data, never a format. From Swift this
+   avoids withVaList's CVarArg existential, whose first use costs a one-login process a
+   search of every protocol conformance in the binary. */
+void twostep_sys_syslog(int priority, const char *message) {
+    syslog(priority, "%s", message);
 }

@@ -45,12 +45,22 @@ public enum AESGCM {
         guard ok == 1 else { throw CryptoError.fromQueue(encrypt ? "EVP_EncryptUpdate" : "EVP_DecryptUpdate") }
     }
 
-    private static func context(encrypt: Bool, key: [UInt8], nonce: [UInt8]) throws -> CipherContext {
+    /// The built-in cipher (made once; nil if libcrypto refused, then the provider's is used).
+    nonisolated(unsafe) private static var builtInCipher: OpaquePointer?
+
+    static func cipher(_ implementation: Crypto.Implementation) -> OpaquePointer? {
+        guard implementation == .builtIn else { return EVP_aes_256_gcm() }
+        if builtInCipher == nil { builtInCipher = twostep_aes_256_gcm_builtin() }
+        return builtInCipher ?? EVP_aes_256_gcm()
+    }
+
+    private static func context(encrypt: Bool, key: [UInt8], nonce: [UInt8], _ implementation: Crypto.Implementation) throws -> CipherContext {
         let ctx = try CipherContext()
         let name = encrypt ? "EVP_EncryptInit_ex" : "EVP_DecryptInit_ex"
+        let aes = cipher(implementation)
         let first = encrypt
-            ? EVP_EncryptInit_ex(ctx.pointer, EVP_aes_256_gcm(), nil, nil, nil)
-            : EVP_DecryptInit_ex(ctx.pointer, EVP_aes_256_gcm(), nil, nil, nil)
+            ? EVP_EncryptInit_ex(ctx.pointer, aes, nil, nil, nil)
+            : EVP_DecryptInit_ex(ctx.pointer, aes, nil, nil, nil)
         guard first == 1 else { throw CryptoError.fromQueue(name) }
         guard EVP_CIPHER_CTX_ctrl(ctx.pointer, EVP_CTRL_GCM_SET_IVLEN, Int32(nonceSize), nil) == 1 else {
             throw CryptoError.fromQueue("EVP_CTRL_GCM_SET_IVLEN")
@@ -68,8 +78,13 @@ public enum AESGCM {
 
     /// Encrypts and authenticates `plaintext`, and authenticates `aad`. Never reuse a nonce with the same key.
     public static func seal(key: [UInt8], nonce: [UInt8], plaintext: [UInt8], aad: [UInt8]) throws -> (ciphertext: [UInt8], tag: [UInt8]) {
+        try seal(key: key, nonce: nonce, plaintext: plaintext, aad: aad, using: Crypto.implementation)
+    }
+
+    static func seal(key: [UInt8], nonce: [UInt8], plaintext: [UInt8], aad: [UInt8],
+                     using implementation: Crypto.Implementation) throws -> (ciphertext: [UInt8], tag: [UInt8]) {
         try check(key: key, nonce: nonce)
-        let ctx = try context(encrypt: true, key: key, nonce: nonce)
+        let ctx = try context(encrypt: true, key: key, nonce: nonce, implementation)
         var none: [UInt8]? = nil
         try update(ctx, encrypt: true, aad, into: &none)
         var out: [UInt8]? = [UInt8](repeating: 0, count: plaintext.count)
@@ -89,9 +104,14 @@ public enum AESGCM {
     /// Verifies and decrypts. Any mismatch (key, nonce, ciphertext, tag, aad) throws
     /// `AESGCMError.authenticationFailed`; no plaintext is returned unless the tag verifies.
     public static func open(key: [UInt8], nonce: [UInt8], ciphertext: [UInt8], tag: [UInt8], aad: [UInt8]) throws -> [UInt8] {
+        try open(key: key, nonce: nonce, ciphertext: ciphertext, tag: tag, aad: aad, using: Crypto.implementation)
+    }
+
+    static func open(key: [UInt8], nonce: [UInt8], ciphertext: [UInt8], tag: [UInt8], aad: [UInt8],
+                     using implementation: Crypto.Implementation) throws -> [UInt8] {
         try check(key: key, nonce: nonce)
         guard tag.count == tagSize else { throw AESGCMError.badTagSize }
-        let ctx = try context(encrypt: false, key: key, nonce: nonce)
+        let ctx = try context(encrypt: false, key: key, nonce: nonce, implementation)
         var none: [UInt8]? = nil
         try update(ctx, encrypt: false, aad, into: &none)
         var out: [UInt8]? = [UInt8](repeating: 0, count: ciphertext.count)

@@ -3,6 +3,7 @@
 // small class that frees it in deinit; every failure becomes a CryptoError carrying the
 // first code from OpenSSL's error queue.
 import COpenSSL
+import Glibc
 
 /// Hash functions used for HMAC (OTP) and plain digests.
 public enum HashAlgorithm: String, CaseIterable, Sendable {
@@ -150,8 +151,111 @@ public enum Crypto {
         _ = try? AESGCM.seal(key: key, nonce: [UInt8](repeating: 0, count: AESGCM.nonceSize), plaintext: key, aad: key)
     }
 
+    /// Which of libcrypto's implementations the digests, HMAC and AES-GCM use.
+    enum Implementation: Sendable {
+        /// Fetched by name from a provider (the default one, or what openssl.cnf configures:
+        /// FIPS, properties). OpenSSL 3.0's first fetch of a kind builds its name tables and
+        /// constructs every algorithm of that kind: about 1.5 ms for a cipher, MAC and digest.
+        case provider
+        /// libcrypto's built-in EVP tables (see COpenSSL's shim.h): no fetch, no provider.
+        case builtIn
+    }
+
+    /// `.builtIn` only after `startForOneLogin` (called before any other OpenSSL use, in a
+    /// single-threaded process, and never changed afterwards).
+    nonisolated(unsafe) static var implementation = Implementation.provider
+
+    /// For a process that does one login and exits (twostep-verify), called before any other
+    /// OpenSSL call. libcrypto starts without reading openssl.cnf (so a provider or property
+    /// set there does not apply to this process), without filling its legacy name tables
+    /// with every cipher and digest, without error strings, and without its exit-time
+    /// cleanup; digests, HMAC and AES-GCM then use libcrypto's built-in tables instead of
+    /// fetching from the default provider, once they give the known answers below. Returns
+    /// false, changing nothing, when the kernel runs in FIPS mode (a FIPS provider is then
+    /// configured in openssl.cnf and must be used), and false with the provider path kept
+    /// when a known answer is wrong. twostep-helper and the CLI keep OpenSSL's defaults.
+    @discardableResult
+    public static func startForOneLogin() -> Bool {
+        guard !kernelInFIPSMode() else { return false }
+        _ = twostep_openssl_init_one_login()
+        guard builtInGivesKnownAnswers() else { return false }
+        implementation = .builtIn
+        return true
+    }
+
+    /// /proc/sys/crypto/fips_enabled is "1" (FIPS distributions set it, with a FIPS provider
+    /// in openssl.cnf).
+    static func kernelInFIPSMode() -> Bool {
+        let fd = open("/proc/sys/crypto/fips_enabled", O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { return false }
+        defer { close(fd) }
+        var c: UInt8 = 0
+        return read(fd, &c, 1) == 1 && c == UInt8(ascii: "1")
+    }
+
+    /// RFC 2202/4231 (HMAC-SHA-1, -256, -512 case 1), FIPS 180 ("abc"), GCM spec case 14.
+    /// Plain calls, no closures or tuples: generic metadata costs a one-login process more
+    /// than the checks themselves.
+    static func builtInGivesKnownAnswers() -> Bool {
+        let key = [UInt8](repeating: 0x0b, count: 20), hiThere: [UInt8] = Array("Hi There".utf8)
+        let zero = [UInt8](repeating: 0, count: 32)
+        let gcm = try? AESGCM.seal(key: zero, nonce: Array(zero[..<12]), plaintext: Array(zero[..<16]), aad: [], using: .builtIn)
+        return matches(try? hmac(.sha1, key: key, message: hiThere, using: .builtIn),
+                       "b617318655057264e28bc0b6fb378c8ef146be00")
+            && matches(try? hmac(.sha256, key: key, message: hiThere, using: .builtIn),
+                       "b0344c61d8db38535ca8afceaf0bf12b881dc200c9833da726e9376c2e32cff7")
+            && matches(try? hmac(.sha512, key: key, message: hiThere, using: .builtIn),
+                       "87aa7cdea5ef619d4ff0b4241a1d6cb02379f4e2ce4ec2787ad0b30545e17cdedaa833b7d6b8a702038b274eaea3f4e4be9d914eeb61f1702e696c203a126854")
+            && matches(try? digest(.sha256, Array("abc".utf8), using: .builtIn),
+                       "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad")
+            && matches(gcm.map { $0.ciphertext + $0.tag }, "cea7403d4d606b6e074ec5d3baf39d18d0d1c8a799996bf0265b98b5d48ab919")
+    }
+
+    private static func matches(_ bytes: [UInt8]?, _ hex: StaticString) -> Bool {
+        guard let bytes, bytes.count * 2 == hex.utf8CodeUnitCount else { return false }
+        let digits = hex.utf8Start
+        func nibble(_ c: UInt8) -> UInt8 { c <= 0x39 ? c - 0x30 : c - 0x61 + 10 }
+        for (i, b) in bytes.enumerated() where nibble(digits[2 * i]) << 4 | nibble(digits[2 * i + 1]) != b {
+            return false
+        }
+        return true
+    }
+
+    /// The built-in digest for `algorithm` (made once; nil if libcrypto refused).
+    static let builtInSHA1 = twostep_md_builtin(1)
+    static let builtInSHA256 = twostep_md_builtin(256)
+    static let builtInSHA512 = twostep_md_builtin(512)
+
+    static func builtInDigest(_ algorithm: HashAlgorithm) -> OpaquePointer? {
+        switch algorithm {
+        case .sha1: return builtInSHA1
+        case .sha256: return builtInSHA256
+        case .sha512: return builtInSHA512
+        }
+    }
+
     /// HMAC (RFC 2104) through EVP_MAC.
     public static func hmac(_ algorithm: HashAlgorithm, key: [UInt8], message: [UInt8]) throws -> [UInt8] {
+        try hmac(algorithm, key: key, message: message, using: implementation)
+    }
+
+    static func hmac(_ algorithm: HashAlgorithm, key: [UInt8], message: [UInt8],
+                     using implementation: Implementation) throws -> [UInt8] {
+        if implementation == .builtIn, let md = builtInDigest(algorithm) {
+            guard key.count <= Int(Int32.max) else { throw CryptoError(operation: "HMAC (key too large)", opensslError: 0) }
+            var out = [UInt8](repeating: 0, count: Int(EVP_MAX_MD_SIZE))
+            var length: CUnsignedInt = 0
+            let ok = withNonNullPointer(key) { keyPointer, keyCount in
+                withNonNullPointer(message) { messagePointer, messageCount in
+                    out.withUnsafeMutableBufferPointer {
+                        twostep_hmac_builtin(md, keyPointer, Int32(keyCount), messagePointer, messageCount, $0.baseAddress, &length)
+                    }
+                }
+            }
+            guard ok == 1 else { throw CryptoError.fromQueue("HMAC(\(algorithm.rawValue))") }
+            out.removeSubrange(Int(length)...)
+            return out
+        }
         let ctx = try MACContext(algorithm: "HMAC")
         try algorithm.opensslName.withCString { digestName in
             var params = [
@@ -177,9 +281,15 @@ public enum Crypto {
 
     /// Plain digest of `data`.
     public static func digest(_ algorithm: HashAlgorithm, _ data: [UInt8]) throws -> [UInt8] {
-        let md = try MessageDigest(algorithm)
+        try digest(algorithm, data, using: implementation)
+    }
+
+    static func digest(_ algorithm: HashAlgorithm, _ data: [UInt8], using implementation: Implementation) throws -> [UInt8] {
+        let builtIn = implementation == .builtIn ? builtInDigest(algorithm) : nil
+        let fetched = builtIn == nil ? try MessageDigest(algorithm) : nil
         let ctx = try DigestContext()
-        guard EVP_DigestInit_ex(ctx.pointer, md.pointer, nil) == 1 else { throw CryptoError.fromQueue("EVP_DigestInit_ex") }
+        let initialised = withExtendedLifetime(fetched) { EVP_DigestInit_ex(ctx.pointer, builtIn ?? fetched!.pointer, nil) }
+        guard initialised == 1 else { throw CryptoError.fromQueue("EVP_DigestInit_ex") }
         if !data.isEmpty {
             let ok = data.withUnsafeBufferPointer { EVP_DigestUpdate(ctx.pointer, $0.baseAddress, $0.count) }
             guard ok == 1 else { throw CryptoError.fromQueue("EVP_DigestUpdate") }

@@ -102,10 +102,7 @@ public final class AuditLog {
                 line.unicodeScalars.append(u)
             }
         }
-        line.withCString { m in
-            // "%s": the message is data, never a format.
-            withVaList([m]) { vsyslog(LOG_AUTHPRIV | priority, "%s", $0) }
-        }
+        Sys.syslog(LOG_AUTHPRIV | priority, line)
     }
 
     public static func isoTime(_ t: Int64) -> String {

@@ -208,7 +208,14 @@ public struct Config: Equatable {
     /// `user:secret@` in a URI, or a `password` parameter in either form.
     public static func connectionStringHasPassword(_ v: String) -> Bool {
         let lower = v.lowercased()
-        if String(lower.filter { $0 != " " && $0 != "\t" }).contains("password=") { return true }
+        // "password=" anywhere once blanks are removed.
+        // Stdlib only: twostep-verify is built without _StringProcessing (Makefile).
+        let squeezed = lower.utf8.filter { $0 != UInt8(ascii: " ") && $0 != UInt8(ascii: "\t") }
+        let needle = Array("password=".utf8)
+        if squeezed.count >= needle.count,
+           (0...(squeezed.count - needle.count)).contains(where: { squeezed[$0..<$0 + needle.count].elementsEqual(needle) }) {
+            return true
+        }
         for scheme in ["postgresql://", "postgres://"] where lower.hasPrefix(scheme) {
             let rest = lower.dropFirst(scheme.count)
             let authority = rest.prefix { $0 != "/" && $0 != "?" }

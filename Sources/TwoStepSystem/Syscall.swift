@@ -89,3 +89,10 @@ extension Sys {
         return (unsync != 0, Int64(maxError))
     }
 }
+
+extension Sys {
+    /// One syslog line; `message` is data, never a format.
+    public static func syslog(_ priority: Int32, _ message: String) {
+        message.withCString { twostep_sys_syslog(priority, $0) }
+    }
+}

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 import XCTest
-import TwoStepCrypto
+@testable import TwoStepCrypto
 
 final class CryptoTests: XCTestCase {
     // RFC 4231 test cases 1 and 2; RFC 2202 test case 1 for SHA-1.
@@ -108,11 +108,20 @@ final class AESGCMTests: XCTestCase {
         XCTAssertEqual(try AESGCM.open(key: key, nonce: nonce, ciphertext: [], tag: empty.tag, aad: []), [])
     }
 
+    // Both of libcrypto's paths: the provider's (twostep-helper, the CLI) and the built-in
+    // tables twostep-verify uses (Crypto.startForOneLogin).
     func testEveryFlippedByteIsRefused() throws {
-        let sealed = try AESGCM.seal(key: key, nonce: nonce, plaintext: plaintext, aad: aad)
+        for implementation in [Crypto.Implementation.provider, .builtIn] {
+            try assertEveryFlippedByteIsRefused(using: implementation)
+        }
+    }
+
+    func assertEveryFlippedByteIsRefused(using implementation: Crypto.Implementation) throws {
+        let sealed = try AESGCM.seal(key: key, nonce: nonce, plaintext: plaintext, aad: aad, using: implementation)
         func refused(_ k: [UInt8], _ n: [UInt8], _ c: [UInt8], _ t: [UInt8], _ a: [UInt8], _ what: String) {
-            XCTAssertThrowsError(try AESGCM.open(key: k, nonce: n, ciphertext: c, tag: t, aad: a), what) { error in
-                XCTAssertEqual(error as? AESGCMError, .authenticationFailed, what)
+            XCTAssertThrowsError(try AESGCM.open(key: k, nonce: n, ciphertext: c, tag: t, aad: a, using: implementation),
+                                 "\(implementation) \(what)") { error in
+                XCTAssertEqual(error as? AESGCMError, .authenticationFailed, "\(implementation) \(what)")
             }
         }
         for i in sealed.ciphertext.indices {

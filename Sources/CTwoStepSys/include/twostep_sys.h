@@ -18,3 +18,5 @@ int twostep_sys_accept(int fd);
    *unsynchronised: STA_UNSYNC set or the clock state TIME_ERROR; *maxerror_us: the kernel's
    maximum error estimate in microseconds. Returns 0, or -1 with errno set. */
 int twostep_sys_clock_status(int *unsynchronised, long *maxerror_us);
+/* syslog(priority, "%s", message). */
+void twostep_sys_syslog(int priority, const char *message);
