@@ -46,8 +46,11 @@ final class HelperProcess {
     }
 
     private static func spawnHelper(path: String, childEnd: Int32, pid: inout pid_t) -> Int32 {
-        // argv: ["twostep-helper", "pam", NULL], as C strings that live across the call.
-        guard let arg0 = strdup("twostep-helper") else { return ENOMEM }
+        // argv: [path, "pam", NULL], as C strings that live across the call. argv[0] is the
+        // absolute path, never a bare name: the Swift runtime resolves its crash backtracer
+        // (libexec/swift/...) relative to argv[0]'s directory, which for a bare name would be
+        // the caller's working directory.
+        guard let arg0 = strdup(path) else { return ENOMEM }
         defer { free(arg0) }
         guard let arg1 = strdup("pam") else { return ENOMEM }
         defer { free(arg1) }

@@ -45,7 +45,7 @@ enum FullHelper {
             guard dup2(fds[0], 3) == 3 else { return .systemError }
             close(fds[0])
         }
-        let words: [String] = [name, "pam", "--request-fd", "3"]
+        let words: [String] = [path, "pam", "--request-fd", "3"]  // argv[0] absolute (HelperProcess)
         var argv: [UnsafeMutablePointer<CChar>?] = words.map { strdup($0) }
         argv.append(nil)
         var envp: [UnsafeMutablePointer<CChar>?] = [nil]
