@@ -13,11 +13,11 @@ public enum ClockWarning {
     public static let interval: Int64 = 3600
     static let file = ".clock-warned"
 
-    /// `health` and `now` are injected by tests; a login passes the kernel's answer.
     /// Until when this process knows an event is on record (a long-lived socket worker
     /// then reads no marker on each login). Only ever skips work: the marker decides.
     nonisolated(unsafe) static var knownUntil: (stateDir: String, until: Int64)?
 
+    /// `health` and `now` are injected by tests; a login passes the kernel's answer.
     public static func note(_ health: ClockHealth, config: Config, audit: AuditLog, service: String, now: Int64) {
         if health != .synchronised, let known = knownUntil, known.stateDir == config.stateDir,
            now >= known.until - interval, now < known.until {
