@@ -206,7 +206,8 @@ bench-scale:
 	bench/scale.sh
 
 # libFuzzer targets (swiftc -sanitize=fuzzer,address) into .build-fuzz/; see Fuzz/README.md.
-# `make test` runs each briefly (tests/test_fuzz.py); this runs them for FUZZ_SECONDS.
+# `make test` runs each for a fixed number of inputs from a fixed seed (tests/test_fuzz.py);
+# this explores: FUZZ_SECONDS per target, a new seed each time.
 FUZZ_SECONDS ?= 60
 fuzz-build:
 	Fuzz/build.sh

@@ -102,15 +102,18 @@ public struct LoginRequest: Equatable, Sendable {
         return r.encoded()
     }
 
-    /// Empty optional items are left out, as PAM had none.
+    /// `user` and `service` always; empty optional items are left out, as PAM had none.
+    /// (A login without a service name is refused by the helper, not dropped here, so
+    /// what the helper decodes is what the module had.)
     public func encoded() -> [UInt8] {
         var pairs: [(String, String)] = [
             (RequestField.version.rawValue, String(ProtocolLimits.version)),
             (RequestField.mode.rawValue, RequestMode.login.rawValue),
             (RequestField.user.rawValue, user),
+            (RequestField.service.rawValue, service),
         ]
         let optional: [(RequestField, String)] = [
-            (.service, service), (.rhost, rhost), (.ruser, ruser), (.tty, tty), (.authInfo, authInfo),
+            (.rhost, rhost), (.ruser, ruser), (.tty, tty), (.authInfo, authInfo),
         ]
         for (field, value) in optional where !value.isEmpty { pairs.append((field.rawValue, value)) }
         pairs.append((RequestField.config.rawValue, config))
@@ -233,7 +236,10 @@ public enum HelperRequest: Equatable, Sendable {
         case .login:
             let user = try required(.user)
             guard !user.isEmpty else { try FrameError.raise(.badValue("user")) }
+            // PAM always names its service (trust_services, the audit line and the
+            // lockout's records depend on it): a login without one is malformed.
             let service = try required(.service)
+            guard !service.isEmpty else { try FrameError.raise(.badValue("service")) }
             var login = LoginRequest(
                 user: user, service: service, rhost: value(.rhost) ?? "", ruser: value(.ruser) ?? "",
                 tty: value(.tty) ?? "", authInfo: value(.authInfo) ?? "",

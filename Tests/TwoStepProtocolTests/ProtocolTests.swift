@@ -81,6 +81,8 @@ final class TypedRequestTests: XCTestCase {
             (login.map { $0.0 == "version" ? ("version", "2") : $0 }, "version"),
             (login.map { $0.0 == "mode" ? ("mode", "admin") : $0 }, "mode"),
             (login + [("nullok", "yes")], "nullok"),
+            (login.map { $0.0 == "user" ? ("user", "") : $0 }, "user"),
+            (login.map { $0.0 == "service" ? ("service", "") : $0 }, "service"),
             (selfService.map { $0.0 == "command" ? ("command", "reset") : $0 }, "command"),
             (selfService + [("replace", "1")], "replace"),  // only enroll replaces
         ]
@@ -89,6 +91,19 @@ final class TypedRequestTests: XCTestCase {
                 XCTAssertEqual($0 as? FrameError, .badValue(field))
             }
         }
+    }
+
+    /// Found by fuzz-frames in CI: a login with an empty service decoded, but its encoding
+    /// left the service out, so it no longer decoded. The encoder now always sends the
+    /// service and the decoder refuses an empty one: the helper sees what the module had.
+    func testALoginWithoutServiceIsRefusedAsSuchAfterEncoding() {
+        let encoded = LoginRequest(user: "alice", service: "").encoded()
+        XCTAssertThrowsError(try HelperRequest.decode(encoded)) {
+            XCTAssertEqual($0 as? FrameError, .badValue("service"))
+        }
+        let module = LoginRequest.encode(user: "alice", service: "", rhost: "", ruser: "", tty: "", authInfo: "",
+                                         config: LoginRequest.defaultConfig, nullok: false, debug: false)
+        XCTAssertEqual(module, encoded)
     }
 
     func testMalformedFieldBytesAreRefused() {
