@@ -165,10 +165,73 @@ public final class PGConnection {
     /// Runs one statement with parameters `$1…$n`; the result comes back in binary.
     @discardableResult
     public func exec(_ sql: String, _ params: [PGValue] = [], operation: String? = nil) throws -> PGResult {
-        let op = operation ?? String(sql.prefix(while: { $0 != " " }))
+        let statement = PGStatement(sql, params, operation: operation)
         guard let c = conn else {
-            throw DatabaseError(operation: op, message: "not connected", connectionLost: true)
+            throw DatabaseError(operation: statement.operation, message: "not connected", connectionLost: true)
         }
+        let r = Self.withParameters(statement.params) { n, types, values, lengths, formats in
+            PQexecParams(c, statement.sql, n, types, values, lengths, formats, 1)
+        }
+        return try Self.checked(r, c, statement.operation)
+    }
+
+    /// Runs `statements` in libpq's pipeline mode: all sent, then one Sync, so the server
+    /// answers them in one round trip. They run in order; the first that fails is thrown and
+    /// the server skips the rest (inside a transaction block, which a Sync does not end, the
+    /// transaction is then aborted and the caller rolls it back). Any other trouble (a send
+    /// that fails, an answer missing, the connection dropped mid-pipeline) closes the
+    /// connection, so it is made afresh rather than reused in a half state.
+    @discardableResult
+    public func pipeline(_ statements: [PGStatement]) throws -> [PGResult] {
+        guard let first = statements.first else { return [] }
+        guard let c = conn else {
+            throw DatabaseError(operation: first.operation, message: "not connected", connectionLost: true)
+        }
+        func broken(_ operation: String, _ error: DatabaseError? = nil) -> DatabaseError {
+            let e = DatabaseError(operation: error?.operation ?? operation, sqlState: error?.sqlState,
+                                  message: error?.message ?? Self.errorText(c), connectionLost: true)
+            close()
+            return e
+        }
+        guard PQenterPipelineMode(c) == 1 else { throw broken("enter pipeline mode") }
+        for s in statements {
+            let sent = Self.withParameters(s.params) { n, types, values, lengths, formats in
+                PQsendQueryParams(c, s.sql, n, types, values, lengths, formats, 1)
+            }
+            guard sent == 1 else { throw broken(s.operation) }
+        }
+        guard PQpipelineSync(c) == 1 else { throw broken("pipeline sync") }
+        // Each statement's result is followed by a NULL; after the last, the Sync's.
+        var results: [PGResult] = []
+        var failure: DatabaseError?
+        for s in statements {
+            guard let r = PQgetResult(c) else { throw broken(s.operation, failure) }
+            var extra = 0
+            while let more = PQgetResult(c) {
+                PQclear(more)
+                extra += 1
+                guard extra < 4 else { PQclear(r); throw broken(s.operation, failure) }
+            }
+            if failure == nil {
+                do { results.append(try Self.checked(r, c, s.operation)) } catch let e as DatabaseError { failure = e }
+            } else {
+                PQclear(r)   // PGRES_PIPELINE_ABORTED: skipped after the failure
+            }
+        }
+        guard let sync = PQgetResult(c) else { throw broken("pipeline sync", failure) }
+        let synced = PQresultStatus(sync) == PGRES_PIPELINE_SYNC
+        PQclear(sync)
+        guard synced, PQexitPipelineMode(c) == 1, PQstatus(c) == CONNECTION_OK else {
+            throw broken("pipeline sync", failure)
+        }
+        if let failure { throw failure }
+        return results
+    }
+
+    /// Hands libpq the parameters: text and integers as text with their type, bytes as
+    /// binary bytea; the buffers live for the call only.
+    private static func withParameters<T>(_ params: [PGValue], _ body: (Int32, UnsafePointer<Oid>,
+        UnsafePointer<UnsafePointer<CChar>?>?, UnsafePointer<Int32>, UnsafePointer<Int32>) -> T) -> T {
         var buffers: [UnsafeMutablePointer<CChar>?] = []
         var lengths: [Int32] = []
         var formats: [Int32] = []
@@ -188,13 +251,17 @@ public final class PGConnection {
                 buffers.append(nil); lengths.append(0); formats.append(0); types.append(0)
             }
         }
-        let r: OpaquePointer? = buffers.withUnsafeBufferPointer { bp in
+        return buffers.withUnsafeBufferPointer { bp in
             bp.withMemoryRebound(to: UnsafePointer<CChar>?.self) { values in
-                PQexecParams(c, sql, Int32(params.count), types, values.baseAddress, lengths, formats, 1)
+                body(Int32(params.count), types, values.baseAddress, lengths, formats)
             }
         }
+    }
+
+    /// `r` as a result, or the DatabaseError it (or its absence) stands for.
+    private static func checked(_ r: OpaquePointer?, _ c: OpaquePointer, _ op: String) throws -> PGResult {
         guard let r else {
-            throw DatabaseError(operation: op, message: Self.errorText(c), connectionLost: PQstatus(c) != CONNECTION_OK)
+            throw DatabaseError(operation: op, message: errorText(c), connectionLost: PQstatus(c) != CONNECTION_OK)
         }
         let result = PGResult(r)
         let status = PQresultStatus(r)
@@ -202,10 +269,24 @@ public final class PGConnection {
             let state = PQresultErrorField(r, Int32(UInt8(ascii: "C"))).map { String(cString: $0) }
             var message = String(cString: PQresultErrorMessage(r))
             while message.last == "\n" { message.removeLast() }
-            if message.isEmpty { message = Self.errorText(c) }
+            if message.isEmpty { message = errorText(c) }
             throw DatabaseError(operation: op, sqlState: state, message: message,
                                 connectionLost: PQstatus(c) != CONNECTION_OK)
         }
         return result
+    }
+}
+
+/// One statement with its parameters, for `exec` and `pipeline`.
+public struct PGStatement {
+    public let sql: String
+    public let params: [PGValue]
+    /// How errors name it (default: the statement's first word).
+    public let operation: String
+
+    public init(_ sql: String, _ params: [PGValue] = [], operation: String? = nil) {
+        self.sql = sql
+        self.params = params
+        self.operation = operation ?? String(sql.prefix(while: { $0 != " " }))
     }
 }

@@ -93,11 +93,26 @@ public final class PostgresDatabase {
     /// Inside a transaction opened by `withTransaction` on this connection.
     public var inTransaction: Bool { connection.map { owner == getpid() && $0.inTransaction } ?? false }
 
+    /// Writes made by a transaction's body, sent with its COMMIT (`write`).
+    private var pendingWrites: [PGStatement] = []
+    /// A `withTransaction` body is running: `write` queues instead of sending.
+    private var queueingWrites = false
+
     /// Runs `body` on the connection. Outside a transaction, a lost connection or a
-    /// serialization failure is retried on a fresh connection (bounded); inside one it is not.
+    /// serialization failure is retried on a fresh connection (bounded); inside one it is not,
+    /// and the body's queued writes are sent first, so it reads what it wrote.
     @discardableResult
     public func run<T>(_ body: (PGConnection) throws -> T) throws -> T {
-        if inTransaction { return try body(connection!) }
+        if inTransaction {
+            let c = connection!
+            try sendQueuedWrites(c)
+            return try body(c)
+        }
+        if queueingWrites {
+            // A transaction's body whose connection is gone: never carry on outside it.
+            throw DatabaseError(operation: "transaction", message: "the connection was lost inside the transaction",
+                                connectionLost: true)
+        }
         let deadline = Sys.monotonicSeconds() + Self.retryBudgetSeconds
         var attempt = 1
         while true {
@@ -112,25 +127,56 @@ public final class PostgresDatabase {
         }
     }
 
-    /// BEGIN, `lock` (which takes the row locks), `body`, COMMIT. Taking the lock is
-    /// retried like `run`; once `body` has started, any failure rolls back and throws.
-    public func withTransaction<L, R>(lock: (PGConnection) throws -> L, _ body: (L) throws -> R) throws -> R {
+    /// A write that changes no result the caller reads: inside a `withTransaction` body it
+    /// is queued and sent in one pipeline with the COMMIT (or before the body's next
+    /// statement), so it costs the transaction no round trip of its own; anywhere else it
+    /// runs at once, like `run`.
+    public func write(_ statement: PGStatement) throws {
+        if queueingWrites {
+            pendingWrites.append(statement)
+        } else {
+            try run { c in _ = try c.exec(statement.sql, statement.params, operation: statement.operation) }
+        }
+    }
+
+    private func sendQueuedWrites(_ c: PGConnection) throws {
+        guard !pendingWrites.isEmpty else { return }
+        let writes = pendingWrites
+        pendingWrites = []
+        try c.pipeline(writes)
+    }
+
+    /// BEGIN and `first` (the statement that takes the row lock) in one round trip (libpq's
+    /// pipeline mode), then `lock` on its result (which may take more); `body`; its queued
+    /// writes and COMMIT in one round trip. Beginning and locking are retried like `run`;
+    /// once `body` has started, any failure rolls back and throws, and a COMMIT that did not
+    /// report COMMIT is a failure: nothing the body decided counts until the server said so.
+    public func withTransaction<L, R>(first: PGStatement, lock: (PGConnection, PGResult) throws -> L,
+                                      _ body: (L) throws -> R) throws -> R {
         let locked: L = try run { c in
-            try c.exec("BEGIN")
-            do { return try lock(c) } catch {
-                _ = try? c.exec("ROLLBACK")
+            do {
+                let results = try c.pipeline([PGStatement("BEGIN"), first])
+                return try lock(c, results[1])
+            } catch {
+                if c.inTransaction { _ = try? c.exec("ROLLBACK") }
                 throw error
             }
         }
         let c = connection!
         let result: R
+        pendingWrites = []
+        queueingWrites = true
         do {
+            defer { queueingWrites = false }
             result = try body(locked)
-            let r = try c.exec("COMMIT")
-            guard r.commandStatus == "COMMIT" else {
+            let writes = pendingWrites
+            pendingWrites = []
+            let committed = try c.pipeline(writes + [PGStatement("COMMIT")])
+            guard committed.last?.commandStatus == "COMMIT" else {
                 throw DatabaseError(operation: "COMMIT", message: "the transaction was rolled back")
             }
         } catch {
+            pendingWrites = []
             if c.inTransaction { _ = try? c.exec("ROLLBACK") }
             if !deferAudit { flushAudit() }
             throw error

@@ -7,9 +7,10 @@ import TwoStepStore
 /// record's associated data, so bytes copied into another user's row do not open) and the
 /// state file's bytes, with the state's fields also in columns an operator can query.
 ///
-/// `withLock` is one transaction: BEGIN, `SELECT … FOR UPDATE` of the user's row (made
-/// first if missing: INSERT … ON CONFLICT DO NOTHING waits for a concurrent insert), the
-/// body, COMMIT. So a code passes once across the fleet.
+/// `withLock` is one transaction: BEGIN and `SELECT … FOR UPDATE` of the user's row in one
+/// round trip (made first if missing: INSERT … ON CONFLICT DO NOTHING waits for a
+/// concurrent insert), the body, whose writes go with the COMMIT in one round trip. So a
+/// code passes once across the fleet.
 public final class PostgresUserStore: UserStore, SealedRecordAccess {
     public let database: PostgresDatabase
     let keys: KeyRing
@@ -87,12 +88,10 @@ public final class PostgresUserStore: UserStore, SealedRecordAccess {
         snapshot = nil
         let u = try checked(user)
         let keyID = try SealedRecord.keyID(of: sealed, path: label(u))
-        try database.run { c in
-            try c.exec("""
-                INSERT INTO twostep_users (name, record, key_id) VALUES ($1, $2, $3)
-                ON CONFLICT (name) DO UPDATE SET record = EXCLUDED.record, key_id = EXCLUDED.key_id, updated = now()
-                """, [.text(u), .bytes(sealed), .text(keyID)], operation: "write record")
-        }
+        try database.write(PGStatement("""
+            INSERT INTO twostep_users (name, record, key_id) VALUES ($1, $2, $3)
+            ON CONFLICT (name) DO UPDATE SET record = EXCLUDED.record, key_id = EXCLUDED.key_id, updated = now()
+            """, [.text(u), .bytes(sealed), .text(keyID)], operation: "write record"))
         if locked?.user == u { locked?.record = sealed }
     }
 
@@ -100,23 +99,19 @@ public final class PostgresUserStore: UserStore, SealedRecordAccess {
         snapshot = nil
         let u = try checked(user)
         let bytes = state.serialized()
-        try database.run { c in
-            try c.exec("""
-                INSERT INTO twostep_users (name, state, last_step, failures, locked_until) VALUES ($1, $2, $3, $4, $5)
-                ON CONFLICT (name) DO UPDATE SET state = EXCLUDED.state, last_step = EXCLUDED.last_step,
-                    failures = EXCLUDED.failures, locked_until = EXCLUDED.locked_until, updated = now()
-                """, [.text(u), .bytes(bytes), .int(state.lastStep), .int(Int64(state.failures.count)),
-                      .int(state.lockedUntil)], operation: "write state")
-        }
+        try database.write(PGStatement("""
+            INSERT INTO twostep_users (name, state, last_step, failures, locked_until) VALUES ($1, $2, $3, $4, $5)
+            ON CONFLICT (name) DO UPDATE SET state = EXCLUDED.state, last_step = EXCLUDED.last_step,
+                failures = EXCLUDED.failures, locked_until = EXCLUDED.locked_until, updated = now()
+            """, [.text(u), .bytes(bytes), .int(state.lastStep), .int(Int64(state.failures.count)),
+                  .int(state.lockedUntil)], operation: "write state"))
         if locked?.user == u { locked?.state = bytes }
     }
 
     public func removeUser(_ user: String) throws {
         snapshot = nil
         let u = try checked(user)
-        try database.run { c in
-            try c.exec("DELETE FROM twostep_users WHERE name = $1", [.text(u)], operation: "remove user")
-        }
+        try database.write(PGStatement("DELETE FROM twostep_users WHERE name = $1", [.text(u)], operation: "remove user"))
         if locked?.user == u { locked?.record = nil; locked?.state = nil }
     }
 
@@ -138,13 +133,13 @@ public final class PostgresUserStore: UserStore, SealedRecordAccess {
             }
             return try body()
         }
-        return try database.withTransaction(lock: { c -> (record: [UInt8]?, state: [UInt8]?) in
-            let select = "SELECT record, state FROM twostep_users WHERE name = $1 FOR UPDATE"
-            var r = try c.exec(select, [.text(u)], operation: "lock row")
+        let select = PGStatement("SELECT record, state FROM twostep_users WHERE name = $1 FOR UPDATE", [.text(u)],
+                                 operation: "lock row")
+        return try database.withTransaction(first: select, lock: { c, first -> (record: [UInt8]?, state: [UInt8]?) in
+            var r = first
             if r.rows == 0 {
-                try c.exec("INSERT INTO twostep_users (name) VALUES ($1) ON CONFLICT (name) DO NOTHING", [.text(u)],
-                           operation: "create row")
-                r = try c.exec(select, [.text(u)], operation: "lock row")
+                r = try c.pipeline([PGStatement("INSERT INTO twostep_users (name) VALUES ($1) ON CONFLICT (name) DO NOTHING",
+                                                [.text(u)], operation: "create row"), select])[1]
             }
             guard r.rows == 1 else { throw DatabaseError(operation: "lock row", message: "row for \(u) vanished") }
             return (r.bytes(0, 0), r.bytes(0, 1))
