@@ -374,3 +374,87 @@ def test_rotate_key_across_the_fleet_while_logins_go_on(fleet):
     assert "1 record(s) still under an older key" in out and "1 record(s) re-sealed" in out, out
     assert fleet.login(c, "rk39", code) == PAM_SUCCESS
     assert fleet.login(fleet.a, "rk00", oathtool(at=time.time() + 30)) == PAM_SUCCESS
+
+
+# --- one login's transaction: BEGIN + the locking SELECT in one pipeline, the writes + COMMIT in another
+
+def row_bytes(fleet, user):
+    """The user's row as the server holds it (hex of record and state)."""
+    return fleet.sql(f"SELECT encode(record, 'hex') || ':' || encode(state, 'hex') FROM twostep_users WHERE name = '{user}'")
+
+
+def failing_trigger(fleet, when, body="RAISE EXCEPTION 'injected failure'"):
+    """A trigger on twostep_users that fails the transaction: `before` fails the UPDATE sent
+    in the COMMIT's pipeline, `commit` (a deferred constraint trigger) fails the COMMIT
+    itself, after every statement of the transaction has succeeded."""
+    fleet.sql(f"CREATE OR REPLACE FUNCTION ts_fail() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN {body}; RETURN NEW; END $$")
+    if when == "before":
+        fleet.sql("CREATE TRIGGER ts_fail BEFORE UPDATE ON twostep_users FOR EACH ROW EXECUTE FUNCTION ts_fail()")
+    else:
+        fleet.sql("CREATE CONSTRAINT TRIGGER ts_fail AFTER UPDATE ON twostep_users DEFERRABLE INITIALLY DEFERRED "
+                  "FOR EACH ROW EXECUTE FUNCTION ts_fail()")
+
+
+@pytest.mark.parametrize("when", ["before", "commit", "connection"])
+def test_a_failure_inside_the_login_transaction_fails_closed_and_spends_nothing(fleet, when):
+    """The state write goes to the server with the COMMIT: whether the write fails, the
+    COMMIT fails, or the connection dies mid-pipeline, the login is refused as unavailable,
+    the row is as before (the code was not spent), and the running helper's next login on
+    the same worker connection works (the connection is reset, never reused half-way)."""
+    user = "pipe" + when[:4]
+    fleet.a.enroll(user)
+    sock_service = fleet.serve(fleet.a)
+    t = time.time()
+    assert fleet.login(fleet.a, user, oathtool(at=t - 30), service=sock_service) == PAM_SUCCESS
+    before = row_bytes(fleet, user)
+    seen = len(fleet.a.audit_events()), len(fleet.b.audit_events())
+    body = ("PERFORM pg_terminate_backend(pg_backend_pid())" if when == "connection"
+            else "RAISE EXCEPTION 'injected failure'")
+    failing_trigger(fleet, "before" if when == "connection" else when, body)
+    try:
+        for host, svc in ((fleet.a, sock_service), (fleet.b, "ts")):
+            assert fleet.login(host, user, oathtool(at=t), service=svc) == PAM_AUTHINFO_UNAVAIL
+            assert row_bytes(fleet, user) == before
+        # Failed closed and audited as an error, never as a success that was not written.
+        said = fleet.a.audit_events()[seen[0]:] + fleet.b.audit_events()[seen[1]:]
+        assert [e["result"] for e in said if e["user"] == user] == ["error", "error"], said
+    finally:
+        fleet.sql("DROP TRIGGER IF EXISTS ts_fail ON twostep_users")
+    # Nothing was spent: the same code passes now, through the same running helper, once.
+    assert fleet.login(fleet.a, user, oathtool(at=t), service=sock_service) == PAM_SUCCESS
+    assert row_bytes(fleet, user) != before
+    assert fleet.login(fleet.b, user, oathtool(at=t)) == PAM_AUTH_ERR
+
+
+def test_a_failed_state_write_also_undoes_the_backup_code_written_with_it(fleet):
+    """A backup code sends two writes with the COMMIT (the record without the code, then the
+    state): when the second fails, the first is rolled back too and the code still works once."""
+    fleet.a.enroll("pipebk")
+    codes = json.loads(fleet.a.cli("admin", "backup-codes", "pipebk", "--json").stdout)["backup_codes"]
+    before = row_bytes(fleet, "pipebk")
+    # Fails only the state write (the update that leaves the record as it is): the record's
+    # write before it in the same pipeline has succeeded by then.
+    failing_trigger(fleet, "before",
+                    "IF NEW.record IS NOT DISTINCT FROM OLD.record THEN RAISE EXCEPTION 'injected failure'; END IF")
+    try:
+        assert fleet.login(fleet.a, "pipebk", codes[0]) == PAM_AUTHINFO_UNAVAIL
+        assert row_bytes(fleet, "pipebk") == before
+    finally:
+        fleet.sql("DROP TRIGGER IF EXISTS ts_fail ON twostep_users")
+    assert fleet.login(fleet.b, "pipebk", codes[0]) == PAM_SUCCESS
+    assert fleet.login(fleet.a, "pipebk", codes[0]) == PAM_AUTH_ERR
+
+
+def test_parallel_logins_with_one_code_through_two_running_helpers_pass_once(fleet):
+    """Both hosts' running helpers (pre-forked workers, each with its pipelined
+    transaction) race with one code: the row lock lets exactly one pass."""
+    services = [fleet.serve(h) for h in (fleet.a, fleet.b)]
+    for round in range(3):
+        user = f"pipepar{round}"   # 15 wrong answers lock a user out: one user per race
+        fleet.a.enroll(user)
+        code = oathtool()
+        jobs = [(fleet.a if i % 2 else fleet.b, services[i % 2]) for i in range(16)]
+        with concurrent.futures.ThreadPoolExecutor(max_workers=16) as pool:
+            results = list(pool.map(lambda j: fleet.login(j[0], user, code, service=j[1]), jobs))
+        assert results.count(PAM_SUCCESS) == 1, results
+        assert all(r in (PAM_SUCCESS, PAM_AUTH_ERR, PAM_MAXTRIES) for r in results), results

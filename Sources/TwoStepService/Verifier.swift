@@ -148,8 +148,13 @@ public final class Verifier {
         if config.emailFallback && acceptsBackupCode && isEmailRequest(answer) {
             return emailFallback(req, conversation: conversation, log: { log($0, $1, event: $2) })
         }
+        // What the answer's check has to say (the audit line, messages) waits until withLock
+        // has returned, that is until its write is durable: the file store's at once, the
+        // database's at COMMIT, which carries the write (PostgresDatabase.withTransaction).
+        // A write or COMMIT that fails says only "error".
+        var said: [() -> Void] = []
         do {
-            return try store.withLock(req.user) { () throws -> Verdict in
+            let verdict = try store.withLock(req.user) { () throws -> Verdict in
                 // Read again under the lock: another login may have spent this step.
                 let current = try store.loadRecordAndState(req.user)
                 guard let record = current.record else { return req.nullok ? .ignore : .notEnrolled }
@@ -179,8 +184,8 @@ public final class Verifier {
                         state.failures = []
                     }
                     try store.saveState(state, for: req.user)
-                    log("success", detail)
-                    if let message { conversation.info(message) }
+                    said.append { log("success", detail) }
+                    if let message { said.append { conversation.info(message) } }
                     return .success
                 }
                 switch check {
@@ -190,7 +195,7 @@ public final class Verifier {
                     let label = check.authenticatorLabel ?? ""
                     let verdict = try succeed(self.accepted(check, record: record, state: before),
                                               shown == nil ? label : label + ", invitation confirmed", shown)
-                    if let trusted { conversation.info(trusted) }
+                    if let trusted { said.append { conversation.info(trusted) } }
                     return verdict
                 case .invitedSecret(let step):
                     let name = try adoptInvitedSecret(record, user: req.user)
@@ -211,20 +216,27 @@ public final class Verifier {
                     let verdict = try succeed(nil, "backup code, \(remaining) left",
                                               "Backup code accepted; \(remaining) left." +
                                               (remaining <= 3 ? " Run `twostep backup-codes` for a new set." : ""))
-                    if let trusted { conversation.info(trusted) }
+                    if let trusted { said.append { conversation.info(trusted) } }
                     return verdict
                 case .replayed, .wrong:
                     let locked = limiter.recordFailure(&state)
                     try store.saveState(state, for: req.user)
-                    log("failure", check == .replayed ? "code already used" : "wrong code")
+                    let replayed = check == .replayed
+                    said.append { log("failure", replayed ? "code already used" : "wrong code") }
                     if locked {
-                        log("refused", "\(config.rateLimitFailures) failures within \(config.rateLimitSeconds) s", event: "lockout")
-                        conversation.error(lockoutMessage(state) ?? "Too many wrong codes.")
+                        let message = lockoutMessage(state) ?? "Too many wrong codes."
+                        said.append {
+                            log("refused", "\(self.config.rateLimitFailures) failures within \(self.config.rateLimitSeconds) s",
+                                event: "lockout")
+                            conversation.error(message)
+                        }
                         return .lockedOut
                     }
                     return .failure
                 }
             }
+            for say in said { say() }
+            return verdict
         } catch {
             log("error", "\(error)")
             conversation.error("Two-step verification is unavailable for this account; ask an administrator.")
