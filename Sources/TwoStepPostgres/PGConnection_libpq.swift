@@ -80,6 +80,10 @@ public final class PGResult {
 /// One connection to the server. Not shared between processes (never used across fork).
 public final class PGConnection {
     private var conn: OpaquePointer?
+    /// Statements prepared on this connection by `pipeline`: cache key → name.
+    private var prepared: [String: String] = [:]
+    /// Statement names given so far on this connection; a name is never given twice.
+    private var namesGiven = 0
 
     /// Connects with `conninfo` (a libpq URI or key=value string). `settings` come first
     /// so the connection string can override them; the password comes last so nothing
@@ -181,6 +185,10 @@ public final class PGConnection {
     /// transaction is then aborted and the caller rolls it back). Any other trouble (a send
     /// that fails, an answer missing, the connection dropped mid-pipeline) closes the
     /// connection, so it is made afresh rather than reused in a half state.
+    ///
+    /// Each statement is a named prepared statement of this connection, prepared in the same
+    /// pipeline the first time it runs (no round trip of its own), so the server parses and
+    /// plans it once per connection, not per login.
     @discardableResult
     public func pipeline(_ statements: [PGStatement]) throws -> [PGResult] {
         guard let first = statements.first else { return [] }
@@ -194,28 +202,42 @@ public final class PGConnection {
             return e
         }
         guard PQenterPipelineMode(c) == 1 else { throw broken("enter pipeline mode") }
+        // The statements prepared by this pipeline: (cache key, name), nil where already prepared.
+        var preparing: [(key: String, name: String)?] = []
         for s in statements {
-            let sent = Self.withParameters(s.params) { n, types, values, lengths, formats in
-                PQsendQueryParams(c, s.sql, n, types, values, lengths, formats, 1)
+            let key = s.cacheKey
+            let known = prepared[key]
+            if known == nil { namesGiven += 1 }
+            let name = known ?? "twostep_\(namesGiven)"
+            let sent = Self.withParameters(s.params) { n, types, values, lengths, formats -> Bool in
+                if known == nil, PQsendPrepare(c, name, s.sql, n, types) != 1 { return false }
+                return PQsendQueryPrepared(c, name, n, values, lengths, formats, 1) == 1
             }
-            guard sent == 1 else { throw broken(s.operation) }
+            guard sent else { throw broken(s.operation) }
+            preparing.append(known == nil ? (key, name) : nil)
         }
         guard PQpipelineSync(c) == 1 else { throw broken("pipeline sync") }
-        // Each statement's result is followed by a NULL; after the last, the Sync's.
-        var results: [PGResult] = []
-        var failure: DatabaseError?
-        for s in statements {
-            guard let r = PQgetResult(c) else { throw broken(s.operation, failure) }
+        // Each result (a Prepare's, a statement's) is followed by a NULL; after the last, the Sync's.
+        func next(_ operation: String, _ failure: DatabaseError?) throws -> OpaquePointer {
+            guard let r = PQgetResult(c) else { throw broken(operation, failure) }
             var extra = 0
             while let more = PQgetResult(c) {
                 PQclear(more)
                 extra += 1
-                guard extra < 4 else { PQclear(r); throw broken(s.operation, failure) }
+                guard extra < 4 else { PQclear(r); throw broken(operation, failure) }
             }
-            if failure == nil {
-                do { results.append(try Self.checked(r, c, s.operation)) } catch let e as DatabaseError { failure = e }
-            } else {
-                PQclear(r)   // PGRES_PIPELINE_ABORTED: skipped after the failure
+            return r
+        }
+        var results: [PGResult] = []
+        var failure: DatabaseError?
+        for (s, prepare) in zip(statements, preparing) {
+            for step in (prepare == nil ? [false] : [true, false]) {
+                let r = try next(s.operation, failure)
+                guard failure == nil else { PQclear(r); continue }   // PGRES_PIPELINE_ABORTED: skipped
+                do {
+                    let result = try Self.checked(r, c, s.operation)
+                    if step, let prepare { prepared[prepare.key] = prepare.name } else if !step { results.append(result) }
+                } catch let e as DatabaseError { failure = e }
             }
         }
         guard let sync = PQgetResult(c) else { throw broken("pipeline sync", failure) }
@@ -224,7 +246,12 @@ public final class PGConnection {
         guard synced, PQexitPipelineMode(c) == 1, PQstatus(c) == CONNECTION_OK else {
             throw broken("pipeline sync", failure)
         }
-        if let failure { throw failure }
+        if let failure {
+            // Whether the server kept a statement prepared in a failed pipeline is not ours to
+            // guess: forget them, and never use their names again.
+            for case let p? in preparing where prepared[p.key] == p.name { prepared[p.key] = nil }
+            throw failure
+        }
         return results
     }
 
@@ -288,5 +315,17 @@ public struct PGStatement {
         self.sql = sql
         self.params = params
         self.operation = operation ?? String(sql.prefix(while: { $0 != " " }))
+    }
+
+    /// A prepared statement fits the SQL and its parameters' types (a NULL has none).
+    var cacheKey: String {
+        params.map { p -> String in
+            switch p {
+            case .text: return "t"
+            case .int: return "i"
+            case .bytes: return "b"
+            case .null: return "n"
+            }
+        }.joined() + ":" + sql
     }
 }

@@ -236,12 +236,13 @@ public final class PostgresDatabase {
             return
         }
         do {
-            try c.exec("""
+            // A prepared statement of this connection (`pipeline`), like a login's.
+            try c.pipeline([PGStatement("""
                 INSERT INTO twostep_audit (time, host, event, user_name, service, result, detail, rhost)
                 VALUES (to_timestamp($1), $2, $3, $4, $5, $6, $7, $8)
                 """, [.int(time), .text(Sys.hostName() ?? "unknown"), .text(e.event), .text(e.user), .text(e.service), .text(e.result),
                       e.detail.map(PGValue.text) ?? .null, e.rhost.map(PGValue.text) ?? .null],
-                operation: "audit mirror")
+                operation: "audit mirror")])
         } catch {
             AuditLog.syslogLine(LOG_ERR, "audit mirror: \(error)")
         }

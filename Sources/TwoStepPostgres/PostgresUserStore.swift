@@ -50,7 +50,7 @@ public final class PostgresUserStore: UserStore, SealedRecordAccess {
             return s.row
         }
         let row: (record: [UInt8]?, state: [UInt8]?)? = try database.run { c in
-            let r = try c.exec("SELECT record, state FROM twostep_users WHERE name = $1", [.text(u)], operation: "read row")
+            let r = try c.pipeline([Self.readRow(u)])[0]
             return r.rows == 0 ? nil : (r.bytes(0, 0), r.bytes(0, 1))
         }
         snapshot = locked == nil ? (u, row) : nil
@@ -62,10 +62,25 @@ public final class PostgresUserStore: UserStore, SealedRecordAccess {
     }
 
     public func loadRecord(_ user: String) throws -> UserRecord? {
-        guard let sealed = try sealedRecord(user) else { return nil }
+        try openRecord(try sealedRecord(user), user)
+    }
+
+    /// Both from one read of the row (one round trip, whatever was read before).
+    public func loadRecordAndState(_ user: String) throws -> (record: UserRecord?, state: UserState) {
+        let r = try row(user)
+        return (try openRecord(r?.record, user), try parseState(r?.state, user))
+    }
+
+    private func openRecord(_ sealed: [UInt8]?, _ user: String) throws -> UserRecord? {
+        guard let sealed else { return nil }
         var plain = try SealedRecord.open(sealed, user: user, keys: keys, path: label(user))
         defer { Crypto.wipe(&plain) }
         return try UserRecord.parse(plain, path: label(user))
+    }
+
+    private func parseState(_ bytes: [UInt8]?, _ user: String) throws -> UserState {
+        guard let bytes else { return UserState() }
+        return try UserState.parse(bytes, path: label(user))
     }
 
     public func hasRecord(_ user: String) throws -> Bool {
@@ -73,8 +88,7 @@ public final class PostgresUserStore: UserStore, SealedRecordAccess {
     }
 
     public func loadState(_ user: String) throws -> UserState {
-        guard let bytes = try row(user)?.state else { return UserState() }
-        return try UserState.parse(bytes, path: label(user))
+        try parseState(try row(user)?.state, user)
     }
 
     public func saveRecord(_ record: UserRecord, for user: String) throws {
@@ -88,10 +102,14 @@ public final class PostgresUserStore: UserStore, SealedRecordAccess {
         snapshot = nil
         let u = try checked(user)
         let keyID = try SealedRecord.keyID(of: sealed, path: label(u))
-        try database.write(PGStatement("""
-            INSERT INTO twostep_users (name, record, key_id) VALUES ($1, $2, $3)
-            ON CONFLICT (name) DO UPDATE SET record = EXCLUDED.record, key_id = EXCLUDED.key_id, updated = now()
-            """, [.text(u), .bytes(sealed), .text(keyID)], operation: "write record"))
+        // Under this user's lock the row exists: a plain UPDATE (cheaper for the server than
+        // an INSERT that finds the conflict) is enough.
+        try database.write(PGStatement(locked?.user == u
+            ? "UPDATE twostep_users SET record = $2, key_id = $3, updated = now() WHERE name = $1"
+            : """
+              INSERT INTO twostep_users (name, record, key_id) VALUES ($1, $2, $3)
+              ON CONFLICT (name) DO UPDATE SET record = EXCLUDED.record, key_id = EXCLUDED.key_id, updated = now()
+              """, [.text(u), .bytes(sealed), .text(keyID)], operation: "write record"))
         if locked?.user == u { locked?.record = sealed }
     }
 
@@ -99,12 +117,7 @@ public final class PostgresUserStore: UserStore, SealedRecordAccess {
         snapshot = nil
         let u = try checked(user)
         let bytes = state.serialized()
-        try database.write(PGStatement("""
-            INSERT INTO twostep_users (name, state, last_step, failures, locked_until) VALUES ($1, $2, $3, $4, $5)
-            ON CONFLICT (name) DO UPDATE SET state = EXCLUDED.state, last_step = EXCLUDED.last_step,
-                failures = EXCLUDED.failures, locked_until = EXCLUDED.locked_until, updated = now()
-            """, [.text(u), .bytes(bytes), .int(state.lastStep), .int(Int64(state.failures.count)),
-                  .int(state.lockedUntil)], operation: "write state"))
+        try database.write(Self.stateWrite(u, bytes, state, locked: locked?.user == u))
         if locked?.user == u { locked?.state = bytes }
     }
 
@@ -133,8 +146,7 @@ public final class PostgresUserStore: UserStore, SealedRecordAccess {
             }
             return try body()
         }
-        let select = PGStatement("SELECT record, state FROM twostep_users WHERE name = $1 FOR UPDATE", [.text(u)],
-                                 operation: "lock row")
+        let select = Self.lockRow(u)
         return try database.withTransaction(first: select, lock: { c, first -> (record: [UInt8]?, state: [UInt8]?) in
             var r = first
             if r.rows == 0 {
@@ -147,6 +159,47 @@ public final class PostgresUserStore: UserStore, SealedRecordAccess {
             locked = (u, row.record, row.state)
             defer { locked = nil }
             return try body()
+        }
+    }
+
+    // MARK: a login's statements (also prepared ahead of it by `prepareLoginStatements`)
+
+    static func readRow(_ u: String) -> PGStatement {
+        PGStatement("SELECT record, state FROM twostep_users WHERE name = $1", [.text(u)], operation: "read row")
+    }
+
+    static func lockRow(_ u: String) -> PGStatement {
+        PGStatement("SELECT record, state FROM twostep_users WHERE name = $1 FOR UPDATE", [.text(u)], operation: "lock row")
+    }
+
+    /// Under this user's lock the row exists: a plain UPDATE (cheaper for the server than an
+    /// INSERT that finds the conflict) is enough.
+    static func stateWrite(_ u: String, _ bytes: [UInt8], _ state: UserState, locked: Bool) -> PGStatement {
+        PGStatement(locked
+            ? """
+              UPDATE twostep_users SET state = $2, last_step = $3, failures = $4, locked_until = $5, updated = now()
+              WHERE name = $1
+              """
+            : """
+              INSERT INTO twostep_users (name, state, last_step, failures, locked_until) VALUES ($1, $2, $3, $4, $5)
+              ON CONFLICT (name) DO UPDATE SET state = EXCLUDED.state, last_step = EXCLUDED.last_step,
+                  failures = EXCLUDED.failures, locked_until = EXCLUDED.locked_until, updated = now()
+              """, [.text(u), .bytes(bytes), .int(state.lastStep), .int(Int64(state.failures.count)),
+                    .int(state.lockedUntil)], operation: "write state")
+    }
+
+    /// Prepares a login's statements on the process's connection before a login comes (a
+    /// socket worker waiting in accept): the read, and a transaction that locks and writes
+    /// nothing (no row is named ""), so its COMMIT has nothing to flush.
+    public static func prepareLoginStatements(_ db: PostgresDatabase) throws {
+        try db.run { c in
+            do {
+                try c.pipeline([readRow(""), PGStatement("BEGIN"), lockRow(""),
+                                stateWrite("", [], UserState(), locked: true), PGStatement("COMMIT")])
+            } catch {
+                if c.inTransaction { _ = try? c.exec("ROLLBACK") }
+                throw error
+            }
         }
     }
 }

@@ -26,9 +26,11 @@ public enum UserStores {
     }
 
     /// A socket worker connects while it waits for a caller, so a login pays no TCP/TLS
-    /// handshake. A failure here is not an error: the login reconnects, or fails closed.
+    /// handshake, and prepares the login's statements, so the server parses and plans none
+    /// of them during the login. A failure here is not an error: the login reconnects, or
+    /// fails closed.
     public static func prepare(_ config: Config) {
         guard config.store == .postgresql, let db = try? PostgresDatabase.shared(for: config) else { return }
-        _ = try? db.connected()
+        _ = try? PostgresUserStore.prepareLoginStatements(db)
     }
 }
