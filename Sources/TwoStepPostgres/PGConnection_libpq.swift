@@ -250,6 +250,10 @@ public final class PGConnection {
             // Whether the server kept a statement prepared in a failed pipeline is not ours to
             // guess: forget them, and never use their names again.
             for case let p? in preparing where prepared[p.key] == p.name { prepared[p.key] = nil }
+            // A prepared statement the server no longer has (26000), or whose plan a schema
+            // change invalidated (0A000, "cached plan must not change result type"): start
+            // afresh on a new connection rather than fail every login on this one.
+            if failure.sqlState == "26000" || failure.sqlState == "0A000" { throw broken(failure.operation, failure) }
             throw failure
         }
         return results
