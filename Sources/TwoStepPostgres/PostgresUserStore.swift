@@ -16,6 +16,8 @@ public final class PostgresUserStore: UserStore, SealedRecordAccess {
     let keys: KeyRing
     /// The row read FOR UPDATE by the open `withLock`, kept current by its writes.
     private var locked: (user: String, record: [UInt8]?, state: [UInt8]?)?
+    /// The open `withLock` deleted its row: a later write there must insert it again.
+    private var lockedRowRemoved = false
     /// The row just read outside a transaction, for the very next read of the same user
     /// only (a login's `hasRecord` then `loadState`: one round trip, not two). Any other
     /// call drops it; decisions are made on the row read again under the lock.
@@ -104,7 +106,7 @@ public final class PostgresUserStore: UserStore, SealedRecordAccess {
         let keyID = try SealedRecord.keyID(of: sealed, path: label(u))
         // Under this user's lock the row exists: a plain UPDATE (cheaper for the server than
         // an INSERT that finds the conflict) is enough.
-        try database.write(PGStatement(locked?.user == u
+        try database.write(PGStatement(holdsRow(u)
             ? "UPDATE twostep_users SET record = $2, key_id = $3, updated = now() WHERE name = $1"
             : """
               INSERT INTO twostep_users (name, record, key_id) VALUES ($1, $2, $3)
@@ -117,7 +119,7 @@ public final class PostgresUserStore: UserStore, SealedRecordAccess {
         snapshot = nil
         let u = try checked(user)
         let bytes = state.serialized()
-        try database.write(Self.stateWrite(u, bytes, state, locked: locked?.user == u))
+        try database.write(Self.stateWrite(u, bytes, state, locked: holdsRow(u)))
         if locked?.user == u { locked?.state = bytes }
     }
 
@@ -125,8 +127,11 @@ public final class PostgresUserStore: UserStore, SealedRecordAccess {
         snapshot = nil
         let u = try checked(user)
         try database.write(PGStatement("DELETE FROM twostep_users WHERE name = $1", [.text(u)], operation: "remove user"))
-        if locked?.user == u { locked?.record = nil; locked?.state = nil }
+        if locked?.user == u { locked?.record = nil; locked?.state = nil; lockedRowRemoved = true }
     }
+
+    /// The open `withLock` holds `u`'s row, which exists.
+    private func holdsRow(_ u: String) -> Bool { locked?.user == u && !lockedRowRemoved }
 
     public func enrolledUsers() throws -> [String] {
         snapshot = nil
@@ -157,7 +162,8 @@ public final class PostgresUserStore: UserStore, SealedRecordAccess {
             return (r.bytes(0, 0), r.bytes(0, 1))
         }) { row in
             locked = (u, row.record, row.state)
-            defer { locked = nil }
+            lockedRowRemoved = false
+            defer { locked = nil; lockedRowRemoved = false }
             return try body()
         }
     }
