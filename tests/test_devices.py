@@ -128,6 +128,9 @@ def test_a_damaged_state_never_lets_spent_hotp_codes_pass_again(inst):
     with open(os.path.join(inst.state, "alice.state"), "wb") as f:
         f.write(b"damaged\n")
     assert logins(inst, "alice", [hotp(31)]) == [PAM_AUTHINFO_UNAVAIL]   # a damaged state fails closed
+    # A change to the record does not quietly start a fresh state either: unlock first.
+    r = inst.cli("admin", "backup-codes", "alice", check=False)
+    assert r.returncode != 0 and "admin unlock alice" in r.stderr, r.stdout + r.stderr
     inst.write_config(window=0)   # the unlock marks every TOTP step up to now + window spent
     r = inst.cli("admin", "unlock", "alice")
     inst.write_config(window=1)   # ...so with window 1 the next step's code passes, whatever now is
