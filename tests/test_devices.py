@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from conftest import CLI, HARNESS, Installation, SECRET, oathtool, read_setup_screen, state_text, wrong
+from conftest import CLI, HARNESS, PAM_AUTHINFO_UNAVAIL, Installation, SECRET, oathtool, read_setup_screen, state_text, wrong
 from test_selfservice import PASSWORD, host  # noqa: F401 (host is a fixture)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -114,6 +114,38 @@ def test_removing_an_authenticator_ends_its_codes(inst):
     assert r.returncode != 0 and "twostep disable" in r.stderr, r.stderr
     assert [e["detail"] for e in inst.audit_events() if e["event"] == "devices_remove" and e["result"] == "success"] \
         == ["totp tablet"]
+
+
+def test_a_damaged_state_never_lets_spent_hotp_codes_pass_again(inst):
+    # Before: `admin unlock` of a damaged state restarted an HOTP token's counter at 0, so
+    # codes it had already spent (here 0..30) passed again. Now the counter is marked lost:
+    # no code of the token works until `admin resync` finds it from counter 0.
+    inst.cli("admin", "import", "alice", "--type", "hotp", "--name", "yubikey", "--secret", "-", input=TOKEN + "\n")
+    inst.cli("admin", "import", "alice", "--name", "phone", "--secret", "-", input=SECRET + "\n")
+    assert logins(inst, "alice", [hotp(5), hotp(30)]) == [PAM_SUCCESS, PAM_AUTH_ERR]   # 30: beyond the window
+    inst.cli("admin", "resync", "alice", hotp(29), hotp(30), "--name", "yubikey")
+    assert devices(inst, "alice")["yubikey"]["counter"] == 31
+    with open(os.path.join(inst.state, "alice.state"), "wb") as f:
+        f.write(b"damaged\n")
+    assert logins(inst, "alice", [hotp(31)]) == [PAM_AUTHINFO_UNAVAIL]   # a damaged state fails closed
+    # A change to the record does not quietly start a fresh state either: unlock first.
+    r = inst.cli("admin", "backup-codes", "alice", check=False)
+    assert r.returncode != 0 and "admin unlock alice" in r.stderr, r.stdout + r.stderr
+    inst.write_config(window=0)   # the unlock marks every TOTP step up to now + window spent
+    r = inst.cli("admin", "unlock", "alice")
+    inst.write_config(window=1)   # ...so with window 1 the next step's code passes, whatever now is
+    assert "counter is lost" in r.stdout and "admin resync alice - - --name yubikey" in r.stdout, r.stdout
+    shown = devices(inst, "alice")["yubikey"]
+    assert shown.get("counter_lost") is True and "counter" not in shown, shown
+    assert "counter lost" in inst.cli("admin", "show", "alice").stdout
+    # The other authenticator (TOTP) still works after every code valid at the unlock.
+    assert logins(inst, "alice", [oathtool(at=time.time() + 30)]) == [PAM_SUCCESS]
+    # A spent code and the one that was next: neither passes (few tries: the limiter counts).
+    assert logins(inst, "alice", [hotp(5), hotp(31)]) == [PAM_AUTH_ERR] * 2
+    # Resync searches from 0 for a lost counter, and then only codes after the pair pass.
+    r = inst.cli("admin", "resync", "alice", "-", "-", "--name", "yubikey", input=f"{hotp(40)}\n{hotp(41)}\n")
+    assert "next counter 42" in r.stdout, r.stdout
+    assert logins(inst, "alice", [hotp(41), hotp(30), hotp(42)]) == [PAM_AUTH_ERR, PAM_AUTH_ERR, PAM_SUCCESS]
 
 
 def test_hotp_token_looks_ahead_never_twice_and_resyncs(inst):

@@ -291,6 +291,30 @@ def test_bad_module_argument_is_service_err(stack, args):
     assert stack.run(answers=["123456"]).results == [PAM_SERVICE_ERR]
 
 
+def test_helper_runs_with_its_absolute_path_as_argv0(stack, tmp_path):
+    # The Swift runtime finds its crash backtracer relative to argv[0]'s directory: a bare
+    # name there would make that the caller's working directory. A script fake cannot see
+    # its argv[0] (the kernel hands the interpreter the script's path), so this helper is a
+    # small C program that records what it was started as and exits without a verdict.
+    if shutil.which("cc") is None:
+        pytest.skip("cc not installed")
+    src = tmp_path / "argv0.c"
+    src.write_text(
+        '#include <stdio.h>\n'
+        'int main(int argc, char **argv) {\n'
+        '    FILE *f = fopen(argc > 1 ? "%s" : "/dev/null", "w");\n'
+        '    if (!f) return 2;\n'
+        '    for (int i = 0; i < argc; i++) fprintf(f, "%%s\\n", argv[i]);\n'
+        '    return fclose(f) == 0 ? 1 : 3;\n'
+        '}\n' % (tmp_path / "argv.txt"))
+    helper = tmp_path / "fake-argv0"
+    subprocess.run(["cc", "-O1", "-o", str(helper), str(src)], check=True)
+    stack.write(str(helper))
+    r = stack.run(answers=["123456"], cwd="/tmp")
+    assert r.results == [PAM_SYSTEM_ERR], r.out + r.err   # no verdict: fails closed
+    assert (tmp_path / "argv.txt").read_text().splitlines() == [str(helper), "pam"]
+
+
 def test_relative_helper_path_is_service_err(stack):
     stack.raw("auth required %s helper=fake_ok.py" % SO)
     assert stack.run(answers=["123456"]).results == [PAM_SERVICE_ERR]

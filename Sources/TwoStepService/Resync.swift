@@ -34,6 +34,8 @@ public enum ResyncError: Error, Equatable, CustomStringConvertible {
 extension Verifier {
     /// How far ahead of the expected counter an HOTP resync looks.
     public static let hotpResyncRange: UInt64 = 1000
+    /// Counters an HOTP resync searches from 0 when the counter was lost (a damaged state).
+    public static let hotpLostResyncRange: UInt64 = 100_000
 
     /// Finds `first` and `second` as consecutive codes of the named authenticator (the only
     /// one if `name` is nil) and moves it there: HOTP within `hotpResyncRange` counters
@@ -57,11 +59,17 @@ extension Verifier {
             let outcome: ResyncOutcome
             switch a.kind {
             case .hotp:
+                // A lost counter (a damaged state) is searched for from 0; otherwise ahead of
+                // the expected counter only, so no spent code is taken again.
+                let lost = device.counter == AuthenticatorState.lostCounter
                 let (last, overflow) = device.counter.addingReportingOverflow(Self.hotpResyncRange)
-                let range = device.counter...(overflow ? UInt64.max - 1 : last)
+                let range = lost ? 0...(Self.hotpLostResyncRange - 1) : device.counter...(overflow ? UInt64.max - 1 : last)
                 guard let c = try a.secret.withBytes({
                     try OTP.findConsecutive(first, second, secret: $0, counters: range, digits: p.digits, algorithm: p.algorithm)
-                }) else { throw ResyncError.notFound("within \(Self.hotpResyncRange) counters ahead") }
+                }) else {
+                    throw ResyncError.notFound(lost ? "within its first \(Self.hotpLostResyncRange) counters"
+                                                    : "within \(Self.hotpResyncRange) counters ahead")
+                }
                 device.counter = c + 2
                 outcome = .counter(device.counter)
             case .totp:

@@ -311,7 +311,9 @@ public final class Verifier {
                 if step > device.lastStep { found = found ?? .totp(name: a.name, step: step) } else { replayed = true }
             case .hotp:
                 // RFC 4226 §7.4: look ahead hotp_window counters from the next expected one;
-                // every counter below it is spent, so a code never passes twice.
+                // every counter below it is spent, so a code never passes twice. A lost
+                // counter (a damaged state) takes no code until `admin resync`.
+                guard device.counter != AuthenticatorState.lostCounter else { continue }
                 let (last, overflow) = device.counter.addingReportingOverflow(UInt64(config.hotpWindow))
                 guard !overflow else { continue }
                 let counter = try a.secret.withBytes {

@@ -218,8 +218,11 @@ public enum RecordChangeError: Error, Equatable, CustomStringConvertible {
 public struct AuthenticatorState: Equatable, Sendable {
     /// TOTP: the last accepted time step (a code at or before it is a replay). -1 = none.
     public var lastStep: Int64 = -1
-    /// HOTP: the next counter expected (every counter below it is spent).
+    /// HOTP: the next counter expected (every counter below it is spent). `lostCounter`
+    /// when it could not be recovered (a damaged state repaired by `admin unlock`): no code
+    /// passes until `admin resync` finds the token again.
     public var counter: UInt64 = 0
+    public static let lostCounter = UInt64.max
     /// TOTP: the authenticator's clock offset in steps, learned at logins (one step at
     /// most per login) or set by `admin resync`; never beyond `max_drift`.
     public var drift: Int64 = 0

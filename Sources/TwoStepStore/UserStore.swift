@@ -151,8 +151,13 @@ public final class FileUserStore: UserStore {
         let name = try checked(user) + ".record"
         var plain = record.serialized()
         defer { Crypto.wipe(&plain) }
-        // A damaged state is replaced (admin import/reset repair it); its generation is lost.
-        var state = (try? loadState(user)) ?? UserState()
+        // A damaged state is not replaced here: a fresh one would forget replay marks and
+        // HOTP counters, so spent codes could pass again. `admin unlock` repairs it (every
+        // code valid now spent, HOTP counters lost until resync); `admin reset` removes it.
+        var state: UserState
+        do { state = try loadState(user) } catch StoreError.damaged(let path, let reason) {
+            throw StoreError.damaged(path: path, reason: reason + " (`twostep admin unlock \(user)` repairs it)")
+        }
         let generation = max(state.recordGeneration, generations[user] ?? 0) + 1
         let sealed = try SealedRecord.seal(plain, user: user, key: try keys.activeKey(), generation: generation)
         try withDirectory { fd in

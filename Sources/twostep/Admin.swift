@@ -164,19 +164,26 @@ extension Admin {
 
         func run() throws {
             let ctx = try LocalStore(options)
+            var lostTokens: [String] = []
             try ctx.adminChange("admin_unlock", user: user, reason: reason) {
                 var state: UserState
                 do { state = try ctx.store.loadState(user) } catch StoreError.damaged {
-                    // A damaged state loses its replay mark: start after every code valid now,
-                    // counted in the steps of the user's own authenticator (not the config's).
-                    // (A record that cannot be read either is no login's concern: the config's.)
-                    // Each TOTP authenticator restarts after its own codes valid now; an HOTP
-                    // token's counter cannot be recovered and starts at 0 again (admin resync
-                    // moves it on).
+                    // A damaged state loses its replay marks, and no spent code may pass again:
+                    // each TOTP authenticator restarts after its own codes valid now (counted
+                    // in its own period, not the config's); an HOTP token's counter cannot be
+                    // recovered, so it is marked lost and takes no code until `admin resync`
+                    // finds it (from counter 0) with two codes in a row. (A record that cannot
+                    // be read either is no login's concern: the config's period then.)
                     state = UserState()
                     if let record = (try? ctx.store.loadRecord(user)) ?? nil {
-                        for a in record.authenticators where a.kind == .totp {
-                            state.devices[a.name] = AuthenticatorState(lastStep: a.parameters.step(at: ctx.now()) + Int64(ctx.config.window))
+                        for a in record.authenticators {
+                            switch a.kind {
+                            case .totp:
+                                state.devices[a.name] = AuthenticatorState(lastStep: a.parameters.step(at: ctx.now()) + Int64(ctx.config.window))
+                            case .hotp:
+                                state.devices[a.name] = AuthenticatorState(counter: AuthenticatorState.lostCounter)
+                                lostTokens.append(a.name)
+                            }
                         }
                     } else {
                         state.lastStep = ctx.config.otpParameters.step(at: ctx.now()) + Int64(ctx.config.window)
@@ -187,6 +194,10 @@ extension Admin {
                 try ctx.store.saveState(state, for: user)
             }
             print("twostep: \(user) unlocked")
+            for name in lostTokens {
+                print("twostep: \(user)'s state was damaged: HOTP token \(name)'s counter is lost, and none of its codes " +
+                      "works until `twostep admin resync \(user) - - --name \(name)` finds it (two codes in a row, one a line)")
+            }
         }
     }
 

@@ -14,7 +14,8 @@ extension Admin {
             abstract: "Find USER's authenticator again from two consecutive codes (a token or a phone clock that ran away).",
             discussion: """
             HOTP: looks up to \(Verifier.hotpResyncRange) counters ahead for CODE1 followed by CODE2 and moves the \
-            counter past CODE2 (the next code passes; CODE2 never again). TOTP: looks within ±max_drift of now and \
+            counter past CODE2 (the next code passes; CODE2 never again); a counter lost with a damaged state \
+            (admin unlock says so) is searched for among the first \(Verifier.hotpLostResyncRange). TOTP: looks within ±max_drift of now and \
             stores the authenticator's clock offset; later logins are checked around now + offset. \
             Give - for CODE1 and CODE2 to read them from standard input, one a line (they are spent once the \
             resync is done, but - keeps them out of the process list while it runs). Audited (admin_resync).

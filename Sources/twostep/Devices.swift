@@ -61,14 +61,19 @@ extension Devices {
 
 /// The `authenticators` data field (one `NAME TYPE ALGORITHM DIGITS PERIOD|- COUNTER|-
 /// ADDED LAST_USED` line each) as JSON rows: name, type, algorithm, digits, period (TOTP)
-/// or counter (HOTP: the next one expected), added, last_used (absent if never).
+/// or counter (HOTP: the next one expected; `counter_lost` instead when a damaged state
+/// lost it), added, last_used (absent if never).
 func authenticatorRows(_ text: String) -> [[String: Any]] {
     text.split(separator: "\n").compactMap { line in
         let f = line.split(separator: " ").map(String.init)
         guard f.count == 8 else { return nil }
         var row: [String: Any] = ["name": f[0], "type": f[1], "algorithm": f[2], "digits": Int(f[3]) ?? f[3]]
         if let period = Int(f[4]) { row["period"] = period }
-        if let counter = Int64(f[5]) { row["counter"] = counter }
+        if f[5] == String(AuthenticatorState.lostCounter) {
+            row["counter_lost"] = true   // a damaged state: no code works until admin resync
+        } else if let counter = Int64(f[5]) {
+            row["counter"] = counter
+        }
         if let added = Int64(f[6]) { row["added"] = AuditLog.isoTime(added) }
         if let used = Int64(f[7]), used > 0 { row["last_used"] = AuditLog.isoTime(used) }
         return row
@@ -78,7 +83,8 @@ func authenticatorRows(_ text: String) -> [[String: Any]] {
 /// One line of `twostep devices` and `admin show`.
 func describeAuthenticator(_ row: [String: Any]) -> String {
     let kind = (row["type"] as? String) == "hotp"
-        ? "hotp, \(row["algorithm"] ?? "?"), \(row["digits"] ?? "?") digits, next counter \(row["counter"] ?? "?")"
+        ? "hotp, \(row["algorithm"] ?? "?"), \(row["digits"] ?? "?") digits, " +
+          (row["counter_lost"] != nil ? "counter lost (no code works until admin resync)" : "next counter \(row["counter"] ?? "?")")
         : "totp, \(row["algorithm"] ?? "?"), \(row["digits"] ?? "?") digits, every \(row["period"] ?? "?") s"
     return "  \(row["name"] ?? "?")\t\(kind); added \(row["added"] ?? "?"); last used \(row["last_used"] ?? "never")"
 }

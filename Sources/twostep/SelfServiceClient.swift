@@ -76,9 +76,14 @@ func askHelper(socketPath: String, request: SelfServiceRequest, data: (ServiceDa
     }
     let stream = FrameStream(readFD: fd, writeFD: fd)
     do {
-        try stream.send(Frame(.request, request.encoded()))
+        // A helper that turns the connection away (too many open requests for this user)
+        // answers and closes at once, maybe before the request is sent: then the send fails
+        // (EPIPE) while its answer waits to be read. Read it before reporting the send.
+        var sendFailure: Error? = nil
+        do { try stream.send(Frame(.request, request.encoded())) } catch { sendFailure = error }
         while true {
-            let frame = try stream.receive()
+            let frame: Frame
+            do { frame = try stream.receive() } catch { throw sendFailure ?? error }
             switch frame.type {
             case .promptEchoOff, .promptEchoOn:
                 guard let answer = presetAnswer(frame.text) ?? readAnswer(prompt: frame.text, echo: frame.type == .promptEchoOn) else {
