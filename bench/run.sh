@@ -330,7 +330,7 @@ ga=$(json_get pam_google_authenticator median_ms)
 ga99=$(json_get pam_google_authenticator p99_ms)
 size=$(stat -c %s "$BUILD/pam_twostep.so")
 stripped=$(strip --strip-unneeded -o "$D/pam_twostep.stripped.so" "$BUILD/pam_twostep.so" && stat -c %s "$D/pam_twostep.stripped.so")
-rss=$(grep '"label": "pam_twostep default' "$BUILD/bench.json" | sed 's/.*"rss_added_kib": \([0-9-]*\).*/\1/')
+rss=$(grep '"label": "pam_twostep default (running helper)"' "$BUILD/bench.json" | sed 's/.*"rss_added_kib": \([0-9-]*\).*/\1/')
 garss=$(grep '"label": "pam_google_authenticator"' "$BUILD/bench.json" | sed 's/.*"rss_added_kib": \([0-9-]*\).*/\1/')
 echo "bench: pam_twostep.so: $size bytes as built, $stripped stripped; adds $rss KiB to its host's RSS (google: $garss KiB)"
 echo "bench: targets: default path <= google's median ($ga ms; p99 $ga99 ms); spawn fallback <= 2.5x google's"
