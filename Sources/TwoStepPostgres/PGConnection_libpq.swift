@@ -169,7 +169,12 @@ public final class PGConnection {
     /// Runs one statement with parameters `$1…$n`; the result comes back in binary.
     @discardableResult
     public func exec(_ sql: String, _ params: [PGValue] = [], operation: String? = nil) throws -> PGResult {
-        let statement = PGStatement(sql, params, operation: operation)
+        try exec(PGStatement(sql, params, operation: operation))
+    }
+
+    /// The same for a statement already made (one a transaction's body queued: `write`).
+    @discardableResult
+    public func exec(_ statement: PGStatement) throws -> PGResult {
         guard let c = conn else {
             throw DatabaseError(operation: statement.operation, message: "not connected", connectionLost: true)
         }

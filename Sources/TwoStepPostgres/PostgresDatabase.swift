@@ -135,7 +135,7 @@ public final class PostgresDatabase {
         if queueingWrites {
             pendingWrites.append(statement)
         } else {
-            try run { c in _ = try c.exec(statement.sql, statement.params, operation: statement.operation) }
+            try run { c in try c.exec(statement) }
         }
     }
 

@@ -104,14 +104,7 @@ public final class PostgresUserStore: UserStore, SealedRecordAccess {
         snapshot = nil
         let u = try checked(user)
         let keyID = try SealedRecord.keyID(of: sealed, path: label(u))
-        // Under this user's lock the row exists: a plain UPDATE (cheaper for the server than
-        // an INSERT that finds the conflict) is enough.
-        try database.write(PGStatement(holdsRow(u)
-            ? "UPDATE twostep_users SET record = $2, key_id = $3, updated = now() WHERE name = $1"
-            : """
-              INSERT INTO twostep_users (name, record, key_id) VALUES ($1, $2, $3)
-              ON CONFLICT (name) DO UPDATE SET record = EXCLUDED.record, key_id = EXCLUDED.key_id, updated = now()
-              """, [.text(u), .bytes(sealed), .text(keyID)], operation: "write record"))
+        try database.write(Self.recordWrite(u, sealed, keyID: keyID, locked: holdsRow(u)))
         if locked?.user == u { locked?.record = sealed }
     }
 
@@ -179,7 +172,18 @@ public final class PostgresUserStore: UserStore, SealedRecordAccess {
     }
 
     /// Under this user's lock the row exists: a plain UPDATE (cheaper for the server than an
-    /// INSERT that finds the conflict) is enough.
+    /// INSERT that finds the conflict) is enough; elsewhere the row may have to be made.
+    /// (A login writes the record too when it spends a backup or recovery code.)
+    static func recordWrite(_ u: String, _ sealed: [UInt8], keyID: String, locked: Bool) -> PGStatement {
+        PGStatement(locked
+            ? "UPDATE twostep_users SET record = $2, key_id = $3, updated = now() WHERE name = $1"
+            : """
+              INSERT INTO twostep_users (name, record, key_id) VALUES ($1, $2, $3)
+              ON CONFLICT (name) DO UPDATE SET record = EXCLUDED.record, key_id = EXCLUDED.key_id, updated = now()
+              """, [.text(u), .bytes(sealed), .text(keyID)], operation: "write record")
+    }
+
+    /// The same for the state (its fields also in columns an operator can query).
     static func stateWrite(_ u: String, _ bytes: [UInt8], _ state: UserState, locked: Bool) -> PGStatement {
         PGStatement(locked
             ? """
