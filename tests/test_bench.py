@@ -2,6 +2,7 @@
 """`make bench` as a smoke run: a benchmark is not a timed test, but it must complete and
 print every row, or nobody can measure anything. Few rounds; no figure is asserted."""
 import os
+import re
 import shutil
 import subprocess
 
@@ -26,6 +27,10 @@ def test_bench_completes_and_prints_every_row():
                 "trivial static spawn", "twostep-verify --version spawn", "RSS added to host",
                 "round order shuffled with seed", "8 logins at once", "pam_twostep.so:"):
         assert row in out, (row, out)
+    # The module's size and memory on one whole line (a grep once matched the burst row too
+    # and printed its JSON in the middle of it).
+    assert re.search(r"^bench: pam_twostep\.so: \d+ bytes as built, \d+ stripped; adds -?\d+ KiB to its host's RSS "
+                     r"\(google: -?\d+ KiB\)$", out, re.M), out
 
 
 @pytest.mark.skipif(not os.path.exists("/usr/bin/oathtool"), reason="oathtool not installed")
