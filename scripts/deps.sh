@@ -4,7 +4,7 @@
 # Usage: scripts/deps.sh build|test|demo|bench
 set -eu
 build="libpam0g-dev libssl-dev libqrencode-dev libpng-dev libpq-dev zlib1g-dev pkg-config"
-test="$build libpam-google-authenticator libpam-oath postgresql-15 openssl exim4-daemon-light file binutils man-db groff-base systemd oathtool zbar-tools pamtester openssh-server openssh-client python3 python3-pytest python3-pyotp expect valgrind sudo passwd strace"
+test="$build libpam-google-authenticator libpam-oath postgresql-15 openssl exim4-daemon-light file binutils man-db groff-base systemd oathtool zbar-tools pamtester openssh-server openssh-client python3 python3-pytest python3-pyotp expect valgrind sudo passwd strace systemd-container"
 demo="$build"
 bench="$build oathtool libpam-google-authenticator postgresql-15 openssl python3"
 eval "want=\$${1:-build}"
