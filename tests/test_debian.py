@@ -2,7 +2,8 @@
 """The Debian package (debian/): built with dpkg-buildpackage from a copy of the tree, its
 contents checked against `make install`, lintian --pedantic run on it, and (when this
 machine has no other twostep installation) installed, removed and purged for real with
-apt-get. While it is installed, its pam-auth-update profile is enabled and disabled inside a
+apt-get; and installed and purged once more under a real systemd, in a throw-away container
+(tests/nspawn.py), where its sockets must start and serve a login. While it is installed, its pam-auth-update profile is enabled and disabled inside a
 private mount namespace (a copy of /etc/pam.d and /var/lib/pam bound over the real ones):
 a login through common-auth asks for the password, then the code; the package's prerm
 takes the profile out again on removal. The host's stacks are never touched.
@@ -23,7 +24,8 @@ import uuid
 
 import pytest
 
-from conftest import ROOT, SECRET, installed_files, oathtool
+from conftest import HARNESS, ROOT, SECRET, installed_files, oathtool
+import nspawn
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root (apt-get, dpkg -i)")
 
@@ -433,3 +435,45 @@ def test_install_remove_purge_on_this_machine(deb):
         pam_after = snapshot(PAM_STATE)
         changed = sorted(p for p in set(pam_before) | set(pam_after) if pam_before.get(p) != pam_after.get(p))
         assert not changed, f"the host's PAM configuration changed: {changed}"
+
+
+@pytest.mark.skipif(nspawn.available() is not None, reason=str(nspawn.available()))
+def test_the_package_under_a_real_systemd(deb):
+    """apt-get installs the .deb in a container booted with systemd: postinst enables and
+    starts both sockets (deb-systemd-helper, deb-systemd-invoke), a login through the
+    module's defaults is answered by the socket-activated twostep-helperd, and purge stops
+    and disables them again."""
+    name = os.path.basename(deb["deb"])
+
+    def prepare(root):
+        shutil.copy(deb["deb"], os.path.join(root, "root", name))
+        os.makedirs(os.path.join(root, "usr/local/libexec/twostep-test"), exist_ok=True)
+        shutil.copy(HARNESS, os.path.join(root, "usr/local/libexec/twostep-test/pam_harness"))
+        # Container images (this machine's among them) ship a policy-rc.d that forbids
+        # maintainer scripts to start anything; a Debian host has none.
+        if os.path.lexists(os.path.join(root, "usr/sbin/policy-rc.d")):
+            os.unlink(os.path.join(root, "usr/sbin/policy-rc.d"))
+
+    with nspawn.booted(prepare) as m:
+        r = m.run(["apt-get", "install", "-y", "-q", "--no-install-recommends", f"/root/{name}"],
+                  check=False, env=APT_ENV, timeout=600)
+        assert r.returncode == 0, r.stdout[-3000:] + r.stderr
+        for unit in ("twostep-helper.socket", "twostep-helperd.socket"):
+            assert m.run(["systemctl", "is-enabled", unit], check=False).stdout.strip() == "enabled", unit
+            assert m.active(unit) == "active", unit
+        assert m.active("twostep-helperd.service") == "inactive"  # started by the first login
+        m.run(["useradd", "-m", "debsystemd"])
+        m.run(["twostep", "admin", "import", "debsystemd", "--secret", "-"], input=SECRET + "\n")
+        # The module's defaults, and no helper to spawn: only the running helper can answer.
+        m.write("/etc/pam.d/twostep-debtest-systemd",
+                "auth required pam_twostep.so helper=/nonexistent\naccount required pam_permit.so\n")
+        r = m.run(["/usr/local/libexec/twostep-test/pam_harness", "--confdir", "/etc/pam.d",
+                   "--service", "twostep-debtest-systemd", "--user", "debsystemd", "--answers", "-"],
+                  check=False, input=oathtool() + "\n")
+        assert "RESULT: Success (0)" in r.stdout, r.stdout + r.stderr
+        assert m.active("twostep-helperd.service") == "active"
+        r = m.run(["apt-get", "purge", "-y", "-q", "twostep"], check=False, env=APT_ENV, timeout=600)
+        assert r.returncode == 0, r.stdout[-3000:] + r.stderr
+        for unit in ("twostep-helper.socket", "twostep-helperd.socket", "twostep-helperd.service"):
+            assert m.active(unit) == "inactive", unit
+        assert not os.path.exists(m.path("/run/twostep/verify.sock"))
