@@ -166,3 +166,20 @@ def test_helperd_reaches_a_postgresql_store_over_tcp(machine, user, tmp_path):
         machine.write("/etc/twostep/twostep.conf", CONFIG)
         machine.run(["systemctl", "restart", "twostep-helperd.service"], check=False)
         pg.close()
+
+
+def test_with_the_login_socket_stopped_the_module_spawns_its_helper(machine, user):
+    """The fallback: no listener at /run/twostep/verify.sock, so the module spawns
+    twostep-verify itself (its default helper=); nothing starts helperd again."""
+    frank = user()
+    machine.run(["systemctl", "stop", "twostep-helperd.socket", "twostep-helperd.service"])
+    try:
+        assert not os.path.exists(machine.path("/run/twostep/verify.sock"))
+        r = login(machine, frank, [oathtool()])
+        assert "RESULT: Success (0)" in r.stdout, r.stdout + r.stderr
+        assert machine.active("twostep-helperd.service") == "inactive"
+        # And a stack that may not spawn fails closed, before any prompt.
+        r = login(machine, user(), [oathtool()], service=f"{SERVICE}-nospawn")
+        assert "RESULT: Success (0)" not in r.stdout and "PROMPT" not in r.stdout, r.stdout
+    finally:
+        machine.run(["systemctl", "start", "twostep-helperd.socket"])
