@@ -26,6 +26,7 @@ from pgserver import PostgresServer
 
 SERVICE = "twostep-nspawn-test"
 MAIL_FROM = "twostep-test@localhost"
+PASSWORD = "Corr3ct-Horse-Battery"
 
 pytestmark = pytest.mark.skipif(nspawn.available() is not None, reason=str(nspawn.available()))
 
@@ -46,6 +47,31 @@ def login(m, user, answers, service=SERVICE):
 def audit(m, user):
     with open(m.path("/var/log/twostep/audit.log")) as f:
         return [e for e in map(json.loads, f) if e.get("user") == user]
+
+
+def mailed_code(m, user, label, proc=None, timeout=30):
+    """The code in the newest mail to USER that carries LABEL, waiting for it (while proc,
+    if given, runs); None when none came."""
+    mbox = m.path(f"/var/mail/{user}")
+    deadline = time.time() + timeout
+    while time.time() < deadline and (proc is None or proc.poll() is None):
+        if os.path.exists(mbox):
+            for msg in reversed(list(mailbox.mbox(mbox, create=False))):
+                parsed = email.message_from_bytes(msg.as_bytes(), policy=email.policy.default)
+                text = parsed.get_body(preferencelist=("plain",)).get_content()
+                found = re.search(label + r": ([0-9a-z]{4}-[0-9a-z]{4})", text)
+                if found:
+                    return found.group(1)
+        time.sleep(0.1)
+    return None
+
+
+def no_mail(m, user, out):
+    """Fails with what the MTA says about it."""
+    log = m.path("/var/log/exim4/mainlog")
+    exim = open(log).read()[-3000:] if os.path.exists(log) else "(no exim log)"
+    queue = m.run(["sh", "-c", "exim4 -bp; cat /var/log/exim4/paniclog"], check=False)
+    pytest.fail(f"no code mailed to {user}: {out}\nexim: {exim}\nqueue: {queue.stdout}{queue.stderr}")
 
 
 @pytest.fixture(scope="module")
@@ -100,7 +126,6 @@ def test_the_email_fallback_mails_through_the_mta_from_inside_helperd(machine, u
     """helperd's sandbox once made /var read-only (ProtectSystem=strict): exim4 could not
     write its spool and the login failed with "The email could not be sent"."""
     carol = user(email=True)
-    mbox = machine.path(f"/var/mail/{carol}")
     # `twostep try` asks for each answer when its prompt comes (pam_harness reads them all
     # at start).
     p = subprocess.Popen(machine.argv(["twostep", "try", "--service", SERVICE, "--pam-dir", "/etc/pam.d",
@@ -109,27 +134,13 @@ def test_the_email_fallback_mails_through_the_mta_from_inside_helperd(machine, u
     try:
         p.stdin.write("email\n")
         p.stdin.flush()
-        code = None
-        deadline = time.time() + 30
-        while code is None and time.time() < deadline and p.poll() is None:
-            time.sleep(0.1)
-            if os.path.exists(mbox):
-                for msg in mailbox.mbox(mbox, create=False):
-                    parsed = email.message_from_bytes(msg.as_bytes(), policy=email.policy.default)
-                    text = parsed.get_body(preferencelist=("plain",)).get_content()
-                    found = re.search(r"Your one-time code: ([0-9a-z]{4}-[0-9a-z]{4})", text)
-                    if found:
-                        code = found.group(1)
+        code = mailed_code(machine, carol, "Your one-time code", p)
         out, _ = p.communicate((code or "no-mail-came") + "\n", timeout=60)
     finally:
         if p.poll() is None:
             p.kill()
     if code is None:
-        log = machine.path("/var/log/exim4/mainlog")
-        exim = open(log).read()[-3000:] if os.path.exists(log) else "(no exim log)"
-        box = open(mbox, errors="replace").read()[-3000:] if os.path.exists(mbox) else "(no mailbox)"
-        queue = machine.run(["sh", "-c", "exim4 -bp; cat /var/log/exim4/paniclog"], check=False)
-        pytest.fail(f"no code mailed to {carol}: {out}\nmailbox: {box}\nexim: {exim}\nqueue: {queue.stdout}{queue.stderr}")
+        no_mail(machine, carol, out)
     assert p.returncode == 0, out
     assert [e["detail"] for e in audit(machine, carol) if e["event"] == "verify"] == ["email code"]
 
@@ -142,6 +153,23 @@ def test_self_service_runs_in_a_per_connection_instance(machine, user):
     # twostep-helper@.service, started for the connection (Accept=yes).
     accepted = machine.run(["systemctl", "show", "-P", "NAccepted", "twostep-helper.socket"]).stdout
     assert int(accepted) >= 1, accepted
+
+
+def test_twostep_email_mails_from_the_self_service_instance(machine, user):
+    """`twostep email ADDRESS` (password, a code, then a confirmation code by mail) runs in
+    an instance of twostep-helper@.service, whose sandbox had the same exim4 problem."""
+    gina = user()
+    machine.run(["chpasswd"], input=f"{gina}:{PASSWORD}\n")
+    r = machine.run(["runuser", "-u", gina, "--", "twostep", "email", f"{gina}@localhost"],
+                    input=f"{PASSWORD}\n{oathtool()}\n\n", check=False)
+    assert r.returncode == 0 and "waits for its code" in r.stdout, r.stdout + r.stderr
+    code = mailed_code(machine, gina, "Confirmation code")
+    if code is None:
+        no_mail(machine, gina, r.stdout + r.stderr)
+    r = machine.run(["runuser", "-u", gina, "--", "twostep", "email", "--confirm", code],
+                    input=f"{PASSWORD}\n", check=False)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert f"email: {gina}@localhost" in machine.run(["twostep", "admin", "show", gina]).stdout
 
 
 def test_helperd_reaches_a_postgresql_store_over_tcp(machine, user, tmp_path):
