@@ -19,7 +19,7 @@ import time
 
 import pytest
 
-from conftest import HARNESS, ROOT, SECRET, oathtool, run
+from conftest import HARNESS, ROOT, SECRET, oathtool, read_setup_screen, run
 import nspawn
 from nspawn import booted
 from pgserver import PostgresServer
@@ -153,6 +153,32 @@ def test_self_service_runs_in_a_per_connection_instance(machine, user):
     # twostep-helper@.service, started for the connection (Accept=yes).
     accepted = machine.run(["systemctl", "show", "-P", "NAccepted", "twostep-helper.socket"]).stdout
     assert int(accepted) >= 1, accepted
+
+
+def test_a_user_enrols_through_the_instance_and_then_logs_in(machine):
+    """`twostep enroll` as the user (password, the key shown, a code) through an instance
+    of twostep-helper@.service; the next login through helperd takes the new key's code."""
+    hank = f"tsn{os.getpid() % 1000}enrol"
+    machine.run(["useradd", "-m", hank])
+    machine.run(["chpasswd"], input=f"{hank}:{PASSWORD}\n")
+    p = subprocess.Popen(machine.argv(["runuser", "-u", hank, "--", "twostep", "enroll"]),
+                         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        p.stdin.write(PASSWORD + "\n")
+        p.stdin.flush()
+        screen, key = read_setup_screen(p.stdout)
+        assert key, "\n".join(screen) + p.stderr.read()
+        first = oathtool(key)
+        out, err = p.communicate(first + "\n", timeout=60)
+    finally:
+        if p.poll() is None:
+            p.kill()
+    assert p.returncode == 0 and "Done: " in out, out + err
+    # The code that confirmed the enrolment is spent; the next one passes.
+    r = login(machine, hank, [first], service=f"{SERVICE}-nospawn")
+    assert "RESULT: Authentication failure (7)" in r.stdout, r.stdout + r.stderr
+    r = login(machine, hank, [oathtool(key, at=time.time() + 30)], service=f"{SERVICE}-nospawn")
+    assert "RESULT: Success (0)" in r.stdout, r.stdout + r.stderr
 
 
 def test_twostep_email_mails_from_the_self_service_instance(machine, user):
