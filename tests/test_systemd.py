@@ -14,6 +14,7 @@ import mailbox
 import os
 import re
 import shutil
+import socket
 import subprocess
 import time
 
@@ -196,6 +197,47 @@ def test_twostep_email_mails_from_the_self_service_instance(machine, user):
                     input=f"{PASSWORD}\n", check=False)
     assert r.returncode == 0, r.stdout + r.stderr
     assert f"email: {gina}@localhost" in machine.run(["twostep", "admin", "show", gina]).stdout
+
+
+def test_sshd_logs_in_through_the_default_stack(machine, user):
+    """A real sshd in the container, its PAM stack `auth required pam_twostep.so` (the
+    module's defaults): keyboard-interactive asks for the code, which the socket-activated
+    helperd checks; the replayed code is refused."""
+    ivan = user()
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    machine.write("/etc/pam.d/sshd", "auth required pam_twostep.so\naccount required pam_permit.so\n"
+                  "session required pam_permit.so\n")
+    machine.write("/etc/ssh/twostep_test_config", "\n".join([
+        "ListenAddress 127.0.0.1", f"Port {port}", "HostKey /etc/ssh/twostep_test_host_key",
+        "PidFile /run/twostep-test-sshd.pid", "UsePAM yes", "KbdInteractiveAuthentication yes",
+        "PasswordAuthentication no", "PubkeyAuthentication no", "AuthenticationMethods keyboard-interactive",
+        f"AllowUsers {ivan}", "UseDNS no", "PrintMotd no", ""]))
+    # ssh has no terminal here: it asks this program, which answers from a file.
+    machine.write("/usr/local/libexec/twostep-test/askpass", "#!/bin/sh\ncat /root/twostep-test-answer\n", 0o755)
+    machine.sh("rm -f /etc/ssh/twostep_test_host_key; ssh-keygen -q -t ed25519 -N '' -f /etc/ssh/twostep_test_host_key\n"
+               "mkdir -p /run/sshd; /usr/sbin/sshd -f /etc/ssh/twostep_test_config")
+    env = dict(os.environ, SSH_ASKPASS="/usr/local/libexec/twostep-test/askpass", SSH_ASKPASS_REQUIRE="force")
+    env.pop("DISPLAY", None)
+
+    def ssh(answer):
+        machine.write("/root/twostep-test-answer", answer + "\n", 0o600)
+        return machine.run(["ssh", "-F", "/dev/null", "-o", "StrictHostKeyChecking=no",
+                            "-o", "UserKnownHostsFile=/dev/null", "-o", "PreferredAuthentications=keyboard-interactive",
+                            "-o", "NumberOfPasswordPrompts=1", "-o", "BatchMode=no", "-o", "ConnectTimeout=10",
+                            "-p", str(port), f"{ivan}@127.0.0.1", "echo LOGGED-IN"],
+                           check=False, env=env, stdin=subprocess.DEVNULL, start_new_session=True)
+    try:
+        code = oathtool()
+        r = ssh(code)
+        assert r.returncode == 0 and "LOGGED-IN" in r.stdout, r.stdout + r.stderr
+        assert audit(machine, ivan)[-1]["service"] == "sshd"
+        r = ssh(code)
+        assert r.returncode != 0 and "LOGGED-IN" not in r.stdout, r.stdout + r.stderr
+        assert [e["result"] for e in audit(machine, ivan) if e["event"] == "verify"] == ["success", "failure"]
+    finally:
+        machine.sh("kill $(cat /run/twostep-test-sshd.pid) 2>/dev/null || true", check=False)
 
 
 def test_helperd_reaches_a_postgresql_store_over_tcp(machine, user, tmp_path):
