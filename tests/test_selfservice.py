@@ -123,6 +123,23 @@ def test_wrong_password_changes_nothing_and_counts(host):
     assert ev[-1]["event"] == "enroll" and ev[-1]["result"] == "failure" and ev[-1]["detail"] == "wrong password"
 
 
+def test_wrong_passwords_count_and_lock_the_user_out_saying_so(host):
+    """Each wrong password in a self-service request counts against the 2FA limiter; the
+    one that locks says so (message and `lockout` event, after the count is saved)."""
+    host.inst.write_config(password_service=host.pam_service, socket=host.sock, rate_limit="2/300", lockout="1h")
+    host.serve("serve")
+    alice = host.user()
+    host.inst.enroll(alice)
+    first = host.as_user(alice, "backup-codes", input="wrong-password\n")
+    assert first.returncode != 0 and "locked" not in (first.stdout + first.stderr).lower(), first
+    second = host.as_user(alice, "backup-codes", input="wrong-password\n")
+    assert second.returncode != 0 and "locked" in (second.stdout + second.stderr).lower(), second
+    events = [(e["event"], e["result"], e["detail"]) for e in host.inst.audit_events() if e["user"] == alice]
+    assert [e for e in events if e[2] == "wrong password"] == [("backup_codes", "failure", "wrong password")] * 2
+    assert [e[0] for e in events].count("lockout") == 1
+    assert json.loads(host.as_user(alice, "status", "--json").stdout)["locked"] is True
+
+
 def test_other_users_enrolment_cannot_be_touched(host):
     host.serve("serve")
     alice, bob = host.user(), host.user()

@@ -385,18 +385,19 @@ public final class Verifier {
                              conversation: Conversation) -> Verdict {
         audit.record(AuditEvent(event: event, user: user, service: service, result: "failure", detail: detail))
         do {
-            let locked: Bool = try store.withLock(user) {
+            // The lockout is said once withLock has returned, that is once the count is
+            // durable (a database store's COMMIT), as in authenticate.
+            let lockout: String? = try store.withLock(user) {
                 var state = try store.loadState(user)
                 let locked = limiter.recordFailure(&state)
                 try store.saveState(state, for: user)
-                if locked {
-                    audit.record(AuditEvent(event: "lockout", user: user, service: service, result: "refused",
-                                            detail: "\(config.rateLimitFailures) failures within \(config.rateLimitSeconds) s"))
-                    conversation.error(lockoutMessage(state) ?? "Too many failures.")
-                }
-                return locked
+                return locked ? (lockoutMessage(state) ?? "Too many failures.") : nil
             }
-            return locked ? .lockedOut : .failure
+            guard let lockout else { return .failure }
+            audit.record(AuditEvent(event: "lockout", user: user, service: service, result: "refused",
+                                    detail: "\(config.rateLimitFailures) failures within \(config.rateLimitSeconds) s"))
+            conversation.error(lockout)
+            return .lockedOut
         } catch {
             audit.record(AuditEvent(event: event, user: user, service: service, result: "error", detail: "\(error)"))
             return .systemError
