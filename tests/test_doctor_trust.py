@@ -11,14 +11,16 @@ import ctypes
 import json
 import os
 import secrets
+import signal
+import socket
 import stat
 import subprocess
 import time
 
 import pytest
 
-from conftest import (FAKES, HELPER, MODULE, PAM_AUTH_ERR, PAM_SUCCESS, SECRET, harness_login,
-                      oathtool, wrong)
+from conftest import (FAKES, HELPER, MODULE, PAM_AUTH_ERR, PAM_SUCCESS, SECRET, VERIFY, harness_login,
+                      oathtool, wait_for_socket, wrong)
 
 STA_UNSYNC = 0x40
 TIME_ERROR = 5
@@ -42,12 +44,14 @@ def expected_clock_level():
 GOOD_SSHD = "UsePAM yes\nKbdInteractiveAuthentication yes\nAuthenticationMethods publickey,keyboard-interactive\n"
 
 
-def doctor(inst, helper=HELPER, sshd=None):
+def doctor(inst, helper=HELPER, sshd=None, login_socket=None):
     sshd_config = os.path.join(inst.root, "sshd_config")
     with open(sshd_config, "w") as f:
         f.write(GOOD_SSHD if sshd is None else sshd)
+    login_socket = login_socket or getattr(inst, "login_socket", os.path.join(inst.root, "no-listener.sock"))
     r = subprocess.run([HELPER.replace("twostep-helper", "twostep"), "doctor", "--json", "--config", inst.conf,
-                        "--helper", helper, "--pam-dir", inst.pamdir, "--sshd-config", sshd_config],
+                        "--helper", helper, "--login-socket", login_socket, "--pam-dir", inst.pamdir,
+                        "--sshd-config", sshd_config],
                        capture_output=True, text=True, timeout=60)
     report = json.loads(r.stdout)
     return r.returncode, {(c["check"], c["result"]) for c in report["checks"]}, report
@@ -59,7 +63,16 @@ def good(inst):
     with open(os.path.join(inst.pamdir, "twostep"), "w") as f:
         f.write("auth required pam_unix.so\n")
     inst.enroll("alice")
-    return inst
+    # A running helper on the login socket, as twostep-helperd.socket provides.
+    inst.login_socket = os.path.join(inst.root, "verify.sock")
+    server = subprocess.Popen([HELPER, "serve", "--config", inst.conf, "--socket", inst.login_socket],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
+    try:
+        wait_for_socket(inst.login_socket, server)
+        yield inst
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(timeout=10)
 
 
 def test_doctor_on_a_good_install(good):
@@ -69,7 +82,7 @@ def test_doctor_on_a_good_install(good):
     others = [c for c in report["checks"] if c["check"] not in ("clock", "time service")]
     assert others and all(c["result"] == "ok" for c in others), report
     names = {c["check"] for c in others}
-    assert {"config", "key directory", "state directory", "master key", "helper", "pam", "sshd"} <= names
+    assert {"config", "key directory", "state directory", "master key", "helper", "login socket", "pam", "sshd"} <= names
     assert any("opens alice's record" in c["detail"] for c in others), report
     assert any("tsdoctor" in c["detail"] for c in others if c["check"] == "pam"), report
     assert rc == (1 if level == "fail" else 0), report
@@ -94,6 +107,37 @@ def test_doctor_fails_a_writable_helper(good):
     os.chmod(helper, 0o777)
     rc, lines, report = doctor(good, helper=helper)
     assert rc == 1 and ("helper", "fail") in lines, report
+
+
+def test_doctor_checks_the_spawned_helper_and_twostep_helper_beside_it(good):
+    rc, lines, report = doctor(good, helper=VERIFY)
+    helpers = [c["detail"] for c in report["checks"] if c["check"] == "helper"]
+    assert len(helpers) == 2 and VERIFY in helpers[0] and HELPER in helpers[1], report
+    assert all(c["result"] == "ok" for c in report["checks"] if c["check"] == "helper"), report
+
+
+def test_doctor_says_when_logins_will_spawn_a_helper(good, tmp_path):
+    """No running helper (nothing there, a socket nobody listens on, another user's socket):
+    a warning that names the slower path, never a failure (the module falls back)."""
+    cases = {"missing": str(tmp_path / "missing.sock")}
+    stale = socket.socket(socket.AF_UNIX)
+    stale.bind(str(tmp_path / "stale.sock"))  # bound, not listening
+    cases["nothing listens"] = str(tmp_path / "stale.sock")
+    foreign = socket.socket(socket.AF_UNIX)
+    foreign.bind(str(tmp_path / "foreign.sock"))
+    foreign.listen(1)
+    os.chown(tmp_path / "foreign.sock", 65534, 65534)
+    cases["not root"] = str(tmp_path / "foreign.sock")
+    try:
+        for why, path in cases.items():
+            rc, lines, report = doctor(good, login_socket=path)
+            found = [c for c in report["checks"] if c["check"] == "login socket"]
+            assert [c["result"] for c in found] == ["warn"], (why, report)
+            assert "every login spawns" in found[0]["detail"] and path in found[0]["detail"], (why, report)
+            assert rc == (1 if expected_clock_level() == "fail" else 0), (why, report)
+    finally:
+        stale.close()
+        foreign.close()
 
 
 def test_doctor_fails_a_bad_config_line(good):

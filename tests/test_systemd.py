@@ -116,6 +116,12 @@ def test_the_default_stack_logs_in_through_the_socket_activated_helperd(machine,
     assert "RESULT: Success (0)" in r.stdout, r.stdout + r.stderr
     # The first connection to /run/twostep/verify.sock started the service (Accept=no).
     assert machine.active("twostep-helperd.service") == "active"
+    # doctor sees what the module sees: both helpers installed, root's listener on the socket.
+    report = json.loads(machine.run(["twostep", "doctor", "--json"], check=False).stdout)
+    found = {(c["check"], c["detail"].split(":")[0].split(" ")[0]): c["result"] for c in report["checks"]}
+    assert found[("helper", "/usr/libexec/twostep/twostep-verify")] == "ok", report
+    assert found[("helper", "/usr/libexec/twostep/twostep-helper")] == "ok", report
+    assert found[("login socket", "/run/twostep/verify.sock")] == "ok", report
     # With no helper to spawn, only the running helper can have answered.
     bob = user()
     r = login(machine, bob, [oathtool()], service=f"{SERVICE}-nospawn")

@@ -10,14 +10,17 @@ import TwoStepSystem
 /// `twostep doctor`: checks an installation and explains each finding in a line.
 struct Doctor: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Check this host's twostep installation (root): clock, config, keys, store, helper, PAM, sshd.",
+        abstract: "Check this host's twostep installation (root): clock, config, keys, store, helpers, login socket, PAM, sshd.",
         discussion: """
         Each line is `ok`, `warn` or `fail` with an explanation. The exit status is 1 when \
         any line is `fail`. The clock is read from the kernel (adjtimex): unsynchronised is a \
         warning, an estimated error beyond 30 s a failure (codes would not match).
         """)
     @Flag(help: "Print the findings as JSON.") var json = false
-    @Option(help: "The helper the PAM module starts.") var helper = "/usr/libexec/twostep/twostep-helper"
+    @Option(help: "The helper the PAM module spawns when no running helper answers (its helper=); twostep-helper beside it is checked too.")
+    var helper = "/usr/libexec/twostep/twostep-verify"
+    @Option(help: "The running helper's socket the PAM module asks first (its socket=).")
+    var loginSocket = "/run/twostep/verify.sock"
     @Option(help: "The PAM configuration directory to scan.") var pamDir = "/etc/pam.d"
     @Option(help: "sshd's configuration file.") var sshdConfig = "/etc/ssh/sshd_config"
     @OptionGroup var options: ConfigOptions
@@ -30,6 +33,11 @@ struct Doctor: ParsableCommand {
         report.directories(config)
         report.masterKey(config)
         report.helper(path: helper)
+        // twostep-verify hands what it does not do itself (enrolment at first login, a
+        // database store) to twostep-helper beside it, which also serves the sockets.
+        let dir = helper.lastIndex(of: "/").map { String(helper[..<$0]) } ?? "."
+        if dir + "/twostep-helper" != helper { report.helper(path: dir + "/twostep-helper") }
+        report.loginSocket(path: loginSocket, spawned: helper)
         report.pamStacks(dir: pamDir)
         report.sshd(path: sshdConfig)
         if json {
@@ -170,6 +178,40 @@ struct DoctorReport {
         } else {
             add("helper", .ok, "\(path) installed, executable, writable only by root")
         }
+    }
+
+    /// The module's first choice: a root-owned socket with a listener (read from
+    /// /proc/net/unix, without connecting: a connection would wake the helper for nothing).
+    mutating func loginSocket(path: String, spawned: String) {
+        let fallback = "every login spawns \(spawned), several times slower than asking a running helper"
+        var st = stat()
+        guard lstat(path, &st) == 0 else {
+            add("login socket", .warn, "nothing at \(path): \(fallback); start it with " +
+                "`systemctl enable --now twostep-helperd.socket` (or `twostep-helper serve --socket \(path)`)")
+            return
+        }
+        if st.st_mode & S_IFMT != S_IFSOCK {
+            add("login socket", .warn, "\(path) is not a socket: the module does not use it; \(fallback)")
+        } else if st.st_uid != 0 {
+            add("login socket", .warn, "\(path) belongs to uid \(st.st_uid), not root: the module does not trust it; \(fallback)")
+        } else if !listeningUnixSockets().contains(path) {
+            add("login socket", .warn, "\(path) exists but nothing listens on it: \(fallback)")
+        } else {
+            add("login socket", .ok, "\(path): root's, listening: logins ask the running helper")
+        }
+    }
+
+    /// Paths of the listening Unix sockets in this network namespace (/proc/net/unix: a
+    /// line per socket, Flags 00010000 for a listener, the path last).
+    func listeningUnixSockets() -> Set<String> {
+        guard let text = readSmallFile("/proc/net/unix", limit: 16 << 20) else { return [] }
+        var paths = Set<String>()
+        for line in text.split(separator: "\n").dropFirst() {
+            let fields = line.split(separator: " ", omittingEmptySubsequences: true)
+            guard fields.count >= 8, let flags = Int(fields[3], radix: 16), flags & 0x10000 != 0 else { continue }
+            paths.insert(fields[7...].joined(separator: " "))
+        }
+        return paths
     }
 
     mutating func pamStacks(dir: String) {
