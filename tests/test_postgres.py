@@ -426,6 +426,44 @@ def test_a_failure_inside_the_login_transaction_fails_closed_and_spends_nothing(
     assert fleet.login(fleet.b, user, oathtool(at=t)) == PAM_AUTH_ERR
 
 
+def test_a_failed_commit_after_an_email_code_is_audited_only_as_an_error(pg):
+    """The email fallback's code check writes under the lock like a code does: when its
+    COMMIT fails, the login is unavailable and the audit says "error", never a "success"
+    that was not written (what it says waits for the COMMIT)."""
+    from test_recovery import MAIL_FROM, code_in, drop_mail_user, make_mail_user, mails, wait_for_mails
+    if not os.path.exists("/usr/sbin/exim4"):
+        pytest.skip("exim4 is not installed")
+    root = tempfile.mkdtemp(prefix="twostep-fleet-")
+    f = Fleet(pg, root, mail_from=MAIL_FROM, email_fallback="on")
+    user = make_mail_user()
+    try:
+        f.a.enroll(user)
+        f.a.cli("admin", "email", user, f"{user}@localhost")
+        p = subprocess.Popen([CLI, "try", "--service", "ts", "--pam-dir", f.a.pamdir, "--user", user],
+                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            p.stdin.write("email\n")
+            p.stdin.flush()
+            code = code_in(wait_for_mails(user, len(mails(user)) + 1)[-1], "Your one-time code")
+            # The code was reserved and mailed (its own transaction); the check's COMMIT fails.
+            before = row_bytes(f, user)
+            seen = len(f.a.audit_events())
+            failing_trigger(f, "commit")
+            out, err = p.communicate(code + "\n", timeout=60)
+        finally:
+            if p.poll() is None:
+                p.kill()
+        assert p.returncode != 0 and "unavailable" in out + err, out + err
+        assert row_bytes(f, user) == before
+        said = [e["result"] for e in f.a.audit_events()[seen:] if e["user"] == user and e["event"] == "verify"]
+        assert said == ["error"], f.a.audit_events()[seen:]
+    finally:
+        f.sql("DROP TRIGGER IF EXISTS ts_fail ON twostep_users")
+        f.close()
+        drop_mail_user(user)
+        shutil.rmtree(root, ignore_errors=True)
+
+
 def test_a_failed_state_write_also_undoes_the_backup_code_written_with_it(fleet):
     """A backup code sends two writes with the COMMIT (the record without the code, then the
     state): when the second fails, the first is rolled back too and the code still works once."""

@@ -140,8 +140,10 @@ extension Verifier {
         }
         conversation.info("A code was mailed to \(maskedMailAddress(mail.to)).")
         guard let answer = conversation.ask(Self.emailPrompt, echo: false) else { return .conversationError }
+        // As in authenticate: what the check says waits until its write is durable.
+        var said: [() -> Void] = []
         do {
-            return try store.withLock(req.user) { () throws -> Verdict in
+            let verdict = try store.withLock(req.user) { () throws -> Verdict in
                 guard let record = try store.loadRecord(req.user) else { return .notEnrolled }
                 var state = try store.loadState(req.user)
                 if let message = lockoutMessage(state) {
@@ -162,17 +164,23 @@ extension Verifier {
                     state = before
                     state.failures = []
                     try store.saveState(state, for: req.user)
-                    log("success", "email code", "verify")
+                    said.append { log("success", "email code", "verify") }
                     return .success
                 }
-                log("failure", record.recovery.loginCode == nil ? "email code already used" : "wrong or expired email code", "verify")
+                let detail = record.recovery.loginCode == nil ? "email code already used" : "wrong or expired email code"
+                said.append { log("failure", detail, "verify") }
                 if locked {
-                    log("refused", "\(config.rateLimitFailures) failures within \(config.rateLimitSeconds) s", "lockout")
-                    conversation.error(lockoutMessage(state) ?? "Too many wrong codes.")
+                    let message = lockoutMessage(state) ?? "Too many wrong codes."
+                    said.append {
+                        log("refused", self.lockoutDetail, "lockout")
+                        conversation.error(message)
+                    }
                     return .lockedOut
                 }
                 return .failure
             }
+            for say in said { say() }
+            return verdict
         } catch {
             log("error", "\(error)", "verify")
             conversation.error(unavailable)

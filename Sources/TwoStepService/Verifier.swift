@@ -226,8 +226,7 @@ public final class Verifier {
                     if locked {
                         let message = lockoutMessage(state) ?? "Too many wrong codes."
                         said.append {
-                            log("refused", "\(self.config.rateLimitFailures) failures within \(self.config.rateLimitSeconds) s",
-                                event: "lockout")
+                            log("refused", self.lockoutDetail, event: "lockout")
                             conversation.error(message)
                         }
                         return .lockedOut
@@ -394,8 +393,7 @@ public final class Verifier {
                 return locked ? (lockoutMessage(state) ?? "Too many failures.") : nil
             }
             guard let lockout else { return .failure }
-            audit.record(AuditEvent(event: "lockout", user: user, service: service, result: "refused",
-                                    detail: "\(config.rateLimitFailures) failures within \(config.rateLimitSeconds) s"))
+            audit.record(AuditEvent(event: "lockout", user: user, service: service, result: "refused", detail: lockoutDetail))
             conversation.error(lockout)
             return .lockedOut
         } catch {
@@ -412,6 +410,9 @@ public final class Verifier {
 
     /// A plain-words message while the user is locked out, else nil.
     public func lockoutMessage(_ state: UserState) -> String? { limiter.lockoutMessage(state) }
+
+    /// The `lockout` audit event's detail: the limit that was reached.
+    var lockoutDetail: String { "\(config.rateLimitFailures) failures within \(config.rateLimitSeconds) s" }
 }
 
 /// The 2FA limiter: `rate_limit` failures within its seconds start a `lockout`. Codes and
