@@ -19,7 +19,10 @@ import time
 
 import pytest
 
-from conftest import run
+from conftest import HARNESS, run
+
+# Where prepare() may put the login harness (install_harness), inside the container.
+HARNESS_IN = "/usr/local/libexec/twostep-test/pam_harness"
 
 
 def init_pid_of(nspawn_pid):
@@ -74,6 +77,17 @@ class Machine:
 
     def active(self, unit):
         return self.run(["systemctl", "is-active", unit], check=False).stdout.strip()
+
+    def login(self, user, answers, service):
+        """One login through libpam inside the container (install_harness first)."""
+        return self.run([HARNESS_IN, "--confdir", "/etc/pam.d", "--service", service, "--user", user,
+                         "--answers", "-"], check=False, input="".join(a + "\n" for a in answers))
+
+
+def install_harness(root):
+    """Copies the built pam_harness into a container root (from a prepare())."""
+    os.makedirs(os.path.dirname(os.path.join(root, HARNESS_IN.lstrip("/"))), exist_ok=True)
+    shutil.copy(HARNESS, os.path.join(root, HARNESS_IN.lstrip("/")))
 
 
 def available():

@@ -24,7 +24,7 @@ import uuid
 
 import pytest
 
-from conftest import HARNESS, ROOT, SECRET, installed_files, oathtool
+from conftest import ROOT, SECRET, installed_files, oathtool
 import nspawn
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root (apt-get, dpkg -i)")
@@ -447,8 +447,7 @@ def test_the_package_under_a_real_systemd(deb):
 
     def prepare(root):
         shutil.copy(deb["deb"], os.path.join(root, "root", name))
-        os.makedirs(os.path.join(root, "usr/local/libexec/twostep-test"), exist_ok=True)
-        shutil.copy(HARNESS, os.path.join(root, "usr/local/libexec/twostep-test/pam_harness"))
+        nspawn.install_harness(root)
         # Container images (this machine's among them) ship a policy-rc.d that forbids
         # maintainer scripts to start anything; a Debian host has none.
         if os.path.lexists(os.path.join(root, "usr/sbin/policy-rc.d")):
@@ -467,9 +466,7 @@ def test_the_package_under_a_real_systemd(deb):
         # The module's defaults, and no helper to spawn: only the running helper can answer.
         m.write("/etc/pam.d/twostep-debtest-systemd",
                 "auth required pam_twostep.so helper=/nonexistent\naccount required pam_permit.so\n")
-        r = m.run(["/usr/local/libexec/twostep-test/pam_harness", "--confdir", "/etc/pam.d",
-                   "--service", "twostep-debtest-systemd", "--user", "debsystemd", "--answers", "-"],
-                  check=False, input=oathtool() + "\n")
+        r = m.login("debsystemd", [oathtool()], "twostep-debtest-systemd")
         assert "RESULT: Success (0)" in r.stdout, r.stdout + r.stderr
         assert m.active("twostep-helperd.service") == "active"
         r = m.run(["apt-get", "purge", "-y", "-q", "twostep"], check=False, env=APT_ENV, timeout=600)

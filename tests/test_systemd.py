@@ -20,7 +20,7 @@ import time
 
 import pytest
 
-from conftest import HARNESS, ROOT, SECRET, oathtool, read_setup_screen, run
+from conftest import ROOT, SECRET, oathtool, read_setup_screen, run
 import nspawn
 from nspawn import booted
 from pgserver import PostgresServer
@@ -40,9 +40,7 @@ email_fallback = on
 
 
 def login(m, user, answers, service=SERVICE):
-    return m.run(["/usr/local/libexec/twostep-test/pam_harness", "--confdir", "/etc/pam.d",
-                  "--service", service, "--user", user, "--answers", "-"],
-                 check=False, input="".join(a + "\n" for a in answers))
+    return m.login(user, answers, service)
 
 
 def audit(m, user):
@@ -80,8 +78,7 @@ def machine():
     def prepare(root):
         # Installed the way an administrator does, into the container's root.
         run(["make", "-s", "install", f"DESTDIR={root}"], cwd=ROOT, timeout=900)
-        os.makedirs(os.path.join(root, "usr/local/libexec/twostep-test"), exist_ok=True)
-        shutil.copy(HARNESS, os.path.join(root, "usr/local/libexec/twostep-test/pam_harness"))
+        nspawn.install_harness(root)
         with open(os.path.join(root, "etc/twostep/twostep.conf"), "w") as f:
             f.write(CONFIG)
         # The module's defaults; and with no helper to spawn, so that only the running
