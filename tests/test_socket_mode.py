@@ -7,6 +7,7 @@ helper= that does not exist, so a login that succeeds proves the socket was used
 fallback to spawning would end in PAM_AUTHINFO_UNAVAIL.
 """
 import concurrent.futures
+import json
 import os
 import re
 import shutil
@@ -130,6 +131,100 @@ def test_parallel_logins_with_one_code_succeed_once(site):
     # failures pile up).
     assert results.count(PAM_SUCCESS) == 1, results
     assert all(r in (PAM_SUCCESS, PAM_AUTH_ERR, PAM_MAXTRIES) for r in results), results
+
+
+class Dialogue:
+    """A login spoken to the server by hand (as root, like the module), stopping at the
+    prompt so that a test can change the store while the worker waits for the answer."""
+
+    def __init__(self, site, user):
+        fields = [("version", "1"), ("mode", "pam"), ("user", user), ("service", "sshd"),
+                  ("config", site.inst.conf), ("nullok", "0"), ("debug", "0")]
+        self.s = socket.socket(socket.AF_UNIX)
+        self.s.settimeout(10)
+        self.s.connect(site.sock)
+        payload = b"".join(k.encode() + b"\0" + v.encode() + b"\0" for k, v in fields)
+        self.send(0x01, payload)
+        # Messages up to the code prompt (echo off), or the verdict of a login that ended
+        # before it.
+        self.messages, self.verdict = [], None
+        while True:
+            kind, body = self.receive()
+            if kind == 0x10:
+                break
+            if kind == 0x1F:
+                self.verdict = body[0]
+                break
+            self.messages.append(body.decode())
+
+    def send(self, kind, body):
+        self.s.sendall(bytes([kind]) + len(body).to_bytes(4, "big") + body)
+
+    def receive(self):
+        head = self.s.recv(5, socket.MSG_WAITALL)
+        n = int.from_bytes(head[1:], "big")
+        return head[0], self.s.recv(n, socket.MSG_WAITALL) if n else b""
+
+    def answer(self, code):
+        """The verdict byte (0 success, 1 failure)."""
+        assert self.verdict is None, (self.verdict, self.messages)
+        self.send(0x02, code.encode())
+        while True:
+            kind, body = self.receive()
+            if kind == 0x1F:
+                self.s.close()
+                return body[0]
+
+
+NEW_SECRET = "KRUGS4ZANFZSAYJAORSXG5BAONSWG4TF"
+
+
+def test_a_record_replaced_while_the_prompt_is_open_is_opened_again(site):
+    # The worker keeps the record it opened before the prompt for the check under the lock
+    # only while the record file holds the very bytes it was opened from.
+    site.serve()
+    site.inst.enroll("ivan")
+    t = time.time()
+    # Unchanged: the record opened before the prompt decides.
+    assert Dialogue(site, "ivan").answer(oathtool(at=t)) == 0
+    # Replaced between prompt and answer: the old secret's code no longer passes, because
+    # the record is read again; the new secret's does.
+    d = Dialogue(site, "ivan")
+    site.inst.cli("admin", "import", "ivan", "--secret", "-", "--replace", input=NEW_SECRET + "\n")
+    assert d.answer(oathtool(at=t + 30)) == 1
+    assert Dialogue(site, "ivan").answer(oathtool(NEW_SECRET, at=t + 30)) == 0
+
+
+def test_a_backup_code_spent_while_another_prompt_is_open_is_refused_there(site):
+    site.serve()
+    site.inst.enroll("jill")
+    code = json.loads(site.inst.cli("admin", "backup-codes", "jill", "--json").stdout)["backup_codes"][0]
+    waiting = Dialogue(site, "jill")
+    assert Dialogue(site, "jill").answer(code) == 0
+    assert waiting.answer(code) == 1
+
+
+def test_a_worker_forgets_its_master_keys_when_key_dir_changes(site):
+    # A worker keeps the master keys it read for its next logins, but only while key_dir
+    # looks the same: a key removed there stops opening records at once.
+    with open(site.inst.conf, "a") as f:
+        f.write("max_connections = 1\n")  # one worker: every login meets the same cache
+    site.serve()
+    site.inst.enroll("kim")
+    site.inst.enroll("lou")
+    t = time.time()
+    assert Dialogue(site, "kim").answer(oathtool(at=t)) == 0
+    with open(os.path.join(site.inst.keys, "active")) as f:
+        key = os.path.join(site.inst.keys, f.read().strip() + ".key")
+    hidden = key + ".away"
+    os.rename(key, hidden)
+    try:
+        # lou's record is sealed under the key the worker read for kim: it no longer opens.
+        refused = Dialogue(site, "lou")
+        assert refused.verdict == VERDICT_SYSTEM_ERROR, refused.messages
+    finally:
+        os.rename(hidden, key)
+    assert Dialogue(site, "lou").answer(oathtool(at=t)) == 0
 
 
 def test_login_request_from_a_non_root_user_is_refused(site):

@@ -69,9 +69,9 @@ public enum LoginSession {
             AuditLog.syslogLine(LOG_ERR, "helper: \(error)")
             return .systemError
         }
-        // One login's store: each master key it needs is read once (before the prompt and
-        // again under the lock the record is opened with the same key).
-        if let files = store as? FileUserStore { files.keyCache = KeyCache(files.keys) }
+        // Each master key is read once: for this login (before the prompt and again under the
+        // lock) and, in a socket worker, for the logins after it while key_dir is unchanged.
+        if let files = store as? FileUserStore { files.keyCache = workerKeys(files.keys, keyDir: config.keyDir) }
         let audit = AuditLog(path: config.auditLog)
         if let health = ClockWarning.current() {
             ClockWarning.note(health, config: config, audit: audit, service: request.service, now: Int64(time(nil)))
@@ -82,5 +82,27 @@ public enum LoginSession {
         verifier.enrolAtFirstLogin = { _, _, _ in FullHelper.continueLogin(request) }
         #endif
         return verifier.authenticate(request, conversation: link)
+    }
+
+    /// The master keys this process has read, kept for its next login while `key_dir` looks
+    /// the same to lstat (inode, mtime, ctime: a key added, removed or renamed, a chmod or
+    /// chown of the directory). A key is named by a digest of its bytes (KeyRing.loadKey
+    /// checks it), so a name read once cannot stand for other bytes; a key removed from
+    /// `key_dir` stops opening records at the next login. Only the root helper holds them,
+    /// in a process that is not dumpable and writes no core.
+    nonisolated(unsafe) static var keys: (dir: String, stamp: [Int], cache: KeyCache)?
+
+    static func workerKeys(_ ring: KeyRing, keyDir: String) -> KeyCache {
+        var st = stat()
+        guard lstat(keyDir, &st) == 0 else {
+            keys = nil
+            return KeyCache(ring)
+        }
+        let stamp = [Int(st.st_dev), Int(st.st_ino), Int(st.st_mode), Int(st.st_uid),
+                     st.st_mtim.tv_sec, st.st_mtim.tv_nsec, st.st_ctim.tv_sec, st.st_ctim.tv_nsec]
+        if let k = keys, k.dir == keyDir, k.stamp == stamp { return k.cache }
+        let cache = KeyCache(ring)
+        keys = (keyDir, stamp, cache)
+        return cache
     }
 }

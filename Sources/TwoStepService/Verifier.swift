@@ -155,8 +155,10 @@ public final class Verifier {
         var said: [() -> Void] = []
         do {
             let verdict = try store.withLock(req.user) { () throws -> Verdict in
-                // Read again under the lock: another login may have spent this step.
-                let current = try store.loadRecordAndState(req.user)
+                // Read again under the lock: another login may have spent this step. Nothing
+                // before the prompt changed preRecord, so a record file holding the bytes it
+                // was opened from gives it back unopened; the state is always read anew.
+                let current = try store.reloadRecordAndState(req.user, opened: preRecord)
                 guard let record = current.record else { return req.nullok ? .ignore : .notEnrolled }
                 var state = current.state
                 if let message = lockoutMessage(state) {

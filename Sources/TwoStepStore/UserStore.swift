@@ -20,11 +20,21 @@ public protocol UserStore: AnyObject {
     func withLock<R>(_ user: String, _ body: () throws -> R) throws -> R
     /// The record (nil: not enrolled) and the state, for a listing of every user.
     func loadRecordAndState(_ user: String) throws -> (record: UserRecord?, state: UserState)
+    /// `loadRecordAndState` again, under the lock, by a login that opened `previous` with
+    /// this store before it asked for the code and has not changed it since: when the
+    /// sealed record read now holds the very bytes `previous` was opened from, `previous`
+    /// itself comes back (no second decryption and parse). The state is always read anew.
+    func reloadRecordAndState(_ user: String, opened previous: UserRecord?) throws -> (record: UserRecord?, state: UserState)
 }
 
 extension UserStore {
     public func loadRecordAndState(_ user: String) throws -> (record: UserRecord?, state: UserState) {
         (try loadRecord(user), try loadState(user))
+    }
+
+    public func reloadRecordAndState(_ user: String, opened previous: UserRecord?) throws
+        -> (record: UserRecord?, state: UserState) {
+        try loadRecordAndState(user)
     }
 
     /// A fresh set of backup codes for an enrolled user, under the lock; the old set stops
@@ -36,6 +46,22 @@ extension UserStore {
             try saveRecord(record, for: user)
             return codes
         }
+    }
+}
+
+/// The record a store opened last and the sealed bytes it was opened from: what
+/// `reloadRecordAndState` compares with. One slot, so a listing of every user keeps
+/// nothing but the last one.
+struct LastOpened {
+    let user: String
+    let sealed: [UInt8]
+    let generation: UInt64
+    let record: UserRecord
+
+    /// `previous`, when it is the record opened last for `user` from exactly `sealed`.
+    func same(_ user: String, _ sealed: [UInt8], _ previous: UserRecord?) -> UserRecord? {
+        guard let previous, previous === record, user == self.user, sealed == self.sealed else { return nil }
+        return previous
     }
 }
 
@@ -62,15 +88,21 @@ public final class FileUserStore: UserStore {
     }
 
     /// The state directory, opened once per store (a store lives for one login or one
-    /// command) and checked again with fstat before every use.
+    /// command), checked when opened and again with fstat each time a lock is taken, before
+    /// the lock's reads and writes (not before every file: a login touches it a dozen times).
     private var directoryFD: Int32 = -1
+    private var directoryChecked = false
+
+    /// The next use of the directory checks it again (a lock taken, a batch begun).
+    func recheckDirectory() { directoryChecked = false }
 
     func withDirectory<R>(_ body: (Int32) throws -> R) throws -> R {
         if directoryFD < 0 {
             directoryFD = try Files.openPrivateDirectory(directory)
-        } else {
+        } else if !directoryChecked {
             try Files.checkPrivateDirectory(directoryFD, path: directory)
         }
+        directoryChecked = true
         return try body(directoryFD)
     }
 
@@ -102,20 +134,41 @@ public final class FileUserStore: UserStore {
         return (try openRecord(user, stateGeneration: state.recordGeneration), state)
     }
 
-    private func openRecord(_ user: String, stateGeneration: UInt64) throws -> UserRecord? {
+    public func reloadRecordAndState(_ user: String, opened previous: UserRecord?) throws
+        -> (record: UserRecord?, state: UserState) {
+        let state: UserState
+        do { state = try loadState(user) } catch {
+            guard try hasRecord(user) else { return (nil, UserState()) }
+            throw error
+        }
+        return (try openRecord(user, stateGeneration: state.recordGeneration, previous: previous), state)
+    }
+
+    private var lastOpened: LastOpened?
+
+    private func openRecord(_ user: String, stateGeneration: UInt64, previous: UserRecord? = nil) throws -> UserRecord? {
         let name = try checked(user) + ".record"
         let path = directory + "/" + name
         return try withDirectory { fd in
             guard let sealed = try Files.readPrivate(dirfd: fd, dirPath: directory, name: name) else { return nil }
+            func notOlder(_ generation: UInt64) throws {
+                guard generation >= stateGeneration else {
+                    throw StoreError.damaged(path: path, reason: "older than its state (generation \(generation), " +
+                                             "state has \(stateGeneration)): a restored copy is refused")
+                }
+                generations[user] = max(generations[user] ?? 0, generation)
+            }
+            if let last = lastOpened, let same = last.same(user, sealed, previous) {
+                try notOlder(last.generation)
+                return same
+            }
             var (plain, generation) = try SealedRecord.openWithGeneration(sealed, user: user, path: path,
                                                                            key: keyCache?.key(id:) ?? keys.key(id:))
             defer { Crypto.wipe(&plain) }
-            guard generation >= stateGeneration else {
-                throw StoreError.damaged(path: path, reason: "older than its state (generation \(generation), " +
-                                         "state has \(stateGeneration)): a restored copy is refused")
-            }
-            generations[user] = max(generations[user] ?? 0, generation)
-            return try UserRecord.parse(plain, path: path)
+            try notOlder(generation)
+            let record = try UserRecord.parse(plain, path: path)
+            lastOpened = LastOpened(user: user, sealed: sealed, generation: generation, record: record)
+            return record
         }
     }
 
@@ -160,6 +213,7 @@ public final class FileUserStore: UserStore {
         }
         let generation = max(state.recordGeneration, generations[user] ?? 0) + 1
         let sealed = try SealedRecord.seal(plain, user: user, key: try keys.activeKey(), generation: generation)
+        lastOpened = nil
         try withDirectory { fd in
             try Files.writeAtomically(dirfd: fd, dirPath: directory, name: name, bytes: sealed,
                                       temporary: Files.lockedTemporary(of: name))
@@ -204,6 +258,7 @@ public final class FileUserStore: UserStore {
 
     public func withLock<R>(_ user: String, _ body: () throws -> R) throws -> R {
         let name = try checked(user) + ".lock"
+        recheckDirectory()
         let lock = try withDirectory { fd in try FileLock(dirfd: fd, dirPath: directory, name: name) }
         defer { lock.unlock() }
         // A writer killed mid-write leaves its temporary file; nobody else writes these
