@@ -184,11 +184,16 @@ fi
 # the bench's users (uids from 3900001, nologin) is bind-mounted over /etc/passwd, in a
 # private mount namespace: nothing outside it changes. google's module, given user=root and
 # a secret path, looks no user up either way.
+# NSS's files source reads /etc/passwd line by line, so a lookup costs more the further down
+# its name is (here about 0.11 us a line: 0.03 ms at line 136, 0.19 ms at line 1,591),
+# while a real host has a few dozen lines. Each login needs a user of its own (a time step
+# passes once per user), so the bench adds hundreds; they are listed in the order the
+# targets are judged: the default path's, the burst's, PostgreSQL's, then the spawn rows'.
 accounts_mode=none
 if [ "${BENCH_ACCOUNTS:-1}" = 1 ]; then
     if [ "$(id -u)" = 0 ] && command -v unshare >/dev/null; then
         cp /etc/passwd "$D/passwd"
-        { users tsbench; users sobench; users lvbench; burst_users soburst; [ $PG = 0 ] || users pgbench;
+        { users sobench; burst_users soburst; [ $PG = 0 ] || users pgbench; users lvbench; users tsbench;
           users gabench; burst_users gaburst; } |
             awk '{printf "%s:x:%d:65534:twostep bench:/nonexistent:/usr/sbin/nologin\n", $1, 3900000 + NR}' \
             >> "$D/passwd"
@@ -199,7 +204,7 @@ if [ "${BENCH_ACCOUNTS:-1}" = 1 ]; then
         echo "bench:   twostep login pays a lookup that misses every NSS source"
     fi
 fi
-echo "bench: accounts: $([ $accounts_mode = namespace ] && echo "bench users listed in /etc/passwd of a private mount namespace" || echo "bench users unknown to NSS")"
+echo "bench: accounts: $([ $accounts_mode = namespace ] && echo "bench users listed in /etc/passwd of a private mount namespace after its $(wc -l < /etc/passwd) lines, the default path's first" || echo "bench users unknown to NSS")"
 echo "bench: syslog: $syslog_mode"
 echo "bench: $(nproc) CPU(s), load average: $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "bench: $ROUNDS timed rounds per entry (+$WARMUP warm-up), each entry in its own forked child, interleaved round by round"
