@@ -464,6 +464,43 @@ def test_a_failed_commit_after_an_email_code_is_audited_only_as_an_error(pg):
         shutil.rmtree(root, ignore_errors=True)
 
 
+def test_a_failed_commit_of_an_address_confirmation_is_audited_only_as_an_error(pg):
+    """`twostep email --confirm` writes the confirmed address under the lock: when its COMMIT
+    fails, the address stays pending and the audit has no "address confirmed" that was not
+    written (what the check says waits for the COMMIT)."""
+    from test_recovery import MAIL_FROM, code_in, drop_mail_user, make_mail_user, wait_for_mails
+    if not os.path.exists("/usr/sbin/exim4"):
+        pytest.skip("exim4 is not installed")
+    root = tempfile.mkdtemp(prefix="twostep-fleet-")
+    f = Fleet(pg, root, mail_from=MAIL_FROM, email_fallback="on")
+    user = make_mail_user()
+    try:
+        f.a.enroll(user)
+        f.a.cli("email", "--user", user, f"{user}@localhost", input=oathtool() + "\n\n")
+        code = code_in(wait_for_mails(user, 1)[-1], "Confirmation code")
+        before = row_bytes(f, user)
+        seen = len(f.a.audit_events())
+        failing_trigger(f, "commit")
+        try:
+            r = f.a.cli("email", "--user", user, "--confirm", code, check=False)
+        finally:
+            f.sql("DROP TRIGGER IF EXISTS ts_fail ON twostep_users")
+        assert r.returncode != 0 and "Could not confirm the address" in r.stdout + r.stderr, r
+        assert row_bytes(f, user) == before
+        said = [(e["event"], e["result"]) for e in f.a.audit_events()[seen:] if e["user"] == user]
+        assert ("email", "success") not in said, said
+        assert "email_pending" in f.a.cli("admin", "show", user).stdout
+        # With the trigger gone the same code confirms it.
+        f.a.cli("email", "--user", user, "--confirm", code)
+        assert f"email: {user}@localhost" in f.a.cli("admin", "show", user).stdout
+        confirmed = [e for e in f.a.audit_events()[seen:] if e["user"] == user and e["event"] == "email"]
+        assert [(e["result"], e["detail"]) for e in confirmed][-1] == ("success", f"address confirmed: {user}@localhost")
+    finally:
+        f.close()
+        drop_mail_user(user)
+        shutil.rmtree(root, ignore_errors=True)
+
+
 def test_a_failed_state_write_also_undoes_the_backup_code_written_with_it(fleet):
     """A backup code sends two writes with the COMMIT (the record without the code, then the
     state): when the second fails, the first is rolled back too and the code still works once."""

@@ -42,32 +42,34 @@ extension Verifier {
 
     /// A confirmed invitation (its own secret's first correct code): the record becomes a
     /// plain enrolment with fresh backup codes, returned as the text to show (nil if there
-    /// was no invitation). The caller holds the lock.
-    func finishInvitation(_ record: UserRecord, user: String) throws -> String? {
+    /// was no invitation), with its audit event. The caller holds the lock, and records the
+    /// event once the write is durable (after withLock).
+    func finishInvitation(_ record: UserRecord, user: String) throws -> (text: String, event: AuditEvent)? {
         guard record.recovery.hasInvitation && record.recovery.invitedSecret == nil else { return nil }
         record.recovery.invitationUntil = 0
         let codes = try record.issueBackupCodes()
         try store.saveRecord(record, for: user)
-        audit.record(AuditEvent(event: "enroll", user: user, service: "twostep", result: "success", detail: "invitation confirmed"))
-        return backupCodesText(codes) + "\nDone: \(user) is enrolled."
+        return (backupCodesText(codes) + "\nDone: \(user) is enrolled.",
+                AuditEvent(event: "enroll", user: user, service: "twostep", result: "success", detail: "invitation confirmed"))
     }
 
     /// `admin rotate-secret`'s new secret confirmed: it replaces the primary authenticator's
     /// (same name, the config's parameters it was mailed with), whose codes stop working; the
     /// other authenticators, backup codes and address stay. Returns the authenticator's name.
     /// The caller holds the lock.
-    func adoptInvitedSecret(_ record: UserRecord, user: String) throws -> String {
+    /// Returns the authenticator's name and the audit event, which the caller records once
+    /// the write is durable (after withLock).
+    func adoptInvitedSecret(_ record: UserRecord, user: String) throws -> (name: String, event: AuditEvent?) {
         let name = record.primary.name
-        guard let invited = record.recovery.invitedSecret else { return name }
+        guard let invited = record.recovery.invitedSecret else { return (name, nil) }
         try invited.withBytes {
             try record.add(Authenticator(name: name, secret: $0, parameters: config.otpParameters, added: now()), replace: true)
         }
         record.recovery.invitedSecret = nil
         record.recovery.invitationUntil = 0
         try store.saveRecord(record, for: user)
-        audit.record(AuditEvent(event: "enroll", user: user, service: "twostep", result: "success",
-                                detail: "new secret confirmed for totp \(name)"))
-        return name
+        return (name, AuditEvent(event: "enroll", user: user, service: "twostep", result: "success",
+                                 detail: "new secret confirmed for totp \(name)"))
     }
 
     /// Whether a checked answer is the first code of the record's invitation.

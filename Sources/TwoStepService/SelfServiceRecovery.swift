@@ -79,10 +79,13 @@ extension SelfService {
             conversation.info("The address waits for its code: run `twostep email --confirm` when the mail arrives.")
             return request.confirm ? .conversationError : .success
         }
+        // What the check says (audit, messages) waits until withLock has returned, that is
+        // until its writes are durable (a database store's COMMIT), as at a login.
+        var said: [() -> Void] = []
         do {
-            return try store.withLock(user) { () throws -> Verdict in
+            let verdict = try store.withLock(user) { () throws -> Verdict in
                 guard let record = try store.loadRecord(user), let pending = record.recovery.emailPending else {
-                    conversation.error("No address is waiting for confirmation; run `twostep email ADDRESS`.")
+                    said.append { conversation.error("No address is waiting for confirmation; run `twostep email ADDRESS`.") }
                     return .denied
                 }
                 var state = try store.loadState(user)
@@ -93,14 +96,18 @@ extension SelfService {
                     try record.recovery.matches(OTP.strippingWhitespace($0), record.recovery.emailPendingCode, .address, now: now())
                 }
                 guard ok else {
-                    audit.record(AuditEvent(event: event, user: user, service: service, result: "failure",
-                                            detail: "wrong or expired confirmation code"))
-                    if locked {
-                        conversation.error(verifier.lockoutMessage(state) ?? "Too many failures.")
-                        return .lockedOut
+                    let message = locked ? verifier.lockoutMessage(state) ?? "Too many failures."
+                        : "That code is not the one mailed (or it expired); the address is not active."
+                    said.append {
+                        self.audit.record(AuditEvent(event: event, user: user, service: service, result: "failure",
+                                                     detail: "wrong or expired confirmation code"))
+                        if locked {
+                            self.audit.record(AuditEvent(event: "lockout", user: user, service: service, result: "refused",
+                                                         detail: self.verifier.lockoutDetail))
+                        }
+                        conversation.error(message)
                     }
-                    conversation.error("That code is not the one mailed (or it expired); the address is not active.")
-                    return .failure
+                    return locked ? .lockedOut : .failure
                 }
                 record.recovery.email = pending
                 record.recovery.emailPending = nil
@@ -109,11 +116,15 @@ extension SelfService {
                 state = before
                 state.failures = []
                 try store.saveState(state, for: user)
-                audit.record(AuditEvent(event: event, user: user, service: service, result: "success",
-                                        detail: "address confirmed: \(pending)"))
-                conversation.info("\(maskedMailAddress(pending)) is confirmed: codes can be mailed there.")
+                said.append {
+                    self.audit.record(AuditEvent(event: event, user: user, service: service, result: "success",
+                                                 detail: "address confirmed: \(pending)"))
+                    conversation.info("\(maskedMailAddress(pending)) is confirmed: codes can be mailed there.")
+                }
                 return .success
             }
+            for say in said { say() }
+            return verdict
         } catch {
             conversation.error("Could not confirm the address: \(error)")
             return .systemError

@@ -162,8 +162,10 @@ public final class Verifier {
                 guard let record = current.record else { return req.nullok ? .ignore : .notEnrolled }
                 var state = current.state
                 if let message = lockoutMessage(state) {
-                    log("refused", "locked out", event: "lockout")
-                    conversation.error(message)
+                    said.append {
+                        log("refused", "locked out", event: "lockout")
+                        conversation.error(message)
+                    }
                     return .lockedOut
                 }
                 // One durable state write per answer, before anything is said about it: the
@@ -193,14 +195,16 @@ public final class Verifier {
                 switch check {
                 case .totp, .hotp:
                     let trusted = try trustAfterCode(keys, record: record, user: req.user)
-                    let shown = try finishInvitation(record, user: req.user)
+                    let finished = try finishInvitation(record, user: req.user)
                     let label = check.authenticatorLabel ?? ""
+                    if let finished { said.append { self.audit.record(finished.event) } }
                     let verdict = try succeed(self.accepted(check, record: record, state: before),
-                                              shown == nil ? label : label + ", invitation confirmed", shown)
+                                              finished == nil ? label : label + ", invitation confirmed", finished?.text)
                     if let trusted { said.append { conversation.info(trusted) } }
                     return verdict
                 case .invitedSecret(let step):
-                    let name = try adoptInvitedSecret(record, user: req.user)
+                    let (name, event) = try adoptInvitedSecret(record, user: req.user)
+                    if let event { said.append { self.audit.record(event) } }
                     var adopted = before
                     adopted.failures = []
                     adopted.devices[name] = AuthenticatorState(lastStep: step, lastUsed: now())
