@@ -6,6 +6,7 @@ the same key dir and database. Logins go through libpam (tests/harness/pam_harne
 codes from oathtool; the database is inspected and damaged with psql as its superuser."""
 import base64
 import concurrent.futures
+import contextlib
 import json
 import os
 import shutil
@@ -426,11 +427,10 @@ def test_a_failure_inside_the_login_transaction_fails_closed_and_spends_nothing(
     assert fleet.login(fleet.b, user, oathtool(at=t)) == PAM_AUTH_ERR
 
 
-def test_a_failed_commit_after_an_email_code_is_audited_only_as_an_error(pg):
-    """The email fallback's code check writes under the lock like a code does: when its
-    COMMIT fails, the login is unavailable and the audit says "error", never a "success"
-    that was not written (what it says waits for the COMMIT)."""
-    from test_recovery import MAIL_FROM, code_in, drop_mail_user, make_mail_user, mails, wait_for_mails
+@contextlib.contextmanager
+def mail_fleet(pg):
+    """A fleet whose hosts mail through exim4, and an enrolled local mail user."""
+    from test_recovery import MAIL_FROM, drop_mail_user, make_mail_user
     if not os.path.exists("/usr/sbin/exim4"):
         pytest.skip("exim4 is not installed")
     root = tempfile.mkdtemp(prefix="twostep-fleet-")
@@ -438,6 +438,20 @@ def test_a_failed_commit_after_an_email_code_is_audited_only_as_an_error(pg):
     user = make_mail_user()
     try:
         f.a.enroll(user)
+        yield f, user
+    finally:
+        f.sql("DROP TRIGGER IF EXISTS ts_fail ON twostep_users")
+        f.close()
+        drop_mail_user(user)
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def test_a_failed_commit_after_an_email_code_is_audited_only_as_an_error(pg):
+    """The email fallback's code check writes under the lock like a code does: when its
+    COMMIT fails, the login is unavailable and the audit says "error", never a "success"
+    that was not written (what it says waits for the COMMIT)."""
+    from test_recovery import code_in, mails, wait_for_mails
+    with mail_fleet(pg) as (f, user):
         f.a.cli("admin", "email", user, f"{user}@localhost")
         p = subprocess.Popen([CLI, "try", "--service", "ts", "--pam-dir", f.a.pamdir, "--user", user],
                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -457,25 +471,14 @@ def test_a_failed_commit_after_an_email_code_is_audited_only_as_an_error(pg):
         assert row_bytes(f, user) == before
         said = [e["result"] for e in f.a.audit_events()[seen:] if e["user"] == user and e["event"] == "verify"]
         assert said == ["error"], f.a.audit_events()[seen:]
-    finally:
-        f.sql("DROP TRIGGER IF EXISTS ts_fail ON twostep_users")
-        f.close()
-        drop_mail_user(user)
-        shutil.rmtree(root, ignore_errors=True)
 
 
 def test_a_failed_commit_of_an_address_confirmation_is_audited_only_as_an_error(pg):
     """`twostep email --confirm` writes the confirmed address under the lock: when its COMMIT
     fails, the address stays pending and the audit has no "address confirmed" that was not
     written (what the check says waits for the COMMIT)."""
-    from test_recovery import MAIL_FROM, code_in, drop_mail_user, make_mail_user, wait_for_mails
-    if not os.path.exists("/usr/sbin/exim4"):
-        pytest.skip("exim4 is not installed")
-    root = tempfile.mkdtemp(prefix="twostep-fleet-")
-    f = Fleet(pg, root, mail_from=MAIL_FROM, email_fallback="on")
-    user = make_mail_user()
-    try:
-        f.a.enroll(user)
+    from test_recovery import code_in, wait_for_mails
+    with mail_fleet(pg) as (f, user):
         f.a.cli("email", "--user", user, f"{user}@localhost", input=oathtool() + "\n\n")
         code = code_in(wait_for_mails(user, 1)[-1], "Confirmation code")
         before = row_bytes(f, user)
@@ -495,10 +498,6 @@ def test_a_failed_commit_of_an_address_confirmation_is_audited_only_as_an_error(
         assert f"email: {user}@localhost" in f.a.cli("admin", "show", user).stdout
         confirmed = [e for e in f.a.audit_events()[seen:] if e["user"] == user and e["event"] == "email"]
         assert [(e["result"], e["detail"]) for e in confirmed][-1] == ("success", f"address confirmed: {user}@localhost")
-    finally:
-        f.close()
-        drop_mail_user(user)
-        shutil.rmtree(root, ignore_errors=True)
 
 
 def test_a_failed_state_write_also_undoes_the_backup_code_written_with_it(fleet):
