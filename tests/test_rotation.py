@@ -140,3 +140,18 @@ def test_status_changes_nothing_and_needs_root(inst):
     assert {n: open(os.path.join(inst.state, n), "rb").read() for n in os.listdir(inst.state)} == before
     text = inst.cli("admin", "rotate-key", "--status").stdout
     assert f"key {s['active']} (active): 2 record(s)" in text
+
+
+def test_a_key_writer_killed_mid_write_leaves_nothing_behind_for_long(inst):
+    # A key file is written as .<id>.key.tmp.<pid> and renamed; a writer killed before the
+    # rename leaves a key in that file. The next key written in key_dir removes it when its
+    # process is gone (a pid above any pid_max), and keeps a live process's.
+    dead = os.path.join(inst.keys, ".00112233aabbccdd.key.tmp.4194305")
+    alive = os.path.join(inst.keys, f".8899aabbccddeeff.key.tmp.{os.getpid()}")
+    for path in (dead, alive):
+        with open(path, "wb") as f:
+            f.write(os.urandom(32))
+        os.chmod(path, 0o400)
+    inst.cli("admin", "rotate-key")
+    assert not os.path.exists(dead)
+    assert os.path.exists(alive)

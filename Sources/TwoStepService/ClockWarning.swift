@@ -41,8 +41,11 @@ public enum ClockWarning {
             knownUntil = (config.stateDir, last + interval)
             return
         }
+        // Under .clock-lock: one fixed temporary name, so a dead writer's leftover is
+        // replaced by the next writer's instead of staying for ever.
         guard (try? Files.writeAtomically(dirfd: dir, dirPath: config.stateDir, name: file,
-                                          bytes: Array("\(now)\n".utf8))) != nil else { return }
+                                          bytes: Array("\(now)\n".utf8),
+                                          temporary: Files.lockedTemporary(of: file))) != nil else { return }
         knownUntil = (config.stateDir, now + interval)
         audit.record(AuditEvent(event: "clock_unsynchronised", user: "-", service: service, result: "warning", detail: detail))
     }

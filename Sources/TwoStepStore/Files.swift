@@ -143,6 +143,19 @@ public enum Files {
         }
     }
 
+    /// Removes the temporary files (`.NAME.tmp.PID`) that `writeAtomically` writers without
+    /// a lock left behind when they died mid-write, those whose process is gone. For small
+    /// directories only (key_dir): it reads the whole directory. A live process's file, or
+    /// one whose pid was reused meanwhile, stays for a later sweep.
+    public static func removeDeadTemporaries(dirfd: Int32, dirPath: String) {
+        guard let all = try? names(dirfd: dirfd, dirPath: dirPath) else { return }
+        for name in all where name.hasPrefix(".") {
+            guard let dot = name.lastIndex(of: "."), name[..<dot].hasSuffix(".tmp"),
+                  let pid = pid_t(name[name.index(after: dot)...]), pid > 0 else { continue }
+            if kill(pid, 0) != 0 && errno == ESRCH { _ = unlinkat(dirfd, name, 0) }
+        }
+    }
+
     /// The temporary file of `name` for a writer holding `name`'s lock: one fixed name, so
     /// the next holder removes a dead writer's leftover with one unlink (no directory scan,
     /// which at 100,000 users would cost every login a read of the whole directory).

@@ -112,6 +112,7 @@ extension KeyRing {
         let have = Set(try keyIDs())
         let dirfd = try Files.openPrivateDirectory(keyDir)
         defer { close(dirfd) }
+        Files.removeDeadTemporaries(dirfd: dirfd, dirPath: keyDir)
         var added: [String] = []
         for (id, bytes) in bundle.keys where !have.contains(id) {
             try Files.writeAtomically(dirfd: dirfd, dirPath: keyDir, name: "\(id).key", bytes: bytes, mode: 0o400)

@@ -89,6 +89,8 @@ public final class KeyRing {
         let key = try MasterKey(bytes: raw)
         let dirfd = try Files.openPrivateDirectory(keyDir)
         defer { close(dirfd) }
+        // A key writer that died mid-write left its key in a temporary file: gone now.
+        Files.removeDeadTemporaries(dirfd: dirfd, dirPath: keyDir)
         try Files.writeAtomically(dirfd: dirfd, dirPath: keyDir, name: "\(key.id).key", bytes: raw, mode: 0o400)
         if activate { try self.activate(key.id) }
         return key.id
