@@ -194,8 +194,7 @@ extension FileUserStore {
     private func inBatch(_ users: [String], spares: SparePool? = nil,
                          _ sealed: (Int, String, String, Int32) throws -> [UInt8]?,
                          missing: () -> BatchOutcome) throws -> [BatchOutcome] {
-        recheckDirectory()
-        return try withDirectory { dirfd in
+        try withDirectory { dirfd in
             var outcomes = [BatchOutcome](repeating: missing(), count: users.count)
             var locks: [FileLock] = []
             defer { for l in locks { l.unlock() } }

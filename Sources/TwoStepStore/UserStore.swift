@@ -88,21 +88,15 @@ public final class FileUserStore: UserStore {
     }
 
     /// The state directory, opened once per store (a store lives for one login or one
-    /// command), checked when opened and again with fstat each time a lock is taken, before
-    /// the lock's reads and writes (not before every file: a login touches it a dozen times).
+    /// command) and checked again with fstat before every use.
     private var directoryFD: Int32 = -1
-    private var directoryChecked = false
-
-    /// The next use of the directory checks it again (a lock taken, a batch begun).
-    func recheckDirectory() { directoryChecked = false }
 
     func withDirectory<R>(_ body: (Int32) throws -> R) throws -> R {
         if directoryFD < 0 {
             directoryFD = try Files.openPrivateDirectory(directory)
-        } else if !directoryChecked {
+        } else {
             try Files.checkPrivateDirectory(directoryFD, path: directory)
         }
-        directoryChecked = true
         return try body(directoryFD)
     }
 
@@ -258,7 +252,6 @@ public final class FileUserStore: UserStore {
 
     public func withLock<R>(_ user: String, _ body: () throws -> R) throws -> R {
         let name = try checked(user) + ".lock"
-        recheckDirectory()
         let lock = try withDirectory { fd in try FileLock(dirfd: fd, dirPath: directory, name: name) }
         defer { lock.unlock() }
         // A writer killed mid-write leaves its temporary file; nobody else writes these
