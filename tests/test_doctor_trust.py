@@ -11,10 +11,12 @@ import ctypes
 import json
 import os
 import secrets
+import shutil
 import signal
 import socket
 import stat
 import subprocess
+import tempfile
 import time
 
 import pytest
@@ -138,6 +140,39 @@ def test_doctor_says_when_logins_will_spawn_a_helper(good, tmp_path):
     finally:
         stale.close()
         foreign.close()
+
+
+def test_doctor_is_not_fooled_by_a_listener_in_another_mount_namespace(good):
+    """A stale root socket file on the host, and a user listening at the same path inside
+    a mount namespace of their own: /proc/net/unix lists a listener with that path, but a
+    connection on the host is refused, as the module's is. doctor says so."""
+    d = tempfile.mkdtemp(prefix="twostep-ns-")
+    os.chmod(d, 0o755)
+    path = os.path.join(d, "verify.sock")
+    stale = socket.socket(socket.AF_UNIX)
+    stale.bind(path)
+    stale.close()  # the file stays, root's, with nothing behind it
+    spoof = subprocess.Popen(
+        ["runuser", "-u", "nobody", "--", "unshare", "-Urm", "sh", "-c",
+         f"mount -t tmpfs none {d} && exec python3 -c '"
+         "import socket, sys, time\n"
+         f"s = socket.socket(socket.AF_UNIX); s.bind(\"{path}\"); s.listen(1)\n"
+         "print(\"ready\", flush=True); time.sleep(60)'"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        line = spoof.stdout.readline()
+        if line.strip() != "ready":
+            pytest.skip("no unprivileged user and mount namespaces here: " + spoof.stderr.read())
+        with open("/proc/net/unix") as f:
+            assert any(l.split()[-1] == path for l in f if l.split()[3] == "00010000"), "the spoof is not listed"
+        rc, lines, report = doctor(good, login_socket=path)
+        found = [c for c in report["checks"] if c["check"] == "login socket"]
+        assert [c["result"] for c in found] == ["warn"], report
+        assert "nothing listens" in found[0]["detail"], report
+    finally:
+        spoof.kill()
+        spoof.wait()
+        shutil.rmtree(d, ignore_errors=True)
 
 
 def test_doctor_fails_a_bad_config_line(good):

@@ -30,6 +30,31 @@ public func peerUID(_ fd: Int32) -> uid_t? {
     return twostep_sys_peer_uid(fd, &uid) == 0 ? uid : nil
 }
 
+/// A stream socket connected to the Unix socket at `path`, or the errno of the failure
+/// (ENAMETOOLONG when the path does not fit).
+public func connectUnixSocket(_ path: String) -> Result<Int32, Errno> {
+    guard var addr = unixSocketAddress(path) else { return .failure(Errno(ENAMETOOLONG)) }
+    let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+    guard fd >= 0 else { return .failure(Errno(errno)) }
+    let rc = withUnsafePointer(to: &addr) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { p in
+            Sys.retry { connect(fd, p, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+        }
+    }
+    guard rc == 0 else {
+        let e = errno
+        close(fd)
+        return .failure(Errno(e))
+    }
+    return .success(fd)
+}
+
+/// An errno value as an Error.
+public struct Errno: Error, Equatable {
+    public let code: Int32
+    public init(_ code: Int32) { self.code = code }
+}
+
 /// The address of a Unix socket at `path`; nil when the path does not fit.
 public func unixSocketAddress(_ path: String) -> sockaddr_un? {
     var addr = sockaddr_un()

@@ -180,8 +180,11 @@ struct DoctorReport {
         }
     }
 
-    /// The module's first choice: a root-owned socket with a listener (read from
-    /// /proc/net/unix, without connecting: a connection would wake the helper for nothing).
+    /// The module's first choice: a root-owned socket whose listener is root's. Checked as
+    /// the module checks it: a connection to the path as this host sees it, and the
+    /// listener's uid from SO_PEERCRED (a worker of the helper is woken and goes back to
+    /// waiting). A socket-activated unit answers for its service here even before the
+    /// service has started; the module then waits at most 2 s for it before spawning.
     mutating func loginSocket(path: String, spawned: String) {
         let fallback = "every login spawns \(spawned), several times slower than asking a running helper"
         var st = stat()
@@ -190,28 +193,27 @@ struct DoctorReport {
                 "`systemctl enable --now twostep-helperd.socket` (or `twostep-helper serve --socket \(path)`)")
             return
         }
-        if st.st_mode & S_IFMT != S_IFSOCK {
+        guard st.st_mode & S_IFMT == S_IFSOCK else {
             add("login socket", .warn, "\(path) is not a socket: the module does not use it; \(fallback)")
-        } else if st.st_uid != 0 {
+            return
+        }
+        guard st.st_uid == 0 else {
             add("login socket", .warn, "\(path) belongs to uid \(st.st_uid), not root: the module does not trust it; \(fallback)")
-        } else if !listeningUnixSockets().contains(path) {
-            add("login socket", .warn, "\(path) exists but nothing listens on it: \(fallback)")
-        } else {
-            add("login socket", .ok, "\(path): root's, listening: logins ask the running helper")
+            return
         }
-    }
-
-    /// Paths of the listening Unix sockets in this network namespace (/proc/net/unix: a
-    /// line per socket, Flags 00010000 for a listener, the path last).
-    func listeningUnixSockets() -> Set<String> {
-        guard let text = readSmallFile("/proc/net/unix", limit: 16 << 20) else { return [] }
-        var paths = Set<String>()
-        for line in text.split(separator: "\n").dropFirst() {
-            let fields = line.split(separator: " ", omittingEmptySubsequences: true)
-            guard fields.count >= 8, let flags = Int(fields[3], radix: 16), flags & 0x10000 != 0 else { continue }
-            paths.insert(fields[7...].joined(separator: " "))
+        switch connectUnixSocket(path) {
+        case .failure(let e):
+            add("login socket", .warn, "\(path) exists but nothing listens on it (\(Sys.describe(e.code))): \(fallback)")
+        case .success(let fd):
+            let uid = peerUID(fd)
+            close(fd)
+            if uid == 0 {
+                add("login socket", .ok, "\(path): root's, listening: logins ask the running helper")
+            } else {
+                add("login socket", .warn, "\(path) is answered by " + (uid.map { "uid \($0)" } ?? "an unknown process") +
+                    ", not root: the module does not trust it; \(fallback)")
+            }
         }
-        return paths
     }
 
     mutating func pamStacks(dir: String) {

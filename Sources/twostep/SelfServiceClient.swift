@@ -61,19 +61,14 @@ func refusal(_ v: Verdict, _ command: SelfServiceCommand) -> String {
 /// Speaks the frame protocol with the helper over its socket: prompts to the terminal,
 /// answers back, data frames to `data`. Returns the helper's verdict.
 func askHelper(socketPath: String, request: SelfServiceRequest, data: (ServiceData) -> Void) throws -> Verdict {
-    let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-    guard fd >= 0 else { throw CLIError("socket: \(Sys.describe(errno))") }
-    defer { close(fd) }
-    guard var addr = unixSocketAddress(socketPath) else { throw CLIError("socket path too long") }
-    let rc = withUnsafePointer(to: &addr) {
-        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { p in
-            Sys.retry { connect(fd, p, socklen_t(MemoryLayout<sockaddr_un>.size)) }
-        }
-    }
-    guard rc == 0 else {
-        throw CLIError("cannot reach the twostep helper at \(socketPath): \(Sys.describe(errno)). " +
+    let fd: Int32
+    switch connectUnixSocket(socketPath) {
+    case .success(let connected): fd = connected
+    case .failure(let e):
+        throw CLIError("cannot reach the twostep helper at \(socketPath): \(Sys.describe(e.code)). " +
                        "Is twostep-helper.socket running (systemctl status twostep-helper.socket)?")
     }
+    defer { close(fd) }
     let stream = FrameStream(readFD: fd, writeFD: fd)
     do {
         // A helper that turns the connection away (too many open requests for this user)
