@@ -73,11 +73,24 @@ public final class PostgresUserStore: UserStore, SealedRecordAccess {
         return (try openRecord(r?.record, user), try parseState(r?.state, user))
     }
 
+    /// Under the lock, the row read FOR UPDATE; its record handed back unopened when its
+    /// bytes are those `previous` was opened from (UserStore.reloadRecordAndState).
+    public func reloadRecordAndState(_ user: String, opened previous: UserRecord?) throws
+        -> (record: UserRecord?, state: UserState) {
+        let r = try row(user)
+        let same = r?.record.flatMap { sealed in lastOpened?.same(user, sealed, previous) }
+        return (try same ?? openRecord(r?.record, user), try parseState(r?.state, user))
+    }
+
+    private var lastOpened: LastOpened?
+
     private func openRecord(_ sealed: [UInt8]?, _ user: String) throws -> UserRecord? {
         guard let sealed else { return nil }
         var plain = try SealedRecord.open(sealed, user: user, keys: keys, path: label(user))
         defer { Crypto.wipe(&plain) }
-        return try UserRecord.parse(plain, path: label(user))
+        let record = try UserRecord.parse(plain, path: label(user))
+        lastOpened = LastOpened(user: user, sealed: sealed, record: record)
+        return record
     }
 
     private func parseState(_ bytes: [UInt8]?, _ user: String) throws -> UserState {
@@ -102,6 +115,7 @@ public final class PostgresUserStore: UserStore, SealedRecordAccess {
 
     public func storeSealedRecord(_ sealed: [UInt8], for user: String) throws {
         snapshot = nil
+        lastOpened = nil
         let u = try checked(user)
         let keyID = try SealedRecord.keyID(of: sealed, path: label(u))
         try database.write(Self.recordWrite(u, sealed, keyID: keyID, locked: holdsRow(u)))

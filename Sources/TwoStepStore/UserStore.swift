@@ -52,14 +52,21 @@ extension UserStore {
 /// The record a store opened last and the sealed bytes it was opened from: what
 /// `reloadRecordAndState` compares with. One slot, so a listing of every user keeps
 /// nothing but the last one.
-struct LastOpened {
+public struct LastOpened {
     let user: String
     let sealed: [UInt8]
     let generation: UInt64
     let record: UserRecord
 
+    public init(user: String, sealed: [UInt8], generation: UInt64 = 0, record: UserRecord) {
+        self.user = user
+        self.sealed = sealed
+        self.generation = generation
+        self.record = record
+    }
+
     /// `previous`, when it is the record opened last for `user` from exactly `sealed`.
-    func same(_ user: String, _ sealed: [UInt8], _ previous: UserRecord?) -> UserRecord? {
+    public func same(_ user: String, _ sealed: [UInt8], _ previous: UserRecord?) -> UserRecord? {
         guard let previous, previous === record, user == self.user, sealed == self.sealed else { return nil }
         return previous
     }
