@@ -505,20 +505,11 @@ def test_a_row_changed_on_another_host_while_the_prompt_is_open_is_opened_again(
     under the row lock only while the row holds the very bytes it was opened from: a secret
     replaced, or a backup code spent, on host B meanwhile is seen."""
     from types import SimpleNamespace
-    from test_socket_mode import NEW_SECRET, Dialogue
+    from test_socket_mode import changes_while_the_prompt_is_open_are_seen
     fleet.serve(fleet.a)
     site = SimpleNamespace(sock=os.path.join(os.path.dirname(fleet.a.conf), "verify.sock"), inst=fleet.a)
-    fleet.a.enroll("rowmix")
-    t = time.time()
-    assert Dialogue(site, "rowmix").answer(oathtool(at=t)) == 0
-    d = Dialogue(site, "rowmix")
-    fleet.b.cli("admin", "import", "rowmix", "--secret", "-", "--replace", input=NEW_SECRET + "\n")
-    assert d.answer(oathtool(at=t + 30)) == 1
-    assert Dialogue(site, "rowmix").answer(oathtool(NEW_SECRET, at=t + 30)) == 0
-    code = json.loads(fleet.b.cli("admin", "backup-codes", "rowmix", "--json").stdout)["backup_codes"][0]
-    waiting = Dialogue(site, "rowmix")
-    assert fleet.login(fleet.b, "rowmix", code) == PAM_SUCCESS
-    assert waiting.answer(code) == 1
+    changes_while_the_prompt_is_open_are_seen(site, "rowmix", fleet.b.cli,
+                                              lambda code: fleet.login(fleet.b, "rowmix", code) == PAM_SUCCESS)
 
 
 def test_a_failed_state_write_also_undoes_the_backup_code_written_with_it(fleet):
