@@ -101,10 +101,7 @@ extension SelfService {
                     said.append {
                         self.audit.record(AuditEvent(event: event, user: user, service: service, result: "failure",
                                                      detail: "wrong or expired confirmation code"))
-                        if locked {
-                            self.audit.record(AuditEvent(event: "lockout", user: user, service: service, result: "refused",
-                                                         detail: self.verifier.lockoutDetail))
-                        }
+                        if locked { self.verifier.recordLockout(user: user, service: service) }
                         conversation.error(message)
                     }
                     return locked ? .lockedOut : .failure

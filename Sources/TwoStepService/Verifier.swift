@@ -399,7 +399,7 @@ public final class Verifier {
                 return locked ? (lockoutMessage(state) ?? "Too many failures.") : nil
             }
             guard let lockout else { return .failure }
-            audit.record(AuditEvent(event: "lockout", user: user, service: service, result: "refused", detail: lockoutDetail))
+            recordLockout(user: user, service: service)
             conversation.error(lockout)
             return .lockedOut
         } catch {
@@ -419,6 +419,11 @@ public final class Verifier {
 
     /// The `lockout` audit event's detail: the limit that was reached.
     var lockoutDetail: String { "\(config.rateLimitFailures) failures within \(config.rateLimitSeconds) s" }
+
+    /// The `lockout` event of a failure that reached the limit outside a login's dialogue.
+    func recordLockout(user: String, service: String) {
+        audit.record(AuditEvent(event: "lockout", user: user, service: service, result: "refused", detail: lockoutDetail))
+    }
 }
 
 /// The 2FA limiter: `rate_limit` failures within its seconds start a `lockout`. Codes and

@@ -127,19 +127,14 @@ public final class FileUserStore: UserStore {
     /// Each file read once (`loadRecord` reads the state for its generation, and a listing
     /// wants the state too); a damaged state makes the pair unreadable.
     public func loadRecordAndState(_ user: String) throws -> (record: UserRecord?, state: UserState) {
-        let state: UserState
-        do { state = try loadState(user) } catch {
-            guard try hasRecord(user) else { return (nil, UserState()) }   // nobody's state to show
-            throw error
-        }
-        return (try openRecord(user, stateGeneration: state.recordGeneration), state)
+        try reloadRecordAndState(user, opened: nil)
     }
 
     public func reloadRecordAndState(_ user: String, opened previous: UserRecord?) throws
         -> (record: UserRecord?, state: UserState) {
         let state: UserState
         do { state = try loadState(user) } catch {
-            guard try hasRecord(user) else { return (nil, UserState()) }
+            guard try hasRecord(user) else { return (nil, UserState()) }   // nobody's state to show
             throw error
         }
         return (try openRecord(user, stateGeneration: state.recordGeneration, previous: previous), state)
