@@ -155,3 +155,65 @@ def test_a_key_writer_killed_mid_write_leaves_nothing_behind_for_long(inst):
     inst.cli("admin", "rotate-key")
     assert not os.path.exists(dead)
     assert os.path.exists(alive)
+
+
+def test_retire_removes_no_key_while_a_record_cannot_be_read(inst):
+    """A record rotate-key cannot read (here: a mode that makes the store refuse it) names
+    a key nobody can see. --retire must not delete any old key then: once the record is
+    readable again, it opens under the key it was sealed with."""
+    for u in ("rtra", "rtrb"):
+        inst.enroll(u)
+    old = key_files(inst)
+    record = os.path.join(inst.state, "rtra.record")
+    os.chmod(record, 0o644)
+    r = inst.cli("admin", "rotate-key", "--retire", check=False)
+    assert r.returncode != 0
+    assert "no old key removed" in r.stderr, r.stdout + r.stderr
+    assert set(old) <= set(key_files(inst)), "an old key was deleted while a record needed it"
+    os.chmod(record, 0o600)
+    assert inst.cli("admin", "show", "rtra", "--json").returncode == 0
+    # Readable again: the rerun re-seals it and only then retires the old key.
+    r = inst.cli("admin", "rotate-key", "--retire")
+    assert "removed old key(s): " + old[0] in r.stdout, r.stdout
+    inst.service()
+    assert inst.login("rtra", oathtool()).returncode == 0
+
+
+def test_a_user_with_a_hashed_file_name_is_listed_rotated_and_kept(inst):
+    """A long non-ASCII directory name is stored under a hashed file name (%~<sha256>); its
+    `.name` file lets list, report and rotate-key find it by name. A record written without
+    it (an older version) is not re-sealed, but its key stays."""
+    long_user = "rth" + "é" * 120
+    inst.enroll(long_user)
+    inst.enroll("rthplain")
+    hashed = [n for n in os.listdir(inst.state) if n.startswith("%~") and n.endswith(".record")]
+    assert len(hashed) == 1
+    base = hashed[0][: -len(".record")]
+    with open(os.path.join(inst.state, base + ".name"), encoding="utf-8") as f:
+        assert f.read() == long_user
+    assert long_user in inst.cli("admin", "list").stdout
+    report = json.loads(inst.cli("admin", "report", "--json").stdout)
+    assert report["enrolled"] == 2 and long_user in report["users"]
+
+    old = key_files(inst)
+    r = inst.cli("admin", "rotate-key", "--retire")
+    assert "2 record(s) re-sealed" in r.stdout and "removed old key(s): " + old[0] in r.stdout, r.stdout
+    assert old[0] not in key_files(inst)
+    assert inst.cli("admin", "show", long_user, "--json").returncode == 0
+
+    # A hashed record with no name beside it: counted, not re-sealed, its key kept.
+    os.unlink(os.path.join(inst.state, base + ".name"))
+    under = key_files(inst)
+    assert long_user not in inst.cli("admin", "list").stdout
+    r = inst.cli("admin", "rotate-key", "--retire", check=False)
+    assert r.returncode != 0
+    assert "whose user name is unknown" in r.stderr and base in r.stderr, r.stderr
+    assert set(under) <= set(key_files(inst)), "the key of a record without a known name was deleted"
+    st = status(inst)
+    assert not st["complete"] and st["unnamed_records"] == [os.path.join(inst.state, base + ".record")]
+    # Re-enrolling by name writes the name again; the next rotation then finishes.
+    inst.enroll(long_user, SECRET, "--replace")
+    inst.cli("admin", "rotate-key", "--retire")
+    assert status(inst)["complete"] and len(key_files(inst)) == 1
+    inst.service()
+    assert inst.login(long_user, oathtool()).returncode == 0

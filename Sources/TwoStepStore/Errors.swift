@@ -14,6 +14,8 @@ public enum StoreError: Error, CustomStringConvertible, Equatable {
     case config(path: String, line: Int, message: String)
     case notEnrolled(String)
     case alreadyEnrolled(String)
+    /// An operation declined for the reason given (the whole message).
+    case refused(String)
 
     public var description: String {
         switch self {
@@ -37,6 +39,8 @@ public enum StoreError: Error, CustomStringConvertible, Equatable {
             return "\(user) is not enrolled"
         case let .alreadyEnrolled(user):
             return "\(user) is already enrolled"
+        case let .refused(why):
+            return why
         }
     }
 }

@@ -28,6 +28,14 @@ public struct KeyRotation {
 
     public static let unreadable = "unreadable"
 
+    /// Records no user name could be found for (`FileUserStore.recordFiles`), by the key
+    /// their header names ("unreadable" when not even that could be read), as file bases.
+    /// They cannot be re-sealed (their associated data needs the name), but their keys
+    /// must stay.
+    public func unnamedCensus() throws -> [String: [String]] {
+        try store.unnamedRecordKeys()
+    }
+
     public struct Plan {
         /// The key records are re-sealed under.
         public let activeKey: String
@@ -70,10 +78,17 @@ public struct KeyRotation {
     }
 
     /// Deletes every key file no record names, except the active key. Returns the ids
-    /// removed and, for each kept key, the users whose records still name it.
+    /// removed and, for each kept key, the users (or, for records without a known name,
+    /// the file bases) whose records still name it. Removes nothing, and throws, while any
+    /// record's header cannot be read: which key it needs is then unknown, and deleting
+    /// that key would lose the record for good.
     public func retire() throws -> (removed: [String], kept: [String: [String]]) {
         let active = try ring.activeKey().id
-        let needed = try census()
+        var needed = try census()
+        for (id, files) in try unnamedCensus() { needed[id, default: []] += files }
+        if let unknown = needed[KeyRotation.unreadable], !unknown.isEmpty {
+            throw StoreError.refused("no old key removed: \(unknown.count) record(s) cannot be read (\(unknown.prefix(5).joined(separator: ", "))\(unknown.count > 5 ? ", …" : "")), so the key they need is unknown; `twostep admin show USER` says why")
+        }
         var removed: [String] = []
         var kept: [String: [String]] = [:]
         for id in try ring.keyIDs() where id != active {

@@ -7,6 +7,14 @@ import TwoStepCrypto
 public protocol SealedRecordAccess: UserStore {
     func sealedRecord(_ user: String) throws -> [UInt8]?
     func storeSealedRecord(_ sealed: [UInt8], for user: String) throws
+    /// Records `enrolledUsers` cannot name, by the key id their header names ("unreadable"
+    /// when it cannot be read), as identifiers an admin can find them by.
+    func unnamedRecordKeys() throws -> [String: [String]]
+}
+
+extension SealedRecordAccess {
+    /// A store keyed by user name (PostgreSQL) names every record.
+    public func unnamedRecordKeys() throws -> [String: [String]] { [:] }
 }
 
 extension FileUserStore: SealedRecordAccess {
@@ -15,10 +23,24 @@ extension FileUserStore: SealedRecordAccess {
         return try withDirectory { fd in try Files.readPrivate(dirfd: fd, dirPath: directory, name: name) }
     }
 
+    public func unnamedRecordKeys() throws -> [String: [String]] {
+        var byKey: [String: [String]] = [:]
+        for base in try recordFiles().unnamed {
+            let name = base + ".record"
+            let id = try? withDirectory { fd in
+                try Files.readPrivate(dirfd: fd, dirPath: directory, name: name)
+                    .map { try SealedRecord.keyID(of: $0, path: directory + "/" + name) }
+            }
+            byKey[(id ?? nil) ?? KeyRotation.unreadable, default: []].append(directory + "/" + name)
+        }
+        return byKey
+    }
+
     public func storeSealedRecord(_ sealed: [UInt8], for user: String) throws {
         let name = try checked(user) + ".record"
         _ = try SealedRecord.keyID(of: sealed, path: directory + "/" + name)
         try withDirectory { fd in
+            try nameHashedUser(user, dirfd: fd)
             try Files.writeAtomically(dirfd: fd, dirPath: directory, name: name, bytes: sealed,
                                       temporary: Files.lockedTemporary(of: name))
         }

@@ -8,9 +8,16 @@ import TwoStepCrypto
 /// - Any other name is `%` followed by the name with each byte outside `[A-Za-z0-9._-]`
 ///   written as `%XX` (upper-case hex): `alice@corp` -> `%alice%40corp`.
 /// - When that would be longer than `maxEscaped` (a long directory name), `%~` and the
-///   SHA-256 of the name in hex: still one file per name, but `enrolledUsers` cannot list
-///   it by name (the record's associated data still binds it to the name).
+///   SHA-256 of the name in hex: still one file per name. The name itself is kept beside
+///   the record in `<base>.name` (not secret: a login name), so `enrolledUsers` can list it;
+///   the record's associated data binds it to the name either way.
 public enum UserFileName {
+    /// The file beside a hashed base's record that holds its user name.
+    public static let nameSuffix = ".name"
+
+    /// Whether `base` is the hashed form (`%~` and a digest) of a long name.
+    public static func isHashed(_ base: String) -> Bool { base.hasPrefix("%~") }
+
     /// Leaves room for ".record", and ".NAME.tmp.PID" of an atomic write, in 255 bytes.
     static let maxEscaped = 220
 

@@ -211,6 +211,7 @@ public final class FileUserStore: UserStore {
         let sealed = try SealedRecord.seal(plain, user: user, key: try keys.activeKey(), generation: generation)
         lastOpened = nil
         try withDirectory { fd in
+            try nameHashedUser(user, dirfd: fd)
             try Files.writeAtomically(dirfd: fd, dirPath: directory, name: name, bytes: sealed,
                                       temporary: Files.lockedTemporary(of: name))
         }
@@ -240,16 +241,54 @@ public final class FileUserStore: UserStore {
         try withDirectory { fd in
             try Files.remove(dirfd: fd, dirPath: directory, name: u + ".record")
             try Files.remove(dirfd: fd, dirPath: directory, name: u + ".state")
+            if UserFileName.isHashed(u) { try Files.remove(dirfd: fd, dirPath: directory, name: u + UserFileName.nameSuffix) }
         }
     }
 
     public func enrolledUsers() throws -> [String] {
+        try recordFiles().named.sorted()
+    }
+
+    /// Every `*.record` in the directory: the users they belong to, and the file bases no
+    /// user name could be found for (a hashed base, `UserFileName`, whose `.name` file is
+    /// missing or does not match: written by a version before 0.x kept names, or damaged).
+    public func recordFiles() throws -> (named: [String], unnamed: [String]) {
         try withDirectory { fd in
-            try Files.names(dirfd: fd, dirPath: directory)
-                .filter { $0.hasSuffix(".record") }
-                .compactMap { UserFileName.decode(String($0.dropLast(".record".count))) }
-                .sorted()
+            var named: [String] = [], unnamed: [String] = []
+            for file in try Files.names(dirfd: fd, dirPath: directory) where file.hasSuffix(".record") {
+                let base = String(file.dropLast(".record".count))
+                if let user = UserFileName.decode(base) ?? hashedUser(dirfd: fd, base: base) {
+                    named.append(user)
+                } else {
+                    unnamed.append(base)
+                }
+            }
+            return (named, unnamed.sorted())
         }
+    }
+
+    /// The user a hashed file base (`%~<sha256>`) stands for, from its `.name` file, when
+    /// that name hashes to the base again.
+    private func hashedUser(dirfd: Int32, base: String) -> String? {
+        guard UserFileName.isHashed(base),
+              let bytes = try? Files.readPrivate(dirfd: dirfd, dirPath: directory,
+                                                 name: base + UserFileName.nameSuffix, limit: 4096),
+              let user = String(validating: bytes, as: UTF8.self),
+              (try? UserFileName.encode(user)) == base else { return nil }
+        return user
+    }
+
+    /// For a user whose file names are a hash, the `.name` file that lets listings,
+    /// rotation and migration find the record by name; written before the record, so a
+    /// record never stands without it. Nothing for any other user.
+    func nameHashedUser(_ user: String, dirfd fd: Int32) throws {
+        let base = try checked(user)
+        guard UserFileName.isHashed(base) else { return }
+        let name = base + UserFileName.nameSuffix
+        let bytes = Array(user.utf8)
+        if (try? Files.readPrivate(dirfd: fd, dirPath: directory, name: name, limit: 4096)) == bytes { return }
+        try Files.writeAtomically(dirfd: fd, dirPath: directory, name: name, bytes: bytes,
+                                  temporary: Files.lockedTemporary(of: name))
     }
 
     public func withLock<R>(_ user: String, _ body: () throws -> R) throws -> R {
@@ -260,7 +299,9 @@ public final class FileUserStore: UserStore {
         // files without this lock, so a dead writer's leftovers can go (two unlinks by name:
         // nothing on the login path reads the whole directory).
         try withDirectory { fd in
-            Files.removeStaleTemporaries(dirfd: fd, of: [try checked(user) + ".record", try checked(user) + ".state"])
+            let base = try checked(user)
+            Files.removeStaleTemporaries(dirfd: fd, of: [base + ".record", base + ".state"] +
+                                         (UserFileName.isHashed(base) ? [base + UserFileName.nameSuffix] : []))
         }
         return try body()
     }

@@ -261,7 +261,7 @@ extension Admin {
                         failed.append(user)
                         progress.interrupt("twostep: \(user): not re-sealed: \(error)\n")
                     }
-                    progress.step()
+                    progress.step(failed: error != nil)
                 }
             }
             progress.finish()
@@ -275,6 +275,12 @@ extension Admin {
                 print("twostep: interrupted: \(done - failed.count) record(s) re-sealed, \(left) still under an older key; " +
                       "run `twostep admin rotate-key` again to finish (old keys are kept)")
                 throw ExitCode(Interrupt.exitStatus(Interrupt.requested ?? SIGINT))
+            }
+            // Records no user name is known for cannot be re-sealed; they keep their key.
+            let unnamed = try withCLIErrors { try rotation.unnamedCensus() }.filter { $0.key != plan.activeKey }
+            for (id, files) in unnamed.sorted(by: { $0.key < $1.key }) {
+                writeStderr("twostep: \(files.count) record(s) whose user name is unknown are still under \(id == KeyRotation.unreadable ? "an unknown key" : "key \(id)") and were not re-sealed: \(listed(files)) " +
+                            "(re-enrol each user with `twostep admin import --replace`)\n")
             }
             if retire {
                 let (removed, kept) = try withCLIErrors { try rotation.retire() }
@@ -291,26 +297,33 @@ extension Admin {
 
         func printStatus(_ rotation: KeyRotation) throws {
             let census = try withCLIErrors { try rotation.census() }
+            let unnamed = try withCLIErrors { try rotation.unnamedCensus() }
             let active = try withCLIErrors { try rotation.ring.activeKey().id }
             let files = try withCLIErrors { try rotation.ring.keyIDs() }
-            let ids = Set(files).union(census.keys).union([active]).sorted()
+            let ids = Set(files).union(census.keys).union(unnamed.keys).union([active]).sorted()
             if json {
                 var keys: [[String: Any]] = []
                 for id in ids where id != KeyRotation.unreadable {
-                    keys.append(["id": id, "active": id == active, "records": census[id]?.count ?? 0,
+                    keys.append(["id": id, "active": id == active,
+                                 "records": (census[id]?.count ?? 0) + (unnamed[id]?.count ?? 0),
                                  "key_file": files.contains(id)])
                 }
                 try printJSON(["active": active, "keys": keys,
                                "unreadable": census[KeyRotation.unreadable] ?? [],
-                               "complete": census.keys.allSatisfy { $0 == active || $0 == KeyRotation.unreadable }] as [String: Any])
+                               "unnamed_records": unnamed.values.flatMap { $0 }.sorted(),
+                               "complete": census.keys.allSatisfy { $0 == active || $0 == KeyRotation.unreadable }
+                                   && unnamed.keys.allSatisfy { $0 == active }] as [String: Any])
                 return
             }
             for id in ids where id != KeyRotation.unreadable {
                 let note = id == active ? " (active)" : (files.contains(id) ? "" : " (key file missing!)")
-                print("key \(id)\(note): \(census[id]?.count ?? 0) record(s)")
+                print("key \(id)\(note): \((census[id]?.count ?? 0) + (unnamed[id]?.count ?? 0)) record(s)")
             }
             if let bad = census[KeyRotation.unreadable] {
                 print("unreadable records: \(bad.count) (\(listed(bad)))")
+            }
+            for (id, files) in unnamed.sorted(by: { $0.key < $1.key }) {
+                print("records with no known user name under \(id == KeyRotation.unreadable ? "an unreadable header" : "key \(id)"): \(files.count) (\(listed(files)))")
             }
         }
     }

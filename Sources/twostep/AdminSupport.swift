@@ -207,6 +207,8 @@ final class Progress {
     let noun: String
     let enabled = isatty(1) != 0
     var done = 0
+    /// Of `done`, those that failed: the closing line counts them apart.
+    var failed = 0
     let start = progressClock()
     var lastDraw = 0.0
 
@@ -217,8 +219,9 @@ final class Progress {
         if enabled { fflush(stdout) }   // print()'s buffer first: the bar writes fd 1 directly
     }
 
-    func step() {
+    func step(failed: Bool = false) {
         done += 1
+        if failed { self.failed += 1 }
         guard enabled else { return }
         let now = progressClock()
         if now - lastDraw >= 0.1 || done == total { draw(now) }
@@ -242,7 +245,7 @@ final class Progress {
     func finish() {
         if enabled { writeStdout("\r\u{1B}[K") }
         let elapsed = max(progressClock() - start, 0.001)
-        print("twostep: \(done) \(noun) \(verb) in \(String(format1: elapsed)) s (\(Int(Double(done) / elapsed))/s)")
+        print("twostep: \(done - failed) \(noun) \(verb)\(failed > 0 ? ", \(failed) failed," : "") in \(String(format1: elapsed)) s (\(Int(Double(done) / elapsed))/s)")
     }
 }
 
