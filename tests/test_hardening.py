@@ -4,6 +4,7 @@ touches (libpam with the real module and helper, the helper's socket, syslog, th
 Every test here failed on the code before the fix."""
 import json
 import os
+import pwd
 import re
 import secrets
 import shutil
@@ -214,6 +215,54 @@ def test_syslog_fields_cannot_be_forged(inst, tmp_path):
     fields = {k: json.loads(v) for k, v in pairs}
     assert [k for k, _ in pairs] == ["event", "user", "service", "result", "rhost", "detail"], pairs
     assert fields["user"] == user and fields["rhost"] == "h result=success\nx" and fields["result"] == "failure"
+
+
+def test_names_that_would_act_on_a_terminal_reach_no_admin_terminal(inst):
+    """A login logs the name it was given. 8-bit controls (CSI, OSC), escape sequences and
+    bidirectional overrides in it are escaped in the audit log and replaced in what
+    `admin audit` and `admin report` print; a name of 20,000 control characters still makes
+    an audit line `admin audit` reads (fields are cut to a bounded length)."""
+    inst.service()
+    csi = "tsx\u009b2J\u009d0;PWNED\u009c\u202eevil\x1b[31m"
+    huge = "\x01" * 20000
+    for user in (csi, huge):
+        r = subprocess.run([HARNESS, "--confdir", inst.pamdir, "--service", "tstest", "--user", user,
+                            "--answers", "-"], input=b"123456\n", capture_output=True, timeout=60)
+        assert b"RESULT: " in r.stdout and b"RESULT: Success" not in r.stdout, r.stdout + r.stderr
+    raw = open(inst.audit, "rb").read()
+    assert b"\xc2\x9b" not in raw and b"\xe2\x80\xae" not in raw and b"\x1b" not in raw
+    assert max(len(l) for l in raw.splitlines()) < 64 * 1024
+    names = [e["user"] for e in inst.audit_events() if e["event"] == "verify"]
+    assert csi in names, names
+    assert any(n.startswith("\x01" * 100) and "cut from 20000 bytes" in n for n in names), [n[:40] for n in names]
+    for args in (("admin", "audit", "--since", "1h"), ("admin", "report")):
+        out = inst.cli(*args).stdout + inst.cli(*args).stderr
+        assert "could not be read" not in out, out
+        assert not any(0x80 <= ord(c) <= 0x9f or c in "\x1b\u202e" for c in out), repr(out)
+    assert "tsx?2J?0;PWNED??evil?[31m" in inst.cli("admin", "report").stdout
+
+
+def test_an_audit_log_that_is_not_roots_own_file_is_not_written(inst, test_user):
+    """`audit_log` is appended to only when it is a regular file of ours that nobody else
+    may write: not a file a user made (they could read, edit or empty it), not a FIFO
+    (which would hang every login). Syslog keeps every event either way."""
+    for u in ("tsaud1", "tsaud2", "tsaud3"):
+        inst.enroll(u)
+    inst.service()
+    os.unlink(inst.audit) if os.path.exists(inst.audit) else None
+    with open(inst.audit, "w"):
+        pass
+    os.chown(inst.audit, pwd.getpwnam(test_user).pw_uid, -1)
+    assert inst.login("tsaud1", oathtool()).returncode == 0
+    assert os.path.getsize(inst.audit) == 0
+    os.unlink(inst.audit)
+    os.mkfifo(inst.audit, 0o600)
+    t0 = time.monotonic()
+    assert inst.login("tsaud2", oathtool()).returncode == 0
+    assert time.monotonic() - t0 < 10
+    os.unlink(inst.audit)
+    assert inst.login("tsaud3", oathtool()).returncode == 0
+    assert [e["result"] for e in inst.audit_events() if e["event"] == "verify"] == ["success"]
 
 
 # --- 4. serve makes the socket directory usable ---------------------------------------------

@@ -160,6 +160,25 @@ def test_email_fallback_through_the_running_helper(inst, users):
         server.wait(timeout=10)
 
 
+def test_the_mailed_code_names_the_remote_host_only_when_it_is_a_host_name(inst, users):
+    """PAM_RHOST is whatever the caller's side made it (a PTR name, an application that sets
+    it): a host name or address is named in the mail, anything else is not copied in."""
+    from conftest import HARNESS
+    alice = users()
+    mail_setup(inst, alice)
+    forged = "203.0.113.9 asked for a code by email.\n\nYour one-time code: aaaa-bbbb\n\nIgnore the code below"
+    for n, rhost in enumerate(["192.0.2.7", forged], start=1):
+        subprocess.run([HARNESS, "--confdir", inst.pamdir, "--service", "tstest", "--user", alice,
+                        "--answers", "-", "--rhost", rhost], input="email\nabcd-efgh\n",
+                       capture_output=True, text=True, timeout=60)
+        _, text = text_of(wait_for_mails(alice, n)[n - 1])
+        if n == 1:
+            assert f"as {alice} from 192.0.2.7 asked" in text, text
+        else:
+            assert f"as {alice} from an unnamed host asked" in text, text
+            assert "aaaa-bbbb" not in text and "Ignore the code below" not in text, text
+
+
 def test_expired_email_code_is_refused(inst, users):
     alice = users()
     mail_setup(inst, alice, email_code_ttl="1s")

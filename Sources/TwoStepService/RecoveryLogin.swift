@@ -9,6 +9,19 @@ import TwoStepSystem
 /// Recovery at login (issue 9): an administrator's bypass, a pending invitation, the email
 /// fallback (`email` at the prompt), the support person's recovery code (in `check`).
 extension Verifier {
+    /// " from HOST" for the mailed code's text when the remote host is an address or a
+    /// host name; nothing otherwise. Whoever logs in may shape PAM_RHOST (a PTR name, an
+    /// application that sets it), and the mail must not carry their sentences.
+    static func mailedOrigin(_ rhost: String) -> String {
+        let bytes = Array(rhost.utf8)
+        guard !bytes.isEmpty else { return "" }
+        guard bytes.count <= 253, bytes.allSatisfy({ b in
+            (b >= 0x30 && b <= 0x39) || (b >= 0x41 && b <= 0x5a) || (b >= 0x61 && b <= 0x7a) ||
+                b == UInt8(ascii: ".") || b == UInt8(ascii: "-") || b == UInt8(ascii: ":") || b == UInt8(ascii: "%")
+        }) else { return " from an unnamed host" }
+        return " from " + rhost
+    }
+
     public static let emailPrompt = "Code from the email: "
     /// Mails a user may be sent within an hour.
     public static let mailsPerHour = 3
@@ -131,7 +144,7 @@ extension Verifier {
             conversation.error(unavailable)
             return .systemError
         }
-        let text = "A login to \(config.issuer) as \(req.user)" + (req.rhost.isEmpty ? "" : " from \(req.rhost)") +
+        let text = "A login to \(config.issuer) as \(req.user)" + Self.mailedOrigin(req.rhost) +
             " asked for a code by email.\n\nYour one-time code: \(mail.code)\n\n" +
             "It works once, within \(describe(seconds: Int64(config.emailCodeTTL))). If this was not you, " +
             "someone knows your password: change it and tell your administrator.\n"

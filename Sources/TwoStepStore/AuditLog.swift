@@ -17,6 +17,37 @@ public struct AuditEvent {
         self.event = event; self.user = user; self.service = service
         self.result = result; self.detail = detail; self.rhost = rhost
     }
+
+    /// The longest a field gets, in bytes, and `detail`. A refused login logs the name it
+    /// was given, whatever its length; escaped, a long one would make a line longer than
+    /// `AuditReader.maxLine`, which readers skip, so the attempt would vanish from
+    /// `admin audit` and `admin report`.
+    public static let fieldLimit = 512
+    public static let detailLimit = 4096
+
+    /// This event with every field cut to its limit, marked where it was cut.
+    func bounded() -> AuditEvent {
+        var e = self
+        e.event = Self.cut(event, Self.fieldLimit)
+        e.user = Self.cut(user, Self.fieldLimit)
+        e.service = Self.cut(service, Self.fieldLimit)
+        e.result = Self.cut(result, Self.fieldLimit)
+        e.rhost = rhost.map { Self.cut($0, Self.fieldLimit) }
+        e.detail = detail.map { Self.cut($0, Self.detailLimit) }
+        return e
+    }
+
+    static func cut(_ s: String, _ limit: Int) -> String {
+        guard s.utf8.count > limit else { return s }
+        var out = String.UnicodeScalarView()
+        var bytes = 0
+        for c in s.unicodeScalars {
+            bytes += String(c).utf8.count
+            if bytes > limit { break }
+            out.append(c)
+        }
+        return String(out) + "…(cut from \(s.utf8.count) bytes)"
+    }
 }
 
 /// Every event goes to syslog (authpriv, warning) and, when `audit_log` is set, to that
@@ -45,7 +76,8 @@ public final class AuditLog {
         opened = true
     }
 
-    public func record(_ e: AuditEvent) {
+    public func record(_ event: AuditEvent) {
+        let e = event.bounded()
         // Every value quoted and escaped as in the JSON line: a user name or rhost holding
         // `result=success`, a quote or a newline cannot forge a field or a line.
         var msg = "event=\(jsonString(e.event)) user=\(jsonString(e.user)) service=\(jsonString(e.service))"
@@ -61,6 +93,7 @@ public final class AuditLog {
     /// for them all: one per user of a bulk change (`admin import --batch`), which would
     /// flood syslog (and meet journald's rate limit) while its summary event goes there.
     public func recordInFileOnly(_ events: [AuditEvent]) {
+        let events = events.map { $0.bounded() }
         for e in events { Self.mirror?(e, now()) }
         if !events.isEmpty { append(events.map(jsonLine).joined()) }
     }
@@ -77,12 +110,25 @@ public final class AuditLog {
     /// Appends whole lines to `audit_log` (when set) with one write.
     func append(_ text: String) {
         guard let path else { return }
-        let fd = Sys.retry { open(path, O_WRONLY | O_APPEND | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0o600) }
+        // O_NONBLOCK: a FIFO put there must not hang a login (with no reader, open fails).
+        let fd = Sys.retry { open(path, O_WRONLY | O_APPEND | O_CREAT | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC, 0o600) }
         guard fd >= 0 else {
             Self.syslogLine(LOG_ERR, "cannot open audit log \(path): \(String(cString: strerror(errno)))")
             return
         }
         defer { close(fd) }
+        // Only a regular file of ours that nobody else may write: events are not appended
+        // to a file a user made (they could read, edit or empty it) or to a device. Syslog
+        // has every event in any case.
+        var st = stat()
+        guard fstat(fd, &st) == 0 else {
+            Self.syslogLine(LOG_ERR, "cannot stat audit log \(path): \(String(cString: strerror(errno)))")
+            return
+        }
+        if let problem = Self.auditFileProblem(st) {
+            Self.syslogLine(LOG_ERR, "audit log \(path) not written: \(problem)")
+            return
+        }
         let bytes = Array(text.utf8)
         let n = bytes.withUnsafeBytes { p in Sys.retry { write(fd, p.baseAddress, p.count) } }
         if n != bytes.count {
@@ -90,12 +136,21 @@ public final class AuditLog {
         }
     }
 
+    /// nil when `audit_log` may be appended to: a regular file owned by us, not writable by
+    /// group or others (readable is fine: log readers in group adm).
+    static func auditFileProblem(_ st: stat) -> String? {
+        if st.st_mode & S_IFMT != S_IFREG { return "not a regular file" }
+        if st.st_uid != geteuid() { return "owned by uid \(st.st_uid), expected \(geteuid())" }
+        if st.st_mode & 0o022 != 0 { return "mode \(String(st.st_mode & 0o7777, radix: 8)) lets group or others write it" }
+        return nil
+    }
+
     /// Operational messages (damaged files, bad config) that are not audit events.
     public static func syslogLine(_ priority: Int32, _ message: String) {
         // Control characters escaped: a name inside an error message cannot start a line.
         var line = ""
         for u in message.unicodeScalars {
-            if u.value < 0x20 || u.value == 0x7f {
+            if isDisplayControl(u) {
                 let h = String(u.value, radix: 16)
                 line += "\\x" + (h.count < 2 ? "0" : "") + h
             } else {

@@ -1,13 +1,24 @@
 // SPDX-License-Identifier: Apache-2.0
 // The rule a user name must pass before the store takes it (file names: UserFileName).
+import TwoStepCore
 
 /// User names we accept: anything NSS may resolve (directory users such as
-/// `alice@corp.example.com` or `CORP\\alice`), 1 to 256 bytes, no control characters.
+/// `alice@corp.example.com` or `CORP\\alice`), 1 to 256 bytes, nothing that would act on
+/// a terminal or reorder text when the name is printed (`isDisplayControl`).
 /// File names come from `UserFileName`, never from the name itself.
 public func isValidUserName(_ name: String) -> Bool {
-    let bytes = Array(name.utf8)
-    guard !bytes.isEmpty, bytes.count <= 256 else { return false }
-    return !bytes.contains { $0 < 0x20 || $0 == 0x7f }
+    let count = name.utf8.count
+    guard count > 0, count <= 256 else { return false }
+    return !name.unicodeScalars.contains { isDisplayControl($0) }
+}
+
+/// `text` with every `isDisplayControl` character replaced by `?`: for printing what
+/// someone else chose (an audit line's user name, a file's contents) on an admin's terminal.
+public func displaySafe(_ text: String) -> String {
+    guard text.unicodeScalars.contains(where: isDisplayControl) else { return text }
+    var out = String.UnicodeScalarView()
+    for c in text.unicodeScalars { out.append(isDisplayControl(c) ? "?" : c) }
+    return String(out)
 }
 
 /// The names every earlier version accepted (POSIX portable set, no leading '-' or '.',

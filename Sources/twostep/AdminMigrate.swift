@@ -222,9 +222,7 @@ final class ImportReport {
 
     /// Names and lines come from files users may write: no control character reaches the
     /// admin's terminal.
-    func printable(_ s: String) -> String {
-        String(s.unicodeScalars.map { $0.value < 0x20 || (0x7f...0x9f).contains($0.value) ? "?" : Character($0) })
-    }
+    func printable(_ s: String) -> String { displaySafe(s) }
 
     func finish() throws {
         let totals = "\(imported) \(dryRun ? "to import" : "imported"), \(skipped) skipped, \(refused) refused, \(failed) failed"

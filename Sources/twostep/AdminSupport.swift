@@ -109,7 +109,8 @@ extension Admin {
                 print("failures in the last 24 h: none")
             } else {
                 print("failures in the last 24 h:")
-                for (u, n) in failures.sorted(by: { ($1.value, $0.key) < ($0.value, $1.key) }) { print("  \(u): \(n)") }
+                // Names from the audit log: a login attempt logs whatever name it was given.
+                for (u, n) in failures.sorted(by: { ($1.value, $0.key) < ($0.value, $1.key) }) { print("  \(displaySafe(u)): \(n)") }
             }
         }
     }
@@ -153,7 +154,7 @@ func auditRow(_ cols: [String]) -> String {
     let widths = [20, 16, 16, 10, 8]
     var out = ""
     for (i, c) in cols.enumerated() {
-        let clean = String(c.unicodeScalars.map { $0.value < 0x20 || $0.value == 0x7f ? "?" : Character($0) })
+        let clean = displaySafe(c)
         if i < widths.count {
             out += clean + String(repeating: " ", count: max(1, widths[i] - clean.count + 1))
         } else {
