@@ -265,6 +265,41 @@ def test_an_audit_log_that_is_not_roots_own_file_is_not_written(inst, test_user)
     assert [e["result"] for e in inst.audit_events() if e["event"] == "verify"] == ["success"]
 
 
+def test_a_store_whose_parent_others_may_write_is_refused(inst):
+    """Whoever may rename entries of state_dir's parent could swap the directory for one
+    of their own between two logins (an empty one: everyone "not enrolled"). Such a store
+    is refused, as sshd's StrictModes refuses such a home; a sticky parent (/tmp) is fine."""
+    inst.enroll("tspar1")
+    inst.enroll("tspar2")
+    inst.service()
+    os.chmod(inst.root, 0o777)
+    r = inst.login("tspar1", oathtool())
+    assert r.returncode != 0
+    doctor = json.loads(inst.cli("doctor", "--json", check=False).stdout)
+    line = [c for c in doctor["checks"] if c["check"] == "state directory"][0]
+    assert line["result"] == "fail" and f"its parent {inst.root}" in line["detail"], line
+    assert "refusing unsafe" in inst.cli("admin", "list", check=False).stderr
+    os.chmod(inst.root, 0o1777)
+    assert inst.login("tspar1", oathtool()).returncode == 0
+    os.chmod(inst.root, 0o700)
+    assert inst.login("tspar2", oathtool()).returncode == 0
+
+
+def test_require_naming_no_group_is_a_doctor_failure(inst):
+    """`require = GROUPS` with a group nobody has (a misspelling) lets every user who is not
+    enrolled in without a code: doctor says so; `all` cannot be mixed with groups."""
+    inst.write_config(require="all,wheel")
+    r = inst.cli("admin", "list", check=False)
+    assert r.returncode != 0 and "`all` stands alone" in r.stderr, r.stderr
+    inst.write_config(require="root,tsnosuchgroup")
+    doctor = json.loads(inst.cli("doctor", "--json", check=False).stdout)
+    line = [c for c in doctor["checks"] if c["check"] == "required groups"][0]
+    assert line["result"] == "fail" and "tsnosuchgroup" in line["detail"] and "root" not in line["detail"].split(":")[1], line
+    inst.write_config(require="root")
+    doctor = json.loads(inst.cli("doctor", "--json", check=False).stdout)
+    assert [c["result"] for c in doctor["checks"] if c["check"] == "required groups"] == ["ok"]
+
+
 # --- 4. serve makes the socket directory usable ---------------------------------------------
 
 def test_serve_creates_a_missing_socket_directory_0755(inst):

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 #define _GNU_SOURCE
 #include "twostep_sys.h"
+#include <stdlib.h>
 #include "twostep_peercred.h"
 #include <sys/prctl.h>
 #include <sys/resource.h>
@@ -49,4 +50,10 @@ int twostep_sys_clock_status(int *unsynchronised, long *maxerror_us) {
    search of every protocol conformance in the binary. */
 void twostep_sys_syslog(int priority, const char *message) {
     syslog(priority, "%s", message);
+}
+
+/* realpath(path, NULL), malloc'd (free it): glibc's fortified inline realpath has one
+   definition per Clang module, and Swift modules that also import COpenSSL see two. */
+char *twostep_sys_realpath(const char *path) {
+    return realpath(path, NULL);
 }

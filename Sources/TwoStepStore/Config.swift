@@ -149,6 +149,7 @@ public struct Config: Equatable {
                     guard !groups.isEmpty, groups.allSatisfy(isPlainUserName) else {
                         throw fail("expected `all` or a comma-separated list of groups")
                     }
+                    guard !groups.contains("all") else { throw fail("`all` stands alone, not in a list of groups") }
                     c.require = .groups(groups)
                 }
             case "password_service":

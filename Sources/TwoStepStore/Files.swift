@@ -21,7 +21,31 @@ public enum Files {
             close(fd)
             throw StoreError.unsafe(path: path, reason: problem)
         }
+        do { try checkAncestors(of: path) } catch { close(fd); throw error }
         return fd
+    }
+
+    /// Every directory above `path` (resolved: symbolic links followed, as open does) must
+    /// be owned by root or by us and writable by nobody else, unless sticky (as /tmp): a
+    /// user who may rename entries of a parent could swap the private directory for one of
+    /// their choosing between two logins, as sshd's StrictModes guards against.
+    public static func checkAncestors(of path: String) throws {
+        guard let resolved = Sys.realPath(path) else {
+            throw StoreError.io(path: path, operation: "resolve", errno: errno)
+        }
+        var dir = resolved
+        while let slash = dir.lastIndex(of: "/") {
+            dir = slash == dir.startIndex ? "/" : String(dir[..<slash])
+            var st = stat()
+            guard lstat(dir, &st) == 0 else { throw StoreError.io(path: dir, operation: "stat", errno: errno) }
+            if st.st_uid != 0 && st.st_uid != geteuid() {
+                throw StoreError.unsafe(path: path, reason: "its parent \(dir) is owned by uid \(st.st_uid)")
+            }
+            if st.st_mode & 0o022 != 0 && st.st_mode & mode_t(S_ISVTX) == 0 {
+                throw StoreError.unsafe(path: path, reason: "its parent \(dir) (mode \(String(st.st_mode & 0o7777, radix: 8))) lets group or others rename what is in it")
+            }
+            if dir == "/" { break }
+        }
     }
 
     /// Checks again that an open directory is still ours and private (a cached descriptor

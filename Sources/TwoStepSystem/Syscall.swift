@@ -95,4 +95,12 @@ extension Sys {
     public static func syslog(_ priority: Int32, _ message: String) {
         message.withCString { twostep_sys_syslog(priority, $0) }
     }
+
+    /// The absolute path `path` names, every symbolic link resolved; nil (errno set) when
+    /// some part does not exist.
+    public static func realPath(_ path: String) -> String? {
+        guard let p = twostep_sys_realpath(path) else { return nil }
+        defer { free(p) }
+        return String(cString: p)
+    }
 }

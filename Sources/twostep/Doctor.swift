@@ -30,6 +30,7 @@ struct Doctor: ParsableCommand {
         var report = DoctorReport()
         report.clock()
         let config = report.config(path: options.config)
+        report.requiredGroups(config)
         report.directories(config)
         report.masterKey(config)
         report.helper(path: helper)
@@ -114,6 +115,19 @@ struct DoctorReport {
         } catch {
             add("config", .fail, "\(error)")
             return nil
+        }
+    }
+
+    /// `require = GROUPS`: a group no source knows (a misspelling) makes every user who is
+    /// not enrolled log in without a code, since nobody is in it.
+    mutating func requiredGroups(_ config: Config?) {
+        guard let config, case .groups(let groups) = config.require else { return }
+        let missing = groups.filter { getgrnam($0) == nil }
+        if missing.isEmpty {
+            add("required groups", .ok, groups.joined(separator: ", ") + " exist")
+        } else {
+            add("required groups", .fail, "`require` names group(s) that do not exist: \(missing.joined(separator: ", ")); " +
+                "users in no listed group who are not enrolled log in without a code")
         }
     }
 

@@ -20,3 +20,5 @@ int twostep_sys_accept(int fd);
 int twostep_sys_clock_status(int *unsynchronised, long *maxerror_us);
 /* syslog(priority, "%s", message). */
 void twostep_sys_syslog(int priority, const char *message);
+/* realpath(path, NULL): the resolved path, malloc'd, or NULL with errno set. */
+char *twostep_sys_realpath(const char *path);
