@@ -4,11 +4,13 @@ helper over its Unix socket (started by `serve --socket` or by systemd-socket-ac
 import concurrent.futures
 import json
 import os
+import pwd
 import re
 import secrets
 import shutil
 import signal
 import socket
+import stat
 import struct
 import subprocess
 import tempfile
@@ -16,7 +18,8 @@ import time
 
 import pytest
 
-from conftest import CLI, HELPER, Installation, oathtool, raw_request, read_setup_screen, wait_for_socket
+from conftest import (CLI, HELPER, MODULE, PAM_SUCCESS, Installation, harness_login, oathtool, raw_request,
+                      read_setup_screen, wait_for_socket)
 
 PASSWORD = "Corr3ct-Horse-Battery"
 
@@ -281,3 +284,67 @@ sys.stdin.readline()   # hold them until the test is done
         holder.communicate("\n", timeout=30)
     # Once Alice's connections end, her slots are free again.
     assert json.loads(host.as_user(alice, "status", "--json").stdout)["enrolled"] is True
+
+
+# --- connection slots, the non-root cap, accounts, abandoned password prompts -------------
+
+HOLD = """
+import json, socket, struct, sys
+path, n, payload = sys.argv[1], int(sys.argv[2]), sys.argv[3].encode().replace(b",", b"\\0")
+held = []
+for i in range(n):
+    s = socket.socket(socket.AF_UNIX); s.connect(path)
+    try:
+        s.sendall(bytes([1]) + struct.pack(">I", len(payload)) + payload)
+    except (BrokenPipeError, ConnectionResetError):
+        pass   # turned away before the request went out: the answer is still there to read
+    h = s.recv(5, socket.MSG_WAITALL)
+    body = s.recv(struct.unpack(">I", h[1:])[0], socket.MSG_WAITALL) if len(h) == 5 else b""
+    print(hex(h[0]) if h else "EOF", body.decode(errors="replace").splitlines()[0] if body else "", flush=True)
+    held.append(s)
+sys.stdin.readline()   # hold them until the test is done
+"""
+
+
+def hold(user, sock, n, command="enroll"):
+    """Opens n self-service connections as `user`, each sending COMMAND and left at its
+    first answer (a password prompt holds the worker); returns the process and the first
+    frame of each ("0x10 Password:", "0x13 <refusal>")."""
+    payload = f"version,1,mode,self,command,{command},"
+    p = subprocess.Popen(["runuser", "-u", user, "--", "/usr/bin/python3", "-c", HOLD, sock, str(n), payload],
+                         stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    return p, [p.stdout.readline().strip() for _ in range(n)]
+
+
+def test_connection_slots_are_locks_in_one_file_and_nothing_piles_up(host):
+    """The slots are byte-range locks on state_dir/.conn-slots (0600, root's): however many
+    users connect, state_dir gains that one file and no file per uid and slot."""
+    host.serve("serve")
+    users = [host.user() for _ in range(3)]
+    for u in users:
+        for _ in range(2):
+            r = host.as_user(u, "status", "--json")
+            assert json.loads(r.stdout)["enrolled"] is False, r.stderr
+    # Three users' connections held at once, then let go: still the one file.
+    held = [hold(u, host.sock, 2) for u in users]
+    try:
+        assert all(lines == ["0x10 Password:"] * 2 for _, lines in held), held
+    finally:
+        for p, _ in held:
+            p.communicate("\n", timeout=30)
+    conn = sorted(n for n in os.listdir(host.inst.state) if n.startswith(".conn"))
+    assert conn == [".conn-slots"], conn
+    st = os.lstat(os.path.join(host.inst.state, ".conn-slots"))
+    assert stat.S_ISREG(st.st_mode) and st.st_uid == 0 and stat.S_IMODE(st.st_mode) == 0o600 and st.st_size == 0, st
+    # The slots were given back when the connections ended.
+    p, lines = hold(users[0], host.sock, 3)
+    p.communicate("\n", timeout=30)
+    assert lines == ["0x10 Password:"] * 3, lines
+    # A symbolic link in its place is not followed: the connection is turned away.
+    target = os.path.join(host.inst.root, "elsewhere")
+    open(target, "w").close()
+    os.unlink(os.path.join(host.inst.state, ".conn-slots"))
+    os.symlink(target, os.path.join(host.inst.state, ".conn-slots"))
+    r = host.as_user(users[0], "status", "--json")
+    assert r.returncode != 0 and r.stdout == "", r.stdout + r.stderr
+    assert os.stat(target).st_size == 0 and os.path.islink(os.path.join(host.inst.state, ".conn-slots"))

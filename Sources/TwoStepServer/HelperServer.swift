@@ -155,47 +155,70 @@ public enum HelperServer {
     /// Self-service connections one non-root user may have open at once.
     public static let connectionsPerUser = 3
 
-    /// Takes one of the caller's connection slots (flocks on `state_dir/.conn-UID-N`,
-    /// released by the kernel when this process ends). nil when all are taken; root is
-    /// not limited.
-    static func claimSlot(uid: uid_t, config: Config) throws -> FileLock? {
-        guard uid != 0 else { return nil }
-        let dirfd = try Files.openPrivateDirectory(config.stateDir)
-        defer { close(dirfd) }
-        for n in 0..<connectionsPerUser {
-            if let lock = try FileLock(dirfd: dirfd, dirPath: config.stateDir, name: ".conn-\(uid)-\(n)", wait: false) {
-                return lock
+    /// The file whose bytes are the connection slots (ByteLocks), in `state_dir`.
+    public static let slotsFile = ".conn-slots"
+    /// Byte of a user's slot n: uid * connectionsPerUser + n (below 2^34 for any uid).
+    static func userSlot(_ uid: uid_t, _ n: Int) -> Int64 { Int64(uid) * Int64(connectionsPerUser) + Int64(n) }
+
+    /// Why a caller is turned away before a worker is spent on it.
+    enum Refusal: Error {
+        case userCap
+
+        var message: String {
+            switch self {
+            case .userCap: return "Too many open twostep requests for your user; finish or cancel the others first."
             }
         }
-        return nil
     }
 
-    /// Who is calling, known at accept (SO_PEERCRED), and the slot a non-root caller holds.
+    /// Takes one of the caller's connection slots, as an open-file-description lock on a
+    /// byte of `state_dir/.conn-slots` (released when the returned ByteLocks is released or
+    /// this process ends; nothing accumulates on disk).
+    static func claimSlots(uid: uid_t, config: Config) throws -> Result<ByteLocks, Refusal> {
+        let dirfd = try Files.openPrivateDirectory(config.stateDir)
+        defer { close(dirfd) }
+        let locks = try ByteLocks(dirfd: dirfd, dirPath: config.stateDir, name: slotsFile)
+        guard try locks.claimFirst(of: (0..<connectionsPerUser).map { userSlot(uid, $0) }) != nil else {
+            return .failure(.userCap)
+        }
+        return .success(locks)
+    }
+
+    /// Who is calling, known at accept (SO_PEERCRED), and the slots a non-root caller holds.
     struct Caller {
         let uid: uid_t
-        let slot: FileLock?
+        let slot: ByteLocks?
     }
 
     /// Takes the caller's uid and, for a non-root caller, one of its connection slots, at
-    /// once, before reading a byte. nil (and the connection closed) when the caller is
-    /// over its cap or cannot be identified.
+    /// once, before reading a byte. nil (and the connection closed, after an error frame and
+    /// a `denied` result) when the caller is over its cap or cannot be identified.
     static func admit(_ fd: Int32, config: Config) -> Caller? {
         var uid: uid_t = 0
         guard twostep_sys_peer_uid(fd, &uid) == 0 else { close(fd); return nil }
         if uid == 0 { return Caller(uid: 0, slot: nil) }
         do {
-            if let slot = try claimSlot(uid: uid, config: config) { return Caller(uid: uid, slot: slot) }
-            // The reply fits in the socket buffer: never blocks this worker.
-            var flags = fcntl(fd, F_GETFL)
-            if flags >= 0 { flags |= O_NONBLOCK; _ = fcntl(fd, F_SETFL, flags) }
-            let stream = FrameStream(readFD: fd, writeFD: fd)
-            try? stream.send(Frame(.error, text: "Too many open twostep requests for your user; finish or cancel the others first."))
-            try? stream.send(Frame(.result, [Verdict.denied.rawValue]))
+            switch try claimSlots(uid: uid, config: config) {
+            case .success(let slot): return Caller(uid: uid, slot: slot)
+            case .failure(let refusal):
+                refuse(fd, refusal)
+                return nil
+            }
         } catch {
             AuditLog.syslogLine(LOG_ERR, "helper: connection slots for uid \(uid): \(error)")
+            close(fd)
+            return nil
         }
+    }
+
+    /// Says why and closes. The reply fits in the socket buffer: never blocks this worker.
+    static func refuse(_ fd: Int32, _ refusal: Refusal) {
+        var flags = fcntl(fd, F_GETFL)
+        if flags >= 0 { flags |= O_NONBLOCK; _ = fcntl(fd, F_SETFL, flags) }
+        let stream = FrameStream(readFD: fd, writeFD: fd)
+        try? stream.send(Frame(.error, text: refusal.message))
+        try? stream.send(Frame(.result, [Verdict.denied.rawValue]))
         close(fd)
-        return nil
     }
 
     /// One connection, in its own process (systemd Accept=yes).
@@ -210,7 +233,7 @@ public enum HelperServer {
     static func serve(_ fd: Int32, caller: Caller, config: Config) -> (status: Int32, login: Bool) {
         hardenProcess()
         alarm(connectionSeconds)
-        defer { caller.slot?.unlock() }
+        defer { caller.slot?.release() }
         let link = HelperLink(FrameStream(readFD: fd, writeFD: fd), requestSeconds: requestSeconds)
         let (verdict, login) = serve(link, peerUID: caller.uid, config: config)
         link.finish(verdict)
