@@ -348,3 +348,37 @@ def test_connection_slots_are_locks_in_one_file_and_nothing_piles_up(host):
     r = host.as_user(users[0], "status", "--json")
     assert r.returncode != 0 and r.stdout == "", r.stdout + r.stderr
     assert os.stat(target).st_size == 0 and os.path.islink(os.path.join(host.inst.state, ".conn-slots"))
+
+
+def test_a_uid_without_an_account_is_refused_before_its_request(host):
+    """A uid no account has cannot own an enrolment: it is refused at once (an error frame
+    and a denied verdict), without a worker waiting for its request."""
+    host.serve("serve")
+    uid = next(u for u in range(61000, 65000) if not any(p.pw_uid == u for p in pwd.getpwall()))
+    code = f"""
+import json, socket, struct, time
+s = socket.socket(socket.AF_UNIX); s.settimeout(2); s.connect({host.sock!r})
+t = time.monotonic(); frames = []
+try:
+    while True:
+        h = s.recv(5, socket.MSG_WAITALL)
+        if len(h) < 5: break
+        body = s.recv(struct.unpack(">I", h[1:])[0], socket.MSG_WAITALL)
+        frames.append([h[0], body.decode(errors="replace") if h[0] != 0x1F else body[0]])
+except socket.timeout:
+    frames.append("timeout")
+print(json.dumps({{"frames": frames, "seconds": time.monotonic() - t}}))
+"""
+
+    def as_stranger():
+        os.setgroups([])
+        os.setgid(uid)
+        os.setuid(uid)
+    r = subprocess.run(["/usr/bin/python3", "-c", code], preexec_fn=as_stranger, cwd="/",
+                       capture_output=True, text=True, timeout=30)
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout)
+    # No request was sent: the refusal came anyway, at once.
+    assert out["frames"][0][0] == 0x13 and "no account" in out["frames"][0][1], out
+    assert out["frames"][1:] == [[0x1F, 7]], out
+    assert out["seconds"] < 1, out

@@ -162,10 +162,12 @@ public enum HelperServer {
 
     /// Why a caller is turned away before a worker is spent on it.
     enum Refusal: Error {
-        case userCap
+        case noAccount, lookupFailed, userCap
 
         var message: String {
             switch self {
+            case .noAccount: return "Your uid has no account on this host: twostep serves only users with one."
+            case .lookupFailed: return "Your uid could not be looked up (the user database did not answer); try again later."
             case .userCap: return "Too many open twostep requests for your user; finish or cancel the others first."
             }
         }
@@ -192,11 +194,24 @@ public enum HelperServer {
 
     /// Takes the caller's uid and, for a non-root caller, one of its connection slots, at
     /// once, before reading a byte. nil (and the connection closed, after an error frame and
-    /// a `denied` result) when the caller is over its cap or cannot be identified.
+    /// a `denied` result) when the caller has no account, is over its cap or cannot be
+    /// identified.
     static func admit(_ fd: Int32, config: Config) -> Caller? {
         var uid: uid_t = 0
         guard twostep_sys_peer_uid(fd, &uid) == 0 else { close(fd); return nil }
         if uid == 0 { return Caller(uid: 0, slot: nil) }
+        // A uid no account has cannot own an enrolment: nothing to serve.
+        switch hasAccount(uid: uid) {
+        case true?: break
+        case false?:
+            AuditLog.syslogLine(LOG_NOTICE, "helper: connection from uid \(uid), which has no account, refused")
+            refuse(fd, .noAccount)
+            return nil
+        case nil:
+            AuditLog.syslogLine(LOG_ERR, "helper: uid \(uid) could not be looked up; connection refused")
+            refuse(fd, .lookupFailed)
+            return nil
+        }
         do {
             switch try claimSlots(uid: uid, config: config) {
             case .success(let slot): return Caller(uid: uid, slot: slot)
