@@ -382,3 +382,30 @@ print(json.dumps({{"frames": frames, "seconds": time.monotonic() - t}}))
     assert out["frames"][0][0] == 0x13 and "no account" in out["frames"][0][1], out
     assert out["frames"][1:] == [[0x1F, 7]], out
     assert out["seconds"] < 1, out
+
+
+def test_users_together_never_hold_every_worker(host):
+    """max_connections = 4: non-root callers get at most 2 of the workers at once, whatever
+    their uids; the others are turned away at once and root's login finds a free worker
+    (helper=/nonexistent: only the server can have answered it)."""
+    host.inst.write_config(password_service=host.pam_service, socket=host.sock, max_connections=4)
+    host.serve("serve")
+    alice, bob, carol = host.user(), host.user(), host.user()
+    host.inst.enroll(carol)
+    with open(os.path.join(host.inst.pamdir, "viasocket"), "w") as f:
+        f.write(f"auth required {MODULE} helper=/nonexistent config={host.inst.conf} socket={host.sock} timeout=10\n"
+                "account required pam_permit.so\n")
+    a, alice_lines = hold(alice, host.sock, 3)
+    b, bob_lines = hold(bob, host.sock, 1)
+    try:
+        assert alice_lines[:2] == ["0x10 Password:"] * 2, alice_lines
+        busy = "0x13 The twostep helper is busy with other users' requests"
+        assert alice_lines[2].startswith(busy) and bob_lines[0].startswith(busy), (alice_lines, bob_lines)
+        r = host.as_user(bob, "status")
+        assert r.returncode != 0 and "busy with other users' requests" in r.stderr, r.stdout + r.stderr
+        assert harness_login(host.inst.pamdir, "viasocket", carol, oathtool()) == PAM_SUCCESS
+    finally:
+        a.communicate("\n", timeout=30)
+        b.communicate("\n", timeout=30)
+    # Once Alice's connections end, Bob is served.
+    assert json.loads(host.as_user(bob, "status", "--json").stdout)["enrolled"] is False
