@@ -409,3 +409,36 @@ def test_users_together_never_hold_every_worker(host):
         b.communicate("\n", timeout=30)
     # Once Alice's connections end, Bob is served.
     assert json.loads(host.as_user(bob, "status", "--json").stdout)["enrolled"] is False
+
+
+def test_abandoned_password_prompts_are_not_wrong_passwords(host):
+    """Ctrl-C (or end of input) at `Password:` is not a wrong password: more abandoned
+    prompts than rate_limit allows leave the user able to log in and to change things, and
+    each is audited as cancelled."""
+    host.inst.write_config(password_service=host.pam_service, socket=host.sock, rate_limit="2/300", lockout="1h")
+    host.serve("serve")
+    alice = host.user()
+    host.inst.enroll(alice)
+    for _ in range(2):
+        # End of input at the prompt: the CLI tells the helper it could not ask.
+        r = host.as_user(alice, "backup-codes", input="")
+        out = r.stdout + r.stderr
+        assert r.returncode != 0 and "cancelled" in out and "locked" not in out.lower(), out
+    for _ in range(2):
+        # The CLI killed at the prompt (Ctrl-C): the connection simply closes.
+        p, lines = hold(alice, host.sock, 1, command="backup-codes")
+        assert lines == ["0x10 Password:"], lines
+        p.stdin.close()
+        p.kill()
+        p.wait(timeout=30)
+    deadline = time.monotonic() + 10
+    while len([e for e in host.inst.audit_events() if e["user"] == alice and e["result"] == "cancelled"]) < 4:
+        assert time.monotonic() < deadline, host.inst.audit_events()
+        time.sleep(0.05)
+    events = [(e["event"], e["result"], e.get("detail")) for e in host.inst.audit_events() if e["user"] == alice]
+    assert [e for e in events if e[1] != "success"] == [("backup_codes", "cancelled", "password prompt abandoned")] * 4, events
+    assert json.loads(host.as_user(alice, "status", "--json").stdout)["locked"] is False
+    r = host.as_user(alice, "backup-codes", "--json", input=PASSWORD + "\n" + oathtool() + "\n")
+    assert r.returncode == 0 and len(json.loads(r.stdout)["backup_codes"]) == 10, r.stderr
+    host.inst.service()
+    assert host.inst.login(alice, oathtool(at=time.time() + 30)).returncode == 0
