@@ -4,11 +4,13 @@ helper over its Unix socket (started by `serve --socket` or by systemd-socket-ac
 import concurrent.futures
 import json
 import os
+import pwd
 import re
 import secrets
 import shutil
 import signal
 import socket
+import stat
 import struct
 import subprocess
 import tempfile
@@ -16,7 +18,8 @@ import time
 
 import pytest
 
-from conftest import CLI, HELPER, Installation, oathtool, raw_request, read_setup_screen, wait_for_socket
+from conftest import (CLI, HELPER, MODULE, PAM_SUCCESS, Installation, harness_login, oathtool, raw_request,
+                      read_setup_screen, wait_for_socket)
 
 PASSWORD = "Corr3ct-Horse-Battery"
 
@@ -281,3 +284,161 @@ sys.stdin.readline()   # hold them until the test is done
         holder.communicate("\n", timeout=30)
     # Once Alice's connections end, her slots are free again.
     assert json.loads(host.as_user(alice, "status", "--json").stdout)["enrolled"] is True
+
+
+# --- connection slots, the non-root cap, accounts, abandoned password prompts -------------
+
+HOLD = """
+import json, socket, struct, sys
+path, n, payload = sys.argv[1], int(sys.argv[2]), sys.argv[3].encode().replace(b",", b"\\0")
+held = []
+for i in range(n):
+    s = socket.socket(socket.AF_UNIX); s.connect(path)
+    try:
+        s.sendall(bytes([1]) + struct.pack(">I", len(payload)) + payload)
+    except (BrokenPipeError, ConnectionResetError):
+        pass   # turned away before the request went out: the answer is still there to read
+    h = s.recv(5, socket.MSG_WAITALL)
+    body = s.recv(struct.unpack(">I", h[1:])[0], socket.MSG_WAITALL) if len(h) == 5 else b""
+    print(hex(h[0]) if h else "EOF", body.decode(errors="replace").splitlines()[0] if body else "", flush=True)
+    held.append(s)
+sys.stdin.readline()   # hold them until the test is done
+"""
+
+
+def hold(user, sock, n, command="enroll"):
+    """Opens n self-service connections as `user`, each sending COMMAND and left at its
+    first answer (a password prompt holds the worker); returns the process and the first
+    frame of each ("0x10 Password:", "0x13 <refusal>")."""
+    payload = f"version,1,mode,self,command,{command},"
+    p = subprocess.Popen(["runuser", "-u", user, "--", "/usr/bin/python3", "-c", HOLD, sock, str(n), payload],
+                         stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    return p, [p.stdout.readline().strip() for _ in range(n)]
+
+
+def test_connection_slots_are_locks_in_one_file_and_nothing_piles_up(host):
+    """The slots are byte-range locks on state_dir/.conn-slots (0600, root's): however many
+    users connect, state_dir gains that one file and no file per uid and slot."""
+    host.serve("serve")
+    users = [host.user() for _ in range(3)]
+    for u in users:
+        for _ in range(2):
+            r = host.as_user(u, "status", "--json")
+            assert json.loads(r.stdout)["enrolled"] is False, r.stderr
+    # Three users' connections held at once, then let go: still the one file.
+    held = [hold(u, host.sock, 2) for u in users]
+    try:
+        assert all(lines == ["0x10 Password:"] * 2 for _, lines in held), held
+    finally:
+        for p, _ in held:
+            p.communicate("\n", timeout=30)
+    conn = sorted(n for n in os.listdir(host.inst.state) if n.startswith(".conn"))
+    assert conn == [".conn-slots"], conn
+    st = os.lstat(os.path.join(host.inst.state, ".conn-slots"))
+    assert stat.S_ISREG(st.st_mode) and st.st_uid == 0 and stat.S_IMODE(st.st_mode) == 0o600 and st.st_size == 0, st
+    # The slots were given back when the connections ended.
+    p, lines = hold(users[0], host.sock, 3)
+    p.communicate("\n", timeout=30)
+    assert lines == ["0x10 Password:"] * 3, lines
+    # A symbolic link in its place is not followed: the connection is turned away.
+    target = os.path.join(host.inst.root, "elsewhere")
+    open(target, "w").close()
+    os.unlink(os.path.join(host.inst.state, ".conn-slots"))
+    os.symlink(target, os.path.join(host.inst.state, ".conn-slots"))
+    r = host.as_user(users[0], "status", "--json")
+    assert r.returncode != 0 and r.stdout == "", r.stdout + r.stderr
+    assert os.stat(target).st_size == 0 and os.path.islink(os.path.join(host.inst.state, ".conn-slots"))
+
+
+def test_a_uid_without_an_account_is_refused_before_its_request(host):
+    """A uid no account has cannot own an enrolment: it is refused at once (an error frame
+    and a denied verdict), without a worker waiting for its request."""
+    host.serve("serve")
+    uid = next(u for u in range(61000, 65000) if not any(p.pw_uid == u for p in pwd.getpwall()))
+    code = f"""
+import json, socket, struct, time
+s = socket.socket(socket.AF_UNIX); s.settimeout(2); s.connect({host.sock!r})
+t = time.monotonic(); frames = []
+try:
+    while True:
+        h = s.recv(5, socket.MSG_WAITALL)
+        if len(h) < 5: break
+        body = s.recv(struct.unpack(">I", h[1:])[0], socket.MSG_WAITALL)
+        frames.append([h[0], body.decode(errors="replace") if h[0] != 0x1F else body[0]])
+except socket.timeout:
+    frames.append("timeout")
+print(json.dumps({{"frames": frames, "seconds": time.monotonic() - t}}))
+"""
+
+    def as_stranger():
+        os.setgroups([])
+        os.setgid(uid)
+        os.setuid(uid)
+    r = subprocess.run(["/usr/bin/python3", "-c", code], preexec_fn=as_stranger, cwd="/",
+                       capture_output=True, text=True, timeout=30)
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout)
+    # No request was sent: the refusal came anyway, at once.
+    assert out["frames"][0][0] == 0x13 and "no account" in out["frames"][0][1], out
+    assert out["frames"][1:] == [[0x1F, 7]], out
+    assert out["seconds"] < 1, out
+
+
+def test_users_together_never_hold_every_worker(host):
+    """max_connections = 4: non-root callers get at most 2 of the workers at once, whatever
+    their uids; the others are turned away at once and root's login finds a free worker
+    (helper=/nonexistent: only the server can have answered it)."""
+    host.inst.write_config(password_service=host.pam_service, socket=host.sock, max_connections=4)
+    host.serve("serve")
+    alice, bob, carol = host.user(), host.user(), host.user()
+    host.inst.enroll(carol)
+    with open(os.path.join(host.inst.pamdir, "viasocket"), "w") as f:
+        f.write(f"auth required {MODULE} helper=/nonexistent config={host.inst.conf} socket={host.sock} timeout=10\n"
+                "account required pam_permit.so\n")
+    a, alice_lines = hold(alice, host.sock, 3)
+    b, bob_lines = hold(bob, host.sock, 1)
+    try:
+        assert alice_lines[:2] == ["0x10 Password:"] * 2, alice_lines
+        busy = "0x13 The twostep helper is busy with other users' requests"
+        assert alice_lines[2].startswith(busy) and bob_lines[0].startswith(busy), (alice_lines, bob_lines)
+        r = host.as_user(bob, "status")
+        assert r.returncode != 0 and "busy with other users' requests" in r.stderr, r.stdout + r.stderr
+        assert harness_login(host.inst.pamdir, "viasocket", carol, oathtool()) == PAM_SUCCESS
+    finally:
+        a.communicate("\n", timeout=30)
+        b.communicate("\n", timeout=30)
+    # Once Alice's connections end, Bob is served.
+    assert json.loads(host.as_user(bob, "status", "--json").stdout)["enrolled"] is False
+
+
+def test_abandoned_password_prompts_are_not_wrong_passwords(host):
+    """Ctrl-C (or end of input) at `Password:` is not a wrong password: more abandoned
+    prompts than rate_limit allows leave the user able to log in and to change things, and
+    each is audited as cancelled."""
+    host.inst.write_config(password_service=host.pam_service, socket=host.sock, rate_limit="2/300", lockout="1h")
+    host.serve("serve")
+    alice = host.user()
+    host.inst.enroll(alice)
+    for _ in range(2):
+        # End of input at the prompt: the CLI tells the helper it could not ask.
+        r = host.as_user(alice, "backup-codes", input="")
+        out = r.stdout + r.stderr
+        assert r.returncode != 0 and "cancelled" in out and "locked" not in out.lower(), out
+    for _ in range(2):
+        # The CLI killed at the prompt (Ctrl-C): the connection simply closes.
+        p, lines = hold(alice, host.sock, 1, command="backup-codes")
+        assert lines == ["0x10 Password:"], lines
+        p.stdin.close()
+        p.kill()
+        p.wait(timeout=30)
+    deadline = time.monotonic() + 10
+    while len([e for e in host.inst.audit_events() if e["user"] == alice and e["result"] == "cancelled"]) < 4:
+        assert time.monotonic() < deadline, host.inst.audit_events()
+        time.sleep(0.05)
+    events = [(e["event"], e["result"], e.get("detail")) for e in host.inst.audit_events() if e["user"] == alice]
+    assert [e for e in events if e[1] != "success"] == [("backup_codes", "cancelled", "password prompt abandoned")] * 4, events
+    assert json.loads(host.as_user(alice, "status", "--json").stdout)["locked"] is False
+    r = host.as_user(alice, "backup-codes", "--json", input=PASSWORD + "\n" + oathtool() + "\n")
+    assert r.returncode == 0 and len(json.loads(r.stdout)["backup_codes"]) == 10, r.stderr
+    host.inst.service()
+    assert host.inst.login(alice, oathtool(at=time.time() + 30)).returncode == 0

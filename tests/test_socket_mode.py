@@ -13,6 +13,7 @@ import re
 import shutil
 import signal
 import socket
+import struct
 import subprocess
 import tempfile
 import time
@@ -304,6 +305,55 @@ def test_stale_socket_falls_back_to_spawning(site):
     svc = site.service("fallback", f"socket={site.sock} debug", helper=HELPER)
     site.inst.enroll("grace")
     assert site.login(svc, "grace", oathtool()) == PAM_SUCCESS
+
+
+
+def test_a_flooded_server_costs_a_login_about_two_seconds(site):
+    """A server whose listen backlog is full (its one worker busy, 64 connections queued
+    behind it): the module's connect() waits 2 s for room, as long as it allows the server
+    for its first frame, not timeout= (30 s here), then spawns helper= for the login."""
+    with open(site.inst.conf, "a") as f:
+        f.write("max_connections = 1\n")
+    server = site.serve()
+    wait_for_workers(server, 1)
+    site.inst.enroll("ivy")
+    site.inst.enroll("jack")
+    path = os.path.join(site.inst.pamdir, "flooded")
+    with open(path, "w") as f:
+        f.write(f"auth required {MODULE} helper={HELPER} config={site.inst.conf} socket={site.sock} timeout=30\n")
+    held = []
+    try:
+        # The one worker, busy with a login waiting at its prompt.
+        busy = socket.socket(socket.AF_UNIX)
+        held.append(busy)
+        busy.connect(site.sock)
+        payload = b"".join(k.encode() + b"\0" + v.encode() + b"\0" for k, v in
+                           [("version", "1"), ("mode", "pam"), ("user", "ivy"), ("service", "x")])
+        busy.sendall(bytes([1]) + struct.pack(">I", len(payload)) + payload)
+        while True:   # up to the prompt: the worker waits in the login
+            h = busy.recv(5, socket.MSG_WAITALL)
+            assert len(h) == 5, h
+            busy.recv(struct.unpack(">I", h[1:])[0], socket.MSG_WAITALL)
+            if h[0] in (0x10, 0x11):
+                break
+        # Then the backlog, filled until connect() would wait.
+        while True:
+            s = socket.socket(socket.AF_UNIX)
+            s.setblocking(False)
+            try:
+                s.connect(site.sock)
+            except BlockingIOError:
+                s.close()
+                break
+            held.append(s)
+            assert len(held) < 1000, "the backlog never filled"
+        t = time.monotonic()
+        assert site.login("flooded", "jack", oathtool()) == PAM_SUCCESS
+        took = time.monotonic() - t
+        assert 1.5 < took < 8, f"the login took {took:.1f} s"
+    finally:
+        for s in held:
+            s.close()
 
 
 FAKE_SERVER = r"""

@@ -282,3 +282,33 @@ def test_with_the_login_socket_stopped_the_module_spawns_its_helper(machine, use
         assert "RESULT: Success (0)" not in r.stdout and "PROMPT" not in r.stdout, r.stdout
     finally:
         machine.run(["systemctl", "start", "twostep-helperd.socket"])
+
+
+FLOOD = r"""
+import socket, time
+t, n = time.monotonic(), 0
+while n < 1000 and time.monotonic() - t < 5:
+    s = socket.socket(socket.AF_UNIX)
+    try:
+        s.connect("/run/twostep/helper.sock")
+        n += 1
+    except OSError:
+        pass
+    s.close()
+print(n, "connections in", round(time.monotonic() - t, 2), "s")
+"""
+
+
+def test_a_flood_of_quick_connections_leaves_the_self_service_socket_working(machine, user):
+    """One user connecting and closing in a loop once reached systemd's default trigger limit
+    (200 activations in 2 s) and left twostep-helper.socket failed ("Trigger limit hit") for
+    everyone until an administrator restarted it. Last in this file: it breaks the socket
+    when it fails."""
+    kate = user()
+    flood = machine.run(["runuser", "-u", kate, "--", "python3", "-c", FLOOD]).stdout
+    time.sleep(2)   # systemd works through the connections it queued
+    assert machine.active("twostep-helper.socket") == "active", \
+        flood + machine.run(["systemctl", "status", "twostep-helper.socket"], check=False).stdout
+    assert int(flood.split()[0]) >= 300, flood
+    r = machine.run(["runuser", "-u", kate, "--", "twostep", "status", "--json"], check=False)
+    assert r.returncode == 0 and json.loads(r.stdout)["enrolled"] is True, r.stdout + r.stderr

@@ -13,6 +13,7 @@
 #include <sys/timex.h>
 #include <string.h>
 #include <syslog.h>
+#include <fcntl.h>
 
 int twostep_sys_disable_dumps(void) {
     struct rlimit zero = {0, 0};
@@ -27,6 +28,21 @@ int twostep_sys_peer_uid(int fd, uid_t *uid) {
 
 int twostep_sys_accept(int fd) {
     return accept4(fd, NULL, NULL, SOCK_CLOEXEC);
+}
+
+int twostep_sys_ofd_trylock(int fd, long long offset) {
+    struct flock lk;
+    memset(&lk, 0, sizeof lk);
+    lk.l_type = F_WRLCK;
+    lk.l_whence = SEEK_SET;
+    lk.l_start = (off_t)offset;
+    lk.l_len = 1;
+    lk.l_pid = 0;  /* F_OFD_* require it */
+    int rc;
+    do { rc = fcntl(fd, F_OFD_SETLK, &lk); } while (rc != 0 && errno == EINTR);
+    if (rc == 0) return 1;
+    if (errno == EAGAIN || errno == EACCES) return 0;
+    return -1;
 }
 
 int twostep_sys_die_with_parent(pid_t parent) {

@@ -10,6 +10,10 @@ private let helperGraceMilliseconds: Int64 = 200
 /// A server that has not sent its first frame this long after the request is not used:
 /// the module spawns its own helper instead (a busy or starved server never costs a login).
 let serverFirstFrameMilliseconds: Int64 = 2000
+/// The longest connect() to the server may wait for room in a full listen backlog (a
+/// flooded server): the same allowance as for its first frame, never `timeout=` (30 s by
+/// default), so a flood costs a login at most about this much before the spawn fallback.
+let serverConnectMilliseconds: Int64 = serverFirstFrameMilliseconds
 
 @_cdecl("twostep_swift_authenticate")
 func twostepSwiftAuthenticate(_ pamh: OpaquePointer?, _ flags: Int32, _ argc: Int32,
@@ -91,7 +95,7 @@ func twostepSwiftAuthenticate(_ pamh: OpaquePointer?, _ flags: Int32, _ argc: In
 private func openLink(options: ModuleOptions, pam: PAMHandle, request: [UInt8]) -> Result<HelperLink, PAMCode> {
     if let path = options.socket {
         switch HelperSocket.connect(path: path,
-                                    timeoutMilliseconds: Int64(options.timeoutSeconds) * 1000) {
+                                    timeoutMilliseconds: min(Int64(options.timeoutSeconds) * 1000, serverConnectMilliseconds)) {
         case .success(let fd):
             // The server must answer the request's first frame promptly; otherwise it is
             // overloaded (or starved by someone) and a spawned helper serves this login.

@@ -120,9 +120,11 @@ public enum HelperServer {
     public static let loginsPerWorker = 1000
 
     /// One worker: waits for a connection it may serve and serves it; after a root login it
-    /// waits for the next one. A connection over its user's cap is refused at once and the
-    /// worker accepts the next one, so one user opening hundreds of connections cannot make
-    /// others wait. Dies with the server.
+    /// waits for the next one. A non-root connection from a uid with no account, over its
+    /// user's cap or over the cap on non-root connections (`nonRootConnections`) is refused
+    /// at once and the worker accepts the next one, so neither one user opening hundreds
+    /// of connections nor many uids together can make others wait or leave root's logins
+    /// without a worker. Dies with the server.
     static func worker(_ listener: Int32, parent: pid_t, config: Config) -> Int32 {
         guard twostep_sys_die_with_parent(parent) == 0 else { return 1 }
         // Touch OpenSSL's shared tables once more, now, and everything else a login needs
@@ -155,47 +157,99 @@ public enum HelperServer {
     /// Self-service connections one non-root user may have open at once.
     public static let connectionsPerUser = 3
 
-    /// Takes one of the caller's connection slots (flocks on `state_dir/.conn-UID-N`,
-    /// released by the kernel when this process ends). nil when all are taken; root is
-    /// not limited.
-    static func claimSlot(uid: uid_t, config: Config) throws -> FileLock? {
-        guard uid != 0 else { return nil }
-        let dirfd = try Files.openPrivateDirectory(config.stateDir)
-        defer { close(dirfd) }
-        for n in 0..<connectionsPerUser {
-            if let lock = try FileLock(dirfd: dirfd, dirPath: config.stateDir, name: ".conn-\(uid)-\(n)", wait: false) {
-                return lock
+    /// Non-root connections served at once across all workers: half of `max_connections`
+    /// (at least one), so that callers with many uids (each under its own cap) can never
+    /// hold every worker, and root's logins always find one free.
+    public static func nonRootConnections(_ config: Config) -> Int { max(1, config.maxConnections / 2) }
+
+    /// The file whose bytes are the connection slots (ByteLocks), in `state_dir`.
+    public static let slotsFile = ".conn-slots"
+    /// Byte of a user's slot n: uid * connectionsPerUser + n (below 2^34 for any uid).
+    static func userSlot(_ uid: uid_t, _ n: Int) -> Int64 { Int64(uid) * Int64(connectionsPerUser) + Int64(n) }
+    /// Bytes of the non-root cap's slots start here, above every user's slot.
+    static let sharedSlotBase: Int64 = 1 << 40
+
+    /// Why a caller is turned away before a worker is spent on it.
+    enum Refusal: Error {
+        case noAccount, lookupFailed, userCap, sharedCap
+
+        var message: String {
+            switch self {
+            case .noAccount: return "Your uid has no account on this host: twostep serves only users with one."
+            case .lookupFailed: return "Your uid could not be looked up (the user database did not answer); try again later."
+            case .userCap: return "Too many open twostep requests for your user; finish or cancel the others first."
+            case .sharedCap: return "The twostep helper is busy with other users' requests; try again in a moment."
             }
         }
-        return nil
     }
 
-    /// Who is calling, known at accept (SO_PEERCRED), and the slot a non-root caller holds.
+    /// Takes one of the caller's connection slots and one of the non-root slots, as
+    /// open-file-description locks on bytes of `state_dir/.conn-slots` (released when the
+    /// returned ByteLocks is released or this process ends; nothing accumulates on disk).
+    static func claimSlots(uid: uid_t, config: Config) throws -> Result<ByteLocks, Refusal> {
+        let dirfd = try Files.openPrivateDirectory(config.stateDir)
+        defer { close(dirfd) }
+        let locks = try ByteLocks(dirfd: dirfd, dirPath: config.stateDir, name: slotsFile)
+        guard try locks.claimFirst(of: (0..<connectionsPerUser).map { userSlot(uid, $0) }) != nil else {
+            return .failure(.userCap)
+        }
+        guard try locks.claimFirst(of: (0..<nonRootConnections(config)).map { sharedSlotBase + Int64($0) }) != nil else {
+            return .failure(.sharedCap)   // releasing `locks` gives the user's slot back
+        }
+        return .success(locks)
+    }
+
+    /// Who is calling, known at accept (SO_PEERCRED), and the slots a non-root caller holds.
     struct Caller {
         let uid: uid_t
-        let slot: FileLock?
+        let slot: ByteLocks?
     }
 
-    /// Takes the caller's uid and, for a non-root caller, one of its connection slots, at
-    /// once, before reading a byte. nil (and the connection closed) when the caller is
-    /// over its cap or cannot be identified.
+    /// Takes the caller's uid and, for a non-root caller, its slots, at once, before
+    /// reading a byte. nil (and the connection closed, after an error frame and a `denied`
+    /// result) when the caller has no account, is over its own cap or the non-root cap,
+    /// or cannot be identified.
     static func admit(_ fd: Int32, config: Config) -> Caller? {
         var uid: uid_t = 0
         guard twostep_sys_peer_uid(fd, &uid) == 0 else { close(fd); return nil }
         if uid == 0 { return Caller(uid: 0, slot: nil) }
+        // A uid no account has cannot own an enrolment: nothing to serve.
+        switch hasAccount(uid: uid) {
+        case true?: break
+        case false?:
+            AuditLog.syslogLine(LOG_NOTICE, "helper: connection from uid \(uid), which has no account, refused")
+            refuse(fd, .noAccount)
+            return nil
+        case nil:
+            AuditLog.syslogLine(LOG_ERR, "helper: uid \(uid) could not be looked up; connection refused")
+            refuse(fd, .lookupFailed)
+            return nil
+        }
         do {
-            if let slot = try claimSlot(uid: uid, config: config) { return Caller(uid: uid, slot: slot) }
-            // The reply fits in the socket buffer: never blocks this worker.
-            var flags = fcntl(fd, F_GETFL)
-            if flags >= 0 { flags |= O_NONBLOCK; _ = fcntl(fd, F_SETFL, flags) }
-            let stream = FrameStream(readFD: fd, writeFD: fd)
-            try? stream.send(Frame(.error, text: "Too many open twostep requests for your user; finish or cancel the others first."))
-            try? stream.send(Frame(.result, [Verdict.denied.rawValue]))
+            switch try claimSlots(uid: uid, config: config) {
+            case .success(let slot): return Caller(uid: uid, slot: slot)
+            case .failure(let refusal):
+                if refusal == .sharedCap {
+                    AuditLog.syslogLine(LOG_WARNING, "helper: \(nonRootConnections(config)) non-root connections open; uid \(uid) refused")
+                }
+                refuse(fd, refusal)
+                return nil
+            }
         } catch {
             AuditLog.syslogLine(LOG_ERR, "helper: connection slots for uid \(uid): \(error)")
+            close(fd)
+            return nil
         }
+    }
+
+    /// Says why and closes. The reply fits in the socket buffer: never blocks this worker.
+    static func refuse(_ fd: Int32, _ refusal: Refusal) {
+        var flags = fcntl(fd, F_GETFL)
+        if flags >= 0 { flags |= O_NONBLOCK; _ = fcntl(fd, F_SETFL, flags) }
+        let stream = FrameStream(readFD: fd, writeFD: fd)
+        try? stream.send(Frame(.error, text: refusal.message))
+        try? stream.send(Frame(.result, [Verdict.denied.rawValue]))
         close(fd)
-        return nil
     }
 
     /// One connection, in its own process (systemd Accept=yes).
@@ -210,7 +264,7 @@ public enum HelperServer {
     static func serve(_ fd: Int32, caller: Caller, config: Config) -> (status: Int32, login: Bool) {
         hardenProcess()
         alarm(connectionSeconds)
-        defer { caller.slot?.unlock() }
+        defer { caller.slot?.release() }
         let link = HelperLink(FrameStream(readFD: fd, writeFD: fd), requestSeconds: requestSeconds)
         let (verdict, login) = serve(link, peerUID: caller.uid, config: config)
         link.finish(verdict)

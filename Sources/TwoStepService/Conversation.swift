@@ -22,6 +22,8 @@ public protocol Conversation: AnyObject {
 /// password check (pam.d/twostep) and by `twostep try`.
 public final class PAMConversation {
     let conversation: Conversation
+    /// Set when a prompt got no answer (the user's side of the conversation ended).
+    public internal(set) var abandoned = false
 
     public init(_ conversation: Conversation) { self.conversation = conversation }
 
@@ -71,8 +73,11 @@ private let pamConversationCallback: @convention(c) (
         let text = m.pointee.msg.map { String(cString: $0) } ?? ""
         switch m.pointee.msg_style {
         case PAM_PROMPT_ECHO_OFF, PAM_PROMPT_ECHO_ON:
-            guard let answer = bridge.conversation.ask(text, echo: m.pointee.msg_style == PAM_PROMPT_ECHO_ON),
-                  let copy = PAMConversation.cString(answer) else { return fail() }
+            guard let answer = bridge.conversation.ask(text, echo: m.pointee.msg_style == PAM_PROMPT_ECHO_ON) else {
+                bridge.abandoned = true
+                return fail()
+            }
+            guard let copy = PAMConversation.cString(answer) else { return fail() }
             replies[i].resp = copy
         case PAM_ERROR_MSG:
             bridge.conversation.error(text)

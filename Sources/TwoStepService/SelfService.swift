@@ -6,6 +6,17 @@ import TwoStepProtocol
 import TwoStepStore
 import TwoStepSystem
 
+/// What a password check through `password_service` came to.
+public enum PasswordOutcome: Equatable {
+    /// The PAM stack accepted the password (pam_authenticate and pam_acct_mgmt).
+    case confirmed
+    /// It refused it (a wrong password, an account it refuses): counts as a failure.
+    case wrong
+    /// The caller left the conversation before the stack decided (the prompt got no
+    /// answer): nobody was refused a password, so nothing is counted.
+    case cancelled
+}
+
 /// The commands users run on their own enrolment (`twostep enroll|status|backup-codes|qr|disable`),
 /// decided here whether they arrive over the helper's socket or from root's terminal.
 /// A caller acts on their own enrolment only; root may name anyone and is not asked for a
@@ -20,14 +31,32 @@ public final class SelfService {
     let wizard: EnrollmentWizard
     /// Confirms a non-root caller's password: the server passes PasswordCheck (PAM service
     /// `password_service`); root's own terminal is never asked, and tests script it.
-    let confirmPassword: (String, Conversation) -> Bool
+    let confirmPassword: (String, Conversation) -> PasswordOutcome
 
     public init(config: Config, store: UserStore, audit: AuditLog, now: @escaping () -> Int64,
-                confirmPassword: @escaping (String, Conversation) -> Bool = { _, _ in false }) {
+                confirmPassword: @escaping (String, Conversation) -> PasswordOutcome = { _, _ in .wrong }) {
         self.config = config; self.store = store; self.audit = audit; self.now = now
         self.confirmPassword = confirmPassword
         verifier = Verifier(config: config, store: store, audit: audit, now: now)
         wizard = EnrollmentWizard(config: config, store: store, audit: audit, now: now)
+    }
+
+    /// The password step of a change: nil when confirmed, else the verdict to give. A
+    /// wrong password counts against the limiter like a wrong code; a prompt the caller
+    /// abandoned (Ctrl-C, a closed connection) is denied without counting (nobody was
+    /// refused a password) and audited as `cancelled`.
+    func checkPassword(_ user: String, service: String, event: String, conversation: Conversation) -> Verdict? {
+        switch confirmPassword(user, conversation) {
+        case .confirmed:
+            return nil
+        case .wrong:
+            return verifier.countFailure(user: user, service: service, event: event, detail: "wrong password",
+                                         conversation: conversation)
+        case .cancelled:
+            audit.record(AuditEvent(event: event, user: user, service: service, result: "cancelled",
+                                    detail: "password prompt abandoned"))
+            return .conversationError
+        }
     }
 
     /// Runs one command for the caller `callerUID`. `emit` receives structured answers
@@ -99,11 +128,9 @@ public final class SelfService {
         }
 
         // The password first, for every change; then a current code unless this is a first enrolment.
-        if callerUID != 0 {
-            guard confirmPassword(user, conversation) else {
-                return verifier.countFailure(user: user, service: service, event: command.auditEvent,
-                                             detail: "wrong password", conversation: conversation)
-            }
+        if callerUID != 0, let refused = checkPassword(user, service: service, event: command.auditEvent,
+                                                       conversation: conversation) {
+            return refused
         }
         if enrolled {
             let prompt: String

@@ -23,11 +23,8 @@ extension SelfService {
                 return .denied
             }
         }
-        if callerUID != 0 {
-            guard confirmPassword(user, conversation) else {
-                return verifier.countFailure(user: user, service: service, event: event, detail: "wrong password",
-                                             conversation: conversation)
-            }
+        if callerUID != 0, let refused = checkPassword(user, service: service, event: event, conversation: conversation) {
+            return refused
         }
         if request.command == .enroll { return confirmInvitation(user, conversation: conversation) }
         if !request.confirm {

@@ -8,7 +8,7 @@ public struct AuditEvent {
     public var event: String      // enroll, verify, lockout, disable, admin_import, ...
     public var user: String
     public var service: String
-    public var result: String     // success, failure, refused, error
+    public var result: String     // success, failure, refused, error, cancelled
     public var detail: String?
     public var rhost: String?
 

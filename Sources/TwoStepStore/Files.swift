@@ -250,6 +250,61 @@ public enum Files {
 }
 
 /// An exclusive per-user lock (flock on `<user>.lock`), held for one read-verify-write.
+/// One file of byte-range locks (`state_dir/.conn-slots`): each byte stands for a slot,
+/// taken with an open-file-description lock (Sys.tryLockByte) that the kernel drops when
+/// this object closes its descriptor or the process ends. Nothing is written to the file
+/// and nothing is left behind per slot. The file is created 0600 if missing, opened
+/// without following a symbolic link, and must be a regular file of ours, closed to group
+/// and others (as every store file).
+public final class ByteLocks {
+    private var fd: Int32
+    let path: String
+
+    public init(dirfd: Int32, dirPath: String, name: String) throws {
+        path = dirPath + "/" + name
+        fd = Sys.retry { openat(dirfd, name, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK | O_NOCTTY, 0o600) }
+        guard fd >= 0 else {
+            if errno == ELOOP { throw StoreError.unsafe(path: path, reason: "is a symbolic link") }
+            throw StoreError.io(path: path, operation: "open lock", errno: errno)
+        }
+        var st = stat()
+        guard fstat(fd, &st) == 0 else {
+            let e = errno; close(fd)
+            throw StoreError.io(path: path, operation: "stat", errno: e)
+        }
+        if st.st_mode & S_IFMT != S_IFREG {
+            close(fd)
+            throw StoreError.unsafe(path: path, reason: "not a regular file")
+        }
+        if let problem = Files.ownershipProblem(st, allowGroupOtherRead: false) {
+            close(fd)
+            throw StoreError.unsafe(path: path, reason: problem)
+        }
+    }
+
+    /// Takes the first free byte of `offsets` (lowest first); nil when all are held by
+    /// others. A byte this object already holds counts as free (it is ours).
+    public func claimFirst(of offsets: [Int64]) throws -> Int64? {
+        for offset in offsets {
+            guard let taken = Sys.tryLockByte(fd, at: offset) else {
+                throw StoreError.io(path: path, operation: "lock byte \(offset)", errno: errno)
+            }
+            if taken { return offset }
+        }
+        return nil
+    }
+
+    /// Drops every byte this object holds.
+    public func release() {
+        if fd >= 0 {
+            close(fd)
+            fd = -1
+        }
+    }
+
+    deinit { release() }
+}
+
 public final class FileLock {
     private var fd: Int32
 

@@ -24,6 +24,23 @@ public func userName(uid: uid_t) -> String? {
     return String(cString: pw.pointee.pw_name)
 }
 
+/// Whether `uid` has a passwd entry (getpwuid_r, so through NSS: files, LDAP, sssd): true
+/// or false, or nil when the lookup itself failed (a name service that is down).
+public func hasAccount(uid: uid_t) -> Bool? {
+    var pw = passwd()
+    var result: UnsafeMutablePointer<passwd>?
+    var size = 1024
+    while true {
+        var buf = [CChar](repeating: 0, count: size)
+        let rc = getpwuid_r(uid, &pw, &buf, size, &result)
+        if rc == ERANGE && size < 1 << 20 { size *= 4; continue }
+        if rc == EINTR { continue }
+        if result != nil { return true }
+        // Not found is rc 0, or one of the codes glibc's manual lists for it.
+        return rc == 0 || rc == ENOENT || rc == ESRCH || rc == EBADF || rc == EPERM ? false : nil
+    }
+}
+
 /// The uid of the process at the other end of a Unix socket (SO_PEERCRED).
 public func peerUID(_ fd: Int32) -> uid_t? {
     var uid: uid_t = 0

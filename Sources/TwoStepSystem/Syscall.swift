@@ -33,6 +33,17 @@ public enum Sys {
         return true
     }
 
+    /// An exclusive open-file-description lock on the byte at `offset` of `fd`, not waited
+    /// for (fcntl F_OFD_SETLK): true taken, false held through another open of the file,
+    /// nil on an error (errno). Released when the last descriptor of this open is closed.
+    public static func tryLockByte(_ fd: Int32, at offset: Int64) -> Bool? {
+        switch twostep_sys_ofd_trylock(fd, offset) {
+        case 1: return true
+        case 0: return false
+        default: return nil
+        }
+    }
+
     public static func writeAll(_ fd: Int32, _ bytes: [UInt8]) -> Bool {
         bytes.withUnsafeBytes { writeAll(fd, $0) }
     }

@@ -14,6 +14,11 @@ int twostep_sys_peer_uid(int fd, uid_t *uid);
 int twostep_sys_die_with_parent(pid_t parent);
 /* accept4(fd, NULL, NULL, SOCK_CLOEXEC). */
 int twostep_sys_accept(int fd);
+/* Takes an exclusive open-file-description lock (fcntl F_OFD_SETLK) on the one byte at
+   `offset` of `fd`, without waiting. It is the open file description's: it ends when the
+   last descriptor of it is closed (when the process ends at the latest). 1 taken, 0 held
+   by another open file description, -1 with errno set. */
+int twostep_sys_ofd_trylock(int fd, long long offset);
 /* The kernel's NTP view of the clock (adjtimex(2) with modes 0: reads, changes nothing).
    *unsynchronised: STA_UNSYNC set or the clock state TIME_ERROR; *maxerror_us: the kernel's
    maximum error estimate in microseconds. Returns 0, or -1 with errno set. */
