@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 import Glibc
+import TwoStepSystem
 
 /// What NSS says about an account: its canonical name, or that it does not know it, or
 /// that it could not answer (a directory that is down). Lookups use the `_r` calls, so
@@ -12,16 +13,11 @@ public enum AccountLookup: Equatable {
 
 public func lookUpAccount(_ name: String) -> AccountLookup {
     guard isValidUserName(name) else { return .unknown }
-    var pw = passwd()
-    var result: UnsafeMutablePointer<passwd>?
-    var size = 1024
-    while true {
-        var buf = [CChar](repeating: 0, count: size)
-        let rc = getpwnam_r(name, &pw, &buf, size, &result)
-        if rc == ERANGE && size < 1 << 20 { size *= 4; continue }
-        if rc != 0 && rc != ENOENT && rc != ESRCH && rc != EBADF && rc != EPERM { return .failed }
-        guard let p = result else { return .unknown }
-        return .found(name: String(cString: p.pointee.pw_name), gid: p.pointee.pw_gid)
+    switch lookUpPasswd({ getpwnam_r(name, &$0, $1, $2, &$3) },
+                        found: { AccountLookup.found(name: String(cString: $0.pw_name), gid: $0.pw_gid) }) {
+    case .found(let account): return account
+    case .notFound: return .unknown
+    case .failed: return .failed
     }
 }
 

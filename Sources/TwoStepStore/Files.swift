@@ -94,6 +94,12 @@ public enum Files {
             if errno == ELOOP { throw StoreError.unsafe(path: path, reason: "is a symbolic link") }
             throw StoreError.io(path: path, operation: "open", errno: errno)
         }
+        return (fd, try statRegular(fd, path: path))
+    }
+
+    /// fstat of a descriptor just opened, which must be a regular file; on any failure the
+    /// descriptor is closed before the error is thrown.
+    static func statRegular(_ fd: Int32, path: String) throws -> stat {
         var st = stat()
         guard fstat(fd, &st) == 0 else {
             let e = errno; close(fd)
@@ -103,7 +109,7 @@ public enum Files {
             close(fd)
             throw StoreError.unsafe(path: path, reason: "not a regular file")
         }
-        return (fd, st)
+        return st
     }
 
     public static func readAll(fd: Int32, path: String, limit: Int, size: Int? = nil) throws -> [UInt8] {
@@ -249,7 +255,6 @@ public enum Files {
     }
 }
 
-/// An exclusive per-user lock (flock on `<user>.lock`), held for one read-verify-write.
 /// One file of byte-range locks (`state_dir/.conn-slots`): each byte stands for a slot,
 /// taken with an open-file-description lock (Sys.tryLockByte) that the kernel drops when
 /// this object closes its descriptor or the process ends. Nothing is written to the file
@@ -267,15 +272,7 @@ public final class ByteLocks {
             if errno == ELOOP { throw StoreError.unsafe(path: path, reason: "is a symbolic link") }
             throw StoreError.io(path: path, operation: "open lock", errno: errno)
         }
-        var st = stat()
-        guard fstat(fd, &st) == 0 else {
-            let e = errno; close(fd)
-            throw StoreError.io(path: path, operation: "stat", errno: e)
-        }
-        if st.st_mode & S_IFMT != S_IFREG {
-            close(fd)
-            throw StoreError.unsafe(path: path, reason: "not a regular file")
-        }
+        let st = try Files.statRegular(fd, path: path)
         if let problem = Files.ownershipProblem(st, allowGroupOtherRead: false) {
             close(fd)
             throw StoreError.unsafe(path: path, reason: problem)
@@ -305,6 +302,7 @@ public final class ByteLocks {
     deinit { release() }
 }
 
+/// An exclusive per-user lock (flock on `<user>.lock`), held for one read-verify-write.
 public final class FileLock {
     private var fd: Int32
 

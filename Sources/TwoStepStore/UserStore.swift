@@ -116,8 +116,7 @@ public final class FileUserStore: UserStore {
     private var generations: [String: UInt64] = [:]
 
     public func loadRecord(_ user: String) throws -> UserRecord? {
-        let name = try checked(user) + ".record"
-        let path = directory + "/" + name
+        _ = try checked(user)
         // A damaged state is refused where it is used (a login); here it only cannot vouch
         // for a generation (admin unlock must still read the record to repair it).
         let stateGeneration = (try? loadState(user))?.recordGeneration ?? 0

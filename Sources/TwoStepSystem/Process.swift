@@ -24,20 +24,39 @@ public func userName(uid: uid_t) -> String? {
     return String(cString: pw.pointee.pw_name)
 }
 
-/// Whether `uid` has a passwd entry (getpwuid_r, so through NSS: files, LDAP, sssd): true
-/// or false, or nil when the lookup itself failed (a name service that is down).
-public func hasAccount(uid: uid_t) -> Bool? {
+/// What a reentrant passwd lookup came to: the entry (as `found` made it, while its
+/// strings are valid), no such entry, or a failure of the name service itself (down).
+public enum PasswdLookup<R> {
+    case found(R)
+    case notFound
+    case failed
+}
+
+/// One getpwnam_r/getpwuid_r call (`call`), its buffer grown as glibc asks. "No such
+/// entry" is rc 0 with no result, or one of the codes glibc's manual lists for it.
+public func lookUpPasswd<R>(_ call: (inout passwd, UnsafeMutablePointer<CChar>, Int,
+                                     inout UnsafeMutablePointer<passwd>?) -> Int32,
+                            found: (passwd) -> R) -> PasswdLookup<R> {
     var pw = passwd()
     var result: UnsafeMutablePointer<passwd>?
     var size = 1024
     while true {
         var buf = [CChar](repeating: 0, count: size)
-        let rc = getpwuid_r(uid, &pw, &buf, size, &result)
+        let rc = buf.withUnsafeMutableBufferPointer { call(&pw, $0.baseAddress!, size, &result) }
         if rc == ERANGE && size < 1 << 20 { size *= 4; continue }
         if rc == EINTR { continue }
-        if result != nil { return true }
-        // Not found is rc 0, or one of the codes glibc's manual lists for it.
-        return rc == 0 || rc == ENOENT || rc == ESRCH || rc == EBADF || rc == EPERM ? false : nil
+        if result != nil { return withExtendedLifetime(buf) { .found(found(pw)) } }
+        return rc == 0 || rc == ENOENT || rc == ESRCH || rc == EBADF || rc == EPERM ? .notFound : .failed
+    }
+}
+
+/// Whether `uid` has a passwd entry (through NSS: files, LDAP, sssd): true or false, or
+/// nil when the lookup itself failed (a name service that is down).
+public func hasAccount(uid: uid_t) -> Bool? {
+    switch lookUpPasswd({ getpwuid_r(uid, &$0, $1, $2, &$3) }, found: { _ in true }) {
+    case .found: return true
+    case .notFound: return false
+    case .failed: return nil
     }
 }
 
