@@ -30,6 +30,10 @@ public enum Files {
     /// user who may rename entries of a parent could swap the private directory for one of
     /// their choosing between two logins, as sshd's StrictModes guards against.
     public static func checkAncestors(of path: String) throws {
+        // A running helper opens its directories for every login: the walk (about eight
+        // system calls a directory) is done again once `ancestorRecheck` has passed.
+        let now = Sys.monotonicMilliseconds()
+        if let checked = ancestorsChecked[path], now - checked < ancestorRecheckMilliseconds { return }
         guard let resolved = Sys.realPath(path) else {
             throw StoreError.io(path: path, operation: "resolve", errno: errno)
         }
@@ -46,7 +50,12 @@ public enum Files {
             }
             if dir == "/" { break }
         }
+        ancestorsChecked[path] = now
     }
+
+    /// When each path's parents were last found safe (monotonic milliseconds).
+    private static var ancestorsChecked: [String: Int64] = [:]
+    static let ancestorRecheckMilliseconds: Int64 = 10_000
 
     /// Checks again that an open directory is still ours and private (a cached descriptor
     /// must not outlive a chmod or chown that made it unsafe).
