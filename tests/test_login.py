@@ -3,6 +3,7 @@
 reference for codes."""
 import concurrent.futures
 import os
+import re
 import time
 
 from conftest import SECRET, oathtool
@@ -131,6 +132,32 @@ def test_lockout_after_rate_limit_and_admin_unlock(inst):
     assert inst.login("alice", oathtool()).returncode == 0
     events = [e["event"] for e in inst.audit_events()]
     assert "lockout" in events and "admin_unlock" in events
+
+
+def test_lockouts_in_a_row_double_up_to_lockout_max_and_a_good_code_resets_them(inst):
+    """Someone with the password could otherwise guess `rate_limit` codes per `lockout`
+    for ever: each lockout that follows another with no accepted code in between lasts
+    twice as long, up to `lockout_max`. (Seconds here, so that the test can wait them out.)"""
+    inst.write_config(rate_limit="2/300", lockout="1s", lockout_max="4s")
+    inst.enroll("tslockesc")
+    inst.service()
+
+    def lock_out():
+        assert inst.login("tslockesc", "000000").returncode == 1
+        r = inst.login("tslockesc", "000001")
+        assert r.returncode == 1
+        m = re.search(r"locked for (\d+) s", r.stderr)
+        assert m, r.stderr
+        return int(m.group(1))
+
+    lengths = []
+    for _ in range(4):
+        lengths.append(lock_out())
+        time.sleep(lengths[-1] + 1.2)   # past its end: lockouts end on whole seconds
+    assert lengths == [1, 2, 4, 4], lengths
+    # An accepted code ends the series: the next lockout is a first one again.
+    assert inst.login("tslockesc", oathtool()).returncode == 0
+    assert lock_out() == 1
 
 
 def test_unsafe_store_fails_closed(inst):

@@ -178,6 +178,7 @@ extension Verifier {
                     try store.saveRecord(record, for: req.user)
                     state = before
                     state.failures = []
+                    state.lockouts = 0
                     try store.saveState(state, for: req.user)
                     said.append { log("success", "email code", "verify") }
                     return .success

@@ -109,6 +109,7 @@ extension SelfService {
                 try store.saveRecord(record, for: user)
                 state = before
                 state.failures = []
+                state.lockouts = 0
                 try store.saveState(state, for: user)
                 said.append {
                     self.audit.record(AuditEvent(event: event, user: user, service: service, result: "success",

@@ -186,6 +186,7 @@ public final class Verifier {
                     } else {
                         state = before
                         state.failures = []
+                        state.lockouts = 0
                     }
                     try store.saveState(state, for: req.user)
                     said.append { log("success", detail) }
@@ -358,6 +359,7 @@ public final class Verifier {
     public func accepted(_ check: CodeCheck, record: UserRecord, state before: UserState) -> UserState {
         var state = before
         state.failures = []
+        state.lockouts = 0
         state.devices = state.devices.filter { record.authenticator(named: $0.key) != nil }
         switch check {
         case .totp(let name, let step):
@@ -432,26 +434,39 @@ public struct RateLimiter {
     public let failures: Int
     public let seconds: Int
     public let lockout: Int
+    public let lockoutMax: Int
     let now: () -> Int64
 
     public init(config: Config, now: @escaping () -> Int64) {
         failures = config.rateLimitFailures
         seconds = config.rateLimitSeconds
         lockout = config.lockout
+        lockoutMax = max(config.lockout, config.lockoutMax)
         self.now = now
     }
 
-    /// Counts one failure; returns true when it starts a lockout.
+    /// Counts one failure; returns true when it starts a lockout. The n-th lockout in a row
+    /// (no code accepted since the first) lasts `lockout` × 2^(n-1), at most `lockout_max`:
+    /// with fixed lockouts someone who has the password could guess codes forever at
+    /// `rate_limit` per `lockout` (about 1,440 a day with the defaults).
     public func recordFailure(_ state: inout UserState) -> Bool {
         let t = now()
         state.failures = state.failures.filter { $0 > t - Int64(seconds) && $0 <= t }
         state.failures.append(t)
         if state.failures.count >= failures {
-            state.lockedUntil = t + Int64(lockout)
+            state.lockouts = min(state.lockouts + 1, 1_000)
+            state.lockedUntil = t + Int64(lockoutSeconds(nth: state.lockouts))
             state.failures = []
             return true
         }
         return false
+    }
+
+    /// How long the n-th lockout in a row lasts.
+    public func lockoutSeconds(nth n: Int) -> Int {
+        var d = lockout
+        for _ in 1..<max(n, 1) where d < lockoutMax { d *= 2 }
+        return min(d, lockoutMax)
     }
 
     /// Failures within the window, as `twostep status` reports them.

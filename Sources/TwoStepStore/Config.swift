@@ -25,6 +25,9 @@ public struct Config: Equatable {
     public var rateLimitFailures = 5
     public var rateLimitSeconds = 300
     public var lockout = 300
+    /// The longest a lockout grows to: each lockout that follows another with no accepted
+    /// code in between lasts twice the one before, from `lockout` up to this.
+    public var lockoutMax = 86_400
     public var socket = "/run/twostep/helper.sock"
     /// `prompt`: a user who must use 2FA but has none is enrolled inside the login.
     public var enroll: EnrollMode = .off
@@ -66,7 +69,7 @@ public struct Config: Equatable {
 
     public static let defaultPath = "/etc/twostep/twostep.conf"
     public static let knownKeys = ["state_dir", "key_dir", "audit_log", "window", "digits", "period",
-                                   "algorithm", "issuer", "rate_limit", "lockout", "socket",
+                                   "algorithm", "issuer", "rate_limit", "lockout", "lockout_max", "socket",
                                    "enroll", "require", "password_service", "max_connections",
                                    "store", "database", "database_password_file",
                                    "mail_command", "mail_from", "mail_timeout",
@@ -138,6 +141,7 @@ public struct Config: Equatable {
                 c.rateLimitFailures = try integer(String(parts[0]), 1...1000, fail)
                 c.rateLimitSeconds = try duration(String(parts[1]), fail)
             case "lockout": c.lockout = try duration(value, fail)
+            case "lockout_max": c.lockoutMax = try duration(value, fail)
             case "enroll":
                 guard let m = EnrollMode(rawValue: value) else { throw fail("must be off or prompt") }
                 c.enroll = m

@@ -248,6 +248,10 @@ public struct UserState: Equatable {
     public var devices: [String: AuthenticatorState] = [:]
     public var failures: [Int64] = []
     public var lockedUntil: Int64 = 0
+    /// Lockouts in a row with no accepted code in between: each lasts twice the one before
+    /// (RateLimiter), so guessing goes no faster for waiting each one out. Written only
+    /// when above 0 (a state of an earlier version reads, and is read by it, unchanged).
+    public var lockouts = 0
     /// The generation of the newest record written for this user: an older record (a
     /// restored copy that would bring spent backup codes back) is refused. 0 = none yet.
     public var recordGeneration: UInt64 = 0
@@ -276,6 +280,7 @@ public struct UserState: Equatable {
         var s = "v=2\nlocked_until=\(lockedUntil)\n"
         s += "failures=" + failures.map(String.init).joined(separator: ",") + "\n"
         if recordGeneration > 0 { s += "record_generation=\(recordGeneration)\n" }
+        if lockouts > 0 { s += "lockouts=\(lockouts)\n" }
         for (name, d) in devices.sorted(by: { $0.key < $1.key }) {
             s += "device=\(name) \(d.lastStep) \(d.counter) \(d.drift) \(d.lastUsed)\n"
         }
@@ -306,6 +311,9 @@ public struct UserState: Equatable {
                 guard st.devices.count < Authenticator.maxCount else { throw bad("too many devices") }
                 st.devices[String(f[0])] = AuthenticatorState(lastStep: step, counter: counter, drift: drift, lastUsed: used)
             case "locked_until": guard let n = Int64(v) else { throw bad("bad locked_until") }; st.lockedUntil = n
+            case "lockouts":
+                guard let n = Int(v), (0...1_000).contains(n) else { throw bad("bad lockouts") }
+                st.lockouts = n
             case "record_generation":
                 guard let n = UInt64(v) else { throw bad("bad record_generation") }
                 st.recordGeneration = n

@@ -191,6 +191,7 @@ extension Admin {
                 }
                 state.failures = []
                 state.lockedUntil = 0
+                state.lockouts = 0
                 try ctx.store.saveState(state, for: user)
             }
             print("twostep: \(user) unlocked")
