@@ -192,7 +192,9 @@ def test_config_writable_by_others_is_refused(inst):
 def test_key_from_environment_overrides_key_dir(inst):
     key = base64.b64encode(os.urandom(32)).decode()
     env = dict(os.environ, CONFIG_ENCRYPTION_KEY=key)
-    inst.cli("admin", "import", "alice", "--secret", "-", input=SECRET + "\n", env=env)
+    r = inst.cli("admin", "import", "alice", "--secret", "-", input=SECRET + "\n", env=env)
+    # Sealed with a key key_dir does not have: logins through a spawned helper cannot open it.
+    assert "has no file in " + inst.keys in r.stderr and "not in logins through a spawned helper" in r.stderr, r.stderr
     assert json.loads(inst.cli("admin", "show", "alice", "--json", env=env).stdout)["enrolled"] is True
     r = inst.cli("admin", "show", "alice", check=False)
     assert r.returncode != 0 and "not found" in r.stderr

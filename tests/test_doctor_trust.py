@@ -97,6 +97,31 @@ def test_doctor_fails_a_world_writable_key_dir(good):
     assert ("state directory", "ok") in lines, report
 
 
+def test_one_damaged_record_is_that_users_problem_not_the_master_keys(good):
+    """doctor opens a record to prove the master key; a damaged first record (here
+    `aaron`, listed before alice) is reported as that record's problem, and the key is
+    proven by the next one."""
+    good.enroll("aaron")
+    path = os.path.join(good.state, "aaron.record")
+    data = bytearray(open(path, "rb").read())
+    data[-1] ^= 0x01
+    open(path, "wb").write(bytes(data))
+    rc, lines, report = doctor(good)
+    assert ("master key", "ok") in lines, report
+    records = [c for c in report["checks"] if c["check"] == "records"]
+    assert records and records[0]["result"] == "warn" and "aaron" in records[0]["detail"], report
+    # admin unlock repairs a state, not a record: it says so instead of a plain "unlocked".
+    r = good.cli("admin", "unlock", "aaron")
+    assert "aaron's record cannot be opened" in r.stderr, r.stdout + r.stderr
+    # Every record damaged: then the key itself is in doubt.
+    path = os.path.join(good.state, "alice.record")
+    data = bytearray(open(path, "rb").read())
+    data[-1] ^= 0x01
+    open(path, "wb").write(bytes(data))
+    rc, lines, report = doctor(good)
+    assert rc == 1 and ("master key", "fail") in lines, report
+
+
 def test_doctor_fails_a_missing_helper(good):
     rc, lines, report = doctor(good, helper=os.path.join(good.root, "no-such-helper"))
     assert rc == 1 and ("helper", "fail") in lines, report

@@ -97,6 +97,13 @@ public enum KeyBundle {
 
 extension KeyRing {
     /// The ids of the key files in key_dir.
+    /// The id of `CONFIG_ENCRYPTION_KEY` when it is set and `key_dir` has no file of it:
+    /// what is sealed with it then opens only where the variable is set.
+    public func environmentKeyOutsideKeyDir() throws -> String? {
+        guard let k = environmentKey else { return nil }
+        return try keyIDs().contains(k.id) ? nil : k.id
+    }
+
     public func keyIDs() throws -> [String] {
         let dirfd = try Files.openPrivateDirectory(keyDir)
         defer { close(dirfd) }

@@ -195,6 +195,11 @@ extension Admin {
                 try ctx.store.saveState(state, for: user)
             }
             print("twostep: \(user) unlocked")
+            // Unlocking repairs the state only: say so when the record cannot be opened either.
+            do { _ = try ctx.store.loadRecord(user) } catch {
+                writeStderr("twostep: warning: \(user)'s record cannot be opened (\(error)); logins fail until it is " +
+                            "replaced (`twostep admin reset \(user)`, then enrol again)\n")
+            }
             for name in lostTokens {
                 print("twostep: \(user)'s state was damaged: HOTP token \(name)'s counter is lost, and none of its codes " +
                       "works until `twostep admin resync \(user) - - --name \(name)` finds it (two codes in a row, one a line)")

@@ -149,32 +149,46 @@ struct DoctorReport {
         }
     }
 
+    /// Opens records with the keys present, trying a few users: one record that cannot be
+    /// opened (damaged, another key) is that user's problem, not the master key's.
     mutating func masterKey(_ config: Config?) {
         guard let config else { return }
         do {
             let ring = try KeyRing(keyDir: config.keyDir)
             let active = try ring.activeKey()
             let store = try UserStores.open(config)
-            guard let user = try store.enrolledUsers().first else {
+            var problems: [String] = []
+            for user in try store.enrolledUsers().prefix(Self.recordsTried) {
+                do {
+                    guard let sealed = try store.sealedRecord(user) else { throw StoreError.notEnrolled(user) }
+                    let id = try SealedRecord.keyID(of: sealed, path: user)
+                    _ = try store.loadRecord(user)
+                    if id == active.id {
+                        add("master key", .ok, "active key \(active.id) opens \(user)'s record")
+                    } else {
+                        add("master key", .warn, "\(user)'s record opens but is sealed with key \(id), not the active " +
+                            "\(active.id): finish `twostep admin rotate-key`")
+                    }
+                    if !problems.isEmpty {
+                        add("records", .warn, "cannot be opened: \(problems.joined(separator: "; ")) (`twostep admin show USER`)")
+                    }
+                    return
+                } catch {
+                    problems.append("\(user): \(error)")
+                }
+            }
+            if problems.isEmpty {
                 add("master key", .ok, "active key \(active.id) present; no record to open yet")
-                return
-            }
-            guard let sealed = try store.sealedRecord(user) else {
-                add("master key", .fail, "\(user) is listed but has no record")
-                return
-            }
-            let id = try SealedRecord.keyID(of: sealed, path: user)
-            _ = try store.loadRecord(user)
-            if id == active.id {
-                add("master key", .ok, "active key \(active.id) opens \(user)'s record")
             } else {
-                add("master key", .warn, "\(user)'s record opens but is sealed with key \(id), not the active " +
-                    "\(active.id): finish `twostep admin rotate-key`")
+                add("master key", .fail, "none of \(problems.count) record(s) tried opens: \(problems.joined(separator: "; "))")
             }
         } catch {
             add("master key", .fail, "\(error)")
         }
     }
+
+    /// Records `masterKey` tries before it calls the key unusable.
+    static let recordsTried = 5
 
     mutating func helper(path: String) {
         var st = stat()

@@ -58,6 +58,12 @@ struct LocalStore {
         self.config = config
         do { store = try UserStores.open(config) } catch { throw CLIError("\(error)") }
         audit = AuditLog(path: config.auditLog)
+        // Records sealed now would open only where the variable is set: never in a login
+        // through a helper the module spawns (its environment is cleaned).
+        if let id = try? KeyRing(keyDir: config.keyDir).environmentKeyOutsideKeyDir() {
+            writeStderr("twostep: warning: \(KeyRing.environmentVariable) (key \(id)) has no file in \(config.keyDir): " +
+                        "records written now open only where that variable is set, not in logins through a spawned helper\n")
+        }
     }
 
     /// A second handle on the same store (for a second thread).
