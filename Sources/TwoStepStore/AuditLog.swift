@@ -140,9 +140,7 @@ public final class AuditLog {
     /// group or others (readable is fine: log readers in group adm).
     static func auditFileProblem(_ st: stat) -> String? {
         if st.st_mode & S_IFMT != S_IFREG { return "not a regular file" }
-        if st.st_uid != geteuid() { return "owned by uid \(st.st_uid), expected \(geteuid())" }
-        if st.st_mode & 0o022 != 0 { return "mode \(String(st.st_mode & 0o7777, radix: 8)) lets group or others write it" }
-        return nil
+        return Files.ownershipProblem(st, allowGroupOtherRead: true)
     }
 
     /// Operational messages (damaged files, bad config) that are not audit events.

@@ -18,6 +18,10 @@ public enum UserFileName {
     /// Whether `base` is the hashed form (`%~` and a digest) of a long name.
     public static func isHashed(_ base: String) -> Bool { base.hasPrefix("%~") }
 
+    /// The file naming the user of a hashed `base`; nil for any other base (its name is
+    /// its file name).
+    public static func nameFile(of base: String) -> String? { isHashed(base) ? base + nameSuffix : nil }
+
     /// Leaves room for ".record", and ".NAME.tmp.PID" of an atomic write, in 255 bytes.
     static let maxEscaped = 220
 

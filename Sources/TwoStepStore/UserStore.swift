@@ -240,7 +240,7 @@ public final class FileUserStore: UserStore {
         try withDirectory { fd in
             try Files.remove(dirfd: fd, dirPath: directory, name: u + ".record")
             try Files.remove(dirfd: fd, dirPath: directory, name: u + ".state")
-            if UserFileName.isHashed(u) { try Files.remove(dirfd: fd, dirPath: directory, name: u + UserFileName.nameSuffix) }
+            if let nameFile = UserFileName.nameFile(of: u) { try Files.remove(dirfd: fd, dirPath: directory, name: nameFile) }
         }
     }
 
@@ -250,7 +250,7 @@ public final class FileUserStore: UserStore {
 
     /// Every `*.record` in the directory: the users they belong to, and the file bases no
     /// user name could be found for (a hashed base, `UserFileName`, whose `.name` file is
-    /// missing or does not match: written by a version before 0.x kept names, or damaged).
+    /// missing or does not match: written before these files existed, or damaged).
     public func recordFiles() throws -> (named: [String], unnamed: [String]) {
         try withDirectory { fd in
             var named: [String] = [], unnamed: [String] = []
@@ -269,9 +269,8 @@ public final class FileUserStore: UserStore {
     /// The user a hashed file base (`%~<sha256>`) stands for, from its `.name` file, when
     /// that name hashes to the base again.
     private func hashedUser(dirfd: Int32, base: String) -> String? {
-        guard UserFileName.isHashed(base),
-              let bytes = try? Files.readPrivate(dirfd: dirfd, dirPath: directory,
-                                                 name: base + UserFileName.nameSuffix, limit: 4096),
+        guard let nameFile = UserFileName.nameFile(of: base),
+              let bytes = try? Files.readPrivate(dirfd: dirfd, dirPath: directory, name: nameFile, limit: 4096),
               let user = String(validating: bytes, as: UTF8.self),
               (try? UserFileName.encode(user)) == base else { return nil }
         return user
@@ -281,9 +280,7 @@ public final class FileUserStore: UserStore {
     /// rotation and migration find the record by name; written before the record, so a
     /// record never stands without it. Nothing for any other user.
     func nameHashedUser(_ user: String, dirfd fd: Int32) throws {
-        let base = try checked(user)
-        guard UserFileName.isHashed(base) else { return }
-        let name = base + UserFileName.nameSuffix
+        guard let name = UserFileName.nameFile(of: try checked(user)) else { return }
         let bytes = Array(user.utf8)
         if (try? Files.readPrivate(dirfd: fd, dirPath: directory, name: name, limit: 4096)) == bytes { return }
         try Files.writeAtomically(dirfd: fd, dirPath: directory, name: name, bytes: bytes,
@@ -299,8 +296,8 @@ public final class FileUserStore: UserStore {
         // nothing on the login path reads the whole directory).
         try withDirectory { fd in
             let base = try checked(user)
-            Files.removeStaleTemporaries(dirfd: fd, of: [base + ".record", base + ".state"] +
-                                         (UserFileName.isHashed(base) ? [base + UserFileName.nameSuffix] : []))
+            Files.removeStaleTemporaries(dirfd: fd, of: [base + ".record", base + ".state", UserFileName.nameFile(of: base)]
+                                            .compactMap { $0 })
         }
         return try body()
     }
