@@ -65,6 +65,7 @@ public enum Base32 {
 
     /// Strict decoder over ASCII bytes, as `encodeToBytes` writes them (upper case, no
     /// padding, nothing else): nil for anything else.
+    @inlinable
     public static func decodeStrict<C: Collection>(_ text: C) -> [UInt8]? where C.Element == UInt8 {
         var values: [UInt8] = []
         values.reserveCapacity(text.count)
@@ -141,7 +142,7 @@ public enum Base32 {
     }
 
     /// 5-bit values to bytes.
-    static func bytes(fromValues values: [UInt8]) throws -> [UInt8] {
+    @usableFromInline static func bytes(fromValues values: [UInt8]) throws -> [UInt8] {
         guard !values.isEmpty else { throw Base32Error.empty }
         switch values.count % 8 {
         case 1, 3, 6: throw Base32Error.invalidLength

@@ -86,7 +86,7 @@ public final class AuditLog {
         if let d = e.detail { msg += " detail=\(jsonString(d))" }
         Self.syslogLine(LOG_WARNING, msg)
         defer { Self.mirror?(e, now()) }
-        append(jsonLine(e))
+        if path != nil { append(jsonLine(e)) }
     }
 
     /// Events written to `audit_log` only (and the mirror), not to syslog, with one append
@@ -146,6 +146,11 @@ public final class AuditLog {
     /// Operational messages (damaged files, bad config) that are not audit events.
     public static func syslogLine(_ priority: Int32, _ message: String) {
         // Control characters escaped: a name inside an error message cannot start a line.
+        // Printable ASCII (every audit event's line: its values are JSON-escaped) goes as is.
+        if message.utf8.allSatisfy({ $0 >= 0x20 && $0 < 0x7f }) {
+            Sys.syslog(LOG_AUTHPRIV | priority, message)
+            return
+        }
         var line = ""
         for u in message.unicodeScalars {
             if isDisplayControl(u) {

@@ -35,9 +35,10 @@ public final class Authenticator {
     }
 
     /// `[a-z0-9-]{1,32}`: safe in a record line, an audit detail and a command line.
-    public static func isValidName(_ name: String) -> Bool {
-        let bytes = Array(name.utf8)
-        return (1...32).contains(bytes.count) && bytes.allSatisfy {
+    public static func isValidName(_ name: String) -> Bool { isValidName(name.utf8) }
+
+    public static func isValidName<C: Collection>(_ bytes: C) -> Bool where C.Element == UInt8 {
+        (1...32).contains(bytes.count) && bytes.allSatisfy {
             ($0 >= UInt8(ascii: "a") && $0 <= UInt8(ascii: "z")) || ($0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9")) || $0 == UInt8(ascii: "-")
         }
     }

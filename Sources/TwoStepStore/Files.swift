@@ -125,13 +125,15 @@ public enum Files {
         // A regular file of known size: one read of size + 1 bytes, and a short read is its
         // end (read(2) on a regular file returns less only at the end): no read for EOF.
         if let size {
-            var out = [UInt8](repeating: 0, count: size + 1)
-            let n = out.withUnsafeMutableBytes { p in Sys.retry { read(fd, p.baseAddress, p.count) } }
-            if n < 0 { throw StoreError.io(path: path, operation: "read", errno: errno) }
-            if n <= size {
-                out.removeLast(size + 1 - n)
-                return out
+            // Not zeroed first: the array holds only the bytes read (count = n).
+            var failure: Int32 = 0
+            let out = [UInt8](unsafeUninitializedCapacity: size + 1) { buffer, count in
+                let n = Sys.retry { read(fd, buffer.baseAddress, buffer.count) }
+                if n < 0 { failure = errno; count = 0 } else { count = n }
             }
+            if failure != 0 { throw StoreError.io(path: path, operation: "read", errno: failure) }
+            let n = out.count
+            if n <= size { return out }
             let rest = try readAll(fd: fd, path: path, limit: limit - n)
             return out + rest   // it grew while we read: the rest as before
         }

@@ -58,24 +58,24 @@ public enum StateFile {
         for i in 0..<8 { out.append(UInt8(truncatingIfNeeded: sequence >> (8 * UInt64(i)))) }
         let n = UInt32(payload.count)
         for i in 0..<4 { out.append(UInt8(truncatingIfNeeded: n >> (8 * UInt32(i)))) }
-        let crc = checksum(out, payload)
+        let crc = checksum(out[...], payload[...])
         for i in 0..<4 { out.append(UInt8(truncatingIfNeeded: crc >> (8 * UInt32(i)))) }
         out += payload
         out += [UInt8](repeating: 0, count: size - out.count)
         return out
     }
 
-    static func checksum(_ header: [UInt8], _ payload: some Collection<UInt8>) -> UInt32 {
+    static func checksum(_ header: ArraySlice<UInt8>, _ payload: ArraySlice<UInt8>) -> UInt32 {
         var crc = crc32(0, nil, 0)
         header.withUnsafeBufferPointer { crc = crc32(crc, $0.baseAddress, uInt($0.count)) }
-        Array(payload).withUnsafeBufferPointer { crc = crc32(crc, $0.baseAddress, uInt($0.count)) }
+        payload.withUnsafeBufferPointer { crc = crc32(crc, $0.baseAddress, uInt($0.count)) }
         return UInt32(truncatingIfNeeded: crc)
     }
 
     /// Slot `index` (of `size` bytes) in `file`, or nil when it is empty or torn.
     static func decodeSlot(_ file: [UInt8], index: Int, size: Int) -> Slot? {
         let base = index * size
-        guard file.count >= base + size, Array(file[base..<base + 4]) == magic else { return nil }
+        guard file.count >= base + size, file[base..<base + 4].elementsEqual(magic) else { return nil }
         func le(_ at: Int, _ width: Int) -> UInt64 {
             var v: UInt64 = 0
             for i in 0..<width { v |= UInt64(file[base + at + i]) << (8 * UInt64(i)) }
@@ -85,9 +85,9 @@ public enum StateFile {
         let length = Int(le(12, 4))
         let stored = UInt32(le(16, 4))
         guard length <= size - headerSize else { return nil }
-        let payload = Array(file[base + headerSize..<base + headerSize + length])
-        guard checksum(Array(file[base..<base + 16]), payload) == stored else { return nil }
-        return Slot(index: index, sequence: sequence, payload: payload)
+        let payload = file[base + headerSize..<base + headerSize + length]
+        guard checksum(file[base..<base + 16], payload) == stored else { return nil }
+        return Slot(index: index, sequence: sequence, payload: Array(payload))
     }
 
     /// The newest valid slot of a file in this format; nil when the bytes are not one.

@@ -287,43 +287,60 @@ public struct UserState: Equatable {
         return Array(s.utf8)
     }
 
+    /// Reads a state from its bytes, without making Strings of it (a login reads it twice):
+    /// lines `key=value`, empty lines skipped, each key once except `device`.
     public static func parse(_ bytes: [UInt8], path: String) throws -> UserState {
         func bad(_ why: String) -> StoreError { .damaged(path: path, reason: why) }
+        func text(_ b: ArraySlice<UInt8>) -> String { String(decoding: b, as: UTF8.self) }
+        func equal(_ b: ArraySlice<UInt8>, _ s: StaticString) -> Bool {
+            s.withUTF8Buffer { b.elementsEqual($0) }
+        }
         var st = UserState()
-        var version: Substring? = nil
-        var seen = Set<Substring>()
-        for line in String(decoding: bytes, as: UTF8.self).split(separator: "\n") {
-            guard let eq = line.firstIndex(of: "=") else { throw bad("malformed line") }
-            let k = line[..<eq], v = line[line.index(after: eq)...]
-            guard k == "device" || seen.insert(k).inserted else { throw bad("\(k) twice") }
-            switch k {
-            case "v": guard v == "1" || v == "2" else { throw bad("unknown state format") }; version = v
-            case "last_step":
-                guard version == "1", let n = Int64(v) else { throw bad("bad last_step") }
-                st.lastStep = n
-            case "device":
-                guard version == "2" else { throw bad("device line in a v1 state") }
-                let f = v.split(separator: " ", omittingEmptySubsequences: false)
-                guard f.count == 5, Authenticator.isValidName(String(f[0])), st.devices[String(f[0])] == nil,
-                      let step = Int64(f[1]), let counter = UInt64(f[2]), let drift = Int64(f[3]), let used = Int64(f[4]) else {
+        var version: UInt8? = nil   // the byte after `v=`: "1" or "2"
+        var seen: [ArraySlice<UInt8>] = []
+        for line in bytes.split(separator: UInt8(ascii: "\n")) {
+            guard let eq = line.firstIndex(of: UInt8(ascii: "=")) else { throw bad("malformed line") }
+            let k = line[line.startIndex..<eq], v = line[line.index(after: eq)...]
+            if equal(k, "device") {
+                guard version == UInt8(ascii: "2") else { throw bad("device line in a v1 state") }
+                let f = v.split(separator: UInt8(ascii: " "), omittingEmptySubsequences: false)
+                guard f.count == 5, Authenticator.isValidName(f[0]),
+                      let step = decimalInteger(f[1], as: Int64.self), let counter = decimalInteger(f[2], as: UInt64.self),
+                      let drift = decimalInteger(f[3], as: Int64.self), let used = decimalInteger(f[4], as: Int64.self),
+                      st.devices[text(f[0])] == nil else {
                     throw bad("bad device line")
                 }
                 guard st.devices.count < Authenticator.maxCount else { throw bad("too many devices") }
-                st.devices[String(f[0])] = AuthenticatorState(lastStep: step, counter: counter, drift: drift, lastUsed: used)
-            case "locked_until": guard let n = Int64(v) else { throw bad("bad locked_until") }; st.lockedUntil = n
-            case "lockouts":
-                guard let n = Int(v), (0...1_000).contains(n) else { throw bad("bad lockouts") }
+                st.devices[text(f[0])] = AuthenticatorState(lastStep: step, counter: counter, drift: drift, lastUsed: used)
+                continue
+            }
+            guard !seen.contains(where: { $0.elementsEqual(k) }) else { throw bad("\(text(k)) twice") }
+            seen.append(k)
+            if equal(k, "v") {
+                guard v.count == 1, let c = v.first, c == UInt8(ascii: "1") || c == UInt8(ascii: "2") else {
+                    throw bad("unknown state format")
+                }
+                version = c
+            } else if equal(k, "last_step") {
+                guard version == UInt8(ascii: "1"), let n = decimalInteger(v, as: Int64.self) else { throw bad("bad last_step") }
+                st.lastStep = n
+            } else if equal(k, "locked_until") {
+                guard let n = decimalInteger(v, as: Int64.self) else { throw bad("bad locked_until") }
+                st.lockedUntil = n
+            } else if equal(k, "lockouts") {
+                guard let n = decimalInteger(v, as: Int.self), (0...1_000).contains(n) else { throw bad("bad lockouts") }
                 st.lockouts = n
-            case "record_generation":
-                guard let n = UInt64(v) else { throw bad("bad record_generation") }
+            } else if equal(k, "record_generation") {
+                guard let n = decimalInteger(v, as: UInt64.self) else { throw bad("bad record_generation") }
                 st.recordGeneration = n
-            case "failures":
-                st.failures = try v.split(separator: ",").map {
-                    guard let n = Int64($0) else { throw bad("bad failures") }
+            } else if equal(k, "failures") {
+                st.failures = try v.split(separator: UInt8(ascii: ",")).map {
+                    guard let n = decimalInteger($0, as: Int64.self) else { throw bad("bad failures") }
                     return n
                 }
                 guard st.failures.count <= 1_000 else { throw bad("too many failures") }
-            default: throw bad("unknown field \(k)")
+            } else {
+                throw bad("unknown field \(text(k))")
             }
         }
         guard version != nil else { throw bad("missing version") }

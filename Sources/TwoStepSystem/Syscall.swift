@@ -7,6 +7,7 @@ import Glibc
 public enum Sys {
     /// Calls `body` again while it fails with EINTR. For calls that return -1 and set errno.
     @inline(__always)
+    @inlinable
     public static func retry<T: BinaryInteger>(_ body: () -> T) -> T {
         while true {
             let r = body()

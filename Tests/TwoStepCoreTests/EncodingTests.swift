@@ -93,3 +93,22 @@ final class Base64Tests: XCTestCase {
         }
     }
 }
+
+final class DecimalTests: XCTestCase {
+    func testDecimalIntegerReadsWhatSwiftsInitializerReads() {
+        // The state file's numbers are read from bytes; the answers must be the standard
+        // library's for the same text, sign, bounds and junk included.
+        let texts = ["0", "7", "+5", "-0", "-1", "-", "+", "", "007", " 1", "1 ", "+-1", "1-", "1e3", "0x10", "٣",
+                     "9223372036854775807", "9223372036854775808", "-9223372036854775808", "-9223372036854775809",
+                     "18446744073709551615", "18446744073709551616", "99999999999999999999999", "1000", "-1000"]
+        for t in texts {
+            XCTAssertEqual(decimalInteger(Array(t.utf8), as: Int64.self), Int64(t), t)
+            XCTAssertEqual(decimalInteger(Array(t.utf8), as: UInt64.self), UInt64(t), t)
+            XCTAssertEqual(decimalInteger(Array(t.utf8)[...], as: Int.self), Int(t), t)
+            XCTAssertEqual(decimalInteger(Array(t.utf8), as: Int8.self), Int8(t), t)
+        }
+        for n in stride(from: Int64.min, to: Int64.max - Int64.max / 997, by: Int(Int64.max / 997)) {
+            XCTAssertEqual(decimalInteger(Array(String(n).utf8), as: Int64.self), n)
+        }
+    }
+}

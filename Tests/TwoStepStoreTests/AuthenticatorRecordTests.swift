@@ -119,6 +119,27 @@ final class AuthenticatorRecordTests: XCTestCase {
         }
     }
 
+    func testStateParseSkipsEmptyLinesAndEmptyFailuresAndRefusesOtherBytes() throws {
+        let st = try UserState.parse(Array("v=2\n\nlocked_until=+7\nfailures=,3,,-4,\n\ndevice=a 1 0 -2 9\n".utf8), path: "t")
+        XCTAssertEqual(st.lockedUntil, 7)
+        XCTAssertEqual(st.failures, [3, -4])
+        XCTAssertEqual(st.device("a"), AuthenticatorState(lastStep: 1, counter: 0, drift: -2, lastUsed: 9))
+        XCTAssertEqual(try UserState.parse(Array("v=2\nlockouts=1000\n".utf8), path: "t").lockouts, 1000)
+        for bad in ["v=2\nlocked_until=\u{FF}\n", "v=2\nlocked_until=1 \n", "v=2\nfailures=1;2\n", "v=2\nlockouts=1001\n",
+                    "v=2\nlockouts=-1\n", "v=2\nrecord_generation=-1\n", "v=2\nfoo=1\n", "v=2\nnoequals\n", "locked_until=1\n",
+                    "v=2 \n", "v=12\n", "v=2\ndevice=a 1 2 3 4 5\n", "v=2\ndevice=a 1 2 3 99999999999999999999\n",
+                    "v=2\nfailures=\nfailures=\n", "v=2\nrecord_generation=1\nrecord_generation=1\n",
+                    "v=2\nfailures=" + Array(repeating: "1", count: 1_001).joined(separator: ",") + "\n"] {
+            XCTAssertThrowsError(try UserState.parse(Array(bad.utf8), path: "t"), bad)
+        }
+        XCTAssertThrowsError(try UserState.parse(Array("v=2\nlocked_until=".utf8) + [0xff, 0x0a], path: "t"),
+                             equals: StoreError.damaged(path: "t", reason: "bad locked_until"))
+        XCTAssertThrowsError(try UserState.parse(Array("v=2\nlast_step=1\n".utf8), path: "t"),
+                             equals: StoreError.damaged(path: "t", reason: "bad last_step"))
+        XCTAssertThrowsError(try UserState.parse(Array("v=2\nfailures=\nfailures=\n".utf8), path: "t"),
+                             equals: StoreError.damaged(path: "t", reason: "failures twice"))
+    }
+
     func testStateStaysSmall() {
         // The state is bounded (issue10's two-slot file holds it as opaque bytes).
         var st = UserState(failures: Array(repeating: Int64.min, count: 999), lockedUntil: .min, recordGeneration: .max)
