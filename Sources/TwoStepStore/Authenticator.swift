@@ -64,23 +64,26 @@ public final class Authenticator {
     /// goes from `bytes` to SecretBytes without a String.
     static func parse(_ bytes: ArraySlice<UInt8>) -> Authenticator? {
         guard let lastSpace = bytes.lastIndex(of: UInt8(ascii: " ")) else { return nil }
-        let fields = String(decoding: bytes[bytes.startIndex..<lastSpace], as: UTF8.self).split(separator: " ", omittingEmptySubsequences: false)
-        guard fields.count == 6, isValidName(String(fields[0])),
-              let kind = AuthenticatorKind(rawValue: String(fields[1])),
-              let alg = HashAlgorithm(name: String(fields[2])),
-              let digits = Int(fields[3]), OTPPolicy.digits.contains(digits),
-              let added = Int64(fields[5]) else { return nil }
+        // Split as bytes (a String's split walks grapheme clusters): a valid line is ASCII
+        // before the secret, and a field holding any other byte fails its check either way.
+        let fields = bytes[bytes.startIndex..<lastSpace].split(separator: UInt8(ascii: " "), omittingEmptySubsequences: false)
+        func text(_ field: ArraySlice<UInt8>) -> String { String(decoding: field, as: UTF8.self) }
+        guard fields.count == 6, isValidName(fields[0]),
+              let kind = AuthenticatorKind(rawValue: text(fields[1])),
+              let alg = HashAlgorithm(name: text(fields[2])),
+              let digits = decimalInteger(fields[3], as: Int.self), OTPPolicy.digits.contains(digits),
+              let added = decimalInteger(fields[5], as: Int64.self) else { return nil }
         var period = 30
         if kind == .totp {
-            guard let p = Int(fields[4]), OTPPolicy.periods.contains(p) else { return nil }
+            guard let p = decimalInteger(fields[4], as: Int.self), OTPPolicy.periods.contains(p) else { return nil }
             period = p
         } else {
-            guard fields[4] == "-" else { return nil }
+            guard fields[4].elementsEqual([UInt8(ascii: "-")]) else { return nil }
         }
         guard var secret = Base32.decodeStrict(bytes[bytes.index(after: lastSpace)...]) else { return nil }
         defer { Crypto.wipe(&secret) }
         guard secret.count >= 10 else { return nil }
-        return Authenticator(name: String(fields[0]), kind: kind, secret: secret,
+        return Authenticator(name: text(fields[0]), kind: kind, secret: secret,
                              parameters: OTPParameters(algorithm: alg, digits: digits, period: period), added: added)
     }
 }

@@ -63,6 +63,16 @@ final class AuthenticatorRecordTests: XCTestCase {
             "authenticator=a totp SHA1 6 30 1 \(s)\nsecret=\(s)\n", // v1 line in v2
             "authenticator=a totp SHA1 6 30 1 \(s)\ncreated=2\n",    // own key twice
             "authenticator=a totp SHA1 6 30 1 \(s)\nBad-Key=1\n",    // not an extension key
+            "authenticator=a  totp SHA1 6 30 1 \(s)\n",          // an empty field
+            "authenticator=a totp SHA1 6 30 1  \(s)\n",
+            "authenticator=a totp SHA1 6 30 \(s)\n",             // a field missing
+            "authenticator=a totp SHA1 6 30 1 2 \(s)\n",         // one too many
+            "authenticator=a totp SHA1 6 ３0 1 \(s)\n",          // digits from another script
+            "authenticator=a totp SHA1 6\u{301} 30 1 \(s)\n",   // a combining mark
+            "authenticator=a totp SHA1 6 30 1\u{301} \(s)\n",
+            "authenticator=é totp SHA1 6 30 1 \(s)\n",
+            "authenticator=a hotp SHA1 6 -1 1 \(s)\n",           // HOTP's period is "-" exactly
+            "authenticator=a totp SHA1 6 30 1 \(s.lowercased())\n",
         ]
         for extra in bad {
             XCTAssertThrowsError(try UserRecord.parse(Array((base + extra).utf8), path: "t"), extra)
@@ -70,6 +80,12 @@ final class AuthenticatorRecordTests: XCTestCase {
         let many = (0...Authenticator.maxCount).map { "authenticator=a\($0) totp SHA1 6 30 1 \(s)\n" }.joined()
         XCTAssertThrowsError(try UserRecord.parse(Array((base + many).utf8), path: "t"))
         XCTAssertNoThrow(try UserRecord.parse(Array((base + "authenticator=a totp SHA1 6 30 1 \(s)\nemail=a@b.example\n").utf8), path: "t"))
+        // What the record's writer never makes but the reader has always taken.
+        let odd = try UserRecord.parse(Array((base + "authenticator=a-2 hotp sha-256 +8 - -7 \(s)\n").utf8), path: "t")
+        XCTAssertEqual(odd.primary.name, "a-2")
+        XCTAssertEqual(odd.primary.kind, .hotp)
+        XCTAssertEqual(odd.primary.parameters, OTPParameters(algorithm: .sha256, digits: 8, period: 30))
+        XCTAssertEqual(odd.primary.added, -7)
     }
 
     func testAddReplaceRemoveAndTheCap() throws {
