@@ -8,6 +8,10 @@ import TwoStepSystem
 public enum Files {
     public static let maxFileSize = 64 * 1024
 
+    /// The uid files must belong to: ours. Read once (no process of twostep changes its
+    /// effective uid, and a login checks a dozen files against it).
+    static let ownUID = geteuid()
+
     /// Opens a directory that must be owned by us and closed to group and others.
     public static func openPrivateDirectory(_ path: String) throws -> Int32 {
         let fd = Sys.retry { open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC) }
@@ -42,7 +46,7 @@ public enum Files {
             dir = slash == dir.startIndex ? "/" : String(dir[..<slash])
             var st = stat()
             guard lstat(dir, &st) == 0 else { throw StoreError.io(path: dir, operation: "stat", errno: errno) }
-            if st.st_uid != 0 && st.st_uid != geteuid() {
+            if st.st_uid != 0 && st.st_uid != ownUID {
                 throw StoreError.unsafe(path: path, reason: "its parent \(dir) is owned by uid \(st.st_uid)")
             }
             if st.st_mode & 0o022 != 0 && st.st_mode & mode_t(S_ISVTX) == 0 {
@@ -69,7 +73,7 @@ public enum Files {
 
     /// nil when the file is ours and private; otherwise why not.
     static func ownershipProblem(_ st: stat, allowGroupOtherRead: Bool) -> String? {
-        let uid = geteuid()
+        let uid = ownUID
         if st.st_uid != uid {
             return "owned by uid \(st.st_uid), expected \(uid)"
         }
@@ -259,8 +263,8 @@ public enum Files {
         defer { close(fd) }
         var st = stat()
         guard fstat(fd, &st) == 0 else { throw StoreError.io(path: path, operation: "stat", errno: errno) }
-        guard st.st_uid == geteuid() else {
-            throw StoreError.unsafe(path: path, reason: "owned by uid \(st.st_uid), expected \(geteuid())")
+        guard st.st_uid == ownUID else {
+            throw StoreError.unsafe(path: path, reason: "owned by uid \(st.st_uid), expected \(ownUID)")
         }
         guard fchmod(fd, mode) == 0 else { throw StoreError.io(path: path, operation: "chmod", errno: errno) }
     }
@@ -332,7 +336,7 @@ public final class FileLock {
         fd = Sys.retry { openat(dirfd, name, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0o600) }
         guard fd >= 0 else { throw StoreError.io(path: path, operation: "open lock", errno: errno) }
         var st = stat()
-        if fstat(fd, &st) != 0 || st.st_mode & S_IFMT != S_IFREG || st.st_uid != geteuid() {
+        if fstat(fd, &st) != 0 || st.st_mode & S_IFMT != S_IFREG || st.st_uid != Files.ownUID {
             close(fd)
             throw StoreError.unsafe(path: path, reason: "lock file is not a regular file of ours")
         }
