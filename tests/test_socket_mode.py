@@ -240,6 +240,33 @@ def test_login_request_from_a_non_root_user_is_refused(site):
     assert raw_request("root", fields, site.sock).startswith("PROMPT Verification code")
 
 
+def test_a_socket_made_with_mode_0600_is_for_root_alone(site):
+    """`serve --mode 0600`: a login-only socket without systemd (as twostep-helperd.socket
+    makes under systemd): root logs in through it, a user cannot even connect, and a mode
+    that gives execute, setuid or less than read and write to root is refused before
+    anything listens."""
+    os.makedirs(os.path.dirname(site.sock), mode=0o755, exist_ok=True)
+    os.chmod(os.path.dirname(site.sock), 0o755)
+    site.start([HELPER, "serve", "--config", site.inst.conf, "--socket", site.sock, "--mode", "0600"])
+    assert os.stat(site.sock).st_mode & 0o7777 == 0o600
+    site.inst.enroll("frank")
+    svc = site.service("sock600", f"socket={site.sock}")
+    assert site.login(svc, "frank", oathtool()) == PAM_SUCCESS
+    r = subprocess.run(["runuser", "-u", "nobody", "--", "/usr/bin/python3", "-c",
+                        f"import socket; socket.socket(socket.AF_UNIX).connect({site.sock!r})"],
+                       capture_output=True, text=True, timeout=30)
+    assert r.returncode != 0 and "PermissionError" in r.stderr, r.stderr
+    other = os.path.join(os.path.dirname(site.sock), "other.sock")
+    for bad in ("0700", "0777", "4666", "0400", "066", "600x", "0o600", "", "99999"):
+        r = subprocess.run([HELPER, "serve", "--config", site.inst.conf, "--socket", other, "--mode", bad],
+                           capture_output=True, text=True, timeout=30)
+        assert r.returncode == 2 and "--mode" in r.stderr, (bad, r.stderr)
+        assert not os.path.exists(other)
+    # Without --mode the socket stays open to users (self-service).
+    site.start([HELPER, "serve", "--config", site.inst.conf, "--socket", other], path=other)
+    assert os.stat(other).st_mode & 0o7777 == 0o666
+
+
 def workers(server):
     """The pids of a server's pre-forked workers (its children)."""
     with open(f"/proc/{server.pid}/task/{server.pid}/children") as f:

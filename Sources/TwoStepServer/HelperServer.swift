@@ -28,7 +28,19 @@ public enum HelperServer {
         return 3
     }
 
-    public static func run(configPath: String, socketPath: String?) -> Int32 {
+    /// The mode of a socket `serve` creates: users connect to it for self-service.
+    public static let defaultSocketMode: mode_t = 0o666
+
+    /// `--mode`'s value: octal permissions that let root read and write and give nobody
+    /// execute or more than read and write (0600, 0660, 0666, ...); nil otherwise.
+    public static func socketMode(_ text: String) -> mode_t? {
+        guard (3...4).contains(text.utf8.count), let m = mode_t(text, radix: 8),
+              text.utf8.allSatisfy({ $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "7") }),
+              m & 0o600 == 0o600, m & ~mode_t(0o666) == 0 else { return nil }
+        return m
+    }
+
+    public static func run(configPath: String, socketPath: String?, mode: mode_t = defaultSocketMode) -> Int32 {
         hardenProcess()
         let config: Config
         do { config = try Config.load(path: configPath) } catch {
@@ -44,11 +56,11 @@ public enum HelperServer {
             return serveConnection(fd, config: config)
         }
         let path = socketPath ?? config.socket
-        guard let fd = listen(at: path) else { return 1 }
+        guard let fd = listen(at: path, mode: mode) else { return 1 }
         return acceptLoop(fd, config: config)
     }
 
-    static func listen(at path: String) -> Int32? {
+    static func listen(at path: String, mode: mode_t) -> Int32? {
         guard var addr = unixSocketAddress(path) else {
             writeStderr("twostep-helper: socket path too long: \(path)\n")
             return nil
@@ -73,7 +85,7 @@ public enum HelperServer {
                 bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size))
             }
         }
-        guard ok == 0, chmod(path, 0o666) == 0, Glibc.listen(fd, 64) == 0 else {
+        guard ok == 0, chmod(path, mode) == 0, Glibc.listen(fd, 64) == 0 else {
             writeStderr("twostep-helper: cannot listen on \(path): \(String(cString: strerror(errno)))\n")
             close(fd)
             return nil

@@ -7,7 +7,7 @@ import TwoStepSystem
 // twostep-helper: the only program that reads keys and secrets. Not setuid.
 let usage = """
 usage: twostep-helper pam [--request-fd N]
-       twostep-helper serve [--config FILE] [--socket PATH]
+       twostep-helper serve [--config FILE] [--socket PATH] [--mode OCTAL]
 
   pam    verify one login over the frame protocol on fd 0/1; started by pam_twostep.so
          (or by twostep-verify, which hands over a login it cannot finish: the request
@@ -17,6 +17,8 @@ usage: twostep-helper pam [--request-fd N]
          (default: `socket` from the config). Under systemd socket activation (fd 3 from
          LISTEN_FDS) it serves the socket it was given: with Accept=yes one connection
          per instance, with Accept=no pre-forked workers (max_connections).
+         --mode: the permissions of a socket it creates (default 0666, which users
+         need for self-service; 0600 makes a socket for root's logins only).
 
 """
 // Before anything else: nothing a setuid caller (sudo, su) left in this process may steer
@@ -45,17 +47,24 @@ case "pam":
 case "serve":
     var config = Config.defaultPath
     var socket: String?
+    var mode = HelperServer.defaultSocketMode
     var i = 1
     while i < args.count {
         switch args[i] {
         case "--config" where i + 1 < args.count: config = args[i + 1]; i += 2
         case "--socket" where i + 1 < args.count: socket = args[i + 1]; i += 2
+        case "--mode" where i + 1 < args.count:
+            guard let m = HelperServer.socketMode(args[i + 1]) else {
+                writeStderr("twostep-helper: --mode takes permissions in octal, 0600 to 0666 (read and write, no execute): \(args[i + 1])\n")
+                exit(2)
+            }
+            mode = m; i += 2
         default:
             writeStderr("twostep-helper: unknown argument \(args[i])\n" + usage)
             exit(2)
         }
     }
-    exit(HelperServer.run(configPath: config, socketPath: socket))
+    exit(HelperServer.run(configPath: config, socketPath: socket, mode: mode))
 case "--version":
     print("twostep-helper 0.1.0")
     exit(0)
