@@ -179,16 +179,10 @@ public struct OTPAuthURI: Equatable, Sendable {
 
 /// ASCII decimal digits only (no sign, no spaces), at most 20 of them, fitting UInt64.
 func parseDecimal(_ text: String) -> UInt64? {
-    guard !text.isEmpty, text.utf8.count <= 20 else { return nil }
-    var value: UInt64 = 0
-    for b in text.utf8 {
-        guard b >= UInt8(ascii: "0"), b <= UInt8(ascii: "9") else { return nil }
-        let (m, o1) = value.multipliedReportingOverflow(by: 10)
-        let (s, o2) = m.addingReportingOverflow(UInt64(b - UInt8(ascii: "0")))
-        guard !o1, !o2 else { return nil }
-        value = s
-    }
-    return value
+    // A digit first rules out decimalInteger's sign; it checks the rest and the bounds.
+    guard let first = text.utf8.first, first >= UInt8(ascii: "0"), first <= UInt8(ascii: "9"),
+          text.utf8.count <= 20 else { return nil }
+    return decimalInteger(text.utf8, as: UInt64.self)
 }
 
 /// RFC 3986 percent-encoding of the UTF-8 bytes; only unreserved characters are kept.

@@ -139,9 +139,6 @@ public enum HelperServer {
     /// without a worker. Dies with the server.
     static func worker(_ listener: Int32, parent: pid_t, config: Config) -> Int32 {
         guard twostep_sys_die_with_parent(parent) == 0 else { return 1 }
-        // Once for every connection this worker serves (forked from a hardened server, and
-        // nothing a login runs changes these): not four system calls again per login.
-        hardenProcess()
         // Touch OpenSSL's shared tables once more, now, and everything else a login needs
         // (WarmUp): the copy-on-write faults that a fork owes land here, before a caller
         // is waiting, instead of inside its login.
@@ -269,14 +266,14 @@ public enum HelperServer {
 
     /// One connection, in its own process (systemd Accept=yes).
     public static func serveConnection(_ fd: Int32, config: Config) -> Int32 {
-        hardenProcess()
         guard let caller = admit(fd, config: config) else { return 1 }
         return serve(fd, caller: caller, config: config).status
     }
 
     /// Serves one connection and closes it. `login`: it was a login relayed by root (the
     /// only kind after which a worker serves another connection).
-    /// The process is already hardened (`worker`, `serveConnection`).
+    /// The process is hardened already: `run` did it once, before any worker was forked or
+    /// any connection served (nothing a login runs undoes it), not once per connection.
     static func serve(_ fd: Int32, caller: Caller, config: Config) -> (status: Int32, login: Bool) {
         alarm(connectionSeconds)
         defer { caller.slot?.release() }

@@ -304,14 +304,13 @@ public struct UserState: Equatable {
             if equal(k, "device") {
                 guard version == UInt8(ascii: "2") else { throw bad("device line in a v1 state") }
                 let f = v.split(separator: UInt8(ascii: " "), omittingEmptySubsequences: false)
-                guard f.count == 5, Authenticator.isValidName(f[0]),
+                guard f.count == 5, Authenticator.isValidName(f[0]), case let name = text(f[0]), st.devices[name] == nil,
                       let step = decimalInteger(f[1], as: Int64.self), let counter = decimalInteger(f[2], as: UInt64.self),
-                      let drift = decimalInteger(f[3], as: Int64.self), let used = decimalInteger(f[4], as: Int64.self),
-                      st.devices[text(f[0])] == nil else {
+                      let drift = decimalInteger(f[3], as: Int64.self), let used = decimalInteger(f[4], as: Int64.self) else {
                     throw bad("bad device line")
                 }
                 guard st.devices.count < Authenticator.maxCount else { throw bad("too many devices") }
-                st.devices[text(f[0])] = AuthenticatorState(lastStep: step, counter: counter, drift: drift, lastUsed: used)
+                st.devices[name] = AuthenticatorState(lastStep: step, counter: counter, drift: drift, lastUsed: used)
                 continue
             }
             guard !seen.contains(where: { $0.elementsEqual(k) }) else { throw bad("\(text(k)) twice") }

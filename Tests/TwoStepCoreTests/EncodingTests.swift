@@ -111,4 +111,16 @@ final class DecimalTests: XCTestCase {
             XCTAssertEqual(decimalInteger(Array(String(n).utf8), as: Int64.self), n)
         }
     }
+
+    func testURICounterDigitsTakeNoSignAndAtMostTwentyDigits() throws {
+        // otpauth's counter= reads through decimalInteger but keeps its own rule.
+        func uri(_ c: String) -> String { "otpauth://hotp/a?secret=GEZDGNBV&counter=" + c }
+        for (text, value) in [("0", 0), ("007", 7), ("18446744073709551615", UInt64.max)] as [(String, UInt64)] {
+            XCTAssertEqual(try OTPAuthURI(parsing: uri(text)).counter, value, text)
+        }
+        for text in ["-0", "-1", "1e3", "18446744073709551616", "000000000000000000001"] {
+            XCTAssertThrowsError(try OTPAuthURI(parsing: uri(text)), equals: OTPAuthURIError.invalidCounter(text))
+        }
+        XCTAssertThrowsError(try OTPAuthURI(parsing: uri("%2B5")), equals: OTPAuthURIError.invalidCounter("+5"))
+    }
 }
