@@ -281,6 +281,24 @@ def wait_for_workers(server, count):
     return workers(server)
 
 
+def test_a_worker_that_served_logins_holds_no_core_and_a_private_umask(site):
+    """Hardening happens once, in the server before it forks: every worker, also after
+    logins, has a core limit of 0, umask 0077 and SIGPIPE ignored (a vanished module is an
+    error, not the worker's death)."""
+    with open(site.inst.conf, "a") as f:
+        f.write("max_connections = 1\n")
+    server = site.serve()
+    svc = site.service("sock", f"socket={site.sock}")
+    site.inst.enroll("ivan")
+    assert site.login(svc, "ivan", oathtool()) == PAM_SUCCESS
+    (worker,) = wait_for_workers(server, 1)
+    with open(f"/proc/{worker}/limits") as f:
+        assert re.search(r"Max core file size\s+0\s+0", f.read())
+    status = dict(l.split(":", 1) for l in open(f"/proc/{worker}/status").read().splitlines())
+    assert status["Umask"].strip() == "0077"
+    assert int(status["SigIgn"].strip(), 16) >> (signal.SIGPIPE - 1) & 1 == 1
+
+
 def test_workers_serve_root_logins_in_turn_and_a_users_connection_alone(site):
     # max_connections = 2: with two workers, four logins must each land on a worker that
     # served one before, and a worker that exited after a login would show as a new pid.
