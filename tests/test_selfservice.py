@@ -442,3 +442,41 @@ def test_abandoned_password_prompts_are_not_wrong_passwords(host):
     assert r.returncode == 0 and len(json.loads(r.stdout)["backup_codes"]) == 10, r.stderr
     host.inst.service()
     assert host.inst.login(alice, oathtool(at=time.time() + 30)).returncode == 0
+
+
+def read_until(stream, marker, timeout=30):
+    """Reads `stream` (a pipe, unbuffered) until `marker` has arrived; returns what was read."""
+    import select
+    fd, seen, deadline = stream.fileno(), b"", time.monotonic() + timeout
+    while marker.encode() not in seen:
+        left = deadline - time.monotonic()
+        assert left > 0, f"no {marker!r} in {seen!r}"
+        if select.select([fd], [], [], left)[0]:
+            chunk = os.read(fd, 4096)
+            assert chunk, f"end of output before {marker!r}: {seen!r}"
+            seen += chunk
+    return seen.decode()
+
+
+def test_an_authenticator_is_never_added_to_an_enrolment_made_while_the_request_waited(host):
+    """`enroll --add NAME` by a user not yet enrolled asks no code (there is none to ask
+    for). If the user becomes enrolled while that request waits at its password prompt, the
+    request must not then add NAME to the new record: adding takes a code of the record."""
+    host.serve("serve")
+    alice = host.user()
+    p = subprocess.Popen(["runuser", "-u", alice, "--", CLI, "enroll", "--add", "evil", "--json",
+                          "--config", host.inst.conf],
+                         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, bufsize=0)
+    try:
+        read_until(p.stderr, "Password:")
+        host.inst.enroll(alice)  # enrolled meanwhile, by the administrator
+        out, err = p.communicate((PASSWORD + "\n").encode(), timeout=60)
+    finally:
+        if p.poll() is None:
+            p.kill()
+    out, err = out.decode(), err.decode()
+    assert p.returncode != 0 and "otpauth" not in out, out + err
+    assert "already enrolled" in err and "nothing was saved" in err, err
+    listed = json.loads(host.as_user(alice, "devices", "--json").stdout)["authenticators"]
+    assert [d["name"] for d in listed] == ["default"], listed
+    assert not [e for e in host.inst.audit_events() if e["event"] == "enroll" and "evil" in (e.get("detail") or "")]

@@ -157,7 +157,7 @@ public final class SelfService {
         switch command {
         case .enroll:
             return wizard.run(user: user, service: service, conversation: conversation, replace: enrolled && name.isEmpty,
-                              add: name.isEmpty ? nil : name, emit: json ? emit : nil)
+                              add: name.isEmpty ? nil : name, codeChecked: enrolled, emit: json ? emit : nil)
         case .devicesRemove:
             return removeDevice(user, name: name, service: service, conversation: conversation)
         case .backupCodes:

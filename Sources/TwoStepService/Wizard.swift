@@ -39,9 +39,12 @@ public final class EnrollmentWizard {
     /// shows the backup codes. With `emit` (JSON callers) nothing is asked: the enrolment is
     /// saved at once and its fields are handed to `emit`.
     /// `add` names a further authenticator for an enrolled user (`enroll --add NAME`): the
-    /// record keeps its others and its backup codes.
+    /// record keeps its others and its backup codes. `codeChecked` says that the caller
+    /// checked a code of the record as it was when the request began: only then is an
+    /// authenticator added to a record that exists at save time (a user who became
+    /// enrolled while this request waited at a prompt gets `already enrolled`).
     public func run(user: String, service: String, conversation: Conversation, replace: Bool,
-                    add: String? = nil, emit: ((ServiceData) -> Void)? = nil) -> Verdict {
+                    add: String? = nil, codeChecked: Bool = false, emit: ((ServiceData) -> Void)? = nil) -> Verdict {
         do {
             var secret = try SecretGenerator.newSecret()
             defer { Crypto.wipe(&secret) }
@@ -49,7 +52,7 @@ public final class EnrollmentWizard {
             let link = uri(user, secret, params)
             if let emit {
                 let codes = try save(user: user, service: service, secret: secret, params: params, lastStep: -1,
-                                     replace: replace, add: add)
+                                     replace: replace, add: add, codeChecked: codeChecked)
                 let png = try QRCode.png(link)
                 var data = ServiceData([(.user, user), (.otpauthURI, link),
                                         (.qrPNGDataURI, "data:image/png;base64," + Base64.encode(png))])
@@ -83,7 +86,7 @@ public final class EnrollmentWizard {
                 return .failure
             }
             let codes = try save(user: user, service: service, secret: secret, params: params, lastStep: step,
-                                 replace: replace, add: add)
+                                 replace: replace, add: add, codeChecked: codeChecked)
             if let codes {
                 conversation.info(Self.backupText(codes) + "\nDone: \(user) is enrolled. The next login will ask for a verification code.")
             } else {
@@ -110,11 +113,14 @@ public final class EnrollmentWizard {
     /// Returns the new backup codes, or nil when an authenticator was added to a record that
     /// keeps its own.
     func save(user: String, service: String, secret: [UInt8], params: OTPParameters, lastStep: Int64, replace: Bool,
-              add: String? = nil) throws -> [String]? {
+              add: String? = nil, codeChecked: Bool = false) throws -> [String]? {
         let name = add ?? Authenticator.defaultName
         let codes: [String]? = try store.withLock(user) {
             let existing = try store.loadRecord(user)
             if let existing, let add, !replace {
+                // Adding to a record takes a code of it, checked when the request began; a
+                // record that appeared since (enrolled meanwhile) was never asked for one.
+                guard codeChecked else { throw WizardError.alreadyEnrolled }
                 try existing.add(Authenticator(name: add, secret: secret, parameters: params, added: now()))
                 try store.saveRecord(existing, for: user)
                 var state = try store.loadState(user)
