@@ -226,3 +226,32 @@ def test_rotate_key_reseals_every_record(inst):
     assert sorted(os.listdir(inst.keys)) == sorted(["active", f"{newest}.key"])
     assert inst.login("alice", oathtool()).returncode == 0
     assert "admin_rotate_key" in [e["event"] for e in inst.audit_events()]
+
+
+@pytest.mark.parametrize("sig", ["SIGINT", "SIGTERM", "SIGHUP"])
+def test_a_signal_at_a_hidden_prompt_gives_the_terminal_its_echo_back(inst, sig):
+    """A passphrase, password or code is typed with echo off. Ctrl-C there (or a kill, or a
+    hang-up) must not leave the terminal that way: bash repairs a terminal itself, but dash,
+    scripts and other callers do not. The process still ends by the signal."""
+    import signal
+    import termios
+    import time
+    master, slave = os.openpty()
+    try:
+        p = subprocess.Popen([CLI, "admin", "export-key", "--output", os.path.join(inst.root, "bundle"),
+                              "--config", inst.conf], stdin=slave, stdout=slave, stderr=slave,
+                             start_new_session=True)
+        seen, deadline = b"", time.monotonic() + 30
+        while b"passphrase" not in seen:
+            assert time.monotonic() < deadline and p.poll() is None, seen
+            seen += os.read(master, 4096)
+        deadline = time.monotonic() + 10
+        while termios.tcgetattr(slave)[3] & termios.ECHO:   # the prompt is up before echo goes
+            assert time.monotonic() < deadline, "echo never turned off at the passphrase prompt"
+            time.sleep(0.01)
+        p.send_signal(getattr(signal, sig))
+        assert p.wait(timeout=10) == -getattr(signal, sig)
+        assert termios.tcgetattr(slave)[3] & termios.ECHO, "the terminal was left with echo off"
+    finally:
+        os.close(master)
+        os.close(slave)

@@ -1,4 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
+import CTwoStepSys
 import Glibc
 import TwoStepCrypto
 import TwoStepSystem
@@ -8,16 +9,12 @@ import TwoStepSystem
 func readAnswer(prompt: String, echo: Bool) -> SecretBytes? {
     let tty = isatty(0) != 0
     writeStderr(prompt)
-    var saved = termios()
-    let hide = tty && !echo && tcgetattr(0, &saved) == 0
-    if hide {
-        var t = saved
-        t.c_lflag &= ~tcflag_t(ECHO)
-        _ = tcsetattr(0, TCSAFLUSH, &t)
-    }
+    // Echo off through CTwoStepSys (twostep_hidden.h): a Ctrl-C, Ctrl-Z or kill while the
+    // input is hidden puts the terminal back before it takes effect.
+    let hide = tty && !echo && twostep_hidden_begin(0) == 0
     defer {
         if hide {
-            _ = tcsetattr(0, TCSAFLUSH, &saved)
+            twostep_hidden_end()
             writeStderr("\n")
         }
     }
