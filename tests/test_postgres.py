@@ -485,7 +485,7 @@ def test_a_failed_commit_of_an_address_confirmation_is_audited_only_as_an_error(
         seen = len(f.a.audit_events())
         failing_trigger(f, "commit")
         try:
-            r = f.a.cli("email", "--user", user, "--confirm", code, check=False)
+            r = f.a.cli("email", "--user", user, "--confirm", input=code + "\n", check=False)
         finally:
             f.sql("DROP TRIGGER IF EXISTS ts_fail ON twostep_users")
         assert r.returncode != 0 and "Could not confirm the address" in r.stdout + r.stderr, r
@@ -494,7 +494,7 @@ def test_a_failed_commit_of_an_address_confirmation_is_audited_only_as_an_error(
         assert ("email", "success") not in said, said
         assert "email_pending" in f.a.cli("admin", "show", user).stdout
         # With the trigger gone the same code confirms it.
-        f.a.cli("email", "--user", user, "--confirm", code)
+        f.a.cli("email", "--user", user, "--confirm", input=code + "\n")
         assert f"email: {user}@localhost" in f.a.cli("admin", "show", user).stdout
         confirmed = [e for e in f.a.audit_events()[seen:] if e["user"] == user and e["event"] == "email"]
         assert [(e["result"], e["detail"]) for e in confirmed][-1] == ("success", f"address confirmed: {user}@localhost")

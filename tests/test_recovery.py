@@ -253,7 +253,7 @@ def test_an_unconfirmed_address_gets_no_login_code(inst, users):
     assert [e["detail"] for e in events(inst, "mail_sent", alice)] == [f"address confirmation to {alice}@localhost"]
     # Typed back later, the address becomes the one codes go to.
     code = code_in(confirmation[0], "Confirmation code")
-    inst.cli("email", "--user", alice, "--confirm", code)
+    inst.cli("email", "--user", alice, "--confirm", input=code + "\n")
     assert f"email: {alice}@localhost" in inst.cli("admin", "show", alice).stdout
     rc, out, _ = email_login(inst, alice)
     assert rc == 0, out
@@ -495,10 +495,10 @@ def test_user_confirms_an_address_later_with_email_confirm(host):
     r = host.as_user(user, "email", f"{user}@localhost", input=f"{PASSWORD}\n{oathtool()}\n\n")
     assert r.returncode == 0 and "waits for its code" in r.stdout
     code = code_in(wait_for_mails(user, 1)[0], "Confirmation code")
-    r = host.as_user(user, "email", "--confirm", wrong(code), input=f"{PASSWORD}\n")
+    r = host.as_user(user, "email", "--confirm", input=f"{PASSWORD}\n{wrong(code)}\n")
     assert r.returncode != 0
     assert "email:" not in host.inst.cli("admin", "show", user).stdout.replace("email_pending:", "")
-    r = host.as_user(user, "email", "--confirm", code, input=f"{PASSWORD}\n")
+    r = host.as_user(user, "email", "--confirm", input=f"{PASSWORD}\n{code}\n")
     assert r.returncode == 0, r.stdout + r.stderr
     assert f"email: {user}@localhost" in host.inst.cli("admin", "show", user).stdout
 

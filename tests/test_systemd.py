@@ -196,8 +196,8 @@ def test_twostep_email_mails_from_the_self_service_instance(machine, user):
     code = mailed_code(machine, gina, "Confirmation code")
     if code is None:
         no_mail(machine, gina, r.stdout + r.stderr)
-    r = machine.run(["runuser", "-u", gina, "--", "twostep", "email", "--confirm", code],
-                    input=f"{PASSWORD}\n", check=False)
+    r = machine.run(["runuser", "-u", gina, "--", "twostep", "email", "--confirm"],
+                    input=f"{PASSWORD}\n{code}\n", check=False)
     assert r.returncode == 0, r.stdout + r.stderr
     assert f"email: {gina}@localhost" in machine.run(["twostep", "admin", "show", gina]).stdout
 

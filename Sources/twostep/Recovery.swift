@@ -17,21 +17,25 @@ struct Email: ParsableCommand {
         discussion: """
         `twostep email ADDRESS` asks for your password and a current code, mails a \
         confirmation code to ADDRESS and asks for it at once (`Code from the email:`). Until \
-        it is typed back the address is not used. `twostep email --confirm` (or \
-        `--confirm CODE`) finishes a confirmation later.
+        it is typed back the address is not used. `twostep email --confirm` finishes a \
+        confirmation later: it asks for the code (never give it on the command line, where \
+        other users can read it).
         """)
-    @Argument(help: "The new address (user@domain); with --confirm, the code from the mail (else it is asked for).")
+    @Argument(help: "The new address (user@domain).")
     var address: String?
     @Flag(help: "Finish a pending confirmation with the mailed code.") var confirm = false
     @OptionGroup var options: SelfServiceOptions
 
     func validate() throws {
         if !confirm && address == nil { throw ValidationError("give ADDRESS, or --confirm") }
+        if confirm && address != nil {
+            throw ValidationError("--confirm asks for the code from the mail; do not give it on the command line, " +
+                                  "where other users can read it (run `twostep email --confirm` alone)")
+        }
         if !confirm, let address, !isSendableMailAddress(address) { throw ValidationError("not a plain mail address (user@domain): \(address)") }
     }
 
     func run() throws {
-        if confirm { presetEmailCode = address }
         _ = try runSelfService(.email, options, address: confirm ? "" : address ?? "", confirm: confirm)
     }
 }

@@ -17,7 +17,7 @@ struct SelfServiceOptions: ParsableArguments {
 
 /// The user at this terminal, for the shared dialogue code.
 final class TerminalConversation: Conversation {
-    func ask(_ prompt: String, echo: Bool) -> SecretBytes? { presetAnswer(prompt) ?? readAnswer(prompt: prompt, echo: echo) }
+    func ask(_ prompt: String, echo: Bool) -> SecretBytes? { readAnswer(prompt: prompt, echo: echo) }
     func info(_ text: String) { say(text) }
     func error(_ text: String) { writeStderr(text + "\n") }
 }
@@ -81,7 +81,7 @@ func askHelper(socketPath: String, request: SelfServiceRequest, data: (ServiceDa
             do { frame = try stream.receive() } catch { throw sendFailure ?? error }
             switch frame.type {
             case .promptEchoOff, .promptEchoOn:
-                guard let answer = presetAnswer(frame.text) ?? readAnswer(prompt: frame.text, echo: frame.type == .promptEchoOn) else {
+                guard let answer = readAnswer(prompt: frame.text, echo: frame.type == .promptEchoOn) else {
                     try stream.send(Frame(.conversationFailed))
                     return .conversationError
                 }
@@ -169,14 +169,4 @@ struct Disable: ParsableCommand {
         _ = try runSelfService(.disable, options)
         if options.json { try printJSON(["user": options.user ?? invokingUser(), "enrolled": false]) }
     }
-}
-
-/// A code given on the command line (`twostep email --confirm CODE`): the answer to the
-/// helper's `Code from the email:` prompt, once.
-var presetEmailCode: String?
-
-func presetAnswer(_ prompt: String) -> SecretBytes? {
-    guard prompt == Verifier.emailPrompt, let code = presetEmailCode else { return nil }
-    presetEmailCode = nil
-    return SecretBytes(Array(code.utf8))
 }
