@@ -22,7 +22,9 @@ chmod 0644 "$dir/twostep.conf"
 cat > "$dir/pam.d/twostep-demo" <<PAM
 # A one-line PAM stack: only the second factor (a real system would put it after
 # pam_unix or publickey). Read by \`twostep try --pam-dir\`, not from /etc/pam.d.
-auth    required  $build/pam_twostep.so helper=$build/twostep-helper config=$dir/twostep.conf
+# socket=none: this login spawns the demo's own helper with the demo's config, even on a
+# host where an installed twostep-helperd answers /run/twostep/verify.sock (with its own).
+auth    required  $build/pam_twostep.so helper=$build/twostep-helper config=$dir/twostep.conf socket=none
 account required  pam_permit.so
 PAM
 

@@ -51,6 +51,9 @@ case "serve":
     var i = 1
     while i < args.count {
         switch args[i] {
+        case "--help", "-h":
+            print(usage, terminator: "")
+            exit(0)
         case "--config" where i + 1 < args.count: config = args[i + 1]; i += 2
         case "--socket" where i + 1 < args.count: socket = args[i + 1]; i += 2
         case "--mode" where i + 1 < args.count:

@@ -87,7 +87,8 @@ extension Admin {
                 let filter = AuditFilter(since: now - 86_400, result: "failure")
                 _ = try withCLIErrors {
                     try AuditReader.read(path: path) { e in
-                        if filter.matches(e), let u = e["user"] { failures[u, default: 0] += 1 }
+                        // "-": an event about no one user (a batch's summary line), not a user's failure.
+                        if filter.matches(e), let u = e["user"], u != "-" { failures[u, default: 0] += 1 }
                     }
                 }
             }
