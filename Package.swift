@@ -71,7 +71,7 @@ let package = Package(
             name: "twostep",
             dependencies: [
                 "TwoStepProtocol", "TwoStepCore", "TwoStepCrypto", "TwoStepStore", "TwoStepPostgres",
-                "TwoStepService", "TwoStepSystem", "CPAM",
+                "TwoStepService", "TwoStepSystem", "CTwoStepSys", "CPAM",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
 

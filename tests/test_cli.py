@@ -228,6 +228,38 @@ def test_rotate_key_reseals_every_record(inst):
     assert "admin_rotate_key" in [e["event"] for e in inst.audit_events()]
 
 
+def _at_a_hidden_prompt(inst, ignore=()):
+    """admin export-key on a fresh pty, waiting at its passphrase prompt with echo off, its
+    signals at their defaults but for `ignore` (a test run from a background job inherits
+    SIGINT ignored, and nohup SIGHUP). Returns (process, master, slave)."""
+    import signal
+    import termios
+    import time
+
+    def dispositions():
+        for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGTSTP):
+            signal.signal(s, signal.SIG_IGN if s in ignore else signal.SIG_DFL)
+    master, slave = os.openpty()
+    p = subprocess.Popen([CLI, "admin", "export-key", "--output", os.path.join(inst.root, "bundle"),
+                          "--config", inst.conf], stdin=slave, stdout=slave, stderr=slave,
+                         start_new_session=True, preexec_fn=dispositions)
+    seen, deadline = b"", time.monotonic() + 30
+    while b"passphrase" not in seen:
+        assert time.monotonic() < deadline and p.poll() is None, seen
+        seen += os.read(master, 4096)
+    _wait_for_echo(slave, False)
+    return p, master, slave
+
+
+def _wait_for_echo(fd, on, timeout=10):
+    import termios
+    import time
+    deadline = time.monotonic() + timeout
+    while bool(termios.tcgetattr(fd)[3] & termios.ECHO) != on:
+        assert time.monotonic() < deadline, f"echo never turned {'on' if on else 'off'}"
+        time.sleep(0.01)
+
+
 @pytest.mark.parametrize("sig", ["SIGINT", "SIGTERM", "SIGHUP"])
 def test_a_signal_at_a_hidden_prompt_gives_the_terminal_its_echo_back(inst, sig):
     """A passphrase, password or code is typed with echo off. Ctrl-C there (or a kill, or a
@@ -235,23 +267,41 @@ def test_a_signal_at_a_hidden_prompt_gives_the_terminal_its_echo_back(inst, sig)
     scripts and other callers do not. The process still ends by the signal."""
     import signal
     import termios
-    import time
-    master, slave = os.openpty()
+    p, master, slave = _at_a_hidden_prompt(inst)
     try:
-        p = subprocess.Popen([CLI, "admin", "export-key", "--output", os.path.join(inst.root, "bundle"),
-                              "--config", inst.conf], stdin=slave, stdout=slave, stderr=slave,
-                             start_new_session=True)
-        seen, deadline = b"", time.monotonic() + 30
-        while b"passphrase" not in seen:
-            assert time.monotonic() < deadline and p.poll() is None, seen
-            seen += os.read(master, 4096)
-        deadline = time.monotonic() + 10
-        while termios.tcgetattr(slave)[3] & termios.ECHO:   # the prompt is up before echo goes
-            assert time.monotonic() < deadline, "echo never turned off at the passphrase prompt"
-            time.sleep(0.01)
         p.send_signal(getattr(signal, sig))
         assert p.wait(timeout=10) == -getattr(signal, sig)
         assert termios.tcgetattr(slave)[3] & termios.ECHO, "the terminal was left with echo off"
     finally:
+        if p.poll() is None:
+            p.kill()
+        os.close(master)
+        os.close(slave)
+
+
+def test_a_signal_that_does_not_end_the_process_leaves_the_input_hidden(inst):
+    """A signal the caller ignores changes nothing; one whose action returns (here Ctrl-Z
+    in a process group that cannot stop: the kernel discards it, as for any orphaned group)
+    gives the terminal back for that moment and hides the input again. Either way the
+    prompt goes on reading, and what is typed is not shown."""
+    import signal
+    import time
+    p, master, slave = _at_a_hidden_prompt(inst, ignore=(signal.SIGINT,))
+    try:
+        for sig in (signal.SIGINT, signal.SIGTSTP):
+            p.send_signal(sig)
+            time.sleep(0.3)
+            assert p.poll() is None
+            _wait_for_echo(slave, False, timeout=1)
+        os.write(master, b"a passphrase long enough\n")   # the prompt still reads, unechoed
+        seen, deadline = b"", time.monotonic() + 10
+        while b"again" not in seen:
+            assert time.monotonic() < deadline and p.poll() is None, seen
+            seen += os.read(master, 4096)
+        assert b"long enough" not in seen, seen
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait(timeout=10)
         os.close(master)
         os.close(slave)
