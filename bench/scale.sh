@@ -82,8 +82,8 @@ rm -f "$D/big.jsonl" "$D/small.jsonl"
 
 mkdir "$D/pam.d"
 echo "auth required pam_permit.so" > "$D/pam.d/bench-baseline"   # pam_bench faults libpam in with it
-echo "auth required $BUILD/pam_twostep.so helper=$BUILD/twostep-helper config=$D/small/twostep.conf" > "$D/pam.d/scale-small"
-echo "auth required $BUILD/pam_twostep.so helper=$BUILD/twostep-helper config=$D/big/twostep.conf" > "$D/pam.d/scale-big"
+echo "auth required $BUILD/pam_twostep.so helper=$BUILD/twostep-helper config=$D/small/twostep.conf socket=none" > "$D/pam.d/scale-small"
+echo "auth required $BUILD/pam_twostep.so helper=$BUILD/twostep-helper config=$D/big/twostep.conf socket=none" > "$D/pam.d/scale-big"
 echo "bench-scale: logins: $ROUNDS timed rounds per store (+$WARMUP warm-up), interleaved"
 "$BUILD/pam_bench" --confdir "$D/pam.d" --secret "$SECRET" --rounds "$ROUNDS" --warmup "$WARMUP" \
     --json "$D/logins.json" \

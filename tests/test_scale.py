@@ -138,6 +138,10 @@ def test_a_bad_line_is_reported_by_number_and_the_others_are_imported(inst):
     # The secret never appears in what was printed, even for the bad lines.
     assert "not base32" not in r.stderr
     assert [u["user"] for u in listed(inst)] == sorted(x["user"] for x in good)
+    # The batch's audit line (user "-") is no user's failure in admin report.
+    assert any(e["event"] == "admin_import_batch" and e["result"] == "failure" for e in inst.audit_events())
+    report = json.loads(inst.cli("admin", "report", "--json").stdout)
+    assert "-" not in report["failures_24h"], report["failures_24h"]
 
 
 def test_batch_from_standard_input_and_an_enrolled_user_needs_replace(inst):

@@ -484,3 +484,12 @@ def test_helperd_units():
         assert "ProtectSystem=full" in unit and "ProtectHome=read-only" in unit
         assert "RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6 AF_NETLINK" in unit
         assert not any(l.startswith(("PrivateNetwork=", "NoNewPrivileges=", "ReadWritePaths=")) for l in unit)
+
+
+def test_serve_help_prints_the_usage_and_serves_nothing(tmp_path):
+    """twostep-helper(8) lists --help for every form; `serve --help` used to be an unknown
+    argument (exit 2)."""
+    sock = tmp_path / "h.sock"
+    r = subprocess.run([HELPER, "serve", "--help", "--socket", str(sock)], capture_output=True, text=True, timeout=30)
+    assert r.returncode == 0 and r.stdout.startswith("usage: twostep-helper"), r
+    assert "--mode" in r.stdout and not sock.exists()
