@@ -144,6 +144,8 @@ def test_contents_and_modes(deb):
     # Nothing the package must not ship: no PAM stack besides its own service, no state.
     assert not any(p.startswith(("etc/pam.d/sshd", "etc/pam.d/sudo", "var/", "etc/twostep/keys")) for p in files)
     assert not any(".build-id" in p or p.startswith("usr/lib/debug") for p in files)
+    # The units' Documentation= and postinst's message name README.md, not README.md.gz.
+    assert "usr/share/doc/twostep/README.md" in files, sorted(p for p in files if p.startswith("usr/share/doc"))
 
 
 def test_same_files_as_make_install(deb):
@@ -195,6 +197,7 @@ def test_control_fields(deb):
         assert lib in depends, fields["Depends"]
     assert not any("swift" in d for d in depends)
     assert "debconf" in fields["Depends"]
+    assert "libpam-runtime" in depends and "default-mta | mail-transport-agent" in fields["Suggests"], fields
     ctrl = tempfile.mkdtemp(prefix="twostep-ctrl-")
     try:
         run(["dpkg-deb", "-e", deb["deb"], ctrl], check=True)
@@ -378,6 +381,26 @@ def test_install_remove_purge_on_this_machine(deb):
 
         check_pam_auth_update_login(deb["work"])
 
+        # remove while pam-auth-update cannot take the profile's line out of common-auth
+        # (the admin edited it by hand: its marker line is gone): every service includes
+        # common-auth, so with the module gone nobody could log in. prerm refuses and the
+        # package stays; TWOSTEP_REMOVE_ANYWAY=1 is the way past it (not taken here).
+        priv = PrivatePAM()
+        try:
+            r = priv.run('pam-auth-update --enable twostep\n'
+                         "sed -i '/^# here are the per-package modules/d' /etc/pam.d/common-auth\n"
+                         'grep -q pam_twostep /etc/pam.d/common-auth\n'
+                         f'if apt-get {" ".join(APT_LOCK)} -y -q remove twostep; then exit 3; fi\n'
+                         f'test -e /{PAMDIR}/pam_twostep.so\n'
+                         'grep -q pam_twostep /etc/pam.d/common-auth\n')
+            out = r.stdout + r.stderr
+            assert r.returncode == 0, out[-3000:]
+            assert "not removed" in out and "/etc/pam.d/common-auth" in out and "TWOSTEP_REMOVE_ANYWAY=1" in out, out[-3000:]
+        finally:
+            priv.close()
+        r = run(["dpkg-query", "-W", "-f", "${Status}", "twostep"])
+        assert r.stdout == "install ok installed", r.stdout + r.stderr
+
         # remove, with the profile enabled (in a private namespace): prerm takes it out of
         # common-auth again, byte for byte; a stack of the admin's own that still names the
         # module gets a warning; keys and state stay.
@@ -418,6 +441,7 @@ def test_install_remove_purge_on_this_machine(deb):
         assert r.returncode == 0, r.stderr
         r = apt("purge", "twostep")
         assert r.returncode == 0, r.stdout[-3000:] + r.stderr
+        assert "deleted /etc/twostep/keys" in r.stdout + r.stderr and "deleted /var/lib/twostep" in r.stdout + r.stderr
         for path in ("/var/lib/twostep", "/etc/twostep", "/usr/libexec/twostep", "/etc/pam.d/twostep"):
             assert not os.path.lexists(path), path
         assert not installed("twostep")
