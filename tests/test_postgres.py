@@ -544,3 +544,57 @@ def test_parallel_logins_with_one_code_through_two_running_helpers_pass_once(fle
             results = list(pool.map(lambda j: fleet.login(j[0], user, code, service=j[1]), jobs))
         assert results.count(PAM_SUCCESS) == 1, results
         assert all(r in (PAM_SUCCESS, PAM_AUTH_ERR, PAM_MAXTRIES) for r in results), results
+
+
+def test_migrate_never_puts_back_an_older_copy_and_a_round_trip_keeps_logins(pg):
+    """Found by a review of the fleet store:
+    - a record re-sealed in the database (PostgreSQL seals with generation 0) came back to
+      files next to a state that named the file store's generation: "older than its state",
+      every login of that user refused, although migrate said it copied and verified it;
+    - migrate run again from files after hosts used the database overwrote their newer
+      rows: a spent backup code passed again;
+    - users removed in the database were silently left in an old state directory."""
+    root = tempfile.mkdtemp(prefix="twostep-migrate2-")
+    try:
+        db = pg.create_database()
+        uri = pg.uri(db)
+        dbargs = ["--database", uri, "--database-password-file", pg.password_file]
+        inst = Installation(root)
+        inst.service()
+        for u in ("mgalice", "mgbob"):
+            inst.enroll(u)
+        codes = json.loads(inst.cli("admin", "backup-codes", "mgalice", "--json").stdout)["backup_codes"]
+        inst.cli("admin", "db", "init", *dbargs)
+        r = json.loads(inst.cli("admin", "migrate", "--to", "postgresql", *dbargs, "--json").stdout)
+        assert (r["copied"], r["differing"], r["only_in_destination"], r["failed"]) == (2, [], [], [])
+
+        # The hosts use the database: a backup code is spent (the record is re-sealed there).
+        inst.write_config(store="postgresql", database=uri, database_password_file=pg.password_file)
+        assert inst.login("mgalice", codes[0]).returncode == 0
+        assert inst.login("mgalice", codes[0]).returncode != 0
+
+        # migrate from the old files again: Alice's newer row is left alone, the code stays spent.
+        inst.write_config()
+        r = inst.cli("admin", "migrate", "--to", "postgresql", *dbargs, check=False)
+        assert r.returncode == 1 and "not overwritten" in r.stdout and "mgalice" in r.stdout, r.stdout + r.stderr
+        inst.write_config(store="postgresql", database=uri, database_password_file=pg.password_file)
+        assert inst.login("mgalice", codes[0]).returncode != 0
+        inst.cli("admin", "reset", "mgbob")
+
+        # Back to files, into the old directory: Alice differs and stays, Bob is named as
+        # enrolled only there (he was reset in the database).
+        r = json.loads(inst.cli("admin", "migrate", "--to", "files", "--state-dir", inst.state, "--json",
+                                check=False).stdout)
+        assert (r["copied"], r["differing"], r["only_in_destination"]) == (0, ["mgalice"], ["mgbob"]), r
+
+        # Into a new directory: Alice's record, re-sealed by the database, opens and logs in
+        # there, and her spent code stays spent.
+        back = os.path.join(root, "state-back")
+        r = json.loads(inst.cli("admin", "migrate", "--to", "files", "--state-dir", back, "--json").stdout)
+        assert (r["copied"], r["differing"], r["only_in_destination"], r["failed"]) == (1, [], [], []), r
+        inst.write_config(state_dir=back)
+        assert inst.login("mgalice", codes[0]).returncode != 0
+        assert inst.login("mgalice", codes[1]).returncode == 0, inst.cli("admin", "show", "mgalice", check=False)
+        assert inst.login("mgalice", oathtool(at=time.time() + 30)).returncode == 0
+    finally:
+        shutil.rmtree(root, ignore_errors=True)

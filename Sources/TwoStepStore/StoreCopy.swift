@@ -51,50 +51,79 @@ extension FileUserStore: SealedRecordAccess {
 public struct StoreCopyReport {
     public var copied: [String] = []
     public var unchanged: [String] = []
+    /// In the destination already, with other contents, and left as they are (no `overwrite`).
+    public var differing: [String] = []
+    /// Enrolled in the destination but not in the source (removed there since an earlier
+    /// copy?): left as they are, and able to log in with that enrolment once the destination
+    /// is the store in use.
+    public var onlyInDestination: [String] = []
     public var failed: [(user: String, reason: String)] = []
 }
 
 public enum StoreCopy {
     /// Copies every enrolled user's sealed record and state from `source` to `destination`,
     /// each under both users' locks (source first), and opens every copied record with
-    /// `keys` (and the user's name) before counting it. A user already identical in the
-    /// destination is left alone.
+    /// `keys` (and the user's name), and then through the destination's own reader, before
+    /// counting it. A user already identical in the destination is left alone. A user the
+    /// destination holds with other contents is overwritten only with `overwrite`: a copy
+    /// made again after hosts started using the destination would otherwise put back
+    /// spent backup codes, replay marks and lockouts from the older source.
+    ///
+    /// The state's `record_generation` is set to the copied record's generation: the file
+    /// store refuses a record older than its state (a restored copy), and the PostgreSQL
+    /// store seals with generation 0, so a state carried over from files would otherwise
+    /// make every record re-sealed in the database "older than its state" back in files.
     public static func copy(from source: SealedRecordAccess, to destination: SealedRecordAccess,
-                            keys: KeyRing, progress: (String, String) -> Void = { _, _ in }) throws -> StoreCopyReport {
+                            keys: KeyRing, overwrite: Bool = false,
+                            progress: (String, String) -> Void = { _, _ in }) throws -> StoreCopyReport {
         var report = StoreCopyReport()
-        for user in try source.enrolledUsers() {
+        let users = try source.enrolledUsers()
+        for user in users {
             do {
-                let changed: Bool = try source.withLock(user) {
+                let outcome: String = try source.withLock(user) {
                     guard let sealed = try source.sealedRecord(user) else { throw StoreError.notEnrolled(user) }
-                    let state = try source.loadState(user)
-                    try verify(sealed, user: user, keys: keys, label: "source")
+                    var state = try source.loadState(user)
+                    state.recordGeneration = try verify(sealed, user: user, keys: keys, label: "source")
                     return try destination.withLock(user) {
-                        if try destination.sealedRecord(user) == sealed, try destination.loadState(user) == state {
-                            return false
-                        }
+                        let there = try destination.sealedRecord(user)
+                        if there == sealed, try destination.loadState(user) == state { return "unchanged" }
+                        if there != nil && !overwrite { return "differs" }
                         try destination.storeSealedRecord(sealed, for: user)
                         try destination.saveState(state, for: user)
                         guard let back = try destination.sealedRecord(user), back == sealed else {
                             throw StoreError.damaged(path: user, reason: "destination does not hold what was written")
                         }
-                        try verify(back, user: user, keys: keys, label: "destination")
-                        return true
+                        _ = try verify(back, user: user, keys: keys, label: "destination")
+                        // The destination's own reader: what a login there will do with it.
+                        guard try destination.loadRecord(user) != nil else {
+                            throw StoreError.damaged(path: user, reason: "destination does not open what was written")
+                        }
+                        return "copied"
                     }
                 }
-                if changed { report.copied.append(user) } else { report.unchanged.append(user) }
-                progress(user, changed ? "copied" : "unchanged")
+                switch outcome {
+                case "copied": report.copied.append(user)
+                case "differs": report.differing.append(user)
+                default: report.unchanged.append(user)
+                }
+                progress(user, outcome)
             } catch {
                 report.failed.append((user, "\(error)"))
                 progress(user, "failed: \(error)")
             }
         }
+        let copiedFrom = Set(users)
+        report.onlyInDestination = try destination.enrolledUsers().filter { !copiedFrom.contains($0) }
         return report
     }
 
     /// Opens and parses a sealed record: it authenticates for this user under a known key.
-    static func verify(_ sealed: [UInt8], user: String, keys: KeyRing, label: String) throws {
-        var plain = try SealedRecord.open(sealed, user: user, keys: keys, path: "\(label) record of \(user)")
+    /// Returns the generation it was sealed with.
+    static func verify(_ sealed: [UInt8], user: String, keys: KeyRing, label: String) throws -> UInt64 {
+        var (plain, generation) = try SealedRecord.openWithGeneration(sealed, user: user, keys: keys,
+                                                                      path: "\(label) record of \(user)")
         defer { Crypto.wipe(&plain) }
         _ = try UserRecord.parse(plain, path: "\(label) record of \(user)")
+        return generation
     }
 }

@@ -74,16 +74,22 @@ extension Admin {
             }
             let skew = serverTime - Int64(time(nil))
             let users = version > 0 ? (try? db.run { try $0.exec("SELECT count(*) FROM twostep_users WHERE record IS NOT NULL").int(0, 0) }) ?? nil : nil
-            let ok = version == Int64(PostgresSchema.version) && c.usesTLS && abs(skew) < 5
+            // TLS that does not check the server's certificate and name (sslmode other than
+            // verify-full) lets anyone on the path read and answer the store's queries.
+            let verified = c.usesTLS && c.sslMode == "verify-full"
+            let ok = version == Int64(PostgresSchema.version) && verified && abs(skew) < 5
             let info: [String: Any] = ["reachable": true, "schema_version": Int(version),
                                        "schema_expected": PostgresSchema.version, "tls": c.usesTLS,
+                                       "sslmode": c.sslMode, "tls_verified": verified,
                                        "clock_difference_seconds": Int(skew), "enrolled_users": Int(users ?? 0), "ok": ok]
             if json {
                 try printJSON(info)
             } else {
                 print("database: reachable")
                 print("schema: version \(version) (this twostep needs \(PostgresSchema.version))")
-                print("tls: \(c.usesTLS ? "in use" : "NOT in use: add sslmode=verify-full to the URI")")
+                print("tls: " + (verified ? "in use, server certificate and name verified (sslmode=verify-full)"
+                                 : c.usesTLS ? "in use but the server is NOT verified (sslmode=\(c.sslMode)): use sslmode=verify-full"
+                                 : "NOT in use: add sslmode=verify-full to the URI"))
                 print("clock difference with this host: \(skew) s\(abs(skew) >= 5 ? " (too large: codes depend on time)" : "")")
                 if let users { print("enrolled users: \(users)") }
             }
@@ -100,12 +106,19 @@ extension Admin {
             admin db init --database URI`); with --to files it is --state-dir DIR (default: the \
             config's `state_dir`). Sealed records are copied byte for byte and opened with this \
             host's keys before they count; a user already identical in the destination is left \
-            alone, so running it twice changes nothing. Afterwards, change `store =` on every host.
+            alone, so running it twice changes nothing. A user the destination holds with other \
+            contents is left as it is unless --overwrite: give it only while no host uses the \
+            destination yet (a copy made again after hosts use it would put back spent backup \
+            codes, used codes and lockouts). Users enrolled only in the destination are named; \
+            they keep their enrolment there. For --to files, use a new --state-dir. Afterwards, \
+            change `store =` on every host.
             """)
         @Option(help: "postgresql or files: the kind of store to copy into.") var to: String
         @OptionGroup var database: DatabaseOptions
         @Option(name: .customLong("state-dir"), help: "Destination directory for --to files (default: `state_dir`).")
         var stateDir: String?
+        @Flag(help: "Replace users the destination holds with other contents (only before any host uses it).")
+        var overwrite = false
         @Flag(help: "Print a JSON report.") var json = false
         @OptionGroup var options: ConfigOptions
 
@@ -137,21 +150,36 @@ extension Admin {
                 where_ = dir
             }
             let report = try withCLIErrors {
-                try StoreCopy.copy(from: ctx.store, to: destination, keys: keys) { user, what in
-                    if !json && what.hasPrefix("failed") { writeStderr("twostep: \(user): \(what)\n") }
+                try StoreCopy.copy(from: ctx.store, to: destination, keys: keys, overwrite: overwrite) { user, what in
+                    if !json && what.hasPrefix("failed") { writeStderr("twostep: \(displaySafe(user)): \(what)\n") }
                 }
             }
+            let complete = report.failed.isEmpty && report.differing.isEmpty && report.onlyInDestination.isEmpty
+            let summary = "\(report.copied.count) copied, \(report.unchanged.count) unchanged, " +
+                "\(report.differing.count) different in the destination and left as they are, " +
+                "\(report.onlyInDestination.count) only in the destination, \(report.failed.count) failed"
             ctx.audit.record(AuditEvent(event: "admin_migrate", user: "-", service: "twostep",
-                                        result: report.failed.isEmpty ? "success" : "failure",
-                                        detail: "\(ctx.config.store.rawValue) -> \(to): \(report.copied.count) copied, \(report.unchanged.count) unchanged, \(report.failed.count) failed, by \(actingAdmin())"))
+                                        result: complete ? "success" : "failure",
+                                        detail: "\(ctx.config.store.rawValue) -> \(to): \(summary), by \(actingAdmin())"))
             if json {
                 try printJSON(["to": to, "destination": where_, "copied": report.copied.count,
-                               "unchanged": report.unchanged.count,
+                               "unchanged": report.unchanged.count, "differing": report.differing,
+                               "only_in_destination": report.onlyInDestination,
                                "failed": report.failed.map { ["user": $0.user, "error": $0.reason] }])
             } else {
-                print("twostep: \(ctx.config.store.rawValue) -> \(to) (\(where_)): \(report.copied.count) copied, \(report.unchanged.count) unchanged, \(report.failed.count) failed; every copy opened and verified")
+                print("twostep: \(ctx.config.store.rawValue) -> \(to) (\(where_)): \(summary); every copy opened and verified")
+                if !report.differing.isEmpty {
+                    print("twostep: not overwritten (the destination's copy may be newer): " +
+                          report.differing.map(displaySafe).joined(separator: ", ") +
+                          ". If no host uses the destination yet, run again with --overwrite.")
+                }
+                if !report.onlyInDestination.isEmpty {
+                    print("twostep: enrolled only in the destination (removed from the source since?), left there: " +
+                          report.onlyInDestination.map(displaySafe).joined(separator: ", ") +
+                          ". They keep that enrolment once the destination is in use; `twostep admin reset USER` there removes one.")
+                }
             }
-            if !report.failed.isEmpty { throw ExitCode(1) }
+            if !complete { throw ExitCode(1) }
         }
     }
 }
