@@ -160,6 +160,21 @@ public final class PGConnection {
         return PQsslInUse(c) != 0
     }
 
+    /// The `sslmode` this connection was made with (libpq's default is `prefer`): only
+    /// `verify-full` checks the server's certificate and its name.
+    public var sslMode: String {
+        guard let c = conn, let options = PQconninfo(c) else { return "prefer" }
+        defer { PQconninfoFree(options) }
+        var i = 0
+        while let keyword = options[i].keyword {
+            if String(cString: keyword) == "sslmode" {
+                return options[i].val.map { String(cString: $0) } ?? "prefer"
+            }
+            i += 1
+        }
+        return "prefer"
+    }
+
     static func errorText(_ c: OpaquePointer) -> String {
         var s = String(cString: PQerrorMessage(c))
         while s.last == "\n" || s.last == " " { s.removeLast() }

@@ -189,7 +189,9 @@ public final class PostgresDatabase {
     /// readable by group or others, not a symlink, the password alone on one line.
     func readPassword() throws -> [UInt8]? {
         guard let path = passwordFile else { return nil }
-        let slash = path.lastIndex(of: "/")!
+        guard path.hasPrefix("/"), let slash = path.lastIndex(of: "/") else {
+            throw StoreError.unsafe(path: path, reason: "database_password_file must be an absolute path")
+        }
         let dir = slash == path.startIndex ? "/" : String(path[..<slash])
         let name = String(path[path.index(after: slash)...])
         let dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)

@@ -24,13 +24,17 @@ final class DatabaseConfigTests: XCTestCase {
 
     func testPasswordInTheConnectionStringIsRefused() {
         for uri in ["postgresql://twostep:hunter2@db/twostep", "postgres://u:p@db:5432/x",
-                    "postgresql://twostep@db/twostep?password=x", "host=db user=twostep password = x"] {
+                    "postgresql://twostep@db/twostep?password=x", "host=db user=twostep password = x",
+                    // libpq decodes %XX in a URI's parameter names as well as in values
+                    "postgresql://twostep@db/twostep?sslmode=verify-full&%70assword=x",
+                    "postgresql://twostep@db/twostep?%50ASSWORD=x", "postgresql://twostep@db/twostep?pass%77ord%3Dx"] {
             XCTAssertThrowsError(try parse("database = \(uri)\n"), uri) { error in
                 XCTAssertTrue("\(error)".contains("must not hold a password"), "\(error)")
                 XCTAssertFalse("\(error)".contains("hunter2"))
             }
         }
         XCTAssertNoThrow(try parse("database = host=db user=twostep dbname=twostep sslmode=verify-full\n"))
+        XCTAssertNoThrow(try parse("database = postgresql://twostep@db/two%20step?sslmode=verify-full\n"))
     }
 }
 
