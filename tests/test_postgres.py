@@ -598,3 +598,29 @@ def test_migrate_never_puts_back_an_older_copy_and_a_round_trip_keeps_logins(pg)
         assert inst.login("mgalice", oathtool(at=time.time() + 30)).returncode == 0
     finally:
         shutil.rmtree(root, ignore_errors=True)
+
+
+def test_db_status_is_ok_only_when_tls_verifies_the_server(pg):
+    """`admin db status` said ok for any TLS, also sslmode=require (or libpq's default,
+    prefer), which checks neither the certificate nor the name. A relative password file
+    path crashed the CLI (rc 132)."""
+    root = tempfile.mkdtemp(prefix="twostep-dbstatus-")
+    try:
+        db = pg.create_database()
+        inst = Installation(root)
+        verified = ["--database", pg.uri(db), "--database-password-file", pg.password_file]
+        inst.cli("admin", "db", "init", *verified)
+        r = inst.cli("admin", "db", "status", *verified, "--json")
+        info = json.loads(r.stdout)
+        assert info["ok"] is True and info["sslmode"] == "verify-full" and info["tls_verified"] is True, info
+        unverified = pg.uri(db).replace("sslmode=verify-full", "sslmode=require")
+        r = inst.cli("admin", "db", "status", "--database", unverified, "--database-password-file", pg.password_file,
+                     check=False)
+        assert r.returncode == 1 and "NOT verified (sslmode=require)" in r.stdout, r.stdout + r.stderr
+        here = os.path.dirname(pg.password_file)
+        r = subprocess.run([CLI, "admin", "db", "status", "--database", pg.uri(db), "--database-password-file",
+                            os.path.basename(pg.password_file), "--config", inst.conf],
+                           cwd=here, capture_output=True, text=True, timeout=60)
+        assert r.returncode not in (0, 132, -4) and "absolute path" in r.stdout + r.stderr, r
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
