@@ -39,21 +39,43 @@ public func decodeHex<C: Collection>(_ text: C) -> [UInt8]? where C.Element == U
     var u = Array(text)
     defer { Crypto.wipe(&u) }
     guard u.count % 2 == 0 else { return nil }
-    func v(_ c: UInt8) -> UInt8? {
-        switch c {
-        case 48...57: return c - 48
-        case 65...70: return c - 55
-        case 97...102: return c - 87
-        default: return nil
-        }
-    }
     var out: [UInt8] = []
     out.reserveCapacity(u.count / 2)
     var i = 0
     while i < u.count {
-        guard let hi = v(u[i]), let lo = v(u[i + 1]) else { return nil }
+        guard let hi = hexDigitValue(u[i]), let lo = hexDigitValue(u[i + 1]) else { return nil }
         out.append(hi << 4 | lo)
         i += 2
+    }
+    return out
+}
+
+/// What `percentDecoded` does with a `%` that two hex digits do not follow.
+public enum MalformedEscape {
+    /// The whole text is refused (nil): an otpauth URI.
+    case refuse
+    /// The `%` stays as it is, as libpq treats it: a connection string checked for a password.
+    case keep
+}
+
+/// `%XX` (two hex digits, either case) as the byte it stands for, and `+` as a space when
+/// `plusIsSpace` (a URI's query). nil only for a malformed escape with `.refuse`.
+public func percentDecoded(_ bytes: [UInt8], plusIsSpace: Bool = false, malformed: MalformedEscape) -> [UInt8]? {
+    var out: [UInt8] = []
+    out.reserveCapacity(bytes.count)
+    var i = 0
+    while i < bytes.count {
+        let b = bytes[i]
+        if b == UInt8(ascii: "%") {
+            if i + 2 < bytes.count, let hi = hexDigitValue(bytes[i + 1]), let lo = hexDigitValue(bytes[i + 2]) {
+                out.append(hi << 4 | lo)
+                i += 3
+                continue
+            }
+            guard malformed == .keep else { return nil }
+        }
+        out.append(plusIsSpace && b == UInt8(ascii: "+") ? UInt8(ascii: " ") : b)
+        i += 1
     }
     return out
 }

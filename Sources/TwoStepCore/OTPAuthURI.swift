@@ -203,22 +203,8 @@ func percentEncode(_ text: String) -> String {
 }
 
 func percentDecode(_ text: String, plusIsSpace: Bool) throws -> String {
-    let input = Array(text.utf8)
-    var out: [UInt8] = []
-    out.reserveCapacity(input.count)
-    var i = 0
-    while i < input.count {
-        let b = input[i]
-        if b == UInt8(ascii: "%") {
-            guard i + 2 < input.count, let hi = hexDigitValue(input[i + 1]), let lo = hexDigitValue(input[i + 2]) else {
-                throw OTPAuthURIError.invalidPercentEncoding(text)
-            }
-            out.append(hi << 4 | lo)
-            i += 3
-        } else {
-            out.append(plusIsSpace && b == UInt8(ascii: "+") ? UInt8(ascii: " ") : b)
-            i += 1
-        }
+    guard let out = percentDecoded(Array(text.utf8), plusIsSpace: plusIsSpace, malformed: .refuse) else {
+        throw OTPAuthURIError.invalidPercentEncoding(text)
     }
     guard let decoded = String(validatingUTF8CodeUnits: out) else { throw OTPAuthURIError.invalidUTF8(text) }
     return decoded

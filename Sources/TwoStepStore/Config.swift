@@ -211,37 +211,12 @@ public struct Config: Equatable {
 
     /// Whether a libpq connection string (URI or `key=value` form) carries a password:
     /// `user:secret@` in a URI, or a `password` parameter in either form.
-    /// `%XX` (two hex digits) as the byte it stands for; anything else as it is.
-    static func percentDecoded(_ bytes: [UInt8]) -> [UInt8] {
-        func hex(_ b: UInt8) -> UInt8? {
-            switch b {
-            case UInt8(ascii: "0")...UInt8(ascii: "9"): return b - UInt8(ascii: "0")
-            case UInt8(ascii: "a")...UInt8(ascii: "f"): return b - UInt8(ascii: "a") + 10
-            case UInt8(ascii: "A")...UInt8(ascii: "F"): return b - UInt8(ascii: "A") + 10
-            default: return nil
-            }
-        }
-        var out: [UInt8] = []
-        out.reserveCapacity(bytes.count)
-        var i = 0
-        while i < bytes.count {
-            if bytes[i] == UInt8(ascii: "%"), i + 2 < bytes.count, let h = hex(bytes[i + 1]), let l = hex(bytes[i + 2]) {
-                out.append(h << 4 | l)
-                i += 3
-            } else {
-                out.append(bytes[i])
-                i += 1
-            }
-        }
-        return out
-    }
-
     public static func connectionStringHasPassword(_ v: String) -> Bool {
         let lower = v.lowercased()
         // "password=" anywhere once blanks are removed and %XX escapes decoded (libpq
         // decodes a URI's parameter names too: `%70assword=` is `password=`).
         // Stdlib only: twostep-verify is built without _StringProcessing (Makefile).
-        let squeezed = percentDecoded(Array(lower.utf8))
+        let squeezed = (percentDecoded(Array(lower.utf8), malformed: .keep) ?? Array(lower.utf8))
             .filter { $0 != UInt8(ascii: " ") && $0 != UInt8(ascii: "\t") }
             .map { $0 >= UInt8(ascii: "A") && $0 <= UInt8(ascii: "Z") ? $0 + 32 : $0 }
         let needle = Array("password=".utf8)

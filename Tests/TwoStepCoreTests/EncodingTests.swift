@@ -124,3 +124,26 @@ final class DecimalTests: XCTestCase {
         XCTAssertThrowsError(try OTPAuthURI(parsing: uri("%2B5")), equals: OTPAuthURIError.invalidCounter("+5"))
     }
 }
+
+final class PercentDecodingTests: XCTestCase {
+    private func decoded(_ text: String, plus: Bool = false, _ malformed: MalformedEscape) -> String? {
+        percentDecoded(Array(text.utf8), plusIsSpace: plus, malformed: malformed).map { String(decoding: $0, as: UTF8.self) }
+    }
+
+    func testEscapesInEitherCaseAndPlus() {
+        XCTAssertEqual(decoded("a%2fb%2Fc%41", .refuse), "a/b/cA")
+        XCTAssertEqual(decoded("a+b", plus: true, .refuse), "a b")
+        XCTAssertEqual(decoded("a+b", .refuse), "a+b")
+        XCTAssertEqual(decoded("", .refuse), "")
+    }
+
+    func testMalformedEscapesAreRefusedOrKept() {
+        for text in ["%", "%4", "ab%", "%zz", "%4g", "x%%41"] {
+            XCTAssertNil(decoded(text, .refuse), text)
+        }
+        XCTAssertEqual(decoded("%", .keep), "%")
+        XCTAssertEqual(decoded("ab%4", .keep), "ab%4")
+        XCTAssertEqual(decoded("%zz%70", .keep), "%zzp")
+        XCTAssertEqual(decoded("x%%41", .keep), "x%A")
+    }
+}
