@@ -61,6 +61,14 @@ public struct StoreCopyReport {
 }
 
 public enum StoreCopy {
+    /// What became of one user, as `copy`'s `progress` hears it.
+    public enum Outcome {
+        case copied, unchanged
+        /// The destination holds other contents, left as they are (no `overwrite`).
+        case differs
+        case failed(String)
+    }
+
     /// Copies every enrolled user's sealed record and state from `source` to `destination`,
     /// each under both users' locks (source first), and opens every copied record with
     /// `keys` (and the user's name), and then through the destination's own reader, before
@@ -75,19 +83,19 @@ public enum StoreCopy {
     /// make every record re-sealed in the database "older than its state" back in files.
     public static func copy(from source: SealedRecordAccess, to destination: SealedRecordAccess,
                             keys: KeyRing, overwrite: Bool = false,
-                            progress: (String, String) -> Void = { _, _ in }) throws -> StoreCopyReport {
+                            progress: (String, Outcome) -> Void = { _, _ in }) throws -> StoreCopyReport {
         var report = StoreCopyReport()
         let users = try source.enrolledUsers()
         for user in users {
             do {
-                let outcome: String = try source.withLock(user) {
+                let outcome: Outcome = try source.withLock(user) {
                     guard let sealed = try source.sealedRecord(user) else { throw StoreError.notEnrolled(user) }
                     var state = try source.loadState(user)
                     state.recordGeneration = try verify(sealed, user: user, keys: keys, label: "source")
                     return try destination.withLock(user) {
                         let there = try destination.sealedRecord(user)
-                        if there == sealed, try destination.loadState(user) == state { return "unchanged" }
-                        if there != nil && !overwrite { return "differs" }
+                        if there == sealed, try destination.loadState(user) == state { return .unchanged }
+                        if there != nil && !overwrite { return .differs }
                         try destination.storeSealedRecord(sealed, for: user)
                         try destination.saveState(state, for: user)
                         guard let back = try destination.sealedRecord(user), back == sealed else {
@@ -98,18 +106,19 @@ public enum StoreCopy {
                         guard try destination.loadRecord(user) != nil else {
                             throw StoreError.damaged(path: user, reason: "destination does not open what was written")
                         }
-                        return "copied"
+                        return .copied
                     }
                 }
                 switch outcome {
-                case "copied": report.copied.append(user)
-                case "differs": report.differing.append(user)
-                default: report.unchanged.append(user)
+                case .copied: report.copied.append(user)
+                case .differs: report.differing.append(user)
+                case .unchanged: report.unchanged.append(user)
+                case .failed(let reason): report.failed.append((user, reason))
                 }
                 progress(user, outcome)
             } catch {
                 report.failed.append((user, "\(error)"))
-                progress(user, "failed: \(error)")
+                progress(user, .failed("\(error)"))
             }
         }
         let copiedFrom = Set(users)

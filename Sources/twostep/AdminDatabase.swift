@@ -150,8 +150,8 @@ extension Admin {
                 where_ = dir
             }
             let report = try withCLIErrors {
-                try StoreCopy.copy(from: ctx.store, to: destination, keys: keys, overwrite: overwrite) { user, what in
-                    if !json && what.hasPrefix("failed") { writeStderr("twostep: \(displaySafe(user)): \(what)\n") }
+                try StoreCopy.copy(from: ctx.store, to: destination, keys: keys, overwrite: overwrite) { user, outcome in
+                    if !json, case .failed(let reason) = outcome { writeStderr("twostep: \(displaySafe(user)): failed: \(reason)\n") }
                 }
             }
             let complete = report.failed.isEmpty && report.differing.isEmpty && report.onlyInDestination.isEmpty
