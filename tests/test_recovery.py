@@ -251,8 +251,13 @@ def test_an_unconfirmed_address_gets_no_login_code(inst, users):
     rc, out, _ = email_login(inst, alice, expect_mail=False)
     assert rc != 0 and "No confirmed email address" in out
     assert [e["detail"] for e in events(inst, "mail_sent", alice)] == [f"address confirmation to {alice}@localhost"]
-    # Typed back later, the address becomes the one codes go to.
     code = code_in(confirmation[0], "Confirmation code")
+    # The code on the command line, where every local user's ps reads it, is refused
+    # (usage error) and confirms nothing, even though it is the right one.
+    r = inst.cli("email", "--user", alice, "--confirm", code, input=code + "\n", check=False)
+    assert r.returncode == 64 and "do not give it on the command line" in r.stderr, r.stdout + r.stderr
+    assert "email_pending" in inst.cli("admin", "show", alice).stdout
+    # Typed back later at the prompt, the address becomes the one codes go to.
     inst.cli("email", "--user", alice, "--confirm", input=code + "\n")
     assert f"email: {alice}@localhost" in inst.cli("admin", "show", alice).stdout
     rc, out, _ = email_login(inst, alice)
