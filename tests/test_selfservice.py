@@ -148,10 +148,17 @@ def test_other_users_enrolment_cannot_be_touched(host):
     alice, bob = host.user(), host.user()
     host.inst.enroll(bob)
     for cmd in (["disable"], ["status"], ["backup-codes"], ["qr"], ["enroll", "--replace"]):
+        started = time.monotonic()
         r = host.as_user(alice, *cmd, "--user", bob, input=PASSWORD + "\n" + oathtool() + "\n")
         assert r.returncode != 0, cmd
         assert "only manage your own" in r.stderr, r.stderr
+        # No password or code was asked, so no limiter counts the refusal: the helper
+        # answers it only after a pause (a lower bound, not a timing), which with the
+        # per-user connection cap bounds how fast one user can add audit lines.
+        assert time.monotonic() - started >= 2.0, cmd
     assert json.loads(host.inst.cli("admin", "show", bob, "--json").stdout)["enrolled"] is True
+    refused = [e for e in host.inst.audit_events() if e["user"] == bob and e["result"] == "refused"]
+    assert len(refused) == 5 and all("may act only on its own enrolment" in e["detail"] for e in refused), refused
 
 
 def test_peer_credentials_decide_who_is_calling(host):

@@ -23,6 +23,11 @@ public enum PasswordOutcome: Equatable {
 /// password. Every change needs the password first (PAM service `password_service`), and
 /// all but a first enrolment need a current code too.
 public final class SelfService {
+    /// Seconds a caller waits for the refusal of a request on someone else's enrolment
+    /// (pam_unix's failure delay); with `HelperServer.connectionsPerUser` open at once, at
+    /// most 1.5 such refusals (and audit lines) a second per user.
+    public static let refusalPauseSeconds: UInt32 = 2
+
     let config: Config
     let store: UserStore
     let audit: AuditLog
@@ -78,6 +83,10 @@ public final class SelfService {
             audit.record(AuditEvent(event: command.auditEvent, user: user, service: service, result: "refused",
                                     detail: "uid \(callerUID) (\(caller)) may act only on its own enrolment"))
             conversation.error("You can only manage your own two-step login.")
+            // Nothing else bounds this refusal (no password or code was asked, so no limiter
+            // counts it): the pause, with the caller's connection cap, keeps one user from
+            // writing audit lines as fast as connections can be opened.
+            Sys.sleepUninterrupted(seconds: Self.refusalPauseSeconds)
             return .denied
         }
         let json = request.json

@@ -81,6 +81,13 @@ public enum Sys {
     }
 
     /// This host's name; nil when it has none.
+    /// Sleeps `seconds` whole, resuming after a signal whose handler returns.
+    public static func sleepUninterrupted(seconds: UInt32) {
+        var left = timespec(tv_sec: Int(seconds), tv_nsec: 0)
+        var rest = timespec()
+        while nanosleep(&left, &rest) != 0 && errno == EINTR { left = rest }
+    }
+
     public static func hostName() -> String? {
         var buf = [CChar](repeating: 0, count: 256)
         guard gethostname(&buf, buf.count - 1) == 0 else { return nil }
