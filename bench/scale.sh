@@ -5,7 +5,9 @@
 # in one run:
 #   - the import rate (users a second);
 #   - the cost of one login in a store of only the login users versus in the big store,
-#     side by side in one bench/pam_bench run (median, p99, ratio);
+#     side by side in one bench/pam_bench run (median, p99, ratio), through the default
+#     path (a running `twostep-helper serve` per store, on a private socket) and through
+#     the spawn fallback (twostep-verify);
 #   - how long `admin list --json` and `admin report --json` take on the big store;
 #   - the `admin rotate-key` rate (records re-sealed a second).
 # See bench/README.md ("make bench-scale").
@@ -30,14 +32,19 @@ for v in "$USERS" "$ROUNDS" "$WARMUP"; do
     case $v in ''|*[!0-9]*) echo "bench-scale: BENCH_SCALE_USERS, ROUNDS and WARMUP must be integers" >&2; exit 64;; esac
 done
 logins=$((ROUNDS + WARMUP + 1))
-[ "$ROUNDS" -ge 1 ] && [ "$USERS" -ge "$logins" ] || {
-    echo "bench-scale: need ROUNDS >= 1 and BENCH_SCALE_USERS >= ROUNDS + WARMUP + 1" >&2; exit 64; }
-for f in pam_twostep.so twostep twostep-helper; do
+[ "$ROUNDS" -ge 1 ] && [ "$USERS" -ge $((2 * logins)) ] || {
+    echo "bench-scale: need ROUNDS >= 1 and BENCH_SCALE_USERS >= 2 * (ROUNDS + WARMUP + 1)" >&2; exit 64; }
+for f in pam_twostep.so twostep twostep-helper twostep-verify; do
     [ -x "$BUILD/$f" ] || { echo "bench-scale: $BUILD/$f is missing; run make first" >&2; exit 1; }
 done
 
 D=$(mktemp -d "${BENCH_TMPDIR:-/var/tmp}/twostep-scale.XXXXXX")
-trap 'rm -rf "$D"' EXIT
+stop_servers() {
+    for f in "$D"/*.pid; do
+        [ -s "$f" ] && kill "$(cat "$f")" 2>/dev/null || true
+    done
+}
+trap 'stop_servers; rm -rf "$D"' EXIT
 trap 'exit 130' INT TERM HUP
 
 now() { date +%s.%N; }
@@ -54,22 +61,24 @@ store() {  # NAME: a config and an initialised store under $D/NAME
 store small
 store big
 
-# JSON lines: PREFIX0.. (timed), PREFIXwarm0.., PREFIXrss with the bench's secret (pam_bench
-# computes their codes), then FILL more users with random secrets.
-lines() {  # PREFIX FILL
+# JSON lines: for each PREFIX, PREFIX0.. (timed), PREFIXwarm0.., PREFIXrss with the bench's
+# secret (pam_bench computes their codes), then FILL more users with random secrets. A time
+# step passes once per user, so each row of logins has its own users.
+lines() {  # PREFIXES FILL
     python3 - "$1" "$2" "$ROUNDS" "$WARMUP" "$SECRET" <<'EOF'
 import base64, json, os, sys
-prefix, fill, rounds, warmup, secret = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), sys.argv[5]
+prefixes, fill, rounds, warmup, secret = sys.argv[1].split(), int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), sys.argv[5]
 out = sys.stdout
-names = [f"{prefix}{i}" for i in range(rounds)] + [f"{prefix}warm{i}" for i in range(warmup)] + [prefix + "rss"]
+names = [n for prefix in prefixes for n in
+         [f"{prefix}{i}" for i in range(rounds)] + [f"{prefix}warm{i}" for i in range(warmup)] + [prefix + "rss"]]
 for n in names:
     out.write(json.dumps({"user": n, "secret": secret}) + "\n")
 for i in range(fill):
     out.write(json.dumps({"user": f"fill{i:06d}", "secret": base64.b32encode(os.urandom(20)).decode()}) + "\n")
 EOF
 }
-lines sml 0 > "$D/small.jsonl"
-lines big $((USERS - logins)) > "$D/big.jsonl"
+lines "sml smv" 0 > "$D/small.jsonl"
+lines "big bgv" $((USERS - 2 * logins)) > "$D/big.jsonl"
 "$BUILD/twostep" admin import --batch "$D/small.jsonl" --config "$D/small/twostep.conf" >/dev/null
 
 echo "bench-scale: $(nproc) CPU(s), load average $(cut -d' ' -f1-3 /proc/loadavg), stores on $(stat -f -c %T "$D")"
@@ -80,15 +89,34 @@ s=$(elapsed "$t")
 import_rate=$(rate "$USERS" "$s")
 rm -f "$D/big.jsonl" "$D/small.jsonl"
 
+# The default path: a running helper per store on a private socket (helper= names nothing,
+# so a login that did not go through the server fails its round instead of silently
+# measuring the spawn path). The spawn fallback: twostep-verify, socket=none.
+serve() {  # NAME
+    "$BUILD/twostep-helper" serve --config "$D/$1/twostep.conf" --socket "$D/$1.sock" 2>"$D/$1.err" &
+    echo $! > "$D/$1.pid"
+    i=0
+    while [ ! -S "$D/$1.sock" ] && [ $i -lt 200 ]; do sleep 0.05; i=$((i + 1)); done
+    [ -S "$D/$1.sock" ] || { echo "bench-scale: twostep-helper serve did not start: $(cat "$D/$1.err")" >&2; exit 70; }
+}
+serve small
+serve big
 mkdir "$D/pam.d"
 echo "auth required pam_permit.so" > "$D/pam.d/bench-baseline"   # pam_bench faults libpam in with it
-echo "auth required $BUILD/pam_twostep.so helper=$BUILD/twostep-helper config=$D/small/twostep.conf socket=none" > "$D/pam.d/scale-small"
-echo "auth required $BUILD/pam_twostep.so helper=$BUILD/twostep-helper config=$D/big/twostep.conf socket=none" > "$D/pam.d/scale-big"
-echo "bench-scale: logins: $ROUNDS timed rounds per store (+$WARMUP warm-up), interleaved"
+for n in small big; do
+    echo "auth required $BUILD/pam_twostep.so helper=$D/no-such-helper config=$D/$n/twostep.conf socket=$D/$n.sock" \
+        > "$D/pam.d/scale-$n"
+    echo "auth required $BUILD/pam_twostep.so helper=$BUILD/twostep-verify config=$D/$n/twostep.conf socket=none" \
+        > "$D/pam.d/scale-$n-spawn"
+done
+echo "bench-scale: logins: $ROUNDS timed rounds per store and path (+$WARMUP warm-up), interleaved"
 "$BUILD/pam_bench" --confdir "$D/pam.d" --secret "$SECRET" --rounds "$ROUNDS" --warmup "$WARMUP" \
     --json "$D/logins.json" \
     --module "small store:scale-small:sml" --module "big store:scale-big:big" \
-    --ratio "big store:small store" --meta "small_store_users=$logins" --meta "big_store_users=$USERS" >/dev/null
+    --module "small store, spawn fallback:scale-small-spawn:smv" --module "big store, spawn fallback:scale-big-spawn:bgv" \
+    --ratio "big store:small store" --ratio "big store, spawn fallback:small store, spawn fallback" \
+    --meta "small_store_users=$((2 * logins))" --meta "big_store_users=$USERS" >/dev/null
+stop_servers
 
 t=$(now)
 "$BUILD/twostep" admin list --json --config "$D/big/twostep.conf" >/dev/null
@@ -101,18 +129,19 @@ t=$(now)
 s=$(elapsed "$t")
 rotate_rate=$(rate "$USERS" "$s")
 
-python3 - "$D/logins.json" "$USERS" "$logins" "$import_rate" "$list_s" "$report_s" "$rotate_rate" <<'EOF'
+python3 - "$D/logins.json" "$USERS" "$((2 * logins))" "$import_rate" "$list_s" "$report_s" "$rotate_rate" <<'EOF'
 import json, sys
 j = json.load(open(sys.argv[1]))
 users, small, import_rate, list_s, report_s, rotate_rate = sys.argv[2], sys.argv[3], int(sys.argv[4]), float(sys.argv[5]), float(sys.argv[6]), int(sys.argv[7])
 e = {x["label"]: x for x in j["entries"]}
-s, b = e["small store"], e["big store"]
-ratio = b["median_ms"] / s["median_ms"]
 def verdict(ok): return "MET" if ok else "NOT MET"
 print(f"bench-scale: import --batch:      {import_rate:8d} users/s                     -> TARGET >= 2000 {verdict(import_rate >= 2000)}")
-print(f"bench-scale: login, {small:>6} users: median {s['median_ms']:8.3f} ms  p99 {s['p99_ms']:8.3f} ms")
-print(f"bench-scale: login, {users:>6} users: median {b['median_ms']:8.3f} ms  p99 {b['p99_ms']:8.3f} ms")
-print(f"bench-scale: login ratio big/small: median {ratio:.3f}, p99 {b['p99_ms'] / s['p99_ms']:.3f}        -> TARGET <= 1.1 {verdict(ratio <= 1.1)}")
+for suffix, tag in (("", "login"), (", spawn fallback", "spawned login")):
+    s, b = e["small store" + suffix], e["big store" + suffix]
+    ratio = b["median_ms"] / s["median_ms"]
+    print(f"bench-scale: {tag}, {small:>6} users: median {s['median_ms']:8.3f} ms  p99 {s['p99_ms']:8.3f} ms")
+    print(f"bench-scale: {tag}, {users:>6} users: median {b['median_ms']:8.3f} ms  p99 {b['p99_ms']:8.3f} ms")
+    print(f"bench-scale: {tag} ratio big/small: median {ratio:.3f}, p99 {b['p99_ms'] / s['p99_ms']:.3f}        -> TARGET <= 1.1 {verdict(ratio <= 1.1)}")
 print(f"bench-scale: admin list --json:   {list_s:8.2f} s                           -> TARGET < 5 s {verdict(list_s < 5)}")
 print(f"bench-scale: admin report --json: {report_s:8.2f} s                           -> TARGET < 5 s {verdict(report_s < 5)}")
 print(f"bench-scale: admin rotate-key:    {rotate_rate:8d} records/s (whole command)   -> TARGET >= 5000 {verdict(rotate_rate >= 5000)}")

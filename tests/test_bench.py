@@ -42,6 +42,8 @@ def test_bench_scale_completes_and_prints_every_figure():
                        capture_output=True, text=True, timeout=600)
     out = r.stdout + r.stderr
     assert r.returncode == 0, out
-    for row in ("import --batch:", "login,      7 users:", "login,   2000 users:", "login ratio big/small:",
+    # 5 + 1 + 1 logins per row, two rows (default path, spawn fallback) per store.
+    for row in ("import --batch:", "login,     14 users:", "login,   2000 users:", "login ratio big/small:",
+                "spawned login,     14 users:", "spawned login,   2000 users:", "spawned login ratio big/small:",
                 "admin list --json:", "admin report --json:", "admin rotate-key:"):
         assert "bench-scale: " + row in out, (row, out)
