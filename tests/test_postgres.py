@@ -7,8 +7,10 @@ codes from oathtool; the database is inspected and damaged with psql as its supe
 import base64
 import concurrent.futures
 import contextlib
+import fcntl
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -622,5 +624,56 @@ def test_db_status_is_ok_only_when_tls_verifies_the_server(pg):
                             os.path.basename(pg.password_file), "--config", inst.conf],
                            cwd=here, capture_output=True, text=True, timeout=60)
         assert r.returncode not in (0, 132, -4) and "absolute path" in r.stdout + r.stderr, r
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def test_migrate_interrupted_by_sigint_copies_each_user_whole_and_a_rerun_finishes(pg):
+    """Long admin work stops cleanly on Ctrl-C: migrate stops between users, says how many
+    it did not reach, exits 130, and running it again copies the rest."""
+    root = tempfile.mkdtemp(prefix="twostep-migrate3-")
+    try:
+        db = pg.create_database()
+        inst = Installation(root)
+        users = [f"mi{i:03d}" for i in range(60)]
+        path = os.path.join(root, "users.jsonl")
+        with open(path, "w") as f:
+            f.writelines(json.dumps({"user": u, "secret": SECRET}) + "\n" for u in users)
+        inst.cli("admin", "import", "--batch", path)
+        dbargs = ["--database", pg.uri(db), "--database-password-file", pg.password_file]
+        inst.cli("admin", "db", "init", *dbargs)
+        held = 30   # users are copied in name order; mi030's lock stays in our hands
+
+        def rows():
+            return int(pg.psql("SELECT count(*) FROM twostep_users", db=db))
+
+        lock = os.open(os.path.join(inst.state, users[held] + ".lock"), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            p = subprocess.Popen([CLI, "admin", "migrate", "--to", "postgresql", *dbargs, "--config", inst.conf],
+                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            # migrate catches SIGINT before it copies anyone, so once a row exists the signal
+            # is its Ctrl-C; it cannot get past the held user before the lock is let go.
+            deadline = time.monotonic() + 120
+            while rows() == 0:
+                assert p.poll() is None, p.communicate()
+                assert time.monotonic() < deadline, "no first copied user"
+                time.sleep(0.02)
+            p.send_signal(signal.SIGINT)
+        finally:
+            os.close(lock)
+        out, err = p.communicate(timeout=120)
+        assert p.returncode == 130, out + err
+        m = re.search(r"(\d+) copied, 0 unchanged, .* (\d+) not reached \(interrupted\)", out)
+        assert m and "Run the same command again to finish" in out, out
+        copied, left = int(m.group(1)), int(m.group(2))
+        assert copied + left == len(users) and 1 <= copied <= held + 1, out
+        assert rows() == copied
+        summary = [e for e in inst.audit_events() if e["event"] == "admin_migrate"]
+        assert summary[-1]["result"] == "failure" and "not reached (interrupted)" in summary[-1]["detail"]
+        # Whole or absent: the rerun copies exactly the rest and finds the others identical.
+        again = json.loads(inst.cli("admin", "migrate", "--to", "postgresql", *dbargs, "--json").stdout)
+        assert (again["copied"], again["unchanged"], again["failed"], again["not_reached"]) == (left, copied, [], 0)
+        assert rows() == len(users)
     finally:
         shutil.rmtree(root, ignore_errors=True)

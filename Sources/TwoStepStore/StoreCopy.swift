@@ -58,6 +58,9 @@ public struct StoreCopyReport {
     /// is the store in use.
     public var onlyInDestination: [String] = []
     public var failed: [(user: String, reason: String)] = []
+    /// Users of the source not reached because `stop` asked to end the copy (each user is
+    /// copied whole or not at all, so running the copy again finishes it).
+    public var notReached = 0
 }
 
 public enum StoreCopy {
@@ -81,12 +84,23 @@ public enum StoreCopy {
     /// store refuses a record older than its state (a restored copy), and the PostgreSQL
     /// store seals with generation 0, so a state carried over from files would otherwise
     /// make every record re-sealed in the database "older than its state" back in files.
+    ///
+    /// `begin` hears how many users the source holds; `stop` is asked before each user, and
+    /// when it says so the copy ends there (`notReached`).
     public static func copy(from source: SealedRecordAccess, to destination: SealedRecordAccess,
                             keys: KeyRing, overwrite: Bool = false,
+                            begin: (Int) -> Void = { _ in },
+                            stop: () -> Bool = { false },
                             progress: (String, Outcome) -> Void = { _, _ in }) throws -> StoreCopyReport {
         var report = StoreCopyReport()
         let users = try source.enrolledUsers()
-        for user in users {
+        begin(users.count)
+        for (i, user) in users.enumerated() {
+            // Between users only: what is copied is each user's record and state, whole.
+            if stop() {
+                report.notReached = users.count - i
+                break
+            }
             do {
                 let outcome: Outcome = try source.withLock(user) {
                     guard let sealed = try source.sealedRecord(user) else { throw StoreError.notEnrolled(user) }

@@ -111,7 +111,9 @@ extension Admin {
             destination yet (a copy made again after hosts use it would put back spent backup \
             codes, used codes and lockouts). Users enrolled only in the destination are named; \
             they keep their enrolment there. For --to files, use a new --state-dir. Afterwards, \
-            change `store =` on every host.
+            change `store =` on every host. On a terminal it shows progress; Ctrl-C stops \
+            between users (exit status 130): each user is copied whole or not at all, and \
+            running the same command again copies the rest.
             """)
         @Option(help: "postgresql or files: the kind of store to copy into.") var to: String
         @OptionGroup var database: DatabaseOptions
@@ -149,15 +151,28 @@ extension Admin {
                 destination = FileUserStore(directory: dir, keys: keys)
                 where_ = dir
             }
+            // Progress on a terminal; Ctrl-C (or SIGTERM) ends the run between users: each is
+            // copied whole or not at all, and running the command again finishes the job.
+            var bar: Progress?
+            Interrupt.catchSignals()
             let report = try withCLIErrors {
-                try StoreCopy.copy(from: ctx.store, to: destination, keys: keys, overwrite: overwrite) { user, outcome in
-                    if !json, case .failed(let reason) = outcome { writeStderr("twostep: \(displaySafe(user)): failed: \(reason)\n") }
+                try StoreCopy.copy(from: ctx.store, to: destination, keys: keys, overwrite: overwrite,
+                                   begin: { if !json { bar = Progress(total: $0, verb: "checked", noun: "user(s)") } },
+                                   stop: { Interrupt.requested != nil }) { user, outcome in
+                    if case .failed(let reason) = outcome {
+                        let line = "twostep: \(displaySafe(user)): failed: \(reason)\n"
+                        if let bar { bar.interrupt(line) } else if !json { writeStderr(line) }
+                    }
+                    if case .failed = outcome { bar?.step(failed: true) } else { bar?.step() }
                 }
             }
+            bar?.finish()
             let complete = report.failed.isEmpty && report.differing.isEmpty && report.onlyInDestination.isEmpty
+                && report.notReached == 0
             let summary = "\(report.copied.count) copied, \(report.unchanged.count) unchanged, " +
                 "\(report.differing.count) different in the destination and left as they are, " +
-                "\(report.onlyInDestination.count) only in the destination, \(report.failed.count) failed"
+                "\(report.onlyInDestination.count) only in the destination, \(report.failed.count) failed" +
+                (report.notReached > 0 ? ", \(report.notReached) not reached (interrupted)" : "")
             ctx.audit.record(AuditEvent(event: "admin_migrate", user: "-", service: "twostep",
                                         result: complete ? "success" : "failure",
                                         detail: "\(ctx.config.store.rawValue) -> \(to): \(summary), by \(actingAdmin())"))
@@ -165,7 +180,8 @@ extension Admin {
                 try printJSON(["to": to, "destination": where_, "copied": report.copied.count,
                                "unchanged": report.unchanged.count, "differing": report.differing,
                                "only_in_destination": report.onlyInDestination,
-                               "failed": report.failed.map { ["user": $0.user, "error": $0.reason] }])
+                               "failed": report.failed.map { ["user": $0.user, "error": $0.reason] },
+                               "not_reached": report.notReached])
             } else {
                 print("twostep: \(ctx.config.store.rawValue) -> \(to) (\(where_)): \(summary); every copy opened and verified")
                 if !report.differing.isEmpty {
@@ -178,6 +194,13 @@ extension Admin {
                           report.onlyInDestination.map(displaySafe).joined(separator: ", ") +
                           ". They keep that enrolment once the destination is in use; `twostep admin reset USER` there removes one.")
                 }
+            }
+            if report.notReached > 0 {
+                if !json {
+                    print("twostep: interrupted: \(report.notReached) user(s) not reached; every user copied so far is whole. " +
+                          "Run the same command again to finish (users already copied are left as they are).")
+                }
+                throw ExitCode(Interrupt.exitStatus(Interrupt.requested ?? SIGINT))
             }
             if !complete { throw ExitCode(1) }
         }
