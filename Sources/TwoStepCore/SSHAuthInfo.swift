@@ -17,10 +17,41 @@ public enum SSHAuthInfo {
             let words = line.split(separator: " ", omittingEmptySubsequences: true)
             guard words.count >= 3, words[0] == "publickey",
                   let blob = try? Base64.decode(String(words[2])), !blob.isEmpty,
-                  let fingerprint = try? fingerprint(blob: blob) else { continue }
+                  let key = publicKey(of: blob),
+                  let fingerprint = try? fingerprint(blob: key) else { continue }
             if !out.contains(fingerprint) { out.append(fingerprint) }
         }
         return out
+    }
+
+    /// The blob a key is fingerprinted by: the key's own, or for an OpenSSH certificate
+    /// (`*-cert-v01@openssh.com`, PROTOCOL.certkeys) the plain public key inside it, rebuilt
+    /// as `string type, key fields`: what `ssh-keygen -lf` prints for the key and for its
+    /// certificate alike, so that the fingerprint users see and forget is the one trusted.
+    /// nil for a certificate this cannot take apart (it proves nothing here).
+    static func publicKey(of blob: [UInt8]) -> [UInt8]? {
+        var reader = WireReader(blob)
+        let suffix = "-cert-v01@openssh.com"
+        guard let type = reader.string(), let name = String(validating: type, as: UTF8.self),
+              name.hasSuffix(suffix) else { return blob }
+        let plain = String(name.dropLast(suffix.count))
+        // The key's fields after the nonce, each an SSH string or mpint (length-prefixed).
+        let fields: Int
+        switch plain {
+        case "ssh-ed25519": fields = 1
+        case "ssh-rsa", "sk-ssh-ed25519@openssh.com": fields = 2
+        case "ecdsa-sha2-nistp256", "ecdsa-sha2-nistp384", "ecdsa-sha2-nistp521": fields = 2
+        case "sk-ecdsa-sha2-nistp256@openssh.com": fields = 3
+        case "ssh-dss": fields = 4
+        default: return nil
+        }
+        guard reader.string() != nil else { return nil }   // the nonce
+        let start = reader.offset
+        for _ in 0..<fields where reader.string() == nil { return nil }
+        let plainBytes = Array(plain.utf8)
+        var key = WireReader.lengthPrefix(plainBytes.count) + plainBytes
+        key += blob[start..<reader.offset]
+        return key
     }
 
     /// `SHA256:` + unpadded Base64 of SHA-256(blob): OpenSSH's default fingerprint.
@@ -35,5 +66,26 @@ public enum SSHAuthInfo {
         guard text.hasPrefix("SHA256:") else { return false }
         let body = text.utf8.dropFirst(7)
         return body.count == 43 && body.allSatisfy { Base64.alphabet.contains($0) }
+    }
+}
+
+/// Length-prefixed fields of the SSH wire format (RFC 4251 `string`/`mpint`), read in order.
+struct WireReader {
+    let bytes: [UInt8]
+    var offset = 0
+
+    init(_ bytes: [UInt8]) { self.bytes = bytes }
+
+    /// The next field's contents, or nil when the length runs past the end.
+    mutating func string() -> ArraySlice<UInt8>? {
+        guard bytes.count - offset >= 4 else { return nil }
+        let n = bytes[offset..<offset + 4].reduce(0) { $0 << 8 | Int($1) }
+        guard n <= bytes.count - offset - 4 else { return nil }
+        defer { offset += 4 + n }
+        return bytes[offset + 4..<offset + 4 + n]
+    }
+
+    static func lengthPrefix(_ n: Int) -> [UInt8] {
+        [UInt8(truncatingIfNeeded: n >> 24), UInt8(truncatingIfNeeded: n >> 16), UInt8(truncatingIfNeeded: n >> 8), UInt8(truncatingIfNeeded: n)]
     }
 }
