@@ -146,6 +146,14 @@ public final class Verifier {
             return .conversationError
         }
         if config.emailFallback && acceptsBackupCode && isEmailRequest(answer) {
+            // forward_pass: the password typed with `email` is checked after this module (by
+            // pam_unix), so a mail sent here would go out for anyone at the prompt, spend the
+            // user's mails of the hour and tell them someone knows their password.
+            guard !req.forwardPass else {
+                log("failure", "code by email asked at a forward_pass prompt")
+                conversation.error("Codes by email are not sent at this prompt; log in with the app's code or a backup code.")
+                return .failure
+            }
             return emailFallback(req, conversation: conversation, log: { log($0, $1, event: $2) })
         }
         // What the answer's check has to say (the audit line, messages) waits until withLock
@@ -218,13 +226,12 @@ public final class Verifier {
                                        "Recovery code accepted; it no longer works. Set up your authenticator again " +
                                        "(`twostep enroll --replace`) or ask for new backup codes.")
                 case .backup(let remaining):
-                    let trusted = trustNewKeys(keys, record: record)
+                    // A backup code trusts no SSH key either: one leaked single-use code must
+                    // not buy `trust_ssh_key` worth of logins without a code.
                     try store.saveRecord(record, for: req.user)
-                    let verdict = try succeed(nil, "backup code, \(remaining) left",
-                                              "Backup code accepted; \(remaining) left." +
-                                              (remaining <= 3 ? " Run `twostep backup-codes` for a new set." : ""))
-                    if let trusted { said.append { conversation.info(trusted) } }
-                    return verdict
+                    return try succeed(nil, "backup code, \(remaining) left",
+                                       "Backup code accepted; \(remaining) left." +
+                                       (remaining <= 3 ? " Run `twostep backup-codes` for a new set." : ""))
                 case .replayed, .wrong:
                     let locked = limiter.recordFailure(&state)
                     try store.saveState(state, for: req.user)

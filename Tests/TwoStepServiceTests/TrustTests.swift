@@ -76,6 +76,40 @@ final class TrustTests: XCTestCase {
         XCTAssertEqual(login(rig, [nil], authInfo: keyLine(0)).1.prompts, [Verifier.prompt])
     }
 
+    func testABackupCodeTrustsNoKey() throws {
+        let rig = try Rig { $0.trustSSHKey = 30 * 86400 }
+        var (v, u) = login(rig, [rig.backupCodes[0]], authInfo: keyA)
+        XCTAssertEqual(v, .success)
+        XCTAssertFalse(u.infos.contains { $0.contains("is trusted") }, "\(u.infos)")
+        XCTAssertEqual(try rig.store.loadRecord("alice")?.trustedSSHKeys, [])
+        rig.clock += 60
+        (v, u) = login(rig, [nil], authInfo: keyA)
+        XCTAssertEqual(u.prompts, [Verifier.prompt])
+    }
+
+    /// forward_pass: the password is checked after the module, so `email` there must not mail
+    /// anyone (the mail command here would leave a file if it ran).
+    func testEmailAtAForwardPassPromptMailsNothing() throws {
+        let mailed = NSTemporaryDirectory() + "twostep-mailed-\(UUID().uuidString)"
+        let rig = try Rig {
+            $0.emailFallback = true
+            $0.mailCommand = ["/usr/bin/tee", mailed]
+        }
+        defer { try? FileManager.default.removeItem(atPath: mailed) }
+        let record = try XCTUnwrap(try rig.store.loadRecord("alice"))
+        record.recovery.email = "alice@example.org"
+        try rig.store.saveRecord(record, for: "alice")
+        let u = ScriptedUser(["email", "123456"])
+        var request = LoginRequest(user: "alice", service: "sshd")
+        request.forwardPass = true
+        let v = rig.verifier().authenticate(request, conversation: u)
+        XCTAssertEqual(v, .failure)
+        XCTAssertEqual(u.errors, ["Codes by email are not sent at this prompt; log in with the app's code or a backup code."])
+        XCTAssertFalse(FileManager.default.fileExists(atPath: mailed))
+        XCTAssertTrue(try rig.audit().contains("code by email asked at a forward_pass prompt"))
+        XCTAssertEqual(try rig.store.loadRecord("alice")?.recovery.mailTimes, [])
+    }
+
     func testForgetEndsTrustAndTheRecordRoundTrips() throws {
         let rig = try Rig { $0.trustSSHKey = 3600 }
         XCTAssertEqual(login(rig, [try rig.code()], authInfo: keyA).0, .success)
