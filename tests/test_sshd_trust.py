@@ -156,6 +156,12 @@ def test_admin_forget_and_reset_end_trust(env):
     now = int(time.time())
     assert login_with(env, env.key_a, oathtool(secret, at=now)).rc == 0
     assert login_with(env, env.key_a).prompts == []
+    # A fingerprint that names no trusted key of the user changes nothing, and says so.
+    other = "SHA256:" + "A" * 43
+    r = subprocess.run([env.cli, "admin", "forget", env.user, other, "--config", env.config],
+                       capture_output=True, text=True)
+    assert r.returncode == 1 and "nothing was changed" in r.stderr, r.stdout + r.stderr
+    assert login_with(env, env.key_a).prompts == []
     out = run([env.cli, "admin", "forget", env.user, "--config", env.config]).stdout
     assert "1 trusted SSH key(s) forgotten" in out
     r = login_with(env, env.key_a, oathtool(secret, at=now + 30))

@@ -73,8 +73,15 @@ extension Admin {
 
         func run() throws {
             let ctx = try LocalStore(options)
-            let removed = try ctx.adminChange("admin_forget", user: user, locked: false) {
-                try SelfService.forgetTrust(user, fingerprint: fingerprint, store: ctx.store)
+            let removed = try ctx.adminChange("admin_forget", user: user, locked: false) { () throws -> Int in
+                let removed = try SelfService.forgetTrust(user, fingerprint: fingerprint, store: ctx.store)
+                // A fingerprint that names no trusted key changed nothing: say so and fail, so
+                // that revoking a key by a mistyped (or another key's) fingerprint is noticed.
+                if let fingerprint, removed == 0 {
+                    throw CLIError("\(fingerprint) is not a trusted key of \(user); nothing was changed " +
+                                   "(`twostep admin show \(user)` lists the trusted keys)")
+                }
+                return removed
             }
             print("twostep: \(user): \(removed) trusted SSH key(s) forgotten")
         }
