@@ -298,6 +298,7 @@ def test_invitation_mail_is_mime_with_the_qr_png_and_enrolment_waits_for_the_fir
     inst.cli("admin", "invite", alice, "--email", f"{alice}@localhost")
     text, uri, key = read_invitation(alice)
     assert uri.startswith("otpauth://totp/TestCorp:" + alice)
+    assert "at your next login, or with `twostep enroll --confirm`" in text, text
     assert "invitation_pending_until" in inst.cli("admin", "show", alice).stdout
     # A wrong code does not activate it; the first correct one does and shows backup codes.
     assert inst.login(alice, wrong(oathtool(key))).returncode != 0
@@ -314,7 +315,9 @@ def test_invitation_confirmed_with_enroll_confirm(inst, users):
     inst.write_config(mail_from=MAIL_FROM)  # enroll = off: a login does not confirm it
     inst.service()
     inst.cli("admin", "invite", alice, "--email", f"{alice}@localhost")
-    _, _, key = read_invitation(alice)
+    text, _, key = read_invitation(alice)
+    # The mail says how it is confirmed here: not at a login, which refuses it.
+    assert "next login" not in text and "run `twostep enroll --confirm` on" in text, text
     r = inst.login(alice, oathtool(key))
     assert r.returncode != 0 and "twostep enroll --confirm" in r.stdout + r.stderr
     r = inst.cli("enroll", "--confirm", "--user", alice, input=oathtool(key) + "\n")
@@ -353,6 +356,26 @@ def test_rotate_secret_mails_a_new_secret_and_the_old_works_until_it_is_confirme
     assert events(inst, "verify", alice)[-1]["detail"] == "wrong code"
     rot = events(inst, "admin_rotate_secret", alice)
     assert rot and "laptop stolen" in rot[-1]["detail"]
+
+
+def test_a_new_secret_is_confirmed_in_the_step_the_old_one_was_used(inst, users):
+    """The old secret's replay mark says nothing about the new secret's codes: a code of
+    each in the same 30 s step are two codes (a review saw the new one refused as wrong)."""
+    alice = users()
+    inst.write_config(mail_from=MAIL_FROM)
+    inst.enroll(alice)
+    inst.cli("admin", "email", alice, f"{alice}@localhost")
+    inst.service()
+    inst.cli("admin", "rotate-secret", alice)
+    _, _, key = read_invitation(alice)
+    now = time.time()
+    assert harness_login(inst.pamdir, "tstest", alice, oathtool(SECRET, at=now)) == PAM_SUCCESS
+    r = inst.cli("enroll", "--confirm", "--user", alice, input=oathtool(key, at=now) + "\n")
+    assert events(inst, "enroll", alice)[-1]["detail"] == "new secret confirmed for totp default", r.stdout
+    # Adopted, its code is spent like any other, and the old secret's codes stop working.
+    assert harness_login(inst.pamdir, "tstest", alice, oathtool(key, at=now)) == PAM_AUTH_ERR
+    assert harness_login(inst.pamdir, "tstest", alice, oathtool(SECRET, at=now + 30)) == PAM_AUTH_ERR
+    assert harness_login(inst.pamdir, "tstest", alice, oathtool(key, at=now + 30)) == PAM_SUCCESS
 
 
 def test_rotate_secret_replaces_only_the_primary_authenticator(inst, users):

@@ -216,7 +216,9 @@ public final class Verifier {
                     if let event { said.append { self.audit.record(event) } }
                     var adopted = before
                     adopted.failures = []
-                    adopted.devices[name] = AuthenticatorState(lastStep: step, lastUsed: now())
+                    // The mark never goes back, so a code of the old secret from a later step
+                    // than this one stays spent too.
+                    adopted.devices[name] = AuthenticatorState(lastStep: max(step, before.device(name).lastStep), lastUsed: now())
                     return try succeed(adopted, "totp, new secret confirmed",
                                        "Your new authenticator is confirmed; codes of the old one no longer work.")
                 case .recoveryCode:
@@ -283,7 +285,10 @@ public final class Verifier {
             if found == .wrong, let invited, let step = try invited.withBytes({
                 try OTP.matchTOTP(code: trimmed, secret: $0, at: now(), parameters: config.otpParameters, window: config.window)
             }) {
-                return step > state.device(record.primary.name).lastStep ? .invitedSecret(step: step) : .replayed
+                // Another secret: the old one's replay mark says nothing about its codes (a code
+                // of each in the same step is two codes). Its own replay is stopped once it is
+                // adopted: its step is then the authenticator's mark (not lowered, see below).
+                return .invitedSecret(step: step)
             }
             if found != .wrong { return found }
             // 8 digits that are no code of an 8-digit authenticator may still be an imported

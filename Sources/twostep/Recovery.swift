@@ -284,7 +284,11 @@ func mailInvitation(_ ctx: LocalStore, user: String, to: String, secret: [UInt8]
             "   with this key (time based, \(params.algorithm.rawValue), \(params.digits) digits, \(params.period) s):\n\n" +
             "       \(grouped(Base32.encode(secret)))\n\n" +
             "   or open this URI on the device:\n\n       \(uri)\n\n" +
-            "2. Confirm it with one code from the app: at your next login, or with `twostep enroll --confirm`.\n" +
+            // A first enrolment is confirmed at login only with `enroll = prompt`; otherwise the
+            // login says to run `enroll --confirm`. A new secret is confirmed at login either way.
+            (rotation || ctx.config.enroll == .prompt
+                ? "2. Confirm it with one code from the app: at your next login, or with `twostep enroll --confirm`.\n"
+                : "2. Confirm it with one code from the app: run `twostep enroll --confirm` on \(Sys.hostName() ?? "the host").\n") +
             "   Your backup codes are shown then (they are never mailed).\n\n" +
             "This invitation expires at \(AuditLog.isoTime(until)).\n"
     let sent = RecoveryMail.send(config: ctx.config, audit: ctx.audit, user: user, service: "twostep", to: to,
