@@ -263,6 +263,9 @@ def test_admin_import_adds_replaces_and_caps_authenticators(inst):
     assert r.returncode != 0 and "--name" in r.stderr
     r = inst.cli("admin", "import", "alice", "--counter", "5", "--name", "x", "--secret", "-", input=TABLET + "\n", check=False)
     assert r.returncode != 0 and "--type hotp" in r.stderr
+    r = inst.cli("admin", "import", "alice", "--type", "hotp", "--period", "60", "--name", "x", "--secret", "-",
+                 input=TABLET + "\n", check=False)
+    assert r.returncode == 64 and "--period goes with --type totp" in r.stderr, r.stderr
     for i in range(15):
         inst.cli("admin", "import", "alice", "--name", f"t{i}", "--secret", "-", input=TABLET + "\n")
     r = inst.cli("admin", "import", "alice", "--name", "t99", "--secret", "-", input=TABLET + "\n", check=False)

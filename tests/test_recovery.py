@@ -544,7 +544,13 @@ def test_admin_changes_name_the_acting_administrator_and_the_reason(inst, users)
     assert events(inst, "admin_reset", alice)[-1]["detail"] == "by helpdesk: ticket 4711"
     env = {k: v for k, v in os.environ.items() if k != "SUDO_USER"}
     inst.enroll(alice)
-    inst.cli("admin", "unlock", alice, env=env)
+    r = inst.cli("admin", "unlock", alice, env=env)
     assert events(inst, "admin_unlock", alice)[-1]["detail"] == "by root"
+    assert f"{alice} was not locked" in r.stdout, r.stdout
+    # A name with no enrolment: refused, no state file made, nothing audited as done.
+    r = inst.cli("admin", "unlock", "nosuchuser", check=False)
+    assert r.returncode == 1 and "not enrolled" in r.stderr, r.stdout + r.stderr
+    assert not os.path.exists(os.path.join(inst.state, "nosuchuser.state"))
+    assert events(inst, "admin_unlock", "nosuchuser") == []
     r = inst.cli("admin", "reset", alice, "--reason", "two\nlines", check=False)
     assert r.returncode != 0 and "one line" in r.stderr

@@ -66,7 +66,7 @@ extension Admin {
         @Option(help: "HOTP only: the counter of the token's next code.") var counter: UInt64?
         @Option(help: "The HMAC hash.") var algorithm: HashAlgorithm = .sha1
         @Option(help: "Code length: \(OTPPolicy.digitsText).") var digits: Int = 6
-        @Option(help: "TOTP only: time step: \(OTPPolicy.periodsText).") var period: Int = 30
+        @Option(help: "TOTP only: time step: \(OTPPolicy.periodsText) (default 30).") var period: Int?
         @Flag(help: "Replace the authenticator of that name (without --name: the enrolment's default one).") var replace = false
         @OptionGroup var options: ConfigOptions
 
@@ -79,10 +79,11 @@ extension Admin {
             }
             guard let user, secret != nil else { throw ValidationError("give USER and --secret, or --batch FILE") }
             guard OTPPolicy.digits.contains(digits) else { throw ValidationError("--digits must be \(OTPPolicy.digitsText)") }
-            guard OTPPolicy.periods.contains(period) else { throw ValidationError("--period must be \(OTPPolicy.periodsText)") }
+            if let period, !OTPPolicy.periods.contains(period) { throw ValidationError("--period must be \(OTPPolicy.periodsText)") }
             guard isValidUserName(user) else { throw ValidationError("invalid user name \"\(user)\"") }
             guard Authenticator.isValidName(name) else { throw ValidationError("--name: \(Authenticator.nameRule)") }
             if counter != nil && type != .hotp { throw ValidationError("--counter goes with --type hotp") }
+            if period != nil && type == .hotp { throw ValidationError("--period goes with --type totp (an HOTP token counts, it has no time step)") }
         }
 
         func run() throws {
@@ -103,13 +104,13 @@ extension Admin {
             var bytes: [UInt8]
             do { bytes = try text.withBytes { try importedSecret($0, quiet: false) } } catch { throw CLIError("--\(error)") }
             defer { Crypto.wipe(&bytes) }
-            let params = OTPParameters(algorithm: algorithm, digits: digits, period: period)
+            let params = OTPParameters(algorithm: algorithm, digits: digits, period: period ?? 30)
             let authenticator = Authenticator(name: name, kind: type, secret: bytes, parameters: params, added: ctx.now())
             let added = try ctx.adminChange("admin_import", user: user, detail: authenticator.label) {
                 try storeImported(ctx, user: user, authenticator: authenticator, counter: counter, replace: replace)
             }
             let what = type == .hotp ? "hotp, \(params.algorithm.rawValue), \(digits) digits, next counter \(counter ?? 0)"
-                                     : "\(params.algorithm.rawValue), \(digits) digits, \(period) s"
+                                     : "\(params.algorithm.rawValue), \(digits) digits, \(params.period) s"
             print("twostep: \(user) enrolled" + (added || name != Authenticator.defaultName ? " with authenticator \(name)" : "") + " (\(what))")
         }
     }
@@ -165,9 +166,16 @@ extension Admin {
         func run() throws {
             let ctx = try LocalStore(options)
             var lostTokens: [String] = []
+            var wasLocked = false
             try ctx.adminChange("admin_unlock", user: user, reason: reason) {
+                // Nobody's state to repair: no file is made for a name that has no enrolment.
+                guard try ctx.store.hasRecord(user) else { throw StoreError.notEnrolled(user) }
                 var state: UserState
-                do { state = try ctx.store.loadState(user) } catch StoreError.damaged {
+                do {
+                    state = try ctx.store.loadState(user)
+                    wasLocked = state.lockedUntil > ctx.now() || !state.failures.isEmpty
+                } catch StoreError.damaged {
+                    wasLocked = true
                     // A damaged state loses its replay marks, and no spent code may pass again:
                     // each TOTP authenticator restarts after its own codes valid now (counted
                     // in its own period, not the config's); an HOTP token's counter cannot be
@@ -194,7 +202,7 @@ extension Admin {
                 state.lockouts = 0
                 try ctx.store.saveState(state, for: user)
             }
-            print("twostep: \(user) unlocked")
+            print(wasLocked ? "twostep: \(user) unlocked" : "twostep: \(user) was not locked (and had no recent failures)")
             // Unlocking repairs the state only: say so when the record cannot be opened either.
             do { _ = try ctx.store.loadRecord(user) } catch {
                 writeStderr("twostep: warning: \(user)'s record cannot be opened (\(error)); logins fail until it is " +
@@ -219,13 +227,15 @@ extension Admin {
             finishes that rotation instead of starting another. For a fleet sharing a database: \
             --prepare makes the new key without using it; carry it to every host (export-key, \
             import-key), then --use ID on one host. Old key files are kept (a backup may still \
-            need them) unless --retire is given, which removes each one that no record names any \
-            more, and names the records that still need the others.
+            need them) unless --retire is given, which after the rotation removes each one that no \
+            record names any more, and names the records that still need the others. --retire \
+            rotates first like the command alone (a new key, every record re-sealed); to only \
+            clean up after a rotation, give `--use ID --retire` with the active key's ID.
             """)
         @Flag(help: "Only print how many records each key seals, and change nothing.") var status = false
         @Flag(help: "Make a new key but do not use it yet (print its id).") var prepare = false
         @Option(help: "Use this existing key (from --prepare) instead of making one.") var use: String?
-        @Flag(help: "Delete old key files that no record needs any more.") var retire = false
+        @Flag(help: "After rotating, delete old key files that no record needs any more.") var retire = false
         @Flag(help: "With --status: print JSON.") var json = false
         @OptionGroup var options: ConfigOptions
 
