@@ -90,6 +90,28 @@ def test_doctor_on_a_good_install(good):
     assert rc == (1 if level == "fail" else 0), report
 
 
+def test_doctor_checks_the_stack_password_service_names(good):
+    # Another service confirms self-service passwords: its file is what must exist.
+    good.write_config(password_service="common-auth")
+    rc, lines, report = doctor(good)
+    pam = [c["detail"] for c in report["checks"] if c["check"] == "pam" and c["result"] == "warn"]
+    assert pam == [f"{good.pamdir}/common-auth (password_service) is missing: self-service commands cannot confirm passwords"], report
+    with open(os.path.join(good.pamdir, "common-auth"), "w") as f:
+        f.write("auth required pam_unix.so\n")
+    os.remove(os.path.join(good.pamdir, "twostep"))
+    rc, lines, report = doctor(good)
+    assert not [c for c in report["checks"] if c["check"] == "pam" and c["result"] != "ok"], report
+
+
+def test_doctor_warns_that_enroll_prompt_needs_require(good):
+    good.write_config(enroll="prompt")
+    rc, lines, report = doctor(good)
+    assert ("enrolment", "warn") in lines, report
+    good.write_config(enroll="prompt", require="all")
+    rc, lines, report = doctor(good)
+    assert "enrolment" not in {c for c, _ in lines}, report
+
+
 def test_doctor_fails_a_world_writable_key_dir(good):
     os.chmod(good.keys, 0o777)
     rc, lines, report = doctor(good)

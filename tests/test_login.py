@@ -192,6 +192,19 @@ def test_module_loads_repeatedly_in_a_swift_host(inst):
     assert r.stdout.count("accepted") == 100
 
 
+def test_try_names_a_missing_service_file_and_a_stack_without_account_lines(inst):
+    import subprocess
+    from conftest import CLI
+    r = subprocess.run([CLI, "try", "--service", "nosuch", "--pam-dir", inst.pamdir, "--user", "carol"],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2 and f"no service file {inst.pamdir}/nosuch" in r.stdout + r.stderr, r.stdout + r.stderr
+    with open(os.path.join(inst.pamdir, "authonly"), "w") as f:
+        f.write("auth required pam_permit.so\n")
+    r = subprocess.run([CLI, "try", "--service", "authonly", "--pam-dir", inst.pamdir, "--user", "carol"],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 1 and "at account check" in r.stdout and "no `account` lines" in r.stdout, r.stdout + r.stderr
+
+
 def test_enrol_at_first_login_then_next_login_asks_for_the_code(inst):
     enrol_a_new_account_at_first_login(inst)
 

@@ -257,9 +257,8 @@ public struct Config: Equatable {
         case "d": unit = 86400; digits.removeLast()
         default: break
         }
-        guard let n = Int(digits), n >= 1, n <= 366 * 86400 / unit else {
-            throw fail("expected a duration such as 300, 5m or 1h")
-        }
+        guard let n = Int(digits), n >= 1 else { throw fail("expected a duration such as 300, 5m or 1h") }
+        guard n <= 366 * 86400 / unit else { throw fail("at most 366d") }
         return n * unit
     }
 

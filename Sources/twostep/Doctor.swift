@@ -39,7 +39,7 @@ struct Doctor: ParsableCommand {
         let dir = helper.lastIndex(of: "/").map { String(helper[..<$0]) } ?? "."
         if dir + "/twostep-helper" != helper { report.helper(path: dir + "/twostep-helper") }
         report.loginSocket(path: loginSocket, spawned: helper)
-        report.pamStacks(dir: pamDir)
+        report.pamStacks(dir: pamDir, passwordService: config?.passwordService ?? "twostep")
         report.sshd(path: sshdConfig)
         if json {
             try printJSON(["ok": !report.failed, "checks": report.lines.map {
@@ -121,6 +121,10 @@ struct DoctorReport {
     /// `require = GROUPS`: a group no source knows (a misspelling) makes every user who is
     /// not enrolled log in without a code, since nobody is in it.
     mutating func requiredGroups(_ config: Config?) {
+        if let config, config.enroll == .prompt, config.require == nil {
+            add("enrolment", .warn, "`enroll = prompt` without `require`: nobody is required to enrol, so no login " +
+                "runs the wizard (set `require = all` or `require = GROUPS`)")
+        }
         guard let config, case .groups(let groups) = config.require else { return }
         let missing = groups.filter { getgrnam($0) == nil }
         if missing.isEmpty {
@@ -244,7 +248,9 @@ struct DoctorReport {
         }
     }
 
-    mutating func pamStacks(dir: String) {
+    /// `passwordService`: the config's `password_service`, the stack that confirms passwords
+    /// for self-service.
+    mutating func pamStacks(dir: String, passwordService: String) {
         guard let d = opendir(dir) else {
             add("pam", .warn, "\(dir): \(Sys.describe(errno))")
             return
@@ -270,8 +276,8 @@ struct DoctorReport {
             }
         }
         if using.isEmpty { add("pam", .warn, "no stack in \(dir) uses pam_twostep.so: no login asks for a code") }
-        if !names.contains("twostep") {
-            add("pam", .warn, "\(dir)/twostep is missing: self-service commands cannot confirm passwords")
+        if !names.contains(passwordService) {
+            add("pam", .warn, "\(dir)/\(passwordService) (password_service) is missing: self-service commands cannot confirm passwords")
         }
     }
 

@@ -11,7 +11,9 @@ struct Try: ParsableCommand {
         Runs pam_authenticate and then pam_acct_mgmt for USER against SERVICE, as sshd or sudo \
         would, and relays every prompt to this terminal (answers to hidden prompts are not shown). \
         With --pam-dir the service file is read from that folder instead of /etc/pam.d \
-        (pam_start_confdir). Exit status: 0 accepted, 1 refused, 2 error.
+        (pam_start_confdir). The service needs `account` lines as well as `auth` lines (e.g. \
+        `account required pam_permit.so`): libpam refuses the account check of a stack without \
+        them, as it would for sshd. Exit status: 0 accepted, 1 refused, 2 error.
         """)
 
     @Option(help: "The PAM service to try.") var service: String = "sshd"
@@ -36,6 +38,12 @@ struct Try: ParsableCommand {
     func login(_ name: String, conv: inout pam_conv) -> Int32 {
         var handle: OpaquePointer?
         let started: Int32
+        // libpam falls back to `other` for a service with no file; in a folder of the
+        // caller's own, a missing file is more likely a typo: say which.
+        if let dir = pamDir, access(dir + "/" + service, F_OK) != 0, access(dir + "/other", F_OK) != 0 {
+            say("twostep try: no service file \(dir)/\(service) (and no \(dir)/other)")
+            return 2
+        }
         if let dir = pamDir {
             started = pam_start_confdir(service, name, &conv, dir, &handle)
         } else {
@@ -57,7 +65,9 @@ struct Try: ParsableCommand {
             say("twostep try: \(name) accepted by service \(service)")
             return 0
         }
-        say("twostep try: \(name) refused by service \(service) at \(stage): \(message)")
+        let hint = stage == "account check" && rc == PAM_PERM_DENIED
+            ? " (a service with no `account` lines is refused here too)" : ""
+        say("twostep try: \(name) refused by service \(service) at \(stage): \(message)\(hint)")
         return rc == PAM_AUTH_ERR || rc == PAM_MAXTRIES || rc == PAM_PERM_DENIED || rc == PAM_USER_UNKNOWN
             || rc == PAM_ACCT_EXPIRED || rc == PAM_NEW_AUTHTOK_REQD || rc == PAM_CRED_INSUFFICIENT ? 1 : 2
     }

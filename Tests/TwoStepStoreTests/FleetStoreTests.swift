@@ -36,6 +36,15 @@ final class DatabaseConfigTests: XCTestCase {
         XCTAssertNoThrow(try parse("database = host=db user=twostep dbname=twostep sslmode=verify-full\n"))
         XCTAssertNoThrow(try parse("database = postgresql://twostep@db/two%20step?sslmode=verify-full\n"))
     }
+
+    /// A duration past the limit says so, not that it is no duration.
+    func testADurationTooLongNamesTheLimit() throws {
+        XCTAssertEqual(try parse("trust_ssh_key = 366d\n").trustSSHKey, 366 * 86400)
+        for text in ["trust_ssh_key = 400d\n", "lockout = 9000h\n"] {
+            XCTAssertThrowsError(try parse(text), text) { XCTAssertTrue("\($0)".contains("at most"), "\($0)") }
+        }
+        XCTAssertThrowsError(try parse("lockout = soon\n")) { XCTAssertTrue("\($0)".contains("expected a duration"), "\($0)") }
+    }
 }
 
 final class KeyBundleTests: XCTestCase {
