@@ -75,13 +75,13 @@ def test_two_totp_authenticators_each_pass_with_replay_per_authenticator(inst):
     listed = devices(inst, "alice")
     assert sorted(listed) == ["default", "tablet"]
     assert listed["tablet"]["algorithm"] == "SHA256" and listed["tablet"]["type"] == "totp"
-    assert listed["default"]["algorithm"] == "SHA1" and "last_used" not in listed["default"]
+    assert listed["default"]["algorithm"] == "SHA1" and listed["default"]["last_used"] is None
     t = early_in_a_step()
     phone, tablet = oathtool(at=t), oathtool(TABLET, at=t, algorithm="sha256")
     assert logins(inst, "alice", [phone, phone, tablet, tablet]) == [PAM_SUCCESS, PAM_AUTH_ERR, PAM_SUCCESS, PAM_AUTH_ERR]
     details = [e.get("detail") for e in inst.audit_events() if e["event"] == "verify"]
     assert details == ["totp default", "code already used", "totp tablet", "code already used"], details
-    assert "last_used" in devices(inst, "alice")["tablet"]
+    assert devices(inst, "alice")["tablet"]["last_used"] is not None
 
 
 def test_the_limiter_counts_every_authenticator_against_the_user(inst):
@@ -151,6 +151,10 @@ def test_a_damaged_state_never_lets_spent_hotp_codes_pass_again(inst):
 def test_hotp_token_looks_ahead_never_twice_and_resyncs(inst):
     inst.cli("admin", "import", "alice", "--type", "hotp", "--name", "yubikey", "--secret", "-", input=TOKEN + "\n")
     assert devices(inst, "alice")["yubikey"]["counter"] == 0
+    # Only a token: nothing shows a time step for it.
+    shown = json.loads(inst.cli("admin", "show", "alice", "--json").stdout)
+    assert "period" not in shown and "period" not in shown["authenticators"][0], shown
+    assert "counter based (HOTP token)" in inst.cli("status", "--user", "alice").stdout
     # hotp_window 10 from counter 0: 3 passes and moves the counter to 4; 3 and 2 are spent.
     codes = logins(inst, "alice", [hotp(3), hotp(3), hotp(2), hotp(4 + 11), hotp(4 + 10)])
     assert codes == [PAM_SUCCESS, PAM_AUTH_ERR, PAM_AUTH_ERR, PAM_AUTH_ERR, PAM_SUCCESS], codes

@@ -214,9 +214,12 @@ public final class SelfService {
             (.user, user), (.enrolled, "true"),
             (.enrolledAt, AuditLog.isoTime(record.created)),
             (.algorithm, record.parameters.algorithm.rawValue),
-            (.digits, String(record.parameters.digits)), (.period, String(record.parameters.period)),
+            (.digits, String(record.parameters.digits)),
             (.backupCodesLeft, String(record.backupHashes.count)),
         ])
+        // The primary authenticator's time step; an HOTP token counts and has none (its
+        // counter is listed with the authenticators).
+        if record.primary.kind == .totp { data[.period] = String(record.parameters.period) }
         if state.lastStep >= 0 {
             data[.lastCodeAt] = AuditLog.isoTime(record.parameters.startOfStep(state.lastStep))
         }

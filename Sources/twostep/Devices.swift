@@ -28,7 +28,13 @@ extension Devices {
 
         func run() throws {
             let data = try runSelfService(.devices, options)
-            if options.json { try printJSON(jsonObject(data)); return }
+            if options.json {
+                // Every documented key, always: [] for no authenticators (not enrolled).
+                var object = jsonObject(data)
+                if object["authenticators"] == nil { object["authenticators"] = [Any]() }
+                try printJSON(object)
+                return
+            }
             let user = data[.user] ?? "?"
             guard data[.enrolled] == "true" else {
                 say("\(user): not enrolled. Run `twostep enroll` to set up an authenticator app.")

@@ -46,6 +46,10 @@ func appendJSON(_ value: Any, indent: String, to out: inout String) {
     }
 }
 
+/// A JSON `null` for `printJSON` (what a key documented as always present holds when it has
+/// no value).
+let jsonNull: Any = Optional<Int>.none as Any
+
 /// The helper's data fields as JSON values.
 func jsonObject(_ data: ServiceData) -> [String: Any] {
     var out: [String: Any] = [:]
@@ -53,7 +57,13 @@ func jsonObject(_ data: ServiceData) -> [String: Any] {
         let k = field.rawValue
         switch field {
         case .backupCodes: out[k] = v.split(separator: ",").map(String.init)
-        case .authenticators: out[k] = authenticatorRows(v)
+        case .authenticators:
+            // `last_used` is always there: null for an authenticator never used.
+            out[k] = authenticatorRows(v).map { row -> [String: Any] in
+                var row = row
+                if row["last_used"] == nil { row["last_used"] = jsonNull }
+                return row
+            }
         case .trustedSSHKeys: out[k] = trustedKeys(v).map { ["fingerprint": $0.fingerprint, "added": $0.added, "expires": $0.expires] }
         case .enrolled, .locked: out[k] = (v == "true")
         case .digits, .period, .backupCodesLeft, .recentFailures: out[k] = Int(v) ?? v

@@ -119,7 +119,8 @@ struct Status: ParsableCommand {
             return
         }
         say("\(user): enrolled since \(data[.enrolledAt] ?? "?")")
-        say("codes: \(data[.algorithm] ?? "?"), \(data[.digits] ?? "?") digits, every \(data[.period] ?? "?") s")
+        say("codes: \(data[.algorithm] ?? "?"), \(data[.digits] ?? "?") digits, " +
+            (data[.period].map { "every \($0) s" } ?? "counter based (HOTP token)"))
         say("backup codes left: \(data[.backupCodesLeft] ?? "?")")
         if data[.locked] == "true" {
             say("LOCKED OUT until \(data[.lockedUntil] ?? "?") after too many wrong codes")
