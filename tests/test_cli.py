@@ -173,6 +173,11 @@ def test_import_rejects_bad_input_clearly(inst):
     # A secret on the command line works but is warned about (it shows in /proc).
     r = inst.cli("admin", "import", "alice", "--secret", SECRET)
     assert "process list" in r.stderr
+    # A name no account has is enrolled all the same, with a warning (a typo shows at once);
+    # an account's name draws none.
+    assert "no account named alice is known on this host" in r.stderr, r.stderr
+    r = inst.cli("admin", "import", "root", "--secret", "-", input=SECRET + "\n")
+    assert r.stderr == "" and "root enrolled" in r.stdout, r.stdout + r.stderr
 
 
 def test_config_errors_name_the_line(inst):

@@ -46,7 +46,7 @@ extension Admin {
             A user may have several authenticators (at most \(Authenticator.maxCount)): --name NAME adds one next to \
             the others (default name: default); --replace replaces the one of that name (its counter, replay mark and \
             drift start afresh). --type hotp --counter N imports a counter-based token (RFC 4226) whose next code is \
-            at counter N.
+            at counter N. A USER no account has (NSS) is enrolled all the same, with a warning.
 
             `--batch FILE` (`-`: standard input) enrols many users, one JSON object per line: \
             {"user": "alice", "secret": "BASE32", "algorithm": "SHA1", "digits": 6, "period": 30, \
@@ -93,7 +93,14 @@ extension Admin {
             try ctx.requireRoot("admin import")
             // Keyed by NSS's canonical name (ALICE and alice in a case-insensitive directory
             // are one record); a name NSS does not know is imported as given.
-            let user = canonicalUserName(given) ?? given
+            let canonical = canonicalUserName(given)
+            let user = canonical ?? given
+            if canonical == nil {
+                // Kept (an account may come later, or from a source not answering now), but
+                // a typo in a name would otherwise go unnoticed until that user's login.
+                writeStderr("twostep: warning: no account named \(displaySafe(given)) is known on this host (NSS); " +
+                            "the enrolment is kept under that name\n")
+            }
             let text: SecretBytes
             if secret == "-" {
                 text = readLineUnbuffered() ?? SecretBytes([])
