@@ -76,6 +76,8 @@ def test_two_totp_authenticators_each_pass_with_replay_per_authenticator(inst):
     assert sorted(listed) == ["default", "tablet"]
     assert listed["tablet"]["algorithm"] == "SHA256" and listed["tablet"]["type"] == "totp"
     assert listed["default"]["algorithm"] == "SHA1" and listed["default"]["last_used"] is None
+    shown = inst.cli("admin", "show", "alice").stdout
+    assert shown.count("last used never") == 2 and "nil" not in shown, shown
     t = early_in_a_step()
     phone, tablet = oathtool(at=t), oathtool(TABLET, at=t, algorithm="sha256")
     assert logins(inst, "alice", [phone, phone, tablet, tablet]) == [PAM_SUCCESS, PAM_AUTH_ERR, PAM_SUCCESS, PAM_AUTH_ERR]

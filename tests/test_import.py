@@ -275,17 +275,20 @@ def test_oath_usersfile_proven_with_pam_oath_then_imported(inst):
     assert re.search(rf"^HOTP\t{alice}\t-\t{HEX_A}\t0\t", text, re.M), text
     assert re.search(rf"^HOTP/E/8\t{bob}\t-\t{HEX_C}\t6\t", text, re.M), text
 
-    dry = inst.cli("admin", "import-oath", usersfile, "--dry-run")
-    assert "dry run, nothing changed: 2 to import, 2 skipped, 0 refused, 0 failed" in dry.stdout, dry.stdout
+    # Users it cannot take over are refused, not skipped: exit status 1.
+    dry = inst.cli("admin", "import-oath", usersfile, "--dry-run", check=False)
+    assert dry.returncode == 1, dry.stdout + dry.stderr
+    assert "dry run, nothing changed: 2 to import, 0 skipped, 2 refused, 0 failed" in dry.stdout, dry.stdout
     assert records(inst) == []
 
-    r = inst.cli("admin", "import-oath", usersfile)
+    r = inst.cli("admin", "import-oath", usersfile, check=False)
     out = r.stdout
+    assert r.returncode == 1, out + r.stderr
     assert f"{alice}: imported: HOTP (SHA1, 6 digits, next counter 1); TOTP (SHA1, 6 digits, 30 s), steps up to" in out, out
     assert f"{bob}: imported: HOTP (SHA1, 8 digits, next counter 7)" in out, out
-    assert f"{carol}: skipped: line 5: has a PIN (twostep never stores passwords)" in out
-    assert f"{dave}: skipped: line 6: 7-digit codes" in out
-    assert "summary: 2 imported, 2 skipped, 0 refused, 0 failed" in out
+    assert f"{carol}: refused: line 5: has a PIN (twostep never stores passwords)" in out
+    assert f"{dave}: refused: line 6: 7-digit codes" in out
+    assert "summary: 2 imported, 0 skipped, 2 refused, 0 failed" in out
     assert "s3cret-pin" not in out + r.stderr + open(inst.audit).read()
 
     tw = inst.service()
@@ -298,9 +301,9 @@ def test_oath_usersfile_proven_with_pam_oath_then_imported(inst):
     assert harness_login(inst.pamdir, tw, bob, hotp(HEX_C, 7, digits=8, base32=False)) == PAM_SUCCESS
     assert harness_login(inst.pamdir, tw, carol, hotp(HEX_A, 2, base32=False)) == PAM_AUTH_ERR
 
-    again = inst.cli("admin", "import-oath", usersfile)
+    again = inst.cli("admin", "import-oath", usersfile, check=False)
     assert f"{alice}: skipped: already imported" in again.stdout and f"{bob}: skipped: already imported" in again.stdout
-    assert "summary: 0 imported, 4 skipped" in again.stdout
+    assert "summary: 0 imported, 2 skipped, 2 refused" in again.stdout
 
 
 def test_oath_usersfile_writable_by_others_is_refused(inst):

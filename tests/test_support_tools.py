@@ -147,7 +147,10 @@ def test_audit_filters_events_written_by_real_logins(inst):
     assert audit_json(inst, "--since", "1h") == everything
     assert audit_json(inst, "--since", "2999-01-01") == []
     table = inst.cli("admin", "audit", "--user", "bob").stdout.splitlines()
-    assert table[0].split() == ["TIME", "EVENT", "USER", "SERVICE", "RESULT", "DETAIL"]
+    assert table[0].split() == ["TIME", "EVENT", "USER", "SERVICE", "RHOST", "RESULT", "DETAIL"]
+    # A misspelt event matches nothing, and says which events there are.
+    r = inst.cli("admin", "audit", "--event", "lockoutt")
+    assert "no matching events" in r.stdout and "no event named lockoutt" in r.stderr and "lockout" in r.stderr, r.stderr
     assert any(" bob " in l and "failure" in l and "wrong code" in l for l in table[1:])
 
 

@@ -171,15 +171,17 @@ extension Admin {
                             "treat its secrets as exposed\n")
             }
             let parsed = OathUsersFile.parse(file.bytes)
+            // A line or user that cannot be taken over is refused (exit status 1): after the
+            // stacks switch, that user would have no enrolment at all.
             for problem in parsed.problems where problem.user == nil {
-                report.add("line \(problem.line)", .skipped(problem.reason))
+                report.add("line \(problem.line)", .refused(problem.reason))
             }
             for (user, result) in Migration.candidates(usersfile: usersfile, file: parsed, localTime: localUnixTime, now: ctx.now()) {
                 switch result {
                 case .success(let candidate):
                     report.add(user, importer.run(candidate, dryRun: dryRun, replace: replace), notes: candidate.notes)
                 case .failure(let refusal):
-                    report.add(user, .skipped(refusal.description))
+                    report.add(user, .refused(refusal.description))
                 }
             }
             try report.finish()

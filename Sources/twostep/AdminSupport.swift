@@ -36,22 +36,28 @@ extension Admin {
             let filter = AuditFilter(user: user, since: since.flatMap { sinceTime($0, now: Int64(time(nil))) },
                                      event: event, result: result)
             var count = 0
+            var events = Set<String>()   // every event name read, to tell a misspelt --event
             if json { writeStdout("[") }
             let damaged = try withCLIErrors {
                 try AuditReader.read(path: path) { e in
+                    if event != nil, events.count < 1000, let name = e["event"] { events.insert(name) }
                     guard filter.matches(e) else { return }
                     if json {
                         let obj = e.fields.map { "\(jsonString($0.key)):\(jsonString($0.value))" }.joined(separator: ",")
                         writeStdout((count == 0 ? "\n  {" : ",\n  {") + obj + "}")
                     } else {
-                        if count == 0 { writeStdout(auditRow(["TIME", "EVENT", "USER", "SERVICE", "RESULT", "DETAIL"])) }
+                        if count == 0 { writeStdout(auditRow(["TIME", "EVENT", "USER", "SERVICE", "RHOST", "RESULT", "DETAIL"])) }
                         writeStdout(auditRow([e["time"] ?? "-", e["event"] ?? "-", e["user"] ?? "-",
-                                              e["service"] ?? "-", e["result"] ?? "-", e["detail"] ?? ""]))
+                                              e["service"] ?? "-", e["rhost"] ?? "-", e["result"] ?? "-", e["detail"] ?? ""]))
                     }
                     count += 1
                 }
             }
             if json { writeStdout(count == 0 ? "]\n" : "\n]\n") } else if count == 0 { writeStdout("no matching events\n") }
+            if let event, !events.contains(event) {
+                writeStderr("twostep: no event named \(displaySafe(event)) is in the audit log" +
+                            (events.isEmpty ? "\n" : "; it holds: \(events.sorted().map(displaySafe).joined(separator: ", "))\n"))
+            }
             if damaged > 0 { writeStderr("twostep: \(damaged) line(s) of the audit log could not be read and were skipped\n") }
         }
     }
@@ -152,7 +158,7 @@ func sinceTime(_ text: String, now: Int64) -> Int64? {
 }
 
 func auditRow(_ cols: [String]) -> String {
-    let widths = [20, 16, 16, 10, 8]
+    let widths = [20, 16, 16, 10, 15, 8]
     var out = ""
     for (i, c) in cols.enumerated() {
         let clean = displaySafe(c)

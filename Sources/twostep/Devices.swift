@@ -92,5 +92,6 @@ func describeAuthenticator(_ row: [String: Any]) -> String {
         ? "hotp, \(row["algorithm"] ?? "?"), \(row["digits"] ?? "?") digits, " +
           (row["counter_lost"] != nil ? "counter lost (no code works until admin resync)" : "next counter \(row["counter"] ?? "?")")
         : "totp, \(row["algorithm"] ?? "?"), \(row["digits"] ?? "?") digits, every \(row["period"] ?? "?") s"
-    return "  \(row["name"] ?? "?")\t\(kind); added \(row["added"] ?? "?"); last used \(row["last_used"] ?? "never")"
+    // last_used is a time, or JSON's null (jsonObject) or absent (authenticatorRows) when never.
+    return "  \(row["name"] ?? "?")\t\(kind); added \(row["added"] ?? "?"); last used \(row["last_used"] as? String ?? "never")"
 }
