@@ -16,7 +16,7 @@ import uuid
 
 import pytest
 
-from conftest import oathtool, wrong
+from conftest import CLI, oathtool, wrong
 
 SENDMAIL = "/usr/sbin/sendmail"
 
@@ -179,6 +179,43 @@ def test_audit_skips_and_counts_a_damaged_line(inst):
     r = inst.cli("admin", "audit", "--json")
     assert len(json.loads(r.stdout)) == n
     assert "1 line(s) of the audit log could not be read" in r.stderr
+    # The next event starts a line of its own instead of joining the torn one.
+    assert inst.login("bob", wrong(oathtool())).returncode != 0
+    r = inst.cli("admin", "audit", "--json")
+    events = json.loads(r.stdout)
+    assert len(events) == n + 1 and events[-1]["user"] == "bob", events[-1]
+    assert "1 line(s) of the audit log could not be read" in r.stderr
+
+
+def test_audit_says_when_its_log_cannot_be_trusted_or_read(inst):
+    real_logins(inst)
+    os.chmod(inst.audit, 0o666)
+    r = inst.cli("admin", "audit")
+    assert "others could have written its lines" in r.stderr, r.stderr
+    os.chmod(inst.audit, 0o600)
+    os.rename(inst.audit, inst.audit + ".1")
+    os.mkdir(inst.audit)
+    r = inst.cli("admin", "report")
+    assert f"{inst.audit}: not a regular file; skipped" in r.stderr, r.stderr
+    os.rmdir(inst.audit)
+    os.mkfifo(inst.audit)   # a FIFO neither hangs the reader nor counts
+    r = inst.cli("admin", "audit", "--user", "alice")
+    assert "not a regular file" in r.stderr and "alice" in r.stdout, r.stdout + r.stderr
+    os.remove(inst.audit)
+    assert "does not exist" in inst.cli("admin", "audit").stderr
+
+
+def test_a_fifo_in_place_of_the_config_fails_at_once(inst):
+    os.rename(inst.conf, inst.conf + ".real")
+    os.mkfifo(inst.conf)
+    r = subprocess.run([CLI, "admin", "list", "--config", inst.conf], capture_output=True, text=True, timeout=20)
+    assert r.returncode != 0 and "not a regular file" in r.stderr, r.stdout + r.stderr
+    inst.service()
+    started = time.monotonic()
+    assert inst.login("alice", oathtool()).returncode != 0
+    assert time.monotonic() - started < 20
+    os.remove(inst.conf)
+    os.rename(inst.conf + ".real", inst.conf)
 
 
 def test_report_figures_match_real_logins(inst):

@@ -111,7 +111,9 @@ public final class AuditLog {
     func append(_ text: String) {
         guard let path else { return }
         // O_NONBLOCK: a FIFO put there must not hang a login (with no reader, open fails).
-        let fd = Sys.retry { open(path, O_WRONLY | O_APPEND | O_CREAT | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC, 0o600) }
+        // O_RDWR (not O_WRONLY): the last byte is read to see whether a writer that died
+        // mid-line left it open.
+        let fd = Sys.retry { open(path, O_RDWR | O_APPEND | O_CREAT | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC, 0o600) }
         guard fd >= 0 else {
             Self.syslogLine(LOG_ERR, "cannot open audit log \(path): \(String(cString: strerror(errno)))")
             return
@@ -129,7 +131,14 @@ public final class AuditLog {
             Self.syslogLine(LOG_ERR, "audit log \(path) not written: \(problem)")
             return
         }
-        let bytes = Array(text.utf8)
+        var bytes = Array(text.utf8)
+        // A line left torn (a crash mid-write, a full disk) would swallow this event into
+        // one unreadable line: start on a line of our own. (Two writers doing so at once
+        // leave an empty line, which readers skip.)
+        var last: UInt8 = UInt8(ascii: "\n")
+        if st.st_size > 0, pread(fd, &last, 1, st.st_size - 1) == 1, last != UInt8(ascii: "\n") {
+            bytes.insert(UInt8(ascii: "\n"), at: 0)
+        }
         let n = bytes.withUnsafeBytes { p in Sys.retry { write(fd, p.baseAddress, p.count) } }
         if n != bytes.count {
             Self.syslogLine(LOG_ERR, "cannot write audit log \(path)")

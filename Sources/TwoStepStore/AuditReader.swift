@@ -86,6 +86,41 @@ public enum AuditReader {
         }
     }
 
+    /// What a reader of `path` should be told before trusting what it reads: the log or a
+    /// rotation that is not a regular file (skipped), one that group or others may write or
+    /// another user owns (its lines may be forged: the writer stops appending to such a file),
+    /// or a log that does not exist. Empty when all is well.
+    public static func warnings(for path: String) -> [String] {
+        var out: [String] = []
+        var st = stat()
+        if lstat(path, &st) != 0 {
+            out.append("\(path): \(errno == ENOENT ? "does not exist (no event written yet, or audit_log moved?)" : Sys.describe(errno))")
+        }
+        let slash = path.lastIndex(of: "/")
+        let dir = slash.map { String(path[..<$0]) } ?? "."
+        let base = slash.map { String(path[path.index(after: $0)...]) } ?? path
+        guard let d = opendir(dir.isEmpty ? "/" : dir) else { return out }
+        defer { closedir(d) }
+        var names: [String] = []
+        while let ent = readdir(d) {
+            let name = withUnsafeBytes(of: ent.pointee.d_name) { raw in
+                String(decoding: raw.prefix(while: { $0 != 0 }), as: UTF8.self)
+            }
+            if name == base || rotationOrder(name, base: base) != nil { names.append(name) }
+        }
+        for name in names.sorted() {
+            let full = dir + "/" + name
+            guard lstat(full, &st) == 0 else { continue }
+            if st.st_mode & S_IFMT != S_IFREG {
+                out.append("\(full): not a regular file; skipped")
+            } else if st.st_uid != 0 || st.st_mode & 0o022 != 0 {
+                out.append("\(full): owned by uid \(st.st_uid) with mode \(String(st.st_mode & 0o7777, radix: 8)); " +
+                           "others could have written its lines (logins stop appending to such a file)")
+            }
+        }
+        return out
+    }
+
     /// Calls `body` for each parsed line of every file, oldest first. Returns how many lines
     /// could not be parsed (damaged, truncated by a crash, too long).
     @discardableResult
@@ -98,8 +133,14 @@ public enum AuditReader {
     }
 
     static func readFile(_ path: String, _ body: (AuditEntry) throws -> Void) throws -> Int {
-        let fd = Sys.retry { open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC) }
+        // O_NONBLOCK: a FIFO swapped in after `files` looked must not hang the reader.
+        let fd = Sys.retry { open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK) }
         guard fd >= 0 else { throw StoreError.io(path: path, operation: "open audit log", errno: errno) }
+        var st = stat()
+        guard fstat(fd, &st) == 0, st.st_mode & S_IFMT == S_IFREG else {
+            close(fd)
+            return 0
+        }
         // gzdopen reads gzip and plain files alike, and owns fd from here on.
         guard let gz = gzdopen(fd, "rb") else {
             close(fd)

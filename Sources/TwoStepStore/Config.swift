@@ -81,7 +81,9 @@ public struct Config: Equatable {
     /// Reads and parses the config. Under root the file must be root's and not writable by
     /// group or others: users cannot weaken policy.
     public static func load(path: String) throws -> Config {
-        let fd = Sys.retry { open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC) }
+        // O_NONBLOCK: a FIFO put in its place must not hang a login or the CLI in open();
+        // the regular-file check below refuses it.
+        let fd = Sys.retry { open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK) }
         guard fd >= 0 else { throw StoreError.io(path: path, operation: "open config", errno: errno) }
         defer { close(fd) }
         var st = stat()

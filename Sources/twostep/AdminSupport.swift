@@ -35,6 +35,7 @@ extension Admin {
             }
             let filter = AuditFilter(user: user, since: since.flatMap { sinceTime($0, now: Int64(time(nil))) },
                                      event: event, result: result)
+            for w in AuditReader.warnings(for: path) { writeStderr("twostep: warning: audit log \(w)\n") }
             var count = 0
             var events = Set<String>()   // every event name read, to tell a misspelt --event
             if json { writeStdout("[") }
@@ -90,6 +91,7 @@ extension Admin {
             }
             var failures: [String: Int] = [:]
             if let path = ctx.config.auditLog {
+                for w in AuditReader.warnings(for: path) { writeStderr("twostep: warning: audit log \(w)\n") }
                 let filter = AuditFilter(since: now - 86_400, result: "failure")
                 _ = try withCLIErrors {
                     try AuditReader.read(path: path) { e in

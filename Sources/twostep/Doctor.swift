@@ -32,6 +32,7 @@ struct Doctor: ParsableCommand {
         let config = report.config(path: options.config)
         report.requiredGroups(config)
         report.directories(config)
+        report.auditLog(config)
         report.masterKey(config)
         report.helper(path: helper)
         // twostep-verify hands what it does not do itself (enrolment at first login, a
@@ -132,6 +133,18 @@ struct DoctorReport {
         } else {
             add("required groups", .fail, "`require` names group(s) that do not exist: \(missing.joined(separator: ", ")); " +
                 "users in no listed group who are not enrolled log in without a code")
+        }
+    }
+
+    /// `audit_log`: what `admin audit` would warn about (not a regular file, writable by
+    /// others, missing).
+    mutating func auditLog(_ config: Config?) {
+        guard let config, let path = config.auditLog else { return }
+        let problems = AuditReader.warnings(for: path)
+        if problems.isEmpty {
+            add("audit log", .ok, "\(path) is a regular file only root can write")
+        } else {
+            for p in problems { add("audit log", .warn, p) }
         }
     }
 
@@ -318,9 +331,12 @@ private func rounded(_ x: Double) -> String {
 
 /// A small text file (procfs, pam.d, sshd_config), or nil.
 private func readSmallFile(_ path: String, limit: Int = 4096) -> String? {
-    let fd = open(path, O_RDONLY | O_CLOEXEC)
+    // O_NONBLOCK and regular files only (procfs counts as one): a FIFO must not hang doctor.
+    let fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK)
     guard fd >= 0 else { return nil }
     defer { close(fd) }
+    var st = stat()
+    guard fstat(fd, &st) == 0, st.st_mode & S_IFMT == S_IFREG else { return nil }
     var out: [UInt8] = []
     var buf = [UInt8](repeating: 0, count: 4096)
     while out.count < limit {
