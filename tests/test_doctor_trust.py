@@ -112,6 +112,25 @@ def test_doctor_warns_that_enroll_prompt_needs_require(good):
     assert "enrolment" not in {c for c, _ in lines}, report
 
 
+@pytest.mark.parametrize("line, why", [
+    # A typo in an argument: the module refuses every login (PAM_SERVICE_ERR).
+    ("auth required {module} helpr=/x config={conf}", 'unknown module argument "helpr=/x"'),
+    ("auth required {module} timeout=0 config={conf}", "must be a number of seconds"),
+    ("auth required /nonexistent/pam_twostep.so config={conf}", "/nonexistent/pam_twostep.so does not exist"),
+    ("auth required {module} helper=/nonexistent/helper config={conf} socket=none", "helper /nonexistent/helper cannot be run"),
+    ("auth required {module} helper={helper} config=/nonexistent.conf", "config /nonexistent.conf cannot be read"),
+])
+def test_doctor_fails_a_stack_line_that_refuses_every_login(good, line, why):
+    with open(os.path.join(good.pamdir, "tsbroken"), "w") as f:
+        f.write(line.format(module=MODULE, helper=HELPER, conf=good.conf) + "\naccount required pam_permit.so\n")
+    rc, lines, report = doctor(good)
+    failed = [c["detail"] for c in report["checks"] if c["check"] == "pam" and c["result"] == "fail"]
+    assert rc == 1 and len(failed) == 1 and "tsbroken" in failed[0] and why in failed[0], report
+    # `twostep try` agrees: that stack lets nobody in.
+    r = good.login("alice", oathtool(), service="tsbroken")
+    assert r.returncode != 0, r.stdout + r.stderr
+
+
 def test_doctor_fails_a_world_writable_key_dir(good):
     os.chmod(good.keys, 0o777)
     rc, lines, report = doctor(good)

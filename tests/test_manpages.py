@@ -63,7 +63,7 @@ def test_pam_twostep_8_has_linux_pam_layout_and_every_argument():
     headings = [l for l in page.splitlines() if re.fullmatch(r"[A-Z][A-Z ]+", l)]
     assert headings == ["NAME", "SYNOPSIS", "DESCRIPTION", "OPTIONS", "MODULE TYPES PROVIDED",
                         "RETURN VALUES", "EXAMPLES", "FILES", "SEE ALSO"]
-    source = open(os.path.join(ROOT, "Sources/TwoStepPAM/ModuleOptions.swift")).read()
+    source = open(os.path.join(ROOT, "Sources/TwoStepProtocol/ModuleOptions.swift")).read()
     arguments = re.findall(r'\("([a-z_]+)", \.(value|flag)', source)
     assert len(arguments) >= 6
     options = page.split("OPTIONS", 1)[1].split("MODULE TYPES PROVIDED")[0]

@@ -3,6 +3,7 @@ import ArgumentParser
 import Glibc
 import TwoStepCore
 import TwoStepPostgres
+import TwoStepProtocol
 import TwoStepService
 import TwoStepStore
 import TwoStepSystem
@@ -261,6 +262,42 @@ struct DoctorReport {
         }
     }
 
+    /// Where libpam looks for a module named without a path (Debian's multiarch directory
+    /// first).
+    static var moduleDirectories: [String] {
+        var u = utsname()
+        uname(&u)
+        let machine = withUnsafeBytes(of: u.machine) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+        return ["/lib/\(machine)-linux-gnu/security", "/usr/lib/\(machine)-linux-gnu/security", "/lib/security", "/usr/lib/security"]
+    }
+
+    /// Why a stack line naming pam_twostep.so refuses every login, or nil: the module file
+    /// libpam would load is not there, an argument the module's own parser refuses (the
+    /// module then answers PAM_SERVICE_ERR), or a helper= (or the default helper) that
+    /// cannot be run.
+    static func moduleLineProblem(_ line: String) -> String? {
+        let words = line.split(whereSeparator: { $0 == " " || $0 == "\t" }).map(String.init)
+        guard let i = words.firstIndex(where: { $0 == "pam_twostep.so" || $0.hasSuffix("/pam_twostep.so") }) else { return nil }
+        let module = words[i]
+        let found = module.hasPrefix("/") ? (access(module, R_OK) == 0) :
+            moduleDirectories.contains { access($0 + "/" + module, R_OK) == 0 }
+        guard found else {
+            return module.hasPrefix("/") ? "\(module) does not exist: libpam refuses this stack"
+                : "no \(module) in \(moduleDirectories.joined(separator: ", ")): libpam refuses this stack"
+        }
+        switch parseModuleOptions(Array(words[(i + 1)...])) {
+        case .failure(let error):
+            return "\(error.message): the module refuses every login through this stack (PAM_SERVICE_ERR)"
+        case .success(let options):
+            if access(options.helper, X_OK) != 0 {
+                return "its helper \(options.helper) cannot be run" +
+                    (options.socket == nil ? "" : " (logins fail whenever \(options.socket!) does not answer)")
+            }
+            if access(options.config, R_OK) != 0 { return "its config \(options.config) cannot be read" }
+            return nil
+        }
+    }
+
     /// `passwordService`: the config's `password_service`, the stack that confirms passwords
     /// for self-service.
     mutating func pamStacks(dir: String, passwordService: String) {
@@ -281,10 +318,10 @@ struct DoctorReport {
                 let l = line.trimmingCharacters()
                 guard !l.hasPrefix("#"), l.contains("pam_twostep.so") else { continue }
                 using.append(name)
-                add("pam", .ok, "\(dir)/\(name): \(l)")
-                for word in l.split(separator: " ") where word.hasPrefix("helper=") {
-                    let h = String(word.dropFirst("helper=".count))
-                    if access(h, X_OK) != 0 { add("pam", .fail, "\(dir)/\(name) names helper \(h), which cannot be run") }
+                if let problem = Self.moduleLineProblem(l) {
+                    add("pam", .fail, "\(dir)/\(name): \(l): \(problem)")
+                } else {
+                    add("pam", .ok, "\(dir)/\(name): \(l)")
                 }
             }
         }

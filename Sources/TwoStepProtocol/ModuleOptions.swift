@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 // Module arguments from the PAM stack line, parsed once through one table.
 // Anything unknown or malformed fails authentication (PAM_SERVICE_ERR): a typo in
-// /etc/pam.d must never silently weaken the stack.
+// /etc/pam.d must never silently weaken the stack. Here, not in TwoStepPAM, so that
+// `twostep doctor` checks a stack's line with the module's own parser.
 //
 //   config=FILE     the helper's config (absolute; default /etc/twostep/twostep.conf)
 //   helper=PATH     the helper to spawn when no running helper answers (absolute; default
@@ -25,30 +26,30 @@
 //                   the helper, the rest becomes PAM_AUTHTOK for the next module
 //                   (`pam_unix.so use_first_pass`). The password never reaches the helper.
 
-struct ModuleOptions {
-    var config = "/etc/twostep/twostep.conf"
-    var helper = "/usr/libexec/twostep/twostep-verify"
+public struct ModuleOptions {
+    public var config = "/etc/twostep/twostep.conf"
+    public var helper = "/usr/libexec/twostep/twostep-verify"
     /// A running helper's Unix socket, asked first; nil (`socket=none`): spawn `helper`
     /// for every login.
-    var socket: String? = ModuleOptions.defaultSocket
-    var nullok = false
-    var debug = false
-    var forwardPass = false
+    public var socket: String? = ModuleOptions.defaultSocket
+    public var nullok = false
+    public var debug = false
+    public var forwardPass = false
     /// Longest silence accepted from the helper, in seconds (1...600).
-    var timeoutSeconds = 30
+    public var timeoutSeconds = 30
 
     /// twostep-helperd.socket's ListenStream=.
-    static let defaultSocket = "/run/twostep/verify.sock"
-    static let timeoutRange = 1...600
+    public static let defaultSocket = "/run/twostep/verify.sock"
+    public static let timeoutRange = 1...600
     /// sun_path holds 108 bytes, the terminating NUL included.
-    static let maxSocketPathBytes = 107
+    public static let maxSocketPathBytes = 107
 }
 
-enum OptionError: Error {
+public enum OptionError: Error {
     case unknown(String)
     case malformed(String, why: String)
 
-    var message: String {
+    public var message: String {
         switch self {
         case .unknown(let arg): return "unknown module argument \"\(arg)\""
         case .malformed(let arg, let why): return "bad module argument \"\(arg)\": \(why)"
@@ -101,7 +102,7 @@ private enum OptionTable {
     ]
 }
 
-func parseModuleOptions(_ args: [String]) -> Result<ModuleOptions, OptionError> {
+public func parseModuleOptions(_ args: [String]) -> Result<ModuleOptions, OptionError> {
     var opts = ModuleOptions()
     for arg in args {
         let name: Substring
