@@ -131,6 +131,25 @@ def test_doctor_fails_a_stack_line_that_refuses_every_login(good, line, why):
     assert r.returncode != 0, r.stdout + r.stderr
 
 
+def test_a_lost_key_dir_is_not_replaced_by_init_and_doctor_says_how_to_restore_it(good):
+    shutil.copytree(good.keys, good.keys + ".bak")
+    shutil.rmtree(good.keys)
+    rc, lines, report = doctor(good)
+    keydir = [c["detail"] for c in report["checks"] if c["check"] == "key directory"]
+    assert rc == 1 and "import-key" in keydir[0], report
+    # alice's record names a key key_dir no longer has: init makes no new key over it.
+    r = good.cli("admin", "init", check=False)
+    assert r.returncode == 1 and "sealed under key(s)" in r.stderr and "import-key" in r.stderr, r.stdout + r.stderr
+    assert os.listdir(good.keys) == []
+    shutil.rmtree(good.keys)
+    shutil.copytree(good.keys + ".bak", good.keys)
+    r = good.login("alice", oathtool(), service="tsdoctor")
+    assert r.returncode == 0, r.stdout + r.stderr
+    # --force makes one all the same (alice must then enrol again).
+    shutil.rmtree(good.keys)
+    assert "created master key" in good.cli("admin", "init", "--force").stdout
+
+
 def test_doctor_fails_a_world_writable_key_dir(good):
     os.chmod(good.keys, 0o777)
     rc, lines, report = doctor(good)

@@ -18,7 +18,14 @@ struct Admin: ParsableCommand {
 extension Admin {
     struct Init: ParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Create the key and state directories with safe modes, and a master key if there is none.")
+            abstract: "Create the key and state directories with safe modes, and a master key if there is none.",
+            discussion: """
+            A new master key is made only when key_dir has no active key, and not when records \
+            in state_dir are sealed under keys key_dir lacks (a lost or emptied key_dir): a new \
+            key would open none of them. Restore key_dir from a backup, or `twostep admin \
+            import-key BUNDLE`; --force makes the new key anyway (those users must enrol again).
+            """)
+        @Flag(help: "Make a new master key even though records name keys that key_dir lacks.") var force = false
         @OptionGroup var options: ConfigOptions
 
         func run() throws {
@@ -30,6 +37,17 @@ extension Admin {
                 if ring.hasActiveKey() {
                     print("twostep: key directory \(config.keyDir) already has an active key; kept it")
                 } else {
+                    if config.store == .files && !force {
+                        let census = try KeyRotation(store: FileUserStore(directory: config.stateDir, keys: ring), ring: ring).census()
+                        let missing = census.filter { $0.key != KeyRotation.unreadable && (try? ring.key(id: $0.key)) == nil }
+                        if !missing.isEmpty {
+                            let count = missing.values.reduce(0) { $0 + $1.count }
+                            throw CLIError("\(count) record(s) in \(config.stateDir) are sealed under key(s) " +
+                                           "\(missing.keys.sorted().joined(separator: ", ")) that \(config.keyDir) does not hold; " +
+                                           "a new key would open none of them. Restore \(config.keyDir) from a backup, or run " +
+                                           "`twostep admin import-key BUNDLE`; --force makes a new key anyway (those users must enrol again)")
+                        }
+                    }
                     let id = try ring.createKey()
                     print("twostep: created master key \(id) in \(config.keyDir)")
                 }

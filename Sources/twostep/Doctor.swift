@@ -162,7 +162,12 @@ struct DoctorReport {
                 close(fd)
                 add(what, .ok, "\(path) exists, owned by root, mode 0700 or stricter")
             } catch {
-                add(what, .fail, "\(error)")
+                var st = stat()
+                let missing = stat(path, &st) != 0 && errno == ENOENT
+                add(what, .fail, "\(error)" + (!missing ? "" : what == "key directory"
+                    ? " (lost keys: restore \(path) from a backup or `twostep admin import-key BUNDLE`; " +
+                      "`twostep admin init` makes a new key only for a store with no records)"
+                    : " (a new host: `twostep admin init`; otherwise restore it from a backup)"))
             }
         }
     }
