@@ -310,3 +310,13 @@ def test_a_signal_that_does_not_end_the_process_leaves_the_input_hidden(inst):
             p.wait(timeout=10)
         os.close(master)
         os.close(slave)
+
+
+def test_a_cancelled_replace_says_that_the_backup_code_it_took_stays_used(inst):
+    inst.enroll("alice")
+    codes = json.loads(inst.cli("admin", "backup-codes", "alice", "--json").stdout)["backup_codes"]
+    # The backup code opens the replacement; then the wizard's confirmation gets end of input.
+    r = inst.cli("enroll", "--replace", "--user", "alice", input=codes[0] + "\n", check=False)
+    assert r.returncode != 0 and "a backup code accepted before stays used" in r.stderr, r.stdout + r.stderr
+    shown = json.loads(inst.cli("admin", "show", "alice", "--json").stdout)
+    assert shown["backup_codes_left"] == len(codes) - 1, shown

@@ -53,7 +53,9 @@ func refusal(_ v: Verdict, _ command: SelfServiceCommand) -> String {
     case .lockedOut: return "\(command.rawValue): locked out; nothing was changed"
     case .notEnrolled: return "\(command.rawValue): not enrolled"
     case .denied: return "\(command.rawValue): not allowed; nothing was changed"
-    case .conversationError: return "\(command.rawValue): cancelled; nothing was changed"
+    // A code or backup code accepted before the cancel stays spent (it was said so then:
+    // "Backup code accepted; N left"); only the change itself was not made.
+    case .conversationError: return "\(command.rawValue): cancelled; the change was not made (a backup code accepted before stays used)"
     default: return "\(command.rawValue): the helper reported an error; see the system log"
     }
 }
