@@ -9,6 +9,7 @@ import re
 import secrets
 import shutil
 import socket
+import stat
 import subprocess
 import tempfile
 import time
@@ -504,3 +505,35 @@ def test_full_or_read_only_state_dir_fails_closed_and_recovers(inst):
         assert temporaries(inst) == []
     finally:
         subprocess.run(["umount", "-l", inst.state])
+
+
+@pytest.mark.parametrize("kind", ["directory", "symlink", "fifo", "foreign"])
+def test_admin_unlock_replaces_a_damaged_lock_file_and_the_user_logs_in_again(inst, kind):
+    inst.enroll("alice")
+    inst.enroll("bob")
+    inst.service()
+    lock = os.path.join(inst.state, "alice.lock")
+    if os.path.exists(lock):
+        os.remove(lock)
+    if kind == "directory":
+        os.mkdir(lock)
+    elif kind == "symlink":
+        os.symlink("/etc/passwd", lock)
+    elif kind == "fifo":
+        os.mkfifo(lock)
+    else:
+        with open(lock, "w"):
+            pass
+        os.chown(lock, 65534, 65534)
+    # Only that user is refused, and fails closed.
+    codes, out = harness(inst, "alice", [oathtool()])
+    assert codes == [PAM_AUTHINFO_UNAVAIL], out
+    codes, out = harness(inst, "bob", [oathtool()])
+    assert codes == [PAM_SUCCESS], out
+    r = inst.cli("admin", "unlock", "alice")
+    assert "lock file" in r.stdout and "removed" in r.stdout, r.stdout + r.stderr
+    st = os.lstat(lock) if os.path.lexists(lock) else None
+    assert st is None or (stat.S_ISREG(st.st_mode) and st.st_uid == 0)
+    assert os.path.exists("/etc/passwd")   # a symlink's target is never touched
+    codes, out = harness(inst, "alice", [oathtool(at=time.time() + 30)])
+    assert codes == [PAM_SUCCESS], out

@@ -287,6 +287,27 @@ public final class FileUserStore: UserStore {
                                   temporary: Files.lockedTemporary(of: name))
     }
 
+    /// Replaces `user`'s lock file when it is not a regular file of ours (a directory, a
+    /// symlink, a FIFO, another owner's file): every lock of that user, and so every login,
+    /// fails on it until then. Nothing of ours can hold such a file locked (FileLock checks
+    /// before it locks), so removing it races with no holder. Returns the path when it was
+    /// replaced; throws for what it will not remove (a directory with entries).
+    public func repairLockFile(_ user: String) throws -> String? {
+        let name = try checked(user) + ".lock"
+        let path = directory + "/" + name
+        return try withDirectory { fd -> String? in
+            var st = stat()
+            guard fstatat(fd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 else { return nil }   // none yet: made on use
+            if st.st_mode & S_IFMT == S_IFREG && st.st_uid == Files.ownUID { return nil }
+            let isDirectory = st.st_mode & S_IFMT == S_IFDIR
+            guard unlinkat(fd, name, isDirectory ? AT_REMOVEDIR : 0) == 0 else {
+                throw StoreError.io(path: path, operation: "remove the damaged lock file (remove it by hand)", errno: errno)
+            }
+            _ = fsync(fd)
+            return path
+        }
+    }
+
     public func withLock<R>(_ user: String, _ body: () throws -> R) throws -> R {
         let name = try checked(user) + ".lock"
         let lock = try withDirectory { fd in try FileLock(dirfd: fd, dirPath: directory, name: name) }

@@ -172,6 +172,7 @@ extension Admin {
 
         func run() throws {
             let ctx = try LocalStore(options)
+            try ctx.repairLockFile(user)
             try ctx.adminChange("admin_reset", user: user, reason: reason) {
                 guard try ctx.store.hasRecord(user) else { throw CLIError("\(user) is not enrolled") }
                 try ctx.store.removeUser(user)
@@ -190,6 +191,7 @@ extension Admin {
 
         func run() throws {
             let ctx = try LocalStore(options)
+            try ctx.repairLockFile(user)
             var lostTokens: [String] = []
             var wasLocked = false
             try ctx.adminChange("admin_unlock", user: user, reason: reason) {

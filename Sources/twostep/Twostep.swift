@@ -82,6 +82,15 @@ struct LocalStore {
         return result
     }
 
+    /// A damaged lock file (not a regular file of ours) fails every lock of `user`, so the
+    /// repairs (`unlock`, `reset`) replace it first, and say so.
+    func repairLockFile(_ user: String) throws {
+        guard let files = store as? FileUserStore else { return }
+        if let path = try withCLIErrors({ try files.repairLockFile(user) }) {
+            print("twostep: \(user)'s lock file \(path) was not a regular file of root's; removed (it is made again on use)")
+        }
+    }
+
     /// For a command that reads every record: master keys read once, not once a record.
     func cacheKeys() {
         if let files = store as? FileUserStore { files.keyCache = KeyCache(files.keys) }
