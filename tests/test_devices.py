@@ -137,6 +137,7 @@ def test_a_damaged_state_never_lets_spent_hotp_codes_pass_again(inst):
     r = inst.cli("admin", "unlock", "alice")
     inst.write_config(window=1)   # ...so with window 1 the next step's code passes, whatever now is
     assert "counter is lost" in r.stdout and "admin resync alice - - --name yubikey" in r.stdout, r.stdout
+    assert "clock offset learned by `admin resync`" in r.stdout and "is forgotten" in r.stdout, r.stdout
     shown = devices(inst, "alice")["yubikey"]
     assert shown.get("counter_lost") is True and "counter" not in shown, shown
     assert "counter lost" in inst.cli("admin", "show", "alice").stdout

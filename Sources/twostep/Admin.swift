@@ -193,6 +193,7 @@ extension Admin {
             let ctx = try LocalStore(options)
             try ctx.repairLockFile(user)
             var lostTokens: [String] = []
+            var repaired = false
             var wasLocked = false
             try ctx.adminChange("admin_unlock", user: user, reason: reason) {
                 // Nobody's state to repair: no file is made for a name that has no enrolment.
@@ -203,6 +204,7 @@ extension Admin {
                     wasLocked = state.lockedUntil > ctx.now() || !state.failures.isEmpty
                 } catch StoreError.damaged {
                     wasLocked = true
+                    repaired = true
                     // A damaged state loses its replay marks, and no spent code may pass again:
                     // each TOTP authenticator restarts after its own codes valid now (counted
                     // in its own period, not the config's); an HOTP token's counter cannot be
@@ -238,6 +240,11 @@ extension Admin {
             for name in lostTokens {
                 print("twostep: \(user)'s state was damaged: HOTP token \(name)'s counter is lost, and none of its codes " +
                       "works until `twostep admin resync \(user) - - --name \(name)` finds it (two codes in a row, one a line)")
+            }
+            if repaired {
+                print("twostep: \(user)'s state was damaged and is made anew: codes valid now stay spent, and a clock " +
+                      "offset learned by `admin resync` (or followed since) is forgotten; if a phone's clock is off, " +
+                      "run `twostep admin resync \(user) CODE1 CODE2` again")
             }
         }
     }
@@ -290,6 +297,8 @@ extension Admin {
             let plan = try withCLIErrors { try rotation.plan(use: use) }
             if let previous = plan.previousKey {
                 print("twostep: master key \(plan.activeKey) is active (was \(previous)); re-sealing \(plan.users.count) record(s)")
+            } else if plan.users.isEmpty {
+                print("twostep: every record is under the active key \(plan.activeKey); nothing to re-seal")
             } else {
                 print("twostep: finishing an unfinished rotation: \(plan.users.count) record(s) still under an older key; re-sealing them under \(plan.activeKey)")
             }
