@@ -9,6 +9,7 @@ Run: flock /tmp/twostep-systest.lock /usr/bin/python3 -m pytest -q tests/test_do
 """
 import ctypes
 import json
+import re
 import os
 import secrets
 import shutil
@@ -148,6 +149,19 @@ def test_a_lost_key_dir_is_not_replaced_by_init_and_doctor_says_how_to_restore_i
     # --force makes one all the same (alice must then enrol again).
     shutil.rmtree(good.keys)
     assert "created master key" in good.cli("admin", "init", "--force").stdout
+
+
+def test_doctor_fails_a_damaged_key_that_is_not_the_active_one(good):
+    prepared = good.cli("admin", "rotate-key", "--prepare").stdout
+    key_id = re.search(r"\b([0-9a-f]{16})\b", prepared).group(1)
+    path = os.path.join(good.keys, key_id + ".key")
+    os.chmod(path, 0o600)
+    with open(path, "r+b") as f:
+        f.truncate(10)
+    os.chmod(path, 0o400)
+    rc, lines, report = doctor(good)
+    bad = [c["detail"] for c in report["checks"] if c["check"] == "key files"]
+    assert rc == 1 and ("key files", "fail") in lines and key_id in bad[0], report
 
 
 def test_doctor_fails_a_world_writable_key_dir(good):

@@ -35,6 +35,7 @@ struct Doctor: ParsableCommand {
         report.directories(config)
         report.auditLog(config)
         report.masterKey(config)
+        report.keyFiles(config)
         report.helper(path: helper)
         // twostep-verify hands what it does not do itself (enrolment at first login, a
         // database store) to twostep-helper beside it, which also serves the sockets.
@@ -207,6 +208,29 @@ struct DoctorReport {
             }
         } catch {
             add("master key", .fail, "\(error)")
+        }
+    }
+
+    /// Every `<id>.key` in key_dir, not only the active one: a damaged older key (or one from
+    /// `--prepare`) shows only when a record sealed with it is opened, or at `--use`.
+    mutating func keyFiles(_ config: Config?) {
+        guard let config, let d = opendir(config.keyDir) else { return }
+        var ids: [String] = []
+        while let entry = readdir(d) {
+            let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+            if name.hasSuffix(".key") && !name.hasPrefix(".") { ids.append(String(name.dropLast(4))) }
+        }
+        closedir(d)
+        guard let ring = try? KeyRing(keyDir: config.keyDir, environment: nil) else { return }
+        var bad: [String] = []
+        for id in ids.sorted() {
+            do { _ = try ring.key(id: id) } catch { bad.append("\(id): \(error)") }
+        }
+        if bad.isEmpty {
+            add("key files", .ok, "\(ids.count) key file(s) in \(config.keyDir) each match their id")
+        } else {
+            add("key files", .fail, "cannot be used: \(bad.joined(separator: "; ")); records sealed with such a key " +
+                "cannot be opened (restore the file from a backup or `twostep admin import-key BUNDLE`)")
         }
     }
 
