@@ -147,7 +147,8 @@ extension Verifier {
         let text = "A login to \(config.issuer) as \(req.user)" + Self.mailedOrigin(req.rhost) +
             " asked for a code by email.\n\nYour one-time code: \(mail.code)\n\n" +
             "It works once, within \(describe(seconds: Int64(config.emailCodeTTL))). If this was not you, " +
-            "someone knows your password: change it and tell your administrator.\n"
+            "someone got past the first step of your login (your password, or an SSH key of yours): " +
+            "change it and tell your administrator.\n"
         guard RecoveryMail.send(config: config, audit: audit, user: req.user, service: req.service, to: mail.to,
                                 subject: "Your \(config.issuer) login code", text: text, purpose: "login code", now: now()) else {
             conversation.error("The email could not be sent; no code was mailed. Use a backup code or ask an administrator.")
