@@ -211,6 +211,25 @@ def test_wrong_email_codes_count_against_the_limiter_and_a_locked_user_gets_no_m
     assert len(events(inst, "mail_sent", alice)) == 1 and len(mails(alice)) == n
 
 
+def test_a_mailed_code_never_typed_counts_as_a_failure(inst, users):
+    """Asking for a mail and walking away at `Code from the email:` is not free: it counts
+    against the limiter like a wrong code."""
+    alice = users()
+    mail_setup(inst, alice)
+    before = len(mails(alice))
+    p = subprocess.Popen([CLI, "try", "--service", "tstest", "--pam-dir", inst.pamdir, "--user", alice],
+                         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    p.stdin.write("email\n")
+    p.stdin.flush()
+    wait_for_mails(alice, before + 1)
+    p.stdin.close()   # end of input at the prompt: the conversation fails
+    out, err = p.communicate(timeout=60)
+    assert p.returncode != 0, out + err
+    failures = [e for e in events(inst, "verify", alice) if e["result"] == "failure"]
+    assert [e["detail"] for e in failures] == ["mailed code not entered"], failures
+    assert json.loads(inst.cli("admin", "show", alice, "--json").stdout)["recent_failures"] == 1
+
+
 def test_email_is_an_ordinary_wrong_answer_when_the_fallback_is_off(inst, users):
     alice = users()
     mail_setup(inst, alice)

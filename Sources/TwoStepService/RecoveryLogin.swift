@@ -155,7 +155,13 @@ extension Verifier {
             return .systemError
         }
         conversation.info("A code was mailed to \(maskedMailAddress(mail.to)).")
-        guard let answer = conversation.ask(Self.emailPrompt, echo: false) else { return .conversationError }
+        guard let answer = conversation.ask(Self.emailPrompt, echo: false) else {
+            // A mail went out and its code was never typed: counted like a wrong code, so that
+            // a first factor alone (a stolen SSH key) cannot have mails sent at no cost.
+            _ = countFailure(user: req.user, service: req.service, event: "verify", detail: "mailed code not entered",
+                             conversation: conversation)
+            return .conversationError
+        }
         // As in authenticate: what the check says waits until its write is durable.
         var said: [() -> Void] = []
         do {
