@@ -222,8 +222,7 @@ def test_a_mailed_code_never_typed_counts_as_a_failure(inst, users):
     p.stdin.write("email\n")
     p.stdin.flush()
     wait_for_mails(alice, before + 1)
-    p.stdin.close()   # end of input at the prompt: the conversation fails
-    out, err = p.communicate(timeout=60)
+    out, err = p.communicate(timeout=60)   # closes stdin: end of input at the prompt, the conversation fails
     assert p.returncode != 0, out + err
     failures = [e for e in events(inst, "verify", alice) if e["result"] == "failure"]
     assert [e["detail"] for e in failures] == ["mailed code not entered"], failures
