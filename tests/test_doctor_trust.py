@@ -151,6 +151,19 @@ def test_a_lost_key_dir_is_not_replaced_by_init_and_doctor_says_how_to_restore_i
     assert "created master key" in good.cli("admin", "init", "--force").stdout
 
 
+def test_doctor_reads_stack_lines_as_libpam_does(good):
+    # A comment after the arguments is no argument; `-auth` tolerates a missing module; a
+    # line that names the module only in its comment does not use it.
+    with open(os.path.join(good.pamdir, "tscomment"), "w") as f:
+        f.write(f"auth required {MODULE} helper={HELPER} config={good.conf} # two-step\n"
+                "-auth optional /nonexistent/pam_twostep.so\n"
+                "auth required pam_permit.so # pam_twostep.so helpr=/x\n")
+    rc, lines, report = doctor(good)
+    pam = [c for c in report["checks"] if c["check"] == "pam"]
+    assert all(c["result"] == "ok" for c in pam), report
+    assert not any("pam_permit" in c["detail"] for c in pam), report
+
+
 def test_doctor_fails_a_damaged_key_that_is_not_the_active_one(good):
     prepared = good.cli("admin", "rotate-key", "--prepare").stdout
     key_id = re.search(r"\b([0-9a-f]{16})\b", prepared).group(1)

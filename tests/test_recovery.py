@@ -396,6 +396,24 @@ def test_a_new_secret_is_confirmed_in_the_step_the_old_one_was_used(inst, users)
     assert harness_login(inst.pamdir, "tstest", alice, oathtool(key, at=now + 30)) == PAM_SUCCESS
 
 
+def test_a_new_secret_keeps_working_when_the_old_one_counted_in_another_period(inst, users):
+    """The adopted secret's replay mark is its own: an old token counting 10 s steps must
+    not leave a mark three times the new secret's 30 s steps (every later code a "replay")."""
+    alice = users()
+    inst.write_config(mail_from=MAIL_FROM)
+    inst.cli("admin", "import", alice, "--period", "10", "--secret", "-", input=SECRET + "\n")
+    inst.cli("admin", "email", alice, f"{alice}@localhost")
+    inst.service()
+    now = time.time()
+    assert harness_login(inst.pamdir, "tstest", alice, oathtool(SECRET, at=now, period=10)) == PAM_SUCCESS
+    inst.cli("admin", "rotate-secret", alice)
+    _, _, key = read_invitation(alice)
+    assert harness_login(inst.pamdir, "tstest", alice, oathtool(key, at=now)) == PAM_SUCCESS
+    assert events(inst, "enroll", alice)[-1]["detail"] == "new secret confirmed for totp default"
+    assert harness_login(inst.pamdir, "tstest", alice, oathtool(key, at=now + 30)) == PAM_SUCCESS
+    assert harness_login(inst.pamdir, "tstest", alice, oathtool(key, at=now + 30)) == PAM_AUTH_ERR
+
+
 def test_rotate_secret_replaces_only_the_primary_authenticator(inst, users):
     alice = users()
     phone2 = "GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ"

@@ -216,9 +216,10 @@ public final class Verifier {
                     if let event { said.append { self.audit.record(event) } }
                     var adopted = before
                     adopted.failures = []
-                    // The mark never goes back, so a code of the old secret from a later step
-                    // than this one stays spent too.
-                    adopted.devices[name] = AuthenticatorState(lastStep: max(step, before.device(name).lastStep), lastUsed: now())
+                    // The mark is the new secret's own, in its own period (the config's): the
+                    // old secret's mark counted another secret's codes, perhaps in another
+                    // period, and the old secret takes no code from now on.
+                    adopted.devices[name] = AuthenticatorState(lastStep: step, lastUsed: now())
                     return try succeed(adopted, "totp, new secret confirmed",
                                        "Your new authenticator is confirmed; codes of the old one no longer work.")
                 case .recoveryCode:
@@ -287,7 +288,7 @@ public final class Verifier {
             }) {
                 // Another secret: the old one's replay mark says nothing about its codes (a code
                 // of each in the same step is two codes). Its own replay is stopped once it is
-                // adopted: its step is then the authenticator's mark (not lowered, see below).
+                // adopted: its step is then the authenticator's mark.
                 return .invitedSecret(step: step)
             }
             if found != .wrong { return found }

@@ -110,7 +110,8 @@ public final class AuditLog {
     /// Appends whole lines to `audit_log` (when set) with one write.
     func append(_ text: String) {
         guard let path else { return }
-        // O_NONBLOCK: a FIFO put there must not hang a login (with no reader, open fails).
+        // O_NONBLOCK: a FIFO put there must not hang a login (the regular-file check below
+        // then refuses it).
         // O_RDWR (not O_WRONLY): the last byte is read to see whether a writer that died
         // mid-line left it open.
         let fd = Sys.retry { open(path, O_RDWR | O_APPEND | O_CREAT | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC, 0o600) }

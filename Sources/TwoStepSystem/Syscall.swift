@@ -80,7 +80,6 @@ public enum Sys {
         return Int64(ts.tv_sec) * 1000 + Int64(ts.tv_nsec) / 1_000_000
     }
 
-    /// This host's name; nil when it has none.
     /// Sleeps `seconds` whole, resuming after a signal whose handler returns.
     public static func sleepUninterrupted(seconds: UInt32) {
         var left = timespec(tv_sec: Int(seconds), tv_nsec: 0)
@@ -88,6 +87,7 @@ public enum Sys {
         while nanosleep(&left, &rest) != 0 && errno == EINTR { left = rest }
     }
 
+    /// This host's name; nil when it has none.
     public static func hostName() -> String? {
         var buf = [CChar](repeating: 0, count: 256)
         guard gethostname(&buf, buf.count - 1) == 0 else { return nil }

@@ -294,10 +294,21 @@ struct DoctorReport {
     /// Where libpam looks for a module named without a path (Debian's multiarch directory
     /// first).
     static var moduleDirectories: [String] {
-        var u = utsname()
-        uname(&u)
-        let machine = withUnsafeBytes(of: u.machine) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
-        return ["/lib/\(machine)-linux-gnu/security", "/usr/lib/\(machine)-linux-gnu/security", "/lib/security", "/usr/lib/security"]
+        // The multiarch triplet is not always machine-linux-gnu (armhf: arm-linux-gnueabihf):
+        // every /lib/*-linux-*/security and /usr/lib/*-linux-*/security there is.
+        var dirs: [String] = []
+        for top in ["/lib", "/usr/lib"] {
+            guard let d = opendir(top) else { continue }
+            while let entry = readdir(d) {
+                let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+                guard name.contains("-linux-") else { continue }
+                var st = stat()
+                let dir = top + "/" + name + "/security"
+                if stat(dir, &st) == 0, st.st_mode & S_IFMT == S_IFDIR { dirs.append(dir) }
+            }
+            closedir(d)
+        }
+        return dirs.sorted() + ["/lib/security", "/usr/lib/security"]
     }
 
     /// Why a stack line naming pam_twostep.so refuses every login, or nil: the module file
@@ -305,15 +316,20 @@ struct DoctorReport {
     /// module then answers PAM_SERVICE_ERR), or a helper= (or the default helper) that
     /// cannot be run.
     static func moduleLineProblem(_ line: String) -> String? {
-        let words = line.split(whereSeparator: { $0 == " " || $0 == "\t" }).map(String.init)
+        // libpam ends a line at `#`, as a comment.
+        let code = line.split(separator: "#", maxSplits: 1, omittingEmptySubsequences: false).first.map(String.init) ?? ""
+        let words = code.split(whereSeparator: { $0 == " " || $0 == "\t" }).map(String.init)
         guard let i = words.firstIndex(where: { $0 == "pam_twostep.so" || $0.hasSuffix("/pam_twostep.so") }) else { return nil }
         let module = words[i]
         let found = module.hasPrefix("/") ? (access(module, R_OK) == 0) :
             moduleDirectories.contains { access($0 + "/" + module, R_OK) == 0 }
-        guard found else {
+        // `-auth ...`: libpam skips a module it cannot find on such a line, quietly.
+        let optional = words.first?.hasPrefix("-") ?? false
+        guard found || optional else {
             return module.hasPrefix("/") ? "\(module) does not exist: libpam refuses this stack"
                 : "no \(module) in \(moduleDirectories.joined(separator: ", ")): libpam refuses this stack"
         }
+        if !found { return nil }
         switch parseModuleOptions(Array(words[(i + 1)...])) {
         case .failure(let error):
             return "\(error.message): the module refuses every login through this stack (PAM_SERVICE_ERR)"
@@ -345,7 +361,8 @@ struct DoctorReport {
             guard let text = readSmallFile(dir + "/" + name, limit: 1 << 20) else { continue }
             for line in text.split(separator: "\n") {
                 let l = line.trimmingCharacters()
-                guard !l.hasPrefix("#"), l.contains("pam_twostep.so") else { continue }
+                let code = l.split(separator: "#", maxSplits: 1, omittingEmptySubsequences: false).first ?? ""
+                guard code.contains("pam_twostep.so") else { continue }
                 using.append(name)
                 if let problem = Self.moduleLineProblem(l) {
                     add("pam", .fail, "\(dir)/\(name): \(l): \(problem)")
