@@ -46,28 +46,33 @@ public enum AuditReader {
     /// Longest line read; a longer one is counted as damaged and skipped.
     public static let maxLine = 64 * 1024
 
-    /// `path` and its rotated predecessors that exist, oldest first.
-    public static func files(for path: String) -> [String] {
+    /// `path` and its rotated predecessors that exist, whatever they are (lstat), with their
+    /// rotation order: what `files` reads and `warnings` judges.
+    static func entries(for path: String) -> [(path: String, order: Int, st: stat)] {
         let slash = path.lastIndex(of: "/")
         let dir = slash.map { String(path[..<$0]) } ?? "."
         let base = slash.map { String(path[path.index(after: $0)...]) } ?? path
-        var found: [(mtime: Int64, order: Int, path: String)] = []
-        if let d = opendir(dir.isEmpty ? "/" : dir) {
-            defer { closedir(d) }
-            while let ent = readdir(d) {
-                let name = withUnsafeBytes(of: ent.pointee.d_name) { raw in
-                    String(decoding: raw.prefix(while: { $0 != 0 }), as: UTF8.self)
-                }
-                guard let order = rotationOrder(name, base: base) else { continue }
-                let full = dir + "/" + name
-                var st = stat()
-                guard lstat(full, &st) == 0, st.st_mode & S_IFMT == S_IFREG else { continue }
-                found.append((Int64(st.st_mtim.tv_sec), order, full))
+        guard let d = opendir(dir.isEmpty ? "/" : dir) else { return [] }
+        defer { closedir(d) }
+        var found: [(path: String, order: Int, st: stat)] = []
+        while let ent = readdir(d) {
+            let name = withUnsafeBytes(of: ent.pointee.d_name) { raw in
+                String(decoding: raw.prefix(while: { $0 != 0 }), as: UTF8.self)
             }
+            guard let order = rotationOrder(name, base: base) else { continue }
+            let full = dir + "/" + name
+            var st = stat()
+            if lstat(full, &st) == 0 { found.append((full, order, st)) }
         }
+        return found
+    }
+
+    /// `path` and its rotated predecessors that are regular files, oldest first.
+    public static func files(for path: String) -> [String] {
+        let found = entries(for: path).filter { $0.st.st_mode & S_IFMT == S_IFREG }
         // Oldest first: by modification time, then by rotation number (higher is older).
-        found.sort { ($0.mtime, -$0.order) < ($1.mtime, -$1.order) }
-        return found.map(\.path)
+        return found.sorted { (Int64($0.st.st_mtim.tv_sec), -$0.order) < (Int64($1.st.st_mtim.tv_sec), -$1.order) }
+            .map(\.path)
     }
 
     /// 0 for the log itself, N for `.N` / `.N.gz`, 1 for a `-DATE[.gz]` rotation; nil for
@@ -96,25 +101,11 @@ public enum AuditReader {
         if lstat(path, &st) != 0 {
             out.append("\(path): \(errno == ENOENT ? "does not exist (no event written yet, or audit_log moved?)" : Sys.describe(errno))")
         }
-        let slash = path.lastIndex(of: "/")
-        let dir = slash.map { String(path[..<$0]) } ?? "."
-        let base = slash.map { String(path[path.index(after: $0)...]) } ?? path
-        guard let d = opendir(dir.isEmpty ? "/" : dir) else { return out }
-        defer { closedir(d) }
-        var names: [String] = []
-        while let ent = readdir(d) {
-            let name = withUnsafeBytes(of: ent.pointee.d_name) { raw in
-                String(decoding: raw.prefix(while: { $0 != 0 }), as: UTF8.self)
-            }
-            if name == base || rotationOrder(name, base: base) != nil { names.append(name) }
-        }
-        for name in names.sorted() {
-            let full = dir + "/" + name
-            guard lstat(full, &st) == 0 else { continue }
-            if st.st_mode & S_IFMT != S_IFREG {
-                out.append("\(full): not a regular file; skipped")
-            } else if st.st_uid != 0 || st.st_mode & 0o022 != 0 {
-                out.append("\(full): owned by uid \(st.st_uid) with mode \(String(st.st_mode & 0o7777, radix: 8)); " +
+        for e in entries(for: path).sorted(by: { $0.path < $1.path }) {
+            if e.st.st_mode & S_IFMT != S_IFREG {
+                out.append("\(e.path): not a regular file; skipped")
+            } else if AuditLog.auditFileProblem(e.st) != nil {   // what stops the writer appending
+                out.append("\(e.path): owned by uid \(e.st.st_uid) with mode \(String(e.st.st_mode & 0o7777, radix: 8)); " +
                            "others could have written its lines (logins stop appending to such a file)")
             }
         }

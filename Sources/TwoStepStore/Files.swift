@@ -336,7 +336,7 @@ public final class FileLock {
         fd = Sys.retry { openat(dirfd, name, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0o600) }
         guard fd >= 0 else { throw StoreError.io(path: path, operation: "open lock", errno: errno) }
         var st = stat()
-        if fstat(fd, &st) != 0 || st.st_mode & S_IFMT != S_IFREG || st.st_uid != Files.ownUID {
+        if fstat(fd, &st) != 0 || !Self.usable(st) {
             close(fd)
             throw StoreError.unsafe(path: path, reason: "lock file is not a regular file of ours")
         }
@@ -347,6 +347,9 @@ public final class FileLock {
             throw StoreError.io(path: path, operation: "flock", errno: e)
         }
     }
+
+    /// What a lock file must be: a regular file of ours (the store's repair replaces others).
+    static func usable(_ st: stat) -> Bool { st.st_mode & S_IFMT == S_IFREG && st.st_uid == Files.ownUID }
 
     public func unlock() {
         if fd >= 0 {

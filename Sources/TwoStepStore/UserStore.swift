@@ -298,7 +298,7 @@ public final class FileUserStore: UserStore {
         return try withDirectory { fd -> String? in
             var st = stat()
             guard fstatat(fd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 else { return nil }   // none yet: made on use
-            if st.st_mode & S_IFMT == S_IFREG && st.st_uid == Files.ownUID { return nil }
+            if FileLock.usable(st) { return nil }
             let isDirectory = st.st_mode & S_IFMT == S_IFDIR
             guard unlinkat(fd, name, isDirectory ? AT_REMOVEDIR : 0) == 0 else {
                 throw StoreError.io(path: path, operation: "remove the damaged lock file (remove it by hand)", errno: errno)

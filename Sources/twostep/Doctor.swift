@@ -293,7 +293,7 @@ struct DoctorReport {
 
     /// Where libpam looks for a module named without a path (Debian's multiarch directory
     /// first).
-    static var moduleDirectories: [String] {
+    static let moduleDirectories: [String] = {
         // The multiarch triplet is not always machine-linux-gnu (armhf: arm-linux-gnueabihf):
         // every /lib/*-linux-*/security and /usr/lib/*-linux-*/security there is.
         var dirs: [String] = []
@@ -309,6 +309,11 @@ struct DoctorReport {
             closedir(d)
         }
         return dirs.sorted() + ["/lib/security", "/usr/lib/security"]
+    }()
+
+    /// A pam.d line without its comment: libpam ends a line at `#`.
+    static func withoutComment(_ line: String) -> Substring {
+        line.split(separator: "#", maxSplits: 1, omittingEmptySubsequences: false).first ?? ""
     }
 
     /// Why a stack line naming pam_twostep.so refuses every login, or nil: the module file
@@ -316,9 +321,7 @@ struct DoctorReport {
     /// module then answers PAM_SERVICE_ERR), or a helper= (or the default helper) that
     /// cannot be run.
     static func moduleLineProblem(_ line: String) -> String? {
-        // libpam ends a line at `#`, as a comment.
-        let code = line.split(separator: "#", maxSplits: 1, omittingEmptySubsequences: false).first.map(String.init) ?? ""
-        let words = code.split(whereSeparator: { $0 == " " || $0 == "\t" }).map(String.init)
+        let words = withoutComment(line).split(whereSeparator: { $0 == " " || $0 == "\t" }).map(String.init)
         guard let i = words.firstIndex(where: { $0 == "pam_twostep.so" || $0.hasSuffix("/pam_twostep.so") }) else { return nil }
         let module = words[i]
         let found = module.hasPrefix("/") ? (access(module, R_OK) == 0) :
@@ -361,8 +364,7 @@ struct DoctorReport {
             guard let text = readSmallFile(dir + "/" + name, limit: 1 << 20) else { continue }
             for line in text.split(separator: "\n") {
                 let l = line.trimmingCharacters()
-                let code = l.split(separator: "#", maxSplits: 1, omittingEmptySubsequences: false).first ?? ""
-                guard code.contains("pam_twostep.so") else { continue }
+                guard Self.withoutComment(l).contains("pam_twostep.so") else { continue }
                 using.append(name)
                 if let problem = Self.moduleLineProblem(l) {
                     add("pam", .fail, "\(dir)/\(name): \(l): \(problem)")
