@@ -353,6 +353,49 @@ def test_stale_socket_falls_back_to_spawning(site):
 
 
 
+def test_a_running_server_sees_account_changes_at_the_next_login(site):
+    """The server's workers answer canonical-name lookups from their own index of
+    /etc/passwd (nsswitch.conf: `files` first). Every change to the file reaches the next
+    login through the same server: an account added after it started, a primary group
+    changed by usermod (a new file) and by an edit in place (the same inode)."""
+    import secrets
+    tag = secrets.token_hex(3)
+    group, user = f"tsreq{tag}", f"tsacct{tag}"
+    site.inst.write_config(require=group)
+    svc = site.service("sock", f"socket={site.sock}",
+                       after="auth required pam_permit.so\naccount required pam_permit.so\n")
+    subprocess.run(["groupadd", group], check=True)
+    subprocess.run(["useradd", "-M", "-N", "-g", "users", "-s", "/bin/sh", user], check=True)
+    try:
+        site.serve()
+        assert site.login(svc, user, None) == PAM_SUCCESS  # outside `require`: ignored
+        # Primary group changed to the required one (usermod writes a new /etc/passwd):
+        # required now, not enrolled, enroll = off: refused.
+        subprocess.run(["usermod", "-g", group, user], check=True)
+        assert site.login(svc, user, None) == PAM_AUTH_ERR
+        # An account added after the server started: known at once.
+        subprocess.run(["useradd", "-M", "-N", "-g", group, "-s", "/bin/sh", user + "b"], check=True)
+        assert site.login(svc, user + "b", None) == PAM_AUTH_ERR
+        # Back to `users` by an edit in place, as an editor that keeps the inode would.
+        inode = os.stat("/etc/passwd").st_ino
+        with open("/etc/passwd", "r+") as f:
+            lines = f.read().splitlines(keepends=True)
+            for i, line in enumerate(lines):
+                fields = line.split(":")
+                if fields[0] == user:
+                    fields[3] = "100"
+                    lines[i] = ":".join(fields)
+            f.seek(0)
+            f.write("".join(lines))
+            f.truncate()
+        assert os.stat("/etc/passwd").st_ino == inode
+        assert site.login(svc, user, None) == PAM_SUCCESS
+    finally:
+        for name in (user, user + "b"):
+            subprocess.run(["userdel", name], capture_output=True)
+        subprocess.run(["groupdel", group], capture_output=True)
+
+
 def test_a_flooded_server_costs_a_login_about_two_seconds(site):
     """A server whose listen backlog is full (its one worker busy, 64 connections queued
     behind it): the module's connect() waits 2 s for room, as long as it allows the server

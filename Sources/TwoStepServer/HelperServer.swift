@@ -104,6 +104,10 @@ public enum HelperServer {
         // Pay OpenSSL's one-time start-up (provider and algorithm tables) once, here, so
         // that every worker starts warm.
         Crypto.warmUp()
+        // /etc/passwd indexed once, here: the workers inherit the index and rebuild their
+        // own copy only when the file changes.
+        PasswdFileCache.shared = PasswdFileCache()
+        _ = lookUpAccount("root")
         let parent = getpid()
         var workers = Set<pid_t>()
         while true {

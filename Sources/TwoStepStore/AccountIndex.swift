@@ -33,24 +33,37 @@ public final class AccountIndex {
     /// The service names on the `passwd:` line ("[...]" actions dropped); nil when the
     /// file cannot be read or has no such line.
     static func passwdSources(_ path: String) -> [String]? {
+        guard let words = passwdLine(path) else { return nil }
+        var sources: [String] = []
+        var inAction = false
+        for word in words {
+            if word.hasPrefix("[") { inAction = true }
+            if !inAction { sources.append(word) }
+            if word.hasSuffix("]") { inAction = false }
+        }
+        return sources
+    }
+
+    /// The words after `passwd:` in nsswitch.conf, actions included; nil when the file
+    /// cannot be read, or has no such line or more than one (however the name is written).
+    static func passwdLine(_ path: String) -> [String]? {
         guard let f = fopen(path, "re") else { return nil }
         defer { fclose(f) }
         var line: UnsafeMutablePointer<CChar>? = nil
         var cap = 0
         defer { free(line) }
+        var found: [String]?
+        var lines = 0
         while getline(&line, &cap, f) > 0, let l = line {
             var text = String(cString: l)
             if let hash = text.firstIndex(of: "#") { text = String(text[..<hash]) }
-            guard text.hasPrefix("passwd:") else { continue }
-            var sources: [String] = []
-            var inAction = false
-            for word in text.dropFirst("passwd:".count).split(whereSeparator: { $0 == " " || $0 == "\t" || $0 == "\n" }) {
-                if word.hasPrefix("[") { inAction = true }
-                if !inAction { sources.append(String(word)) }
-                if word.hasSuffix("]") { inAction = false }
-            }
-            return sources
+            let trimmed = text.drop { $0 == " " || $0 == "\t" }
+            guard let colon = trimmed.firstIndex(of: ":"),
+                  trimmed[..<colon].filter({ $0 != " " && $0 != "\t" }).lowercased() == "passwd" else { continue }
+            lines += 1
+            found = trimmed[trimmed.index(after: colon)...]
+                .split(whereSeparator: { $0 == " " || $0 == "\t" || $0 == "\n" || $0 == "\r" }).map(String.init)
         }
-        return nil
+        return lines == 1 ? found : nil
     }
 }

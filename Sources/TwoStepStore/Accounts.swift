@@ -13,6 +13,7 @@ public enum AccountLookup: Equatable {
 
 public func lookUpAccount(_ name: String) -> AccountLookup {
     guard isValidUserName(name) else { return .unknown }
+    if let cache = PasswdFileCache.shared, let answer = cache.lookUp(name) { return answer }
     switch lookUpPasswd({ getpwnam_r(name, &$0, $1, $2, &$3) },
                         found: { AccountLookup.found(name: String(cString: $0.pw_name), gid: $0.pw_gid) }) {
     case .found(let account): return account

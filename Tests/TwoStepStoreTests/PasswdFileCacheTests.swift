@@ -1,0 +1,103 @@
+// SPDX-License-Identifier: Apache-2.0
+import Foundation
+@testable import TwoStepStore
+import XCTest
+
+/// The running helper's /etc/passwd index answers only as glibc's `files` source would, and
+/// leaves every doubtful name to NSS. (tests/test_passwd_cache.py drives the real helper.)
+final class PasswdFileCacheTests: XCTestCase {
+    private var dir = ""
+
+    override func setUpWithError() throws {
+        dir = NSTemporaryDirectory() + "twostep-pwcache-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+    }
+
+    override func tearDown() { try? FileManager.default.removeItem(atPath: dir) }
+
+    private func write(_ name: String, _ text: String) throws -> String {
+        let path = dir + "/" + name
+        try text.write(toFile: path, atomically: true, encoding: .utf8)
+        return path
+    }
+
+    func testIndexKeepsTheFirstLineOfEachNameAndLeavesDoubtfulNamesOut() {
+        let text = """
+            root:x:0:0:root:/root:/bin/bash
+            # alice:x:1:1::/:/bin/sh
+              bob:x:1001:1002:Bob:/home/bob:/bin/sh
+            \u{0B}carol:x:1003:1004::/home/carol:/bin/sh:with:colons
+
+            bob:x:1001:9999:second line:/:/bin/sh
+            dave:x:1005:100
+            erin:x::100::/:/bin/sh
+            erin:x:1006:100::/:/bin/sh
+            frank:x:1007:+100::/:/bin/sh
+            gina:x:1008:4294967296::/:/bin/sh
+            +nis:x:1:1::/:/bin/sh
+            -gone:x:1:1::/:/bin/sh
+            hal:x:4294967295:7::/:
+            """
+        let entries = PasswdFileCache.index(Array(text.utf8))
+        XCTAssertEqual(entries["root"], 0)
+        XCTAssertEqual(entries["bob"], 1002, "the first line of a name is the one glibc returns")
+        XCTAssertEqual(entries["carol"], 1004, "leading white space is skipped; the shell keeps its colons")
+        XCTAssertEqual(entries["hal"], 7)
+        for name in ["alice", "# alice", "dave", "erin", "frank", "gina", "+nis", "-gone", ""] {
+            XCTAssertNil(entries[name], "\(name) must be left to NSS")
+        }
+        XCTAssertEqual(entries.count, 4)
+        XCTAssertTrue(PasswdFileCache.index(Array("a:x:1:1::/:/bin/sh\nb:x:2:2::/:\0\n".utf8)).isEmpty,
+                      "a NUL byte anywhere: nothing is indexed")
+    }
+
+    func testLookUpAnswersOnlyWhenFilesComesFirst() throws {
+        let passwd = try write("passwd", "alice:x:1000:1000::/home/alice:/bin/sh\n")
+        for (line, answers) in [("passwd: files systemd", true), ("passwd:\tfiles", true),
+                                ("  PASSWD : files sss", true),
+                                ("passwd: files [SUCCESS=continue] ldap", false), ("passwd: sss files", false),
+                                ("passwd: compat", false), ("group: files", false),
+                                ("passwd: files\npasswd: sss", false)] {
+            let nsswitch = try write("nsswitch-\(UUID().uuidString)", line + "\n")
+            let cache = PasswdFileCache(passwd: passwd, nsswitch: nsswitch)
+            XCTAssertEqual(cache.lookUp("alice") != nil, answers, line)
+            XCTAssertNil(cache.lookUp("bob"), "a name the file lacks is NSS's to answer (\(line))")
+        }
+        let cache = PasswdFileCache(passwd: passwd, nsswitch: dir + "/missing")
+        XCTAssertNil(cache.lookUp("alice"), "no nsswitch.conf: NSS decides")
+    }
+
+    func testLookUpSeesEveryChangeToTheFile() throws {
+        let nsswitch = try write("nsswitch.conf", "passwd: files systemd\n")
+        let passwd = dir + "/passwd"
+        try "alice:x:1000:1000::/:/bin/sh\n".write(toFile: passwd, atomically: true, encoding: .utf8)
+        let cache = PasswdFileCache(passwd: passwd, nsswitch: nsswitch)
+        XCTAssertEqual(cache.lookUp("alice"), .found(name: "alice", gid: 1000))
+
+        // Replaced (a new inode, as vipw and useradd do): the primary group changed.
+        try "alice:x:1000:2000::/:/bin/sh\n".write(toFile: passwd, atomically: true, encoding: .utf8)
+        XCTAssertEqual(cache.lookUp("alice"), .found(name: "alice", gid: 2000))
+
+        // Rewritten in place with the same size (same inode): the timestamps tell.
+        let fd = open(passwd, O_WRONLY)
+        XCTAssertGreaterThanOrEqual(fd, 0)
+        let same = Array("alicf:x:1000:2000::/:/bin/sh\n".utf8)
+        XCTAssertEqual(same.withUnsafeBytes { pwrite(fd, $0.baseAddress, $0.count, 0) }, same.count)
+        close(fd)
+        var times = [timespec(tv_sec: 1_800_000_000, tv_nsec: 0), timespec(tv_sec: 1_800_000_000, tv_nsec: 0)]
+        XCTAssertEqual(utimensat(AT_FDCWD, passwd, &times, 0), 0)
+        XCTAssertNil(cache.lookUp("alice"), "a renamed account is no longer answered from the old index")
+        XCTAssertEqual(cache.lookUp("alicf"), .found(name: "alicf", gid: 2000))
+
+        // nsswitch.conf changed to ask another source first: the index stops answering.
+        try "passwd: sss files\n".write(toFile: nsswitch, atomically: true, encoding: .utf8)
+        XCTAssertNil(cache.lookUp("alicf"))
+
+        // A FIFO in place of the file: nothing is indexed, and nothing hangs.
+        try "passwd: files\n".write(toFile: nsswitch, atomically: true, encoding: .utf8)
+        try FileManager.default.removeItem(atPath: passwd)
+        XCTAssertEqual(mkfifo(passwd, 0o600), 0)
+        XCTAssertNil(cache.lookUp("alicf"))
+        XCTAssertEqual(cache.count, 0)
+    }
+}
