@@ -137,6 +137,28 @@ def test_email_code_passes_once_and_the_fourth_mail_in_an_hour_is_refused(inst, 
     assert events(inst, "email_fallback", alice)[-1]["detail"] == "email fallback: mail limit"
 
 
+def test_email_at_a_forward_pass_prompt_mails_nothing(inst, users):
+    """forward_pass: the password typed with the code is checked after pam_twostep (by the
+    next module), so a mail sent at that prompt would go out for anyone who types
+    `x email`. Through libpam: refused and audited, and no mail is sent;
+    the same user at an ordinary prompt does get one (delivered by exim4)."""
+    alice = users()
+    mail_setup(inst, alice)
+    inst.service("fwd", args="forward_pass",
+                 after="auth required pam_permit.so\naccount required pam_permit.so\n")
+    assert harness_login(inst.pamdir, "fwd", alice, "not-her-password email") == PAM_AUTH_ERR
+    v = events(inst, "verify", alice)[-1]
+    assert (v["result"], v["detail"]) == ("failure", "code by email asked at a forward_pass prompt")
+    assert events(inst, "mail_sent", alice) == []
+    # No code was tried, so the limiter counts nothing (`email` is no guess).
+    shown = json.loads(inst.cli("admin", "show", alice, "--json").stdout)
+    assert shown["recent_failures"] == 0, shown
+    # The control: at the ordinary prompt `email` sends a mail, and it is the only one.
+    rc, out, _ = email_login(inst, alice)
+    assert rc == 0, out
+    assert len(mails(alice)) == 1 and len(events(inst, "mail_sent", alice)) == 1
+
+
 def test_email_fallback_through_the_running_helper(inst, users):
     """Logins relayed to `twostep-helper serve` (module `socket=`, no helper to spawn): the
     pre-forked worker runs the mail command and waits for it like a spawned helper."""

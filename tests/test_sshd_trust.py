@@ -126,6 +126,61 @@ def test_trusted_key_skips_the_code_until_forgotten(env):
     assert r.rc != 0 and len(r.prompts) == 1 and "Verification code" in r.prompts[0], r
 
 
+def test_a_backup_code_trusts_no_key(env):
+    """A backup code lets its one login in and trusts the key for nothing: otherwise one
+    leaked single-use code would buy trust_ssh_key's whole period without codes."""
+    configure(env, "1h")
+    secret = env.enroll()
+    codes = json.loads(run([env.cli, "admin", "backup-codes", env.user, "--json",
+                            "--config", env.config]).stdout)["backup_codes"]
+    r = login_with(env, env.key_a, codes[0], log_level="INFO")
+    assert r.rc == 0 and "LOGGED-IN" in r.out, r
+    assert "is trusted for" not in r.err, r
+    r = login_with(env, env.key_a, wrong_code(secret))
+    assert r.rc != 0 and len(r.prompts) == 1 and "Verification code" in r.prompts[0], r
+    listed = json.loads(run([env.cli, "devices", "--user", env.user, "--json", "--config", env.config]).stdout)
+    assert listed["trusted_ssh_keys"] == [], listed
+
+
+def test_a_certificate_is_trusted_and_forgotten_by_its_keys_fingerprint(env):
+    """A user certificate (sshd's TrustedUserCAKeys; the key is in no authorized_keys) is
+    trusted under the fingerprint of the key inside it, the one `ssh-keygen -lf` prints for
+    the key and for its certificate, so `admin forget USER FP` by that fingerprint ends it."""
+    configure(env, "1h")
+    secret = env.enroll()
+    ca = env.dir / "user_ca"
+    key_c = env.dir / "client_key_c"
+    run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "ca", "-f", ca])
+    run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "c", "-f", key_c])
+    run(["ssh-keygen", "-q", "-s", ca, "-I", "twostep-test", "-n", env.user, "-V", "-5m:+1h",
+         str(key_c) + ".pub"])
+    fp_c = fingerprint(str(key_c) + ".pub")
+    assert fingerprint(str(key_c) + "-cert.pub") == fp_c
+    plain_config = env.sshd_config
+
+    def with_ca():
+        cfg = plain_config()
+        cfg.write_text(cfg.read_text() + "TrustedUserCAKeys %s.pub\n" % ca)
+        return cfg
+    env.sshd_config = with_ca
+    env.stop_sshd()
+    env.start_sshd()
+    try:
+        now = int(time.time())
+        r = login_with(env, key_c, oathtool(secret, at=now), log_level="INFO")
+        assert r.rc == 0 and "LOGGED-IN" in r.out, r
+        assert "This SSH key (%s) is trusted for 1 hour." % fp_c in r.err, r
+        assert login_with(env, key_c).prompts == []
+        out = run([env.cli, "admin", "forget", env.user, fp_c, "--config", env.config]).stdout
+        assert "1 trusted SSH key(s) forgotten" in out, out
+        r = login_with(env, key_c, wrong_code(secret))
+        assert r.rc != 0 and len(r.prompts) == 1 and "Verification code" in r.prompts[0], r
+    finally:
+        env.sshd_config = plain_config
+        env.stop_sshd()
+        env.start_sshd()
+
+
 def test_short_trust_expires(env):
     configure(env, "5")
     secret = env.enroll()

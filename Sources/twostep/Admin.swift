@@ -392,7 +392,7 @@ extension Admin {
             var info = try withCLIErrors { try summary(ctx, user) }
             let devices = try withCLIErrors { jsonObject(try SelfService.deviceFields(user, store: ctx.store)) }
             if let rows = devices["authenticators"] { info["authenticators"] = rows }
-            if json { try printJSON(info); return }
+            if json { try printJSON(withEveryList(info)); return }
             printSummary(info)
             if let rows = info["authenticators"] as? [[String: Any]] {
                 print("authenticators:")

@@ -29,10 +29,7 @@ extension Devices {
         func run() throws {
             let data = try runSelfService(.devices, options)
             if options.json {
-                // Every documented key, always: [] for no authenticators (not enrolled).
-                var object = jsonObject(data)
-                if object["authenticators"] == nil { object["authenticators"] = [Any]() }
-                try printJSON(object)
+                try printJSON(withEveryList(jsonObject(data)))
                 return
             }
             let user = data[.user] ?? "?"

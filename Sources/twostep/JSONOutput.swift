@@ -51,6 +51,14 @@ func appendJSON(_ value: Any, indent: String, to out: inout String) {
 let jsonNull: Any = Optional<Int>.none as Any
 
 /// The helper's data fields as JSON values.
+/// `object` with the documented lists of `devices --json` and `admin show --json` always
+/// there: `[]` for no authenticators (not enrolled) and no trusted SSH key.
+func withEveryList(_ object: [String: Any]) -> [String: Any] {
+    var object = object
+    for key in ["authenticators", "trusted_ssh_keys"] where object[key] == nil { object[key] = [Any]() }
+    return object
+}
+
 func jsonObject(_ data: ServiceData) -> [String: Any] {
     var out: [String: Any] = [:]
     for (field, v) in data.fields {
