@@ -175,6 +175,12 @@ def test_doctor_fails_a_damaged_key_that_is_not_the_active_one(good):
     rc, lines, report = doctor(good)
     bad = [c["detail"] for c in report["checks"] if c["check"] == "key files"]
     assert rc == 1 and ("key files", "fail") in lines and key_id in bad[0], report
+    # `admin rotate-key --status` (what an operator runs before `--use ID`) says so too.
+    out = good.cli("admin", "rotate-key", "--status").stdout
+    assert re.search(r"key %s \(key file damaged: .*32 bytes.*\): 0 record" % key_id, out), out
+    status = json.loads(good.cli("admin", "rotate-key", "--status", "--json").stdout)
+    problems = {k["id"]: k["key_file_problem"] for k in status["keys"]}
+    assert "32 bytes" in problems[key_id] and all(p is None for i, p in problems.items() if i != key_id), status
 
 
 def test_doctor_fails_a_world_writable_key_dir(good):

@@ -136,7 +136,8 @@ def test_status_changes_nothing_and_needs_root(inst):
     enroll_many(inst, ["st1", "st2"])
     before = {n: open(os.path.join(inst.state, n), "rb").read() for n in os.listdir(inst.state)}
     s = status(inst)
-    assert s["complete"] and s["keys"] == [{"id": s["active"], "active": True, "records": 2, "key_file": True}]
+    assert s["complete"] and s["keys"] == [{"id": s["active"], "active": True, "records": 2, "key_file": True,
+                                                                  "key_file_problem": None}]
     assert {n: open(os.path.join(inst.state, n), "rb").read() for n in os.listdir(inst.state)} == before
     text = inst.cli("admin", "rotate-key", "--status").stdout
     assert f"key {s['active']} (active): 2 record(s)" in text

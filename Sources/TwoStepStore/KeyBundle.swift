@@ -96,7 +96,6 @@ public enum KeyBundle {
 }
 
 extension KeyRing {
-    /// The ids of the key files in key_dir.
     /// The id of `CONFIG_ENCRYPTION_KEY` when it is set and `key_dir` has no file of it:
     /// what is sealed with it then opens only where the variable is set.
     public func environmentKeyOutsideKeyDir() throws -> String? {
@@ -104,11 +103,22 @@ extension KeyRing {
         return try keyIDs().contains(k.id) ? nil : k.id
     }
 
+    /// The ids of the key files in key_dir.
     public func keyIDs() throws -> [String] {
         let dirfd = try Files.openPrivateDirectory(keyDir)
         defer { close(dirfd) }
         return try Files.names(dirfd: dirfd, dirPath: keyDir)
             .filter { $0.hasSuffix(".key") }.map { String($0.dropLast(4)) }.sorted()
+    }
+
+    /// Every key file in key_dir that cannot be used (wrong size, not matching its id,
+    /// unreadable), with what is wrong: not only the active key, since a damaged older key
+    /// (or one from `--prepare`) shows otherwise only when a record sealed with it is
+    /// opened, or at `--use`.
+    public func damagedKeyFiles() throws -> [(id: String, problem: String)] {
+        try keyIDs().compactMap { id in
+            do { _ = try key(id: id); return nil } catch { return (id, "\(error)") }
+        }
     }
 
     /// Writes the keys of an opened bundle (0400, those missing only) and makes its active

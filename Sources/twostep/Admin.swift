@@ -352,13 +352,15 @@ extension Admin {
             let unnamed = try withCLIErrors { try rotation.unnamedCensus() }
             let active = try withCLIErrors { try rotation.ring.activeKey().id }
             let files = try withCLIErrors { try rotation.ring.keyIDs() }
+            let damaged = Dictionary(try withCLIErrors { try rotation.ring.damagedKeyFiles() }, uniquingKeysWith: { a, _ in a })
             let ids = Set(files).union(census.keys).union(unnamed.keys).union([active]).sorted()
             if json {
                 var keys: [[String: Any]] = []
                 for id in ids where id != KeyRotation.unreadable {
                     keys.append(["id": id, "active": id == active,
                                  "records": (census[id]?.count ?? 0) + (unnamed[id]?.count ?? 0),
-                                 "key_file": files.contains(id)])
+                                 "key_file": files.contains(id),
+                                 "key_file_problem": damaged[id].map { $0 as Any } ?? jsonNull])
                 }
                 try printJSON(["active": active, "keys": keys,
                                "unreadable": census[KeyRotation.unreadable] ?? [],
@@ -368,7 +370,8 @@ extension Admin {
                 return
             }
             for id in ids where id != KeyRotation.unreadable {
-                let note = id == active ? " (active)" : (files.contains(id) ? "" : " (key file missing!)")
+                var note = id == active ? " (active)" : (files.contains(id) ? "" : " (key file missing!)")
+                if let problem = damaged[id] { note += " (key file damaged: \(problem))" }
                 print("key \(id)\(note): \((census[id]?.count ?? 0) + (unnamed[id]?.count ?? 0)) record(s)")
             }
             if let bad = census[KeyRotation.unreadable] {

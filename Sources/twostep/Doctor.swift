@@ -211,21 +211,11 @@ struct DoctorReport {
         }
     }
 
-    /// Every `<id>.key` in key_dir, not only the active one: a damaged older key (or one from
-    /// `--prepare`) shows only when a record sealed with it is opened, or at `--use`.
+    /// Every `<id>.key` in key_dir, not only the active one (`KeyRing.damagedKeyFiles`).
     mutating func keyFiles(_ config: Config?) {
-        guard let config, let d = opendir(config.keyDir) else { return }
-        var ids: [String] = []
-        while let entry = readdir(d) {
-            let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
-            if name.hasSuffix(".key") && !name.hasPrefix(".") { ids.append(String(name.dropLast(4))) }
-        }
-        closedir(d)
-        guard let ring = try? KeyRing(keyDir: config.keyDir, environment: nil) else { return }
-        var bad: [String] = []
-        for id in ids.sorted() {
-            do { _ = try ring.key(id: id) } catch { bad.append("\(id): \(error)") }
-        }
+        guard let config, let ring = try? KeyRing(keyDir: config.keyDir, environment: nil),
+              let ids = try? ring.keyIDs(), let damaged = try? ring.damagedKeyFiles() else { return }
+        let bad = damaged.map { "\($0.id): \($0.problem)" }
         if bad.isEmpty {
             add("key files", .ok, "\(ids.count) key file(s) in \(config.keyDir) each match their id")
         } else {
