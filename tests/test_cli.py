@@ -51,6 +51,8 @@ def terminal_qr_to_pgm(text, path, scale=6):
 
 def test_enroll_json_gives_uri_png_and_backup_codes(inst, tmp_path):
     r = inst.cli("enroll", "--user", "alice", "--json")
+    # alice has no account here: enrolled all the same, with the warning `admin import` gives.
+    assert "no account named alice is known on this host" in r.stderr, r.stderr
     out = json.loads(r.stdout)
     uri = out["otpauth_uri"]
     assert uri.startswith("otpauth://totp/TestCorp:alice?")

@@ -113,12 +113,7 @@ extension Admin {
             // are one record); a name NSS does not know is imported as given.
             let canonical = canonicalUserName(given)
             let user = canonical ?? given
-            if canonical == nil {
-                // Kept (an account may come later, or from a source not answering now), but
-                // a typo in a name would otherwise go unnoticed until that user's login.
-                writeStderr("twostep: warning: no account named \(displaySafe(given)) is known on this host (NSS); " +
-                            "the enrolment is kept under that name\n")
-            }
+            if canonical == nil { warnUnknownAccount(given) }
             let text: SecretBytes
             if secret == "-" {
                 text = readLineUnbuffered() ?? SecretBytes([])

@@ -35,6 +35,7 @@ func runSelfService(_ command: SelfServiceCommand, _ options: SelfServiceOptions
     let verdict: Verdict
     if geteuid() == 0 && options.socket == nil {
         let local = try LocalStore(options.config)
+        if command == .enroll, let user = options.user, canonicalUserName(user) == nil { warnUnknownAccount(user) }
         let service = SelfService(config: local.config, store: local.store, audit: local.audit, now: { local.now() })
         verdict = service.handle(request, callerUID: 0, conversation: TerminalConversation()) { data.merge($0) }
     } else {
@@ -45,6 +46,14 @@ func runSelfService(_ command: SelfServiceCommand, _ options: SelfServiceOptions
         throw CLIError(refusal(verdict, command))
     }
     return data
+}
+
+/// Root enrols or imports a name NSS does not know: kept (an account may come later, or
+/// from a source not answering now), but a typo would otherwise go unnoticed until that
+/// user's first login.
+func warnUnknownAccount(_ given: String) {
+    writeStderr("twostep: warning: no account named \(displaySafe(given)) is known on this host (NSS); " +
+                "the enrolment is kept under that name\n")
 }
 
 func refusal(_ v: Verdict, _ command: SelfServiceCommand) -> String {
