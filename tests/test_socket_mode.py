@@ -356,39 +356,52 @@ def test_stale_socket_falls_back_to_spawning(site):
 def test_a_running_server_sees_account_changes_at_the_next_login(site):
     """The server's workers answer canonical-name lookups from their own index of
     /etc/passwd (nsswitch.conf: `files` first). Every change to the file reaches the next
-    login through the same server: an account added after it started, a primary group
-    changed by usermod (a new file) and by an edit in place (the same inode)."""
+    login through the same server: while the change is recent NSS answers, once it has
+    settled (PasswdFileCache.settleSeconds, 2 s) the rebuilt index does. Changes: a
+    primary group changed by usermod (a new file), an account added after the server
+    started, and a same-size edit in place (same inode, same size: only the timestamps
+    tell)."""
     import secrets
+    settle = 2.3
     tag = secrets.token_hex(3)
     group, user = f"tsreq{tag}", f"tsacct{tag}"
-    site.inst.write_config(require=group)
+    # One worker: every login meets the same index (with several, a worker that has not
+    # served since the last change rebuilds anyway, and a stale index could go unseen).
+    site.inst.write_config(require=group, max_connections=1)
     svc = site.service("sock", f"socket={site.sock}",
                        after="auth required pam_permit.so\naccount required pam_permit.so\n")
     subprocess.run(["groupadd", group], check=True)
     subprocess.run(["useradd", "-M", "-N", "-g", "users", "-s", "/bin/sh", user], check=True)
     try:
+        time.sleep(settle)
         site.serve()
         assert site.login(svc, user, None) == PAM_SUCCESS  # outside `require`: ignored
-        # Primary group changed to the required one (usermod writes a new /etc/passwd):
-        # required now, not enrolled, enroll = off: refused.
+        # Primary group changed to the required one: required now, not enrolled,
+        # enroll = off: refused, at once (NSS) and after the index is rebuilt.
         subprocess.run(["usermod", "-g", group, user], check=True)
+        assert site.login(svc, user, None) == PAM_AUTH_ERR
+        time.sleep(settle)
         assert site.login(svc, user, None) == PAM_AUTH_ERR
         # An account added after the server started: known at once.
         subprocess.run(["useradd", "-M", "-N", "-g", group, "-s", "/bin/sh", user + "b"], check=True)
         assert site.login(svc, user + "b", None) == PAM_AUTH_ERR
-        # Back to `users` by an edit in place, as an editor that keeps the inode would.
-        inode = os.stat("/etc/passwd").st_ino
+        time.sleep(settle)
+        # An edit in place to a gid of the same length that is not the required group's.
+        before = os.stat("/etc/passwd")
         with open("/etc/passwd", "r+") as f:
             lines = f.read().splitlines(keepends=True)
             for i, line in enumerate(lines):
                 fields = line.split(":")
                 if fields[0] == user:
-                    fields[3] = "100"
+                    fields[3] = "9" * len(fields[3]) if set(fields[3]) != {"9"} else "8" * len(fields[3])
                     lines[i] = ":".join(fields)
             f.seek(0)
             f.write("".join(lines))
             f.truncate()
-        assert os.stat("/etc/passwd").st_ino == inode
+        after = os.stat("/etc/passwd")
+        assert (after.st_ino, after.st_size) == (before.st_ino, before.st_size)
+        assert site.login(svc, user, None) == PAM_SUCCESS
+        time.sleep(settle)
         assert site.login(svc, user, None) == PAM_SUCCESS
     finally:
         for name in (user, user + "b"):

@@ -104,13 +104,13 @@ public enum HelperServer {
         // Pay OpenSSL's one-time start-up (provider and algorithm tables) once, here, so
         // that every worker starts warm.
         Crypto.warmUp()
-        // /etc/passwd indexed once, here: the workers inherit the index and rebuild their
-        // own copy only when the file changes.
+        // /etc/passwd indexed here, and brought up to date before each fork: the workers
+        // inherit a current index and rebuild their own only when the file changes later.
         PasswdFileCache.shared = PasswdFileCache()
-        _ = lookUpAccount("root")
         let parent = getpid()
         var workers = Set<pid_t>()
         while true {
+            PasswdFileCache.shared?.refresh()
             while workers.count < config.maxConnections {
                 let pid = fork()
                 if pid == 0 { _exit(worker(listener, parent: parent, config: config)) }

@@ -9,7 +9,9 @@ import Glibc
 /// other source (sss, ldap, winbind, compat: maybe case-insensitive or not listable), each
 /// name is looked up as before.
 public final class AccountIndex {
-    private let names: Set<String>?
+    /// Names as bytes: NSS compares them with strcmp, and Swift's String equality would
+    /// take `é` and `e` + U+0301 for one name.
+    private let names: Set<[UInt8]>?
 
     public init(nsswitch: String = "/etc/nsswitch.conf") {
         guard let sources = AccountIndex.passwdSources(nsswitch),
@@ -17,9 +19,11 @@ public final class AccountIndex {
             names = nil
             return
         }
-        var all = Set<String>()
+        var all = Set<[UInt8]>()
         setpwent()
-        while let p = getpwent() { all.insert(String(cString: p.pointee.pw_name)) }
+        while let p = getpwent() {
+            all.insert(Array(UnsafeRawBufferPointer(start: p.pointee.pw_name, count: strlen(p.pointee.pw_name))))
+        }
         endpwent()
         names = all
     }
@@ -27,43 +31,100 @@ public final class AccountIndex {
     /// What `canonicalUserName(name)` answers.
     public func canonical(_ name: String) -> String? {
         guard let names else { return canonicalUserName(name) }
-        return names.contains(name) && isValidUserName(name) ? name : nil
+        return names.contains(Array(name.utf8)) && isValidUserName(name) ? name : nil
     }
 
-    /// The service names on the `passwd:` line ("[...]" actions dropped); nil when the
-    /// file cannot be read or has no such line.
+    /// The service names of the `passwd` database in nsswitch.conf (`NSSwitch.passwd`);
+    /// nil when glibc's answer is not certain from the file.
     static func passwdSources(_ path: String) -> [String]? {
-        guard let words = passwdLine(path) else { return nil }
-        var sources: [String] = []
-        var inAction = false
-        for word in words {
-            if word.hasPrefix("[") { inAction = true }
-            if !inAction { sources.append(word) }
-            if word.hasSuffix("]") { inAction = false }
-        }
-        return sources
+        NSSwitch.passwd(path)?.map(\.name)
+    }
+}
+
+/// nsswitch.conf read as glibc 2.36 reads it (nss/nss_database.c, nss/nss_action_parse.c):
+/// per line, leading white space skipped, the database name up to white space or `:`, any
+/// run of white space and colons after it; the last line of a database wins; no comment
+/// syntax (a `#` is part of a word). A source name ends at white space or `[`, and a
+/// bracketed action list that does not parse makes glibc's whole reload fail.
+enum NSSwitch {
+    struct Source: Equatable {
+        let name: String
+        /// A `[STATUS=ACTION ...]` list follows the name.
+        let hasActions: Bool
     }
 
-    /// The words after `passwd:` in nsswitch.conf, actions included; nil when the file
-    /// cannot be read, or has no such line or more than one (however the name is written).
-    static func passwdLine(_ path: String) -> [String]? {
+    /// The `passwd` sources; nil when the file cannot be read, holds a NUL byte, has no
+    /// `passwd` line, or has a line whose action lists would not parse (glibc's lookups then
+    /// fail, whatever the passwd line says).
+    static func passwd(_ path: String) -> [Source]? {
         guard let f = fopen(path, "re") else { return nil }
         defer { fclose(f) }
         var line: UnsafeMutablePointer<CChar>? = nil
         var cap = 0
         defer { free(line) }
-        var found: [String]?
-        var lines = 0
-        while getline(&line, &cap, f) > 0, let l = line {
-            var text = String(cString: l)
-            if let hash = text.firstIndex(of: "#") { text = String(text[..<hash]) }
-            let trimmed = text.drop { $0 == " " || $0 == "\t" }
-            guard let colon = trimmed.firstIndex(of: ":"),
-                  trimmed[..<colon].filter({ $0 != " " && $0 != "\t" }).lowercased() == "passwd" else { continue }
-            lines += 1
-            found = trimmed[trimmed.index(after: colon)...]
-                .split(whereSeparator: { $0 == " " || $0 == "\t" || $0 == "\n" || $0 == "\r" }).map(String.init)
+        var found: [Source]?
+        while true {
+            let n = getline(&line, &cap, f)
+            guard n > 0, let l = line else { break }
+            let bytes = UnsafeRawBufferPointer(start: l, count: n).bindMemory(to: UInt8.self)
+            guard !bytes.contains(0) else { return nil }
+            guard let (database, sources) = parse(Array(bytes)) else { return nil }
+            if database == "passwd" { found = sources }
         }
-        return lines == 1 ? found : nil
+        return ferror(f) == 0 ? found : nil
+    }
+
+    static func isSpace(_ b: UInt8) -> Bool { b == 0x20 || (b >= 0x09 && b <= 0x0d) }
+
+    /// One line: the database name and its sources; ("", []) for a line glibc skips; nil
+    /// when a source's action list would not parse.
+    static func parse(_ line: [UInt8]) -> (String, [Source])? {
+        var i = 0
+        while i < line.count && isSpace(line[i]) { i += 1 }
+        let nameStart = i
+        while i < line.count && !isSpace(line[i]) && line[i] != UInt8(ascii: ":") { i += 1 }
+        guard i < line.count, i > nameStart else { return ("", []) }
+        let database = String(decoding: line[nameStart..<i], as: UTF8.self)
+        while i < line.count && (isSpace(line[i]) || line[i] == UInt8(ascii: ":")) { i += 1 }
+        var sources: [Source] = []
+        while true {
+            while i < line.count && isSpace(line[i]) { i += 1 }
+            guard i < line.count else { return (database, sources) }
+            let start = i
+            while i < line.count && !isSpace(line[i]) && line[i] != UInt8(ascii: "[") { i += 1 }
+            guard i > start else { return (database, sources) }  // glibc stops at a stray `[`
+            let name = String(decoding: line[start..<i], as: UTF8.self)
+            while i < line.count && isSpace(line[i]) { i += 1 }
+            var actions = false
+            if i < line.count && line[i] == UInt8(ascii: "[") {
+                actions = true
+                guard let end = parseActions(line, from: i + 1) else { return nil }
+                i = end
+            }
+            sources.append(Source(name: name, hasActions: actions))
+        }
+    }
+
+    /// `( "!"? STATUS "=" ACTION )+ "]"` from `i`; the index after `]`, or nil.
+    static func parseActions(_ line: [UInt8], from start: Int) -> Int? {
+        var i = start
+        func skip() { while i < line.count && isSpace(line[i]) { i += 1 } }
+        func word() -> String {
+            let s = i
+            while i < line.count && !isSpace(line[i]) && line[i] != UInt8(ascii: "=") && line[i] != UInt8(ascii: "]") { i += 1 }
+            return String(decoding: line[s..<i], as: UTF8.self).uppercased()
+        }
+        skip()
+        repeat {
+            if i < line.count && line[i] == UInt8(ascii: "!") { i += 1 }
+            guard ["SUCCESS", "UNAVAIL", "NOTFOUND", "TRYAGAIN"].contains(word()) else { return nil }
+            skip()
+            guard i < line.count && line[i] == UInt8(ascii: "=") else { return nil }
+            i += 1
+            skip()
+            guard ["RETURN", "CONTINUE", "MERGE"].contains(word()) else { return nil }
+            skip()
+        } while i < line.count && line[i] != UInt8(ascii: "]")
+        return i < line.count ? i + 1 : nil
     }
 }

@@ -3,24 +3,37 @@ import Glibc
 
 /// The running helper's index of /etc/passwd: a login's canonical-name lookup becomes two
 /// stat calls and a dictionary look-up, where NSS opens the file and parses it line by line
-/// up to the user's entry (about a sixth of a worker's time per login with a thousand local
-/// accounts, more with more).
+/// up to the user's entry (about half of a worker's user-space instructions per login with
+/// a thousand local accounts, and linear in the file's length).
 ///
-/// It answers only where glibc's answer comes from the same file: the `passwd:` line of
-/// nsswitch.conf starts with `files` with no action after it, so an entry `files` finds is
-/// the answer, and the name has a well-formed line (7 fields, decimal uid and gid, no NUL)
-/// before any line glibc might read differently. For every other name (not in the file, a
+/// It answers only where glibc's answer comes from the same file: the `passwd` line of
+/// nsswitch.conf (read as glibc reads it: `NSSwitch`) starts with `files` with no action
+/// after it, so an entry `files` finds is the answer, and the name has a well-formed line
+/// (7 fields, decimal uid and gid) before any line glibc might read differently. Names are
+/// compared as bytes, as glibc's strcmp does. For every other name (not in the file, a
 /// doubtful line, `+`/`-` compat names) `lookUp` returns nil and the caller asks NSS, which
 /// then also asks the sources after `files`. Both files are stat'ed on every look-up and the
-/// index rebuilt when either changes (device, inode, size, mtime or ctime), so an account
-/// added, removed, renamed or moved to another primary group is seen by the next login.
+/// index rebuilt when either changes (device, inode, size, mtime or ctime). A file changed
+/// within the last `settleSeconds` is not indexed (NSS answers until it has been still that
+/// long): timestamps come from a clock that ticks coarsely, and are set before a write's
+/// bytes land, so a same-size edit in place could otherwise go unseen.
+///
+/// With nscd running, glibc may answer from nscd's cache; the index answers from the file
+/// as it is.
 public final class PasswdFileCache {
     /// The process's cache; nil (the default) for one-shot programs, which ask NSS.
     /// `twostep-helper serve` sets it before forking its workers.
     public static var shared: PasswdFileCache?
 
     /// Larger files are not indexed (NSS answers): a bound on a worker's memory.
-    public static let maximumSize = 64 << 20
+    public static let maximumSize = 32 << 20
+
+    /// A file with a line this long is not indexed: the helper's NSS lookup gives glibc a
+    /// buffer of at most 1 MiB, and a longer line before a name makes that lookup fail.
+    public static let maximumLine = 256 << 10
+
+    /// How long a changed file must have been left alone before it is indexed.
+    public static let settleSeconds = 2
 
     struct FileID: Equatable {
         let dev: UInt64, ino: UInt64, size: Int64
@@ -35,36 +48,70 @@ public final class PasswdFileCache {
     let passwdPath: String
     let nsswitchPath: String
     private var seen: (nsswitch: FileID, passwd: FileID)?
-    private var entries: [String: gid_t] = [:]
+    private var entries: [[UInt8]: gid_t] = [:]
 
-    public init(passwd: String = "/etc/passwd", nsswitch: String = "/etc/nsswitch.conf") {
+    /// The wall clock the file timestamps are compared with (injected by tests).
+    let now: () -> timespec
+
+    public init(passwd: String = "/etc/passwd", nsswitch: String = "/etc/nsswitch.conf",
+                now: @escaping () -> timespec = PasswdFileCache.realTime) {
         passwdPath = passwd
         nsswitchPath = nsswitch
+        self.now = now
+    }
+
+    public static func realTime() -> timespec {
+        var t = timespec()
+        clock_gettime(CLOCK_REALTIME, &t)
+        return t
     }
 
     /// `.found` when the indexed file answers for `name`; nil when NSS must be asked.
     public func lookUp(_ name: String) -> AccountLookup? {
-        guard let first = name.utf8.first, first != UInt8(ascii: "+"), first != UInt8(ascii: "-") else { return nil }
+        guard let first = name.utf8.first, first != UInt8(ascii: "+"), first != UInt8(ascii: "-"),
+              refresh(), let gid = entries[Array(name.utf8)] else { return nil }
+        return .found(name: name, gid: gid)
+    }
+
+    /// Brings the index up to date with both files (rebuilt when either changed); false
+    /// when one of them cannot be stat'ed. The server calls it before forking workers, so
+    /// that they inherit a current index instead of each rebuilding its own.
+    @discardableResult
+    public func refresh() -> Bool {
         guard let ns = PasswdFileCache.identity(nsswitchPath), let pw = PasswdFileCache.identity(passwdPath) else {
             seen = nil
-            return nil
+            entries = [:]
+            return false
         }
-        if seen?.nsswitch != ns || seen?.passwd != pw { rebuild(nsswitch: ns) }
-        guard let gid = entries[name] else { return nil }
-        return .found(name: name, gid: gid)
+        if seen?.nsswitch != ns || seen?.passwd != pw { rebuild(nsswitch: ns, passwd: pw) }
+        return true
     }
 
     /// Number of names the index answers for (0 when it answers for none).
     public var count: Int { entries.count }
 
-    private func rebuild(nsswitch: FileID) {
+    private func rebuild(nsswitch: FileID, passwd: FileID) {
         seen = nil
         entries = [:]
-        guard let words = AccountIndex.passwdLine(nsswitchPath), words.first == "files",
-              words.count == 1 || !words[1].hasPrefix("[") else { return }
-        guard let (bytes, id) = PasswdFileCache.readStable(passwdPath) else { return }
-        entries = PasswdFileCache.index(bytes)
-        seen = (nsswitch, id)
+        // Changed a moment ago: NSS answers, and the next look-up tries again.
+        let t = now()
+        guard PasswdFileCache.settled(nsswitch, at: t), PasswdFileCache.settled(passwd, at: t) else { return }
+        if let sources = NSSwitch.passwd(nsswitchPath), let first = sources.first,
+           first.name == "files", !first.hasActions {
+            guard let (bytes, id) = PasswdFileCache.readStable(passwdPath), id == passwd else { return }
+            entries = PasswdFileCache.index(bytes)
+        }
+        // Remembered even when the index answers for nobody (another source first, a file
+        // too large): the files are not read again until one of them changes.
+        guard PasswdFileCache.identity(nsswitchPath) == nsswitch else { entries = [:]; return }
+        seen = (nsswitch, passwd)
+    }
+
+    /// Whether the file's last change (mtime and ctime, to the nanosecond) is at least
+    /// `settleSeconds` before `now`.
+    static func settled(_ id: FileID, at now: timespec) -> Bool {
+        let limit = (now.tv_sec - settleSeconds, now.tv_nsec)
+        return (id.mtime, id.mtimeNs) < limit && (id.ctime, id.ctimeNs) < limit
     }
 
     static func identity(_ path: String) -> FileID? {
@@ -98,27 +145,29 @@ public final class PasswdFileCache {
         return (bytes, now)
     }
 
-    /// Name to primary gid for each name whose first line glibc's files parser reads as we
-    /// do. A name whose first line is doubtful is left out (NSS answers for it); so is
-    /// everything when the file holds a NUL byte.
-    static func index(_ bytes: [UInt8]) -> [String: gid_t] {
+    /// Name (as bytes) to primary gid for each name whose first line glibc's files parser
+    /// reads as we do. A name whose first line is doubtful is left out (NSS answers for it);
+    /// so is everything when the file holds a NUL byte or a line over `maximumLine`.
+    static func index(_ bytes: [UInt8]) -> [[UInt8]: gid_t] {
         guard !bytes.contains(0) else { return [:] }
-        var entries: [String: gid_t] = [:]
-        var decided = Set<String>()
+        // gid per name, nil for a name whose first line is doubtful.
+        var first: [[UInt8]: gid_t?] = [:]
         for rawLine in bytes.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: true) {
+            guard rawLine.count <= maximumLine else { return [:] }
             // glibc skips leading white space (isspace) and then blank and `#` lines.
             let line = rawLine.drop { $0 == 0x20 || ($0 >= 0x09 && $0 <= 0x0d) }
-            guard let first = line.first, first != UInt8(ascii: "#") else { continue }
+            guard let lead = line.first, lead != UInt8(ascii: "#") else { continue }
             let fields = line.split(separator: UInt8(ascii: ":"), maxSplits: 6, omittingEmptySubsequences: false)
-            let name = String(decoding: fields[0], as: UTF8.self)
-            guard !decided.contains(name) else { continue }
-            decided.insert(name)
-            guard fields.count == 7, !name.isEmpty, name.utf8.elementsEqual(fields[0]),
-                  first != UInt8(ascii: "+"), first != UInt8(ascii: "-"),
-                  decimalID(fields[2]) != nil, let gid = decimalID(fields[3]) else { continue }
-            entries[name] = gid
+            let name = Array(fields[0])
+            guard first[name] == nil else { continue }
+            if fields.count == 7, !name.isEmpty, lead != UInt8(ascii: "+"), lead != UInt8(ascii: "-"),
+               decimalID(fields[2]) != nil, let gid = decimalID(fields[3]) {
+                first[name] = .some(gid)
+            } else {
+                first[name] = .some(nil)
+            }
         }
-        return entries
+        return first.compactMapValues { $0 }
     }
 
     /// A uid or gid written as 1 to 10 decimal digits that fits in 32 bits, else nil.

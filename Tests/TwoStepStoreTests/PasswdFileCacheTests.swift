@@ -4,7 +4,7 @@ import Foundation
 import XCTest
 
 /// The running helper's /etc/passwd index answers only as glibc's `files` source would, and
-/// leaves every doubtful name to NSS. (tests/test_passwd_cache.py drives the real helper.)
+/// leaves every doubtful name to NSS. (test_socket_mode.py drives the real helper.)
 final class PasswdFileCacheTests: XCTestCase {
     private var dir = ""
 
@@ -14,6 +14,17 @@ final class PasswdFileCacheTests: XCTestCase {
     }
 
     override func tearDown() { try? FileManager.default.removeItem(atPath: dir) }
+
+    /// A clock `settleSeconds` + 1 s ahead: files written by the test count as settled.
+    private static func later() -> timespec {
+        var t = PasswdFileCache.realTime()
+        t.tv_sec += PasswdFileCache.settleSeconds + 1
+        return t
+    }
+
+    private func cache(_ passwd: String, _ nsswitch: String) -> PasswdFileCache {
+        PasswdFileCache(passwd: passwd, nsswitch: nsswitch, now: PasswdFileCacheTests.later)
+    }
 
     private func write(_ name: String, _ text: String) throws -> String {
         let path = dir + "/" + name
@@ -39,39 +50,69 @@ final class PasswdFileCacheTests: XCTestCase {
             hal:x:4294967295:7::/:
             """
         let entries = PasswdFileCache.index(Array(text.utf8))
-        XCTAssertEqual(entries["root"], 0)
-        XCTAssertEqual(entries["bob"], 1002, "the first line of a name is the one glibc returns")
-        XCTAssertEqual(entries["carol"], 1004, "leading white space is skipped; the shell keeps its colons")
-        XCTAssertEqual(entries["hal"], 7)
+        func gid(_ name: String) -> gid_t? { entries[Array(name.utf8)] }
+        XCTAssertEqual(gid("root"), 0)
+        XCTAssertEqual(gid("bob"), 1002, "the first line of a name is the one glibc returns")
+        XCTAssertEqual(gid("carol"), 1004, "leading white space is skipped; the shell keeps its colons")
+        XCTAssertEqual(gid("hal"), 7)
         for name in ["alice", "# alice", "dave", "erin", "frank", "gina", "+nis", "-gone", ""] {
-            XCTAssertNil(entries[name], "\(name) must be left to NSS")
+            XCTAssertNil(gid(name), "\(name) must be left to NSS")
         }
         XCTAssertEqual(entries.count, 4)
         XCTAssertTrue(PasswdFileCache.index(Array("a:x:1:1::/:/bin/sh\nb:x:2:2::/:\0\n".utf8)).isEmpty,
                       "a NUL byte anywhere: nothing is indexed")
+        let long = "a:x:1:1::/:/bin/sh\nb:x:2:2:" + String(repeating: "g", count: PasswdFileCache.maximumLine) + ":/:\n"
+        XCTAssertTrue(PasswdFileCache.index(Array(long.utf8)).isEmpty,
+                      "a line longer than the helper's NSS buffer allows: nothing is indexed")
+    }
+
+    func testNamesAreComparedAsBytesNotAsEquivalentUnicode() throws {
+        // "josé" precomposed (U+00E9) and decomposed (e + U+0301): one String to Swift's ==,
+        // two names to glibc's strcmp.
+        let composed = "jos\u{E9}", decomposed = "jose\u{301}"
+        XCTAssertEqual(composed, decomposed)
+        let passwd = try write("passwd", "\(composed):x:1000:1000::/:/bin/sh\n\(decomposed):x:1001:2000::/:/bin/sh\n")
+        let nsswitch = try write("nsswitch.conf", "passwd: files\n")
+        let c = cache(passwd, nsswitch)
+        XCTAssertEqual(c.lookUp(composed), .found(name: composed, gid: 1000))
+        XCTAssertEqual(c.lookUp(decomposed), .found(name: decomposed, gid: 2000))
+        let only = try write("passwd2", "\(composed):x:1000:1000::/:/bin/sh\n")
+        XCTAssertNil(cache(only, nsswitch).lookUp(decomposed), "a spelling the file lacks is NSS's to answer")
     }
 
     func testLookUpAnswersOnlyWhenFilesComesFirst() throws {
         let passwd = try write("passwd", "alice:x:1000:1000::/home/alice:/bin/sh\n")
-        for (line, answers) in [("passwd: files systemd", true), ("passwd:\tfiles", true),
-                                ("  PASSWD : files sss", true),
-                                ("passwd: files [SUCCESS=continue] ldap", false), ("passwd: sss files", false),
-                                ("passwd: compat", false), ("group: files", false),
-                                ("passwd: files\npasswd: sss", false)] {
-            let nsswitch = try write("nsswitch-\(UUID().uuidString)", line + "\n")
-            let cache = PasswdFileCache(passwd: passwd, nsswitch: nsswitch)
-            XCTAssertEqual(cache.lookUp("alice") != nil, answers, line)
-            XCTAssertNil(cache.lookUp("bob"), "a name the file lacks is NSS's to answer (\(line))")
+        for (text, answers) in [("passwd: files systemd", true), ("passwd:\tfiles", true),
+                                ("  passwd files sss", true), ("\u{0C}passwd:: files # comment", true),
+                                ("passwd: files [SUCCESS=continue] ldap", false), ("passwd: files[NOTFOUND=return]", false),
+                                ("passwd: sss files", false), ("passwd: compat", false), ("PASSWD: files", false),
+                                ("passwd: files#x sss", false), ("group: files", false),
+                                ("passwd: files\npasswd: sss files", false), ("passwd: sss\npasswd: files", true),
+                                ("passwd: files\nhosts: files [NOTFOUND=retrun] dns", false),
+                                ("passwd: files\nhosts: files mdns4_minimal [notfound=RETURN] dns", true)] {
+            let nsswitch = try write("nsswitch-\(UUID().uuidString)", text + "\n")
+            let c = cache(passwd, nsswitch)
+            XCTAssertEqual(c.lookUp("alice") != nil, answers, text)
+            XCTAssertNil(c.lookUp("bob"), "a name the file lacks is NSS's to answer (\(text))")
         }
-        let cache = PasswdFileCache(passwd: passwd, nsswitch: dir + "/missing")
-        XCTAssertNil(cache.lookUp("alice"), "no nsswitch.conf: NSS decides")
+        XCTAssertNil(cache(passwd, dir + "/missing").lookUp("alice"), "no nsswitch.conf: NSS decides")
+    }
+
+    func testAFileChangedAMomentAgoIsLeftToNSS() throws {
+        let passwd = try write("passwd", "alice:x:1000:1000::/:/bin/sh\n")
+        let nsswitch = try write("nsswitch.conf", "passwd: files\n")
+        var clock = PasswdFileCache.realTime()
+        let c = PasswdFileCache(passwd: passwd, nsswitch: nsswitch, now: { clock })
+        XCTAssertNil(c.lookUp("alice"), "written just now: not indexed yet")
+        clock.tv_sec += PasswdFileCache.settleSeconds + 1
+        XCTAssertEqual(c.lookUp("alice"), .found(name: "alice", gid: 1000))
     }
 
     func testLookUpSeesEveryChangeToTheFile() throws {
         let nsswitch = try write("nsswitch.conf", "passwd: files systemd\n")
         let passwd = dir + "/passwd"
         try "alice:x:1000:1000::/:/bin/sh\n".write(toFile: passwd, atomically: true, encoding: .utf8)
-        let cache = PasswdFileCache(passwd: passwd, nsswitch: nsswitch)
+        let cache = self.cache(passwd, nsswitch)
         XCTAssertEqual(cache.lookUp("alice"), .found(name: "alice", gid: 1000))
 
         // Replaced (a new inode, as vipw and useradd do): the primary group changed.
@@ -84,7 +125,7 @@ final class PasswdFileCacheTests: XCTestCase {
         let same = Array("alicf:x:1000:2000::/:/bin/sh\n".utf8)
         XCTAssertEqual(same.withUnsafeBytes { pwrite(fd, $0.baseAddress, $0.count, 0) }, same.count)
         close(fd)
-        var times = [timespec(tv_sec: 1_800_000_000, tv_nsec: 0), timespec(tv_sec: 1_800_000_000, tv_nsec: 0)]
+        var times = [timespec(tv_sec: 1_700_000_000, tv_nsec: 0), timespec(tv_sec: 1_700_000_000, tv_nsec: 0)]
         XCTAssertEqual(utimensat(AT_FDCWD, passwd, &times, 0), 0)
         XCTAssertNil(cache.lookUp("alice"), "a renamed account is no longer answered from the old index")
         XCTAssertEqual(cache.lookUp("alicf"), .found(name: "alicf", gid: 2000))
