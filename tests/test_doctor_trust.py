@@ -183,6 +183,25 @@ def test_doctor_fails_a_damaged_key_that_is_not_the_active_one(good):
     assert "32 bytes" in problems[key_id] and all(p is None for i, p in problems.items() if i != key_id), status
 
 
+def test_status_names_a_damaged_active_key_and_a_hidden_key_file_is_no_key(good):
+    """A key file an admin set aside as `.<id>.key` is no key (doctor and --status ignore
+    it); a damaged active key is named by `rotate-key --status`, which reads the active id
+    without loading the key."""
+    active = open(os.path.join(good.keys, "active")).read().strip()
+    path = os.path.join(good.keys, active + ".key")
+    shutil.copy(path, os.path.join(good.keys, "." + active + ".key"))
+    assert ("key files", "ok") in doctor(good)[1]
+    assert good.cli("admin", "rotate-key", "--status").stdout.count("key ") == 1
+    os.chmod(path, 0o600)
+    with open(path, "r+b") as f:
+        f.truncate(31)
+    os.chmod(path, 0o400)
+    out = good.cli("admin", "rotate-key", "--status").stdout
+    assert re.search(r"key %s \(active\) \(key file damaged: .*32 bytes.*\): 1 record" % active, out), out
+    keys = json.loads(good.cli("admin", "rotate-key", "--status", "--json").stdout)["keys"]
+    assert [k["id"] for k in keys] == [active] and "32 bytes" in keys[0]["key_file_problem"], keys
+
+
 def test_doctor_fails_a_world_writable_key_dir(good):
     os.chmod(good.keys, 0o777)
     rc, lines, report = doctor(good)

@@ -162,10 +162,10 @@ def test_a_certificate_is_trusted_and_forgotten_by_its_keys_fingerprint(env):
         cfg = plain_config()
         cfg.write_text(cfg.read_text() + "TrustedUserCAKeys %s.pub\n" % ca)
         return cfg
-    env.sshd_config = with_ca
-    env.stop_sshd()
-    env.start_sshd()
     try:
+        env.sshd_config = with_ca
+        env.stop_sshd()
+        env.start_sshd()
         now = int(time.time())
         r = login_with(env, key_c, oathtool(secret, at=now), log_level="INFO")
         assert r.rc == 0 and "LOGGED-IN" in r.out, r

@@ -112,7 +112,8 @@ enum NSSwitch {
         func word() -> String {
             let s = i
             while i < line.count && !isSpace(line[i]) && line[i] != UInt8(ascii: "=") && line[i] != UInt8(ascii: "]") { i += 1 }
-            return String(decoding: line[s..<i], as: UTF8.self).uppercased()
+            // ASCII case folding only, as glibc's strncasecmp in the C locale.
+            return String(decoding: line[s..<i].map { $0 >= 0x61 && $0 <= 0x7a ? $0 - 0x20 : $0 }, as: UTF8.self)
         }
         skip()
         repeat {

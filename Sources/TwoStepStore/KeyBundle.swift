@@ -103,12 +103,13 @@ extension KeyRing {
         return try keyIDs().contains(k.id) ? nil : k.id
     }
 
-    /// The ids of the key files in key_dir.
+    /// The ids of the key files in key_dir: `<id>.key` where `<id>` is a key id (so a
+    /// hidden `.<id>.key` an admin set aside, or any other file, is none).
     public func keyIDs() throws -> [String] {
         let dirfd = try Files.openPrivateDirectory(keyDir)
         defer { close(dirfd) }
         return try Files.names(dirfd: dirfd, dirPath: keyDir)
-            .filter { $0.hasSuffix(".key") }.map { String($0.dropLast(4)) }.sorted()
+            .filter { $0.hasSuffix(".key") }.map { String($0.dropLast(4)) }.filter(KeyRing.isKeyID).sorted()
     }
 
     /// Every key file in key_dir that cannot be used (wrong size, not matching its id,

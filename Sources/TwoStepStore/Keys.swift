@@ -52,11 +52,28 @@ public final class KeyRing {
         if let k = environmentKey { return k }
         let dirfd = try Files.openPrivateDirectory(keyDir)
         defer { close(dirfd) }
+        return try loadKey(id: try activeID(dirfd: dirfd), dirfd: dirfd)
+    }
+
+    /// The id the `active` file names (the environment key's when it is set), without
+    /// loading the key: what `rotate-key --status` shows even when that key file is damaged.
+    public func activeKeyID() throws -> String {
+        if let k = environmentKey { return k.id }
+        let dirfd = try Files.openPrivateDirectory(keyDir)
+        defer { close(dirfd) }
+        return try activeID(dirfd: dirfd)
+    }
+
+    func activeID(dirfd: Int32) throws -> String {
         guard let raw = try Files.readPrivate(dirfd: dirfd, dirPath: keyDir, name: "active", limit: 128) else {
             throw StoreError.badKey("no active key in \(keyDir) (run `twostep admin init`)")
         }
-        let id = String(decoding: raw, as: UTF8.self).trimmingSpaces.filter { $0 != "\n" }
-        return try loadKey(id: String(id), dirfd: dirfd)
+        return String(String(decoding: raw, as: UTF8.self).trimmingSpaces.filter { $0 != "\n" })
+    }
+
+    /// Whether `id` has the form of a key id: 16 lower- or upper-case hex digits.
+    public static func isKeyID(_ id: String) -> Bool {
+        id.utf8.count == 16 && id.utf8.allSatisfy({ isHexDigit($0) })
     }
 
     public func key(id: String) throws -> MasterKey {
@@ -67,7 +84,7 @@ public final class KeyRing {
     }
 
     func loadKey(id: String, dirfd: Int32) throws -> MasterKey {
-        guard id.utf8.count == 16, id.utf8.allSatisfy({ isHexDigit($0) }) else {
+        guard KeyRing.isKeyID(id) else {
             throw StoreError.badKey("bad key id \"\(id.prefix(32))\"")
         }
         guard var raw = try Files.readPrivate(dirfd: dirfd, dirPath: keyDir, name: "\(id).key", limit: 64) else {

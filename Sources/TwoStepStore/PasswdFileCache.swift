@@ -98,11 +98,14 @@ public final class PasswdFileCache {
         guard PasswdFileCache.settled(nsswitch, at: t), PasswdFileCache.settled(passwd, at: t) else { return }
         if let sources = NSSwitch.passwd(nsswitchPath), let first = sources.first,
            first.name == "files", !first.hasActions {
-            guard let (bytes, id) = PasswdFileCache.readStable(passwdPath), id == passwd else { return }
-            entries = PasswdFileCache.index(bytes)
+            switch PasswdFileCache.readStable(passwdPath) {
+            case .read(let bytes, let id) where id == passwd: entries = PasswdFileCache.index(bytes)
+            case .read, .changing: return  // changed while read: the next look-up tries again
+            case .refused: break  // not a regular file, or over maximumSize: nobody answered
+            }
         }
         // Remembered even when the index answers for nobody (another source first, a file
-        // too large): the files are not read again until one of them changes.
+        // refused): the files are not read again until one of them changes.
         guard PasswdFileCache.identity(nsswitchPath) == nsswitch else { entries = [:]; return }
         seen = (nsswitch, passwd)
     }
@@ -120,29 +123,37 @@ public final class PasswdFileCache {
         return FileID(st)
     }
 
+    enum Read {
+        case read([UInt8], FileID)
+        /// It changed while it was read.
+        case changing
+        /// Not a regular file, larger than `maximumSize`, or not readable.
+        case refused
+    }
+
     /// The file's bytes and identity, when it is a regular file that did not change while
     /// it was read (the same identity before and after).
-    static func readStable(_ path: String) -> ([UInt8], FileID)? {
+    static func readStable(_ path: String) -> Read {
         let fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY)
-        guard fd >= 0 else { return nil }
+        guard fd >= 0 else { return .refused }
         defer { close(fd) }
         var before = stat()
         guard fstat(fd, &before) == 0, (before.st_mode & S_IFMT) == S_IFREG,
-              before.st_size <= maximumSize else { return nil }
+              before.st_size <= maximumSize else { return .refused }
         var bytes = [UInt8](repeating: 0, count: Int(before.st_size) + 1)
         var got = 0
         while got < bytes.count {
             let n = bytes.withUnsafeMutableBytes { read(fd, $0.baseAddress! + got, $0.count - got) }
             if n < 0 && errno == EINTR { continue }
-            guard n >= 0 else { return nil }
+            guard n >= 0 else { return .refused }
             if n == 0 { break }
             got += n
         }
         var after = stat()
         guard got == Int(before.st_size), fstat(fd, &after) == 0, FileID(before) == FileID(after),
-              let now = identity(path), now == FileID(after) else { return nil }
+              let now = identity(path), now == FileID(after) else { return .changing }
         bytes.removeLast()
-        return (bytes, now)
+        return .read(bytes, now)
     }
 
     /// Name (as bytes) to primary gid for each name whose first line glibc's files parser

@@ -345,7 +345,7 @@ extension Admin {
         func printStatus(_ rotation: KeyRotation) throws {
             let census = try withCLIErrors { try rotation.census() }
             let unnamed = try withCLIErrors { try rotation.unnamedCensus() }
-            let active = try withCLIErrors { try rotation.ring.activeKey().id }
+            let active = try withCLIErrors { try rotation.ring.activeKeyID() }
             let files = try withCLIErrors { try rotation.ring.keyIDs() }
             let damaged = Dictionary(try withCLIErrors { try rotation.ring.damagedKeyFiles() }, uniquingKeysWith: { a, _ in a })
             let ids = Set(files).union(census.keys).union(unnamed.keys).union([active]).sorted()

@@ -213,8 +213,15 @@ struct DoctorReport {
 
     /// Every `<id>.key` in key_dir, not only the active one (`KeyRing.damagedKeyFiles`).
     mutating func keyFiles(_ config: Config?) {
-        guard let config, let ring = try? KeyRing(keyDir: config.keyDir, environment: nil),
-              let ids = try? ring.keyIDs(), let damaged = try? ring.damagedKeyFiles() else { return }
+        guard let config, let ring = try? KeyRing(keyDir: config.keyDir, environment: nil) else { return }
+        let ids: [String], damaged: [(id: String, problem: String)]
+        do {
+            ids = try ring.keyIDs()
+            damaged = try ring.damagedKeyFiles()
+        } catch {
+            add("key files", .fail, "not checked: \(error)")
+            return
+        }
         let bad = damaged.map { "\($0.id): \($0.problem)" }
         if bad.isEmpty {
             add("key files", .ok, "\(ids.count) key file(s) in \(config.keyDir) each match their id")

@@ -53,7 +53,7 @@ func runSelfService(_ command: SelfServiceCommand, _ options: SelfServiceOptions
 /// user's first login.
 func warnUnknownAccount(_ given: String) {
     writeStderr("twostep: warning: no account named \(displaySafe(given)) is known on this host (NSS); " +
-                "the enrolment is kept under that name\n")
+                "enrolling that name as given\n")
 }
 
 func refusal(_ v: Verdict, _ command: SelfServiceCommand) -> String {

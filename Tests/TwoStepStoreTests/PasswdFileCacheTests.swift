@@ -89,7 +89,9 @@ final class PasswdFileCacheTests: XCTestCase {
                                 ("passwd: files#x sss", false), ("group: files", false),
                                 ("passwd: files\npasswd: sss files", false), ("passwd: sss\npasswd: files", true),
                                 ("passwd: files\nhosts: files [NOTFOUND=retrun] dns", false),
-                                ("passwd: files\nhosts: files mdns4_minimal [notfound=RETURN] dns", true)] {
+                                ("passwd: files\nhosts: files mdns4_minimal [notfound=RETURN] dns", true),
+                                // glibc folds ASCII case only: `ſ` (U+017F) is no `s`.
+                                ("passwd: files\nhosts: files [\u{17F}uccess=return] dns", false)] {
             let nsswitch = try write("nsswitch-\(UUID().uuidString)", text + "\n")
             let c = cache(passwd, nsswitch)
             XCTAssertEqual(c.lookUp("alice") != nil, answers, text)
