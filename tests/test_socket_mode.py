@@ -355,12 +355,12 @@ def test_stale_socket_falls_back_to_spawning(site):
 
 def test_a_running_server_sees_account_changes_at_the_next_login(site):
     """The server's workers answer canonical-name lookups from their own index of
-    /etc/passwd (nsswitch.conf: `files` first). Every change to the file reaches the next
-    login through the same server: while the change is recent NSS answers, once it has
-    settled (PasswdFileCache.settleSeconds, 2 s) the rebuilt index does. Changes: a
-    primary group changed by usermod (a new file), an account added after the server
-    started, and a same-size edit in place (same inode, same size: only the timestamps
-    tell)."""
+    /etc/passwd (nsswitch.conf: `files` first). A change to the file drops the index at
+    the next login (NSS answers), and the worker rebuilds it after a login once the file
+    has been still for 2 s (PasswdFileCache.settleSeconds). Every change reaches the next
+    login through the same server: a primary group changed by usermod (a new file), an
+    account added after the server started, a same-size edit in place (same inode, same
+    size: only the timestamps tell). Each step also logs in again after the rebuild."""
     import secrets
     settle = 2.3
     tag = secrets.token_hex(3)
@@ -370,6 +370,14 @@ def test_a_running_server_sees_account_changes_at_the_next_login(site):
     site.inst.write_config(require=group, max_connections=1)
     svc = site.service("sock", f"socket={site.sock}",
                        after="auth required pam_permit.so\naccount required pam_permit.so\n")
+
+    def twice(who, expected):
+        """A login now, then (the file settled, the index rebuilt after it) two more."""
+        assert site.login(svc, who, None) == expected
+        time.sleep(settle)
+        assert site.login(svc, who, None) == expected  # rebuilt after this one
+        assert site.login(svc, who, None) == expected  # answered by the new index
+
     try:
         subprocess.run(["groupadd", group], check=True)
         subprocess.run(["useradd", "-M", "-N", "-g", "users", "-s", "/bin/sh", user], check=True)
@@ -377,16 +385,13 @@ def test_a_running_server_sees_account_changes_at_the_next_login(site):
         site.serve()
         assert site.login(svc, user, None) == PAM_SUCCESS  # outside `require`: ignored
         # Primary group changed to the required one: required now, not enrolled,
-        # enroll = off: refused, at once (NSS) and after the index is rebuilt.
+        # enroll = off: refused (an index that kept the old gid would let it pass).
         subprocess.run(["usermod", "-g", group, user], check=True)
-        assert site.login(svc, user, None) == PAM_AUTH_ERR
-        time.sleep(settle)
-        assert site.login(svc, user, None) == PAM_AUTH_ERR
+        twice(user, PAM_AUTH_ERR)
         # An account added after the server started: known at once (outside `require`;
         # a name NSS did not know would be required: its groups cannot be told).
         subprocess.run(["useradd", "-M", "-N", "-g", "users", "-s", "/bin/sh", user + "b"], check=True)
-        assert site.login(svc, user + "b", None) == PAM_SUCCESS
-        time.sleep(settle)
+        twice(user + "b", PAM_SUCCESS)
         # An edit in place to a gid of the same length that is not the required group's.
         before = os.stat("/etc/passwd")
         with open("/etc/passwd", "r+") as f:
@@ -401,9 +406,7 @@ def test_a_running_server_sees_account_changes_at_the_next_login(site):
             f.truncate()
         after = os.stat("/etc/passwd")
         assert (after.st_ino, after.st_size) == (before.st_ino, before.st_size)
-        assert site.login(svc, user, None) == PAM_SUCCESS
-        time.sleep(settle)
-        assert site.login(svc, user, None) == PAM_SUCCESS
+        twice(user, PAM_SUCCESS)
     finally:
         for name in (user, user + "b"):
             subprocess.run(["userdel", name], capture_output=True)

@@ -158,6 +158,8 @@ public enum HelperServer {
                     return serve(conn, caller: caller, config: config).status
                 }
                 let served = serve(conn, caller: caller, config: config)
+                // The answer is out: bring the passwd index up to date now, not in a login.
+                PasswdFileCache.shared?.refresh()
                 logins += 1
                 guard served.login, logins < loginsPerWorker else { return served.status }
                 alarm(0)

@@ -21,6 +21,7 @@ enum WarmUp {
         // NSS: every passwd source of nsswitch.conf loaded (a name no source has goes
         // through them all, e.g. libnss_systemd's dlopen), as a login's lookup needs them.
         _ = getpwnam("twostep-warm-up")
+        PasswdFileCache.shared?.refresh()
         let request = LoginRequest.encode(user: "warm-up", service: "warm-up", rhost: "", ruser: "", tty: "",
                                           authInfo: "", config: config.path, nullok: false, debug: false)
         var decoder = FrameDecoder()

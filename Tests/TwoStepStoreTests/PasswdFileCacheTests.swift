@@ -22,8 +22,11 @@ final class PasswdFileCacheTests: XCTestCase {
         return t
     }
 
+    /// A cache of the two files, refreshed once (as a worker does before it accepts).
     private func cache(_ passwd: String, _ nsswitch: String) -> PasswdFileCache {
-        PasswdFileCache(passwd: passwd, nsswitch: nsswitch, now: PasswdFileCacheTests.later)
+        let c = PasswdFileCache(passwd: passwd, nsswitch: nsswitch, now: PasswdFileCacheTests.later)
+        c.refresh()
+        return c
     }
 
     private func write(_ name: String, _ text: String) throws -> String {
@@ -50,7 +53,9 @@ final class PasswdFileCacheTests: XCTestCase {
             hal:x:4294967295:7::/:
             """
         let entries = PasswdFileCache.index(Array(text.utf8))
-        func gid(_ name: String) -> gid_t? { entries[Array(name.utf8)] }
+        func gid(_ name: String) -> gid_t? {
+            entries[PasswdFileCache.NameKey(Array(name.utf8))].flatMap { $0 == PasswdFileCache.doubtful ? nil : gid_t($0) }
+        }
         XCTAssertEqual(gid("root"), 0)
         XCTAssertEqual(gid("bob"), 1002, "the first line of a name is the one glibc returns")
         XCTAssertEqual(gid("carol"), 1004, "leading white space is skipped; the shell keeps its colons")
@@ -58,7 +63,7 @@ final class PasswdFileCacheTests: XCTestCase {
         for name in ["alice", "# alice", "dave", "erin", "frank", "gina", "+nis", "-gone", ""] {
             XCTAssertNil(gid(name), "\(name) must be left to NSS")
         }
-        XCTAssertEqual(entries.count, 4)
+        XCTAssertEqual(entries.values.filter { $0 != PasswdFileCache.doubtful }.count, 4)
         XCTAssertTrue(PasswdFileCache.index(Array("a:x:1:1::/:/bin/sh\nb:x:2:2::/:\0\n".utf8)).isEmpty,
                       "a NUL byte anywhere: nothing is indexed")
         let long = "a:x:1:1::/:/bin/sh\nb:x:2:2:" + String(repeating: "g", count: PasswdFileCache.maximumLine) + ":/:\n"
@@ -105,20 +110,26 @@ final class PasswdFileCacheTests: XCTestCase {
         let nsswitch = try write("nsswitch.conf", "passwd: files\n")
         var clock = PasswdFileCache.realTime()
         let c = PasswdFileCache(passwd: passwd, nsswitch: nsswitch, now: { clock })
+        c.refresh()
         XCTAssertNil(c.lookUp("alice"), "written just now: not indexed yet")
         clock.tv_sec += PasswdFileCache.settleSeconds + 1
+        XCTAssertNil(c.lookUp("alice"), "a look-up never builds the index")
+        c.refresh()
         XCTAssertEqual(c.lookUp("alice"), .found(name: "alice", gid: 1000))
     }
 
-    func testLookUpSeesEveryChangeToTheFile() throws {
+    func testAChangeDropsTheIndexAtOnceAndRefreshBringsItBack() throws {
         let nsswitch = try write("nsswitch.conf", "passwd: files systemd\n")
         let passwd = dir + "/passwd"
         try "alice:x:1000:1000::/:/bin/sh\n".write(toFile: passwd, atomically: true, encoding: .utf8)
         let cache = self.cache(passwd, nsswitch)
         XCTAssertEqual(cache.lookUp("alice"), .found(name: "alice", gid: 1000))
 
-        // Replaced (a new inode, as vipw and useradd do): the primary group changed.
+        // Replaced (a new inode, as vipw and useradd do): the primary group changed. Until
+        // the next refresh NSS answers (never the old gid), then the new index does.
         try "alice:x:1000:2000::/:/bin/sh\n".write(toFile: passwd, atomically: true, encoding: .utf8)
+        XCTAssertNil(cache.lookUp("alice"))
+        cache.refresh()
         XCTAssertEqual(cache.lookUp("alice"), .found(name: "alice", gid: 2000))
 
         // Rewritten in place with the same size (same inode): the timestamps tell.
@@ -130,16 +141,20 @@ final class PasswdFileCacheTests: XCTestCase {
         var times = [timespec(tv_sec: 1_700_000_000, tv_nsec: 0), timespec(tv_sec: 1_700_000_000, tv_nsec: 0)]
         XCTAssertEqual(utimensat(AT_FDCWD, passwd, &times, 0), 0)
         XCTAssertNil(cache.lookUp("alice"), "a renamed account is no longer answered from the old index")
+        cache.refresh()
+        XCTAssertNil(cache.lookUp("alice"))
         XCTAssertEqual(cache.lookUp("alicf"), .found(name: "alicf", gid: 2000))
 
         // nsswitch.conf changed to ask another source first: the index stops answering.
         try "passwd: sss files\n".write(toFile: nsswitch, atomically: true, encoding: .utf8)
+        cache.refresh()
         XCTAssertNil(cache.lookUp("alicf"))
 
         // A FIFO in place of the file: nothing is indexed, and nothing hangs.
         try "passwd: files\n".write(toFile: nsswitch, atomically: true, encoding: .utf8)
         try FileManager.default.removeItem(atPath: passwd)
         XCTAssertEqual(mkfifo(passwd, 0o600), 0)
+        cache.refresh()
         XCTAssertNil(cache.lookUp("alicf"))
         XCTAssertEqual(cache.count, 0)
     }
