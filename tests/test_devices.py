@@ -186,6 +186,10 @@ def test_a_drifting_clock_is_found_by_resync_and_followed_at_logins(inst):
     assert logins(inst, "alice", [ahead(6)]) == [PAM_AUTH_ERR]
     r = inst.cli("admin", "resync", "alice", ahead(5), ahead(6))
     assert "clock offset 6 steps (180 s)" in r.stdout, r.stdout
+    # admin show tells the offset now in force.
+    assert "clock offset +180 s" in inst.cli("admin", "show", "alice").stdout
+    shown = json.loads(inst.cli("admin", "show", "alice", "--json").stdout)
+    assert [a["clock_offset_seconds"] for a in shown["authenticators"]] == [180], shown
     # It keeps drifting, one step per login: each login moves the offset one step along, so
     # every code passes with window 1 (without learning, +9 would be 3 steps out).
     assert logins(inst, "alice", [ahead(6), ahead(7), ahead(8), ahead(9)]) == \

@@ -155,6 +155,8 @@ def test_lockouts_in_a_row_double_up_to_lockout_max_and_a_good_code_resets_them(
         lengths.append(lock_out())
         time.sleep(lengths[-1] + 1.2)   # past its end: lockouts end on whole seconds
     assert lengths == [1, 2, 4, 4], lengths
+    # admin show counts them (recent_failures starts again from 0 at each lockout).
+    assert "lockouts_in_a_row: 4" in inst.cli("admin", "show", "tslockesc").stdout
     # An accepted code ends the series: the next lockout is a first one again.
     assert inst.login("tslockesc", oathtool()).returncode == 0
     assert lock_out() == 1

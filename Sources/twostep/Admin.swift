@@ -390,6 +390,18 @@ extension Admin {
             var info = try withCLIErrors { try summary(ctx, user) }
             let devices = try withCLIErrors { jsonObject(try SelfService.deviceFields(user, store: ctx.store)) }
             if let rows = devices["authenticators"] { info["authenticators"] = rows }
+            // Root's view adds, from the state: each TOTP authenticator's clock offset
+            // (learned at logins or set by `admin resync`), and the lockouts in a row (each
+            // lasts twice the one before; `recent_failures` starts again from 0 at a lockout).
+            if info["enrolled"] as? Bool == true, let state = try? ctx.store.loadState(user),
+               var rows = info["authenticators"] as? [[String: Any]] {
+                for i in rows.indices where rows[i]["type"] as? String == "totp" {
+                    let name = rows[i]["name"] as? String ?? ""
+                    rows[i]["clock_offset_seconds"] = Int(state.device(name).drift) * (rows[i]["period"] as? Int ?? 30)
+                }
+                info["authenticators"] = rows
+                info["lockouts_in_a_row"] = state.lockouts
+            }
             if json { try printJSON(withEveryList(info)); return }
             printSummary(info)
             if let rows = info["authenticators"] as? [[String: Any]] {
@@ -442,7 +454,7 @@ func summary(_ ctx: LocalStore, _ user: String) throws -> [String: Any] {
 
 func printSummary(_ info: [String: Any]) {
     for key in ["user", "enrolled", "enrolled_at", "algorithm", "digits", "period", "backup_codes_left", "last_code_at", "recent_failures", "locked", "locked_until",
-                "email", "email_pending", "bypass_until", "invitation_pending_until"] {
+                "lockouts_in_a_row", "email", "email_pending", "bypass_until", "invitation_pending_until"] {
         if let v = info[key] { print("\(key): \(v)") }
     }
     for key in info["trusted_ssh_keys"] as? [[String: Any]] ?? [] {

@@ -90,5 +90,6 @@ func describeAuthenticator(_ row: [String: Any]) -> String {
           (row["counter_lost"] != nil ? "counter lost (no code works until admin resync)" : "next counter \(row["counter"] ?? "?")")
         : "totp, \(row["algorithm"] ?? "?"), \(row["digits"] ?? "?") digits, every \(row["period"] ?? "?") s"
     // last_used is a time, or JSON's null (jsonObject) or absent (authenticatorRows) when never.
-    return "  \(row["name"] ?? "?")\t\(kind); added \(row["added"] ?? "?"); last used \(row["last_used"] as? String ?? "never")"
+    let offset = (row["clock_offset_seconds"] as? Int).map { $0 == 0 ? "" : "; clock offset \($0 > 0 ? "+" : "")\($0) s" } ?? ""
+    return "  \(row["name"] ?? "?")\t\(kind); added \(row["added"] ?? "?"); last used \(row["last_used"] as? String ?? "never")\(offset)"
 }
