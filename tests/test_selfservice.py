@@ -161,6 +161,21 @@ def test_other_users_enrolment_cannot_be_touched(host):
     assert len(refused) == 5 and all("may act only on its own enrolment" in e["detail"] for e in refused), refused
 
 
+def test_a_name_spelled_alike_is_another_user(host):
+    """Names are compared as bytes, as NSS compares them: an account named with the other
+    Unicode spelling of another account's name (`e` + U+0301 against U+00E9, one String to
+    Swift's ==) is another user, and can neither read nor change that one's enrolment."""
+    composed, decomposed = f"ts\u00e9{host.tag}", f"tse\u0301{host.tag}"
+    for name in (composed, decomposed):
+        subprocess.run(["useradd", "--badname", "-M", "-s", "/bin/sh", name], check=True)
+        host.users.append(name)
+    host.inst.enroll(composed)
+    host.serve("serve")
+    for cmd in (["status"], ["devices"]):
+        r = host.as_user(decomposed, *cmd, "--user", composed)
+        assert r.returncode != 0 and "only manage your own" in r.stderr, r.stdout + r.stderr
+
+
 def test_peer_credentials_decide_who_is_calling(host):
     host.serve("serve")
     alice, bob = host.user(), host.user()

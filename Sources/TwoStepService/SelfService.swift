@@ -79,7 +79,9 @@ public final class SelfService {
             return .denied
         }
         let service = "twostep"
-        if callerUID != 0 && user != caller {
+        // Bytes, as NSS compares names: Swift's == would take `josé` and `jose` + U+0301
+        // (two accounts to NSS) for one user.
+        if callerUID != 0 && !user.utf8.elementsEqual(caller.utf8) {
             audit.record(AuditEvent(event: command.auditEvent, user: user, service: service, result: "refused",
                                     detail: "uid \(callerUID) (\(caller)) may act only on its own enrolment"))
             conversation.error("You can only manage your own two-step login.")
