@@ -176,6 +176,21 @@ def test_a_name_spelled_alike_is_another_user(host):
         assert r.returncode != 0 and "only manage your own" in r.stderr, r.stdout + r.stderr
 
 
+def test_a_name_that_is_not_utf8_gets_no_self_service(host):
+    """An account name that is not valid UTF-8 would have to be decoded with replacement
+    characters, and two such names could then read as one: the helper refuses the caller
+    instead of guessing."""
+    name = b"tsx\xff" + host.tag.encode()
+    subprocess.run([b"useradd", b"--badname", b"-M", b"-s", b"/bin/sh", name], check=True)
+    try:
+        host.serve("serve")
+        r = subprocess.run([b"runuser", b"-u", name, b"--", CLI.encode(), b"status", b"--config",
+                            host.inst.conf.encode()], capture_output=True, timeout=60)
+        assert r.returncode != 0 and b"has no user name" in r.stderr, r.stdout + r.stderr
+    finally:
+        subprocess.run([b"userdel", name], capture_output=True)
+
+
 def test_peer_credentials_decide_who_is_calling(host):
     host.serve("serve")
     alice, bob = host.user(), host.user()

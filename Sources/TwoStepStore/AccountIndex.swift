@@ -44,7 +44,7 @@ public final class AccountIndex {
 /// nsswitch.conf read as glibc 2.36 reads it (nss/nss_database.c, nss/nss_action_parse.c):
 /// per line, leading white space skipped, the database name up to white space or `:`, any
 /// run of white space and colons after it; the last line of a database wins; no comment
-/// syntax (a `#` is part of a word). A source name ends at white space or `[`, and a
+/// syntax (a `#` is part of a word); a last line without a newline is ignored. A source name ends at white space or `[`, and a
 /// bracketed action list that does not parse makes glibc's whole reload fail.
 enum NSSwitch {
     struct Source: Equatable {
@@ -68,6 +68,9 @@ enum NSSwitch {
             guard n > 0, let l = line else { break }
             let bytes = UnsafeRawBufferPointer(start: l, count: n).bindMemory(to: UInt8.self)
             guard !bytes.contains(0) else { return nil }
+            // glibc's reader stops at end of file before processing the line it read: a
+            // last line without a newline is never used.
+            guard bytes.last == 0x0a else { break }
             guard let (database, sources) = parse(Array(bytes)) else { return nil }
             if database == "passwd" { found = sources }
         }

@@ -19,9 +19,11 @@ public func writeStdout(_ s: String) {
     _ = Sys.writeAll(1, Array(s.utf8))
 }
 
+/// The account name of `uid`; nil when it has none, or when the name is not valid UTF-8
+/// (decoding would replace bytes, and two names could then read as one).
 public func userName(uid: uid_t) -> String? {
     guard let pw = getpwuid(uid) else { return nil }
-    return String(cString: pw.pointee.pw_name)
+    return String(validatingCString: pw.pointee.pw_name)
 }
 
 /// What a reentrant passwd lookup came to: the entry (as `found` made it, while its

@@ -103,6 +103,11 @@ final class PasswdFileCacheTests: XCTestCase {
             XCTAssertNil(c.lookUp("bob"), "a name the file lacks is NSS's to answer (\(text))")
         }
         XCTAssertNil(cache(passwd, dir + "/missing").lookUp("alice"), "no nsswitch.conf: NSS decides")
+        // glibc never processes a last line without a newline: here `sss files` stands.
+        let unterminated = try write("nsswitch-unterminated", "passwd: sss files\npasswd: files")
+        XCTAssertNil(cache(passwd, unterminated).lookUp("alice"))
+        let terminated = try write("nsswitch-terminated", "passwd: sss files\npasswd: files\n")
+        XCTAssertNotNil(cache(passwd, terminated).lookUp("alice"))
     }
 
     func testAFileChangedAMomentAgoIsLeftToNSS() throws {
