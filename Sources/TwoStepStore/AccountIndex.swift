@@ -14,8 +14,8 @@ public final class AccountIndex {
     private let names: Set<[UInt8]>?
 
     public init(nsswitch: String = "/etc/nsswitch.conf") {
-        guard let sources = AccountIndex.passwdSources(nsswitch),
-              !sources.isEmpty, sources.allSatisfy({ $0 == "files" || $0 == "systemd" }) else {
+        guard let sources = NSSwitch.passwd(nsswitch),
+              !sources.isEmpty, sources.allSatisfy({ $0.name == "files" || $0.name == "systemd" }) else {
             names = nil
             return
         }
@@ -32,12 +32,6 @@ public final class AccountIndex {
     public func canonical(_ name: String) -> String? {
         guard let names else { return canonicalUserName(name) }
         return names.contains(Array(name.utf8)) && isValidUserName(name) ? name : nil
-    }
-
-    /// The service names of the `passwd` database in nsswitch.conf (`NSSwitch.passwd`);
-    /// nil when glibc's answer is not certain from the file.
-    static func passwdSources(_ path: String) -> [String]? {
-        NSSwitch.passwd(path)?.map(\.name)
     }
 }
 

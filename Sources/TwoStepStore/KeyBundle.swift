@@ -112,14 +112,16 @@ extension KeyRing {
             .filter { $0.hasSuffix(".key") }.map { String($0.dropLast(4)) }.filter(KeyRing.isKeyID).sorted()
     }
 
-    /// Every key file in key_dir that cannot be used (wrong size, not matching its id,
+    /// Which of the key files `ids` (from `keyIDs`) cannot be used (wrong size, not matching its id,
     /// unreadable), with what is wrong: not only the active key, since a damaged older key
     /// (or one from `--prepare`) shows otherwise only when a record sealed with it is
     /// opened, or at `--use`.
-    public func damagedKeyFiles() throws -> [(id: String, problem: String)] {
-        try keyIDs().compactMap { id in
-            do { _ = try key(id: id); return nil } catch { return (id, "\(error)") }
+    public func damagedKeyFiles(_ ids: [String]) -> [String: String] {
+        var damaged: [String: String] = [:]
+        for id in ids {
+            do { _ = try key(id: id) } catch { damaged[id] = "\(error)" }
         }
+        return damaged
     }
 
     /// Writes the keys of an opened bundle (0400, those missing only) and makes its active

@@ -12,11 +12,12 @@ import Glibc
 /// (7 fields, decimal uid and gid) before any line glibc might read differently. Names are
 /// compared as bytes, as glibc's strcmp does. For every other name (not in the file, a
 /// doubtful line, `+`/`-` compat names) `lookUp` returns nil and the caller asks NSS, which
-/// then also asks the sources after `files`. Both files are stat'ed on every look-up and the
-/// index rebuilt when either changes (device, inode, size, mtime or ctime). A file changed
-/// within the last `settleSeconds` is not indexed (NSS answers until it has been still that
-/// long): timestamps come from a clock that ticks coarsely, and are set before a write's
-/// bytes land, so a same-size edit in place could otherwise go unseen.
+/// then also asks the sources after `files`. Both files are stat'ed on every look-up; when
+/// either changed (device, inode, size, mtime or ctime) the index is dropped, and `refresh`
+/// (run between logins) builds it again. A file changed within the last `settleSeconds` is
+/// not indexed (NSS answers until it has been still that long): timestamps come from a
+/// clock that ticks coarsely, and are set before a write's bytes land, so a same-size edit
+/// in place could otherwise go unseen.
 ///
 /// With nscd running, glibc may answer from nscd's cache; the index answers from the file
 /// as it is.
@@ -79,10 +80,8 @@ public final class PasswdFileCache {
     /// Whether the index was built from both files as they are now (two stat calls); when
     /// not, it is dropped.
     func isCurrent() -> Bool {
-        guard let seen, let ns = PasswdFileCache.identity(nsswitchPath), let pw = PasswdFileCache.identity(passwdPath),
-              seen.nsswitch == ns, seen.passwd == pw else {
-            self.seen = nil
-            entries = [:]
+        guard let now = identities(), let seen, seen.nsswitch == now.nsswitch, seen.passwd == now.passwd else {
+            drop()
             return false
         }
         return true
@@ -93,12 +92,19 @@ public final class PasswdFileCache {
     /// accepts and after each login it served, so that a rebuild (about 0.5 µs a line)
     /// never stands inside a login.
     public func refresh() {
-        guard let ns = PasswdFileCache.identity(nsswitchPath), let pw = PasswdFileCache.identity(passwdPath) else {
-            seen = nil
-            entries = [:]
-            return
-        }
-        if seen?.nsswitch != ns || seen?.passwd != pw { rebuild(nsswitch: ns, passwd: pw) }
+        guard let now = identities() else { return drop() }
+        if seen?.nsswitch != now.nsswitch || seen?.passwd != now.passwd { rebuild(nsswitch: now.nsswitch, passwd: now.passwd) }
+    }
+
+    /// Both files' identities now; nil when either cannot be stat'ed.
+    private func identities() -> (nsswitch: FileID, passwd: FileID)? {
+        guard let ns = PasswdFileCache.identity(nsswitchPath), let pw = PasswdFileCache.identity(passwdPath) else { return nil }
+        return (ns, pw)
+    }
+
+    private func drop() {
+        seen = nil
+        entries = [:]
     }
 
     /// Number of names the index answers for (0 when it answers for none).
@@ -117,8 +123,7 @@ public final class PasswdFileCache {
     static let doubtful = UInt64.max
 
     private func rebuild(nsswitch: FileID, passwd: FileID) {
-        seen = nil
-        entries = [:]
+        drop()
         // Changed a moment ago: NSS answers, and the next look-up tries again.
         let t = now()
         guard PasswdFileCache.settled(nsswitch, at: t), PasswdFileCache.settled(passwd, at: t) else { return }
@@ -186,8 +191,8 @@ public final class PasswdFileCache {
     /// reads as we do. A name whose first line is doubtful is left out (NSS answers for it);
     /// so is everything when the file holds a NUL byte or a line over `maximumLine`.
     static func index(_ bytes: [UInt8]) -> [NameKey: UInt64] {
-        // One pass over the bytes, no array per line or field: a worker rebuilds this
-        // inside a login after every change to the file.
+        // One pass over the bytes, no array per line or field: every worker rebuilds this
+        // after every change to the file.
         bytes.withUnsafeBufferPointer { b -> [NameKey: UInt64] in
             let n = b.count
             // gid per name, `doubtful` for a name whose first line is.
@@ -204,32 +209,27 @@ public final class PasswdFileCache {
                 guard lineEnd - lineStart <= maximumLine else { return [:] }
                 // glibc skips leading white space (isspace) and then blank and `#` lines.
                 var i = lineStart
-                while i < lineEnd && (b[i] == 0x20 || (b[i] >= 0x09 && b[i] <= 0x0d)) { i += 1 }
+                while i < lineEnd && NSSwitch.isSpace(b[i]) { i += 1 }
                 guard i < lineEnd, b[i] != UInt8(ascii: "#") else { continue }
-                // The colons that end the first six fields (the seventh, the shell, takes
-                // the rest of the line, colons included).
-                var colons = (0, 0, 0, 0, 0, 0)
-                var found = 0
-                var j = i
-                while j < lineEnd && found < 6 {
-                    if b[j] == UInt8(ascii: ":") {
-                        switch found {
-                        case 0: colons.0 = j
-                        case 1: colons.1 = j
-                        case 2: colons.2 = j
-                        case 3: colons.3 = j
-                        case 4: colons.4 = j
-                        default: colons.5 = j
-                        }
-                        found += 1
-                    }
-                    j += 1
+                // The colon after `from`, on this line.
+                func colon(after from: Int) -> Int? {
+                    var j = from
+                    while j < lineEnd { if b[j] == UInt8(ascii: ":") { return j }; j += 1 }
+                    return nil
                 }
-                let key = NameKey(b[i..<(found > 0 ? colons.0 : lineEnd)])
+                // Name, password, uid, gid, gecos, home end at the first six colons; the
+                // seventh field, the shell, takes the rest of the line, colons included.
+                let nameEnd = colon(after: i)
+                let passEnd = nameEnd.flatMap { colon(after: $0 + 1) }
+                let uidEnd = passEnd.flatMap { colon(after: $0 + 1) }
+                let gidEnd = uidEnd.flatMap { colon(after: $0 + 1) }
+                let homeEnd = gidEnd.flatMap { colon(after: $0 + 1) }.flatMap { colon(after: $0 + 1) }
+                let key = NameKey(b[i..<(nameEnd ?? lineEnd)])
                 guard first[key] == nil else { continue }
-                if found == 6, colons.0 > i, b[i] != UInt8(ascii: "+"), b[i] != UInt8(ascii: "-"),
-                   decimalID(b[(colons.1 + 1)..<colons.2]) != nil,
-                   let gid = decimalID(b[(colons.2 + 1)..<colons.3]) {
+                if let nameEnd, let passEnd, let uidEnd, let gidEnd, homeEnd != nil, nameEnd > i,
+                   b[i] != UInt8(ascii: "+"), b[i] != UInt8(ascii: "-"),
+                   decimalID(b[(passEnd + 1)..<uidEnd]) != nil,
+                   let gid = decimalID(b[(uidEnd + 1)..<gidEnd]) {
                     first[key] = UInt64(gid)
                 } else {
                     first[key] = doubtful

@@ -347,7 +347,7 @@ extension Admin {
             let unnamed = try withCLIErrors { try rotation.unnamedCensus() }
             let active = try withCLIErrors { try rotation.ring.activeKeyID() }
             let files = try withCLIErrors { try rotation.ring.keyIDs() }
-            let damaged = Dictionary(try withCLIErrors { try rotation.ring.damagedKeyFiles() }, uniquingKeysWith: { a, _ in a })
+            let damaged = rotation.ring.damagedKeyFiles(files)
             let ids = Set(files).union(census.keys).union(unnamed.keys).union([active]).sorted()
             if json {
                 var keys: [[String: Any]] = []

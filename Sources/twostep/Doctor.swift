@@ -214,15 +214,12 @@ struct DoctorReport {
     /// Every `<id>.key` in key_dir, not only the active one (`KeyRing.damagedKeyFiles`).
     mutating func keyFiles(_ config: Config?) {
         guard let config, let ring = try? KeyRing(keyDir: config.keyDir, environment: nil) else { return }
-        let ids: [String], damaged: [(id: String, problem: String)]
-        do {
-            ids = try ring.keyIDs()
-            damaged = try ring.damagedKeyFiles()
-        } catch {
+        let ids: [String]
+        do { ids = try ring.keyIDs() } catch {
             add("key files", .fail, "not checked: \(error)")
             return
         }
-        let bad = damaged.map { "\($0.id): \($0.problem)" }
+        let bad = ring.damagedKeyFiles(ids).sorted(by: { $0.key < $1.key }).map { "\($0.key): \($0.value)" }
         if bad.isEmpty {
             add("key files", .ok, "\(ids.count) key file(s) in \(config.keyDir) each match their id")
         } else {
