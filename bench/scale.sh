@@ -109,8 +109,35 @@ for n in small big; do
     echo "auth required $BUILD/pam_twostep.so helper=$BUILD/twostep-verify config=$D/$n/twostep.conf socket=none" \
         > "$D/pam.d/scale-$n-spawn"
 done
+# The spawn rows' users as accounts: twostep-verify finishes a login itself only for a user
+# /etc/passwd answers for, and hands any other to twostep-helper (docs/ARCHITECTURE.md). As
+# in run.sh, pam_bench runs in a private mount namespace where a copy of /etc/passwd that
+# also lists them is bind-mounted over it (the running helpers, started before, do not see
+# them: both stores' default-path rows alike). Without root or unshare(1) the spawn rows
+# measure that hand-over.
+accounts=0
+if [ "$(id -u)" = 0 ] && command -v unshare >/dev/null; then
+    cp /etc/passwd "$D/passwd"
+    for prefix in smv bgv; do
+        i=0; while [ $i -lt "$ROUNDS" ]; do echo "$prefix$i"; i=$((i + 1)); done
+        i=0; while [ $i -lt "$WARMUP" ]; do echo "${prefix}warm$i"; i=$((i + 1)); done
+        echo "${prefix}rss"
+    done | awk '{printf "%s:x:%d:65534:twostep bench:/nonexistent:/usr/sbin/nologin\n", $1, 3950000 + NR}' >> "$D/passwd"
+    chmod 0644 "$D/passwd"
+    accounts=1
+else
+    echo "bench-scale: NOTE: not root or no unshare(1): the spawn rows' users are not accounts, and"
+    echo "bench-scale:   twostep-verify hands each of their logins to twostep-helper"
+fi
 echo "bench-scale: logins: $ROUNDS timed rounds per store and path (+$WARMUP warm-up), interleaved"
-"$BUILD/pam_bench" --confdir "$D/pam.d" --secret "$SECRET" --rounds "$ROUNDS" --warmup "$WARMUP" \
+in_accounts() {
+    if [ $accounts = 1 ]; then
+        unshare --mount --propagation private sh -eu -c 'mount --bind "$1" /etc/passwd; shift; exec "$@"' sh "$D/passwd" "$@"
+    else
+        "$@"
+    fi
+}
+in_accounts "$BUILD/pam_bench" --confdir "$D/pam.d" --secret "$SECRET" --rounds "$ROUNDS" --warmup "$WARMUP" \
     --json "$D/logins.json" \
     --module "small store:scale-small:sml" --module "big store:scale-big:big" \
     --module "small store, spawn fallback:scale-small-spawn:smv" --module "big store, spawn fallback:scale-big-spawn:bgv" \

@@ -13,6 +13,7 @@ each removes what it created there.
 """
 import concurrent.futures
 import os
+import re
 import shutil
 import signal
 import socket
@@ -133,19 +134,117 @@ def test_socket_none_never_asks_the_running_helper(inst, default_socket):
     assert harness_login(inst.pamdir, never, "carol", oathtool()) == PAM_AUTHINFO_UNAVAIL
 
 
-def test_lean_helper_logs_in_refuses_replays_and_takes_backup_codes(inst):
-    inst.enroll("dora")
-    lean = service(inst, "lean", f"helper={VERIFY} socket=none")
+@pytest.fixture
+def lone_verify(tmp_path):
+    """twostep-verify copied alone into a directory: a login it hands to twostep-helper
+    (looked for beside it) fails there, so a success proves the lean helper finished it."""
+    d = tmp_path / "libexec"
+    d.mkdir()
+    path = d / "twostep-verify"
+    shutil.copy2(VERIFY, path)
+    os.chmod(d, 0o755)
+    return str(path)
+
+
+@pytest.fixture
+def account():
+    """A new account in /etc/passwd (nsswitch.conf here: `files` first)."""
+    import secrets
+    name = f"lv{secrets.token_hex(4)}"
+    subprocess.run(["useradd", "-M", "-s", "/bin/sh", name], check=True)
+    try:
+        yield name
+    finally:
+        subprocess.run(["userdel", "-f", name], check=True, capture_output=True)
+
+
+def test_lean_helper_logs_in_refuses_replays_and_takes_backup_codes(inst, account, lone_verify):
+    inst.enroll(account)
+    lean = service(inst, "lean", f"helper={lone_verify} socket=none")
     t = time.time()
-    assert harness_login(inst.pamdir, lean, "dora", wrong(oathtool(at=t))) == PAM_AUTH_ERR
-    assert harness_login(inst.pamdir, lean, "dora", oathtool(at=t)) == PAM_SUCCESS
-    assert harness_login(inst.pamdir, lean, "dora", oathtool(at=t)) == PAM_AUTH_ERR
+    assert harness_login(inst.pamdir, lean, account, wrong(oathtool(at=t))) == PAM_AUTH_ERR
+    assert harness_login(inst.pamdir, lean, account, oathtool(at=t)) == PAM_SUCCESS
+    assert harness_login(inst.pamdir, lean, account, oathtool(at=t)) == PAM_AUTH_ERR
     import json
-    codes = json.loads(inst.cli("admin", "backup-codes", "dora", "--json").stdout)["backup_codes"]
-    assert harness_login(inst.pamdir, lean, "dora", codes[0]) == PAM_SUCCESS
-    assert harness_login(inst.pamdir, lean, "dora", codes[0]) == PAM_AUTH_ERR
+    codes = json.loads(inst.cli("admin", "backup-codes", account, "--json").stdout)["backup_codes"]
+    assert harness_login(inst.pamdir, lean, account, codes[0]) == PAM_SUCCESS
+    assert harness_login(inst.pamdir, lean, account, codes[0]) == PAM_AUTH_ERR
     events = [(e["event"], e["result"]) for e in inst.audit_events()]
     assert events.count(("verify", "success")) == 2
+
+
+def login_with_files(inst, service_name, user, answer, files, setup=""):
+    """One harness login in a private mount namespace where each path of `files` (a dict)
+    reads as the given text (bind mounts, after the shell commands `setup`: the host's
+    files are untouched); the PAM code."""
+    script, args = setup, []
+    for i, (target, text) in enumerate(files.items()):
+        source = os.path.join(inst.root, f"bind{i}")
+        with open(source, "w") as f:
+            f.write(text)
+        script += f'mount --bind "${i + 1}" "{target}"; '
+        args.append(source)
+    r = subprocess.run(["unshare", "--mount", "--propagation", "private", "sh", "-euc",
+                        script + f"shift {len(args)}; " + 'exec "$@"', "sh", *args,
+                        HARNESS, "--confdir", inst.pamdir, "--service", service_name, "--user", user,
+                        "--answers", "-"], input=answer + "\n", capture_output=True, text=True, timeout=60)
+    codes = [int(c) for c in re.findall(r"^RESULT: .* \((-?\d+)\)$", r.stdout, re.M)]
+    assert codes, r.stdout + r.stderr
+    return codes[-1]
+
+
+def test_lean_helper_answers_only_users_etc_passwd_answers_for(inst, account, lone_verify):
+    """twostep-verify is linked statically and calls no NSS: it finishes a login itself only
+    when /etc/passwd answers for the user as glibc would (nsswitch.conf: `files` first, no
+    action), and hands every other login to the twostep-helper beside it, which asks NSS."""
+    other = "lvnotanaccount"
+    inst.write_config(window=4)  # four steps either side: one user logs in at several
+    for user in (account, other):
+        inst.enroll(user)
+    lone = service(inst, "lone", f"helper={lone_verify} socket=none")
+    beside = service(inst, "beside", f"helper={VERIFY} socket=none")
+    nsswitch = "/etc/nsswitch.conf"
+    files_first = {nsswitch: "passwd: files systemd\ngroup: files\nshadow: files\n"}
+    systemd_first = {nsswitch: "passwd: systemd files\ngroup: files\nshadow: files\n"}
+    files_alone = {nsswitch: "passwd: files\ngroup: files\nshadow: files\n"}
+    t = time.time()
+    # `files` first: the account is the lean helper's.
+    assert login_with_files(inst, lone, account, oathtool(at=t - 60), files_first) == PAM_SUCCESS
+    # A name the file does not have, other sources after it: handed on; alone, the hand-off
+    # fails closed.
+    assert login_with_files(inst, lone, other, oathtool(at=t - 60), files_first) == PAM_AUTHINFO_UNAVAIL
+    assert login_with_files(inst, beside, other, oathtool(at=t - 60), files_first) == PAM_SUCCESS
+    # `files` alone: such a name is no account, and the lean helper answers it itself.
+    assert login_with_files(inst, lone, other, oathtool(at=t), files_alone) == PAM_SUCCESS
+    # A name no NSS source could hold (a control character): the lean helper's too.
+    assert login_with_files(inst, lone, "lv\tbad", oathtool(at=t), files_first) == PAM_AUTH_ERR
+    # Another source before files: even an account in the file is handed on.
+    assert login_with_files(inst, lone, account, oathtool(at=t - 30), systemd_first) == PAM_AUTHINFO_UNAVAIL
+    assert login_with_files(inst, beside, account, oathtool(at=t - 30), systemd_first) == PAM_SUCCESS
+    assert login_with_files(inst, lone, account, oathtool(at=t), files_first) == PAM_SUCCESS
+    # require = GROUPS asks NSS's group database: the full helper's.
+    inst.write_config(window=4, require="users")
+    assert login_with_files(inst, lone, account, oathtool(at=t + 30), files_first) == PAM_AUTHINFO_UNAVAIL
+    assert login_with_files(inst, beside, account, oathtool(at=t + 30), files_first) == PAM_SUCCESS
+    assert login_with_files(inst, beside, account, oathtool(at=t + 30), files_first) == PAM_AUTH_ERR  # spent
+
+
+def test_lean_helper_in_fips_mode_hands_every_login_on(inst, account, lone_verify):
+    """A kernel in FIPS mode means a FIPS provider configured in openssl.cnf, which this
+    static process does not load: twostep-verify hands the login to twostep-helper. (The
+    switch is faked in a private mount namespace: a tmpfs over /proc/sys when this kernel
+    has no /proc/sys/crypto.)"""
+    inst.enroll(account)
+    lone = service(inst, "lone", f"helper={lone_verify} socket=none")
+    beside = service(inst, "beside", f"helper={VERIFY} socket=none")
+    switch = "/proc/sys/crypto/fips_enabled"
+    setup = "" if os.path.exists(switch) else \
+        "mount -t tmpfs none /proc/sys; mkdir /proc/sys/crypto; : > /proc/sys/crypto/fips_enabled; "
+    t = time.time()
+    assert login_with_files(inst, lone, account, oathtool(at=t), {switch: "1\n"}, setup) == PAM_AUTHINFO_UNAVAIL
+    assert login_with_files(inst, beside, account, oathtool(at=t), {switch: "1\n"}, setup) == PAM_SUCCESS
+    # The control: the same namespace with the switch off.
+    assert login_with_files(inst, lone, account, oathtool(at=t + 30), {switch: "0\n"}, setup) == PAM_SUCCESS
 
 
 def test_lean_helper_hands_enrolment_at_first_login_to_the_full_helper(inst):

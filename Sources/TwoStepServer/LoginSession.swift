@@ -46,8 +46,11 @@ public enum LoginSession {
             return .systemError
         }
         #if TWOSTEP_LEAN
-        // The lean helper's store is the file store; anything else is the full helper's.
-        guard config.store == .files else { return FullHelper.continueLogin(request) }
+        // The lean helper's store is the file store; anything else is the full helper's, and
+        // so is a login LeanLogin.canFinish declines (a user /etc/passwd does not answer for).
+        guard config.store == .files, LeanLogin.canFinish(request, config: config) else {
+            return FullHelper.continueLogin(request)
+        }
         #endif
         return verify(request, config: config, link: link)
     }

@@ -7,7 +7,8 @@ import Glibc
 /// nsswitch.conf can be listed whole and matches names exactly (`files`, `systemd`), one
 /// pass of getpwent answers every name the same way `canonicalUserName` would; with any
 /// other source (sss, ldap, winbind, compat: maybe case-insensitive or not listable), each
-/// name is looked up as before.
+/// name is looked up as before. Not in twostep-verify, which calls no NSS.
+#if !TWOSTEP_LEAN
 public final class AccountIndex {
     /// Names as bytes: NSS compares them with strcmp, and Swift's String equality would
     /// take `é` and `e` + U+0301 for one name.
@@ -34,6 +35,7 @@ public final class AccountIndex {
         return names.contains(Array(name.utf8)) && isValidUserName(name) ? name : nil
     }
 }
+#endif
 
 /// nsswitch.conf read as glibc 2.36 reads it (nss/nss_database.c, nss/nss_action_parse.c):
 /// per line, leading white space skipped, the database name up to white space or `:`, any

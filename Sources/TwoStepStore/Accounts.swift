@@ -11,8 +11,22 @@ public enum AccountLookup: Equatable {
     case failed
 }
 
+#if TWOSTEP_LEAN
+/// twostep-verify's one account: the login's user, as /etc/passwd answers for it
+/// (`PasswdFileCache.lookUpOnce`). Its LoginSession sets it before the login, and hands any
+/// login whose user the file cannot answer for to twostep-helper.
+public nonisolated(unsafe) var filesOnlyAccount: (name: [UInt8], lookup: AccountLookup)?
+#endif
+
 public func lookUpAccount(_ name: String) -> AccountLookup {
     guard isValidUserName(name) else { return .unknown }
+    #if TWOSTEP_LEAN
+    // twostep-verify is linked statically and calls no NSS: a static glibc would load the
+    // modules of sources after `files` (systemd, sss, ldap) with dlopen, which is not safe in
+    // a static process. Any other name is a lookup that failed.
+    if let account = filesOnlyAccount, account.name.elementsEqual(name.utf8) { return account.lookup }
+    return .failed
+    #else
     if let cache = PasswdFileCache.shared, let answer = cache.lookUp(name) { return answer }
     switch lookUpPasswd({ getpwnam_r(name, &$0, $1, $2, &$3) },
                         found: { AccountLookup.found(name: String(cString: $0.pw_name), gid: $0.pw_gid) }) {
@@ -20,6 +34,7 @@ public func lookUpAccount(_ name: String) -> AccountLookup {
     case .notFound: return .unknown
     case .failed: return .failed
     }
+    #endif
 }
 
 /// The name the store keys `name` by: NSS's `pw_name` (so `ALICE` and `alice` in a
@@ -32,6 +47,10 @@ public func canonicalUserName(_ name: String) -> String? {
 /// The names of every group `user` belongs to (primary and supplementary); nil when
 /// NSS cannot say (unknown user, or a lookup that failed), so callers can fail closed.
 public func groupNames(of user: String) -> [String]? {
+    #if TWOSTEP_LEAN
+    // No NSS in twostep-verify (above): a login under `require = GROUPS` is twostep-helper's.
+    return nil
+    #else
     guard case .found(let canonical, let primary) = lookUpAccount(user) else { return nil }
     var count: Int32 = 64
     var gids = [gid_t](repeating: 0, count: Int(count))
@@ -54,4 +73,5 @@ public func groupNames(of user: String) -> [String]? {
         if rc != 0 && rc != ENOENT && rc != ESRCH { return nil }  // could not ask: fail closed
     }
     return names
+    #endif
 }

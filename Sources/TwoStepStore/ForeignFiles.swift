@@ -82,7 +82,11 @@ extension Files {
 
     /// "alice (uid 1000)", or "uid 1000" for an id without an account.
     static func accountName(_ uid: uid_t) -> String {
+        #if TWOSTEP_LEAN
+        return "uid \(uid)"  // twostep-verify calls no NSS (lookUpAccount)
+        #else
         guard let pw = getpwuid(uid), let name = pw.pointee.pw_name else { return "uid \(uid)" }
         return "\(String(cString: name)) (uid \(uid))"
+        #endif
     }
 }

@@ -122,6 +122,9 @@ public final class PasswdFileCache {
     /// The value of a name whose first line is doubtful (NSS answers for it).
     static let doubtful = UInt64.max
 
+    /// lookUpOnce's value for a name no line of a clean file has.
+    static let absent = UInt64.max - 1
+
     private func rebuild(nsswitch: FileID, passwd: FileID) {
         drop()
         // Changed a moment ago: NSS answers, and the next look-up tries again.
@@ -191,52 +194,93 @@ public final class PasswdFileCache {
     /// reads as we do. A name whose first line is doubtful is left out (NSS answers for it);
     /// so is everything when the file holds a NUL byte or a line over `maximumLine`.
     static func index(_ bytes: [UInt8]) -> [NameKey: UInt64] {
-        // One pass over the bytes, no array per line or field: every worker rebuilds this
-        // after every change to the file.
         bytes.withUnsafeBufferPointer { b -> [NameKey: UInt64] in
-            let n = b.count
             // gid per name, `doubtful` for a name whose first line is.
             var first: [NameKey: UInt64] = [:]
-            first.reserveCapacity(n / 48)
-            var lineStart = 0
-            while lineStart < n {
-                var lineEnd = lineStart
-                while lineEnd < n && b[lineEnd] != 0x0a {
-                    if b[lineEnd] == 0 { return [:] }  // a NUL byte anywhere: nothing
-                    lineEnd += 1
-                }
-                defer { lineStart = lineEnd + 1 }
-                guard lineEnd - lineStart <= maximumLine else { return [:] }
-                // glibc skips leading white space (isspace) and then blank and `#` lines.
-                var i = lineStart
-                while i < lineEnd && NSSwitch.isSpace(b[i]) { i += 1 }
-                guard i < lineEnd, b[i] != UInt8(ascii: "#") else { continue }
-                // The colon after `from`, on this line.
-                func colon(after from: Int) -> Int? {
-                    var j = from
-                    while j < lineEnd { if b[j] == UInt8(ascii: ":") { return j }; j += 1 }
-                    return nil
-                }
-                // Name, password, uid, gid, gecos, home end at the first six colons; the
-                // seventh field, the shell, takes the rest of the line, colons included.
-                let nameEnd = colon(after: i)
-                let passEnd = nameEnd.flatMap { colon(after: $0 + 1) }
-                let uidEnd = passEnd.flatMap { colon(after: $0 + 1) }
-                let gidEnd = uidEnd.flatMap { colon(after: $0 + 1) }
-                let homeEnd = gidEnd.flatMap { colon(after: $0 + 1) }.flatMap { colon(after: $0 + 1) }
-                let key = NameKey(b[i..<(nameEnd ?? lineEnd)])
-                guard first[key] == nil else { continue }
-                if let nameEnd, let passEnd, let uidEnd, let gidEnd, homeEnd != nil, nameEnd > i,
-                   b[i] != UInt8(ascii: "+"), b[i] != UInt8(ascii: "-"),
-                   decimalID(b[(passEnd + 1)..<uidEnd]) != nil,
-                   let gid = decimalID(b[(uidEnd + 1)..<gidEnd]) {
-                    first[key] = UInt64(gid)
-                } else {
-                    first[key] = doubtful
-                }
+            first.reserveCapacity(b.count / 48)
+            let whole = entries(b) { name, value in
+                let key = NameKey(b[name])
+                if first[key] == nil { first[key] = value }
+                return true
             }
-            return first
+            return whole ? first : [:]
         }
+    }
+
+    /// For a process that does one login and calls no NSS (twostep-verify): `name`'s answer
+    /// read from /etc/passwd where glibc's would come from that file, by the index's rules
+    /// (nsswitch.conf's `passwd` sources start with `files` with no action after it; the
+    /// name's first line is well formed; no NUL byte or over-long line before it), and
+    /// `.unknown` for a name the file does not have at all when `files` is the only source.
+    /// nil when NSS would have to be asked: not in the file while other sources follow, a
+    /// doubtful line, another source first, a file that changed while it was read.
+    public static func lookUpOnce(_ name: String, passwd: String = "/etc/passwd",
+                                  nsswitch: String = "/etc/nsswitch.conf") -> AccountLookup? {
+        let wanted = Array(name.utf8)
+        guard let lead = wanted.first, lead != UInt8(ascii: "+"), lead != UInt8(ascii: "-"),
+              let sources = NSSwitch.passwd(nsswitch), let first = sources.first,
+              first.name == "files", !first.hasActions,
+              case .read(let bytes, _) = readStable(passwd) else { return nil }
+        let value = bytes.withUnsafeBufferPointer { b -> UInt64? in
+            var found: UInt64?
+            // Stops at the name's first line; a NUL byte or over-long line before it: nil.
+            let clean = entries(b) { name, value in
+                guard b[name].elementsEqual(wanted) else { return true }
+                found = value
+                return false
+            }
+            return clean ? found ?? absent : nil
+        }
+        guard let value, value != doubtful else { return nil }
+        // No line at all, and no source after `files` to ask: glibc's answer is "no such user".
+        if value == absent { return sources.count == 1 ? .unknown : nil }
+        return .found(name: name, gid: gid_t(value))
+    }
+
+    /// Each line's name (a range of `b`) and its primary gid, or `doubtful` when glibc's
+    /// files parser might read the line otherwise, in file order, until `visit` returns
+    /// false. Returns false, having stopped, at a NUL byte or a line over `maximumLine`
+    /// (nothing may be answered from such a file), else true.
+    static func entries(_ b: UnsafeBufferPointer<UInt8>, _ visit: (Range<Int>, UInt64) -> Bool) -> Bool {
+        // One pass over the bytes, no array per line or field: every worker rebuilds the
+        // index after every change to the file.
+        let n = b.count
+        var lineStart = 0
+        while lineStart < n {
+            var lineEnd = lineStart
+            while lineEnd < n && b[lineEnd] != 0x0a {
+                if b[lineEnd] == 0 { return false }  // a NUL byte: nothing
+                lineEnd += 1
+            }
+            defer { lineStart = lineEnd + 1 }
+            guard lineEnd - lineStart <= maximumLine else { return false }
+            // glibc skips leading white space (isspace) and then blank and `#` lines.
+            var i = lineStart
+            while i < lineEnd && NSSwitch.isSpace(b[i]) { i += 1 }
+            guard i < lineEnd, b[i] != UInt8(ascii: "#") else { continue }
+            // The colon after `from`, on this line.
+            func colon(after from: Int) -> Int? {
+                var j = from
+                while j < lineEnd { if b[j] == UInt8(ascii: ":") { return j }; j += 1 }
+                return nil
+            }
+            // Name, password, uid, gid, gecos, home end at the first six colons; the
+            // seventh field, the shell, takes the rest of the line, colons included.
+            let nameEnd = colon(after: i)
+            let passEnd = nameEnd.flatMap { colon(after: $0 + 1) }
+            let uidEnd = passEnd.flatMap { colon(after: $0 + 1) }
+            let gidEnd = uidEnd.flatMap { colon(after: $0 + 1) }
+            let homeEnd = gidEnd.flatMap { colon(after: $0 + 1) }.flatMap { colon(after: $0 + 1) }
+            var value = doubtful
+            if let nameEnd, let passEnd, let uidEnd, let gidEnd, homeEnd != nil, nameEnd > i,
+               b[i] != UInt8(ascii: "+"), b[i] != UInt8(ascii: "-"),
+               decimalID(b[(passEnd + 1)..<uidEnd]) != nil,
+               let gid = decimalID(b[(uidEnd + 1)..<gidEnd]) {
+                value = UInt64(gid)
+            }
+            guard visit(i..<(nameEnd ?? lineEnd), value) else { return true }
+        }
+        return true
     }
 
     /// A uid or gid written as 1 to 10 decimal digits that fits in 32 bits, else nil.

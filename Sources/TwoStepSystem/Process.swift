@@ -22,8 +22,12 @@ public func writeStdout(_ s: String) {
 /// The account name of `uid`; nil when it has none, or when the name is not valid UTF-8
 /// (decoding would replace bytes, and two names could then read as one).
 public func userName(uid: uid_t) -> String? {
+    #if TWOSTEP_LEAN
+    return nil  // twostep-verify is linked statically and calls no NSS (TwoStepStore's lookUpAccount)
+    #else
     guard let pw = getpwuid(uid) else { return nil }
     return String(validatingCString: pw.pointee.pw_name)
+    #endif
 }
 
 /// What a reentrant passwd lookup came to: the entry (as `found` made it, while its
@@ -55,11 +59,15 @@ public func lookUpPasswd<R>(_ call: (inout passwd, UnsafeMutablePointer<CChar>, 
 /// Whether `uid` has a passwd entry (through NSS: files, LDAP, sssd): true or false, or
 /// nil when the lookup itself failed (a name service that is down).
 public func hasAccount(uid: uid_t) -> Bool? {
+    #if TWOSTEP_LEAN
+    return nil  // twostep-verify calls no NSS: a lookup that failed
+    #else
     switch lookUpPasswd({ getpwuid_r(uid, &$0, $1, $2, &$3) }, found: { _ in true }) {
     case .found: return true
     case .notFound: return false
     case .failed: return nil
     }
+    #endif
 }
 
 /// The uid of the process at the other end of a Unix socket (SO_PEERCRED).

@@ -15,6 +15,33 @@ enum UserStores {
     static func finish() {}
 }
 
+/// What twostep-verify, linked statically (glibc included), leaves to twostep-helper. It
+/// calls no NSS: a static glibc would load the modules of sources after `files` (systemd,
+/// sss, ldap) with dlopen, which is not safe in a static process. It does not start
+/// libcrypto the way openssl.cnf says either (that may load a provider module).
+public enum LeanLogin {
+    /// Whether `Crypto.startForOneLogin` took libcrypto's built-in tables (main sets it).
+    /// When it declined (the kernel is in FIPS mode, or a known answer was wrong), every
+    /// login goes to twostep-helper, which starts OpenSSL as openssl.cnf says.
+    public nonisolated(unsafe) static var cryptoReady = false
+
+    /// Whether this process can finish `request`'s login: /etc/passwd answers for the user
+    /// as NSS would (`PasswdFileCache.lookUpOnce`: the account, or no such account when
+    /// `files` is the only source; `lookUpAccount` then returns that), and no `require =
+    /// GROUPS` asks for group membership. A name the file lacks while other sources follow
+    /// is handed on, and costs that hand-over (about 7 ms more before the prompt than an
+    /// account in the file): on this path, the timing tells such names apart.
+    static func canFinish(_ request: LoginRequest, config: Config) -> Bool {
+        guard cryptoReady else { return false }
+        if case .groups? = config.require { return false }
+        // lookUpAccount answers an invalid name `.unknown` without asking NSS.
+        guard isValidUserName(request.user) else { return true }
+        guard let account = PasswdFileCache.lookUpOnce(request.user) else { return false }
+        filesOnlyAccount = (Array(request.user.utf8), account)
+        return true
+    }
+}
+
 /// A login twostep-verify cannot finish itself (enrolment at first login, a database
 /// store) goes to the full twostep-helper beside it: the request it read is written to a
 /// pipe on fd 3 and the helper is exec'd in its place, on the same connection (fd 0/1),

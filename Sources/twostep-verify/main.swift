@@ -24,8 +24,9 @@ guard argument == "pam" else {
     exit(2)
 }
 leaveCallerSession()
-// Before any other OpenSSL call: no openssl.cnf, no fetch-all of the default provider's ciphers.
-Crypto.startForOneLogin()
+// Before any other OpenSSL call: no openssl.cnf, no fetch-all of the default provider's
+// ciphers. When it declines (FIPS mode), logins go to twostep-helper (LeanLogin).
+LeanLogin.cryptoReady = Crypto.startForOneLogin()
 if let limit = limitTooLow() {
     AuditLog.syslogLine(LOG_ERR, "helper: refusing a login: \(limit) set by the caller is too low and cannot be raised")
     exit(1)

@@ -71,6 +71,57 @@ final class PasswdFileCacheTests: XCTestCase {
                       "a line longer than the helper's NSS buffer allows: nothing is indexed")
     }
 
+    /// twostep-verify's one-name read of the file follows the index's rules, stops at the
+    /// name's first line, and answers nothing where NSS would have to be asked.
+    func testLookUpOnceAnswersAsTheIndexWouldAndOnlyFromFilesFirst() throws {
+        let passwd = try write("passwd", """
+            root:x:0:0:root:/root:/bin/bash
+            bob:x:1001:1002:Bob:/home/bob:/bin/sh
+            bob:x:1001:9999:second line:/:/bin/sh
+            dave:x:1005:100
+            dave:x:1005:100::/:/bin/sh
+            +nis:x:1:1::/:/bin/sh
+            jos\u{E9}:x:1010:1010::/:/bin/sh
+            after:x:1020:1020::/:/bin/sh
+            z:x:1:1::/:\0
+
+            """)
+        let files = try write("nsswitch.conf", "passwd: files systemd\n")
+        func once(_ name: String, _ nsswitch: String) -> AccountLookup? {
+            PasswdFileCache.lookUpOnce(name, passwd: passwd, nsswitch: nsswitch)
+        }
+        XCTAssertEqual(once("root", files), .found(name: "root", gid: 0))
+        XCTAssertEqual(once("bob", files), .found(name: "bob", gid: 1002), "the first line of a name is the one glibc returns")
+        XCTAssertEqual(once("after", files), .found(name: "after", gid: 1020), "a NUL byte after the name's line is never read")
+        XCTAssertEqual(once("jos\u{E9}", files), .found(name: "jos\u{E9}", gid: 1010))
+        for name in ["dave", "+nis", "-nis", "nobody-here", "jose\u{301}", "z"] {
+            XCTAssertNil(once(name, files), "\(name) must be left to NSS")
+        }
+        for conf in ["passwd: systemd files\n", "passwd: files [NOTFOUND=return] systemd\n", "group: files\n",
+                     "passwd: files\npasswd: sss files\n"] {
+            XCTAssertNil(once("root", try write("ns-other", conf)), "\(conf) does not ask files first and alone")
+        }
+        XCTAssertEqual(once("root", try write("ns-last", "passwd: sss\npasswd: files sss\n")), .found(name: "root", gid: 0),
+                       "the last passwd line is the one glibc uses")
+        // `files` alone: a name with no line at all is no user (glibc asks nobody else); a
+        // doubtful line, or a NUL byte before the end, still leaves it to NSS.
+        let alone = try write("ns-alone", "passwd:   files\n")
+        XCTAssertEqual(once("bob", alone), .found(name: "bob", gid: 1002))
+        for name in ["dave", "+nis", "nobody-here"] {
+            XCTAssertNil(once(name, alone), "\(name): a doubtful line, or the NUL byte at the file's end")
+        }
+        let clean = try write("passwd-clean", "root:x:0:0::/:\njos\u{E9}:x:1010:1010::/:/bin/sh\n")
+        for name in ["nobody-here", "jose\u{301}"] {
+            XCTAssertEqual(PasswdFileCache.lookUpOnce(name, passwd: clean, nsswitch: alone), .unknown, name)
+            XCTAssertNil(PasswdFileCache.lookUpOnce(name, passwd: clean, nsswitch: files), "\(name): systemd is asked next")
+        }
+        XCTAssertNil(PasswdFileCache.lookUpOnce("nobody-here", passwd: clean, nsswitch: dir + "/no-nsswitch"))
+        let long = try write("passwd-long", "b:x:2:2:" + String(repeating: "g", count: PasswdFileCache.maximumLine) + ":/:\nroot:x:0:0::/:\n")
+        XCTAssertNil(PasswdFileCache.lookUpOnce("root", passwd: long, nsswitch: files),
+                     "a line longer than the helper's NSS buffer allows before the name: nothing")
+        XCTAssertNil(PasswdFileCache.lookUpOnce("root", passwd: dir + "/missing", nsswitch: files))
+    }
+
     func testNamesAreComparedAsBytesNotAsEquivalentUnicode() throws {
         // "josé" precomposed (U+00E9) and decomposed (e + U+0301): one String to Swift's ==,
         // two names to glibc's strcmp.
