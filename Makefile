@@ -47,7 +47,8 @@ MOD        = build/module
 # twostep-verify, the lean helper pam_twostep.so spawns when no running helper answers: the
 # login path of the helper's sources (protocol, system, crypto, core, store, Verifier,
 # LoginSession) built with -D TWOSTEP_LEAN and linked as a static PIE (below): nothing to
-# load at exec, so exec to main is short. What it cannot do (enrolment at first login, a database store) it
+# load at exec, so exec to main is short. What it cannot do (enrolment at first login, a
+# database store, users /etc/passwd does not answer for, require = GROUPS, FIPS mode) it
 # hands to twostep-helper beside it.
 LEAN       = build/lean
 # -prespecialize-generic-metadata: the generic types the login uses with concrete arguments

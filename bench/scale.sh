@@ -113,8 +113,8 @@ done
 # /etc/passwd answers for, and hands any other to twostep-helper (docs/ARCHITECTURE.md). As
 # in run.sh, pam_bench runs in a private mount namespace where a copy of /etc/passwd that
 # also lists them is bind-mounted over it (the running helpers, started before, do not see
-# them: both stores' default-path rows alike). Without root or unshare(1) the spawn rows
-# measure that hand-over.
+# them: both stores' default-path rows alike). Without root or unshare(1), and with another
+# passwd source after `files`, the spawn rows measure that hand-over.
 accounts=0
 if [ "$(id -u)" = 0 ] && command -v unshare >/dev/null; then
     cp /etc/passwd "$D/passwd"
@@ -126,8 +126,8 @@ if [ "$(id -u)" = 0 ] && command -v unshare >/dev/null; then
     chmod 0644 "$D/passwd"
     accounts=1
 else
-    echo "bench-scale: NOTE: not root or no unshare(1): the spawn rows' users are not accounts, and"
-    echo "bench-scale:   twostep-verify hands each of their logins to twostep-helper"
+    echo "bench-scale: NOTE: not root or no unshare(1): the spawn rows' users are not accounts; with"
+    echo "bench-scale:   another passwd source after files, twostep-verify hands their logins to twostep-helper"
 fi
 echo "bench-scale: logins: $ROUNDS timed rounds per store and path (+$WARMUP warm-up), interleaved"
 in_accounts() {

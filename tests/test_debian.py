@@ -198,6 +198,13 @@ def test_control_fields(deb):
     assert not any("swift" in d for d in depends)
     assert "debconf" in fields["Depends"]
     assert "libpam-runtime" in depends and "default-mta | mail-transport-agent" in fields["Suggests"], fields
+    # twostep-verify is a static PIE: the sources of what is linked into it, at the versions
+    # installed on the build machine (Debian policy 7.8).
+    built_using = {b.strip().split()[0]: b.strip() for b in fields["Built-Using"].split(",")}
+    assert sorted(built_using) == ["glibc", "openssl", "zlib"], fields["Built-Using"]
+    for source, dev in (("glibc", "libc6-dev"), ("openssl", "libssl-dev"), ("zlib", "zlib1g-dev")):
+        version = run(["dpkg-query", "-W", "-f=${source:Version}", dev], check=True).stdout.strip()
+        assert built_using[source] == f"{source} (= {version})", fields["Built-Using"]
     ctrl = tempfile.mkdtemp(prefix="twostep-ctrl-")
     try:
         run(["dpkg-deb", "-e", deb["deb"], ctrl], check=True)

@@ -158,21 +158,6 @@ def account():
         subprocess.run(["userdel", "-f", name], check=True, capture_output=True)
 
 
-def test_lean_helper_logs_in_refuses_replays_and_takes_backup_codes(inst, account, lone_verify):
-    inst.enroll(account)
-    lean = service(inst, "lean", f"helper={lone_verify} socket=none")
-    t = time.time()
-    assert harness_login(inst.pamdir, lean, account, wrong(oathtool(at=t))) == PAM_AUTH_ERR
-    assert harness_login(inst.pamdir, lean, account, oathtool(at=t)) == PAM_SUCCESS
-    assert harness_login(inst.pamdir, lean, account, oathtool(at=t)) == PAM_AUTH_ERR
-    import json
-    codes = json.loads(inst.cli("admin", "backup-codes", account, "--json").stdout)["backup_codes"]
-    assert harness_login(inst.pamdir, lean, account, codes[0]) == PAM_SUCCESS
-    assert harness_login(inst.pamdir, lean, account, codes[0]) == PAM_AUTH_ERR
-    events = [(e["event"], e["result"]) for e in inst.audit_events()]
-    assert events.count(("verify", "success")) == 2
-
-
 def login_with_files(inst, service_name, user, answer, files, setup=""):
     """One harness login in a private mount namespace where each path of `files` (a dict)
     reads as the given text (bind mounts, after the shell commands `setup`: the host's
@@ -193,6 +178,30 @@ def login_with_files(inst, service_name, user, answer, files, setup=""):
     return codes[-1]
 
 
+# nsswitch.conf as the lean tests set it in their namespaces (not the host's, whatever it says).
+FILES_FIRST = {"/etc/nsswitch.conf": "passwd: files systemd\ngroup: files\nshadow: files\n"}
+SYSTEMD_FIRST = {"/etc/nsswitch.conf": "passwd: systemd files\ngroup: files\nshadow: files\n"}
+FILES_ALONE = {"/etc/nsswitch.conf": "passwd: files\ngroup: files\nshadow: files\n"}
+
+
+def test_lean_helper_logs_in_refuses_replays_and_takes_backup_codes(inst, account, lone_verify):
+    inst.enroll(account)
+    lean = service(inst, "lean", f"helper={lone_verify} socket=none")
+    t = time.time()
+
+    def login(answer):
+        return login_with_files(inst, lean, account, answer, FILES_FIRST)
+    assert login(wrong(oathtool(at=t))) == PAM_AUTH_ERR
+    assert login(oathtool(at=t)) == PAM_SUCCESS
+    assert login(oathtool(at=t)) == PAM_AUTH_ERR
+    import json
+    codes = json.loads(inst.cli("admin", "backup-codes", account, "--json").stdout)["backup_codes"]
+    assert login(codes[0]) == PAM_SUCCESS
+    assert login(codes[0]) == PAM_AUTH_ERR
+    events = [(e["event"], e["result"]) for e in inst.audit_events()]
+    assert events.count(("verify", "success")) == 2
+
+
 def test_lean_helper_answers_only_users_etc_passwd_answers_for(inst, account, lone_verify):
     """twostep-verify is linked statically and calls no NSS: it finishes a login itself only
     when /etc/passwd answers for the user as glibc would (nsswitch.conf: `files` first, no
@@ -203,10 +212,7 @@ def test_lean_helper_answers_only_users_etc_passwd_answers_for(inst, account, lo
         inst.enroll(user)
     lone = service(inst, "lone", f"helper={lone_verify} socket=none")
     beside = service(inst, "beside", f"helper={VERIFY} socket=none")
-    nsswitch = "/etc/nsswitch.conf"
-    files_first = {nsswitch: "passwd: files systemd\ngroup: files\nshadow: files\n"}
-    systemd_first = {nsswitch: "passwd: systemd files\ngroup: files\nshadow: files\n"}
-    files_alone = {nsswitch: "passwd: files\ngroup: files\nshadow: files\n"}
+    files_first, systemd_first, files_alone = FILES_FIRST, SYSTEMD_FIRST, FILES_ALONE
     t = time.time()
     # `files` first: the account is the lean helper's.
     assert login_with_files(inst, lone, account, oathtool(at=t - 60), files_first) == PAM_SUCCESS
@@ -227,6 +233,18 @@ def test_lean_helper_answers_only_users_etc_passwd_answers_for(inst, account, lo
     assert login_with_files(inst, lone, account, oathtool(at=t + 30), files_first) == PAM_AUTHINFO_UNAVAIL
     assert login_with_files(inst, beside, account, oathtool(at=t + 30), files_first) == PAM_SUCCESS
     assert login_with_files(inst, beside, account, oathtool(at=t + 30), files_first) == PAM_AUTH_ERR  # spent
+
+
+def test_lean_helper_tells_an_account_from_no_account(inst, account, lone_verify):
+    """What the file answers decides the login, not only whether the lean helper keeps it:
+    with enroll = prompt and require = all, an unenrolled account is enrolled at its first
+    login (the full helper's work, so handed on: alone, that fails), while a name that is no
+    account (`files` alone) is refused by the lean helper itself, as the full helper would."""
+    inst.write_config(enroll="prompt", require="all")
+    lone = service(inst, "lone", f"helper={lone_verify} socket=none")
+    assert login_with_files(inst, lone, account, "000000", FILES_FIRST) == PAM_AUTHINFO_UNAVAIL
+    assert login_with_files(inst, lone, "lvnotanaccount", "000000", FILES_ALONE) == PAM_AUTH_ERR
+    assert login_with_files(inst, lone, "lvnotanaccount", "000000", FILES_FIRST) == PAM_AUTHINFO_UNAVAIL
 
 
 def test_lean_helper_in_fips_mode_hands_every_login_on(inst, account, lone_verify):

@@ -220,21 +220,53 @@ public final class PasswdFileCache {
         guard let lead = wanted.first, lead != UInt8(ascii: "+"), lead != UInt8(ascii: "-"),
               let sources = NSSwitch.passwd(nsswitch), let first = sources.first,
               first.name == "files", !first.hasActions,
-              case .read(let bytes, _) = readStable(passwd) else { return nil }
-        let value = bytes.withUnsafeBufferPointer { b -> UInt64? in
-            var found: UInt64?
-            // Stops at the name's first line; a NUL byte or over-long line before it: nil.
-            let clean = entries(b) { name, value in
-                guard b[name].elementsEqual(wanted) else { return true }
-                found = value
-                return false
-            }
-            return clean ? found ?? absent : nil
-        }
-        guard let value, value != doubtful else { return nil }
+              let value = firstEntry(wanted, in: passwd), value != doubtful else { return nil }
         // No line at all, and no source after `files` to ask: glibc's answer is "no such user".
         if value == absent { return sources.count == 1 ? .unknown : nil }
         return .found(name: name, gid: gid_t(value))
+    }
+
+    /// The value of `wanted`'s first line in the file at `path` (`absent` when no line has
+    /// it), read as glibc reads it: in chunks, stopping at that line, so a name near the top
+    /// of a long file costs no more than there. nil when the file is not a regular file,
+    /// over `maximumSize`, unreadable, holds a NUL byte or an over-long line before the
+    /// name's line, or changed while it was read (its identity before and after differ).
+    static func firstEntry(_ wanted: [UInt8], in path: String) -> UInt64? {
+        let fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY)
+        guard fd >= 0 else { return nil }
+        defer { close(fd) }
+        var before = stat()
+        guard fstat(fd, &before) == 0, (before.st_mode & S_IFMT) == S_IFREG,
+              before.st_size <= maximumSize else { return nil }
+        var bytes: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 64 << 10)
+        var scanned = 0  // the lines before this offset have been looked at
+        var found: UInt64?
+        while found == nil {
+            let n = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress!, $0.count) }
+            if n < 0 && errno == EINTR { continue }
+            guard n >= 0, bytes.count + n <= maximumSize else { return nil }
+            bytes.append(contentsOf: chunk[0..<n])
+            // The whole lines read so far; at the end of the file, the last one too.
+            let end = n == 0 ? bytes.count : (bytes.lastIndex(of: 0x0a).map { $0 + 1 } ?? scanned)
+            if end > scanned {
+                let clean = bytes.withUnsafeBufferPointer { all -> Bool in
+                    let lines = UnsafeBufferPointer(rebasing: all[scanned..<end])
+                    return entries(lines) { name, value in
+                        guard lines[name].elementsEqual(wanted) else { return true }
+                        found = value
+                        return false
+                    }
+                }
+                guard clean else { return nil }
+                scanned = end
+            }
+            if n == 0 { break }
+        }
+        var after = stat()
+        guard fstat(fd, &after) == 0, FileID(before) == FileID(after),
+              let now = identity(path), now == FileID(after) else { return nil }
+        return found ?? absent
     }
 
     /// Each line's name (a range of `b`) and its primary gid, or `doubtful` when glibc's

@@ -43,7 +43,7 @@ public enum LeanLogin {
 }
 
 /// A login twostep-verify cannot finish itself (enrolment at first login, a database
-/// store) goes to the full twostep-helper beside it: the request it read is written to a
+/// store, and what LeanLogin.canFinish declines) goes to the full twostep-helper beside it: the request it read is written to a
 /// pipe on fd 3 and the helper is exec'd in its place, on the same connection (fd 0/1),
 /// with an empty environment, before anything was asked.
 enum FullHelper {

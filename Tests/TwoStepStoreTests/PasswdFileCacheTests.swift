@@ -122,6 +122,25 @@ final class PasswdFileCacheTests: XCTestCase {
         XCTAssertNil(PasswdFileCache.lookUpOnce("root", passwd: dir + "/missing", nsswitch: files))
     }
 
+    /// lookUpOnce reads in 64 KiB chunks and stops at the name's line: a line across a
+    /// chunk boundary is read whole, and what follows the name's line is never judged.
+    func testLookUpOnceReadsInChunksAndStopsAtTheName() throws {
+        // 24-byte lines: line 2730 (from 0) starts at byte 65,520 and crosses 65,536.
+        var text = ""
+        for i in 0..<4000 {
+            text += String(format: "u%05d:x:1:%d::/:/bin/sh\n", i, i % 10)
+        }
+        XCTAssertEqual(text.utf8.count, 4000 * 24)
+        let passwd = try write("passwd-long-file", text + "late:x:9:4242::/:/bin/sh\n" + "after:x:1:1::/:\0\n")
+        let alone = try write("ns-alone", "passwd: files\n")
+        func once(_ name: String) -> AccountLookup? { PasswdFileCache.lookUpOnce(name, passwd: passwd, nsswitch: alone) }
+        XCTAssertEqual(once("u02730"), .found(name: "u02730", gid: 0), "the line across the first chunk's end")
+        XCTAssertEqual(once("u02729"), .found(name: "u02729", gid: 9))
+        XCTAssertEqual(once("u03999"), .found(name: "u03999", gid: 9))
+        XCTAssertEqual(once("late"), .found(name: "late", gid: 4242), "a NUL byte after the name's line is never read")
+        XCTAssertNil(once("nobody-here"), "the NUL byte before the end: the file cannot say no")
+    }
+
     func testNamesAreComparedAsBytesNotAsEquivalentUnicode() throws {
         // "josé" precomposed (U+00E9) and decomposed (e + U+0301): one String to Swift's ==,
         // two names to glibc's strcmp.
