@@ -73,6 +73,15 @@ enum NSSwitch {
         return ferror(f) == 0 ? found : nil
     }
 
+    /// The `passwd` sources when the first is `files` with no action after it (an entry
+    /// `files` finds is then glibc's answer); nil otherwise, as when `passwd` is nil.
+    static func filesFirst(_ path: String) -> [Source]? {
+        guard let sources = passwd(path), let first = sources.first, first.name == "files", !first.hasActions else {
+            return nil
+        }
+        return sources
+    }
+
     static func isSpace(_ b: UInt8) -> Bool { b == 0x20 || (b >= 0x09 && b <= 0x0d) }
 
     /// One line: the database name and its sources; ("", []) for a line glibc skips; nil

@@ -130,8 +130,7 @@ public final class PasswdFileCache {
         // Changed a moment ago: NSS answers, and the next look-up tries again.
         let t = now()
         guard PasswdFileCache.settled(nsswitch, at: t), PasswdFileCache.settled(passwd, at: t) else { return }
-        if let sources = NSSwitch.passwd(nsswitchPath), let first = sources.first,
-           first.name == "files", !first.hasActions {
+        if NSSwitch.filesFirst(nsswitchPath) != nil {
             switch PasswdFileCache.readStable(passwdPath) {
             case .read(let bytes, let id) where id == passwd: entries = PasswdFileCache.index(bytes)
             case .read, .changing: return  // changed while read: the next look-up tries again
@@ -168,12 +167,8 @@ public final class PasswdFileCache {
     /// The file's bytes and identity, when it is a regular file that did not change while
     /// it was read (the same identity before and after).
     static func readStable(_ path: String) -> Read {
-        let fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY)
-        guard fd >= 0 else { return .refused }
+        guard let (fd, before) = openRegular(path) else { return .refused }
         defer { close(fd) }
-        var before = stat()
-        guard fstat(fd, &before) == 0, (before.st_mode & S_IFMT) == S_IFREG,
-              before.st_size <= maximumSize else { return .refused }
         var bytes = [UInt8](repeating: 0, count: Int(before.st_size) + 1)
         var got = 0
         while got < bytes.count {
@@ -183,11 +178,31 @@ public final class PasswdFileCache {
             if n == 0 { break }
             got += n
         }
-        var after = stat()
-        guard got == Int(before.st_size), fstat(fd, &after) == 0, FileID(before) == FileID(after),
-              let now = identity(path), now == FileID(after) else { return .changing }
+        guard got == Int(before.st_size), let now = unchanged(fd, since: before, path: path) else { return .changing }
         bytes.removeLast()
         return .read(bytes, now)
+    }
+
+    /// `path` opened for reading, with its status, when it is a regular file of at most
+    /// `maximumSize` bytes.
+    static func openRegular(_ path: String) -> (Int32, stat)? {
+        let fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY)
+        guard fd >= 0 else { return nil }
+        var st = stat()
+        guard fstat(fd, &st) == 0, (st.st_mode & S_IFMT) == S_IFREG, st.st_size <= maximumSize else {
+            close(fd)
+            return nil
+        }
+        return (fd, st)
+    }
+
+    /// The identity of the file open on `fd` when it did not change since `before`: the
+    /// same on the descriptor and at `path` (not replaced) after the read.
+    static func unchanged(_ fd: Int32, since before: stat, path: String) -> FileID? {
+        var after = stat()
+        guard fstat(fd, &after) == 0, FileID(before) == FileID(after),
+              let now = identity(path), now == FileID(after) else { return nil }
+        return now
     }
 
     /// Name (as bytes) to primary gid for each name whose first line glibc's files parser
@@ -218,8 +233,7 @@ public final class PasswdFileCache {
                                   nsswitch: String = "/etc/nsswitch.conf") -> AccountLookup? {
         let wanted = Array(name.utf8)
         guard let lead = wanted.first, lead != UInt8(ascii: "+"), lead != UInt8(ascii: "-"),
-              let sources = NSSwitch.passwd(nsswitch), let first = sources.first,
-              first.name == "files", !first.hasActions,
+              let sources = NSSwitch.filesFirst(nsswitch),
               let value = firstEntry(wanted, in: passwd), value != doubtful else { return nil }
         // No line at all, and no source after `files` to ask: glibc's answer is "no such user".
         if value == absent { return sources.count == 1 ? .unknown : nil }
@@ -232,26 +246,27 @@ public final class PasswdFileCache {
     /// over `maximumSize`, unreadable, holds a NUL byte or an over-long line before the
     /// name's line, or changed while it was read (its identity before and after differ).
     static func firstEntry(_ wanted: [UInt8], in path: String) -> UInt64? {
-        let fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY)
-        guard fd >= 0 else { return nil }
+        guard let (fd, before) = openRegular(path) else { return nil }
         defer { close(fd) }
-        var before = stat()
-        guard fstat(fd, &before) == 0, (before.st_mode & S_IFMT) == S_IFREG,
-              before.st_size <= maximumSize else { return nil }
-        var bytes: [UInt8] = []
+        // Only the line not yet whole is kept between reads; each read's bytes are searched
+        // once for the last newline.
+        var pending: [UInt8] = []
         var chunk = [UInt8](repeating: 0, count: 64 << 10)
-        var scanned = 0  // the lines before this offset have been looked at
+        var total = 0
         var found: UInt64?
         while found == nil {
             let n = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress!, $0.count) }
             if n < 0 && errno == EINTR { continue }
-            guard n >= 0, bytes.count + n <= maximumSize else { return nil }
-            bytes.append(contentsOf: chunk[0..<n])
+            guard n >= 0 else { return nil }
+            total += n
+            guard total <= maximumSize else { return nil }
+            let old = pending.count
+            pending.append(contentsOf: chunk[0..<n])
             // The whole lines read so far; at the end of the file, the last one too.
-            let end = n == 0 ? bytes.count : (bytes.lastIndex(of: 0x0a).map { $0 + 1 } ?? scanned)
-            if end > scanned {
-                let clean = bytes.withUnsafeBufferPointer { all -> Bool in
-                    let lines = UnsafeBufferPointer(rebasing: all[scanned..<end])
+            let end = n == 0 ? pending.count : (pending[old...].lastIndex(of: 0x0a).map { $0 + 1 } ?? 0)
+            if end > 0 {
+                let clean = pending.withUnsafeBufferPointer { all -> Bool in
+                    let lines = UnsafeBufferPointer(rebasing: all[0..<end])
                     return entries(lines) { name, value in
                         guard lines[name].elementsEqual(wanted) else { return true }
                         found = value
@@ -259,13 +274,13 @@ public final class PasswdFileCache {
                     }
                 }
                 guard clean else { return nil }
-                scanned = end
+                pending.removeSubrange(0..<end)
             }
+            // A line already over maximumLine: `entries` would refuse it once whole.
+            guard pending.count <= maximumLine else { return nil }
             if n == 0 { break }
         }
-        var after = stat()
-        guard fstat(fd, &after) == 0, FileID(before) == FileID(after),
-              let now = identity(path), now == FileID(after) else { return nil }
+        guard unchanged(fd, since: before, path: path) != nil else { return nil }
         return found ?? absent
     }
 
