@@ -319,8 +319,10 @@ sys.stdin.readline()   # hold them until the test is done
         assert json.loads(host.as_user(bob, "status", "--json").stdout)["enrolled"] is False
     finally:
         holder.communicate("\n", timeout=30)
-    # Once Alice's connections end, her slots are free again.
-    assert json.loads(host.as_user(alice, "status", "--json").stdout)["enrolled"] is True
+    # Once Alice's connections end (and the pause after each abandoned prompt), her slots
+    # are free again.
+    r = after_pauses(lambda: host.as_user(alice, "status", "--json"), lambda r: r.returncode == 0)
+    assert json.loads(r.stdout)["enrolled"] is True, r.stderr
 
 
 # --- connection slots, the non-root cap, accounts, abandoned password prompts -------------
@@ -353,6 +355,26 @@ def hold(user, sock, n, command="enroll"):
     return p, [p.stdout.readline().strip() for _ in range(n)]
 
 
+def after_pauses(attempt, done, seconds=30):
+    """Calls `attempt` until `done` holds for its result (or `seconds` pass), and returns the
+    last result. A connection that ends in a logged refusal, an abandoned password prompt
+    among them, holds its slots for the refusal pause after it: they come back a moment
+    after the client has gone, not at once."""
+    deadline = time.monotonic() + seconds
+    while True:
+        result = attempt()
+        if done(result) or time.monotonic() > deadline:
+            return result
+        time.sleep(0.2)
+
+
+def held_and_let_go(user, sock, n, command="enroll"):
+    """hold(), then let the connections go at once; the first frame of each."""
+    p, lines = hold(user, sock, n, command)
+    p.communicate("\n", timeout=30)
+    return lines
+
+
 def test_connection_slots_are_locks_in_one_file_and_nothing_piles_up(host):
     """The slots are byte-range locks on state_dir/.conn-slots (0600, root's): however many
     users connect, state_dir gains that one file and no file per uid and slot."""
@@ -373,9 +395,8 @@ def test_connection_slots_are_locks_in_one_file_and_nothing_piles_up(host):
     assert conn == [".conn-slots"], conn
     st = os.lstat(os.path.join(host.inst.state, ".conn-slots"))
     assert stat.S_ISREG(st.st_mode) and st.st_uid == 0 and stat.S_IMODE(st.st_mode) == 0o600 and st.st_size == 0, st
-    # The slots were given back when the connections ended.
-    p, lines = hold(users[0], host.sock, 3)
-    p.communicate("\n", timeout=30)
+    # The slots were given back when the connections ended (and their pauses).
+    lines = after_pauses(lambda: held_and_let_go(users[0], host.sock, 3), lambda l: l == ["0x10 Password:"] * 3)
     assert lines == ["0x10 Password:"] * 3, lines
     # A symbolic link in its place is not followed: the connection is turned away.
     target = os.path.join(host.inst.root, "elsewhere")
@@ -444,8 +465,9 @@ def test_users_together_never_hold_every_worker(host):
     finally:
         a.communicate("\n", timeout=30)
         b.communicate("\n", timeout=30)
-    # Once Alice's connections end, Bob is served.
-    assert json.loads(host.as_user(bob, "status", "--json").stdout)["enrolled"] is False
+    # Once Alice's connections end (and the pause after each abandoned prompt), Bob is served.
+    r = after_pauses(lambda: host.as_user(bob, "status", "--json"), lambda r: r.returncode == 0)
+    assert json.loads(r.stdout)["enrolled"] is False, r.stderr
 
 
 def test_abandoned_password_prompts_are_not_wrong_passwords(host):
@@ -462,9 +484,17 @@ def test_abandoned_password_prompts_are_not_wrong_passwords(host):
         out = r.stdout + r.stderr
         assert r.returncode != 0 and "cancelled" in out and "locked" not in out.lower(), out
     for _ in range(2):
-        # The CLI killed at the prompt (Ctrl-C): the connection simply closes.
-        p, lines = hold(alice, host.sock, 1, command="backup-codes")
-        assert lines == ["0x10 Password:"], lines
+        # The CLI killed at the prompt (Ctrl-C): the connection simply closes. Each abandoned
+        # prompt holds one of alice's three slots for the refusal pause after it, so a slot
+        # may still be taken: wait for one (turned-away connections are not logged).
+        deadline = time.monotonic() + 30
+        while True:
+            p, lines = hold(alice, host.sock, 1, command="backup-codes")
+            if lines == ["0x10 Password:"]:
+                break
+            assert lines[0].startswith("0x13 Too many open") and time.monotonic() < deadline, lines
+            p.communicate("\n", timeout=30)
+            time.sleep(0.2)
         p.stdin.close()
         p.kill()
         p.wait(timeout=30)
@@ -479,6 +509,82 @@ def test_abandoned_password_prompts_are_not_wrong_passwords(host):
     assert r.returncode == 0 and len(json.loads(r.stdout)["backup_codes"]) == 10, r.stderr
     host.inst.service()
     assert host.inst.login(alice, oathtool(at=time.time() + 30)).returncode == 0
+
+
+FLOOD = """
+import socket, struct, sys, time
+path, seconds = sys.argv[1], float(sys.argv[2])
+payload = b"version\\0001\\0mode\\0self\\0command\\0disable\\0"
+prompts = capped = 0
+end = time.monotonic() + seconds
+while time.monotonic() < end:
+    s = socket.socket(socket.AF_UNIX); s.connect(path)
+    try:
+        s.sendall(bytes([1]) + struct.pack(">I", len(payload)) + payload)
+    except OSError:
+        pass   # turned away before the request went out: the answer is still there to read
+    h = s.recv(5, socket.MSG_WAITALL)
+    body = s.recv(struct.unpack(">I", h[1:])[0], socket.MSG_WAITALL)
+    if h[0] == 0x10:
+        prompts += 1   # Password: abandoned by closing
+    else:
+        assert body.startswith(b"Too many open"), body
+        capped += 1
+    s.close()
+print(prompts, capped)
+"""
+
+
+def test_abandoned_prompts_cannot_be_logged_as_fast_as_connections_open(host):
+    """An abandoned password prompt is audited (`cancelled`) and needs no password: each
+    ends only after the refusal pause, holding one of the caller's three connection slots.
+    A user abandoning prompts in a loop for 4 s gets at most 3 slots x 3 pauses of them
+    (and of audit lines), not thousands; the other connections are turned away at the
+    slot, unlogged."""
+    host.serve("serve")
+    alice = host.user()
+    host.inst.enroll(alice)
+    r = subprocess.run(["runuser", "-u", alice, "--", "/usr/bin/python3", "-c", FLOOD, host.sock, "4"],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    prompts, capped = map(int, r.stdout.split())
+    assert 1 <= prompts <= 9 and capped >= 1, (prompts, capped)
+    time.sleep(2.5)   # the last prompts' lines (each written before its pause)
+    cancelled = [e for e in host.inst.audit_events() if e["user"] == alice and e["result"] == "cancelled"]
+    assert 1 <= len(cancelled) <= prompts, (len(cancelled), prompts)
+
+
+@pytest.mark.parametrize("what", ["login request", "partial request"])
+def test_logged_refusals_of_non_root_callers_end_after_the_pause(host, what):
+    """A login request from a non-root caller, and a request that never comes whole, are
+    logged to syslog and cost the caller nothing else: the helper ends either only after
+    the refusal pause (a lower bound, not a timing), holding the caller's slot, so one user
+    cannot write syslog lines as fast as it can open connections."""
+    host.serve("serve")
+    alice = host.user()
+    code = f"""
+import socket, struct, time
+s = socket.socket(socket.AF_UNIX); s.connect({host.sock!r})
+p = b"version\\0001\\0mode\\0pam\\0user\\0root\\0service\\0x\\0"
+started = time.monotonic()
+if {what!r} == "login request":
+    s.sendall(bytes([1]) + struct.pack(">I", len(p)) + p)
+else:
+    s.sendall(bytes([1]) + struct.pack(">I", 64))   # a header, then no body: end of input
+    s.shutdown(socket.SHUT_WR)
+got = b""
+while True:
+    chunk = s.recv(4096)
+    if not chunk: break
+    got += chunk
+print(round(time.monotonic() - started, 3), got[-1] if got else -1)
+"""
+    r = subprocess.run(["runuser", "-u", alice, "--", "/usr/bin/python3", "-c", code],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    seconds, verdict = r.stdout.split()
+    assert float(seconds) >= 2.0, r.stdout
+    assert verdict == "5", r.stdout   # system error, as before the pause
 
 
 def read_until(stream, marker, timeout=30):

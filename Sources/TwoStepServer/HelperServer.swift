@@ -298,6 +298,7 @@ public enum HelperServer {
             // may ask, and the policy is this server's config, not the caller's.
             guard peerUID == 0 else {
                 AuditLog.syslogLine(LOG_WARNING, "helper: login request from uid \(peerUID) refused")
+                pauseLoggedRefusal(peerUID)
                 return (.systemError, false)
             }
             return (LoginSession.verify(request, config: config, link: link), true)
@@ -319,7 +320,16 @@ public enum HelperServer {
             }
         case nil:
             AuditLog.syslogLine(LOG_ERR, "helper: connection from uid \(peerUID): no valid request")
+            pauseLoggedRefusal(peerUID)
             return (.systemError, false)
         }
+    }
+
+    /// A non-root caller whose connection ended in a logged refusal waits
+    /// `SelfService.refusalPauseSeconds`, holding its connection slot, so that one account
+    /// cannot write syslog lines as fast as it can open connections. Root (the module, on
+    /// behalf of sshd or sudo) never waits here.
+    static func pauseLoggedRefusal(_ peerUID: uid_t) {
+        if peerUID != 0 { Sys.sleepUninterrupted(seconds: SelfService.refusalPauseSeconds) }
     }
 }

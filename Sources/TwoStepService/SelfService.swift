@@ -23,9 +23,12 @@ public enum PasswordOutcome: Equatable {
 /// password. Every change needs the password first (PAM service `password_service`), and
 /// all but a first enrolment need a current code too.
 public final class SelfService {
-    /// Seconds a caller waits for the refusal of a request on someone else's enrolment
-    /// (pam_unix's failure delay); with `HelperServer.connectionsPerUser` open at once, at
-    /// most 1.5 such refusals (and audit lines) a second per user.
+    /// Seconds a caller waits for the end of a request that no limiter counts but that is
+    /// logged: a refusal of a request on someone else's enrolment, a password prompt
+    /// abandoned (pam_unix's failure delay), and in HelperServer a non-root caller's login
+    /// request or a request that never came whole. The caller's connection slot is held
+    /// meanwhile: with `HelperServer.connectionsPerUser` open at once, at most 1.5 such
+    /// lines a second per user, where the connection rate would otherwise set it.
     public static let refusalPauseSeconds: UInt32 = 2
 
     let config: Config
@@ -49,7 +52,9 @@ public final class SelfService {
     /// The password step of a change: nil when confirmed, else the verdict to give. A
     /// wrong password counts against the limiter like a wrong code; a prompt the caller
     /// abandoned (Ctrl-C, a closed connection) is denied without counting (nobody was
-    /// refused a password) and audited as `cancelled`.
+    /// refused a password) and audited as `cancelled`; the verdict follows the refusal
+    /// pause: it needs no password, so without the pause any account could write
+    /// `cancelled` lines as fast as it could open connections (thousands a second).
     func checkPassword(_ user: String, service: String, event: String, conversation: Conversation) -> Verdict? {
         switch confirmPassword(user, conversation) {
         case .confirmed:
@@ -60,6 +65,7 @@ public final class SelfService {
         case .cancelled:
             audit.record(AuditEvent(event: event, user: user, service: service, result: "cancelled",
                                     detail: "password prompt abandoned"))
+            Sys.sleepUninterrupted(seconds: Self.refusalPauseSeconds)
             return .conversationError
         }
     }
