@@ -12,6 +12,7 @@ import socket
 import stat
 import subprocess
 import tempfile
+import uuid
 import time
 
 import pytest
@@ -299,6 +300,27 @@ def test_require_naming_no_group_is_a_doctor_failure(inst):
     inst.write_config(require="root")
     doctor = json.loads(inst.cli("doctor", "--json", check=False).stdout)
     assert [c["result"] for c in doctor["checks"] if c["check"] == "required groups"] == ["ok"]
+
+
+def test_doctor_names_enrolments_whose_account_is_gone(inst):
+    """An enrolment belongs to a name: when its account is deleted, the next account given
+    that name would meet it (the old owner's codes asked for, the old owner's phone a
+    second factor). doctor warns about such enrolments, by name, until they are reset."""
+    name = "tsorph" + uuid.uuid4().hex[:6]
+    subprocess.run(["useradd", "-M", "-s", "/usr/sbin/nologin", name], check=True)
+    try:
+        inst.enroll(name)
+        doctor = json.loads(inst.cli("doctor", "--json", check=False).stdout)
+        line = [c for c in doctor["checks"] if c["check"] == "enrolments"][0]
+        assert line["result"] == "ok", line
+    finally:
+        subprocess.run(["userdel", name], check=True)
+    doctor = json.loads(inst.cli("doctor", "--json", check=False).stdout)
+    line = [c for c in doctor["checks"] if c["check"] == "enrolments"][0]
+    assert line["result"] == "warn" and f'"{name}"' in line["detail"] and "admin reset" in line["detail"], line
+    inst.cli("admin", "reset", name, "--reason", "account deleted")
+    doctor = json.loads(inst.cli("doctor", "--json", check=False).stdout)
+    assert [c["result"] for c in doctor["checks"] if c["check"] == "enrolments"] == ["ok"], doctor
 
 
 # --- 4. serve makes the socket directory usable ---------------------------------------------

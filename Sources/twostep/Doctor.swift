@@ -36,6 +36,7 @@ struct Doctor: ParsableCommand {
         report.auditLog(config)
         report.masterKey(config)
         report.keyFiles(config)
+        report.enrolmentsWithoutAccounts(config)
         report.helper(path: helper)
         // twostep-verify hands what it does not do itself (enrolment at first login, a
         // database store) to twostep-helper beside it, which also serves the sockets.
@@ -227,6 +228,33 @@ struct DoctorReport {
                 "cannot be opened (restore the file from a backup or `twostep admin import-key BUNDLE`)")
         }
     }
+
+    /// Enrolments whose user no account has. A record belongs to a name, not a uid: once
+    /// the account is deleted, whoever is later given the name meets its enrolment (asked
+    /// for the old owner's codes; the old owner's phone and backup codes a second factor
+    /// for them). Names compared as bytes, as NSS compares them (AccountIndex).
+    mutating func enrolmentsWithoutAccounts(_ config: Config?) {
+        guard let config else { return }
+        let users: [String]
+        do { users = try UserStores.open(config).enrolledUsers() } catch {
+            add("enrolments", .warn, "not checked: \(error)")
+            return
+        }
+        let accounts = AccountIndex()
+        let orphans = users.filter { accounts.canonical($0) == nil }.sorted()
+        guard !orphans.isEmpty else {
+            add("enrolments", .ok, "each of \(users.count) enrolled user(s) has an account")
+            return
+        }
+        let shown = orphans.prefix(Self.namesShown).map { jsonString($0) }.joined(separator: ", ")
+        let more = orphans.count > Self.namesShown ? " and \(orphans.count - Self.namesShown) more" : ""
+        add("enrolments", .warn, "\(orphans.count) of \(users.count) enrolled user(s) have no account on this host: " +
+            "\(shown)\(more). An enrolment outlives its account and goes with the name: if the account is gone " +
+            "for good, `twostep admin reset USER` before the name is given to someone else")
+    }
+
+    /// Names `enrolmentsWithoutAccounts` lists before it counts the rest.
+    static let namesShown = 5
 
     /// Records `masterKey` tries before it calls the key unusable.
     static let recordsTried = 5
