@@ -131,9 +131,11 @@ class Installation:
             f.write("".join(f"{k} = {v}\n" for k, v in lines.items()))
         os.chmod(self.conf, 0o644)
 
-    def cli(self, *args, input=None, check=True, env=None):
+    def cli(self, *args, input=None, check=True, env=None, login_uid=None):
+        """Runs the CLI as root with `login_uid` as its audit login uid (None: unset, so what
+        the CLI audits as the acting admin does not depend on how the test run was started)."""
         r = subprocess.run([CLI, *args, "--config", self.conf], input=input, capture_output=True,
-                           text=True, timeout=60, env=env)
+                           text=True, timeout=60, env=env, preexec_fn=lambda: set_login_uid(login_uid))
         if check and r.returncode != 0:
             raise AssertionError(f"twostep {' '.join(args)} failed ({r.returncode}): {r.stdout}{r.stderr}")
         return r
@@ -202,6 +204,16 @@ def harness_login(pamdir, service, user, answer, timeout=60):
     codes = [int(c) for c in re.findall(r"^RESULT: .* \((-?\d+)\)$", r.stdout, re.M)]
     assert len(codes) == 1, (r.stdout, r.stderr)
     return codes[0]
+
+
+def set_login_uid(uid):
+    """In a child before exec: its audit login uid (/proc/self/loginuid), None for unset.
+    Root may set it unless the kernel made login uids immutable; then it stays as it was."""
+    try:
+        with open("/proc/self/loginuid", "w") as f:
+            f.write(str(4294967295 if uid is None else uid))
+    except OSError:
+        pass
 
 
 def raw_request(user, fields, sock):

@@ -6,6 +6,7 @@ Python's email module, the QR code read back by zbarimg, codes from oathtool."""
 import json
 import mailbox
 import os
+import pwd
 import re
 import shutil
 import subprocess
@@ -612,3 +613,19 @@ def test_admin_changes_name_the_acting_administrator_and_the_reason(inst, users)
     assert events(inst, "admin_unlock", "nosuchuser") == []
     r = inst.cli("admin", "reset", alice, "--reason", "two\nlines", check=False)
     assert r.returncode != 0 and "one line" in r.stderr
+
+
+def test_the_audit_login_uid_names_the_admin_whatever_sudo_user_says(inst, users):
+    """Where the session has an audit login uid (pam_loginuid set it at login; sudo and su
+    keep it), that account is the acting admin in the audit log, whatever SUDO_USER claims:
+    the environment is the caller's to write."""
+    alice, admin = users(), users()
+    probe = subprocess.run(["sh", "-c", "echo 0 > /proc/self/loginuid"], capture_output=True)
+    if probe.returncode != 0:
+        pytest.skip("this kernel does not let root set a process's login uid")
+    inst.enroll(alice)
+    inst.cli("admin", "unlock", alice, "--reason", "checked", login_uid=pwd.getpwnam(admin).pw_uid,
+             env=dict(os.environ, SUDO_USER="opsadmin"))
+    assert events(inst, "admin_unlock", alice)[-1]["detail"] == f"by {admin}: checked"
+    inst.cli("admin", "unlock", alice, "--reason", "again", env=dict(os.environ, SUDO_USER="opsadmin"))
+    assert events(inst, "admin_unlock", alice)[-1]["detail"] == "by opsadmin: again"

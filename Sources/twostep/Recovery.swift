@@ -40,12 +40,29 @@ struct Email: ParsableCommand {
     }
 }
 
-/// Who is acting: the administrator's own login name (`SUDO_USER`, else the session's login
-/// name), not root's, for the audit log.
+/// Who is acting, for the audit log: the administrator's own login name, not root's. First
+/// the kernel's audit login uid (/proc/self/loginuid: set by pam_loginuid when the session
+/// began, kept across sudo and su, and not something a process's environment can claim),
+/// then `SUDO_USER` (where no login uid is set: a service, a container, a session without
+/// pam_loginuid), then the session's login name.
 func actingAdmin() -> String {
+    if let uid = auditLoginUID(), let name = userName(uid: uid) { return name }
     if let s = getenv("SUDO_USER").map({ String(cString: $0) }), !s.isEmpty, isValidUserName(s) { return s }
     if let l = getlogin().map({ String(cString: $0) }), !l.isEmpty { return l }
     return invokingUser()
+}
+
+/// This process's audit login uid; nil when none is set ((uid_t)-1) or it cannot be read.
+func auditLoginUID() -> uid_t? {
+    let fd = open("/proc/self/loginuid", O_RDONLY | O_CLOEXEC)
+    guard fd >= 0 else { return nil }
+    defer { close(fd) }
+    var buf = [UInt8](repeating: 0, count: 16)
+    let n = read(fd, &buf, buf.count)
+    guard n > 0, n < buf.count, let uid = UInt32(String(decoding: buf[..<n], as: UTF8.self)), uid != UInt32.max else {
+        return nil
+    }
+    return uid
 }
 
 /// `--reason`: required, one line, for the audit log.
