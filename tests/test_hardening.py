@@ -380,9 +380,47 @@ def test_unknown_names_get_the_wrong_code_answer_and_no_record(inst):
     assert codes == [PAM_AUTH_ERR], known
     assert unknown.splitlines()[0] == known.splitlines()[0]  # the same prompt
     assert [n for n in os.listdir(inst.state) if n.startswith(nobody) or nobody in n] == []
+    # nullok does not let such a name through while `require` asks everyone (or groups,
+    # whose members cannot be known for it): it is refused like an account not enrolled.
+    # A name NSS could not answer for (a directory down) would otherwise pass with nullok.
     inst.service("withnullok", args="nullok", after=PERMIT_AFTER)
+    for require in ("all", "root"):
+        inst.write_config(enroll="prompt", require=require)
+        codes, out = harness(inst, nobody, ["123456"], service="withnullok")
+        assert codes == [PAM_AUTH_ERR] and out.splitlines()[0] == known.splitlines()[0], (require, out)
+    # Without `require`, nullok decides: not enrolled (and no account) is let through.
+    inst.write_config()
     codes, out = harness(inst, nobody, ["x"], service="withnullok")
     assert codes == [PAM_SUCCESS] and "PROMPT" not in out, out
+
+
+def test_a_user_name_that_is_not_utf8_is_refused_by_module_and_cli(inst):
+    """Bytes that are not UTF-8 were replaced with U+FFFD when read: `x\\xe9` and `x\\xe8`,
+    two accounts to NSS, became one name, whose enrolment both could use; with nullok and
+    `require = all`, a not-enrolled such account passed without a code. The module now
+    answers PAM_USER_UNKNOWN for such a name, nullok or not, before any helper runs, and
+    the CLI refuses such an argument."""
+    tag = secrets.token_hex(3).encode()
+    first, second = b"tsu\xe9" + tag, b"tsu\xe8" + tag
+    for name in (first, second):
+        subprocess.run([b"useradd", b"--badname", b"-M", b"-s", b"/usr/sbin/nologin", name], check=True)
+    try:
+        r = subprocess.run([CLI.encode(), b"admin", b"import", first, b"--secret", b"-", b"--config", inst.conf.encode()],
+                           input=(SECRET + "\n").encode(), capture_output=True, timeout=60)
+        assert r.returncode == 64 and b"not valid UTF-8" in r.stderr, r.stdout + r.stderr
+        assert json.loads(inst.cli("admin", "list", "--json").stdout)["users"] == []
+        inst.write_config(require="all")
+        inst.service("withnullok", args="nullok", after=PERMIT_AFTER)
+        inst.service()
+        for service in ("tstest", "withnullok"):
+            r = subprocess.run([HARNESS.encode(), b"--confdir", inst.pamdir.encode(), b"--service", service.encode(),
+                                b"--user", second, b"--answers", b"-"], input=oathtool().encode() + b"\n",
+                               capture_output=True, timeout=60)
+            assert b"RESULT: User not known to the underlying authentication module (10)" in r.stdout, r.stdout + r.stderr
+            assert b"PROMPT" not in r.stdout, r.stdout
+    finally:
+        for name in (first, second):
+            subprocess.run([b"userdel", name], capture_output=True)
 
 
 # --- 6. qr needs the authenticator ----------------------------------------------------------

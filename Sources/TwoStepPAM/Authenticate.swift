@@ -42,7 +42,8 @@ func twostepSwiftAuthenticate(_ pamh: OpaquePointer?, _ flags: Int32, _ argc: In
     switch pam.user() {
     case .success(let u): user = u
     case .failure(let code):
-        pam.error("cannot determine the user (\(code.rawValue))")
+        pam.error(code.rawValue == TWOSTEP_PAM_USER_UNKNOWN ? "no user name, or one that is not valid UTF-8: refused"
+                  : "cannot determine the user (\(code.rawValue))")
         return code.rawValue
     }
 

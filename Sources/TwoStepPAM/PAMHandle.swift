@@ -17,13 +17,18 @@ struct PAMHandle {
         if debug { log(TWOSTEP_LOG_DEBUG, message) }
     }
 
-    /// The user being authenticated; PAM's code when it cannot be had.
+    /// The user being authenticated; PAM's code when it cannot be had. A name that is not
+    /// valid UTF-8 is PAM_USER_UNKNOWN: `String(cString:)` would replace its bad bytes with
+    /// U+FFFD, so that `x\xe9` and `x\xe8` (two accounts to NSS) became one name to the
+    /// helper, and a name the helper cannot look up as given could be neither enrolled nor
+    /// required to use two-step login.
     func user() -> Result<String, PAMCode> {
         var p: UnsafePointer<CChar>? = nil
         let rc = twostep_get_user(handle, &p)
         guard rc == TWOSTEP_PAM_SUCCESS else { return .failure(PAMCode(rc)) }
         guard let p, p.pointee != 0 else { return .failure(PAMCode(TWOSTEP_PAM_USER_UNKNOWN)) }
-        return .success(String(cString: p))
+        guard let name = String(validatingCString: p) else { return .failure(PAMCode(TWOSTEP_PAM_USER_UNKNOWN)) }
+        return .success(name)
     }
 
     /// A string item, or "" when unset.

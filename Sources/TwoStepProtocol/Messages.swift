@@ -17,13 +17,18 @@ enum FieldCodec {
         return out
     }
 
-    /// The pairs, with keys checked against `known` (by raw value) and never repeated.
+    /// The pairs, with keys checked against `known` (by raw value) and never repeated. A
+    /// key or value that is not valid UTF-8 makes the whole payload malformed: decoding it
+    /// with replacement characters would make different bytes (two user names, say) equal.
     static func decode<K: RawRepresentable>(_ bytes: [UInt8], as: K.Type) throws(FrameError) -> [(K, String)]
         where K.RawValue == String {
         var parts: [String] = []
         var start = 0
         for i in bytes.indices where bytes[i] == 0 {
-            parts.append(String(decoding: bytes[start..<i], as: UTF8.self))
+            guard let part = String(validating: bytes[start..<i], as: UTF8.self) else {
+                try FrameError.raise(.malformedFields)
+            }
+            parts.append(part)
             start = i + 1
         }
         guard start == bytes.count, parts.count % 2 == 0, parts.count / 2 <= ProtocolLimits.maxFields else {

@@ -63,8 +63,11 @@ public final class Verifier {
                                     result: result, detail: detail, rhost: req.rhost.isEmpty ? nil : req.rhost))
         }
         // The store is keyed by NSS's canonical name. A name NSS does not know (and that
-        // an admin did not import as is) never reaches the store: with nullok it is
-        // ignored, without it gets the same prompt and the same failure as a wrong code.
+        // an admin did not import as is) never reaches the store: it gets the same prompt
+        // and the same failure as a wrong code, unless nullok lets it through, which it
+        // does only where `require` is unset. `require` (all, or groups: whose members
+        // cannot be known for such a name) fails closed, as for an account not enrolled;
+        // else a name NSS could not answer for (a directory down) would pass with nullok.
         if let canonical = canonicalUserName(req.user) {
             req.user = canonical
         } else {
@@ -78,7 +81,7 @@ public final class Verifier {
                 }
             }
             if !known {
-                if req.nullok { return .ignore }
+                if req.nullok && config.require == nil { return .ignore }
                 let question = req.forwardPass ? CombinedPrompt.encode(digits: config.digits) : prompt
                 guard conversation.ask(question, echo: false) != nil else { return .conversationError }
                 log("failure", isValidUserName(req.user) ? "unknown user" : "invalid user name")

@@ -24,6 +24,13 @@ struct Twostep: ParsableCommand {
     /// ptrace by the same uid, private umask, before anything is parsed.
     static func main() {
         hardenProcess()
+        // Arguments are read as UTF-8 with bad bytes replaced (U+FFFD), which would make
+        // `x\xe9` and `x\xe8`, two accounts to NSS, one user name here: refuse instead.
+        for i in 1..<Int(CommandLine.argc) {
+            guard let arg = CommandLine.unsafeArgv[i], String(validatingCString: arg) == nil else { continue }
+            writeStderr("twostep: argument \(i) is not valid UTF-8 (user names and other arguments must be)\n")
+            Glibc.exit(64)
+        }
         main(nil)
     }
 }

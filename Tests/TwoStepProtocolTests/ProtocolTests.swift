@@ -115,6 +115,27 @@ final class TypedRequestTests: XCTestCase {
         }
     }
 
+    /// Bytes that are not UTF-8 are refused, not repaired: `x\xe9` and `x\xe8` would both
+    /// decode to "x\u{FFFD}", one user where NSS has two.
+    func testFieldsThatAreNotUTF8AreRefused() throws {
+        let good = LoginRequest(user: "alice", service: "sshd").encoded()
+        XCTAssertNoThrow(try HelperRequest.decode(good))
+        for bad: [UInt8] in [[0x78, 0xE9], [0x78, 0xFF], [0xC0, 0xAF], [0xED, 0xA0, 0x80]] {   // lone, invalid, overlong, surrogate
+            var payload = Array("version\01\0mode\0pam\0user\0".utf8) + bad + [0]
+            payload += Array("service\0sshd\0".utf8)
+            XCTAssertThrowsError(try HelperRequest.decode(payload), "\(bad)") {
+                XCTAssertEqual($0 as? FrameError, .malformedFields)
+            }
+        }
+        // In a key, too.
+        XCTAssertThrowsError(try HelperRequest.decode([0xFF, 0, 0x31, 0])) {
+            XCTAssertEqual($0 as? FrameError, .malformedFields)
+        }
+        // U+FFFD itself, written as UTF-8, is a character like any other.
+        let replacement = LoginRequest(user: "x\u{FFFD}", service: "sshd").encoded()
+        XCTAssertNoThrow(try HelperRequest.decode(replacement))
+    }
+
     func testServiceDataIsAClosedSet() throws {
         let data = ServiceData([(.user, "alice"), (.enrolled, "true"), (.backupCodes, "a,b")])
         XCTAssertEqual(try ServiceData.decode(data.encoded()), data)
