@@ -260,6 +260,18 @@ def test_host_that_ignores_sigchld_still_gets_the_verdict(stack):
     assert r.results == [PAM_SUCCESS, PAM_AUTH_ERR]
 
 
+def test_a_host_that_reaps_the_helper_and_reuses_its_pid_is_left_alone(stack):
+    """A host that reaps its own children may, by the time the module waits for its helper,
+    have given the helper's pid to another child. The module waits for exactly its helper
+    (waitid on the pidfd): waiting by pid took the host's child instead, and would have
+    blocked the login until that child ended (here a 60 s sleeper, beyond the timeout)."""
+    stack.write("fake_ok.py")
+    r = stack.run(answers=["123456", "000000", "123456"], rounds=3, extra=["--reap-and-reuse-pids"], timeout=30)
+    assert r.results == [PAM_SUCCESS, PAM_AUTH_ERR, PAM_SUCCESS], r.out
+    # The host did get the helpers' pids again (else this proved nothing).
+    assert len(r.lines("REUSED: ")) >= 1, r.out
+
+
 def test_helper_crash_after_prompt_is_system_err(stack):
     stack.write("fake_crash.py")
     r = stack.run(answers=["123456"])

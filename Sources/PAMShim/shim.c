@@ -17,6 +17,7 @@
 #include <sys/syscall.h>
 #include <sys/time.h>
 #include <sys/un.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 // Swift sees pid_t as Int32 and message styles / item ids as Int32.
@@ -205,6 +206,32 @@ int twostep_kill_child(int pidfd, pid_t pid) {
 #endif
     if (pid <= 0) return -1;
     return kill(pid, SIGKILL);
+}
+
+#ifndef P_PIDFD
+#define P_PIDFD 3  /* <linux/wait.h>; glibc 2.36's idtype_t does not name it */
+#endif
+
+int twostep_reap_child(int pidfd, pid_t pid, int blocking) {
+    int options = blocking ? 0 : WNOHANG;
+    if (pidfd >= 0) {
+        for (;;) {
+            siginfo_t info;
+            memset(&info, 0, sizeof info);
+            if (waitid((idtype_t)P_PIDFD, (id_t)pidfd, &info, WEXITED | options) == 0) return info.si_pid != 0;
+            if (errno == EINTR) continue;
+            if (errno == EINVAL) break;  // a kernel before 5.4: no P_PIDFD, wait by pid
+            return 1;                    // ECHILD: the host reaped it; nothing is ours to wait for
+        }
+    }
+    for (;;) {
+        int status;
+        pid_t rc = waitpid(pid, &status, options);
+        if (rc == pid) return 1;
+        if (rc == 0) return 0;
+        if (errno == EINTR) continue;
+        return 1;  // ECHILD or anything else: nothing left for us to wait for
+    }
 }
 
 // MARK: - A running helper's socket

@@ -104,15 +104,9 @@ final class HelperProcess {
     /// True when the child is gone: reaped now, or ECHILD (the host reaped it, or it
     /// ignores SIGCHLD). False only when a non-blocking check finds it still running.
     private func reap(blocking: Bool) -> Bool {
-        while true {
-            var status: Int32 = 0
-            let rc = waitpid(pid, &status, blocking ? 0 : WNOHANG)
-            if rc == pid { gone = true; return true }
-            if rc == 0 { return false }
-            if errno == EINTR { continue }
-            gone = true  // ECHILD or anything else: nothing left for us to wait for
-            return true
-        }
+        guard twostep_reap_child(pidfd, pid, blocking ? 1 : 0) != 0 else { return false }
+        gone = true
+        return true
     }
 
     deinit {

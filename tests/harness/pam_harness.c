@@ -28,6 +28,12 @@
  *       --caller-uid UID makes the process look like a setuid host run by UID before
  *       pam_start: real uid and gid UID's, effective and saved 0 (setresuid(UID, 0, 0)),
  *       as sudo or su are while they authenticate.
+ *       --reap-and-reuse-pids makes the host one that reaps its children itself and then
+ *       starts another child under the pid it just reaped (a SIGCHLD handler: waitpid(-1),
+ *       then /proc/sys/kernel/ns_last_pid set to pid - 1 and a fork whose child sleeps 60 s;
+ *       needs root), the worst case of pid reuse for a module that waits for its helper by
+ *       pid. It prints "REUSED: <pid>" for each pid it got again, and kills the sleepers at
+ *       exit.
  *       Exit status: the PAM code of the last round (0 = PAM_SUCCESS); 64 on usage errors,
  *       70 when pam_start_confdir itself fails.
  *
@@ -41,10 +47,13 @@
 #include <dlfcn.h>
 #include <errno.h>
 #include <limits.h>
+#include <fcntl.h>
 #include <security/pam_appl.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #define EXIT_USAGE 64
@@ -62,7 +71,7 @@ static void usage(void) {
             "usage: pam_harness --confdir DIR --user USER [--service NAME] "
             "[--answers FILE|-] [--rounds N]\n"
             "                   [--rhost HOST] [--ruser USER] [--tty TTY] [--env NAME=VALUE]... "
-            "[--real-delay]\n"
+            "[--real-delay] [--reap-and-reuse-pids]\n"
             "       pam_harness --dlopen-loop N PATH\n");
 }
 
@@ -153,6 +162,45 @@ static void report_delay(int status, unsigned int usec, void *appdata) {
     if (status != PAM_SUCCESS && usec > 0) printf("FAIL_DELAY: %u\n", usec);
 }
 
+/* --reap-and-reuse-pids: the sleepers started under reaped pids (killed at exit). */
+static volatile pid_t sleepers[64];
+static volatile int sleeper_count;
+
+static void reap_and_reuse(int sig) {
+    (void)sig;
+    int saved = errno;
+    pid_t pid;
+    while ((pid = waitpid(-1, NULL, WNOHANG)) > 0) {
+        int known = 0;
+        for (int i = 0; i < sleeper_count; i++) if (sleepers[i] == pid) known = 1;
+        if (known || sleeper_count >= 64) continue;
+        char buf[32];
+        int n = snprintf(buf, sizeof buf, "%d", (int)pid - 1);
+        int fd = open("/proc/sys/kernel/ns_last_pid", O_WRONLY);
+        if (fd < 0) continue;
+        ssize_t w = write(fd, buf, (size_t)n);
+        close(fd);
+        if (w != n) continue;
+        pid_t again = fork();
+        if (again == 0) {
+            sleep(60);
+            _exit(0);
+        }
+        if (again > 0) {
+            sleepers[sleeper_count++] = again;
+            if (again == pid) {
+                n = snprintf(buf, sizeof buf, "REUSED: %d\n", (int)pid);
+                (void)!write(STDOUT_FILENO, buf, (size_t)n);
+            }
+        }
+    }
+    errno = saved;
+}
+
+static void kill_sleepers(void) {
+    for (int i = 0; i < sleeper_count; i++) kill(sleepers[i], SIGKILL);
+}
+
 static int dlopen_loop(long n, const char *path) {
     for (long i = 0; i < n; i++) {
         void *h = dlopen(path, RTLD_NOW | RTLD_LOCAL);
@@ -193,6 +241,15 @@ int main(int argc, char **argv) {
         }
         if (strcmp(opt, "--real-delay") == 0) {
             real_delay = 1;
+            continue;
+        }
+        if (strcmp(opt, "--reap-and-reuse-pids") == 0) {
+            struct sigaction sa;
+            memset(&sa, 0, sizeof sa);
+            sa.sa_handler = reap_and_reuse;
+            sa.sa_flags = SA_RESTART;
+            sigemptyset(&sa.sa_mask);
+            if (sigaction(SIGCHLD, &sa, NULL) != 0 || atexit(kill_sleepers) != 0) { perror("sigaction"); return EXIT_USAGE; }
             continue;
         }
         if (i + 1 >= argc) { usage(); return EXIT_USAGE; }

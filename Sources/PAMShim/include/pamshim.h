@@ -116,6 +116,13 @@ int twostep_pidfd_open(pid_t pid);
 /// SIGKILL the child: through the pidfd when there is one, else by pid.
 int twostep_kill_child(int pidfd, pid_t pid);
 
+/// Reaps the child: 1 when it has exited and been reaped, or is not ours to wait for any
+/// more (the host reaped it); 0 when it still runs (only without `blocking`). With a pidfd
+/// it waits for exactly that process (waitid P_PIDFD, Linux 5.4+): if the host has reaped
+/// our child and its pid went to another of the host's children, that one is left alone,
+/// where waitpid(pid) would wait for it and take its exit status. By pid otherwise.
+int twostep_reap_child(int pidfd, pid_t pid, int blocking);
+
 /// Connects a close-on-exec AF_UNIX stream socket to `path` (a running
 /// `twostep-helper serve`). When the listener's backlog is full, connect() waits at most
 /// `timeout_ms` (SO_SNDTIMEO, which then also bounds every later send) and fails with
