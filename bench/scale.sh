@@ -92,15 +92,6 @@ rm -f "$D/big.jsonl" "$D/small.jsonl"
 # The default path: a running helper per store on a private socket (helper= names nothing,
 # so a login that did not go through the server fails its round instead of silently
 # measuring the spawn path). The spawn fallback: twostep-verify, socket=none.
-serve() {  # NAME
-    "$BUILD/twostep-helper" serve --config "$D/$1/twostep.conf" --socket "$D/$1.sock" 2>"$D/$1.err" &
-    echo $! > "$D/$1.pid"
-    i=0
-    while [ ! -S "$D/$1.sock" ] && [ $i -lt 200 ]; do sleep 0.05; i=$((i + 1)); done
-    [ -S "$D/$1.sock" ] || { echo "bench-scale: twostep-helper serve did not start: $(cat "$D/$1.err")" >&2; exit 70; }
-}
-serve small
-serve big
 mkdir "$D/pam.d"
 echo "auth required pam_permit.so" > "$D/pam.d/bench-baseline"   # pam_bench faults libpam in with it
 for n in small big; do
@@ -109,16 +100,17 @@ for n in small big; do
     echo "auth required $BUILD/pam_twostep.so helper=$BUILD/twostep-verify config=$D/$n/twostep.conf socket=none" \
         > "$D/pam.d/scale-$n-spawn"
 done
-# The spawn rows' users as accounts: twostep-verify finishes a login itself only for a user
-# /etc/passwd answers for, and hands any other to twostep-helper (docs/ARCHITECTURE.md). As
-# in run.sh, pam_bench runs in a private mount namespace where a copy of /etc/passwd that
-# also lists them is bind-mounted over it (the running helpers, started before, do not see
-# them: both stores' default-path rows alike). Without root or unshare(1), and with another
-# passwd source after `files`, the spawn rows measure that hand-over.
+# The login users as accounts, as a real login's user is: the running helpers and pam_bench
+# run in a private mount namespace where a copy of /etc/passwd that also lists every row's
+# users (the default path's first, as in run.sh) is bind-mounted over it. Otherwise each
+# default-path login would pay a lookup that misses every NSS source, and twostep-verify
+# would hand every spawned login to twostep-helper (it finishes a login itself only for a
+# user /etc/passwd answers for: docs/ARCHITECTURE.md). The big store's other users are
+# records only; no login is made for them. Without root or unshare(1), the rows measure that.
 accounts=0
 if [ "$(id -u)" = 0 ] && command -v unshare >/dev/null; then
     cp /etc/passwd "$D/passwd"
-    for prefix in smv bgv; do
+    for prefix in sml big smv bgv; do
         i=0; while [ $i -lt "$ROUNDS" ]; do echo "$prefix$i"; i=$((i + 1)); done
         i=0; while [ $i -lt "$WARMUP" ]; do echo "${prefix}warm$i"; i=$((i + 1)); done
         echo "${prefix}rss"
@@ -126,8 +118,8 @@ if [ "$(id -u)" = 0 ] && command -v unshare >/dev/null; then
     chmod 0644 "$D/passwd"
     accounts=1
 else
-    echo "bench-scale: NOTE: not root or no unshare(1): the spawn rows' users are not accounts; with"
-    echo "bench-scale:   another passwd source after files, twostep-verify hands their logins to twostep-helper"
+    echo "bench-scale: NOTE: not root or no unshare(1): the login users are not accounts; each login"
+    echo "bench-scale:   pays an NSS miss, and twostep-verify hands spawned logins to twostep-helper"
 fi
 echo "bench-scale: logins: $ROUNDS timed rounds per store and path (+$WARMUP warm-up), interleaved"
 in_accounts() {
@@ -137,13 +129,38 @@ in_accounts() {
         "$@"
     fi
 }
-in_accounts "$BUILD/pam_bench" --confdir "$D/pam.d" --secret "$SECRET" --rounds "$ROUNDS" --warmup "$WARMUP" \
-    --json "$D/logins.json" \
+# SERVE (run as `sh -eu -c "$SERVE" sh BUILD DIR CMD...`, inside in_accounts): a running
+# helper per store, CMD while they listen, then stop them. The EXIT trap's stop_servers
+# stops any this did not get to.
+SERVE='
+    build=$1 d=$2; shift 2
+    for n in small big; do
+        "$build/twostep-helper" serve --config "$d/$n/twostep.conf" --socket "$d/$n.sock" 2>"$d/$n.err" &
+        echo $! > "$d/$n.pid"
+    done
+    for n in small big; do
+        i=0
+        while [ ! -S "$d/$n.sock" ] && [ $i -lt 200 ]; do sleep 0.05; i=$((i + 1)); done
+        [ -S "$d/$n.sock" ] || {
+            echo "bench-scale: twostep-helper serve did not start: $(cat "$d/$n.err")" >&2
+            kill "$(cat "$d/small.pid")" "$(cat "$d/big.pid")" 2>/dev/null || true
+            exit 70
+        }
+    done
+    set +e
+    "$@"
+    rc=$?
+    kill "$(cat "$d/small.pid")" "$(cat "$d/big.pid")" 2>/dev/null
+    wait
+    rm -f "$d/small.pid" "$d/big.pid"
+    exit $rc
+'
+in_accounts sh -eu -c "$SERVE" sh "$BUILD" "$D" "$BUILD/pam_bench" --confdir "$D/pam.d" --secret "$SECRET" \
+    --rounds "$ROUNDS" --warmup "$WARMUP" --json "$D/logins.json" \
     --module "small store:scale-small:sml" --module "big store:scale-big:big" \
     --module "small store, spawn fallback:scale-small-spawn:smv" --module "big store, spawn fallback:scale-big-spawn:bgv" \
     --ratio "big store:small store" --ratio "big store, spawn fallback:small store, spawn fallback" \
     --meta "small_store_users=$((2 * logins))" --meta "big_store_users=$USERS" >/dev/null
-stop_servers
 
 t=$(now)
 "$BUILD/twostep" admin list --json --config "$D/big/twostep.conf" >/dev/null
