@@ -241,9 +241,23 @@ struct DoctorReport {
             return
         }
         let accounts = AccountIndex()
-        let orphans = users.filter { accounts.canonical($0) == nil }.sorted()
+        // Each name the index lacks is asked once more, to tell "no such account" from a
+        // user database that did not answer (a directory down: no advice to reset anyone).
+        var orphans: [String] = [], unanswered: [String] = []
+        for user in users where accounts.canonical(user) == nil {
+            switch lookUpAccount(user) {
+            case .found: break
+            case .unknown: orphans.append(user)
+            case .failed: unanswered.append(user)
+            }
+        }
+        orphans.sort()
+        if !unanswered.isEmpty {
+            add("enrolments", .warn, "\(unanswered.count) enrolled user(s) could not be looked up (the user database " +
+                "did not answer), e.g. \(jsonString(unanswered.min()!)); run doctor again when it does")
+        }
         guard !orphans.isEmpty else {
-            add("enrolments", .ok, "each of \(users.count) enrolled user(s) has an account")
+            if unanswered.isEmpty { add("enrolments", .ok, "each of \(users.count) enrolled user(s) has an account") }
             return
         }
         let shown = orphans.prefix(Self.namesShown).map { jsonString($0) }.joined(separator: ", ")
