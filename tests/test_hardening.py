@@ -380,18 +380,21 @@ def test_unknown_names_get_the_wrong_code_answer_and_no_record(inst):
     assert codes == [PAM_AUTH_ERR], known
     assert unknown.splitlines()[0] == known.splitlines()[0]  # the same prompt
     assert [n for n in os.listdir(inst.state) if n.startswith(nobody) or nobody in n] == []
-    # nullok does not let such a name through while `require` asks everyone (or groups,
-    # whose members cannot be known for it): it is refused like an account not enrolled.
-    # A name NSS could not answer for (a directory down) would otherwise pass with nullok.
+    # nullok does not let such a name through while `require = all` asks everyone: it gets
+    # the prompt and the failure. (A name NSS could not answer for, a directory down, gets
+    # the same under `require = GROUPS`, its groups unknown.)
     inst.service("withnullok", args="nullok", after=PERMIT_AFTER)
-    for require in ("all", "root"):
-        inst.write_config(enroll="prompt", require=require)
-        codes, out = harness(inst, nobody, ["123456"], service="withnullok")
-        assert codes == [PAM_AUTH_ERR] and out.splitlines()[0] == known.splitlines()[0], (require, out)
-    # Without `require`, nullok decides: not enrolled (and no account) is let through.
-    inst.write_config()
-    codes, out = harness(inst, nobody, ["x"], service="withnullok")
-    assert codes == [PAM_SUCCESS] and "PROMPT" not in out, out
+    inst.write_config(enroll="prompt", require="all")
+    codes, out = harness(inst, nobody, ["123456"], service="withnullok")
+    assert codes == [PAM_AUTH_ERR] and out.splitlines()[0] == known.splitlines()[0], out
+    # Under `require = GROUPS` a name NSS answered has no account is in no group, and without
+    # `require` nullok decides: let through either way, no prompt, as an account outside
+    # the groups is (no telling the two apart).
+    for conf in ({"require": "root"}, {}):
+        inst.write_config(**conf)
+        for user in (nobody, "daemon"):
+            codes, out = harness(inst, user, ["x"], service="withnullok")
+            assert codes == [PAM_SUCCESS] and "PROMPT" not in out, (conf, user, out)
 
 
 def test_a_user_name_that_is_not_utf8_is_refused_by_module_and_cli(inst):

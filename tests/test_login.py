@@ -6,7 +6,7 @@ import os
 import re
 import time
 
-from conftest import SECRET, oathtool
+from conftest import SECRET, oathtool, wrong
 
 
 def test_current_code_logs_in(inst):
@@ -80,6 +80,25 @@ def test_unenrolled_user_without_nullok_fails(inst):
     assert "Verification code" in r.stderr
     # Nothing for carol; only the host's clock marker may be there (clock_unsynchronised).
     assert [n for n in os.listdir(inst.state) if not n.startswith(".clock-")] == []
+
+
+def test_a_password_typed_at_the_code_prompt_never_locks_the_user_out(inst):
+    """A password at `Verification code:` (typed by habit, or sent by a client that answers
+    every hidden prompt with it, as sshd's password method does) can be no code: refused,
+    audited as not counted, and never a step towards a lockout. Wrong codes still count."""
+    inst.write_config(rate_limit="2/300", lockout="1h")
+    inst.enroll("alice")
+    inst.service()
+    for _ in range(4):
+        r = inst.login("alice", "CorrectHorse9")
+        assert r.returncode != 0 and "locked" not in (r.stdout + r.stderr).lower(), r.stdout + r.stderr
+    details = [e["detail"] for e in inst.audit_events() if e["user"] == "alice" and e["event"] == "verify"]
+    assert details == ["not a code (not counted)"] * 4, details
+    assert inst.login("alice", oathtool()).returncode == 0
+    for _ in range(2):
+        inst.login("alice", wrong(oathtool()))
+    r = inst.login("alice", oathtool(at=time.time() + 30))
+    assert r.returncode != 0 and "locked" in (r.stdout + r.stderr).lower(), r.stdout + r.stderr
 
 
 def test_backup_code_works_once_and_reissue_revokes_old_set(inst):

@@ -366,6 +366,22 @@ def test_invitation_confirmed_with_enroll_confirm(inst, users):
     assert harness_login(inst.pamdir, "tstest", alice, oathtool(key, at=time.time() + 30)) == PAM_SUCCESS
 
 
+def test_an_invitation_does_not_weaken_require_under_nullok(inst, users):
+    """An unconfirmed invitation is no enrolment. Under `require = all` it is refused like
+    any unenrolled user inside `require`, nullok or not: an admin's invitation must not
+    let its user in without a code where no invitation would not. Without `require`,
+    nullok decides, as for anyone not enrolled."""
+    alice = users()
+    inst.write_config(mail_from=MAIL_FROM, require="all")   # enroll = off: a login does not confirm it
+    inst.service("withnullok", args="nullok", after="auth required pam_permit.so\naccount required pam_permit.so\n")
+    assert harness_login(inst.pamdir, "withnullok", alice, "123456") == PAM_AUTH_ERR   # no enrolment
+    inst.cli("admin", "invite", alice, "--email", f"{alice}@localhost")
+    read_invitation(alice)
+    assert harness_login(inst.pamdir, "withnullok", alice, "123456") == PAM_AUTH_ERR
+    inst.write_config(mail_from=MAIL_FROM)
+    assert harness_login(inst.pamdir, "withnullok", alice, "123456") == PAM_SUCCESS
+
+
 def test_expired_invitation_is_refused(inst, users):
     alice = users()
     inst.write_config(mail_from=MAIL_FROM, enroll="prompt", invite_ttl="1s")

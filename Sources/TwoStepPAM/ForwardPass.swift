@@ -36,7 +36,8 @@ struct CombinedAnswer: Equatable {
 extension Relay {
     /// Asks the combined prompt, sets PAM_AUTHTOK from the password part and sends only the
     /// code part to the helper. With no recognisable code, the helper gets an empty answer
-    /// (a wrong code, counted) and PAM_AUTHTOK stays unset.
+    /// (refused; an answer no code could have is not counted against rate_limit) and
+    /// PAM_AUTHTOK stays unset.
     func forwardPassAnswer(_ answer: UnsafeBufferPointer<UInt8>, digits: Int) -> Result<Void, HelperConnectionError> {
         guard let parts = CombinedAnswer.split(answer, digits: digits), let base = answer.baseAddress else {
             return connection.sendAnswer(UnsafeBufferPointer(start: nil, count: 0))

@@ -41,12 +41,12 @@ extension Verifier {
         if inv.invitationUntil <= t {
             log("failure", "invitation expired")
             conversation.error("Your invitation to two-step login has expired; ask an administrator for a new one.")
-            return req.nullok ? .ignore : .notEnrolled
+            return unenrolled(req)
         }
         guard config.enroll == .prompt else {
             log("failure", "invitation not confirmed")
             conversation.error("Finish setting up two-step login first: run `twostep enroll --confirm`.")
-            return req.nullok ? .ignore : .notEnrolled
+            return unenrolled(req)
         }
         conversation.info("Finish setting up two-step login: type the code your authenticator app shows " +
                           "for the account from the invitation mail.")

@@ -64,11 +64,12 @@ public final class Verifier {
         }
         // The store is keyed by NSS's canonical name. A name NSS does not know (and that
         // an admin did not import as is) never reaches the store: it gets the same prompt
-        // and the same failure as a wrong code, unless nullok lets it through, which it
-        // does only where `require` is unset. `require` (all, or groups: whose members
-        // cannot be known for such a name) fails closed, as for an account not enrolled;
-        // else a name NSS could not answer for (a directory down) would pass with nullok.
-        if let canonical = canonicalUserName(req.user) {
+        // and the same failure as a wrong code, unless nullok lets it through. nullok does
+        // where `require` is unset, and under `require = GROUPS` for a name NSS answered
+        // has no account (it is in no group); not under `require = all`, and not for a name
+        // NSS could not answer for (a directory down), whose groups cannot be known.
+        let lookup = lookUpAccount(req.user)
+        if case .found(let canonical, _) = lookup, isValidUserName(canonical) {
             req.user = canonical
         } else {
             var known = false
@@ -81,7 +82,7 @@ public final class Verifier {
                 }
             }
             if !known {
-                if req.nullok && config.require == nil { return .ignore }
+                if req.nullok && !requiresWithoutAccount(lookup) { return .ignore }
                 let question = req.forwardPass ? CombinedPrompt.encode(digits: config.digits) : prompt
                 guard conversation.ask(question, echo: false) != nil else { return .conversationError }
                 log("failure", isValidUserName(req.user) ? "unknown user" : "invalid user name")
@@ -170,7 +171,7 @@ public final class Verifier {
                 // before the prompt changed preRecord, so a record file holding the bytes it
                 // was opened from gives it back unopened; the state is always read anew.
                 let current = try store.reloadRecordAndState(req.user, opened: preRecord)
-                guard let record = current.record else { return req.nullok ? .ignore : .notEnrolled }
+                guard let record = current.record else { return unenrolled(req) }
                 var state = current.state
                 if let message = lockoutMessage(state) {
                     said.append {
@@ -238,6 +239,13 @@ public final class Verifier {
                     return try succeed(nil, "backup code, \(remaining) left",
                                        "Backup code accepted; \(remaining) left." +
                                        (remaining <= 3 ? " Run `twostep backup-codes` for a new set." : ""))
+                case .wrong where !(try answer.withBytes { couldBeACode($0, record: record) }):
+                    // A password typed at the code prompt, or sent there by a client that
+                    // answers every hidden prompt with it (sshd's password method, a mail
+                    // client): it cannot pass, so it is not counted and cannot lock the user
+                    // out. Nothing changes, so nothing is written.
+                    said.append { log("failure", "not a code (not counted)") }
+                    return .failure
                 case .replayed, .wrong:
                     let locked = limiter.recordFailure(&state)
                     try store.saveState(state, for: req.user)
@@ -313,6 +321,49 @@ public final class Verifier {
             return .recoveryCode
         }
         return .wrong
+    }
+
+    /// Whether `require` asks a name that has no account (`lookup` not `.found`) to use
+    /// two-step login: `all` does; groups do when NSS could not answer (its groups cannot be
+    /// known: fail closed), not when it answered that there is no such account.
+    func requiresWithoutAccount(_ lookup: AccountLookup) -> Bool {
+        switch config.require {
+        case nil: return false
+        case .all?: return true
+        case .groups?: return lookup == .failed
+        }
+    }
+
+    /// The verdict for a user with no usable enrolment, decided before any code is asked:
+    /// PAM_IGNORE outside `require`, or with nullok when `require` is unset; else
+    /// notEnrolled. An invitation not confirmed (or expired) is such a case too.
+    func unenrolled(_ req: LoginRequest) -> Verdict {
+        switch config.requires(req.user) {
+        case false?: return .ignore
+        case true?: return .notEnrolled
+        case nil: return req.nullok ? .ignore : .notEnrolled
+        }
+    }
+
+    /// Whether `answer` has the shape of anything `check` could accept: after the whitespace
+    /// `check` strips, digits as many as an authenticator's (or an invited secret's), or
+    /// what a backup code, an imported scratch code or a recovery code normalizes from.
+    /// `check` answers `.wrong` for every other answer whatever the record holds, so such an
+    /// answer can be refused without counting: no guess is ever left uncounted.
+    func couldBeACode(_ answer: [UInt8], record: UserRecord) -> Bool {
+        var trimmed = OTP.strippingWhitespace(answer)
+        defer { Crypto.wipe(&trimmed) }
+        if trimmed.allSatisfy({ $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") }),
+           trimmed.count == config.otpParameters.digits || record.authenticators.contains(where: { $0.parameters.digits == trimmed.count }) {
+            return true
+        }
+        for length in [BackupCodes.length, BackupCodes.shortLength] {
+            if var normalized = BackupCodes.normalize(trimmed, length: length) {
+                Crypto.wipe(&normalized)
+                return true
+            }
+        }
+        return false
     }
 
     /// Every authenticator of `candidates` (codes of their length, digits only) is tried, with

@@ -173,6 +173,32 @@ final class DialogueTests: XCTestCase {
         XCTAssertEqual(rig.login(try rig.code()).0, .success)
     }
 
+    /// An answer no code could have (a password typed at the prompt, or sent there by a
+    /// client that answers every hidden prompt with it) fails without counting; a wrong
+    /// answer of any code's shape counts, whatever kind of code it looks like.
+    func testOnlyAnswersShapedLikeACodeCountAgainstTheLimiter() throws {
+        let rig = try Rig { $0.rateLimitFailures = 3; $0.rateLimitSeconds = 600; $0.lockout = 300 }
+        for answer in ["CorrectHorse9", "hunter2", "", "1234567", "123456789", "12345-678x", "abcdefghjkm", "ABC"] {
+            XCTAssertEqual(rig.login(answer).0, .failure, answer)
+            XCTAssertEqual(try rig.store.loadState("alice").failures.count, 0, answer)
+            rig.clock += 1
+        }
+        XCTAssertTrue(try rig.audit().contains("not a code (not counted)"))
+        // Each of these could be a code: a TOTP code, an imported scratch code, a backup code
+        // (any case, dashes and spaces as typed), a support person's recovery code.
+        let shaped = [["000000", "12345678", "ABCDE-FGHJK"], ["abcde fghjk", "ABCD-EFGH", " 0 0 0 0 0 1 "]]
+        for (round, answers) in shaped.enumerated() {
+            for (i, answer) in answers.enumerated() {
+                let (verdict, _) = rig.login(answer)
+                XCTAssertEqual(verdict, i == 2 ? .lockedOut : .failure, answer)
+                rig.clock += 1
+            }
+            XCTAssertGreaterThan(try rig.store.loadState("alice").lockedUntil, 0, "round \(round)")
+            rig.clock += 600
+        }
+        XCTAssertEqual(rig.login(try rig.code()).0, .success)
+    }
+
     func testLimiterCountsOnlyFailuresWithinItsWindow() throws {
         let rig = try Rig { $0.rateLimitFailures = 3; $0.rateLimitSeconds = 60 }
         XCTAssertEqual(rig.login("000000").0, .failure)
