@@ -120,14 +120,14 @@ public final class Importer {
             let authenticator: Authenticator
             switch a.kind {
             case .totp(let parameters):
-                authenticator = try a.secret.withBytes {
+                authenticator = a.secret.withBytes {
                     Authenticator(name: name, kind: .totp, secret: $0, parameters: parameters, added: created)
                 }
                 device.lastStep = a.lastUsedStep ?? -1
                 let limit = Int64(config.maxDrift / parameters.period)
                 device.drift = min(max(a.driftSteps, -limit), limit)
             case .hotp(let algorithm, let digits, let next):
-                authenticator = try a.secret.withBytes {
+                authenticator = a.secret.withBytes {
                     Authenticator(name: name, kind: .hotp, secret: $0,
                                   parameters: OTPParameters(algorithm: algorithm, digits: digits), added: created)
                 }

@@ -239,7 +239,7 @@ public final class Verifier {
                     return try succeed(nil, "backup code, \(remaining) left",
                                        "Backup code accepted; \(remaining) left." +
                                        (remaining <= 3 ? " Run `twostep backup-codes` for a new set." : ""))
-                case .wrong where !(try answer.withBytes { couldBeACode($0, record: record) }):
+                case .wrong where !answer.withBytes({ couldBeACode($0, record: record) }):
                     // A password typed at the code prompt, or sent there by a client that
                     // answers every hidden prompt with it (sshd's password method, a mail
                     // client): it cannot pass, so it is not counted and cannot lock the user
