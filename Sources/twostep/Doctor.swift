@@ -11,7 +11,7 @@ import TwoStepSystem
 /// `twostep doctor`: checks an installation and explains each finding in a line.
 struct Doctor: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Check this host's twostep installation (root): clock, config, keys, store, helpers, login socket, PAM, sshd.",
+        abstract: "Check this host's twostep installation (root): clock, config, keys, store, enrolments without an account, helpers, login socket, PAM, sshd.",
         discussion: """
         Each line is `ok`, `warn` or `fail` with an explanation. The exit status is 1 when \
         any line is `fail`. The clock is read from the kernel (adjtimex): unsynchronised is a \
