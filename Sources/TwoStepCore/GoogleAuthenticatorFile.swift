@@ -100,7 +100,7 @@ public final class GoogleAuthenticatorFile {
             }
             var digits = Array(line)
             defer { Crypto.wipe(&digits) }
-            guard digits.count == scratchCodeLength, digits.allSatisfy({ $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") }),
+            guard digits.count == scratchCodeLength, OTP.isDecimal(digits),
                   digits[0] != UInt8(ascii: "0") else { throw .badLine(number) }
             scratch.append(SecretBytes(digits))
         }

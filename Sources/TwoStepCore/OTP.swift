@@ -122,6 +122,11 @@ public enum OTP {
     }
 
     /// A typed answer without spaces, tabs and line ends (people paste codes with them).
+    /// Every byte is an ASCII decimal digit (true for no bytes).
+    public static func isDecimal<C: Collection>(_ bytes: C) -> Bool where C.Element == UInt8 {
+        bytes.allSatisfy { $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") }
+    }
+
     public static func strippingWhitespace(_ answer: [UInt8]) -> [UInt8] {
         answer.filter { $0 != UInt8(ascii: " ") && $0 != UInt8(ascii: "\t") && $0 != UInt8(ascii: "\r") && $0 != UInt8(ascii: "\n") }
     }

@@ -129,7 +129,7 @@ public struct OathUsersFile {
             var lastOTP: [UInt8]? = nil
             if fields.count > 5 {
                 let otp = Array(fields[5])
-                guard !otp.isEmpty, otp.count <= 10, otp.allSatisfy({ $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") }) else {
+                guard !otp.isEmpty, otp.count <= 10, OTP.isDecimal(otp) else {
                     problem("the last code is not a number")
                     continue
                 }
@@ -173,7 +173,7 @@ public struct OathUsersFile {
               text[10] == UInt8(ascii: "T"), text[13] == UInt8(ascii: ":"), text[16] == UInt8(ascii: ":") else { return nil }
         func n(_ from: Int, _ count: Int) -> Int? {
             let digits = text[from..<from + count]
-            guard digits.allSatisfy({ $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") }) else { return nil }
+            guard OTP.isDecimal(digits) else { return nil }
             return Int(String(decoding: digits, as: UTF8.self))
         }
         guard let y = n(0, 4), let mo = n(5, 2), (1...12).contains(mo), let d = n(8, 2), (1...31).contains(d),

@@ -83,7 +83,7 @@ public enum BackupCodes {
     /// The same over bytes, so a typed answer never has to become a String.
     public static func normalize(_ input: [UInt8], length: Int = BackupCodes.length) -> [UInt8]? {
         var digits = input.filter { $0 != UInt8(ascii: " ") && $0 != UInt8(ascii: "-") }
-        if digits.count == scratchCodeLength, digits.allSatisfy({ $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") }) {
+        if digits.count == scratchCodeLength, OTP.isDecimal(digits) {
             return digits
         }
         Crypto.wipe(&digits)

@@ -102,10 +102,8 @@ public final class Verifier {
             return .systemError
         }
         guard let preRecord else {
-            switch config.requires(req.user) {
-            case false?:
-                return .ignore  // outside `require`: nullok semantics
-            case true? where config.enroll == .prompt && canonicalUserName(req.user) != nil:
+            let required = config.requires(req.user)
+            if required == true && config.enroll == .prompt && canonicalUserName(req.user) != nil {
                 // Only an account NSS knows is enrolled (never a record for a mistyped name).
                 // Enrol at first login, after the first factor, inside this conversation.
                 if let enrol = enrolAtFirstLogin { return enrol(req.user, req.service, conversation) }
@@ -115,13 +113,10 @@ public final class Verifier {
                 return EnrollmentWizard(config: config, store: store, audit: audit, now: now)
                     .run(user: req.user, service: req.service, conversation: conversation, replace: false)
                 #endif
-            case true?:
-                break
-            case nil:
-                if req.nullok { return .ignore }
             }
-            log("failure", "not enrolled")
-            return .notEnrolled
+            let verdict = unenrolled(req, required: required)
+            if verdict == .notEnrolled { log("failure", "not enrolled") }
+            return verdict
         }
         // An administrator's bypass and a pending invitation are known before the prompt
         // (RecoveryLogin.swift).
@@ -292,7 +287,7 @@ public final class Verifier {
         // ...nor, after its time, the new secret of `admin rotate-secret`, which is tried only
         // when no authenticator took the code.
         let invited = inv.invitationUntil > now() && trimmed.count == config.otpParameters.digits ? inv.invitedSecret : nil
-        if !candidates.isEmpty || invited != nil, trimmed.allSatisfy({ $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") }) {
+        if !candidates.isEmpty || invited != nil, OTP.isDecimal(trimmed) {
             let found = try matchAuthenticators(trimmed, candidates, state: state)
             if found == .wrong, let invited, let step = try invited.withBytes({
                 try OTP.matchTOTP(code: trimmed, secret: $0, at: now(), parameters: config.otpParameters, window: config.window)
@@ -337,8 +332,11 @@ public final class Verifier {
     /// The verdict for a user with no usable enrolment, decided before any code is asked:
     /// PAM_IGNORE outside `require`, or with nullok when `require` is unset; else
     /// notEnrolled. An invitation not confirmed (or expired) is such a case too.
-    func unenrolled(_ req: LoginRequest) -> Verdict {
-        switch config.requires(req.user) {
+    /// `required`: `config.requires(req.user)`, when the caller has it already.
+    func unenrolled(_ req: LoginRequest) -> Verdict { unenrolled(req, required: config.requires(req.user)) }
+
+    func unenrolled(_ req: LoginRequest, required: Bool?) -> Verdict {
+        switch required {
         case false?: return .ignore
         case true?: return .notEnrolled
         case nil: return req.nullok ? .ignore : .notEnrolled
@@ -353,7 +351,7 @@ public final class Verifier {
     func couldBeACode(_ answer: [UInt8], record: UserRecord) -> Bool {
         var trimmed = OTP.strippingWhitespace(answer)
         defer { Crypto.wipe(&trimmed) }
-        if trimmed.allSatisfy({ $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") }),
+        if OTP.isDecimal(trimmed),
            trimmed.count == config.otpParameters.digits || record.authenticators.contains(where: { $0.parameters.digits == trimmed.count }) {
             return true
         }

@@ -29,6 +29,12 @@ public final class AccountIndex {
         names = all
     }
 
+    /// Whether the one getpwent pass listed `name` (as bytes); nil when there is no such
+    /// pass (another passwd source), and each name is to be looked up on its own.
+    public func lists(_ name: String) -> Bool? {
+        names.map { $0.contains(Array(name.utf8)) }
+    }
+
     /// What `canonicalUserName(name)` answers.
     public func canonical(_ name: String) -> String? {
         guard let names else { return canonicalUserName(name) }

@@ -241,10 +241,10 @@ struct DoctorReport {
             return
         }
         let accounts = AccountIndex()
-        // Each name the index lacks is asked once more, to tell "no such account" from a
-        // user database that did not answer (a directory down: no advice to reset anyone).
+        // Each name the index does not list is looked up (once), to tell "no such account"
+        // from a user database that did not answer (a directory down: no advice to reset).
         var orphans: [String] = [], unanswered: [String] = []
-        for user in users where accounts.canonical(user) == nil {
+        for user in users where accounts.lists(user) != true || !isValidUserName(user) {
             switch lookUpAccount(user) {
             case .found: break
             case .unknown: orphans.append(user)
