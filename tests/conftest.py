@@ -206,6 +206,19 @@ def harness_login(pamdir, service, user, answer, timeout=60):
     return codes[0]
 
 
+def after_pauses(attempt, done, seconds=30):
+    """Calls `attempt` until `done` holds for its result (or `seconds` pass), and returns the
+    last result. A connection that ends in a logged refusal, an abandoned password prompt
+    among them, holds its slots for the refusal pause after it: they come back a moment
+    after the client has gone, not at once."""
+    deadline = time.monotonic() + seconds
+    while True:
+        result = attempt()
+        if done(result) or time.monotonic() > deadline:
+            return result
+        time.sleep(0.2)
+
+
 def set_login_uid(uid):
     """In a child before exec: its audit login uid (/proc/self/loginuid), None for unset.
     Root may set it unless the kernel made login uids immutable; then it stays as it was."""

@@ -18,8 +18,8 @@ import time
 
 import pytest
 
-from conftest import (CLI, HELPER, MODULE, PAM_SUCCESS, Installation, harness_login, oathtool, raw_request,
-                      read_setup_screen, wait_for_socket)
+from conftest import (CLI, HELPER, MODULE, PAM_SUCCESS, Installation, after_pauses, harness_login, oathtool,
+                      raw_request, read_setup_screen, wait_for_socket)
 
 PASSWORD = "Corr3ct-Horse-Battery"
 
@@ -355,19 +355,6 @@ def hold(user, sock, n, command="enroll"):
     return p, [p.stdout.readline().strip() for _ in range(n)]
 
 
-def after_pauses(attempt, done, seconds=30):
-    """Calls `attempt` until `done` holds for its result (or `seconds` pass), and returns the
-    last result. A connection that ends in a logged refusal, an abandoned password prompt
-    among them, holds its slots for the refusal pause after it: they come back a moment
-    after the client has gone, not at once."""
-    deadline = time.monotonic() + seconds
-    while True:
-        result = attempt()
-        if done(result) or time.monotonic() > deadline:
-            return result
-        time.sleep(0.2)
-
-
 def held_and_let_go(user, sock, n, command="enroll"):
     """hold(), then let the connections go at once; the first frame of each."""
     p, lines = hold(user, sock, n, command)
@@ -487,14 +474,14 @@ def test_abandoned_password_prompts_are_not_wrong_passwords(host):
         # The CLI killed at the prompt (Ctrl-C): the connection simply closes. Each abandoned
         # prompt holds one of alice's three slots for the refusal pause after it, so a slot
         # may still be taken: wait for one (turned-away connections are not logged).
-        deadline = time.monotonic() + 30
-        while True:
+        def prompt_held():
             p, lines = hold(alice, host.sock, 1, command="backup-codes")
-            if lines == ["0x10 Password:"]:
-                break
-            assert lines[0].startswith("0x13 Too many open") and time.monotonic() < deadline, lines
-            p.communicate("\n", timeout=30)
-            time.sleep(0.2)
+            if lines != ["0x10 Password:"]:
+                assert lines[0].startswith("0x13 Too many open"), lines
+                p.communicate("\n", timeout=30)
+            return p, lines
+        p, lines = after_pauses(prompt_held, lambda held: held[1] == ["0x10 Password:"])
+        assert lines == ["0x10 Password:"], lines
         p.stdin.close()
         p.kill()
         p.wait(timeout=30)
