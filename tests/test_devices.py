@@ -136,7 +136,7 @@ def test_a_damaged_state_never_lets_spent_hotp_codes_pass_again(inst):
     inst.write_config(window=0)   # the unlock marks every TOTP step up to now + window spent
     r = inst.cli("admin", "unlock", "alice")
     inst.write_config(window=1)   # ...so with window 1 the next step's code passes, whatever now is
-    assert "counter is lost" in r.stdout and "admin resync alice - - --name yubikey" in r.stdout, r.stdout
+    assert "counter is lost" in r.stdout and "admin resync alice --name yubikey" in r.stdout, r.stdout
     assert "clock offset learned by `admin resync`" in r.stdout and "is forgotten" in r.stdout, r.stdout
     shown = devices(inst, "alice")["yubikey"]
     assert shown.get("counter_lost") is True and "counter" not in shown, shown
@@ -146,7 +146,7 @@ def test_a_damaged_state_never_lets_spent_hotp_codes_pass_again(inst):
     # A spent code and the one that was next: neither passes (few tries: the limiter counts).
     assert logins(inst, "alice", [hotp(5), hotp(31)]) == [PAM_AUTH_ERR] * 2
     # Resync searches from 0 for a lost counter, and then only codes after the pair pass.
-    r = inst.cli("admin", "resync", "alice", "-", "-", "--name", "yubikey", input=f"{hotp(40)}\n{hotp(41)}\n")
+    r = inst.cli("admin", "resync", "alice", "--name", "yubikey", input=f"{hotp(40)}\n{hotp(41)}\n")
     assert "next counter 42" in r.stdout, r.stdout
     assert logins(inst, "alice", [hotp(41), hotp(30), hotp(42)]) == [PAM_AUTH_ERR, PAM_AUTH_ERR, PAM_SUCCESS]
 
@@ -164,13 +164,17 @@ def test_hotp_token_looks_ahead_never_twice_and_resyncs(inst):
     assert devices(inst, "alice")["yubikey"]["counter"] == 15
     # A token pressed 500 times in a pocket: two consecutive codes bring it back.
     assert logins(inst, "alice", [hotp(515)]) == [PAM_AUTH_ERR]
+    # Given as arguments they are taken, with a warning: a command line is public while it runs.
     r = inst.cli("admin", "resync", "alice", hotp(515), hotp(516))
     assert "next counter 517" in r.stdout, r.stdout
+    assert "visible to other users in the process list" in r.stderr, r.stderr
     assert logins(inst, "alice", [hotp(516), hotp(517)]) == [PAM_AUTH_ERR, PAM_SUCCESS]
-    # Codes that are not consecutive change nothing; `-` reads them from standard input.
+    # Codes that are not consecutive change nothing; without arguments (or with - -) the
+    # codes are read from standard input, one a line, and no warning is given.
     r = inst.cli("admin", "resync", "alice", "-", "-", input=f"{hotp(700)}\n{hotp(702)}\n", check=False)
     assert r.returncode != 0 and "nothing was changed" in r.stderr
-    inst.cli("admin", "resync", "alice", "-", "-", input=f"{hotp(700)}\n{hotp(701)}\n")
+    r = inst.cli("admin", "resync", "alice", input=f"{hotp(700)}\n{hotp(701)}\n")
+    assert "process list" not in r.stderr, r.stderr
     assert logins(inst, "alice", [hotp(702)]) == [PAM_SUCCESS]
     resyncs = [(e["result"], e["detail"]) for e in inst.audit_events() if e["event"] == "admin_resync"]
     assert resyncs[0] == ("success", "hotp yubikey: next counter 517, by root"), resyncs

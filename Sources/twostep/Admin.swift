@@ -234,12 +234,12 @@ extension Admin {
             }
             for name in lostTokens {
                 print("twostep: \(user)'s state was damaged: HOTP token \(name)'s counter is lost, and none of its codes " +
-                      "works until `twostep admin resync \(user) - - --name \(name)` finds it (two codes in a row, one a line)")
+                      "works until `twostep admin resync \(user) --name \(name)` finds it (it asks for two codes in a row)")
             }
             if repaired {
                 print("twostep: \(user)'s state was damaged and is made anew: codes valid now stay spent, and a clock " +
                       "offset learned by `admin resync` (or followed since) is forgotten; if a phone's clock is off, " +
-                      "run `twostep admin resync \(user) CODE1 CODE2` again")
+                      "run `twostep admin resync \(user)` again")
             }
         }
     }

@@ -4,6 +4,7 @@ import TwoStepCore
 import TwoStepCrypto
 import TwoStepService
 import TwoStepStore
+import TwoStepSystem
 
 /// `AuthenticatorKind` as `--type totp|hotp`.
 extension AuthenticatorKind: ExpressibleByArgument {}
@@ -17,30 +18,36 @@ extension Admin {
             counter past CODE2 (the next code passes; CODE2 never again); a counter lost with a damaged state \
             (admin unlock says so) is searched for among the first \(Verifier.hotpLostResyncRange). TOTP: looks within ±max_drift of now and \
             stores the authenticator's clock offset; later logins are checked around now + offset. \
-            Give - for CODE1 and CODE2 to read them from standard input, one a line (they are spent once the \
-            resync is done, but - keeps them out of the process list while it runs). Audited (admin_resync).
+            Without CODE1 and CODE2 (or with - for both) the two codes are asked for on the terminal, or \
+            read from standard input one a line; that keeps them out of the process list, where other \
+            users can read a command line while it runs (the codes are spent once the resync is done). \
+            Audited (admin_resync).
             """)
         @Argument(help: "The user.") var user: String
-        @Argument(help: "A code the authenticator shows, or - (read both from standard input).") var code1: String
-        @Argument(help: "The code it shows next, or -.") var code2: String
+        @Argument(help: "A code the authenticator shows, or - (default: asked for).") var code1: String?
+        @Argument(help: "The code it shows next, or -.") var code2: String?
         @Option(help: "Which authenticator (needed when the user has several).") var name: String?
         @OptionGroup var options: ConfigOptions
 
         func validate() throws {
             if let name, !Authenticator.isValidName(name) { throw ValidationError("--name: \(Authenticator.nameRule)") }
-            guard (code1 == "-") == (code2 == "-") else { throw ValidationError("give both codes, or - for both") }
+            guard (code1 ?? "-" == "-") == (code2 ?? "-" == "-") else { throw ValidationError("give both codes, or neither") }
         }
 
         func run() throws {
             let ctx = try LocalStore(options)
             try ctx.requireRoot("admin resync")
             let user = canonicalUserName(self.user) ?? self.user
-            var first = Array(code1.utf8), second = Array(code2.utf8)
-            defer { Crypto.wipe(&first); Crypto.wipe(&second) }
-            if code1 == "-" {
-                first = readLineUnbuffered()?.bytes ?? []
-                second = readLineUnbuffered()?.bytes ?? []
+            var first: [UInt8], second: [UInt8]
+            if let code1, let code2, code1 != "-" {
+                writeStderr("twostep: warning: codes on the command line are visible to other users in the process list; leave them out to be asked\n")
+                first = Array(code1.utf8)
+                second = Array(code2.utf8)
+            } else {
+                first = readAnswer(prompt: "First code: ", echo: true)?.bytes ?? []
+                second = readAnswer(prompt: "The code after it: ", echo: true)?.bytes ?? []
             }
+            defer { Crypto.wipe(&first); Crypto.wipe(&second) }
             first = OTP.strippingWhitespace(first)
             second = OTP.strippingWhitespace(second)
             let verifier = Verifier(config: ctx.config, store: ctx.store, audit: ctx.audit, now: { ctx.now() })
