@@ -230,6 +230,30 @@ def test_a_worker_forgets_its_master_keys_when_key_dir_changes(site):
     assert Dialogue(site, "lou").answer(oathtool(at=t)) == 0
 
 
+def test_an_edited_config_applies_at_the_next_login_without_a_restart(site):
+    # The server reads twostep.conf again when it changes (one stat per connection): a
+    # policy tightened while it runs applies from the next login on, in the same worker, as
+    # for a spawned helper; a config that no longer parses refuses every login (fail
+    # closed) until it is mended.
+    site.inst.write_config(max_connections=1)  # one worker: the same process throughout
+    server = site.serve()
+    (worker,) = wait_for_workers(server, 1)
+    site.inst.enroll("mia")
+    lenient = site.service("lenient", f"socket={site.sock} nullok", after="auth required pam_permit.so\n")
+    assert site.login(lenient, "nobody-enrolled", "123456") == PAM_SUCCESS   # nullok: ignored
+    site.inst.write_config(max_connections=1, require="all")
+    assert site.login(lenient, "nobody-enrolled", "123456") == PAM_AUTH_ERR  # now required
+    with open(site.inst.conf, "a") as f:
+        f.write("no_such_key = 1\n")
+    t = time.time()
+    assert site.login(lenient, "mia", oathtool(at=t)) == PAM_AUTHINFO_UNAVAIL
+    assert site.login(lenient, "nobody-enrolled", "123456") == PAM_AUTHINFO_UNAVAIL
+    site.inst.write_config(max_connections=1)
+    assert site.login(lenient, "mia", oathtool(at=t)) == PAM_SUCCESS   # the refused try spent nothing
+    assert site.login(lenient, "nobody-enrolled", "123456") == PAM_SUCCESS
+    assert workers(server) == {worker}, "the worker was replaced: not a reload"
+
+
 def test_login_request_from_a_non_root_user_is_refused(site):
     site.serve()
     site.inst.enroll("erin")

@@ -51,13 +51,14 @@ public enum HelperServer {
             var listening: Int32 = 0
             var len = socklen_t(MemoryLayout<Int32>.size)
             if getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &len) == 0 && listening != 0 {
-                return acceptLoop(fd, config: config)
+                return acceptLoop(fd, config: ServerConfig(path: configPath, started: config))
             }
+            // One connection per process (Accept=yes): the config just read is current.
             return serveConnection(fd, config: config)
         }
         let path = socketPath ?? config.socket
         guard let fd = listen(at: path, mode: mode) else { return 1 }
-        return acceptLoop(fd, config: config)
+        return acceptLoop(fd, config: ServerConfig(path: configPath, started: config))
     }
 
     static func listen(at path: String, mode: mode_t) -> Int32? {
@@ -100,7 +101,7 @@ public enum HelperServer {
     /// login) has the worker to itself, which exits after it. The parent forks a
     /// replacement for every worker that exits. No fork stands between a caller and its
     /// answer.
-    static func acceptLoop(_ listener: Int32, config: Config) -> Int32 {
+    static func acceptLoop(_ listener: Int32, config source: ServerConfig) -> Int32 {
         // Pay OpenSSL's one-time start-up (provider and algorithm tables) once, here, so
         // that every worker starts warm.
         Crypto.warmUp()
@@ -111,9 +112,9 @@ public enum HelperServer {
         var workers = Set<pid_t>()
         while true {
             PasswdFileCache.shared?.refresh()
-            while workers.count < config.maxConnections {
+            while workers.count < source.started.maxConnections {
                 let pid = fork()
-                if pid == 0 { _exit(worker(listener, parent: parent, config: config)) }
+                if pid == 0 { _exit(worker(listener, parent: parent, config: source)) }
                 guard pid > 0 else {
                     writeStderr("twostep-helper: fork: \(String(cString: strerror(errno)))\n")
                     sleep(1)
@@ -141,17 +142,22 @@ public enum HelperServer {
     /// at once and the worker accepts the next one, so neither one user opening hundreds
     /// of connections nor many uids together can make others wait or leave root's logins
     /// without a worker. Dies with the server.
-    static func worker(_ listener: Int32, parent: pid_t, config: Config) -> Int32 {
+    static func worker(_ listener: Int32, parent: pid_t, config source: ServerConfig) -> Int32 {
         guard twostep_sys_die_with_parent(parent) == 0 else { return 1 }
         // Touch OpenSSL's shared tables once more, now, and everything else a login needs
         // (WarmUp): the copy-on-write faults that a fork owes land here, before a caller
         // is waiting, instead of inside its login.
-        WarmUp.worker(config)
+        WarmUp.worker(source.now() ?? source.started)
         var logins = 0
         while true {
             let conn = Sys.retry { twostep_sys_accept(listener) }
             if conn >= 0 {
-                guard let caller = admit(conn, config: config) else { continue }
+                // Admission counts connections against the workers this server started
+                // (`max_connections` as it started, slot locks in its state_dir); what is
+                // served follows the file as it is now (ServerConfig). A config that cannot
+                // be read is refused after admission, with the request read and a verdict sent.
+                let config = source.now()
+                guard let caller = admit(conn, config: source.started) else { continue }
                 guard caller.uid == 0 else {
                     // A user's connection: this process is theirs alone, then gone.
                     close(listener)
@@ -280,7 +286,7 @@ public enum HelperServer {
     /// only kind after which a worker serves another connection).
     /// The process is hardened already: `run` did it once, before any worker was forked or
     /// any connection served (nothing a login runs undoes it), not once per connection.
-    static func serve(_ fd: Int32, caller: Caller, config: Config) -> (status: Int32, login: Bool) {
+    static func serve(_ fd: Int32, caller: Caller, config: Config?) -> (status: Int32, login: Bool) {
         alarm(connectionSeconds)
         defer { caller.slot?.release() }
         let link = HelperLink(FrameStream(readFD: fd, writeFD: fd), requestSeconds: requestSeconds)
@@ -291,8 +297,15 @@ public enum HelperServer {
         return (verdict == .success ? 0 : 1, login)
     }
 
-    static func serve(_ link: HelperLink, peerUID: uid_t, config: Config) -> (Verdict, login: Bool) {
-        switch link.receiveRequest() {
+    static func serve(_ link: HelperLink, peerUID: uid_t, config: Config?) -> (Verdict, login: Bool) {
+        let request = link.receiveRequest()
+        guard let config else {
+            // ServerConfig logged why; a root login leaves the worker serving the next one.
+            if case .login(_)? = request, peerUID == 0 { return (.systemError, true) }
+            pauseLoggedRefusal(peerUID)
+            return (.systemError, false)
+        }
+        switch request {
         case .login(let request)?:
             // A login relayed by pam_twostep.so with socket=: only root (sshd, sudo, su)
             // may ask, and the policy is this server's config, not the caller's.

@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 import Glibc
+import TwoStepSystem
 
 /// The running helper's index of /etc/passwd: a login's canonical-name lookup becomes two
 /// stat calls and a dictionary look-up, where NSS opens the file and parses it line by line
@@ -36,15 +37,7 @@ public final class PasswdFileCache {
     /// How long a changed file must have been left alone before it is indexed.
     public static let settleSeconds = 2
 
-    struct FileID: Equatable {
-        let dev: UInt64, ino: UInt64, size: Int64
-        let mtime: Int, mtimeNs: Int, ctime: Int, ctimeNs: Int
-        init(_ st: stat) {
-            dev = UInt64(st.st_dev); ino = UInt64(st.st_ino); size = Int64(st.st_size)
-            mtime = st.st_mtim.tv_sec; mtimeNs = st.st_mtim.tv_nsec
-            ctime = st.st_ctim.tv_sec; ctimeNs = st.st_ctim.tv_nsec
-        }
-    }
+    typealias FileID = FileStamp
 
     let passwdPath: String
     let nsswitchPath: String
@@ -150,11 +143,7 @@ public final class PasswdFileCache {
         return (id.mtime, id.mtimeNs) < limit && (id.ctime, id.ctimeNs) < limit
     }
 
-    static func identity(_ path: String) -> FileID? {
-        var st = stat()
-        guard stat(path, &st) == 0 else { return nil }
-        return FileID(st)
-    }
+    static func identity(_ path: String) -> FileID? { FileStamp(path: path) }
 
     enum Read {
         case read([UInt8], FileID)

@@ -123,3 +123,24 @@ extension Sys {
         return String(cString: p)
     }
 }
+
+/// What stat says about a file's identity and last change: device, inode, size, and mtime
+/// and ctime to the nanosecond. Equal stamps mean the file was neither replaced nor
+/// written (a rename over it changes the inode; a write, chmod or chown the times).
+public struct FileStamp: Equatable, Sendable {
+    public let dev: UInt64, ino: UInt64, size: Int64
+    public let mtime: Int, mtimeNs: Int, ctime: Int, ctimeNs: Int
+
+    public init(_ st: stat) {
+        dev = UInt64(st.st_dev); ino = UInt64(st.st_ino); size = Int64(st.st_size)
+        mtime = st.st_mtim.tv_sec; mtimeNs = st.st_mtim.tv_nsec
+        ctime = st.st_ctim.tv_sec; ctimeNs = st.st_ctim.tv_nsec
+    }
+
+    /// The stamp of what `path` names (symbolic links followed), or nil when stat fails.
+    public init?(path: String) {
+        var st = stat()
+        guard stat(path, &st) == 0 else { return nil }
+        self.init(st)
+    }
+}
