@@ -219,3 +219,14 @@ def test_a_user_with_a_hashed_file_name_is_listed_rotated_and_kept(inst):
     assert status(inst)["complete"] and len(key_files(inst)) == 1
     inst.service()
     assert inst.login(long_user, oathtool()).returncode == 0
+
+
+def test_json_without_status_is_refused_and_rotates_nothing(inst):
+    # `--json` is the report's format; given alone it must not run a rotation (a new key no
+    # backup holds, made by a script that asked for a report).
+    inst.enroll("ada")
+    before = key_files(inst)
+    r = inst.cli("admin", "rotate-key", "--json", check=False)
+    assert r.returncode == 64 and "--json goes with --status" in r.stderr, r.stdout + r.stderr
+    assert key_files(inst) == before
+    assert status(inst)["complete"] and len(status(inst)["keys"]) == 1

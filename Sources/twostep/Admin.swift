@@ -271,6 +271,9 @@ extension Admin {
         func validate() throws {
             if prepare && (use != nil || retire || status) { throw ValidationError("--prepare goes alone") }
             if status && (use != nil || retire) { throw ValidationError("--status changes nothing: give it alone") }
+            // Without --status the command rotates: a script asking for a JSON report must
+            // not make a key that no backup holds.
+            if json && !status { throw ValidationError("--json goes with --status (alone, rotate-key rotates the key)") }
         }
 
         func run() throws {
