@@ -2,6 +2,7 @@
 """Issue 6, an attacker's review: each finding proved through the interfaces an attacker
 touches (libpam with the real module and helper, the helper's socket, syslog, the CLI).
 Every test here failed on the code before the fix."""
+import ctypes
 import json
 import os
 import pwd
@@ -17,7 +18,7 @@ import time
 
 import pytest
 
-from conftest import CLI, HELPER, HARNESS, Installation, SECRET, oathtool, wrong
+from conftest import CLI, HELPER, HARNESS, VERIFY, Installation, SECRET, oathtool, wrong
 from test_selfservice import PASSWORD, host, wait_for_socket  # noqa: F401 (host is a fixture)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -92,6 +93,95 @@ def test_file_size_limit_cannot_hide_wrong_codes(inst):
     codes, out = harness(inst, "alice", [oathtool(at=t + 30)], prefix=limited)
     assert codes == [PAM_MAXTRIES], out
     assert temporaries(inst) == []
+
+
+def service_spawning(inst, prefix, helper):
+    """A service of `inst` whose module spawns `helper` (twostep-helper or twostep-verify)."""
+    service = inst.service(prefix + os.path.basename(helper).replace("-", ""))
+    with open(os.path.join(inst.pamdir, service)) as f:
+        stack = f.read().replace(f"helper={HELPER}", f"helper={helper}")
+    with open(os.path.join(inst.pamdir, service), "w") as f:
+        f.write(stack)
+    return service
+
+
+@pytest.mark.parametrize("limit", ["--nofile=6", "--as=12713984", "--data=67108864", "--stack=524288", "--cpu=5"])
+def test_a_limit_only_a_backup_code_would_hit_cannot_tell_one_without_spending_it(inst, limit):
+    """A hard limit a root without CAP_SYS_RESOURCE cannot lift, set so low that only a
+    backup code's path (the record re-sealed: a key file opened, a new record allocated)
+    fails: a right backup code ended in a system error, unspent, where a wrong one was
+    counted. The helper now refuses such a login before the prompt, right and wrong alike;
+    where it can lift the limit, the right code passes and is spent."""
+    inst.enroll("alice")
+    codes = json.loads(inst.cli("admin", "backup-codes", "alice", "--json").stdout)["backup_codes"]
+    limited = ["prlimit", limit, "--"]
+    for helper in (HELPER, VERIFY):
+        service = service_spawning(inst, "lim", helper)
+        left = status(inst, "alice")["backup_codes_left"]
+        if not can_raise_hard_limits():
+            for answer in (codes[0], "zzzzz-zzzzz"):
+                results, out = harness(inst, "alice", [answer], service=service, prefix=limited)
+                assert results == [PAM_SYSTEM_ERR] and "PROMPT" not in out, (helper, out)
+            assert status(inst, "alice")["backup_codes_left"] == left
+            assert status(inst, "alice")["recent_failures"] == 0
+            continue
+        results, out = harness(inst, "alice", [codes.pop(0)], service=service, prefix=limited)
+        assert results == [PAM_SUCCESS], (helper, out)
+        assert status(inst, "alice")["backup_codes_left"] == left - 1
+
+
+def helper_of(harness_proc, timeout=10):
+    """The pid of the helper a waiting pam_harness spawned (its one child)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        with open(f"/proc/{harness_proc.pid}/task/{harness_proc.pid}/children") as f:
+            kids = f.read().split()
+        if kids:
+            return int(kids[0])
+        assert time.monotonic() < deadline, "no helper"
+        time.sleep(0.01)
+
+
+def test_the_helper_drops_the_callers_scheduling(inst):
+    """`chrt -i 0`, `ionice -c3`, `taskset` and a long timer slack on sudo passed to the
+    root helper that holds the user's lock: a caller who loads the CPU or the disk starved
+    it past the module's timeout. Looked at while the login waits at its prompt."""
+    inst.enroll("alice")
+    libc = ctypes.CDLL(None, use_errno=True)
+    slack = 40_000_000
+
+    def hostile():
+        os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
+        os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
+        libc.prctl(29, ctypes.c_ulong(slack), 0, 0, 0)                  # PR_SET_TIMERSLACK
+        libc.syscall(251, 1, 0, 3 << 13)                                # ioprio_set: idle class
+
+    for helper in (HELPER, VERIFY):
+        service = service_spawning(inst, "sched", helper)
+        proc = subprocess.Popen([HARNESS, "--confdir", inst.pamdir, "--service", service, "--user", "alice",
+                                 "--answers", "-", "--answers-at-prompt"], stdin=subprocess.PIPE,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=hostile)
+        try:
+            assert proc.stdout.readline().startswith("PROMPT_ECHO_OFF"), helper
+            pid = helper_of(proc)
+            # The host kept what its caller set (the test would prove nothing otherwise)...
+            assert os.sched_getscheduler(proc.pid) == os.SCHED_IDLE
+            assert libc.syscall(252, 1, proc.pid) >> 13 == 3
+            # ...and its helper did not.
+            assert os.sched_getscheduler(pid) == os.SCHED_OTHER, helper
+            assert os.sched_getaffinity(pid) == os.sched_getaffinity(0), helper
+            assert libc.syscall(252, 1, pid) >> 13 != 3, helper
+            with open(f"/proc/{pid}/timerslack_ns") as f:
+                assert int(f.read()) == 50_000, helper
+            out, err = proc.communicate(oathtool() + "\n", timeout=30)
+            assert "RESULT: Success (0)" in out, out + err
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+        # A fresh enrolment: the next helper's login may use the same time step's code.
+        inst.cli("admin", "reset", "alice")
+        inst.enroll("alice")
 
 
 def test_stale_temporary_files_are_removed(inst):

@@ -20,6 +20,8 @@
  *           RESULT: <pam_strerror text> (<code>)
  *       --rhost/--ruser/--tty set PAM_RHOST/PAM_RUSER/PAM_TTY and --env adds a variable to
  *       the PAM environment (pam_putenv; e.g. SSH_AUTH_INFO_0=publickey ...), as sshd would.
+ *       --answers-at-prompt reads each answer from FILE when a prompt asks for it (stdout
+ *       flushed first), so a test can look at the login while it waits at the prompt.
  *       Failure delays (pam_fail_delay) are not slept: the harness installs a PAM_FAIL_DELAY
  *       callback that prints, for a failed round with a requested delay,
  *           FAIL_DELAY: <microseconds libpam computed>
@@ -64,6 +66,7 @@ struct answers {
     char **lines;
     size_t count;
     size_t next;
+    FILE *live;  /* --answers-at-prompt: each answer read from here when it is asked for */
 };
 
 static void usage(void) {
@@ -71,7 +74,7 @@ static void usage(void) {
             "usage: pam_harness --confdir DIR --user USER [--service NAME] "
             "[--answers FILE|-] [--rounds N]\n"
             "                   [--rhost HOST] [--ruser USER] [--tty TTY] [--env NAME=VALUE]... "
-            "[--real-delay] [--reap-and-reuse-pids]\n"
+            "[--real-delay] [--reap-and-reuse-pids] [--answers-at-prompt]\n"
             "       pam_harness --dlopen-loop N PATH\n");
 }
 
@@ -132,6 +135,20 @@ static int conversation(int n, const struct pam_message **msg, struct pam_respon
             printf("%s: %s\n",
                    msg[i]->msg_style == PAM_PROMPT_ECHO_OFF ? "PROMPT_ECHO_OFF" : "PROMPT_ECHO_ON",
                    text);
+            if (a->live != NULL) {
+                fflush(stdout);  /* the test sees the prompt, then answers */
+                char *line = NULL;
+                size_t cap = 0;
+                ssize_t got = getline(&line, &cap, a->live);
+                if (got < 0) {
+                    free(line);
+                    free_responses(r, n);
+                    return PAM_CONV_ERR;
+                }
+                if (got > 0 && line[got - 1] == '\n') line[got - 1] = '\0';
+                r[i].resp = line;
+                break;
+            }
             if (a->next >= a->count) {
                 free_responses(r, n);
                 return PAM_CONV_ERR;
@@ -225,7 +242,7 @@ static int dlopen_loop(long n, const char *path) {
 int main(int argc, char **argv) {
     const char *confdir = NULL, *user = NULL, *service = "twostep-test", *answers_path = NULL;
     long rounds = 1;
-    int real_delay = 0;
+    int real_delay = 0, at_prompt = 0;
     const char *rhost = NULL, *ruser = NULL, *tty = NULL;
     const char *env[MAX_ENV];
     int env_count = 0;
@@ -241,6 +258,10 @@ int main(int argc, char **argv) {
         }
         if (strcmp(opt, "--real-delay") == 0) {
             real_delay = 1;
+            continue;
+        }
+        if (strcmp(opt, "--answers-at-prompt") == 0) {
+            at_prompt = 1;
             continue;
         }
         if (strcmp(opt, "--reap-and-reuse-pids") == 0) {
@@ -274,8 +295,11 @@ int main(int argc, char **argv) {
     }
     if (confdir == NULL || user == NULL) { usage(); return EXIT_USAGE; }
 
-    struct answers answers = { NULL, 0, 0 };
-    if (answers_path != NULL && load_answers(answers_path, &answers) != 0) return EXIT_USAGE;
+    struct answers answers = { NULL, 0, 0, NULL };
+    if (at_prompt) {
+        answers.live = answers_path == NULL || strcmp(answers_path, "-") == 0 ? stdin : fopen(answers_path, "r");
+        if (answers.live == NULL) { perror(answers_path); return EXIT_USAGE; }
+    } else if (answers_path != NULL && load_answers(answers_path, &answers) != 0) return EXIT_USAGE;
 
     if (caller_uid >= 0 && (setresgid((gid_t)caller_uid, 0, 0) != 0 || setresuid((uid_t)caller_uid, 0, 0) != 0)) {
         perror("setresuid");
