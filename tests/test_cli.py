@@ -323,11 +323,28 @@ def test_a_signal_that_does_not_end_the_process_leaves_the_input_hidden(inst):
         os.close(slave)
 
 
-def test_a_cancelled_replace_says_that_the_backup_code_it_took_stays_used(inst):
+def test_a_replace_not_finished_gives_its_backup_code_back(inst):
+    """A reviewer with one backup code left ran `enroll --replace`, gave it, then mistyped
+    the new app's code three times: the code was spent and the message said nothing was
+    changed. A replacement not made (cancelled, or its codes did not match) now gives the
+    backup code back, and it still works."""
     inst.enroll("alice")
     codes = json.loads(inst.cli("admin", "backup-codes", "alice", "--json").stdout)["backup_codes"]
+    left = lambda: json.loads(inst.cli("admin", "show", "alice", "--json").stdout)["backup_codes_left"]  # noqa: E731
     # The backup code opens the replacement; then the wizard's confirmation gets end of input.
     r = inst.cli("enroll", "--replace", "--user", "alice", input=codes[0] + "\n", check=False)
-    assert r.returncode != 0 and "a backup code accepted before stays used" in r.stderr, r.stdout + r.stderr
-    shown = json.loads(inst.cli("admin", "show", "alice", "--json").stdout)
-    assert shown["backup_codes_left"] == len(codes) - 1, shown
+    assert r.returncode != 0 and "cancelled; the change was not made" in r.stderr, r.stdout + r.stderr
+    assert f"Your backup code was not used up: {len(codes)} left." in r.stdout + r.stderr, r.stdout + r.stderr
+    assert left() == len(codes)
+    # Three codes that do not match the new secret: not replaced, the code given back.
+    r = inst.cli("enroll", "--replace", "--user", "alice", input=codes[0] + "\n" + "000000\n" * 3, check=False)
+    assert r.returncode != 0 and "codes did not match; nothing was saved" in r.stdout + r.stderr, r.stdout + r.stderr
+    assert "not done (a password or code was not accepted); nothing was changed" in r.stderr, r.stderr
+    assert left() == len(codes)
+    events = [(e["event"], e["result"], e.get("detail")) for e in inst.audit_events() if e["user"] == "alice"]
+    assert events.count(("enroll", "failure", f"not replaced; backup code given back, {len(codes)} left")) == 2, events
+    # It is spent for good by a login that uses it, and then a replace cannot give it back twice.
+    inst.service()
+    assert inst.login("alice", codes[0]).returncode == 0
+    assert left() == len(codes) - 1
+    assert inst.login("alice", codes[0]).returncode != 0

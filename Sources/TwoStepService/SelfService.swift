@@ -173,8 +173,12 @@ public final class SelfService {
 
         switch command {
         case .enroll:
-            return wizard.run(user: user, service: service, conversation: conversation, replace: enrolled && name.isEmpty,
-                              add: name.isEmpty ? nil : name, codeChecked: enrolled, emit: json ? emit : nil)
+            let verdict = wizard.run(user: user, service: service, conversation: conversation, replace: enrolled && name.isEmpty,
+                                     add: name.isEmpty ? nil : name, codeChecked: enrolled, emit: json ? emit : nil)
+            if verdict != .success, let spent = verifier.spentBackupCode {
+                giveBackBackupCode(spent, user: user, service: service, conversation: conversation)
+            }
+            return verdict
         case .devicesRemove:
             return removeDevice(user, name: name, service: service, conversation: conversation)
         case .backupCodes:
@@ -195,6 +199,29 @@ public final class SelfService {
             return forget(user, fingerprint: request.fingerprint, service: service, emit: emit, conversation: conversation)
         case .status, .devices, .email:
             return .denied  // handled above
+        }
+    }
+
+    /// `enroll --replace` confirmed with a backup code, and the new authenticator was not
+    /// set up (its codes did not match, the user cancelled, an error): nothing changed, so
+    /// the backup code is not used up either; a user down to their last one could not try
+    /// again otherwise. It goes back only into the set it came from, while that set has lost
+    /// nothing else: new codes issued meanwhile, or another one spent, and it stays spent.
+    func giveBackBackupCode(_ spent: (hash: [UInt8], left: [[UInt8]]), user: String, service: String,
+                            conversation: Conversation) {
+        do {
+            let left: Int? = try store.withLock(user) {
+                guard let record = try store.loadRecord(user), record.backupHashes == spent.left else { return nil }
+                record.backupHashes.append(spent.hash)
+                try store.saveRecord(record, for: user)
+                return record.backupHashes.count
+            }
+            guard let left else { return }
+            audit.record(AuditEvent(event: SelfServiceCommand.enroll.auditEvent, user: user, service: service,
+                                    result: "failure", detail: "not replaced; backup code given back, \(left) left"))
+            conversation.info("Your backup code was not used up: \(left) left.")
+        } catch {
+            AuditLog.syslogLine(LOG_ERR, "enroll \(user): backup code not given back: \(error)")
         }
     }
 

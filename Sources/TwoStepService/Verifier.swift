@@ -38,6 +38,12 @@ public final class Verifier {
     /// to the full helper here, before anything was asked.
     public var enrolAtFirstLogin: ((_ user: String, _ service: String, _ conversation: Conversation) -> Verdict)?
 
+    /// The backup code the last successful `authenticate` spent: its keyed hash, and the
+    /// hashes the record kept after it. Self-service gives it back when the change it
+    /// confirmed is not made (`SelfService.giveBackBackupCode`).
+    public private(set) var spentBackupCode: (hash: [UInt8], left: [[UInt8]])?
+    private var matchedBackupHash: [UInt8]?
+
     public init(config: Config, store: UserStore, audit: AuditLog, now: @escaping () -> Int64) {
         self.config = config
         self.store = store
@@ -57,6 +63,8 @@ public final class Verifier {
                              acceptsBackupCode: Bool = true, excluding: String? = nil,
                              conversation: Conversation,
                              selfService: Bool = false, invitationOnly: Bool = false) -> Verdict {
+        spentBackupCode = nil
+        matchedBackupHash = nil
         var req = request
         func log(_ result: String, _ detail: String?, event: String = "verify") {
             audit.record(AuditEvent(event: event, user: req.user, service: req.service,
@@ -225,12 +233,14 @@ public final class Verifier {
                     // A support person's code trusts no SSH key: the next login asks again.
                     try store.saveRecord(record, for: req.user)
                     return try succeed(nil, "recovery code",
-                                       "Recovery code accepted; it no longer works. Set up your authenticator again " +
-                                       "(`twostep enroll --replace`) or ask for new backup codes.")
+                                       "Recovery code accepted; it no longer works. If your authenticator is lost, " +
+                                       "`twostep enroll --replace` sets up a new one; it asks for a code, so ask " +
+                                       "your administrator for another recovery code for it.")
                 case .backup(let remaining):
                     // A backup code trusts no SSH key either: one leaked single-use code must
                     // not buy `trust_ssh_key` worth of logins without a code.
                     try store.saveRecord(record, for: req.user)
+                    spentBackupCode = matchedBackupHash.map { ($0, record.backupHashes) }
                     return try succeed(nil, "backup code, \(remaining) left",
                                        "Backup code accepted; \(remaining) left." +
                                        (remaining <= 3 ? " Run `twostep backup-codes` for a new set." : ""))
@@ -307,7 +317,7 @@ public final class Verifier {
                 try BackupCodes.match(trimmed, hashes: record.backupHashes, key: $0)
             }
             if let index {
-                record.backupHashes.remove(at: index)
+                matchedBackupHash = record.backupHashes.remove(at: index)
                 return .backup(remaining: record.backupHashes.count)
             }
         }

@@ -58,13 +58,13 @@ func warnUnknownAccount(_ given: String) {
 
 func refusal(_ v: Verdict, _ command: SelfServiceCommand) -> String {
     switch v {
-    case .failure: return "\(command.rawValue): refused (wrong password or code); nothing was changed"
+    case .failure: return "\(command.rawValue): not done (a password or code was not accepted); nothing was changed"
     case .lockedOut: return "\(command.rawValue): locked out; nothing was changed"
     case .notEnrolled: return "\(command.rawValue): not enrolled"
     case .denied: return "\(command.rawValue): not allowed; nothing was changed"
-    // A code or backup code accepted before the cancel stays spent (it was said so then:
-    // "Backup code accepted; N left"); only the change itself was not made.
-    case .conversationError: return "\(command.rawValue): cancelled; the change was not made (a backup code accepted before stays used)"
+    // A code accepted before the cancel stays spent; a backup code that confirmed
+    // `enroll --replace` is given back (the helper says so: "Your backup code was not used up").
+    case .conversationError: return "\(command.rawValue): cancelled; the change was not made"
     default: return "\(command.rawValue): the helper reported an error; see the system log"
     }
 }
