@@ -146,6 +146,10 @@ def test_a_lost_key_dir_is_not_replaced_by_init_and_doctor_says_how_to_restore_i
     r = good.cli("admin", "init", check=False)
     assert r.returncode == 1 and "sealed under key(s)" in r.stderr and "import-key" in r.stderr, r.stdout + r.stderr
     assert os.listdir(good.keys) == []
+    # An emptied key_dir: the master key check says to restore it, not only to run init.
+    rc, lines, report = doctor(good)
+    master = [c["detail"] for c in report["checks"] if c["check"] == "master key"]
+    assert rc == 1 and "restore key_dir" in master[0] and not master[0].startswith("master key"), report
     shutil.rmtree(good.keys)
     shutil.copytree(good.keys + ".bak", good.keys)
     r = good.login("alice", oathtool(), service="tsdoctor")

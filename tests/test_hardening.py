@@ -678,9 +678,11 @@ def test_admin_unlock_replaces_a_damaged_lock_file_and_the_user_logs_in_again(in
         with open(lock, "w"):
             pass
         os.chown(lock, 65534, 65534)
-    # Only that user is refused, and fails closed.
+    # Only that user is refused, and fails closed, in the runbook's words whatever is there.
     codes, out = harness(inst, "alice", [oathtool()])
     assert codes == [PAM_AUTHINFO_UNAVAIL], out
+    details = [e.get("detail") or "" for e in inst.audit_events() if e["user"] == "alice"]
+    assert any("lock file is not a regular file of ours" in d for d in details), details
     codes, out = harness(inst, "bob", [oathtool()])
     assert codes == [PAM_SUCCESS], out
     r = inst.cli("admin", "unlock", "alice")

@@ -353,33 +353,48 @@ def test_invitation_mail_is_mime_with_the_qr_png_and_enrolment_waits_for_the_fir
 
 def test_invitation_confirmed_with_enroll_confirm(inst, users):
     alice = users()
-    inst.write_config(mail_from=MAIL_FROM)  # enroll = off: a login does not confirm it
+    inst.write_config(mail_from=MAIL_FROM)
     inst.service()
     inst.cli("admin", "invite", alice, "--email", f"{alice}@localhost")
     text, _, key = read_invitation(alice)
-    # The mail says how it is confirmed here: not at a login, which refuses it.
-    assert "next login" not in text and "run `twostep enroll --confirm` on" in text, text
-    r = inst.login(alice, oathtool(key))
-    assert r.returncode != 0 and "twostep enroll --confirm" in r.stdout + r.stderr
+    assert "at your next login, or with `twostep enroll --confirm`" in text, text
     r = inst.cli("enroll", "--confirm", "--user", alice, input=oathtool(key) + "\n")
     assert "backup codes" in r.stdout
     assert harness_login(inst.pamdir, "tstest", alice, oathtool(key, at=time.time() + 30)) == PAM_SUCCESS
 
 
+def test_an_invitation_is_confirmed_at_login_with_enroll_off(inst, users):
+    """A reviewer invited a user on a host with `enroll = off` and no nullok: the login
+    refused the invited secret's code and said to run `twostep enroll --confirm`, which
+    needs a session the user could not open. The first correct code at login confirms it
+    now, whatever `enroll` says."""
+    alice = users()
+    inst.write_config(mail_from=MAIL_FROM)   # enroll = off
+    inst.service()
+    inst.cli("admin", "invite", alice, "--email", f"{alice}@localhost")
+    _, _, key = read_invitation(alice)
+    assert inst.login(alice, wrong(oathtool(key))).returncode != 0
+    r = inst.login(alice, oathtool(key))
+    assert r.returncode == 0 and "backup codes" in r.stdout + r.stderr, r.stdout + r.stderr
+    assert "invitation_pending_until" not in inst.cli("admin", "show", alice).stdout
+    assert events(inst, "enroll", alice)[-1]["detail"] == "invitation confirmed"
+
+
 def test_an_invitation_does_not_weaken_require_under_nullok(inst, users):
     """An unconfirmed invitation is no enrolment. Under `require = all` it is refused like
     any unenrolled user inside `require`, nullok or not: an admin's invitation must not
-    let its user in without a code where no invitation would not. Without `require`,
-    nullok decides, as for anyone not enrolled."""
+    let its user in without a code where no invitation would not."""
     alice = users()
-    inst.write_config(mail_from=MAIL_FROM, require="all")   # enroll = off: a login does not confirm it
+    inst.write_config(mail_from=MAIL_FROM, require="all")
     inst.service("withnullok", args="nullok", after="auth required pam_permit.so\naccount required pam_permit.so\n")
     assert harness_login(inst.pamdir, "withnullok", alice, "123456") == PAM_AUTH_ERR   # no enrolment
     inst.cli("admin", "invite", alice, "--email", f"{alice}@localhost")
     read_invitation(alice)
     assert harness_login(inst.pamdir, "withnullok", alice, "123456") == PAM_AUTH_ERR
+    # Without `require` a pending invitation still asks for its code: nullok lets no one in
+    # who was invited, and a wrong code fails.
     inst.write_config(mail_from=MAIL_FROM)
-    assert harness_login(inst.pamdir, "withnullok", alice, "123456") == PAM_SUCCESS
+    assert harness_login(inst.pamdir, "withnullok", alice, "123456") == PAM_AUTH_ERR
 
 
 def test_expired_invitation_is_refused(inst, users):

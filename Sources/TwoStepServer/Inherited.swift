@@ -8,9 +8,10 @@ public func resetInheritedState() -> Bool {
     twostep_sys_reset_inherited() == 0
 }
 
-/// The resource limit still too low to write state and audit after the reset (the caller
-/// lowered a hard limit and we lack CAP_SYS_RESOURCE), or nil. Every write would fail
-/// with EFBIG anyway (fail closed); this says why, once, before anyone is prompted.
+/// The resource limit still too low for a whole login after the reset (the caller lowered
+/// a hard limit and we lack CAP_SYS_RESOURCE), or nil. Checked before anyone is prompted:
+/// a limit that only the rarest path would hit (a backup code re-seals the record) must
+/// not make a right code fail where a wrong one is counted.
 public func limitTooLow() -> String? {
     twostep_sys_limit_too_low().map { String(cString: $0) }
 }

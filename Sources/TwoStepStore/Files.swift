@@ -334,7 +334,14 @@ public final class FileLock {
     private init(dirfd: Int32, dirPath: String, name: String, operation: Int32) throws {
         let path = dirPath + "/" + name
         fd = Sys.retry { openat(dirfd, name, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0o600) }
-        guard fd >= 0 else { throw StoreError.io(path: path, operation: "open lock", errno: errno) }
+        guard fd >= 0 else {
+            // A directory or a symbolic link in its place: the same words as for a FIFO or
+            // another user's file below (the runbook's), not the bare errno.
+            if errno == EISDIR || errno == ELOOP {
+                throw StoreError.unsafe(path: path, reason: "lock file is not a regular file of ours")
+            }
+            throw StoreError.io(path: path, operation: "open lock", errno: errno)
+        }
         var st = stat()
         if fstat(fd, &st) != 0 || !Self.usable(st) {
             close(fd)

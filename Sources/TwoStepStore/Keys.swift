@@ -66,7 +66,9 @@ public final class KeyRing {
 
     func activeID(dirfd: Int32) throws -> String {
         guard let raw = try Files.readPrivate(dirfd: dirfd, dirPath: keyDir, name: "active", limit: 128) else {
-            throw StoreError.badKey("no active key in \(keyDir) (run `twostep admin init`)")
+            throw StoreError.badKey("no active key in \(keyDir): on a new host run `twostep admin init`; if keys were " +
+                                    "lost, restore key_dir from its backup or `admin import-key` a bundle (init would " +
+                                    "make a key that opens none of the existing records)")
         }
         return String(String(decoding: raw, as: UTF8.self).trimmingSpaces.filter { $0 != "\n" })
     }

@@ -207,6 +207,8 @@ struct DoctorReport {
             } else {
                 add("master key", .fail, "none of \(problems.count) record(s) tried opens: \(problems.joined(separator: "; "))")
             }
+        } catch StoreError.badKey(let why) {
+            add("master key", .fail, why)   // the check's name already says "master key"
         } catch {
             add("master key", .fail, "\(error)")
         }

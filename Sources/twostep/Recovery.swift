@@ -205,8 +205,8 @@ extension Admin {
         static let configuration = CommandConfiguration(
             abstract: "Mail USER an invitation: a new secret as otpauth URI, key and QR code (PNG).",
             discussion: """
-            The enrolment stays pending until the user's first correct code: at login with \
-            `enroll = prompt`, or with `twostep enroll --confirm`. It expires after `invite_ttl`. \
+            The enrolment stays pending until the user's first correct code: at login (whatever \
+            `enroll` says), or with `twostep enroll --confirm`. It expires after `invite_ttl`. \
             Backup codes are never mailed: they are shown at confirmation. The address is \
             --email, else the user's address (`twostep email`, `twostep admin email`).
             """)
@@ -301,11 +301,7 @@ func mailInvitation(_ ctx: LocalStore, user: String, to: String, secret: [UInt8]
             "   with this key (time based, \(params.algorithm.rawValue), \(params.digits) digits, \(params.period) s):\n\n" +
             "       \(grouped(Base32.encode(secret)))\n\n" +
             "   or open this URI on the device:\n\n       \(uri)\n\n" +
-            // A first enrolment is confirmed at login only with `enroll = prompt`; otherwise the
-            // login says to run `enroll --confirm`. A new secret is confirmed at login either way.
-            (rotation || ctx.config.enroll == .prompt
-                ? "2. Confirm it with one code from the app: at your next login, or with `twostep enroll --confirm`.\n"
-                : "2. Confirm it with one code from the app: run `twostep enroll --confirm` on \(Sys.hostName() ?? "the host").\n") +
+            "2. Confirm it with one code from the app: at your next login, or with `twostep enroll --confirm`.\n" +
             "   Your backup codes are shown then (they are never mailed).\n\n" +
             "This invitation expires at \(AuditLog.isoTime(until)).\n"
     let sent = RecoveryMail.send(config: ctx.config, audit: ctx.audit, user: user, service: "twostep", to: to,
