@@ -230,3 +230,44 @@ def test_json_without_status_is_refused_and_rotates_nothing(inst):
     assert r.returncode == 64 and "--json goes with --status" in r.stderr, r.stdout + r.stderr
     assert key_files(inst) == before
     assert status(inst)["complete"] and len(status(inst)["keys"]) == 1
+
+
+def waiting_for_a_lock(pid):
+    """Whether process `pid` waits for a flock (a `->` line of /proc/locks names it)."""
+    with open("/proc/locks") as f:
+        return any("->" in line and f" {pid} " in line for line in f)
+
+
+def test_a_rotation_and_a_batch_import_over_the_same_users_both_finish(inst):
+    """A reviewer ran rotate-key (users in name order) beside import --batch of a file in
+    reverse order: each held the locks of about 150 users and waited for one the other
+    held, for ever, and so did every login of those users. Made certain here: while one
+    user's lock is held, the import takes its batch's locks up to that user and waits,
+    then the rotation starts and waits too; the lock is let go. Both must finish."""
+    users = [f"dl{i:02d}" for i in range(40)]
+    import_many(inst, users)
+    inst.cli("admin", "rotate-key", "--prepare")
+    new = [k for k in key_files(inst) if k != status(inst)["active"]]
+    batch = os.path.join(inst.root, "reversed.jsonl")
+    with open(batch, "w") as f:
+        f.write("".join(json.dumps({"user": u, "secret": SECRET}) + "\n" for u in reversed(users)))
+    with holding_lock(inst, users[20]):
+        imp = subprocess.Popen([CLI, "admin", "import", "--batch", batch, "--config", inst.conf],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        wait_while_running(imp, lambda: waiting_for_a_lock(imp.pid), "the import waiting for the held lock")
+        rot = subprocess.Popen([CLI, "admin", "rotate-key", "--use", new[0], "--config", inst.conf],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        wait_while_running(rot, lambda: waiting_for_a_lock(rot.pid), "the rotation waiting for a lock")
+    try:
+        out, err = imp.communicate(timeout=60)
+        assert "0 user(s) imported, 40 line(s) failed" in out, out + err   # every user is enrolled already
+        out, err = rot.communicate(timeout=60)
+        assert rot.returncode == 0, out + err
+    finally:
+        for p in (imp, rot):
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+    assert status(inst)["complete"] and status(inst)["active"] == new[0]
+    inst.service()
+    assert inst.login(users[0], oathtool()).returncode == 0

@@ -188,9 +188,13 @@ extension FileUserStore {
         } missing: { .unchanged }
     }
 
-    /// Takes every user's lock (in order), asks `sealed` for each user's new record (nil:
-    /// nothing to write, reported as `missing()`), writes them with `Files.writeBatch`, and
-    /// releases the locks.
+    /// Takes every user's lock, asks `sealed` for each user's new record (nil: nothing to
+    /// write, reported as `missing()`), writes them with `Files.writeBatch`, and releases
+    /// the locks. The locks are taken in the order of their file names, whatever order the
+    /// caller gives: two batches over the same users (a rotation in name order and an
+    /// import in its file's order) each waited for a lock the other held, for ever, and so
+    /// did every login of the users they held. `sealed` and the outcomes keep the caller's
+    /// indices; of a name given twice, the later one fails.
     private func inBatch(_ users: [String], spares: SparePool? = nil,
                          _ sealed: (Int, String, String, Int32) throws -> [UInt8]?,
                          missing: () -> BatchOutcome) throws -> [BatchOutcome] {
@@ -201,9 +205,14 @@ extension FileUserStore {
             var seen = Set<String>()
             var pending: [Files.Pending] = []
             var slots: [Int] = []
+            var named: [(i: Int, base: String)] = []
             for (i, user) in users.enumerated() {
+                do { named.append((i, try checked(user))) } catch { outcomes[i] = .failed(error) }
+            }
+            named.sort { ($0.base, $0.i) < ($1.base, $1.i) }
+            for (i, base) in named {
+                let user = users[i]
                 do {
-                    let base = try checked(user)
                     // A second flock of one file from this process would wait for ever.
                     guard seen.insert(base).inserted else {
                         throw StoreError.io(path: directory + "/" + base, operation: "batch (named twice)", errno: EINVAL)
