@@ -692,3 +692,30 @@ def test_admin_unlock_replaces_a_damaged_lock_file_and_the_user_logs_in_again(in
     assert os.path.exists("/etc/passwd")   # a symlink's target is never touched
     codes, out = harness(inst, "alice", [oathtool(at=time.time() + 30)])
     assert codes == [PAM_SUCCESS], out
+
+
+def test_a_login_left_at_its_prompt_across_a_reset_and_re_enrolment_does_not_break_the_new_record(inst):
+    """A reviewer left a login at its prompt while the admin reset the user and imported
+    a new secret, then answered: the login wrote the old record's generation (9) into the
+    new state (1), and from then on every login, right code or not, was refused as 'older
+    than its state': only another reset helped."""
+    other = "GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ"
+    inst.enroll("alice")
+    inst.service()
+    for i in range(3):   # a few record writes: the old record's generation climbs above 1
+        inst.cli("admin", "backup-codes", "alice")
+    proc = subprocess.Popen([HARNESS, "--confdir", inst.pamdir, "--service", "tstest", "--user", "alice",
+                             "--answers", "-", "--answers-at-prompt"], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout.readline().startswith("PROMPT_ECHO_OFF")
+        inst.cli("admin", "reset", "alice")
+        inst.cli("admin", "import", "alice", "--secret", "-", input=other + "\n")
+        out, err = proc.communicate(wrong(oathtool(other)) + "\n", timeout=30)
+        assert "RESULT: Authentication failure (7)" in out, out + err
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    codes, out = harness(inst, "alice", [oathtool(other)])
+    assert codes == [PAM_SUCCESS], out

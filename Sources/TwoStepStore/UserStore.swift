@@ -312,6 +312,11 @@ public final class FileUserStore: UserStore {
         let name = try checked(user) + ".lock"
         let lock = try withDirectory { fd in try FileLock(dirfd: fd, dirPath: directory, name: name) }
         defer { lock.unlock() }
+        // What this store saw before the lock may be gone: a login that waited at its prompt
+        // while an admin reset the user and enrolled them again wrote the old record's
+        // generation into the new state, and the new record was refused as an old copy for
+        // good. Under the lock only what is read under it counts.
+        generations[user] = nil
         // A writer killed mid-write leaves its temporary file; nobody else writes these
         // files without this lock, so a dead writer's leftovers can go (two unlinks by name:
         // nothing on the login path reads the whole directory).
