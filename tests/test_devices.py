@@ -294,3 +294,22 @@ def test_admin_import_adds_replaces_and_caps_authenticators(inst):
     assert logins(inst, "alice", [oathtool(at=t), oathtool(TOKEN, at=t, algorithm="sha512"), codes[0]]) == \
         [PAM_AUTH_ERR, PAM_SUCCESS, PAM_SUCCESS]
     assert [e["detail"] for e in inst.audit_events() if e["event"] == "admin_import"][-1] == "totp default, by root"
+
+
+def test_importing_the_same_secret_again_keeps_what_it_spent(inst):
+    """A reviewer saw a used TOTP code pass again after `admin import --replace` of the same
+    secret (the authenticator's state started afresh), and an HOTP token would go back to
+    counter 0. The same secret keeps its replay mark and counter; a new secret starts anew."""
+    inst.cli("admin", "import", "alice", "--secret", "-", input=SECRET + "\n")
+    inst.cli("admin", "import", "alice", "--type", "hotp", "--name", "yubikey", "--secret", "-", input=TOKEN + "\n")
+    code = oathtool()
+    assert logins(inst, "alice", [code, hotp(3)]) == [PAM_SUCCESS, PAM_SUCCESS]
+    inst.cli("admin", "import", "alice", "--replace", "--secret", "-", input=SECRET + "\n")
+    inst.cli("admin", "import", "alice", "--replace", "--type", "hotp", "--name", "yubikey", "--secret", "-",
+             input=TOKEN + "\n")
+    assert devices(inst, "alice")["yubikey"]["counter"] == 4
+    assert logins(inst, "alice", [code, hotp(3), hotp(4)]) == [PAM_AUTH_ERR, PAM_AUTH_ERR, PAM_SUCCESS]
+    # A new secret under the same name starts from what it is given.
+    inst.cli("admin", "import", "alice", "--replace", "--type", "hotp", "--name", "yubikey", "--secret", "-",
+             input=SECRET + "\n")
+    assert devices(inst, "alice")["yubikey"]["counter"] == 0

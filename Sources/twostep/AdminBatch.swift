@@ -227,6 +227,16 @@ func importedSecret(_ text: [UInt8], quiet: Bool) throws -> [UInt8] {
 func storeImported(_ ctx: LocalStore, user: String, authenticator: Authenticator, counter: UInt64?, replace: Bool) throws -> Bool {
     let name = authenticator.name
     let existing = try ctx.store.loadRecord(user)
+    // The same secret imported again (a re-run, a --replace to change nothing else) keeps
+    // what it spent: a reviewer's used TOTP code passed again after `import --replace` of
+    // the same secret, and an HOTP token would go back to counter 0. A new secret starts
+    // afresh: no code of the old one is a code of it.
+    let kept: AuthenticatorState? = try existing?.authenticator(named: name).flatMap { old in
+        guard old.kind == authenticator.kind, old.parameters == authenticator.parameters,
+              old.secret.withBytes({ a in authenticator.secret.withBytes { b in Crypto.constantTimeEqual(a, b) } })
+        else { return nil }
+        return try ctx.store.loadState(user).device(name)
+    }
     let record: UserRecord
     if let existing {
         if existing.authenticator(named: name) != nil && !replace {
@@ -246,7 +256,12 @@ func storeImported(_ ctx: LocalStore, user: String, authenticator: Authenticator
     // Read after saveRecord, which moved the record generation on.
     var state = try ctx.store.loadState(user)
     if existing == nil { state = UserState(recordGeneration: state.recordGeneration) }
-    state.devices[name] = AuthenticatorState(counter: counter ?? 0)
+    var fresh = AuthenticatorState(counter: counter ?? 0)
+    if let kept {
+        fresh.lastStep = kept.lastStep
+        fresh.counter = max(kept.counter, fresh.counter)   // never back (a lost counter stays lost)
+    }
+    state.devices[name] = fresh
     try ctx.store.saveState(state, for: user)
     return record.authenticators.count > 1
 }
