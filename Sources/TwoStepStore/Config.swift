@@ -138,7 +138,8 @@ public struct Config: Equatable {
                 }
                 c.issuer = value
             case "rate_limit":
-                let parts = value.split(separator: "/")
+                // Spaces around the slash are allowed: `5 / 5m` is what it looks like.
+                let parts = value.split(separator: "/", omittingEmptySubsequences: false).map { $0.trimmingSpaces }
                 guard parts.count == 2 else { throw fail("expected FAILURES/SECONDS, e.g. 5/300") }
                 c.rateLimitFailures = try integer(String(parts[0]), 1...1000, fail)
                 c.rateLimitSeconds = try duration(String(parts[1]), fail)
@@ -192,7 +193,7 @@ public struct Config: Equatable {
                 guard c.inviteTTL <= 30 * 86400 else { throw fail("at most 30d") }
             case "hotp_window": c.hotpWindow = try integer(value, 0...100, fail)
             case "max_drift":
-                if value == "0" { c.maxDrift = 0; break }
+                if let zero = Int(value.hasSuffix("s") ? String(value.dropLast()) : value), zero == 0 { c.maxDrift = 0; break }
                 c.maxDrift = try duration(value, fail)
                 guard c.maxDrift <= 86400 else { throw fail("at most 1d") }
             case "trust_ssh_key": c.trustSSHKey = value == "off" ? nil : try duration(value, fail)
@@ -204,6 +205,13 @@ public struct Config: Equatable {
                 c.trustServices = services
             default: throw fail("unknown key")
             }
+        }
+        // Lockouts in a row double from `lockout` up to `lockout_max`: a first lockout longer
+        // than the longest is a typo (a reviewer's `lockout = 1h` beside `lockout_max = 5m`
+        // locked users out for the hour).
+        if c.lockout > c.lockoutMax {
+            throw StoreError.config(path: path, line: 0, message: "lockout (\(c.lockout) s) is longer than lockout_max " +
+                                    "(\(c.lockoutMax) s): lockouts grow from the first up to the longest")
         }
         if c.store == .postgresql && c.database == nil {
             throw StoreError.config(path: path, line: 0, message: "store = postgresql needs `database = URI`")
@@ -235,7 +243,8 @@ public struct Config: Equatable {
     }
 
     static func absolutePath(_ v: String, _ fail: (String) -> StoreError) throws -> String {
-        guard v.hasPrefix("/"), !v.split(separator: "/").contains("..") else { throw fail("must be an absolute path") }
+        guard v.hasPrefix("/") else { throw fail("must be an absolute path") }
+        guard !v.split(separator: "/").contains("..") else { throw fail("must not contain `..`") }
         var p = v
         while p.count > 1 && p.hasSuffix("/") { p.removeLast() }
         return p

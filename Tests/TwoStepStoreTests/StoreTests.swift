@@ -265,6 +265,11 @@ final class ConfigTests: XCTestCase {
     }
 
     func testWindowsLineEndingsAreRead() throws {
+        // What a reviewer wrote and had refused: spaces around rate_limit's slash, 0s as no drift.
+        let spaced = try Config.parse("rate_limit = 5 / 5m\nmax_drift = 0s\n", path: "t.conf")
+        XCTAssertEqual(spaced.rateLimitFailures, 5)
+        XCTAssertEqual(spaced.rateLimitSeconds, 300)
+        XCTAssertEqual(spaced.maxDrift, 0)
         let c = try Config.parse("window = 2\r\ndigits = 8\r\n", path: "t.conf")
         XCTAssertEqual(c.window, 2)
         XCTAssertEqual(c.digits, 8)
@@ -280,6 +285,8 @@ final class ConfigTests: XCTestCase {
             ("just words", "t.conf:1: expected `key = value`"),
             ("algorithm = MD5", "t.conf:1: algorithm"),
             ("lockout = -5", "t.conf:1: lockout"),
+            ("state_dir = /var/../tmp/x", "t.conf:1: state_dir: must not contain `..`"),
+            ("lockout = 1h\nlockout_max = 5m", "t.conf: lockout (3600 s) is longer than lockout_max (300 s)"),
         ]
         for (text, expected) in cases {
             XCTAssertThrowsError(try Config.parse(text, path: "t.conf")) { error in
