@@ -7,12 +7,13 @@ import os
 import re
 import secrets
 import shutil
+import signal
 import subprocess
 import time
 
 import pytest
 
-from conftest import (PAM_AUTH_ERR, PAM_SUCCESS, harness_login, oathtool, run, state_text)
+from conftest import (CLI, PAM_AUTH_ERR, PAM_SUCCESS, harness_login, oathtool, run, state_text)
 
 IMPORT_GA = ("admin", "import-google-authenticator")
 
@@ -314,3 +315,29 @@ def test_oath_usersfile_writable_by_others_is_refused(inst):
     r = inst.cli("admin", "import-oath", usersfile, check=False)
     assert r.returncode == 1 and "mode 0666 is more permissive than 0644" in r.stderr, r.stderr
     assert records(inst) == []
+
+
+def test_a_replacing_import_killed_before_the_record_is_written_keeps_spent_codes_spent(inst, accounts):
+    """`import-google-authenticator --replace` wrote the new state before the new record: a
+    crash between the two (here SIGKILL injected by strace at the record's rename, the first
+    rename of the run) left the old record with the new file's fresh state, and a code the
+    old record had accepted passed again. The old record now keeps its own marks."""
+    user, _ = accounts.add()
+    inst.enroll(user)
+    tw = inst.service()
+    t = time.time()
+    assert harness_login(inst.pamdir, tw, user, oathtool(at=t)) == PAM_SUCCESS
+    os.makedirs(os.path.join(inst.root, "ga"), mode=0o700)
+    path = os.path.join(inst.root, "ga", user)
+    run(["google-authenticator", "-t", "-d", "-u", "-w", "3", "-e", "1", "-f", "-q", "-Q", "NONE", "-s", path], input="")
+    r = subprocess.run(["strace", "-f", "-o", "/dev/null", "-e", "inject=rename,renameat,renameat2:signal=KILL:when=1",
+                        CLI, *IMPORT_GA, "--file", path, "--user", user, "--owner", "root", "--replace",
+                        "--config", inst.conf], capture_output=True, text=True, timeout=60)
+    assert r.returncode in (-signal.SIGKILL, 128 + signal.SIGKILL), (r.returncode, r.stdout, r.stderr)
+    # Killed before the record changed: the old secret still logs in, its spent code does not.
+    assert harness_login(inst.pamdir, tw, user, oathtool(at=t)) == PAM_AUTH_ERR
+    assert harness_login(inst.pamdir, tw, user, oathtool(at=t + 30)) == PAM_SUCCESS
+    # A rerun finishes the import.
+    assert f"{user}: imported" in inst.cli(*IMPORT_GA, "--file", path, "--user", user, "--owner", "root",
+                                           "--replace").stdout
+    assert harness_login(inst.pamdir, tw, user, oathtool(read_ga(path)[0])) == PAM_SUCCESS

@@ -42,7 +42,8 @@ public final class Importer {
         let outcome: ImportOutcome
         do {
             outcome = try store.withLock(user) { () throws -> ImportOutcome in
-                if let existing = try store.loadRecord(user) {
+                let existing = try store.loadRecord(user)
+                if let existing {
                     if try Self.holdsSameSecrets(existing, candidate) { return .alreadyImported }
                     if !replace { return .skipped("already enrolled (give --replace to overwrite)") }
                 }
@@ -52,8 +53,16 @@ public final class Importer {
                 }
                 let what = describe(candidate)
                 if dryRun { return .imported(what) }
-                try store.saveState(state, for: user)
+                if existing != nil {
+                    // Replacing: first a state that holds for the old record and the new one
+                    // alike (each authenticator's mark and counter the higher of the two), so
+                    // that a crash before the record is replaced leaves the old record with
+                    // marks no lower than its own (its spent codes stay spent), and one after
+                    // leaves the new record with marks no lower than the import's.
+                    try store.saveState(Self.merged(try store.loadState(user), state), for: user)
+                }
                 try store.saveRecord(record, for: user)
+                try store.saveState(state, for: user)
                 guard let written = try store.loadRecord(user), try Self.holdsSameSecrets(written, candidate),
                       written.backupHashes == record.backupHashes, try store.loadState(user).devices == state.devices else {
                     return .failed("the record read back differs from what was written")
@@ -65,6 +74,19 @@ public final class Importer {
         }
         if !dryRun { record(outcome, candidate) }
         return outcome
+    }
+
+    /// A state whose every authenticator has the higher replay mark and counter of `old`'s
+    /// and `new`'s (and `new`'s drift), and whose other fields are `new`'s.
+    static func merged(_ old: UserState, _ new: UserState) -> UserState {
+        var out = new
+        for (name, o) in old.devices {
+            guard var n = out.devices[name] else { out.devices[name] = o; continue }
+            n.lastStep = max(n.lastStep, o.lastStep)
+            n.counter = max(n.counter, o.counter)
+            out.devices[name] = n
+        }
+        return out
     }
 
     /// Audits a refusal found before a candidate existed (an unsafe file).
