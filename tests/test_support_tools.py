@@ -151,6 +151,9 @@ def test_audit_filters_events_written_by_real_logins(inst):
     # A misspelt event matches nothing, and says which events there are.
     r = inst.cli("admin", "audit", "--event", "lockoutt")
     assert "no matching events" in r.stdout and "no event named lockoutt" in r.stderr and "lockout" in r.stderr, r.stderr
+    # A misspelt result is refused, with the results there are (warning among them).
+    r = inst.cli("admin", "audit", "--result", "failed", check=False)
+    assert r.returncode == 64 and "--result: one of success, failure, refused, error, cancelled, warning" in r.stderr, r.stderr
     assert any(" bob " in l and "failure" in l and "wrong code" in l for l in table[1:])
 
 

@@ -8,7 +8,10 @@ public struct AuditEvent {
     public var event: String      // enroll, verify, lockout, disable, admin_import, ...
     public var user: String
     public var service: String
-    public var result: String     // success, failure, refused, error, cancelled
+    public var result: String     // one of `results`
+
+    /// Every `result` an event is written with.
+    public static let results = ["success", "failure", "refused", "error", "cancelled", "warning"]
     public var detail: String?
     public var rhost: String?
 

@@ -62,9 +62,12 @@ extension Admin {
             discussion: """
             Give `--secret -` to read the Base32 secret from standard input, which keeps it out of the process list. \
             A user may have several authenticators (at most \(Authenticator.maxCount)): --name NAME adds one next to \
-            the others (default name: default); --replace replaces the one of that name (its counter, replay mark and \
-            drift start afresh). --type hotp --counter N imports a counter-based token (RFC 4226) whose next code is \
-            at counter N. A USER no account has (NSS) is enrolled all the same, with a warning.
+            the others (default name: default); --replace replaces the one of that name (a new secret's counter, replay \
+            mark and drift start afresh; the same secret again keeps its replay mark and never lowers its counter). \
+            --type hotp --counter N imports a counter-based token (RFC 4226) whose next code is \
+            at counter N. A USER no account has (NSS) is enrolled all the same, with a warning. A first import \
+            gives the user no backup codes: `twostep admin backup-codes USER` (or the user's `twostep backup-codes`) \
+            makes them.
 
             `--batch FILE` (`-`: standard input) enrols many users, one JSON object per line: \
             {"user": "alice", "secret": "BASE32", "algorithm": "SHA1", "digits": 6, "period": 30, \

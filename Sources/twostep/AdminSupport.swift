@@ -17,13 +17,17 @@ extension Admin {
         @Option(help: "Only events of this user.") var user: String?
         @Option(help: "Only events since a DURATION ago (300, 30m, 24h, 7d) or a TIME (2026-11-29, 2026-11-29T13:00:00Z), UTC.") var since: String?
         @Option(help: "Only this event (verify, lockout, enroll, disable, admin_reset, mail_sent, ...).") var event: String?
-        @Option(help: "Only this result (success, failure, refused, error).") var result: String?
+        @Option(help: "Only this result (\(AuditEvent.results.joined(separator: ", "))).") var result: String?
         @Flag(help: "Print a JSON array of the matching events.") var json = false
         @OptionGroup var options: ConfigOptions
 
         func validate() throws {
             if let since, sinceTime(since, now: 0) == nil {
                 throw ValidationError("--since: expected a duration such as 24h or 7d, or a time such as 2026-11-29T13:00:00Z")
+            }
+            // A misspelt result matched nothing and said only "no matching events".
+            if let result, !AuditEvent.results.contains(result) {
+                throw ValidationError("--result: one of \(AuditEvent.results.joined(separator: ", "))")
             }
         }
 
