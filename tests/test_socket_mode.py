@@ -254,6 +254,27 @@ def test_an_edited_config_applies_at_the_next_login_without_a_restart(site):
     assert workers(server) == {worker}, "the worker was replaced: not a reload"
 
 
+def test_a_config_read_that_failed_once_is_tried_again(site):
+    """A reviewer lowered a worker's descriptor limit, touched the config (its re-read then
+    failed with EMFILE), and raised the limit again: the worker had kept the file's new
+    stamp and refused every login until the file changed once more."""
+    site.inst.write_config(max_connections=1)
+    server = site.serve()
+    (worker,) = wait_for_workers(server, 1)
+    site.inst.enroll("noa")
+    svc = site.service("sock", f"socket={site.sock}")
+    t = time.time()
+    assert site.login(svc, "noa", oathtool(at=t)) == PAM_SUCCESS
+    # Room for the accepted connection, none for opening the config.
+    open_now = len(os.listdir(f"/proc/{worker}/fd"))
+    subprocess.run(["prlimit", "--pid", str(worker), f"--nofile={open_now + 1}:"], check=True)
+    os.utime(site.inst.conf)
+    assert site.login(svc, "noa", oathtool(at=t + 30)) == PAM_AUTHINFO_UNAVAIL
+    subprocess.run(["prlimit", "--pid", str(worker), "--nofile=1024:"], check=True)
+    assert site.login(svc, "noa", oathtool(at=t + 30)) == PAM_SUCCESS
+    assert workers(server) == {worker}
+
+
 def test_login_request_from_a_non_root_user_is_refused(site):
     site.serve()
     site.inst.enroll("erin")

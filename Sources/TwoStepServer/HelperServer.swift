@@ -42,23 +42,24 @@ public enum HelperServer {
 
     public static func run(configPath: String, socketPath: String?, mode: mode_t = defaultSocketMode) -> Int32 {
         hardenProcess()
-        let config: Config
-        do { config = try Config.load(path: configPath) } catch {
+        let source: ServerConfig
+        do { source = try ServerConfig(path: configPath) } catch {
             writeStderr("twostep-helper: \(error)\n")
             return 1
         }
+        let config = source.started
         if let fd = activatedDescriptor() {
             var listening: Int32 = 0
             var len = socklen_t(MemoryLayout<Int32>.size)
             if getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &len) == 0 && listening != 0 {
-                return acceptLoop(fd, config: ServerConfig(path: configPath, started: config))
+                return acceptLoop(fd, config: source)
             }
             // One connection per process (Accept=yes): the config just read is current.
             return serveConnection(fd, config: config)
         }
         let path = socketPath ?? config.socket
         guard let fd = listen(at: path, mode: mode) else { return 1 }
-        return acceptLoop(fd, config: ServerConfig(path: configPath, started: config))
+        return acceptLoop(fd, config: source)
     }
 
     static func listen(at path: String, mode: mode_t) -> Int32? {
