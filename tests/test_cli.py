@@ -10,7 +10,7 @@ import urllib.parse
 
 import pytest
 
-from conftest import CLI, SECRET, oathtool, read_setup_screen
+from conftest import CLI, SECRET, oathtool, read_setup_screen, wrong
 
 
 def zbar(path):
@@ -330,12 +330,19 @@ def test_a_replace_not_finished_gives_its_backup_code_back(inst):
     backup code back, and it still works."""
     inst.enroll("alice")
     codes = json.loads(inst.cli("admin", "backup-codes", "alice", "--json").stdout)["backup_codes"]
-    left = lambda: json.loads(inst.cli("admin", "show", "alice", "--json").stdout)["backup_codes_left"]  # noqa: E731
+    show = lambda: json.loads(inst.cli("admin", "show", "alice", "--json").stdout)  # noqa: E731
+    left = lambda: show()["backup_codes_left"]  # noqa: E731
+    inst.service()
+    for _ in range(2):   # two wrong codes counted before
+        assert inst.login("alice", wrong(oathtool())).returncode != 0
+    assert show()["recent_failures"] == 2
     # The backup code opens the replacement; then the wizard's confirmation gets end of input.
     r = inst.cli("enroll", "--replace", "--user", "alice", input=codes[0] + "\n", check=False)
     assert r.returncode != 0 and "cancelled; the change was not made" in r.stderr, r.stdout + r.stderr
     assert f"Your backup code was not used up: {len(codes)} left." in r.stdout + r.stderr, r.stdout + r.stderr
     assert left() == len(codes)
+    # ...and so are the failures its success had cleared: no way to reset the limiter.
+    assert show()["recent_failures"] == 2
     # Three codes that do not match the new secret: not replaced, the code given back.
     r = inst.cli("enroll", "--replace", "--user", "alice", input=codes[0] + "\n" + "000000\n" * 3, check=False)
     assert r.returncode != 0 and "codes did not match; nothing was saved" in r.stdout + r.stderr, r.stdout + r.stderr
@@ -344,7 +351,6 @@ def test_a_replace_not_finished_gives_its_backup_code_back(inst):
     events = [(e["event"], e["result"], e.get("detail")) for e in inst.audit_events() if e["user"] == "alice"]
     assert events.count(("enroll", "failure", f"not replaced; backup code given back, {len(codes)} left")) == 2, events
     # It is spent for good by a login that uses it, and then a replace cannot give it back twice.
-    inst.service()
     assert inst.login("alice", codes[0]).returncode == 0
     assert left() == len(codes) - 1
     assert inst.login("alice", codes[0]).returncode != 0

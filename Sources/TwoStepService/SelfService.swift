@@ -205,15 +205,23 @@ public final class SelfService {
     /// `enroll --replace` confirmed with a backup code, and the new authenticator was not
     /// set up (its codes did not match, the user cancelled, an error): nothing changed, so
     /// the backup code is not used up either; a user down to their last one could not try
-    /// again otherwise. It goes back only into the set it came from, while that set has lost
-    /// nothing else: new codes issued meanwhile, or another one spent, and it stays spent.
-    func giveBackBackupCode(_ spent: (hash: [UInt8], left: [[UInt8]]), user: String, service: String,
+    /// again otherwise. It goes back only into the set it came from (the same key), while
+    /// that set has lost nothing else: new codes issued meanwhile, or another one spent, and
+    /// it stays spent. The failures and lockouts its success cleared come back with it, so
+    /// that giving a code and cancelling is no way to reset the limiter.
+    func giveBackBackupCode(_ spent: Verifier.SpentBackupCode, user: String, service: String,
                             conversation: Conversation) {
         do {
             let left: Int? = try store.withLock(user) {
-                guard let record = try store.loadRecord(user), record.backupHashes == spent.left else { return nil }
+                guard let record = try store.loadRecord(user), record.backupHashes == spent.left,
+                      record.backupKey.withBytes({ a in spent.key.withBytes { b in Crypto.constantTimeEqual(a, b) } })
+                else { return nil }
                 record.backupHashes.append(spent.hash)
                 try store.saveRecord(record, for: user)
+                var state = try store.loadState(user)
+                state.failures = Array(Set(spent.failures + state.failures)).sorted()
+                state.lockouts = max(state.lockouts, spent.lockouts)
+                try store.saveState(state, for: user)
                 return record.backupHashes.count
             }
             guard let left else { return }

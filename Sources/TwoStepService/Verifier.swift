@@ -38,10 +38,18 @@ public final class Verifier {
     /// to the full helper here, before anything was asked.
     public var enrolAtFirstLogin: ((_ user: String, _ service: String, _ conversation: Conversation) -> Verdict)?
 
-    /// The backup code the last successful `authenticate` spent: its keyed hash, and the
-    /// hashes the record kept after it. Self-service gives it back when the change it
-    /// confirmed is not made (`SelfService.giveBackBackupCode`).
-    public private(set) var spentBackupCode: (hash: [UInt8], left: [[UInt8]])?
+    /// The backup code the last successful `authenticate` spent: its keyed hash, the key of
+    /// its set, the hashes the record kept after it, and the failures and lockouts in a row
+    /// its success cleared. Self-service gives it back, and those with it, when the change
+    /// it confirmed is not made (`SelfService.giveBackBackupCode`).
+    public struct SpentBackupCode {
+        public let hash: [UInt8]
+        public let key: SecretBytes
+        public let left: [[UInt8]]
+        public let failures: [Int64]
+        public let lockouts: Int
+    }
+    public private(set) var spentBackupCode: SpentBackupCode?
     private var matchedBackupHash: [UInt8]?
 
     public init(config: Config, store: UserStore, audit: AuditLog, now: @escaping () -> Int64) {
@@ -240,7 +248,10 @@ public final class Verifier {
                     // A backup code trusts no SSH key either: one leaked single-use code must
                     // not buy `trust_ssh_key` worth of logins without a code.
                     try store.saveRecord(record, for: req.user)
-                    spentBackupCode = matchedBackupHash.map { ($0, record.backupHashes) }
+                    spentBackupCode = matchedBackupHash.map {
+                        SpentBackupCode(hash: $0, key: record.backupKey, left: record.backupHashes,
+                                        failures: before.failures, lockouts: before.lockouts)
+                    }
                     return try succeed(nil, "backup code, \(remaining) left",
                                        "Backup code accepted; \(remaining) left." +
                                        (remaining <= 3 ? " Run `twostep backup-codes` for a new set." : ""))
