@@ -1,6 +1,7 @@
 # SPDX-License-Identifier: Apache-2.0
 """Several authenticators per user, HOTP tokens and clock drift, through libpam (the C
 harness and the real module and helper) and the built CLI, with oathtool as the reference."""
+import base64
 import json
 import os
 import re
@@ -281,8 +282,9 @@ def test_admin_import_adds_replaces_and_caps_authenticators(inst):
     r = inst.cli("admin", "import", "alice", "--type", "hotp", "--period", "60", "--name", "x", "--secret", "-",
                  input=TABLET + "\n", check=False)
     assert r.returncode == 64 and "--period goes with --type totp" in r.stderr, r.stderr
-    for i in range(15):
-        inst.cli("admin", "import", "alice", "--name", f"t{i}", "--secret", "-", input=TABLET + "\n")
+    for i in range(15):   # each its own secret: one another authenticator has is refused
+        inst.cli("admin", "import", "alice", "--name", f"t{i}", "--secret", "-",
+                 input=base64.b32encode(os.urandom(20)).decode() + "\n")
     r = inst.cli("admin", "import", "alice", "--name", "t99", "--secret", "-", input=TABLET + "\n", check=False)
     assert r.returncode != 0 and "at most 16" in r.stderr, r.stderr
     # --replace swaps the default's secret; the other authenticators and backup codes stay.
@@ -309,7 +311,10 @@ def test_importing_the_same_secret_again_keeps_what_it_spent(inst):
              input=TOKEN + "\n")
     assert devices(inst, "alice")["yubikey"]["counter"] == 4
     assert logins(inst, "alice", [code, hotp(3), hotp(4)]) == [PAM_AUTH_ERR, PAM_AUTH_ERR, PAM_SUCCESS]
+    # The same secret under another name would give each code twice: refused.
+    r = inst.cli("admin", "import", "alice", "--name", "phone", "--secret", "-", input=SECRET + "\n", check=False)
+    assert r.returncode != 0 and "authenticator default already has that secret" in r.stderr, r.stdout + r.stderr
     # A new secret under the same name starts from what it is given.
     inst.cli("admin", "import", "alice", "--replace", "--type", "hotp", "--name", "yubikey", "--secret", "-",
-             input=SECRET + "\n")
+             input="GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ\n")
     assert devices(inst, "alice")["yubikey"]["counter"] == 0

@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from conftest import (CLI, PAM_AUTH_ERR, PAM_SUCCESS, harness_login, oathtool, run, state_text)
+from conftest import (CLI, PAM_AUTH_ERR, PAM_SUCCESS, SECRET, harness_login, oathtool, run, state_text)
 
 IMPORT_GA = ("admin", "import-google-authenticator")
 
@@ -341,3 +341,23 @@ def test_a_replacing_import_killed_before_the_record_is_written_keeps_spent_code
     assert f"{user}: imported" in inst.cli(*IMPORT_GA, "--file", path, "--user", user, "--owner", "root",
                                            "--replace").stdout
     assert harness_login(inst.pamdir, tw, user, oathtool(read_ga(path)[0])) == PAM_SUCCESS
+
+
+def test_a_secret_the_record_already_has_keeps_its_spent_codes_through_a_replacing_import(inst, accounts):
+    """A reviewer's user had the secret of a google-authenticator file and one authenticator
+    more; `--replace` took the file's fresh state, and a code already accepted passed again."""
+    user, _ = accounts.add()
+    inst.enroll(user)
+    inst.cli("admin", "import", user, "--name", "phone", "--secret", "-", input="GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ\n")
+    tw = inst.service()
+    t = time.time()
+    assert harness_login(inst.pamdir, tw, user, oathtool(at=t)) == PAM_SUCCESS
+    os.makedirs(os.path.join(inst.root, "ga"), mode=0o700)
+    path = os.path.join(inst.root, "ga", user)
+    with open(path, "w") as f:
+        f.write(f"{SECRET}\n\" WINDOW_SIZE 3\n\" TOTP_AUTH\n")
+    os.chmod(path, 0o600)
+    r = inst.cli(*IMPORT_GA, "--file", path, "--user", user, "--owner", "root", "--replace")
+    assert f"{user}: imported" in r.stdout, r.stdout + r.stderr
+    assert harness_login(inst.pamdir, tw, user, oathtool(at=t)) == PAM_AUTH_ERR
+    assert harness_login(inst.pamdir, tw, user, oathtool(at=t + 30)) == PAM_SUCCESS

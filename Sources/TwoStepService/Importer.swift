@@ -47,19 +47,27 @@ public final class Importer {
                     if try Self.holdsSameSecrets(existing, candidate) { return .alreadyImported }
                     if !replace { return .skipped("already enrolled (give --replace to overwrite)") }
                 }
-                let (record, state): (UserRecord, UserState)
+                let record: UserRecord
+                var state: UserState
                 do { (record, state) = try makeRecord(candidate) } catch let refusal as ImportRefusal {
                     return .skipped(refusal.description)
                 }
                 let what = describe(candidate)
                 if dryRun { return .imported(what) }
-                if existing != nil {
+                if let existing {
+                    let old = try store.loadState(user)
+                    // A secret the record already has keeps what it spent, whatever its new name.
+                    for a in record.authenticators {
+                        if let twin = existing.authenticators.first(where: { $0.givesSameCodes(as: a) }) {
+                            state.devices[a.name] = state.device(a.name).carrying(old.device(twin.name))
+                        }
+                    }
                     // Replacing: first a state that holds for the old record and the new one
                     // alike (each authenticator's mark and counter the higher of the two), so
                     // that a crash before the record is replaced leaves the old record with
                     // marks no lower than its own (its spent codes stay spent), and one after
                     // leaves the new record with marks no lower than the import's.
-                    try store.saveState(Self.merged(try store.loadState(user), state), for: user)
+                    try store.saveState(Self.merged(old, state), for: user)
                 }
                 try store.saveRecord(record, for: user)
                 try store.saveState(state, for: user)
@@ -81,10 +89,7 @@ public final class Importer {
     static func merged(_ old: UserState, _ new: UserState) -> UserState {
         var out = new
         for (name, o) in old.devices {
-            guard var n = out.devices[name] else { out.devices[name] = o; continue }
-            n.lastStep = max(n.lastStep, o.lastStep)
-            n.counter = max(n.counter, o.counter)
-            out.devices[name] = n
+            out.devices[name] = out.devices[name].map { $0.carrying(o) } ?? o
         }
         return out
     }
@@ -132,6 +137,11 @@ public final class Importer {
         guard !c.authenticators.isEmpty else { throw ImportRefusal.skip("no token") }
         guard c.authenticators.count <= Authenticator.maxCount else {
             throw ImportRefusal.skip("\(c.authenticators.count) tokens; twostep keeps at most \(Authenticator.maxCount) per user")
+        }
+        for (i, a) in c.authenticators.enumerated() where c.authenticators[..<i].contains(where: { b in
+            a.secret.withBytes { x in b.secret.withBytes { y in Crypto.constantTimeEqual(x, y) } }
+        }) {
+            throw ImportRefusal.skip("two tokens with the same secret (each code would pass twice)")
         }
         let created = now()
         var authenticators: [Authenticator] = []

@@ -45,6 +45,16 @@ public final class Authenticator {
 
     public static let nameRule = "1 to 32 of a-z, 0-9 and -"
 
+    /// Whether `other` holds the same secret (compared in constant time).
+    public func hasSameSecret(as other: Authenticator) -> Bool {
+        secret.withBytes { a in other.secret.withBytes { b in Crypto.constantTimeEqual(a, b) } }
+    }
+
+    /// Whether `other` gives the same codes: the same secret, kind and parameters.
+    public func givesSameCodes(as other: Authenticator) -> Bool {
+        kind == other.kind && parameters == other.parameters && hasSameSecret(as: other)
+    }
+
     /// `totp default`, `hotp yubikey`: how the audit log and messages name it.
     public var label: String { kind.rawValue + " " + name }
 

@@ -232,6 +232,16 @@ public struct AuthenticatorState: Equatable, Sendable {
     public init(lastStep: Int64 = -1, counter: UInt64 = 0, drift: Int64 = 0, lastUsed: Int64 = 0) {
         self.lastStep = lastStep; self.counter = counter; self.drift = drift; self.lastUsed = lastUsed
     }
+
+    /// This state for an authenticator that gives the same codes as one whose state was
+    /// `old` (a secret imported again): never an earlier replay mark or a lower counter, so
+    /// what `old` spent stays spent (a lost counter stays lost).
+    public func carrying(_ old: AuthenticatorState) -> AuthenticatorState {
+        var s = self
+        s.lastStep = max(lastStep, old.lastStep)
+        s.counter = max(counter, old.counter)
+        return s
+    }
 }
 
 /// What changes at every login: per authenticator (keyed by name) the replay mark, HOTP

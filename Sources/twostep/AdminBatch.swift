@@ -227,15 +227,17 @@ func importedSecret(_ text: [UInt8], quiet: Bool) throws -> [UInt8] {
 func storeImported(_ ctx: LocalStore, user: String, authenticator: Authenticator, counter: UInt64?, replace: Bool) throws -> Bool {
     let name = authenticator.name
     let existing = try ctx.store.loadRecord(user)
+    // A secret another authenticator of the user has would give every code twice (each
+    // authenticator keeps its own replay mark): refused.
+    if let twin = existing?.authenticators.first(where: { $0.name != name && $0.hasSameSecret(as: authenticator) }) {
+        throw CLIError("\(user)'s authenticator \(twin.name) already has that secret (each of its codes would pass twice)")
+    }
     // The same secret imported again (a re-run, a --replace to change nothing else) keeps
     // what it spent: a reviewer's used TOTP code passed again after `import --replace` of
     // the same secret, and an HOTP token would go back to counter 0. A new secret starts
     // afresh: no code of the old one is a code of it.
     let kept: AuthenticatorState? = try existing?.authenticator(named: name).flatMap { old in
-        guard old.kind == authenticator.kind, old.parameters == authenticator.parameters,
-              old.secret.withBytes({ a in authenticator.secret.withBytes { b in Crypto.constantTimeEqual(a, b) } })
-        else { return nil }
-        return try ctx.store.loadState(user).device(name)
+        old.givesSameCodes(as: authenticator) ? try ctx.store.loadState(user).device(name) : nil
     }
     let record: UserRecord
     if let existing {
@@ -256,12 +258,8 @@ func storeImported(_ ctx: LocalStore, user: String, authenticator: Authenticator
     // Read after saveRecord, which moved the record generation on.
     var state = try ctx.store.loadState(user)
     if existing == nil { state = UserState(recordGeneration: state.recordGeneration) }
-    var fresh = AuthenticatorState(counter: counter ?? 0)
-    if let kept {
-        fresh.lastStep = kept.lastStep
-        fresh.counter = max(kept.counter, fresh.counter)   // never back (a lost counter stays lost)
-    }
-    state.devices[name] = fresh
+    let fresh = AuthenticatorState(counter: counter ?? 0)
+    state.devices[name] = kept.map { fresh.carrying($0) } ?? fresh
     try ctx.store.saveState(state, for: user)
     return record.authenticators.count > 1
 }
