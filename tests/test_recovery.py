@@ -339,7 +339,7 @@ def test_invitation_mail_is_mime_with_the_qr_png_and_enrolment_waits_for_the_fir
     inst.cli("admin", "invite", alice, "--email", f"{alice}@localhost")
     text, uri, key = read_invitation(alice)
     assert uri.startswith("otpauth://totp/TestCorp:" + alice)
-    assert "at your next login, or with `twostep enroll --confirm`" in text, text
+    assert "at your next login that asks for a code, or with `twostep enroll --confirm`" in text, text
     assert "invitation_pending_until" in inst.cli("admin", "show", alice).stdout
     # A wrong code does not activate it; the first correct one does and shows backup codes.
     assert inst.login(alice, wrong(oathtool(key))).returncode != 0
@@ -357,7 +357,7 @@ def test_invitation_confirmed_with_enroll_confirm(inst, users):
     inst.service()
     inst.cli("admin", "invite", alice, "--email", f"{alice}@localhost")
     text, _, key = read_invitation(alice)
-    assert "at your next login, or with `twostep enroll --confirm`" in text, text
+    assert "at your next login that asks for a code, or with `twostep enroll --confirm`" in text, text
     r = inst.cli("enroll", "--confirm", "--user", alice, input=oathtool(key) + "\n")
     assert "backup codes" in r.stdout
     assert harness_login(inst.pamdir, "tstest", alice, oathtool(key, at=time.time() + 30)) == PAM_SUCCESS
@@ -366,8 +366,8 @@ def test_invitation_confirmed_with_enroll_confirm(inst, users):
 def test_an_invitation_is_confirmed_at_login_with_enroll_off(inst, users):
     """A reviewer invited a user on a host with `enroll = off` and no nullok: the login
     refused the invited secret's code and said to run `twostep enroll --confirm`, which
-    needs a session the user could not open. The first correct code at login confirms it
-    now, whatever `enroll` says."""
+    needs a session the user could not open. Where a user without an enrolment would be
+    refused, the first correct code at login now confirms it, whatever `enroll` says."""
     alice = users()
     inst.write_config(mail_from=MAIL_FROM)   # enroll = off
     inst.service()
@@ -383,7 +383,8 @@ def test_an_invitation_is_confirmed_at_login_with_enroll_off(inst, users):
 def test_an_invitation_does_not_weaken_require_under_nullok(inst, users):
     """An unconfirmed invitation is no enrolment. Under `require = all` it is refused like
     any unenrolled user inside `require`, nullok or not: an admin's invitation must not
-    let its user in without a code where no invitation would not."""
+    let its user in without a code where no invitation would not. Without `require`,
+    nullok decides, as for anyone not enrolled."""
     alice = users()
     inst.write_config(mail_from=MAIL_FROM, require="all")
     inst.service("withnullok", args="nullok", after="auth required pam_permit.so\naccount required pam_permit.so\n")
@@ -391,10 +392,10 @@ def test_an_invitation_does_not_weaken_require_under_nullok(inst, users):
     inst.cli("admin", "invite", alice, "--email", f"{alice}@localhost")
     read_invitation(alice)
     assert harness_login(inst.pamdir, "withnullok", alice, "123456") == PAM_AUTH_ERR
-    # Without `require` a pending invitation still asks for its code: nullok lets no one in
-    # who was invited, and a wrong code fails.
+    # Without `require`, nullok decides, as for anyone not enrolled (`enroll = off`: the
+    # invitation is confirmed with `twostep enroll --confirm`).
     inst.write_config(mail_from=MAIL_FROM)
-    assert harness_login(inst.pamdir, "withnullok", alice, "123456") == PAM_AUTH_ERR
+    assert harness_login(inst.pamdir, "withnullok", alice, "123456") == PAM_SUCCESS
 
 
 def test_expired_invitation_is_refused(inst, users):

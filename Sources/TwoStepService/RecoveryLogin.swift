@@ -43,9 +43,12 @@ extension Verifier {
             conversation.error("Your invitation to two-step login has expired; ask an administrator for a new one.")
             return unenrolled(req)
         }
-        // Confirmed at login whatever `enroll` says: the administrator chose to invite this
-        // user, and a host whose every session asks for the code leaves no other place to
-        // confirm it (`enroll --confirm` needs a session).
+        // With `enroll = prompt` the invitation is confirmed at login. Otherwise too where a
+        // user with no enrolment would be refused (inside `require`, or no nullok): a host
+        // whose every login asks for the code leaves no other place to confirm it
+        // (`enroll --confirm` needs a session). Where such a user passes (nullok outside
+        // `require`), so does an invited one, until confirming with `enroll --confirm`.
+        if config.enroll != .prompt, case .ignore = unenrolled(req) { return .ignore }   // as if not enrolled
         conversation.info("Finish setting up two-step login: type the code your authenticator app shows " +
                           "for the account from the invitation mail.")
         return nil

@@ -205,8 +205,9 @@ extension Admin {
         static let configuration = CommandConfiguration(
             abstract: "Mail USER an invitation: a new secret as otpauth URI, key and QR code (PNG).",
             discussion: """
-            The enrolment stays pending until the user's first correct code: at login (whatever \
-            `enroll` says), or with `twostep enroll --confirm`. It expires after `invite_ttl`. \
+            The enrolment stays pending until the user's first correct code: at login (unless \
+            `enroll = off` and nullok lets users without an enrolment through), or with `twostep \
+            enroll --confirm`. It expires after `invite_ttl`. \
             Backup codes are never mailed: they are shown at confirmation. The address is \
             --email, else the user's address (`twostep email`, `twostep admin email`).
             """)
@@ -301,7 +302,7 @@ func mailInvitation(_ ctx: LocalStore, user: String, to: String, secret: [UInt8]
             "   with this key (time based, \(params.algorithm.rawValue), \(params.digits) digits, \(params.period) s):\n\n" +
             "       \(grouped(Base32.encode(secret)))\n\n" +
             "   or open this URI on the device:\n\n       \(uri)\n\n" +
-            "2. Confirm it with one code from the app: at your next login, or with `twostep enroll --confirm`.\n" +
+            "2. Confirm it with one code from the app: at your next login that asks for a code, or with `twostep enroll --confirm`.\n" +
             "   Your backup codes are shown then (they are never mailed).\n\n" +
             "This invitation expires at \(AuditLog.isoTime(until)).\n"
     let sent = RecoveryMail.send(config: ctx.config, audit: ctx.audit, user: user, service: "twostep", to: to,
