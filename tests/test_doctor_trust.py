@@ -108,6 +108,14 @@ def test_doctor_checks_the_stack_password_service_names(good):
     assert not [c for c in report["checks"] if c["check"] == "pam" and c["result"] != "ok"], report
 
 
+def test_doctor_warns_when_lockout_max_is_shorter_than_lockout(good):
+    # Loaded all the same (the longer holds: a typo never shortens a lockout), and said.
+    good.write_config(lockout="1h", lockout_max="5m")
+    rc, lines, report = doctor(good)
+    warned = [c["detail"] for c in report["checks"] if c["check"] == "config" and c["result"] == "warn"]
+    assert warned and "lockout_max is shorter than lockout" in warned[0], report
+
+
 def test_doctor_warns_that_enroll_prompt_needs_require(good):
     good.write_config(enroll="prompt")
     rc, lines, report = doctor(good)

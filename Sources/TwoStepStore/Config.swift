@@ -28,6 +28,8 @@ public struct Config: Equatable {
     /// The longest a lockout grows to: each lockout that follows another with no accepted
     /// code in between lasts twice the one before, from `lockout` up to this.
     public var lockoutMax = 86_400
+    /// `lockout_max` was shorter than `lockout` and is taken as `lockout` (doctor warns).
+    public var lockoutMaxRaised = false
     public var socket = "/run/twostep/helper.sock"
     /// `prompt`: a user who must use 2FA but has none is enrolled inside the login.
     public var enroll: EnrollMode = .off
@@ -206,12 +208,13 @@ public struct Config: Equatable {
             default: throw fail("unknown key")
             }
         }
-        // Lockouts in a row double from `lockout` up to `lockout_max`: a first lockout longer
-        // than the longest is a typo (a reviewer's `lockout = 1h` beside `lockout_max = 5m`
-        // locked users out for the hour).
+        // Lockouts in a row double from `lockout` up to `lockout_max`. A `lockout` longer than
+        // `lockout_max` (a reviewer's `lockout = 1h` beside `lockout_max = 5m`) is one of the
+        // two a typo; the longer one holds, so a typo never shortens a lockout (and a file
+        // that loaded before still loads), and `twostep doctor` says so.
         if c.lockout > c.lockoutMax {
-            throw StoreError.config(path: path, line: 0, message: "lockout (\(c.lockout) s) is longer than lockout_max " +
-                                    "(\(c.lockoutMax) s): lockouts grow from the first up to the longest")
+            c.lockoutMaxRaised = true
+            c.lockoutMax = c.lockout
         }
         if c.store == .postgresql && c.database == nil {
             throw StoreError.config(path: path, line: 0, message: "store = postgresql needs `database = URI`")

@@ -34,6 +34,7 @@ struct Doctor: ParsableCommand {
         report.requiredGroups(config)
         report.directories(config)
         report.auditLog(config)
+        report.database(config)
         report.masterKey(config)
         report.keyFiles(config)
         report.enrolmentsWithoutAccounts(config)
@@ -115,6 +116,10 @@ struct DoctorReport {
         do {
             let c = try Config.load(path: path)
             add("config", .ok, "\(path) parses")
+            if c.lockoutMaxRaised {
+                add("config", .warn, "lockout_max is shorter than lockout; lockouts last lockout (\(c.lockout) s) " +
+                    "and do not grow: one of the two is likely a typo")
+            }
             return c
         } catch {
             add("config", .fail, "\(error)")
@@ -171,6 +176,28 @@ struct DoctorReport {
                       "`twostep admin init` makes a new key only for a store with no records)"
                     : " (a new host: `twostep admin init`; otherwise restore it from a backup)"))
             }
+        }
+    }
+
+    /// `store = postgresql`: whether the connection's TLS checks the server. Whoever can
+    /// answer in the database's place can write every enrolment (switch users to "not
+    /// enrolled", put spent codes back), so over a network only `sslmode=verify-full` is
+    /// safe; a login itself does not warn.
+    mutating func database(_ config: Config?) {
+        guard let config, config.store == .postgresql else { return }
+        do {
+            let c = try PostgresDatabase.shared(for: config).connected(checkSchema: false)
+            if c.viaUnixSocket {
+                add("database", .ok, "reached over a local Unix socket")
+            } else if c.usesTLS && c.sslMode == "verify-full" {
+                add("database", .ok, "TLS, server certificate and name verified (sslmode=verify-full)")
+            } else {
+                add("database", .warn, (c.usesTLS ? "TLS without checking the server (sslmode=\(c.sslMode))" : "no TLS") +
+                    ": anyone on the network path can read and change enrolments; add sslmode=verify-full " +
+                    "(and sslrootcert) to `database`")
+            }
+        } catch {
+            add("database", .fail, "\(error)")
         }
     }
 
