@@ -533,6 +533,39 @@ def test_a_failed_state_write_also_undoes_the_backup_code_written_with_it(fleet)
     assert fleet.login(fleet.a, "pipebk", codes[0]) == PAM_AUTH_ERR
 
 
+def test_a_record_restored_from_an_old_copy_is_refused_as_in_the_file_store(fleet):
+    """A reviewer copied a user's row aside, spent a backup code on host A, put the old
+    record column back with UPDATE, and the spent code passed again on host B: the
+    database store sealed every record as generation 0 and never compared it with the
+    generation its state names, as the file store does."""
+    fleet.a.enroll("restored")
+    codes = json.loads(fleet.a.cli("admin", "backup-codes", "restored", "--json").stdout)["backup_codes"]
+    fleet.sql("CREATE TABLE snap AS SELECT * FROM twostep_users WHERE name = 'restored'")
+    assert fleet.login(fleet.a, "restored", codes[1]) == PAM_SUCCESS
+    fleet.sql("CREATE TABLE newest AS SELECT * FROM twostep_users WHERE name = 'restored'")
+    fleet.sql("UPDATE twostep_users u SET record = s.record FROM snap s WHERE u.name = s.name")
+    assert fleet.login(fleet.b, "restored", codes[1]) == PAM_AUTHINFO_UNAVAIL
+    r = fleet.b.cli("admin", "show", "restored", check=False)
+    assert "a restored copy is refused" in r.stdout + r.stderr, r.stdout + r.stderr
+    # The record as written last opens again: the spent code stays spent, the next passes.
+    fleet.sql("UPDATE twostep_users u SET record = s.record FROM newest s WHERE u.name = s.name")
+    assert fleet.login(fleet.b, "restored", codes[1]) == PAM_AUTH_ERR
+    assert fleet.login(fleet.b, "restored", codes[2]) == PAM_SUCCESS
+
+
+def test_doctor_warns_when_tls_to_the_database_does_not_check_the_server(fleet):
+    """A reviewer left sslmode out of `database`: libpq then prefers TLS without checking the
+    server, logins work, and only `admin db status` said so. doctor now does too."""
+    def check():
+        r = subprocess.run([CLI, "doctor", "--json", "--config", fleet.a.conf], capture_output=True, text=True, timeout=60)
+        return [c for c in json.loads(r.stdout)["checks"] if c["check"] == "database"]
+    assert [c["result"] for c in check()] == ["ok"] and "verify-full" in check()[0]["detail"]
+    weak = fleet.common["database"].replace("sslmode=verify-full", "sslmode=require")
+    fleet.a.write_config(**{**fleet.common, "database": weak})
+    (found,) = check()
+    assert found["result"] == "warn" and "sslmode=require" in found["detail"], found
+
+
 def test_parallel_logins_with_one_code_through_two_running_helpers_pass_once(fleet):
     """Both hosts' running helpers (pre-forked workers, each with its pipelined
     transaction) race with one code: the row lock lets exactly one pass."""

@@ -160,6 +160,13 @@ public final class PGConnection {
         return PQsslInUse(c) != 0
     }
 
+    /// Whether the connection goes through a Unix socket (libpq names its directory as the
+    /// host): no network path to protect.
+    public var viaUnixSocket: Bool {
+        guard let c = conn, let host = PQhost(c) else { return false }
+        return String(cString: host).hasPrefix("/")
+    }
+
     /// The `sslmode` this connection was made with (libpq's default is `prefer`): only
     /// `verify-full` checks the server's certificate and its name.
     public var sslMode: String {

@@ -64,13 +64,16 @@ public final class PostgresUserStore: UserStore, SealedRecordAccess {
     }
 
     public func loadRecord(_ user: String) throws -> UserRecord? {
-        try openRecord(try sealedRecord(user), user)
+        let r = try row(user)
+        // A damaged state is refused where it is used (a login); here it only cannot vouch
+        // for a generation (admin unlock must still read the record to repair it).
+        let stateGeneration = (try? parseState(r?.state, user))?.recordGeneration ?? 0
+        return try openRecord(r?.record, user, stateGeneration: stateGeneration)
     }
 
     /// Both from one read of the row (one round trip, whatever was read before).
     public func loadRecordAndState(_ user: String) throws -> (record: UserRecord?, state: UserState) {
-        let r = try row(user)
-        return (try openRecord(r?.record, user), try parseState(r?.state, user))
+        try reloadRecordAndState(user, opened: nil)
     }
 
     /// Under the lock, the row read FOR UPDATE; its record handed back unopened when its
@@ -78,19 +81,35 @@ public final class PostgresUserStore: UserStore, SealedRecordAccess {
     public func reloadRecordAndState(_ user: String, opened previous: UserRecord?) throws
         -> (record: UserRecord?, state: UserState) {
         let r = try row(user)
-        let same = r?.record.flatMap { sealed in lastOpened?.same(user, sealed, previous) }
-        return (try same ?? openRecord(r?.record, user), try parseState(r?.state, user))
+        let state = try parseState(r?.state, user)
+        if let sealed = r?.record, let last = lastOpened, let same = last.same(user, sealed, previous) {
+            try notOlder(last.generation, than: state.recordGeneration, user)
+            return (same, state)
+        }
+        return (try openRecord(r?.record, user, stateGeneration: state.recordGeneration), state)
     }
 
     private var lastOpened: LastOpened?
 
-    private func openRecord(_ sealed: [UInt8]?, _ user: String) throws -> UserRecord? {
+    /// As in the file store: the sealed record carries the generation it was written as, and
+    /// the state (the same row) the newest generation written. An older record in the row
+    /// is a restored copy (`UPDATE … SET record =` an old backup's bytes), which would
+    /// bring spent backup and recovery codes, or an old secret, back: refused.
+    private func openRecord(_ sealed: [UInt8]?, _ user: String, stateGeneration: UInt64) throws -> UserRecord? {
         guard let sealed else { return nil }
-        var plain = try SealedRecord.open(sealed, user: user, keys: keys, path: label(user))
+        var (plain, generation) = try SealedRecord.openWithGeneration(sealed, user: user, keys: keys, path: label(user))
         defer { Crypto.wipe(&plain) }
+        try notOlder(generation, than: stateGeneration, user)
         let record = try UserRecord.parse(plain, path: label(user))
-        lastOpened = LastOpened(user: user, sealed: sealed, record: record)
+        lastOpened = LastOpened(user: user, sealed: sealed, generation: generation, record: record)
         return record
+    }
+
+    private func notOlder(_ generation: UInt64, than stateGeneration: UInt64, _ user: String) throws {
+        guard generation >= stateGeneration else {
+            throw StoreError.damaged(path: label(user), reason: "older than its state (generation \(generation), " +
+                                     "state has \(stateGeneration)): a restored copy is refused")
+        }
     }
 
     private func parseState(_ bytes: [UInt8]?, _ user: String) throws -> UserState {
@@ -106,12 +125,29 @@ public final class PostgresUserStore: UserStore, SealedRecordAccess {
         try parseState(try row(user)?.state, user)
     }
 
+    /// Writes the record with the next generation, then the state naming it (in one
+    /// transaction under `withLock`; outside one, a failure in between leaves a record
+    /// newer than its state, which opens). A damaged state is not replaced (see the file
+    /// store's saveRecord).
     public func saveRecord(_ record: UserRecord, for user: String) throws {
         let u = try checked(user)
         var plain = record.serialized()
         defer { Crypto.wipe(&plain) }
-        try storeSealedRecord(try SealedRecord.seal(plain, user: u, key: try keys.activeKey()), for: u)
+        var state: UserState
+        do { state = try loadState(u) } catch StoreError.damaged(let path, let reason) {
+            throw StoreError.damaged(path: path, reason: reason + " (`twostep admin unlock \(u)` repairs it)")
+        }
+        state.recordGeneration = max(state.recordGeneration, written[u] ?? 0) + 1
+        try storeSealedRecord(try SealedRecord.seal(plain, user: u, key: try keys.activeKey(),
+                                                    generation: state.recordGeneration), for: u)
+        written[u] = state.recordGeneration
+        try saveState(state, for: u)
     }
+
+    /// The generation of the record this store wrote last per user, inside the current
+    /// `withLock` (dropped when a lock is taken, as the file store drops what it saw before
+    /// one): a state the caller read before the record was written never names an older one.
+    private var written: [String: UInt64] = [:]
 
     public func storeSealedRecord(_ sealed: [UInt8], for user: String) throws {
         snapshot = nil
@@ -125,6 +161,8 @@ public final class PostgresUserStore: UserStore, SealedRecordAccess {
     public func saveState(_ state: UserState, for user: String) throws {
         snapshot = nil
         let u = try checked(user)
+        var state = state
+        state.recordGeneration = max(state.recordGeneration, written[u] ?? 0)
         let bytes = state.serialized()
         try database.write(Self.stateWrite(u, bytes, state, locked: holdsRow(u)))
         if locked?.user == u { locked?.state = bytes }
@@ -133,6 +171,7 @@ public final class PostgresUserStore: UserStore, SealedRecordAccess {
     public func removeUser(_ user: String) throws {
         snapshot = nil
         let u = try checked(user)
+        written[u] = nil
         try database.write(PGStatement("DELETE FROM twostep_users WHERE name = $1", [.text(u)], operation: "remove user"))
         if locked?.user == u { locked?.record = nil; locked?.state = nil; lockedRowRemoved = true }
     }
@@ -159,6 +198,7 @@ public final class PostgresUserStore: UserStore, SealedRecordAccess {
             return try body()
         }
         let select = Self.lockRow(u)
+        written[u] = nil
         return try database.withTransaction(first: select, lock: { c, first -> (record: [UInt8]?, state: [UInt8]?) in
             var r = first
             if r.rows == 0 {

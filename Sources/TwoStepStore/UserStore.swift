@@ -55,7 +55,7 @@ extension UserStore {
 public struct LastOpened {
     let user: String
     let sealed: [UInt8]
-    let generation: UInt64
+    public let generation: UInt64
     let record: UserRecord
 
     public init(user: String, sealed: [UInt8], generation: UInt64 = 0, record: UserRecord) {
