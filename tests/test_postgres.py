@@ -11,6 +11,7 @@ import fcntl
 import json
 import os
 import re
+import secrets
 import shutil
 import signal
 import subprocess
@@ -710,3 +711,33 @@ def test_migrate_interrupted_by_sigint_copies_each_user_whole_and_a_rerun_finish
         assert rows() == len(users)
     finally:
         shutil.rmtree(root, ignore_errors=True)
+
+
+def test_rows_of_earlier_versions_open_and_an_import_never_lowers_the_generation(fleet):
+    """A reviewer's two findings on the generations in the database: a record an earlier
+    version wrote (sealed as generation 0) beside a state that `admin migrate` had numbered
+    was refused after the upgrade, locking its user out; and a replacing import handed the
+    store a fresh state that lowered the generation, so an old copy of the record opened."""
+    # An earlier version's record: the v1 fixture's (generation 0), its key on the host,
+    # beside a state numbered 4.
+    fixture = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fixtures", "v1-store")
+    key = open(os.path.join(fixture, "keys", "active")).read().strip()
+    shutil.copy(os.path.join(fixture, "keys", key + ".key"), fleet.a.keys)
+    os.chmod(os.path.join(fleet.a.keys, key + ".key"), 0o400)
+    sealed = open(os.path.join(fixture, "state", "fixtureuser.record"), "rb").read()
+    fleet.sql(f"INSERT INTO twostep_users (name, record, key_id, state) VALUES ('fixtureuser', "
+              f"decode('{sealed.hex()}', 'hex'), '{key}', "
+              f"convert_to(E'v=2\\nlocked_until=0\\nfailures=\\nrecord_generation=4\\n', 'UTF8'))")
+    assert fleet.login(fleet.a, "fixtureuser", oathtool()) == PAM_SUCCESS
+    # A replacing import keeps the row's generation: an old copy of the record stays refused.
+    fleet.a.enroll("oathgen")
+    for _ in range(3):
+        fleet.a.cli("admin", "backup-codes", "oathgen")
+    old = fleet.sql("SELECT encode(record, 'hex') FROM twostep_users WHERE name = 'oathgen'")
+    usersfile = os.path.join(fleet.root, "users.oath")
+    with open(usersfile, "w") as f:
+        f.write(f"HOTP/T30 oathgen - {secrets.token_hex(20)}\n")
+    os.chmod(usersfile, 0o600)
+    assert "oathgen: imported" in fleet.a.cli("admin", "import-oath", usersfile, "--replace").stdout
+    fleet.sql(f"UPDATE twostep_users SET record = decode('{old}', 'hex') WHERE name = 'oathgen'")
+    assert fleet.login(fleet.a, "oathgen", oathtool()) == PAM_AUTHINFO_UNAVAIL

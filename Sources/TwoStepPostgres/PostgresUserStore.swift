@@ -105,8 +105,13 @@ public final class PostgresUserStore: UserStore, SealedRecordAccess {
         return record
     }
 
+    /// Generation 0 is a record the previous versions of this store wrote (they sealed
+    /// every record as 0, beside a state that `admin migrate` may have given a higher
+    /// one): it opens, so an upgrade, or an older host of a fleet writing meanwhile, locks
+    /// nobody out. Such a record is not protected against being put back; every record
+    /// written from this version on is.
     private func notOlder(_ generation: UInt64, than stateGeneration: UInt64, _ user: String) throws {
-        guard generation >= stateGeneration else {
+        guard generation == 0 || generation >= stateGeneration else {
             throw StoreError.damaged(path: label(user), reason: "older than its state (generation \(generation), " +
                                      "state has \(stateGeneration)): a restored copy is refused")
         }
@@ -162,7 +167,11 @@ public final class PostgresUserStore: UserStore, SealedRecordAccess {
         snapshot = nil
         let u = try checked(user)
         var state = state
-        state.recordGeneration = max(state.recordGeneration, written[u] ?? 0)
+        // Never lower the generation the row names: a caller's state may be fresh (an
+        // import's, built from another module's file) or read before the record was
+        // written. Under the lock the row's state is at hand (and kept current by writes).
+        let stored = holdsRow(u) ? ((try? parseState(locked?.state, u))?.recordGeneration ?? 0) : 0
+        state.recordGeneration = max(state.recordGeneration, written[u] ?? 0, stored)
         let bytes = state.serialized()
         try database.write(Self.stateWrite(u, bytes, state, locked: holdsRow(u)))
         if locked?.user == u { locked?.state = bytes }
