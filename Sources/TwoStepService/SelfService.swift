@@ -219,7 +219,9 @@ public final class SelfService {
                 record.backupHashes.append(spent.hash)
                 try store.saveRecord(record, for: user)
                 var state = try store.loadState(user)
-                state.failures = Array(Set(spent.failures + state.failures)).sorted()
+                // The failures its success cleared are no longer in the state: added back as
+                // they were (several in one second stay several), to the state's limit.
+                state.failures = Array((spent.failures + state.failures).sorted().suffix(UserState.maxFailures))
                 state.lockouts = max(state.lockouts, spent.lockouts)
                 try store.saveState(state, for: user)
                 return record.backupHashes.count

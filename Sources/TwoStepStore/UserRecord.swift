@@ -265,6 +265,8 @@ public struct UserState: Equatable {
     /// The generation of the newest record written for this user: an older record (a
     /// restored copy that would bring spent backup codes back) is refused. 0 = none yet.
     public var recordGeneration: UInt64 = 0
+    /// The most recent failures a state holds (`rate_limit`'s count is at most 1000).
+    public static let maxFailures = 1_000
 
     /// `lastStep` sets the replay mark of the authenticator `default` (a one-secret enrolment).
     public init(lastStep: Int64 = -1, failures: [Int64] = [], lockedUntil: Int64 = 0, recordGeneration: UInt64 = 0) {
@@ -347,7 +349,7 @@ public struct UserState: Equatable {
                     guard let n = decimalInteger($0, as: Int64.self) else { throw bad("bad failures") }
                     return n
                 }
-                guard st.failures.count <= 1_000 else { throw bad("too many failures") }
+                guard st.failures.count <= maxFailures else { throw bad("too many failures") }
             } else {
                 throw bad("unknown field \(text(k))")
             }
