@@ -113,7 +113,7 @@ def test_doctor_warns_when_lockout_max_is_shorter_than_lockout(good):
     good.write_config(lockout="1h", lockout_max="5m")
     rc, lines, report = doctor(good)
     warned = [c["detail"] for c in report["checks"] if c["check"] == "config" and c["result"] == "warn"]
-    assert warned and "lockout_max is shorter than lockout" in warned[0], report
+    assert warned and "is longer than lockout_max" in warned[0], report
 
 
 def test_doctor_warns_that_enroll_prompt_needs_require(good):

@@ -117,8 +117,8 @@ struct DoctorReport {
             let c = try Config.load(path: path)
             add("config", .ok, "\(path) parses")
             if c.lockoutMaxRaised {
-                add("config", .warn, "lockout_max is shorter than lockout; lockouts last lockout (\(c.lockout) s) " +
-                    "and do not grow: one of the two is likely a typo")
+                add("config", .warn, "lockout (\(c.lockout) s) is longer than lockout_max (the default 1d when it is " +
+                    "not set), so lockouts last \(c.lockout) s and do not grow; set lockout_max at least as long")
             }
             return c
         } catch {

@@ -206,8 +206,8 @@ extension Admin {
             abstract: "Mail USER an invitation: a new secret as otpauth URI, key and QR code (PNG).",
             discussion: """
             The enrolment stays pending until the user's first correct code: at login (unless \
-            `enroll = off` and nullok lets users without an enrolment through), or with `twostep \
-            enroll --confirm`. It expires after `invite_ttl`. \
+            `enroll = off` and a user without an enrolment would pass: nullok, or outside `require`), \
+            or with `twostep enroll --confirm`. It expires after `invite_ttl`. \
             Backup codes are never mailed: they are shown at confirmation. The address is \
             --email, else the user's address (`twostep email`, `twostep admin email`).
             """)
