@@ -582,6 +582,47 @@ def test_parallel_logins_with_one_code_through_two_running_helpers_pass_once(fle
         assert all(r in (PAM_SUCCESS, PAM_AUTH_ERR, PAM_MAXTRIES) for r in results), results
 
 
+def test_migrate_overwrite_copies_a_user_whose_generation_went_down_and_unlock_keeps_it(pg):
+    """Two faults a fourth review found in the database's generations:
+    - `migrate --overwrite` of a user reset and enrolled again in files (generation 1) over
+      the row an earlier migrate wrote (generation 4) kept the row's higher generation in
+      the state, and the copy was refused as older than its state: the rerun the runbook
+      asks for never got to `0 copied`;
+    - `admin unlock` of a damaged state in the database started the generations again, so
+      an older copy of the record opened."""
+    root = tempfile.mkdtemp(prefix="twostep-migrate3-")
+    try:
+        db = pg.create_database()
+        uri = pg.uri(db)
+        dbargs = ["--database", uri, "--database-password-file", pg.password_file]
+        inst = Installation(root)
+        inst.service()
+        inst.enroll("mgcarl")
+        for _ in range(3):
+            inst.cli("admin", "backup-codes", "mgcarl")
+        inst.cli("admin", "db", "init", *dbargs)
+        inst.cli("admin", "migrate", "--to", "postgresql", *dbargs)
+        inst.cli("admin", "reset", "mgcarl")
+        inst.enroll("mgcarl")
+        r = json.loads(inst.cli("admin", "migrate", "--to", "postgresql", "--overwrite", *dbargs, "--json").stdout)
+        assert (r["copied"], r["failed"]) == (1, []), r
+        inst.write_config(store="postgresql", database=uri, database_password_file=pg.password_file)
+        assert inst.login("mgcarl", oathtool()).returncode == 0
+        # unlock of a damaged state keeps the generation: an older record stays refused.
+        for _ in range(2):
+            inst.cli("admin", "backup-codes", "mgcarl")
+        old = pg.psql("SELECT encode(record, 'hex') FROM twostep_users WHERE name = 'mgcarl'", db=db)
+        inst.cli("admin", "backup-codes", "mgcarl")
+        pg.psql("UPDATE twostep_users SET state = 'damaged' WHERE name = 'mgcarl'", db=db)
+        inst.cli("admin", "unlock", "mgcarl")
+        inst.cli("admin", "backup-codes", "mgcarl")
+        pg.psql(f"UPDATE twostep_users SET record = decode('{old}', 'hex') WHERE name = 'mgcarl'", db=db)
+        r = inst.cli("admin", "show", "mgcarl", check=False)
+        assert "a restored copy is refused" in r.stdout + r.stderr, r.stdout + r.stderr
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
 def test_migrate_never_puts_back_an_older_copy_and_a_round_trip_keeps_logins(pg):
     """Found by a review of the fleet store:
     - a record re-sealed in the database (PostgreSQL seals with generation 0) came back to

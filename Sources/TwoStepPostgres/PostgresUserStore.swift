@@ -115,6 +115,7 @@ public final class PostgresUserStore: UserStore, SealedRecordAccess {
             throw StoreError.damaged(path: label(user), reason: "older than its state (generation \(generation), " +
                                      "state has \(stateGeneration)): a restored copy is refused")
         }
+        if locked?.user == user { seen[user] = max(seen[user] ?? 0, generation) }
     }
 
     private func parseState(_ bytes: [UInt8]?, _ user: String) throws -> UserState {
@@ -142,17 +143,18 @@ public final class PostgresUserStore: UserStore, SealedRecordAccess {
         do { state = try loadState(u) } catch StoreError.damaged(let path, let reason) {
             throw StoreError.damaged(path: path, reason: reason + " (`twostep admin unlock \(u)` repairs it)")
         }
-        state.recordGeneration = max(state.recordGeneration, written[u] ?? 0) + 1
+        state.recordGeneration = max(state.recordGeneration, seen[u] ?? 0) + 1
         try storeSealedRecord(try SealedRecord.seal(plain, user: u, key: try keys.activeKey(),
                                                     generation: state.recordGeneration), for: u)
-        written[u] = state.recordGeneration
+        seen[u] = state.recordGeneration
         try saveState(state, for: u)
     }
 
-    /// The generation of the record this store wrote last per user, inside the current
+    /// The newest record generation this store opened or wrote per user inside the current
     /// `withLock` (dropped when a lock is taken, as the file store drops what it saw before
-    /// one): a state the caller read before the record was written never names an older one.
-    private var written: [String: UInt64] = [:]
+    /// one): a state the caller read before the record was written, or a fresh one (`admin
+    /// unlock` of a damaged state), never names an older one.
+    private var seen: [String: UInt64] = [:]
 
     public func storeSealedRecord(_ sealed: [UInt8], for user: String) throws {
         snapshot = nil
@@ -171,16 +173,27 @@ public final class PostgresUserStore: UserStore, SealedRecordAccess {
         // import's, built from another module's file) or read before the record was
         // written. Under the lock the row's state is at hand (and kept current by writes).
         let stored = holdsRow(u) ? ((try? parseState(locked?.state, u))?.recordGeneration ?? 0) : 0
-        state.recordGeneration = max(state.recordGeneration, written[u] ?? 0, stored)
+        state.recordGeneration = max(state.recordGeneration, seen[u] ?? 0, stored)
+        try writeState(state, u)
+    }
+
+    private func writeState(_ state: UserState, _ u: String) throws {
         let bytes = state.serialized()
         try database.write(Self.stateWrite(u, bytes, state, locked: holdsRow(u)))
         if locked?.user == u { locked?.state = bytes }
     }
 
+    public func storeCopy(_ sealed: [UInt8], state: UserState, for user: String) throws {
+        let u = try checked(user)
+        try storeSealedRecord(sealed, for: u)
+        snapshot = nil
+        try writeState(state, u)   // exactly this: not merged with what the row held
+    }
+
     public func removeUser(_ user: String) throws {
         snapshot = nil
         let u = try checked(user)
-        written[u] = nil
+        seen[u] = nil
         try database.write(PGStatement("DELETE FROM twostep_users WHERE name = $1", [.text(u)], operation: "remove user"))
         if locked?.user == u { locked?.record = nil; locked?.state = nil; lockedRowRemoved = true }
     }
@@ -207,7 +220,7 @@ public final class PostgresUserStore: UserStore, SealedRecordAccess {
             return try body()
         }
         let select = Self.lockRow(u)
-        written[u] = nil
+        seen[u] = nil
         return try database.withTransaction(first: select, lock: { c, first -> (record: [UInt8]?, state: [UInt8]?) in
             var r = first
             if r.rows == 0 {

@@ -222,7 +222,8 @@ public final class SelfService {
                 // The failures its success cleared are no longer in the state: added back as
                 // they were (several in one second stay several), to the state's limit.
                 state.failures = Array((spent.failures + state.failures).sorted().suffix(UserState.maxFailures))
-                state.lockouts = max(state.lockouts, spent.lockouts)
+                // Lockouts since the spend were counted from 0: in a row with those before it.
+                state.lockouts = min(spent.lockouts + state.lockouts, UserState.maxLockouts)
                 try store.saveState(state, for: user)
                 return record.backupHashes.count
             }

@@ -7,6 +7,11 @@ import TwoStepCrypto
 public protocol SealedRecordAccess: UserStore {
     func sealedRecord(_ user: String) throws -> [UInt8]?
     func storeSealedRecord(_ sealed: [UInt8], for user: String) throws
+    /// Writes a user copied whole from another store: the sealed record, then exactly
+    /// `state` (its generation the record's, lower than what this store held or not; a
+    /// `saveState` would keep the higher one and the copy would not open). The caller holds
+    /// the user's lock.
+    func storeCopy(_ sealed: [UInt8], state: UserState, for user: String) throws
     /// Records `enrolledUsers` cannot name, by the key id their header names ("unreadable"
     /// when it cannot be read), as identifiers an admin can find them by.
     func unnamedRecordKeys() throws -> [String: [String]]
@@ -18,6 +23,12 @@ extension SealedRecordAccess {
 }
 
 extension FileUserStore: SealedRecordAccess {
+    public func storeCopy(_ sealed: [UInt8], state: UserState, for user: String) throws {
+        try storeSealedRecord(sealed, for: user)
+        generations[user] = state.recordGeneration   // exactly this: not merged with what was here
+        try saveState(state, for: user)
+    }
+
     public func sealedRecord(_ user: String) throws -> [UInt8]? {
         let name = try checked(user) + ".record"
         return try withDirectory { fd in try Files.readPrivate(dirfd: fd, dirPath: directory, name: name) }
@@ -110,8 +121,7 @@ public enum StoreCopy {
                         let there = try destination.sealedRecord(user)
                         if there == sealed, try destination.loadState(user) == state { return .unchanged }
                         if there != nil && !overwrite { return .differs }
-                        try destination.storeSealedRecord(sealed, for: user)
-                        try destination.saveState(state, for: user)
+                        try destination.storeCopy(sealed, state: state, for: user)
                         guard let back = try destination.sealedRecord(user), back == sealed else {
                             throw StoreError.damaged(path: user, reason: "destination does not hold what was written")
                         }

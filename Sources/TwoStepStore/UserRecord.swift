@@ -267,6 +267,8 @@ public struct UserState: Equatable {
     public var recordGeneration: UInt64 = 0
     /// The most recent failures a state holds (`rate_limit`'s count is at most 1000).
     public static let maxFailures = 1_000
+    /// The most lockouts in a row a state holds.
+    public static let maxLockouts = 1_000
 
     /// `lastStep` sets the replay mark of the authenticator `default` (a one-secret enrolment).
     public init(lastStep: Int64 = -1, failures: [Int64] = [], lockedUntil: Int64 = 0, recordGeneration: UInt64 = 0) {
@@ -339,7 +341,7 @@ public struct UserState: Equatable {
                 guard let n = decimalInteger(v, as: Int64.self) else { throw bad("bad locked_until") }
                 st.lockedUntil = n
             } else if equal(k, "lockouts") {
-                guard let n = decimalInteger(v, as: Int.self), (0...1_000).contains(n) else { throw bad("bad lockouts") }
+                guard let n = decimalInteger(v, as: Int.self), (0...maxLockouts).contains(n) else { throw bad("bad lockouts") }
                 st.lockouts = n
             } else if equal(k, "record_generation") {
                 guard let n = decimalInteger(v, as: UInt64.self) else { throw bad("bad record_generation") }

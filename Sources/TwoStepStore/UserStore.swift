@@ -113,7 +113,7 @@ public final class FileUserStore: UserStore {
 
     /// The newest record generation this store has seen per user (read or written), so
     /// that a state written after a record never carries an older generation.
-    private var generations: [String: UInt64] = [:]
+    var generations: [String: UInt64] = [:]
 
     public func loadRecord(_ user: String) throws -> UserRecord? {
         _ = try checked(user)
