@@ -582,6 +582,16 @@ def test_parallel_logins_with_one_code_through_two_running_helpers_pass_once(fle
         assert all(r in (PAM_SUCCESS, PAM_AUTH_ERR, PAM_MAXTRIES) for r in results), results
 
 
+def files_host_and_database(pg, root):
+    """A host on the file store in `root` (with a PAM service) and an empty database to
+    migrate to: (installation, database name, URI, the CLI's database arguments)."""
+    db = pg.create_database()
+    uri = pg.uri(db)
+    inst = Installation(root)
+    inst.service()
+    return inst, db, uri, ["--database", uri, "--database-password-file", pg.password_file]
+
+
 def test_migrate_overwrite_copies_a_user_whose_generation_went_down_and_unlock_keeps_it(pg):
     """Two faults a fourth review found in the database's generations:
     - `migrate --overwrite` of a user reset and enrolled again in files (generation 1) over
@@ -592,11 +602,7 @@ def test_migrate_overwrite_copies_a_user_whose_generation_went_down_and_unlock_k
       an older copy of the record opened."""
     root = tempfile.mkdtemp(prefix="twostep-migrate3-")
     try:
-        db = pg.create_database()
-        uri = pg.uri(db)
-        dbargs = ["--database", uri, "--database-password-file", pg.password_file]
-        inst = Installation(root)
-        inst.service()
+        inst, db, uri, dbargs = files_host_and_database(pg, root)
         inst.enroll("mgcarl")
         for _ in range(3):
             inst.cli("admin", "backup-codes", "mgcarl")
@@ -633,11 +639,7 @@ def test_migrate_never_puts_back_an_older_copy_and_a_round_trip_keeps_logins(pg)
     - users removed in the database were silently left in an old state directory."""
     root = tempfile.mkdtemp(prefix="twostep-migrate2-")
     try:
-        db = pg.create_database()
-        uri = pg.uri(db)
-        dbargs = ["--database", uri, "--database-password-file", pg.password_file]
-        inst = Installation(root)
-        inst.service()
+        inst, db, uri, dbargs = files_host_and_database(pg, root)
         for u in ("mgalice", "mgbob"):
             inst.enroll(u)
         codes = json.loads(inst.cli("admin", "backup-codes", "mgalice", "--json").stdout)["backup_codes"]
