@@ -69,6 +69,10 @@ public struct StoreCopyReport {
     /// is the store in use.
     public var onlyInDestination: [String] = []
     public var failed: [(user: String, reason: String)] = []
+    /// Overwritten (`overwrite`) although the destination's record was of a later
+    /// generation: a copy older than what the destination held, unless the source's user
+    /// was reset and enrolled again. Said, so that a mistaken rerun does not pass silently.
+    public var lowered: [(user: String, from: UInt64, to: UInt64)] = []
     /// Users of the source not reached because `stop` asked to end the copy (each user is
     /// copied whole or not at all, so running the copy again finishes it).
     public var notReached = 0
@@ -113,6 +117,7 @@ public enum StoreCopy {
                 break
             }
             do {
+                var lowered: (from: UInt64, to: UInt64)?
                 let outcome: Outcome = try source.withLock(user) {
                     guard let sealed = try source.sealedRecord(user) else { throw StoreError.notEnrolled(user) }
                     var state = try source.loadState(user)
@@ -121,6 +126,10 @@ public enum StoreCopy {
                         let there = try destination.sealedRecord(user)
                         if there == sealed, try destination.loadState(user) == state { return .unchanged }
                         if there != nil && !overwrite { return .differs }
+                        if there != nil, let held = try? destination.loadState(user).recordGeneration,
+                           held > state.recordGeneration {
+                            lowered = (held, state.recordGeneration)
+                        }
                         try destination.storeCopy(sealed, state: state, for: user)
                         guard let back = try destination.sealedRecord(user), back == sealed else {
                             throw StoreError.damaged(path: user, reason: "destination does not hold what was written")
@@ -134,7 +143,9 @@ public enum StoreCopy {
                     }
                 }
                 switch outcome {
-                case .copied: report.copied.append(user)
+                case .copied:
+                    report.copied.append(user)
+                    if let lowered { report.lowered.append((user, lowered.from, lowered.to)) }
                 case .differs: report.differing.append(user)
                 case .unchanged: report.unchanged.append(user)
                 case .failed(let reason): report.failed.append((user, reason))

@@ -109,7 +109,8 @@ extension Admin {
             alone, so running it twice changes nothing. A user the destination holds with other \
             contents is left as it is unless --overwrite: give it only while no host uses the \
             destination yet (a copy made again after hosts use it would put back spent backup \
-            codes, used codes and lockouts). Users enrolled only in the destination are named; \
+            codes, used codes and lockouts); a user it overwrites whose record there was of a later \
+            generation is named in a warning (exit status 1). Users enrolled only in the destination are named; \
             they keep their enrolment there. For --to files, use a new --state-dir. Afterwards, \
             change `store =` on every host. On a terminal it shows progress; Ctrl-C stops \
             between users (exit status 130): each user is copied whole or not at all, and \
@@ -168,7 +169,7 @@ extension Admin {
             }
             bar?.finish()
             let complete = report.failed.isEmpty && report.differing.isEmpty && report.onlyInDestination.isEmpty
-                && report.notReached == 0
+                && report.notReached == 0 && report.lowered.isEmpty
             let summary = "\(report.copied.count) copied, \(report.unchanged.count) unchanged, " +
                 "\(report.differing.count) different in the destination and left as they are, " +
                 "\(report.onlyInDestination.count) only in the destination, \(report.failed.count) failed" +
@@ -181,6 +182,8 @@ extension Admin {
                                "unchanged": report.unchanged.count, "differing": report.differing,
                                "only_in_destination": report.onlyInDestination,
                                "failed": report.failed.map { ["user": $0.user, "error": $0.reason] },
+                               "overwritten_newer": report.lowered.map { ["user": $0.user, "destination_generation": Int($0.from),
+                                                                           "copied_generation": Int($0.to)] },
                                "not_reached": report.notReached])
             } else {
                 print("twostep: \(ctx.config.store.rawValue) -> \(to) (\(where_)): \(summary); every copy opened and verified")
@@ -188,6 +191,14 @@ extension Admin {
                     print("twostep: not overwritten (the destination's copy may be newer): " +
                           report.differing.map(displaySafe).joined(separator: ", ") +
                           ". If no host uses the destination yet, run again with --overwrite.")
+                }
+                if !report.lowered.isEmpty {
+                    print("twostep: warning: overwritten although the destination's record was newer: " +
+                          report.lowered.map { "\(displaySafe($0.user)) (generation \($0.from) there, \($0.to) copied)" }
+                              .joined(separator: ", ") +
+                          ". Right if those users were reset and enrolled again in the source; otherwise the " +
+                          "destination's newer record is gone and codes spent there may pass again: give them new " +
+                          "backup codes (`twostep admin backup-codes USER`) and check their authenticators.")
                 }
                 if !report.onlyInDestination.isEmpty {
                     print("twostep: enrolled only in the destination (removed from the source since?), left there: " +
