@@ -99,10 +99,16 @@ int twostep_sys_reset_inherited(void) {
         if (syscall(SYS_ioprio_get, 1, 0) >> 13 == 3)
             syscall(SYS_ioprio_set, 1, 0, 0);
 #endif
-        cpu_set_t all;
-        CPU_ZERO(&all);
-        for (int c = 0; c < CPU_SETSIZE; c++) CPU_SET(c, &all);
-        sched_setaffinity(0, sizeof all, &all);  /* the kernel keeps it within the cpuset */
+        /* Only when the caller narrowed it: setting a mask can move the task to another
+           CPU (the stopper thread), work a login with the whole mask need not do. */
+        cpu_set_t now;
+        long online = sysconf(_SC_NPROCESSORS_ONLN);
+        if (sched_getaffinity(0, sizeof now, &now) == 0 && online > 0 && CPU_COUNT(&now) < online) {
+            cpu_set_t all;
+            CPU_ZERO(&all);
+            for (int c = 0; c < CPU_SETSIZE; c++) CPU_SET(c, &all);
+            sched_setaffinity(0, sizeof all, &all);  /* the kernel keeps it within the cpuset */
+        }
         /* 0 would mean the "default", which a fork copied from the caller: the kernel's own
            default for a normal task, 50 us, explicitly. */
         prctl(PR_SET_TIMERSLACK, 50000UL);
