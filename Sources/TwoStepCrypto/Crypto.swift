@@ -358,6 +358,11 @@ public final class SecretBytes {
 
     public var count: Int { storage.count }
 
+    /// Whether `other` holds the same bytes, compared in constant time (CRYPTO_memcmp).
+    public func sameBytes(as other: SecretBytes) -> Bool {
+        withBytes { a in other.withBytes { b in Crypto.constantTimeEqual(a, b) } }
+    }
+
     /// Calls `body` with a temporary copy that is wiped afterwards (unless `body` kept a reference to it).
     public func withBytes<R>(_ body: ([UInt8]) throws -> R) rethrows -> R {
         var copy = Array(storage)

@@ -112,8 +112,7 @@ public final class PostgresUserStore: UserStore, SealedRecordAccess {
     /// written from this version on is.
     private func notOlder(_ generation: UInt64, than stateGeneration: UInt64, _ user: String) throws {
         guard generation == 0 || generation >= stateGeneration else {
-            throw StoreError.damaged(path: label(user), reason: "older than its state (generation \(generation), " +
-                                     "state has \(stateGeneration)): a restored copy is refused")
+            throw StoreError.restoredCopy(path: label(user), generation: generation, stateGeneration: stateGeneration)
         }
         if locked?.user == user { seen[user] = max(seen[user] ?? 0, generation) }
     }
@@ -141,7 +140,7 @@ public final class PostgresUserStore: UserStore, SealedRecordAccess {
         defer { Crypto.wipe(&plain) }
         var state: UserState
         do { state = try loadState(u) } catch StoreError.damaged(let path, let reason) {
-            throw StoreError.damaged(path: path, reason: reason + " (`twostep admin unlock \(u)` repairs it)")
+            throw StoreError.damagedStateNeedsUnlock(path: path, reason: reason, user: u)
         }
         state.recordGeneration = max(state.recordGeneration, seen[u] ?? 0) + 1
         try storeSealedRecord(try SealedRecord.seal(plain, user: u, key: try keys.activeKey(),

@@ -138,9 +138,7 @@ public final class Importer {
         guard c.authenticators.count <= Authenticator.maxCount else {
             throw ImportRefusal.skip("\(c.authenticators.count) tokens; twostep keeps at most \(Authenticator.maxCount) per user")
         }
-        for (i, a) in c.authenticators.enumerated() where c.authenticators[..<i].contains(where: { b in
-            a.secret.withBytes { x in b.secret.withBytes { y in Crypto.constantTimeEqual(x, y) } }
-        }) {
+        for (i, a) in c.authenticators.enumerated() where c.authenticators[..<i].contains(where: { a.secret.sameBytes(as: $0.secret) }) {
             throw ImportRefusal.skip("two tokens with the same secret (each code would pass twice)")
         }
         let created = now()

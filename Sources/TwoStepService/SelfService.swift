@@ -214,7 +214,7 @@ public final class SelfService {
         do {
             let left: Int? = try store.withLock(user) {
                 guard let record = try store.loadRecord(user), record.backupHashes == spent.left,
-                      record.backupKey.withBytes({ a in spent.key.withBytes { b in Crypto.constantTimeEqual(a, b) } })
+                      record.backupKey.sameBytes(as: spent.key)
                 else { return nil }
                 record.backupHashes.append(spent.hash)
                 try store.saveRecord(record, for: user)

@@ -47,7 +47,7 @@ public final class Authenticator {
 
     /// Whether `other` holds the same secret (compared in constant time).
     public func hasSameSecret(as other: Authenticator) -> Bool {
-        secret.withBytes { a in other.secret.withBytes { b in Crypto.constantTimeEqual(a, b) } }
+        secret.sameBytes(as: other.secret)
     }
 
     /// Whether `other` gives the same codes: the same secret, kind and parameters.

@@ -44,3 +44,16 @@ public enum StoreError: Error, CustomStringConvertible, Equatable {
         }
     }
 }
+
+extension StoreError {
+    /// A record of an older generation than its state names: a restored copy (both stores).
+    public static func restoredCopy(path: String, generation: UInt64, stateGeneration: UInt64) -> StoreError {
+        .damaged(path: path, reason: "older than its state (generation \(generation), state has \(stateGeneration)): " +
+                                     "a restored copy is refused")
+    }
+
+    /// A damaged state met by a record write, which must not start a fresh one (both stores).
+    public static func damagedStateNeedsUnlock(path: String, reason: String, user: String) -> StoreError {
+        .damaged(path: path, reason: reason + " (`twostep admin unlock \(user)` repairs it)")
+    }
+}

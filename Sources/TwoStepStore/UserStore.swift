@@ -148,8 +148,7 @@ public final class FileUserStore: UserStore {
             guard let sealed = try Files.readPrivate(dirfd: fd, dirPath: directory, name: name) else { return nil }
             func notOlder(_ generation: UInt64) throws {
                 guard generation >= stateGeneration else {
-                    throw StoreError.damaged(path: path, reason: "older than its state (generation \(generation), " +
-                                             "state has \(stateGeneration)): a restored copy is refused")
+                    throw StoreError.restoredCopy(path: path, generation: generation, stateGeneration: stateGeneration)
                 }
                 generations[user] = max(generations[user] ?? 0, generation)
             }
@@ -204,7 +203,7 @@ public final class FileUserStore: UserStore {
         // code valid now spent, HOTP counters lost until resync); `admin reset` removes it.
         var state: UserState
         do { state = try loadState(user) } catch StoreError.damaged(let path, let reason) {
-            throw StoreError.damaged(path: path, reason: reason + " (`twostep admin unlock \(user)` repairs it)")
+            throw StoreError.damagedStateNeedsUnlock(path: path, reason: reason, user: user)
         }
         let generation = max(state.recordGeneration, generations[user] ?? 0) + 1
         let sealed = try SealedRecord.seal(plain, user: user, key: try keys.activeKey(), generation: generation)
