@@ -318,3 +318,23 @@ def test_importing_the_same_secret_again_keeps_what_it_spent(inst):
     inst.cli("admin", "import", "alice", "--replace", "--type", "hotp", "--name", "yubikey", "--secret", "-",
              input="GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ\n")
     assert devices(inst, "alice")["yubikey"]["counter"] == 0
+
+
+def test_importing_the_same_secret_with_other_digits_keeps_what_it_spent(inst):
+    """A 6-digit code is the last six digits of the same step's 8-digit code: after
+    `import --replace --digits 6` of the same secret, the used 8-digit code's step stays
+    spent (a reviewer's used code passed again as its last six digits)."""
+    t = early_in_a_step()
+    inst.cli("admin", "import", "alice", "--digits", "8", "--secret", "-", input=SECRET + "\n")
+    inst.cli("admin", "import", "alice", "--type", "hotp", "--name", "yubikey", "--digits", "8", "--secret", "-",
+             input=TOKEN + "\n")
+    long_code = oathtool(at=t, digits=8)
+    hotp8 = subprocess.run(["oathtool", "--hotp", "-d", "8", "-c", "0", "-b", TOKEN],
+                           check=True, capture_output=True, text=True).stdout.strip()
+    assert logins(inst, "alice", [long_code, hotp8]) == [PAM_SUCCESS, PAM_SUCCESS]
+    inst.cli("admin", "import", "alice", "--replace", "--digits", "6", "--secret", "-", input=SECRET + "\n")
+    inst.cli("admin", "import", "alice", "--replace", "--type", "hotp", "--name", "yubikey", "--digits", "6",
+             "--secret", "-", input=TOKEN + "\n")
+    assert long_code[-6:] == oathtool(at=t) and hotp8[-6:] == hotp(0)
+    assert devices(inst, "alice")["yubikey"]["counter"] == 1
+    assert logins(inst, "alice", [oathtool(at=t), hotp(0), hotp(1)]) == [PAM_AUTH_ERR, PAM_AUTH_ERR, PAM_SUCCESS]

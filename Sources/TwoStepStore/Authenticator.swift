@@ -50,9 +50,14 @@ public final class Authenticator {
         secret.sameBytes(as: other.secret)
     }
 
-    /// Whether `other` gives the same codes: the same secret, kind and parameters.
+    /// Whether `other` makes its codes from the same HMACs: the same secret, kind and
+    /// algorithm and (TOTP) period. The digit count does not matter: a 6-digit code is the
+    /// last six digits of the 8-digit code of the same step or counter, so a step one of them
+    /// spent is spent for the other (a reviewer's used 8-digit code passed, as its last six
+    /// digits, after `import --replace --digits 6` of the same secret).
     public func givesSameCodes(as other: Authenticator) -> Bool {
-        kind == other.kind && parameters == other.parameters && hasSameSecret(as: other)
+        kind == other.kind && parameters.algorithm == other.parameters.algorithm
+            && (kind == .hotp || parameters.period == other.parameters.period) && hasSameSecret(as: other)
     }
 
     /// `totp default`, `hotp yubikey`: how the audit log and messages name it.
