@@ -685,6 +685,38 @@ def test_migrate_never_puts_back_an_older_copy_and_a_round_trip_keeps_logins(pg)
         shutil.rmtree(root, ignore_errors=True)
 
 
+def test_migrate_does_not_copy_a_record_its_source_refuses(pg):
+    """A record put back in the file store (older than its state: its spent backup code
+    would pass again) is refused by the file store's logins, but migrate copied it with its
+    own generation into a fresh state, where it opened: the spent code passed in the
+    database. Now that user fails the copy with the source's reason."""
+    root = tempfile.mkdtemp(prefix="twostep-migrate4-")
+    try:
+        inst, db, uri, dbargs = files_host_and_database(pg, root)
+        inst.enroll("mgerin")
+        inst.enroll("mgfred")
+        codes = json.loads(inst.cli("admin", "backup-codes", "mgerin", "--json").stdout)["backup_codes"]
+        path = os.path.join(inst.state, "mgerin.record")
+        old = open(path, "rb").read()
+        assert inst.login("mgerin", codes[0]).returncode == 0
+        with open(path, "wb") as f:
+            f.write(old)
+        r = inst.cli("admin", "show", "mgerin", check=False)
+        assert r.returncode != 0 and "a restored copy is refused" in r.stdout + r.stderr, r.stdout + r.stderr
+        inst.cli("admin", "db", "init", *dbargs)
+        r = inst.cli("admin", "migrate", "--to", "postgresql", *dbargs, "--json", check=False)
+        report = json.loads(r.stdout)
+        assert r.returncode != 0 and report["copied"] == 1, r.stdout + r.stderr
+        assert [f["user"] for f in report["failed"]] == ["mgerin"], report
+        assert "a restored copy is refused" in report["failed"][0]["error"], report
+        assert pg.psql("SELECT count(*) FROM twostep_users WHERE name = 'mgerin'", db=db).strip() == "0"
+        inst.write_config(store="postgresql", database=uri, database_password_file=pg.password_file)
+        assert inst.login("mgerin", codes[0]).returncode != 0
+        assert inst.login("mgfred", oathtool()).returncode == 0
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
 def test_db_status_is_ok_only_when_tls_verifies_the_server(pg):
     """`admin db status` said ok for any TLS, also sslmode=require (or libpq's default,
     prefer), which checks neither the certificate nor the name. A relative password file

@@ -95,6 +95,9 @@ public enum StoreCopy {
     /// made again after hosts started using the destination would otherwise put back
     /// spent backup codes, replay marks and lockouts from the older source.
     ///
+    /// A record the source itself refuses (older than its state) is not copied: the user
+    /// fails, with the source's reason.
+    ///
     /// The state's `record_generation` is set to the copied record's generation: the file
     /// store refuses a record older than its state (a restored copy), and the PostgreSQL
     /// store seals with generation 0, so a state carried over from files would otherwise
@@ -122,6 +125,10 @@ public enum StoreCopy {
                     guard let sealed = try source.sealedRecord(user) else { throw StoreError.notEnrolled(user) }
                     var state = try source.loadState(user)
                     state.recordGeneration = try verify(sealed, user: user, keys: keys, label: "source")
+                    // What the source's own logins refuse (a record older than its state: a
+                    // restored copy that would bring spent backup codes back) is not copied,
+                    // where it would open: its generation goes with it into the new state.
+                    guard try source.loadRecord(user) != nil else { throw StoreError.notEnrolled(user) }
                     return try destination.withLock(user) {
                         let there = try destination.sealedRecord(user)
                         if there == sealed, try destination.loadState(user) == state { return .unchanged }
