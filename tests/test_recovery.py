@@ -16,7 +16,7 @@ import uuid
 
 import pytest
 
-from conftest import (CLI, PAM_AUTH_ERR, PAM_AUTHINFO_UNAVAIL, PAM_CONV_ERR, PAM_MAXTRIES, PAM_SUCCESS,
+from conftest import (CLI, HARNESS, PAM_AUTH_ERR, PAM_AUTHINFO_UNAVAIL, PAM_CONV_ERR, PAM_MAXTRIES, PAM_SUCCESS,
                       SECRET, harness_login, oathtool, wrong)
 
 MAIL_FROM = "twostep-test@localhost"
@@ -536,7 +536,12 @@ def test_recovery_code_works_once_and_a_new_one_revokes_the_old(inst):
     first = recovery_code(inst, "root", "--reason", "ticket 4711", env=env)
     second = recovery_code(inst, "root", "--reason", "ticket 4712", env=env)
     assert harness_login(inst.pamdir, "tstest", "root", first) == PAM_AUTH_ERR
-    assert harness_login(inst.pamdir, "tstest", "root", second.upper().replace("-", " ")) == PAM_SUCCESS
+    r = subprocess.run([HARNESS, "--confdir", inst.pamdir, "--service", "tstest", "--user", "root", "--answers", "-"],
+                       input=second.upper().replace("-", " ") + "\n", capture_output=True, text=True, timeout=60)
+    assert re.search(r"^RESULT: .* \(0\)$", r.stdout, re.M), r.stdout + r.stderr
+    # It names the step that works without the lost authenticator's code.
+    (info,) = re.findall(r"^INFO: (Recovery code accepted.*)$", r.stdout, re.M)
+    assert "`twostep enroll --replace`" in info and "ask your administrator for another recovery code" in info, info
     assert events(inst, "verify", "root")[-1]["detail"] == "recovery code"
     assert harness_login(inst.pamdir, "tstest", "root", second) == PAM_AUTH_ERR
     issued = events(inst, "admin_recovery_code", "root")
