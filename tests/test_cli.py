@@ -169,6 +169,11 @@ def test_admin_reset_removes_the_enrolment(inst):
     assert "admin_reset" in [e["event"] for e in inst.audit_events()]
     r = inst.cli("admin", "reset", "alice", check=False)
     assert r.returncode != 0 and "not enrolled" in r.stderr
+    # A mistyped name leaves nothing behind (a reviewer found NAME.lock files left).
+    for command in ("reset", "unlock"):
+        r = inst.cli("admin", command, "alcie", check=False)
+        assert r.returncode != 0 and "alcie is not enrolled" in r.stderr, r.stderr
+    assert not [f for f in os.listdir(inst.state) if f.startswith("alcie")], os.listdir(inst.state)
 
 
 def test_import_rejects_bad_input_clearly(inst):

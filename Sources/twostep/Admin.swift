@@ -170,6 +170,7 @@ extension Admin {
 
         func run() throws {
             let ctx = try LocalStore(options)
+            try ctx.requireEnrolled(user, for: "admin_reset")
             try ctx.repairLockFile(user)
             try ctx.adminChange("admin_reset", user: user, reason: reason) {
                 guard try ctx.store.hasRecord(user) else { throw CLIError("\(user) is not enrolled") }
@@ -189,6 +190,7 @@ extension Admin {
 
         func run() throws {
             let ctx = try LocalStore(options)
+            try ctx.requireEnrolled(user, for: "admin_unlock")
             try ctx.repairLockFile(user)
             var lostTokens: [String] = []
             var repaired = false

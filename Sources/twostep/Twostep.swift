@@ -89,6 +89,14 @@ struct LocalStore {
         return result
     }
 
+    /// For a repair of `user` (`reset`, `unlock`): "not enrolled" before any lock is taken,
+    /// so that a mistyped name leaves no lock file behind. The repair checks again under the
+    /// lock.
+    func requireEnrolled(_ user: String, for event: String) throws {
+        try requireRoot(String(event.map { $0 == "_" ? " " : $0 }))
+        guard try withCLIErrors({ try store.hasRecord(user) }) else { throw CLIError("\(user) is not enrolled") }
+    }
+
     /// A damaged lock file (not a regular file of ours) fails every lock of `user`, so the
     /// repairs (`unlock`, `reset`) replace it first, and say so.
     func repairLockFile(_ user: String) throws {
