@@ -6,11 +6,14 @@ import json
 import os
 import re
 import subprocess
+import time
 import urllib.parse
 
 import pytest
 
 from conftest import CLI, SECRET, oathtool, read_setup_screen, wrong
+
+OTHER = "MFRGGZDFMZTWQ2LKNNWG23TPOBYXE43U"   # another secret
 
 
 def zbar(path):
@@ -174,6 +177,29 @@ def test_admin_reset_removes_the_enrolment(inst):
         r = inst.cli("admin", command, "alcie", check=False)
         assert r.returncode != 0 and "alcie is not enrolled" in r.stderr, r.stderr
     assert not [f for f in os.listdir(inst.state) if f.startswith("alcie")], os.listdir(inst.state)
+
+
+def test_a_record_from_before_a_reset_stays_refused_after_enrolling_again(inst):
+    """Generations started again at 1 after `admin reset`, so a record kept from before the
+    reset (its old secret, its backup codes) opened again when put back beside the new
+    enrolment's state. The reset now leaves a tombstone state naming the next generation."""
+    inst.enroll("alice", OTHER)
+    inst.service()
+    codes = json.loads(inst.cli("admin", "backup-codes", "alice", "--json").stdout)["backup_codes"]
+    path = os.path.join(inst.state, "alice.record")
+    old = open(path, "rb").read()
+    inst.cli("admin", "reset", "alice")
+    assert not os.path.exists(path)
+    assert json.loads(inst.cli("admin", "show", "alice", "--json").stdout)["enrolled"] is False
+    assert "alice" not in inst.cli("admin", "list").stdout
+    inst.enroll("alice")
+    assert inst.login("alice", oathtool()).returncode == 0
+    with open(path, "wb") as f:
+        f.write(old)
+    r = inst.cli("admin", "show", "alice", check=False)
+    assert r.returncode != 0 and "a restored copy is refused" in r.stdout + r.stderr, r.stdout + r.stderr
+    assert inst.login("alice", codes[0]).returncode != 0
+    assert inst.login("alice", oathtool(OTHER, at=time.time() + 30)).returncode != 0
 
 
 def test_import_rejects_bad_input_clearly(inst):

@@ -189,12 +189,24 @@ public final class PostgresUserStore: UserStore, SealedRecordAccess {
         try writeState(state, u)   // exactly this: not merged with what the row held
     }
 
+    /// As in the file store: a row whose records had a generation stays, without its
+    /// record, as a tombstone naming the generation after it (`enrolledUsers` and every
+    /// count take rows with a record only).
     public func removeUser(_ user: String) throws {
         snapshot = nil
         let u = try checked(user)
+        let held = max((try? loadState(u))?.recordGeneration ?? 0, seen[u] ?? 0)
         seen[u] = nil
-        try database.write(PGStatement("DELETE FROM twostep_users WHERE name = $1", [.text(u)], operation: "remove user"))
-        if locked?.user == u { locked?.record = nil; locked?.state = nil; lockedRowRemoved = true }
+        guard held > 0 else {
+            try database.write(PGStatement("DELETE FROM twostep_users WHERE name = $1", [.text(u)], operation: "remove user"))
+            if locked?.user == u { locked?.record = nil; locked?.state = nil; lockedRowRemoved = true }
+            return
+        }
+        try writeState(UserState.tombstone(after: held), u)
+        try database.write(PGStatement("UPDATE twostep_users SET record = NULL, key_id = NULL, updated = now() WHERE name = $1",
+                                       [.text(u)], operation: "remove user"))
+        lastOpened = nil
+        if locked?.user == u { locked?.record = nil }
     }
 
     /// The open `withLock` holds `u`'s row, which exists.

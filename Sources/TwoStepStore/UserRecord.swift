@@ -265,6 +265,14 @@ public struct UserState: Equatable {
     /// The generation of the newest record written for this user: an older record (a
     /// restored copy that would bring spent backup codes back) is refused. 0 = none yet.
     public var recordGeneration: UInt64 = 0
+    /// What a removed user's state keeps (`removeUser`): nothing but the generation after
+    /// `generation`, the newest one their records had.
+    public static func tombstone(after generation: UInt64) -> UserState {
+        var s = UserState()
+        s.recordGeneration = generation + 1
+        return s
+    }
+
     /// The most recent failures a state holds (`rate_limit`'s count is at most 1000).
     public static let maxFailures = 1_000
     /// The most lockouts in a row a state holds.

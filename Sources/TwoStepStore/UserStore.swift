@@ -233,12 +233,19 @@ public final class FileUserStore: UserStore {
         }
     }
 
+    /// Removes the record and what the state held. A state of a record that had a
+    /// generation stays behind as a tombstone naming the generation after it, written
+    /// first: every record of before the removal is then older than the state and refused
+    /// if it is put back (a backup's copy, with an old secret and backup codes), and an
+    /// enrolment after it is sealed with a later generation, never starting again at 1.
     public func removeUser(_ user: String) throws {
         let u = try checked(user)
+        let held = max((try? loadState(user))?.recordGeneration ?? 0, generations[user] ?? 0)
+        if held > 0 { try saveState(UserState.tombstone(after: held), for: user) }
         generations[user] = nil
         try withDirectory { fd in
             try Files.remove(dirfd: fd, dirPath: directory, name: u + ".record")
-            try Files.remove(dirfd: fd, dirPath: directory, name: u + ".state")
+            if held == 0 { try Files.remove(dirfd: fd, dirPath: directory, name: u + ".state") }
             if let nameFile = UserFileName.nameFile(of: u) { try Files.remove(dirfd: fd, dirPath: directory, name: nameFile) }
         }
     }
