@@ -204,6 +204,16 @@ def test_peer_credentials_decide_who_is_calling(host):
     # Alice's own disable asks for her password first.
     host.inst.enroll(alice)
     assert raw_request(alice, base + [("command", "disable")], host.sock).startswith("PROMPT Password")
+    # "Root" of a user namespace is alice to the helper: the CLI asks it over the socket
+    # (it tried to open the store itself, and said the config file was unsafe). Owners
+    # cannot be checked there, so the config is not read: the message says so.
+    userns = ["runuser", "-u", alice, "--", "unshare", "-U", "-r", CLI, "status"]
+    r = subprocess.run(userns + ["--config", host.inst.conf], capture_output=True, text=True, timeout=60)
+    assert r.returncode != 0 and "user namespace" in r.stderr and "--socket PATH" in r.stderr, r.stdout + r.stderr
+    r = subprocess.run(userns + ["--json", "--socket", host.sock], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0 and json.loads(r.stdout)["enrolled"] is True, r.stdout + r.stderr
+    r = subprocess.run(userns + ["--user", bob, "--socket", host.sock], capture_output=True, text=True, timeout=60)
+    assert r.returncode != 0 and "status: refused; nothing was changed" in r.stderr, r.stdout + r.stderr
 
 
 def test_changes_need_password_and_a_current_code(host):

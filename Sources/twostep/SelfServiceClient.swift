@@ -33,19 +33,50 @@ func runSelfService(_ command: SelfServiceCommand, _ options: SelfServiceOptions
     request.fingerprint = fingerprint
     var data = ServiceData()
     let verdict: Verdict
-    if geteuid() == 0 && options.socket == nil {
+    if isHostRoot() && options.socket == nil {
         let local = try LocalStore(options.config)
         if command == .enroll, let user = options.user, canonicalUserName(user) == nil { warnUnknownAccount(user) }
         let service = SelfService(config: local.config, store: local.store, audit: local.audit, now: { local.now() })
         verdict = service.handle(request, callerUID: 0, conversation: TerminalConversation()) { data.merge($0) }
     } else {
-        let path = try options.socket ?? options.config.load().socket
+        let path = try selfServiceSocket(options)
         verdict = try askHelper(socketPath: path, request: request) { data.merge($0) }
     }
     guard verdict == .success else {
         throw CLIError(refusal(verdict, command))
     }
     return data
+}
+
+/// Root of this host, who can open the store. Root of a user namespace (`unshare -U -r`)
+/// is not: the store's files belong to a uid that namespace does not map, so they look
+/// unsafe and cannot be opened, while the helper's socket (SO_PEERCRED) knows the real uid.
+/// Without /proc to say, euid 0 counts, as before.
+func isHostRoot() -> Bool { geteuid() == 0 && !inUserNamespace() }
+
+/// Whether this process runs in a user namespace other than the host's (its uid_map is not
+/// the identity map "0 0 4294967295"). False when /proc cannot say.
+func inUserNamespace() -> Bool {
+    let fd = open("/proc/self/uid_map", O_RDONLY | O_CLOEXEC)
+    guard fd >= 0 else { return false }
+    defer { close(fd) }
+    var buffer = [UInt8](repeating: 0, count: 256)
+    let n = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+    guard n > 0 else { return false }
+    let fields = String(decoding: buffer[..<n], as: UTF8.self).split(whereSeparator: { $0 == " " || $0 == "\n" })
+    return fields != ["0", "0", "4294967295"]
+}
+
+/// The helper's socket from the config. Inside a user namespace no owner the config file
+/// shows can be trusted (the caller's own files look root's, root's look the overflow
+/// uid's), so its check fails there: said in those words, with the way around it.
+func selfServiceSocket(_ options: SelfServiceOptions) throws -> String {
+    if let socket = options.socket { return socket }
+    do { return try options.config.load().socket } catch {
+        guard inUserNamespace() else { throw error }
+        throw CLIError("\(error)\n(this runs in a user namespace, where file owners cannot be checked: run twostep " +
+                       "outside it, or name the helper's socket with --socket PATH)")
+    }
 }
 
 /// Root enrols or imports a name NSS does not know: kept (an account may come later, or
@@ -61,7 +92,8 @@ func refusal(_ v: Verdict, _ command: SelfServiceCommand) -> String {
     case .failure: return "\(command.rawValue): not done (a password or code was not accepted); nothing was changed"
     case .lockedOut: return "\(command.rawValue): locked out; nothing was changed"
     case .notEnrolled: return "\(command.rawValue): not enrolled"
-    case .denied: return "\(command.rawValue): not allowed; nothing was changed"
+    // The helper said why (another user's enrolment, too many open requests, busy).
+    case .denied: return "\(command.rawValue): refused; nothing was changed"
     // A code accepted before the cancel stays spent; a backup code that confirmed
     // `enroll --replace` is given back (the helper says so: "Your backup code was not used up").
     case .conversationError: return "\(command.rawValue): cancelled; the change was not made"
