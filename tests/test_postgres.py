@@ -594,10 +594,11 @@ def files_host_and_database(pg, root):
 
 def test_migrate_overwrite_copies_a_user_whose_generation_went_down_and_unlock_keeps_it(pg):
     """Two faults a fourth review found in the database's generations:
-    - `migrate --overwrite` of a user reset and enrolled again in files (generation 1) over
-      the row an earlier migrate wrote (generation 4) kept the row's higher generation in
-      the state, and the copy was refused as older than its state: the rerun the runbook
-      asks for never got to `0 copied`;
+    - `migrate --overwrite` of a user reset and enrolled again in files (then generation 1,
+      now 6: a reset leaves a tombstone and generations go on) over the row an earlier
+      migrate wrote and the database moved on (generation 7) kept the row's higher
+      generation in the state, and the copy was refused as older than its state: the rerun
+      the runbook asks for never got to `0 copied`;
     - `admin unlock` of a damaged state in the database started the generations again, so
       an older copy of the record opened."""
     root = tempfile.mkdtemp(prefix="twostep-migrate3-")
@@ -608,14 +609,18 @@ def test_migrate_overwrite_copies_a_user_whose_generation_went_down_and_unlock_k
             inst.cli("admin", "backup-codes", "mgcarl")
         inst.cli("admin", "db", "init", *dbargs)
         inst.cli("admin", "migrate", "--to", "postgresql", *dbargs)
+        inst.write_config(store="postgresql", database=uri, database_password_file=pg.password_file)
+        for _ in range(3):
+            inst.cli("admin", "backup-codes", "mgcarl")
+        inst.write_config()
         inst.cli("admin", "reset", "mgcarl")
         inst.enroll("mgcarl")
         r = inst.cli("admin", "migrate", "--to", "postgresql", "--overwrite", *dbargs, "--json", check=False)
         report = json.loads(r.stdout)
         assert r.returncode == 1 and (report["copied"], report["failed"]) == (1, []), r.stdout + r.stderr
         # Said, since a copy older than the row is also what a mistaken rerun writes.
-        assert report["overwritten_newer"] == [{"user": "mgcarl", "destination_generation": 4,
-                                                "copied_generation": 1}], report
+        assert report["overwritten_newer"] == [{"user": "mgcarl", "destination_generation": 7,
+                                                "copied_generation": 6}], report
         r = inst.cli("admin", "migrate", "--to", "postgresql", "--overwrite", *dbargs)
         assert "0 copied, 1 unchanged" in r.stdout, r.stdout
         inst.write_config(store="postgresql", database=uri, database_password_file=pg.password_file)
