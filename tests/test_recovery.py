@@ -627,6 +627,24 @@ def test_user_confirms_an_address_later_with_email_confirm(host):
     assert f"email: {user}@localhost" in host.inst.cli("admin", "show", user).stdout
 
 
+def test_a_mailed_code_authorises_no_self_service_change(host):
+    """A reviewer answered `email` at the code prompt of `enroll --replace`, `backup-codes`
+    and `email ADDRESS` and typed the mailed code: with the password and the mailbox alone
+    (no phone, no backup code) the enrolment was taken over. Mailed codes are for logins."""
+    from test_selfservice import PASSWORD
+    user = mail_home(host)
+    host.inst.enroll(user)
+    host.inst.cli("admin", "email", user, f"{user}@localhost")
+    before = host.inst.cli("admin", "show", user, "--json").stdout
+    for command in (["enroll", "--replace"], ["backup-codes"], ["disable"], ["email", "evil@localhost"]):
+        r = host.as_user(user, *command, input=f"{PASSWORD}\nemail\n")
+        assert r.returncode != 0 and "Codes by email are for logging in only" in r.stderr, (command, r.stdout + r.stderr)
+    assert mails(user) == []
+    assert host.inst.cli("admin", "show", user, "--json").stdout == before
+    details = [e["detail"] for e in host.inst.audit_events() if e["user"] == user and e["result"] == "failure"]
+    assert details.count("code by email asked for a self-service change") == 4, details
+
+
 def test_admin_changes_name_the_acting_administrator_and_the_reason(inst, users):
     alice = users()
     inst.write_config(rate_limit="2/300", lockout="1h")

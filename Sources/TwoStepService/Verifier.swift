@@ -161,6 +161,15 @@ public final class Verifier {
             return .conversationError
         }
         if config.emailFallback && acceptsBackupCode && isEmailRequest(answer) {
+            // A mailed code is for a login only: self-service changes (enroll --replace,
+            // backup-codes, disable, email ADDRESS) are permanent, and password plus mailbox
+            // would otherwise take an enrolment over without the phone or a backup code.
+            guard !selfService else {
+                log("failure", "code by email asked for a self-service change")
+                conversation.error("Codes by email are for logging in only; give a code from your authenticator app, " +
+                                   "a backup code or a recovery code.")
+                return .failure
+            }
             // forward_pass: the password typed with `email` is checked after this module (by
             // pam_unix), so a mail sent here would go out for anyone at the prompt, spend the
             // user's mails of the hour and tell them someone knows their password.
