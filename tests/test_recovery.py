@@ -431,6 +431,38 @@ def test_rotate_secret_mails_a_new_secret_and_the_old_works_until_it_is_confirme
     assert rot and "laptop stolen" in rot[-1]["detail"]
 
 
+def test_a_confirmed_new_secret_ends_the_trust_of_ssh_keys(inst, users):
+    """A reviewer's key, trusted after a code of the old secret, still passed without a code
+    once the rotated secret was confirmed: the old secret may be why it was rotated."""
+    alice = users()
+    inst.write_config(mail_from=MAIL_FROM, trust_ssh_key="1h", trust_services="tstest")
+    inst.enroll(alice)
+    inst.service()
+    keydir = tempfile.mkdtemp(prefix="twostep-trustkey-")
+    try:
+        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", f"{keydir}/k"], check=True)
+        key_type, blob = open(f"{keydir}/k.pub").read().split()[:2]
+    finally:
+        shutil.rmtree(keydir, ignore_errors=True)
+
+    def with_key(answer):
+        r = subprocess.run([HARNESS, "--confdir", inst.pamdir, "--service", "tstest", "--user", alice, "--answers", "-",
+                            "--env", f"SSH_AUTH_INFO_0=publickey {key_type} {blob}"],
+                           input=answer + "\n", capture_output=True, text=True, timeout=60)
+        (code,) = re.findall(r"^RESULT: .* \((-?\d+)\)$", r.stdout, re.M)
+        return int(code), "PROMPT" in r.stdout
+
+    now = time.time()
+    assert with_key(oathtool(SECRET, at=now - 30)) == (PAM_SUCCESS, True)
+    assert with_key(wrong(oathtool(SECRET, at=now))) == (PAM_SUCCESS, False)   # trusted: nothing asked
+    inst.cli("admin", "email", alice, f"{alice}@localhost")
+    inst.cli("admin", "rotate-secret", alice)
+    _, _, key = read_invitation(alice)
+    assert harness_login(inst.pamdir, "tstest", alice, oathtool(key, at=now)) == PAM_SUCCESS
+    assert events(inst, "enroll", alice)[-1]["detail"] == "new secret confirmed for totp default"
+    assert with_key(wrong(oathtool(key, at=now))) == (PAM_AUTH_ERR, True)
+
+
 def test_a_new_secret_is_confirmed_in_the_step_the_old_one_was_used(inst, users):
     """The old secret's replay mark says nothing about the new secret's codes: a code of
     each in the same 30 s step are two codes (a review saw the new one refused as wrong)."""

@@ -8,6 +8,7 @@ Reuses tests/test_sshd.py's SshdEnv (unique user, PAM service and port; all remo
 user's real password (PAM service of its own) and a code.
 Run: flock /tmp/twostep-systest.lock /usr/bin/python3 -m pytest -q tests/test_sshd_trust.py
 """
+import base64
 import calendar
 import json
 import os
@@ -226,3 +227,38 @@ def test_admin_forget_and_reset_end_trust(env):
     secret = env.enroll()
     r = login_with(env, env.key_a, wrong_code(secret))
     assert r.rc != 0 and len(r.prompts) == 1, r
+
+
+def test_removing_an_authenticator_or_lowering_trust_ssh_key_ends_trusts(env):
+    """Found by a review: a key trusted after a code of a phone still passed without a code
+    once that (lost) phone was removed with `twostep devices remove`; and a trust given for
+    `trust_ssh_key = 1h` outlived a lower `trust_ssh_key`."""
+    configure(env, "1h")
+    secret = env.enroll()
+    tablet = base64.b32encode(os.urandom(20)).decode()
+    run([env.cli, "admin", "import", env.user, "--name", "tablet", "--secret", "-", "--config", env.config],
+        input=tablet + "\n")
+    now = int(time.time())
+    assert login_with(env, env.key_a, oathtool(tablet, at=now)).rc == 0
+    assert login_with(env, env.key_a).prompts == []
+    server = subprocess.Popen([str(env.helper), "serve", "--config", str(env.config), "--socket", env.sock],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
+    try:
+        wait_for_socket(env.sock, server)
+        p = subprocess.run(["runuser", "-u", env.user, "--", CLI, "devices", "remove", "tablet", "--socket", env.sock],
+                           input="%s\n%s\n" % (PASSWORD, oathtool(secret, at=now)),
+                           capture_output=True, text=True, timeout=60)
+        assert p.returncode == 0 and "no SSH key is trusted any more" in p.stdout + p.stderr, p.stdout + p.stderr
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(timeout=10)
+    r = login_with(env, env.key_a, wrong_code(secret))
+    assert r.rc != 0 and len(r.prompts) == 1 and "Verification code" in r.prompts[0], r
+
+    # Trusted for an hour; then trust_ssh_key = 1 (second): the trust ends a second after it began.
+    assert login_with(env, env.key_a, oathtool(secret, at=now + 30)).rc == 0
+    assert login_with(env, env.key_a).prompts == []
+    configure(env, "1")
+    time.sleep(2.2)
+    r = login_with(env, env.key_a, wrong_code(secret))
+    assert r.rc != 0 and len(r.prompts) == 1 and "Verification code" in r.prompts[0], r

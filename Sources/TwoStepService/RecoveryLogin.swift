@@ -81,6 +81,9 @@ extension Verifier {
         }
         record.recovery.invitedSecret = nil
         record.recovery.invitationUntil = 0
+        // The old secret may have leaked (why it was rotated): keys trusted after its codes
+        // are trusted no more. The key of this login may be trusted again below.
+        record.forget(nil)
         try store.saveRecord(record, for: user)
         return (name, AuditEvent(event: "enroll", user: user, service: "twostep", result: "success",
                                  detail: "new secret confirmed for totp \(name)"))

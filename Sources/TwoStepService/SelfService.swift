@@ -324,6 +324,10 @@ public final class SelfService {
                 guard let record = try store.loadRecord(user) else { throw RecordChangeError.missing(name) }
                 let label = record.authenticator(named: name)?.label ?? name
                 try record.remove(named: name)
+                // A key trusted after one of its codes would still pass without a code (a
+                // reviewer's, after removing a lost phone): every trust ends, as when a
+                // secret is replaced.
+                record.forget(nil)
                 try store.saveRecord(record, for: user)
                 var state = try store.loadState(user)
                 state.devices[name] = nil
@@ -331,7 +335,8 @@ public final class SelfService {
                 return label
             }
             audit.record(AuditEvent(event: event, user: user, service: service, result: "success", detail: label))
-            conversation.info("Removed \(name): its codes no longer work for \(user).")
+            conversation.info("Removed \(name): its codes no longer work for \(user), and no SSH key is trusted any more " +
+                              "(the next login with a key asks for a code).")
             return .success
         } catch let e as RecordChangeError {
             conversation.error("\(e); nothing was changed.")

@@ -17,7 +17,8 @@ extension Verifier {
 
     /// The trusted key that lets this login pass without a code, if any.
     func trustedKey(_ keys: [String], record: UserRecord) -> TrustedSSHKey? {
-        keys.isEmpty ? nil : record.trustedKey(among: keys, at: now())
+        guard let seconds = config.trustSSHKey, !keys.isEmpty else { return nil }
+        return record.trustedKey(among: keys, at: now(), lasting: seconds)
     }
 
     /// After a correct code: trusts the login's keys in `record` and returns what to tell

@@ -52,9 +52,13 @@ extension UserRecord {
         }
     }
 
-    /// The first of `fingerprints` trusted at `now`, if any.
-    public func trustedKey(among fingerprints: [String], at now: Int64) -> TrustedSSHKey? {
-        trustedSSHKeys.first { fingerprints.contains($0.fingerprint) && $0.expires > now }
+    /// The first of `fingerprints` trusted at `now`, if any: before its own expiry and less
+    /// than `lasting` seconds (`trust_ssh_key` as it is now) after it was trusted, so that
+    /// lowering `trust_ssh_key` shortens the trusts given before.
+    public func trustedKey(among fingerprints: [String], at now: Int64, lasting: Int) -> TrustedSSHKey? {
+        trustedSSHKeys.first {
+            fingerprints.contains($0.fingerprint) && $0.expires > now && $0.added + Int64(lasting) > now
+        }
     }
 
     /// Trusts `fingerprints` until now + seconds: expired entries go, a key trusted again
