@@ -308,9 +308,16 @@ def test_an_unconfirmed_address_gets_no_login_code(inst, users):
 def test_a_new_phone_keeps_the_confirmed_address(inst, users):
     alice = users()
     mail_setup(inst, alice)
+    for _ in range(3):
+        rc, _, _ = email_login(inst, alice, typed=lambda c: "abcd-efgh")
+        assert rc != 0
     r = inst.cli("enroll", "--replace", "--json", "--user", alice, input=oathtool() + "\n")
     assert json.loads(r.stdout)["otpauth_uri"].startswith("otpauth://")
     assert f"email: {alice}@localhost" in inst.cli("admin", "show", alice).stdout
+    # ... and the mails of the hour: a fourth is refused (a reviewer sent one after enrolling again).
+    rc, out, _ = email_login(inst, alice, expect_mail=False)
+    assert rc != 0 and "3 mails were sent within the hour" in out, out
+    assert len(events(inst, "mail_sent", alice)) == 3
 
 
 # --- invitations ------------------------------------------------------------------------------

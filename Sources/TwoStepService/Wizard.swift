@@ -132,8 +132,11 @@ public final class EnrollmentWizard {
             let record = UserRecord(authenticators: [Authenticator(name: name, secret: secret, parameters: params, added: now())],
                                     created: now(), backupKey: [], backupHashes: [])
             let codes = try record.issueBackupCodes()
-            // A new phone keeps the confirmed mail address (the way back in if it is lost too).
+            // A new phone keeps the confirmed mail address (the way back in if it is lost too),
+            // and the mails of the last hour with it: 3 an hour stays 3 an hour however often
+            // the user enrols again (a reviewer mailed a 4th address confirmation after one).
             record.recovery.email = existing?.recovery.email
+            record.recovery.mailTimes = existing?.recovery.mailTimes ?? []
             try store.saveRecord(record, for: user)
             var state = UserState()
             if lastStep >= 0 { state.devices[name] = AuthenticatorState(lastStep: lastStep) }
