@@ -261,3 +261,33 @@ def test_backup_codes_and_enrolments_killed_at_random_instants(crash_inst):
             inst.enroll(user)
         assert helper_login(inst, user, oathtool()) == SUCCESS
     assert report(inst)["unreadable"] == []
+
+
+# The record's unlink is the run's third unlinkat (the lock first clears the two temporary
+# names a killed writer may have left); the tombstone's write, its first pwrite64.
+@pytest.mark.parametrize("at", ["unlinkat:signal=KILL:when=3", "pwrite64:signal=KILL:when=1"])
+def test_a_reset_killed_midway_leaves_the_user_enrolled_or_not_never_refused(inst, at):
+    """`admin reset` removes the record, then writes the tombstone (a state naming the next
+    generation). Written the other way round, a crash between the two left a record older
+    than its state: refused as "a restored copy", its user locked out until an administrator
+    reset them again (a reviewer's finding). Killed at the record's unlink, the user is still
+    enrolled and logs in; killed at the tombstone's write, the user is not enrolled, and
+    enrols again."""
+    inst.enroll("alice")
+    inst.service()
+    inst.cli("admin", "backup-codes", "alice")
+    r = subprocess.run(["strace", "-f", "-o", "/dev/null", "-e", f"inject={at}",
+                        CLI, "admin", "reset", "alice", "--config", inst.conf],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode in (-9, 137), (r.returncode, r.stdout, r.stderr)
+    shown = json.loads(inst.cli("admin", "show", "alice", "--json").stdout)
+    t = time.time()
+    if at.startswith("unlinkat"):
+        assert shown["enrolled"] is True
+        assert inst.login("alice", oathtool(at=t)).returncode == 0
+    else:
+        assert shown["enrolled"] is False
+        inst.enroll("alice")
+        assert inst.login("alice", oathtool(at=t)).returncode == 0
+    inst.cli("admin", "reset", "alice")
+    assert json.loads(inst.cli("admin", "show", "alice", "--json").stdout)["enrolled"] is False

@@ -722,6 +722,38 @@ def test_migrate_does_not_copy_a_record_its_source_refuses(pg):
         shutil.rmtree(root, ignore_errors=True)
 
 
+def test_migrate_does_not_put_back_a_user_reset_in_the_destination(pg):
+    """A reviewer reset a user in the database (phone stolen) and ran the same migrate from
+    the old files again: the row had no record, only its tombstone, so the copy went in
+    without --overwrite, lowered the generation and the stolen phone's codes passed."""
+    root = tempfile.mkdtemp(prefix="twostep-migrate5-")
+    try:
+        inst, db, uri, dbargs = files_host_and_database(pg, root)
+        inst.enroll("mggwen")
+        inst.cli("admin", "db", "init", *dbargs)
+        inst.cli("admin", "migrate", "--to", "postgresql", *dbargs)
+        inst.write_config(store="postgresql", database=uri, database_password_file=pg.password_file)
+        inst.cli("admin", "reset", "mggwen", "--reason", "phone stolen")
+        assert pg.psql("SELECT record IS NULL FROM twostep_users WHERE name = 'mggwen'", db=db) == "t"
+        assert "record_generation=2" in pg.psql("SELECT convert_from(state, 'UTF8') FROM twostep_users "
+                                                "WHERE name = 'mggwen'", db=db)
+        inst.write_config()
+        r = inst.cli("admin", "migrate", "--to", "postgresql", *dbargs, "--json", check=False)
+        report = json.loads(r.stdout)
+        assert r.returncode == 1 and (report["copied"], report["differing"]) == (0, ["mggwen"]), r.stdout + r.stderr
+        inst.write_config(store="postgresql", database=uri, database_password_file=pg.password_file)
+        assert json.loads(inst.cli("admin", "show", "mggwen", "--json").stdout)["enrolled"] is False
+        assert inst.login("mggwen", oathtool()).returncode != 0
+        # --overwrite puts it back, and says that the destination was newer.
+        inst.write_config()
+        r = inst.cli("admin", "migrate", "--to", "postgresql", "--overwrite", *dbargs, "--json", check=False)
+        report = json.loads(r.stdout)
+        assert report["copied"] == 1 and report["overwritten_newer"] == [
+            {"user": "mggwen", "destination_generation": 2, "copied_generation": 1}], report
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
 def test_db_status_is_ok_only_when_tls_verifies_the_server(pg):
     """`admin db status` said ok for any TLS, also sslmode=require (or libpq's default,
     prefer), which checks neither the certificate nor the name. A relative password file

@@ -195,7 +195,8 @@ public final class PostgresUserStore: UserStore, SealedRecordAccess {
     public func removeUser(_ user: String) throws {
         snapshot = nil
         let u = try checked(user)
-        let held = max((try? loadState(u))?.recordGeneration ?? 0, seen[u] ?? 0)
+        let sealedGeneration = ((try? sealedRecord(u)) ?? nil).flatMap { try? SealedRecord.headerGeneration(of: $0, path: u) } ?? 0
+        let held = max((try? loadState(u))?.recordGeneration ?? 0, seen[u] ?? 0, sealedGeneration)
         seen[u] = nil
         guard held > 0 else {
             try database.write(PGStatement("DELETE FROM twostep_users WHERE name = $1", [.text(u)], operation: "remove user"))

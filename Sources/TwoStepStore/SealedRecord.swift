@@ -69,6 +69,16 @@ public enum SealedRecord {
         return id
     }
 
+    /// The generation the header names (0 for version 1), without opening anything: not
+    /// authenticated, so good only for what a higher number cannot weaken (the tombstone a
+    /// removal leaves: a copy up to that generation is then refused).
+    public static func headerGeneration(of bytes: [UInt8], path: String) throws -> UInt64 {
+        let id = try keyID(of: bytes, path: path)
+        guard bytes[3] >= 2 else { return 0 }
+        let p = 5 + id.utf8.count
+        return bytes[p..<(p + 8)].reduce(0) { $0 << 8 | UInt64($1) }
+    }
+
     /// The plaintext.
     public static func open(_ bytes: [UInt8], user: String, keys: KeyRing, path: String) throws -> [UInt8] {
         try openWithGeneration(bytes, user: user, keys: keys, path: path).plaintext

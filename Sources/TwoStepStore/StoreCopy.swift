@@ -62,7 +62,8 @@ extension FileUserStore: SealedRecordAccess {
 public struct StoreCopyReport {
     public var copied: [String] = []
     public var unchanged: [String] = []
-    /// In the destination already, with other contents, and left as they are (no `overwrite`).
+    /// In the destination already, with other contents, or removed there (a tombstone of a
+    /// later generation than the copy's), and left as they are (no `overwrite`).
     public var differing: [String] = []
     /// Enrolled in the destination but not in the source (removed there since an earlier
     /// copy?): left as they are, and able to log in with that enrolment once the destination
@@ -133,8 +134,12 @@ public enum StoreCopy {
                         let there = try destination.sealedRecord(user)
                         if there == sealed, try destination.loadState(user) == state { return .unchanged }
                         if there != nil && !overwrite { return .differs }
-                        if there != nil, let held = try? destination.loadState(user).recordGeneration,
-                           held > state.recordGeneration {
+                        // A user removed in the destination after this copy was made leaves a
+                        // tombstone (a state naming a later generation, no record): putting the
+                        // older record back would bring the secret that was removed back.
+                        let held = (try? destination.loadState(user).recordGeneration) ?? 0
+                        if held > state.recordGeneration {
+                            guard overwrite else { return .differs }
                             lowered = (held, state.recordGeneration)
                         }
                         try destination.storeCopy(sealed, state: state, for: user)

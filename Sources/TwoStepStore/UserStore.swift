@@ -233,21 +233,31 @@ public final class FileUserStore: UserStore {
         }
     }
 
-    /// Removes the record and what the state held. A state of a record that had a
-    /// generation stays behind as a tombstone naming the generation after it, written
-    /// first: every record of before the removal is then older than the state and refused
-    /// if it is put back (a backup's copy, with an old secret and backup codes), and an
-    /// enrolment after it is sealed with a later generation, never starting again at 1.
+    /// Removes the record and what the state held. A user whose records had a generation
+    /// (the state's, or the record's header) keeps a tombstone state naming the generation
+    /// after it: every record of before the removal is then older than the state and
+    /// refused if it is put back (a backup's copy, with an old secret and backup codes),
+    /// and an enrolment after it is sealed with a later generation, never again from 1.
+    /// The record goes first: a crash before the tombstone leaves a user who is simply not
+    /// enrolled (a tombstone first left a record refused as "a restored copy", and its user
+    /// locked out until an administrator reset them again).
     public func removeUser(_ user: String) throws {
         let u = try checked(user)
-        let held = max((try? loadState(user))?.recordGeneration ?? 0, generations[user] ?? 0)
-        if held > 0 { try saveState(UserState.tombstone(after: held), for: user) }
-        generations[user] = nil
+        let sealed = try? withDirectory { fd in try Files.readPrivate(dirfd: fd, dirPath: directory, name: u + ".record") }
+        let sealedGeneration = (sealed ?? nil).flatMap { try? SealedRecord.headerGeneration(of: $0, path: u) } ?? 0
+        let held = max((try? loadState(user))?.recordGeneration ?? 0, generations[user] ?? 0, sealedGeneration)
         try withDirectory { fd in
             try Files.remove(dirfd: fd, dirPath: directory, name: u + ".record")
-            if held == 0 { try Files.remove(dirfd: fd, dirPath: directory, name: u + ".state") }
             if let nameFile = UserFileName.nameFile(of: u) { try Files.remove(dirfd: fd, dirPath: directory, name: nameFile) }
         }
+        generations[user] = nil
+        guard held > 0 else {
+            try withDirectory { fd in try Files.remove(dirfd: fd, dirPath: directory, name: u + ".state") }
+            return
+        }
+        // Twice: both slots of the state file (StateFile) hold the tombstone, none of the
+        // devices' and failures' lines of before.
+        for _ in 0..<2 { try saveState(UserState.tombstone(after: held), for: user) }
     }
 
     public func enrolledUsers() throws -> [String] {

@@ -161,7 +161,7 @@ extension Admin {
     }
 
     struct Reset: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Remove USER's enrolment and state; they must enrol again.")
+        static let configuration = CommandConfiguration(abstract: "Remove USER's enrolment and state (a tombstone keeps the record generation); they must enrol again.")
         @Argument(help: "The user.") var user: String
         @Option(help: "Why (written to the audit log with the acting administrator).") var reason: String?
         @OptionGroup var options: ConfigOptions

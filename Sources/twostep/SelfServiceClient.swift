@@ -33,13 +33,13 @@ func runSelfService(_ command: SelfServiceCommand, _ options: SelfServiceOptions
     request.fingerprint = fingerprint
     var data = ServiceData()
     let verdict: Verdict
-    if isHostRoot() && options.socket == nil {
-        let local = try LocalStore(options.config)
+    if geteuid() == 0 && options.socket == nil {
+        let local = try namespaceHint { try LocalStore(options.config) }
         if command == .enroll, let user = options.user, canonicalUserName(user) == nil { warnUnknownAccount(user) }
         let service = SelfService(config: local.config, store: local.store, audit: local.audit, now: { local.now() })
         verdict = service.handle(request, callerUID: 0, conversation: TerminalConversation()) { data.merge($0) }
     } else {
-        let path = try selfServiceSocket(options)
+        let path = try options.socket ?? namespaceHint { try options.config.load().socket }
         verdict = try askHelper(socketPath: path, request: request) { data.merge($0) }
     }
     guard verdict == .success else {
@@ -48,11 +48,17 @@ func runSelfService(_ command: SelfServiceCommand, _ options: SelfServiceOptions
     return data
 }
 
-/// Root of this host, who can open the store. Root of a user namespace (`unshare -U -r`)
-/// is not: the store's files belong to a uid that namespace does not map, so they look
-/// unsafe and cannot be opened, while the helper's socket (SO_PEERCRED) knows the real uid.
-/// Without /proc to say, euid 0 counts, as before.
-func isHostRoot() -> Bool { geteuid() == 0 && !inUserNamespace() }
+/// `body`, with a hint added to its error inside a user namespace (`unshare -U -r`, a
+/// rootless container): there the owners the store's files show are not the host's (the
+/// caller's own files look root's, root's the overflow uid's), so their checks fail, and
+/// the helper's socket (which knows the caller's real uid) is the way.
+func namespaceHint<T>(_ body: () throws -> T) throws -> T {
+    do { return try body() } catch {
+        guard inUserNamespace() else { throw error }
+        throw CLIError("\(error)\n(this runs in a user namespace, whose file owners are not the host's: run twostep " +
+                       "outside it, or name the helper's socket with --socket PATH)")
+    }
+}
 
 /// Whether this process runs in a user namespace other than the host's (its uid_map is not
 /// the identity map "0 0 4294967295"). False when /proc cannot say.
@@ -65,18 +71,6 @@ func inUserNamespace() -> Bool {
     guard n > 0 else { return false }
     let fields = String(decoding: buffer[..<n], as: UTF8.self).split(whereSeparator: { $0 == " " || $0 == "\n" })
     return fields != ["0", "0", "4294967295"]
-}
-
-/// The helper's socket from the config. Inside a user namespace no owner the config file
-/// shows can be trusted (the caller's own files look root's, root's look the overflow
-/// uid's), so its check fails there: said in those words, with the way around it.
-func selfServiceSocket(_ options: SelfServiceOptions) throws -> String {
-    if let socket = options.socket { return socket }
-    do { return try options.config.load().socket } catch {
-        guard inUserNamespace() else { throw error }
-        throw CLIError("\(error)\n(this runs in a user namespace, where file owners cannot be checked: run twostep " +
-                       "outside it, or name the helper's socket with --socket PATH)")
-    }
 }
 
 /// Root enrols or imports a name NSS does not know: kept (an account may come later, or

@@ -218,14 +218,26 @@ final class SealedRecordTests: XCTestCase {
         XCTAssertEqual(files.filter { $0.contains(".tmp") }, [])
     }
 
-    func testRemoveUserDeletesRecordAndState() throws {
+    func testRemoveUserDeletesRecordAndLeavesOnlyATombstone() throws {
         let s = try Scratch()
         try s.store.saveRecord(try s.record(), for: "alice")
-        try s.store.saveState(UserState(lastStep: 5), for: "alice")
+        let old = try XCTUnwrap(try s.store.sealedRecord("alice"))
+        try s.store.saveState(UserState(lastStep: 5, failures: [1]), for: "alice")
         try s.store.removeUser("alice")
         XCTAssertNil(try s.store.loadRecord("alice"))
-        XCTAssertEqual(try s.store.loadState("alice"), UserState())
+        XCTAssertEqual(try s.store.loadState("alice"), UserState.tombstone(after: 1))
         XCTAssertEqual(try s.store.enrolledUsers(), [])
+        // The record of before, put back, is refused; the next enrolment is sealed later.
+        try s.store.storeSealedRecord(old, for: "alice")
+        XCTAssertThrowsError(try s.store.loadRecord("alice"))
+        try s.store.removeUser("alice")
+        try s.store.saveRecord(try s.record(), for: "alice")
+        XCTAssertNotNil(try s.store.loadRecord("alice"))
+        XCTAssertEqual(try s.store.loadState("alice").recordGeneration, 4)
+        // A user never given a record leaves no file.
+        try s.store.saveState(UserState(lastStep: 5), for: "bob")
+        try s.store.removeUser("bob")
+        XCTAssertFalse(FileManager.default.fileExists(atPath: s.config.stateDir + "/bob.state"))
     }
 }
 
