@@ -444,12 +444,24 @@ def test_socket_server_crash_after_prompt_is_system_err(stack, servers):
     assert r.rc == PAM_SYSTEM_ERR and r.results == [PAM_SYSTEM_ERR]
 
 
-@pytest.mark.parametrize("case", ["garbage", "oversize", "truncated-payload", "eof", "request-frame"])
+@pytest.mark.parametrize("case", ["garbage", "oversize", "truncated-payload", "request-frame"])
 def test_socket_malformed_server_output_is_system_err(stack, servers, case):
     stack.write(NO_HELPER, args="socket=%s" % servers.start("fake_malformed.py"))
     r = stack.run(user=case)
     assert r.results == [PAM_SYSTEM_ERR]
     assert r.elapsed < 2
+
+
+def test_socket_server_closing_before_its_first_frame_is_not_used(stack, servers):
+    """End of stream before any frame (a socket whose service cannot start): nothing was
+    asked, so the module spawns its helper instead, here one that is missing (fail closed)
+    and then one that answers."""
+    path = servers.start("fake_malformed.py")
+    stack.write(NO_HELPER, args="socket=%s" % path)
+    r = stack.run(user="eof")
+    assert r.results == [PAM_AUTHINFO_UNAVAIL] and r.elapsed < 2
+    stack.write("fake_ok.py", args="socket=%s" % path)
+    assert stack.run(user="eof", answers=["123456"]).results == [PAM_SUCCESS]
 
 
 def test_socket_missing_falls_back_to_spawning(stack, tmp_path):

@@ -518,6 +518,34 @@ while True:
 """
 
 
+CLOSING_SERVER = r"""
+import socket, sys, time
+path, read_first = sys.argv[1], sys.argv[2] == "read"
+s = socket.socket(socket.AF_UNIX); s.bind(path); s.listen(8)
+while True:
+    c, _ = s.accept()
+    time.sleep(0.05)          # the request has arrived
+    if read_first:
+        c.recv(65536)         # then end of stream
+    c.close()                 # unread: the module's read gets ECONNRESET
+"""
+
+
+@pytest.mark.parametrize("how", ["read", "reset"])
+def test_a_socket_that_closes_without_answering_falls_back_to_spawning(site, how):
+    """systemd's socket stays open while its service cannot start (masked, a broken
+    config, its start limit hit): connections are accepted and closed with no frame. A
+    reviewer's login then failed with a system error (ECONNRESET) instead of spawning the
+    helper, as the README promises when no server answers."""
+    os.makedirs(os.path.dirname(site.sock), mode=0o755)
+    site.start(["/usr/bin/python3", "-c", CLOSING_SERVER, site.sock, how])
+    svc = site.service("closing", f"socket={site.sock}", helper=HELPER)
+    site.inst.enroll("ivan")
+    t = time.time()
+    assert site.login(svc, "ivan", oathtool(at=t)) == PAM_SUCCESS
+    assert site.login(svc, "ivan", oathtool(at=t)) == PAM_AUTH_ERR
+
+
 def test_server_not_owned_by_root_is_never_asked(site):
     """A listener created by another user could answer "success" to anything: the module
     does not ask it, and spawns the real helper instead."""

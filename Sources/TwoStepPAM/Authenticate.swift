@@ -106,6 +106,11 @@ private func openLink(options: ModuleOptions, pam: PAMHandle, request: [UInt8]) 
                 failure = f.message
             } else if case .failure(let f) = channel.waitReadable(deadline: monotonicMilliseconds() + serverFirstFrameMilliseconds) {
                 failure = "no answer within \(serverFirstFrameMilliseconds) ms: \(f.message)"
+            } else if twostep_socket_closed(fd) != 0 {
+                // Accepted and closed with no frame: systemd's socket with a service that
+                // cannot start (masked, a broken config, its start limit hit). Nothing was
+                // asked yet, so a spawned helper serves this login from the start.
+                failure = "it closed the connection without answering"
             } else {
                 pam.debugLog("connected to helper server at \(path)")
                 return .success(.connected(fd))

@@ -103,6 +103,11 @@ int twostep_socketpair(int fds[2]);
 /// send(fd, buf, len, MSG_NOSIGNAL): a dead helper must not SIGPIPE the host.
 ssize_t twostep_send(int fd, const void *buf, size_t len);
 
+/// Whether the peer of the connected socket `fd` has closed it (end of stream, or reset)
+/// with nothing left to read: 1 when so, 0 when data waits or nothing has come yet. Reads
+/// nothing (MSG_PEEK).
+int twostep_socket_closed(int fd);
+
 /// Starts `path` with `argv`; the child's fd 0 and 1 are `child_fd`, fd 2 is /dev/null, no
 /// other descriptor is inherited, the signal mask is empty and every signal has its default
 /// action, the environment is only a fixed PATH. Returns 0 or an errno value.
