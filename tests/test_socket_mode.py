@@ -201,6 +201,50 @@ def changes_while_the_prompt_is_open_are_seen(site, user, cli, login):
     assert waiting.answer(code) == 1
 
 
+def test_a_stopped_server_lets_the_login_at_its_prompt_finish(site):
+    """An upgrade restarts the server (SIGTERM to its main process): every user waiting at
+    the code prompt failed with a system error (a reviewer's). The worker serving a login
+    now answers it first and then ends; idle workers end at once."""
+    server = site.serve()
+    svc = site.service("sock", f"socket={site.sock}")   # no helper=: only the server answers
+    site.inst.enroll("alice")
+
+    def workers():
+        found = []
+        for pid in filter(str.isdigit, os.listdir("/proc")):
+            try:
+                with open(f"/proc/{pid}/cmdline", "rb") as f:
+                    cmd = f.read().split(b"\0")
+            except OSError:
+                continue
+            if int(pid) != server.pid and b"serve" in cmd and site.inst.conf.encode() in cmd:
+                found.append(int(pid))
+        return found
+
+    assert len(workers()) >= 2
+    proc = subprocess.Popen([HARNESS, "--confdir", site.inst.pamdir, "--service", svc, "--user", "alice",
+                             "--answers", "-", "--answers-at-prompt"], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout.readline().startswith("PROMPT_ECHO_OFF")
+        os.kill(server.pid, signal.SIGTERM)
+        server.wait(timeout=10)
+        deadline = time.time() + 10
+        while len(workers()) > 1 and time.time() < deadline:
+            time.sleep(0.05)
+        assert len(workers()) == 1          # the idle ones ended; the one at the prompt waits
+        out, err = proc.communicate(oathtool() + "\n", timeout=30)
+        assert "RESULT: Success (0)" in out, out + err
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    deadline = time.time() + 10
+    while workers() and time.time() < deadline:
+        time.sleep(0.05)
+    assert workers() == []                  # and it ended after the answer
+
+
 def test_changes_while_the_prompt_is_open_are_seen(site):
     site.serve()
     changes_while_the_prompt_is_open_are_seen(site, "ivan", site.inst.cli,

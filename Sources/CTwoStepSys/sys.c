@@ -26,8 +26,27 @@ int twostep_sys_peer_uid(int fd, uid_t *uid) {
     return twostep_peercred_uid(fd, uid);
 }
 
-int twostep_sys_accept(int fd) {
-    return accept4(fd, NULL, NULL, SOCK_CLOEXEC);
+static void term_only(sigset_t *set) {
+    sigemptyset(set);
+    sigaddset(set, SIGTERM);
+}
+
+int twostep_sys_worker_signals(void) {
+    sigset_t term;
+    term_only(&term);
+    if (signal(SIGTERM, SIG_DFL) == SIG_ERR) return -1;
+    return sigprocmask(SIG_BLOCK, &term, NULL);
+}
+
+int twostep_sys_accept_idle(int fd) {
+    sigset_t term;
+    term_only(&term);
+    sigprocmask(SIG_UNBLOCK, &term, NULL);
+    int conn = accept4(fd, NULL, NULL, SOCK_CLOEXEC);
+    int saved = errno;
+    sigprocmask(SIG_BLOCK, &term, NULL);
+    errno = saved;
+    return conn;
 }
 
 int twostep_sys_ofd_trylock(int fd, long long offset) {

@@ -144,14 +144,17 @@ public enum HelperServer {
     /// of connections nor many uids together can make others wait or leave root's logins
     /// without a worker. Dies with the server.
     static func worker(_ listener: Int32, parent: pid_t, config source: ServerConfig) -> Int32 {
-        guard twostep_sys_die_with_parent(parent) == 0 else { return 1 }
+        // A stop (SIGTERM to the server, then to each worker as the server is gone) lets a
+        // login in progress finish: an upgrade's restart killed every user waiting at the
+        // code prompt (a reviewer's). Idle workers end at once.
+        guard twostep_sys_worker_signals() == 0, twostep_sys_die_with_parent(parent) == 0 else { return 1 }
         // Touch OpenSSL's shared tables once more, now, and everything else a login needs
         // (WarmUp): the copy-on-write faults that a fork owes land here, before a caller
         // is waiting, instead of inside its login.
         WarmUp.worker(source.now() ?? source.started)
         var logins = 0
         while true {
-            let conn = Sys.retry { twostep_sys_accept(listener) }
+            let conn = Sys.retry { twostep_sys_accept_idle(listener) }
             if conn >= 0 {
                 // Admission counts connections against the workers this server started
                 // (`max_connections` as it started, slot locks in its state_dir); what is

@@ -12,8 +12,15 @@ int twostep_sys_peer_uid(int fd, uid_t *uid);
 /* Asks the kernel to SIGTERM this process when its parent exits; returns -1 if the parent
    is already gone (reparented), else 0. */
 int twostep_sys_die_with_parent(pid_t parent);
-/* accept4(fd, NULL, NULL, SOCK_CLOEXEC). */
-int twostep_sys_accept(int fd);
+/* A pre-forked worker's SIGTERM (the server stopping: systemd's stop of the main process,
+   or PR_SET_PDEATHSIG once it is gone) ends it only while it waits for a connection: it
+   is blocked from here on (default action), and twostep_sys_accept_idle unblocks it for
+   the accept alone. So an idle worker ends at once, and one serving a login (a user at
+   the code prompt) answers it first and ends after. 0, or -1 with errno set. */
+int twostep_sys_worker_signals(void);
+/* accept4(fd, NULL, NULL, SOCK_CLOEXEC) with SIGTERM unblocked during the wait: a
+   pending or arriving SIGTERM ends the process here. */
+int twostep_sys_accept_idle(int fd);
 /* Takes an exclusive open-file-description lock (fcntl F_OFD_SETLK) on the one byte at
    `offset` of `fd`, without waiting. It is the open file description's: it ends when the
    last descriptor of it is closed (when the process ends at the latest). 1 taken, 0 held
