@@ -590,6 +590,36 @@ def test_a_socket_that_closes_without_answering_falls_back_to_spawning(site, how
     assert site.login(svc, "ivan", oathtool(at=t)) == PAM_AUTH_ERR
 
 
+REFUSING_SERVER = r"""
+import socket, struct, sys
+path, verdict = sys.argv[1], int(sys.argv[2])
+s = socket.socket(socket.AF_UNIX); s.bind(path); s.listen(8)
+while True:
+    c, _ = s.accept()
+    c.recv(65536)
+    c.sendall(bytes([0x1F]) + struct.pack(">I", 1) + bytes([verdict]))
+    c.close()
+"""
+
+
+def test_a_server_that_refuses_the_request_at_once_is_not_used(site):
+    """A running server of another version (the package upgraded while it runs, or a host
+    holding the module from before) answers a request it cannot read with a bare system
+    error: the module then spawns the helper of its own package. Any other first verdict is
+    the server's answer."""
+    os.makedirs(os.path.dirname(site.sock), mode=0o755)
+    site.start(["/usr/bin/python3", "-c", REFUSING_SERVER, site.sock, "5"])   # systemError
+    svc = site.service("refusing", f"socket={site.sock}", helper=HELPER)
+    site.inst.enroll("judy")
+    t = time.time()
+    assert site.login(svc, "judy", oathtool(at=t)) == PAM_SUCCESS
+    assert site.login(svc, "judy", oathtool(at=t)) == PAM_AUTH_ERR
+    site.close()
+    os.unlink(site.sock)
+    site.start(["/usr/bin/python3", "-c", REFUSING_SERVER, site.sock, "1"])   # failure: its verdict
+    assert site.login(svc, "judy", oathtool(at=t + 30)) == PAM_AUTH_ERR
+
+
 def test_server_not_owned_by_root_is_never_asked(site):
     """A listener created by another user could answer "success" to anything: the module
     does not ask it, and spawns the real helper instead."""

@@ -142,6 +142,12 @@ int twostep_socket_closed(int fd) {
     return n < 0 && (errno == ECONNRESET || errno == EPIPE || errno == ENOTCONN) ? 1 : 0;
 }
 
+ssize_t twostep_peek(int fd, void *buf, size_t len) {
+    ssize_t n;
+    do { n = recv(fd, buf, len, MSG_PEEK | MSG_DONTWAIT); } while (n < 0 && errno == EINTR);
+    return n;
+}
+
 int twostep_spawn(const char *path, char *const argv[], int child_fd, pid_t *pid) {
     if (path == NULL || argv == NULL || pid == NULL || child_fd < 0) return EINVAL;
 

@@ -91,6 +91,14 @@ func twostepSwiftAuthenticate(_ pamh: OpaquePointer?, _ flags: Int32, _ argc: In
     }
 }
 
+/// Whether the server's first frame is a bare system-error result (read ahead, not taken).
+private func refusedAtOnce(_ fd: Int32) -> Bool {
+    let refusal = Frame(.result, [Verdict.systemError.rawValue]).encoded()
+    var first = [UInt8](repeating: 0, count: refusal.count)
+    let n = first.withUnsafeMutableBytes { twostep_peek(fd, $0.baseAddress, $0.count) }
+    return n == refusal.count && first == refusal
+}
+
 /// With socket=, a connection to the running server; without it, or when the server cannot
 /// be used, a freshly spawned helper. Fails only when no helper can be had at all.
 private func openLink(options: ModuleOptions, pam: PAMHandle, request: [UInt8]) -> Result<HelperLink, PAMCode> {
@@ -111,6 +119,13 @@ private func openLink(options: ModuleOptions, pam: PAMHandle, request: [UInt8]) 
                 // cannot start (masked, a broken config, its start limit hit). Nothing was
                 // asked yet, so a spawned helper serves this login from the start.
                 failure = "it closed the connection without answering"
+            } else if refusedAtOnce(fd) {
+                // A system error before anything was asked: a server of another version
+                // refuses a request it cannot read (this module and the helper beside it are
+                // one package; a running server may be the one from before an upgrade, or
+                // the module one a long-running host loaded before it), or it cannot serve
+                // (its config). The helper spawned from this module's package decides.
+                failure = "it answered the request with a system error"
             } else {
                 pam.debugLog("connected to helper server at \(path)")
                 return .success(.connected(fd))

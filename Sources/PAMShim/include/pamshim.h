@@ -108,6 +108,9 @@ ssize_t twostep_send(int fd, const void *buf, size_t len);
 /// nothing (MSG_PEEK).
 int twostep_socket_closed(int fd);
 
+/// recv(fd, buf, len, MSG_PEEK | MSG_DONTWAIT): what has arrived, left to be read.
+ssize_t twostep_peek(int fd, void *buf, size_t len);
+
 /// Starts `path` with `argv`; the child's fd 0 and 1 are `child_fd`, fd 2 is /dev/null, no
 /// other descriptor is inherited, the signal mask is empty and every signal has its default
 /// action, the environment is only a fixed PATH. Returns 0 or an errno value.
