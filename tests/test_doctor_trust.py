@@ -342,6 +342,29 @@ def test_doctor_warns_about_sshd_without_keyboard_interactive(good):
     assert ("sshd", "warn") in lines, report
 
 
+def test_doctor_reads_sshd_drop_ins_where_they_are_included(good):
+    """Debian's sshd_config includes sshd_config.d/*.conf at its top, and sshd takes the first
+    value it reads: doctor read the main file only and warned about settings a drop-in made
+    (and would say ok about ones a drop-in overrode)."""
+    drop = os.path.join(good.root, "sshd_config.d")
+    os.mkdir(drop)
+    with open(os.path.join(drop, "10-twostep.conf"), "w") as f:
+        f.write("KbdInteractiveAuthentication yes\nAuthenticationMethods publickey,keyboard-interactive\n")
+    with open(os.path.join(drop, "20-later.conf"), "w") as f:
+        f.write("AuthenticationMethods any\nMatch User nobody\n  UsePAM no\n")
+    main = "Include sshd_config.d/*.conf\nUsePAM yes\nKbdInteractiveAuthentication no\nAuthenticationMethods any\n"
+    rc, lines, report = doctor(good, sshd=main)
+    sshd = {c["detail"] for c in report["checks"] if c["check"] == "sshd"}
+    assert sshd == {"UsePAM yes", "KbdInteractiveAuthentication yes",
+                    "AuthenticationMethods publickey,keyboard-interactive"}, report
+    # A drop-in that sets the opposite first wins over the main file's good values.
+    with open(os.path.join(drop, "05-first.conf"), "w") as f:
+        f.write("KbdInteractiveAuthentication no\n")
+    rc, lines, report = doctor(good, sshd=main.replace("no\n", "yes\n"))
+    assert ("sshd", "warn") in lines and any("KbdInteractiveAuthentication is no" in c["detail"]
+                                             for c in report["checks"]), report
+
+
 def test_clock_unsynchronised_is_audited_at_most_once_an_hour(inst):
     inst.write_config(window=3)  # three logins, three fresh steps, no waiting
     inst.enroll("alice")

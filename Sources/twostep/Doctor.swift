@@ -451,14 +451,31 @@ struct DoctorReport {
             return
         }
         var settings: [String: String] = [:]
-        for line in text.split(separator: "\n") {
-            let words = line.trimmingCharacters().split(whereSeparator: { $0 == " " || $0 == "\t" })
-            guard words.count >= 2, !words[0].hasPrefix("#") else { continue }
-            let key = words[0].lowercased()
-            if key == "match" { break }  // global settings only
-            // sshd uses the first value it reads for a keyword.
-            if settings[key] == nil { settings[key] = words[1...].joined(separator: " ") }
+        let base = String(path[..<(path.lastIndex(of: "/") ?? path.startIndex)])
+        // sshd uses the first value it reads for a keyword, reading an `Include`d file (a
+        // glob, relative to the main file's directory; Debian's sshd_config includes
+        // sshd_config.d/*.conf at its top) where it stands. A Match block ends the global
+        // settings of the file it is in.
+        func read(_ text: String, depth: Int) {
+            for line in text.split(separator: "\n") {
+                let words = line.trimmingCharacters().split(whereSeparator: { $0 == " " || $0 == "\t" })
+                guard words.count >= 2, !words[0].hasPrefix("#") else { continue }
+                let key = words[0].lowercased()
+                if key == "match" { return }
+                if key == "include" {
+                    guard depth < 16 else { continue }   // sshd's own limit
+                    for pattern in words[1...] {
+                        let full = pattern.hasPrefix("/") ? String(pattern) : base + "/" + pattern
+                        for file in globbed(full) {
+                            if let included = readSmallFile(file, limit: 1 << 20) { read(included, depth: depth + 1) }
+                        }
+                    }
+                    continue
+                }
+                if settings[key] == nil { settings[key] = words[1...].joined(separator: " ") }
+            }
         }
+        read(text, depth: 0)
         func check(_ key: String, _ want: String, _ why: String, default value: String) {
             let have = settings[key.lowercased()] ?? value
             if have.lowercased() == want.lowercased() {
@@ -477,6 +494,14 @@ struct DoctorReport {
 private func rounded(_ x: Double) -> String {
     let tenths = Int((x * 10).rounded())
     return "\(tenths / 10).\(tenths % 10)"
+}
+
+/// The paths a glob pattern names, in glob's (sorted) order; none when nothing matches.
+private func globbed(_ pattern: String) -> [String] {
+    var g = glob_t()
+    defer { globfree(&g) }
+    guard glob(pattern, 0, nil, &g) == 0 else { return [] }
+    return (0..<Int(g.gl_pathc)).compactMap { g.gl_pathv[$0].map { String(cString: $0) } }
 }
 
 /// A small text file (procfs, pam.d, sshd_config), or nil.
