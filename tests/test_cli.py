@@ -202,6 +202,28 @@ def test_a_record_from_before_a_reset_stays_refused_after_enrolling_again(inst):
     assert inst.login("alice", oathtool(OTHER, at=time.time() + 30)).returncode != 0
 
 
+def test_reset_of_a_record_with_a_damaged_header_and_a_state_at_the_last_generation(inst):
+    """A reviewer overwrote a record header's generation with ff bytes: `admin reset` (the
+    remedy for a damaged record) trapped on the overflow, and with ff..fe wrote a tombstone
+    after which every import trapped. The header's number is not authenticated and is no
+    longer used; a state at the last generation gets an error, not a crash."""
+    inst.enroll("alice")
+    path = os.path.join(inst.state, "alice.record")
+    data = bytearray(open(path, "rb").read())
+    at = 5 + data[4]
+    data[at:at + 8] = b"\xff" * 8
+    open(path, "wb").write(bytes(data))
+    r = inst.cli("admin", "reset", "alice", check=False)
+    assert r.returncode == 0, (r.returncode, r.stdout, r.stderr)
+    inst.enroll("alice")
+    assert json.loads(inst.cli("admin", "show", "alice", "--json").stdout)["enrolled"] is True
+    with open(os.path.join(inst.state, "bob.state"), "w") as f:
+        f.write("v=2\nrecord_generation=18446744073709551615\n")
+    os.chmod(os.path.join(inst.state, "bob.state"), 0o600)
+    r = inst.cli("admin", "import", "bob", "--secret", "-", input=SECRET + "\n", check=False)
+    assert r.returncode == 1 and "record generation at its maximum" in r.stderr, (r.returncode, r.stdout, r.stderr)
+
+
 def test_import_rejects_bad_input_clearly(inst):
     r = inst.cli("admin", "import", "alice", "--secret", "-", input="JBSWY3DP1HPK3PXP\n", check=False)
     assert r.returncode != 0 and "'1'" in r.stderr, r.stderr

@@ -142,7 +142,7 @@ public final class PostgresUserStore: UserStore, SealedRecordAccess {
         do { state = try loadState(u) } catch StoreError.damaged(let path, let reason) {
             throw StoreError.damagedStateNeedsUnlock(path: path, reason: reason, user: u)
         }
-        state.recordGeneration = max(state.recordGeneration, seen[u] ?? 0) + 1
+        state.recordGeneration = try SealedRecord.next(after: max(state.recordGeneration, seen[u] ?? 0), path: label(u))
         try storeSealedRecord(try SealedRecord.seal(plain, user: u, key: try keys.activeKey(),
                                                     generation: state.recordGeneration), for: u)
         seen[u] = state.recordGeneration
@@ -195,7 +195,7 @@ public final class PostgresUserStore: UserStore, SealedRecordAccess {
     public func removeUser(_ user: String) throws {
         snapshot = nil
         let u = try checked(user)
-        let sealedGeneration = ((try? sealedRecord(u)) ?? nil).flatMap { try? SealedRecord.headerGeneration(of: $0, path: u) } ?? 0
+        let sealedGeneration = ((try? sealedRecord(u)) ?? nil).flatMap { SealedRecord.openedGeneration(of: $0, user: u, keys: keys) } ?? 0
         let held = max((try? loadState(u))?.recordGeneration ?? 0, seen[u] ?? 0, sealedGeneration)
         seen[u] = nil
         guard held > 0 else {

@@ -69,14 +69,21 @@ public enum SealedRecord {
         return id
     }
 
-    /// The generation the header names (0 for version 1), without opening anything: not
-    /// authenticated, so good only for what a higher number cannot weaken (the tombstone a
-    /// removal leaves: a copy up to that generation is then refused).
-    public static func headerGeneration(of bytes: [UInt8], path: String) throws -> UInt64 {
-        let id = try keyID(of: bytes, path: path)
-        guard bytes[3] >= 2 else { return 0 }
-        let p = 5 + id.utf8.count
-        return bytes[p..<(p + 8)].reduce(0) { $0 << 8 | UInt64($1) }
+    /// The generation `bytes` were sealed with, when they open for `user` under `keys`
+    /// (authenticated, unlike the header alone); nil for a record that does not open.
+    public static func openedGeneration(of bytes: [UInt8], user: String, keys: KeyRing) -> UInt64? {
+        guard var opened = try? openWithGeneration(bytes, user: user, keys: keys, path: user) else { return nil }
+        Crypto.wipe(&opened.plaintext)
+        return opened.generation
+    }
+
+    /// The generation after `generation`; a record at the last one (a crafted or damaged
+    /// state or header: no store writes 2^64 records) cannot be written again.
+    public static func next(after generation: UInt64, path: String) throws -> UInt64 {
+        guard generation < UInt64.max else {
+            throw StoreError.damaged(path: path, reason: "record generation at its maximum")
+        }
+        return generation + 1
     }
 
     /// The plaintext.

@@ -269,7 +269,7 @@ public struct UserState: Equatable {
     /// `generation`, the newest one their records had.
     public static func tombstone(after generation: UInt64) -> UserState {
         var s = UserState()
-        s.recordGeneration = generation + 1
+        s.recordGeneration = generation < UInt64.max ? generation + 1 : generation
         return s
     }
 

@@ -205,7 +205,8 @@ public final class FileUserStore: UserStore {
         do { state = try loadState(user) } catch StoreError.damaged(let path, let reason) {
             throw StoreError.damagedStateNeedsUnlock(path: path, reason: reason, user: user)
         }
-        let generation = max(state.recordGeneration, generations[user] ?? 0) + 1
+        let generation = try SealedRecord.next(after: max(state.recordGeneration, generations[user] ?? 0),
+                                               path: directory + "/" + name)
         let sealed = try SealedRecord.seal(plain, user: user, key: try keys.activeKey(), generation: generation)
         lastOpened = nil
         try withDirectory { fd in
@@ -234,7 +235,7 @@ public final class FileUserStore: UserStore {
     }
 
     /// Removes the record and what the state held. A user whose records had a generation
-    /// (the state's, or the record's header) keeps a tombstone state naming the generation
+    /// (the state's, or the record's own when it opens) keeps a tombstone state naming the generation
     /// after it: every record of before the removal is then older than the state and
     /// refused if it is put back (a backup's copy, with an old secret and backup codes),
     /// and an enrolment after it is sealed with a later generation, never again from 1.
@@ -244,7 +245,8 @@ public final class FileUserStore: UserStore {
     public func removeUser(_ user: String) throws {
         let u = try checked(user)
         let sealed = try? withDirectory { fd in try Files.readPrivate(dirfd: fd, dirPath: directory, name: u + ".record") }
-        let sealedGeneration = (sealed ?? nil).flatMap { try? SealedRecord.headerGeneration(of: $0, path: u) } ?? 0
+        // The record's own generation, authenticated: a damaged header must not decide it.
+        let sealedGeneration = (sealed ?? nil).flatMap { SealedRecord.openedGeneration(of: $0, user: user, keys: keys) } ?? 0
         let held = max((try? loadState(user))?.recordGeneration ?? 0, generations[user] ?? 0, sealedGeneration)
         try withDirectory { fd in
             try Files.remove(dirfd: fd, dirPath: directory, name: u + ".record")
