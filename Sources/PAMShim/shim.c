@@ -134,14 +134,6 @@ ssize_t twostep_send(int fd, const void *buf, size_t len) {
     return send(fd, buf, len, MSG_NOSIGNAL);
 }
 
-int twostep_socket_closed(int fd) {
-    char c;
-    ssize_t n;
-    do { n = recv(fd, &c, 1, MSG_PEEK | MSG_DONTWAIT); } while (n < 0 && errno == EINTR);
-    if (n == 0) return 1;
-    return n < 0 && (errno == ECONNRESET || errno == EPIPE || errno == ENOTCONN) ? 1 : 0;
-}
-
 ssize_t twostep_peek(int fd, void *buf, size_t len) {
     ssize_t n;
     do { n = recv(fd, buf, len, MSG_PEEK | MSG_DONTWAIT); } while (n < 0 && errno == EINTR);

@@ -91,12 +91,22 @@ func twostepSwiftAuthenticate(_ pamh: OpaquePointer?, _ flags: Int32, _ argc: In
     }
 }
 
-/// Whether the server's first frame is a bare system-error result (read ahead, not taken).
-private func refusedAtOnce(_ fd: Int32) -> Bool {
+/// Why a server that has answered is not to be used, from what it sent first (read ahead,
+/// not taken; one recv): nil when it is to be used.
+/// - The connection closed (end of stream, or reset) with no frame: systemd's socket with a
+///   service that cannot start (masked, a broken config, its start limit hit).
+/// - A bare system-error result: a server of another version refusing a request it cannot
+///   read (the module and the helper beside it are one package; the running server may be
+///   the one from before an upgrade, or the module one a long-running host loaded before
+///   it), or one that cannot serve (its config). The helper of this module's package decides.
+private func refusedAtOnce(_ fd: Int32) -> String? {
     let refusal = Frame(.result, [Verdict.systemError.rawValue]).encoded()
     var first = [UInt8](repeating: 0, count: refusal.count)
     let n = first.withUnsafeMutableBytes { twostep_peek(fd, $0.baseAddress, $0.count) }
-    return n == refusal.count && first == refusal
+    if n == 0 || (n < 0 && (errno == ECONNRESET || errno == EPIPE || errno == ENOTCONN)) {
+        return "it closed the connection without answering"
+    }
+    return n == refusal.count && first == refusal ? "it answered the request with a system error" : nil
 }
 
 /// With socket=, a connection to the running server; without it, or when the server cannot
@@ -114,18 +124,9 @@ private func openLink(options: ModuleOptions, pam: PAMHandle, request: [UInt8]) 
                 failure = f.message
             } else if case .failure(let f) = channel.waitReadable(deadline: monotonicMilliseconds() + serverFirstFrameMilliseconds) {
                 failure = "no answer within \(serverFirstFrameMilliseconds) ms: \(f.message)"
-            } else if twostep_socket_closed(fd) != 0 {
-                // Accepted and closed with no frame: systemd's socket with a service that
-                // cannot start (masked, a broken config, its start limit hit). Nothing was
-                // asked yet, so a spawned helper serves this login from the start.
-                failure = "it closed the connection without answering"
-            } else if refusedAtOnce(fd) {
-                // A system error before anything was asked: a server of another version
-                // refuses a request it cannot read (this module and the helper beside it are
-                // one package; a running server may be the one from before an upgrade, or
-                // the module one a long-running host loaded before it), or it cannot serve
-                // (its config). The helper spawned from this module's package decides.
-                failure = "it answered the request with a system error"
+            } else if let refusal = refusedAtOnce(fd) {
+                // Nothing was asked yet, so a spawned helper serves this login from the start.
+                failure = refusal
             } else {
                 pam.debugLog("connected to helper server at \(path)")
                 return .success(.connected(fd))

@@ -103,11 +103,6 @@ int twostep_socketpair(int fds[2]);
 /// send(fd, buf, len, MSG_NOSIGNAL): a dead helper must not SIGPIPE the host.
 ssize_t twostep_send(int fd, const void *buf, size_t len);
 
-/// Whether the peer of the connected socket `fd` has closed it (end of stream, or reset)
-/// with nothing left to read: 1 when so, 0 when data waits or nothing has come yet. Reads
-/// nothing (MSG_PEEK).
-int twostep_socket_closed(int fd);
-
 /// recv(fd, buf, len, MSG_PEEK | MSG_DONTWAIT): what has arrived, left to be read.
 ssize_t twostep_peek(int fd, void *buf, size_t len);
 
