@@ -307,6 +307,16 @@ def check_pam_auth_update_login(work):
         r = priv.run(
             'pam-auth-update --enable twostep\n'
             'cp /etc/pam.d/common-auth "$TS_DIR/enabled"\n'
+            # An upgrade whose profile changed: postinst configure OLD-VERSION applies it
+            # (a reviewer's profile change never reached common-auth).
+            'sed "s/pam_twostep.so nullok$/pam_twostep.so nullok timeout=20/" /usr/share/pam-configs/twostep '
+            '> "$TS_DIR/profile"\n'
+            'mount --bind "$TS_DIR/profile" /usr/share/pam-configs/twostep\n'
+            '/var/lib/dpkg/info/twostep.postinst configure 0.0.1 > "$TS_DIR/postinst.out" 2>&1\n'
+            'cp /etc/pam.d/common-auth "$TS_DIR/upgraded"\n'
+            'umount /usr/share/pam-configs/twostep\n'
+            'pam-auth-update --package\n'
+            'cmp /etc/pam.d/common-auth "$TS_DIR/enabled"\n'
             'printf "@include common-auth\\n" > "/etc/pam.d/$TS_SERVICE"\n'
             'for a in good badpw; do\n'
             '  "$TS_HARNESS" --confdir /etc/pam.d --service "$TS_SERVICE" --user "$TS_USER" '
@@ -325,6 +335,9 @@ def check_pam_auth_update_login(work):
         modules = [next(w for w in l if w.endswith(".so")) for l in enabled]
         assert modules.index("pam_unix.so") < modules.index("pam_twostep.so"), enabled
         assert enabled[modules.index("pam_twostep.so")][-2:] == ["pam_twostep.so", "nullok"]
+        upgraded = [l.split() for l in open(os.path.join(priv.dir, "upgraded")) if "pam_twostep.so" in l]
+        assert len(upgraded) == 1 and upgraded[0][-3:] == ["pam_twostep.so", "nullok", "timeout=20"], \
+            open(os.path.join(priv.dir, "postinst.out")).read()
         good = open(os.path.join(priv.dir, "good.out")).read()
         assert harness_prompts(good) == ["Password: ", "Verification code: "], good
         assert "RESULT: Success (0)" in good, good
