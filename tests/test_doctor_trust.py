@@ -352,7 +352,7 @@ def test_doctor_reads_sshd_drop_ins_where_they_are_included(good):
         f.write("KbdInteractiveAuthentication yes\nAuthenticationMethods publickey,keyboard-interactive\n")
     with open(os.path.join(drop, "20-later.conf"), "w") as f:
         f.write("AuthenticationMethods any\nMatch User nobody\n  UsePAM no\n")
-    main = "Include sshd_config.d/*.conf\nUsePAM yes\nKbdInteractiveAuthentication no\nAuthenticationMethods any\n"
+    main = f"Include {drop}/*.conf\nUsePAM yes\nKbdInteractiveAuthentication no\nAuthenticationMethods any\n"
     rc, lines, report = doctor(good, sshd=main)
     sshd = {c["detail"] for c in report["checks"] if c["check"] == "sshd"}
     assert sshd == {"UsePAM yes", "KbdInteractiveAuthentication yes",

@@ -262,3 +262,6 @@ def test_removing_an_authenticator_or_lowering_trust_ssh_key_ends_trusts(env):
     time.sleep(2.2)
     r = login_with(env, env.key_a, wrong_code(secret))
     assert r.rc != 0 and len(r.prompts) == 1 and "Verification code" in r.prompts[0], r
+    # ...and `twostep devices` shows what logins apply, not the stored hour (R7).
+    listed = json.loads(run([env.cli, "devices", "--user", env.user, "--json", "--config", env.config]).stdout)
+    assert listed["trusted_ssh_keys"] == [], listed

@@ -273,7 +273,7 @@ public final class SelfService {
         let locked = state.lockedUntil > now
         data[.locked] = locked ? "true" : "false"
         if locked { data[.lockedUntil] = AuditLog.isoTime(state.lockedUntil) }
-        if let trusted = trustedKeysField(record, now: now) { data[.trustedSSHKeys] = trusted }
+        if let trusted = trustedKeysField(record, now: now, lasting: config.trustSSHKey) { data[.trustedSSHKeys] = trusted }
         recoveryFields(record.recovery, into: &data, now: now, fullAddress: fullAddress)
         return data
     }
@@ -293,7 +293,7 @@ public final class SelfService {
     func devices(_ user: String, enrolled: Bool, emit: (ServiceData) -> Void, conversation: Conversation) -> Verdict {
         do {
             var data = try Self.deviceFields(user, store: store)
-            if let record = try store.loadRecord(user), let trusted = Self.trustedKeysField(record, now: now()) {
+            if let record = try store.loadRecord(user), let trusted = Self.trustedKeysField(record, now: now(), lasting: config.trustSSHKey) {
                 data[.trustedSSHKeys] = trusted
             }
             emit(data)

@@ -107,7 +107,8 @@ extension Admin {
             config's `state_dir`). Sealed records are copied byte for byte and opened with this \
             host's keys before they count; a user already identical in the destination is left \
             alone, so running it twice changes nothing. A user the destination holds with other \
-            contents is left as it is unless --overwrite: give it only while no host uses the \
+            contents, or removed there after the copy was made (`admin reset` leaves a tombstone), \
+            is left as it is unless --overwrite: give it only while no host uses the \
             destination yet (a copy made again after hosts use it would put back spent backup \
             codes, used codes and lockouts); a user it overwrites whose record there was of a later \
             generation is named in a warning (exit status 1). Users enrolled only in the destination are named; \
@@ -188,12 +189,13 @@ extension Admin {
             } else {
                 print("twostep: \(ctx.config.store.rawValue) -> \(to) (\(where_)): \(summary); every copy opened and verified")
                 if !report.differing.isEmpty {
-                    print("twostep: not overwritten (the destination's copy may be newer): " +
-                          report.differing.map(displaySafe).joined(separator: ", ") +
-                          ". If no host uses the destination yet, run again with --overwrite.")
+                    print("twostep: not overwritten (the destination's copy may be newer, or the user was removed " +
+                          "there since): " + report.differing.map(displaySafe).joined(separator: ", ") +
+                          ". If no host uses the destination yet, run again with --overwrite (it also brings back " +
+                          "an enrolment removed there).")
                 }
                 if !report.lowered.isEmpty {
-                    print("twostep: warning: overwritten although the destination's record was newer: " +
+                    print("twostep: warning: overwritten although the destination's record (or its removal) was newer: " +
                           report.lowered.map { "\(displaySafe($0.user)) (generation \($0.from) there, \($0.to) copied)" }
                               .joined(separator: ", ") +
                           ". Right if those users were reset and enrolled again in the source; otherwise the " +

@@ -47,7 +47,7 @@ extension Devices {
 
     struct Remove: ParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Remove one authenticator (password and a current code from another one).")
+            abstract: "Remove one authenticator (password and a current code from another one); every trusted SSH key is forgotten.")
         @Argument(help: "The authenticator's name (see `twostep devices`).") var name: String
         @OptionGroup var options: SelfServiceOptions
 

@@ -451,10 +451,9 @@ struct DoctorReport {
             return
         }
         var settings: [String: String] = [:]
-        let base = String(path[..<(path.lastIndex(of: "/") ?? path.startIndex)])
         // sshd uses the first value it reads for a keyword, reading an `Include`d file (a
-        // glob, relative to the main file's directory; Debian's sshd_config includes
-        // sshd_config.d/*.conf at its top) where it stands. A Match block ends the global
+        // glob; a relative one is in /etc/ssh, as sshd takes it; Debian's sshd_config
+        // includes sshd_config.d/*.conf at its top) where it stands. A Match block ends the global
         // settings of the file it is in.
         func read(_ text: String, depth: Int) {
             for line in text.split(separator: "\n") {
@@ -465,7 +464,7 @@ struct DoctorReport {
                 if key == "include" {
                     guard depth < 16 else { continue }   // sshd's own limit
                     for pattern in words[1...] {
-                        let full = pattern.hasPrefix("/") ? String(pattern) : base + "/" + pattern
+                        let full = pattern.hasPrefix("/") ? String(pattern) : "/etc/ssh/" + pattern
                         for file in globbed(full) {
                             if let included = readSmallFile(file, limit: 1 << 20) { read(included, depth: depth + 1) }
                         }
