@@ -1,6 +1,7 @@
 # SPDX-License-Identifier: Apache-2.0
 """Shared fixtures for the integration suites: a scratch twostep installation (config,
 keys, state, a PAM config folder) driven through the built binaries and libpam."""
+import contextlib
 import json
 import re
 import os
@@ -193,6 +194,24 @@ def inst():
         yield Installation(root)
     finally:
         shutil.rmtree(root, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def login_at_prompt(pamdir, service, user, preexec_fn=None):
+    """A libpam login (pam_harness --answers-at-prompt) held at its first prompt: yields the
+    harness process once the code prompt is out, for the test to look at the login while it
+    waits; `proc.communicate(answer + "\n")` answers it. Killed if the test ends first."""
+    proc = subprocess.Popen([HARNESS, "--confdir", pamdir, "--service", service, "--user", user,
+                             "--answers", "-", "--answers-at-prompt"], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=preexec_fn)
+    try:
+        first = proc.stdout.readline()
+        assert first.startswith("PROMPT_ECHO_OFF"), first
+        yield proc
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
 
 
 def harness_login(pamdir, service, user, answer, timeout=60):

@@ -18,7 +18,7 @@ import time
 
 import pytest
 
-from conftest import CLI, HELPER, HARNESS, VERIFY, Installation, SECRET, oathtool, wrong
+from conftest import CLI, HELPER, HARNESS, VERIFY, Installation, SECRET, login_at_prompt, oathtool, wrong
 from test_selfservice import PASSWORD, host, wait_for_socket  # noqa: F401 (host is a fixture)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -158,11 +158,7 @@ def test_the_helper_drops_the_callers_scheduling(inst):
 
     for helper in (HELPER, VERIFY):
         service = service_spawning(inst, "sched", helper)
-        proc = subprocess.Popen([HARNESS, "--confdir", inst.pamdir, "--service", service, "--user", "alice",
-                                 "--answers", "-", "--answers-at-prompt"], stdin=subprocess.PIPE,
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=hostile)
-        try:
-            assert proc.stdout.readline().startswith("PROMPT_ECHO_OFF"), helper
+        with login_at_prompt(inst.pamdir, service, "alice", preexec_fn=hostile) as proc:
             pid = helper_of(proc)
             # The host kept what its caller set (the test would prove nothing otherwise)...
             assert os.sched_getscheduler(proc.pid) == os.SCHED_IDLE
@@ -175,10 +171,6 @@ def test_the_helper_drops_the_callers_scheduling(inst):
                 assert int(f.read()) == 50_000, helper
             out, err = proc.communicate(oathtool() + "\n", timeout=30)
             assert "RESULT: Success (0)" in out, out + err
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
         # A fresh enrolment: the next helper's login may use the same time step's code.
         inst.cli("admin", "reset", "alice")
         inst.enroll("alice")
@@ -704,18 +696,10 @@ def test_a_login_left_at_its_prompt_across_a_reset_and_re_enrolment_does_not_bre
     inst.service()
     for i in range(3):   # a few record writes: the old record's generation climbs above 1
         inst.cli("admin", "backup-codes", "alice")
-    proc = subprocess.Popen([HARNESS, "--confdir", inst.pamdir, "--service", "tstest", "--user", "alice",
-                             "--answers", "-", "--answers-at-prompt"], stdin=subprocess.PIPE,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        assert proc.stdout.readline().startswith("PROMPT_ECHO_OFF")
+    with login_at_prompt(inst.pamdir, "tstest", "alice") as proc:
         inst.cli("admin", "reset", "alice")
         inst.cli("admin", "import", "alice", "--secret", "-", input=other + "\n")
         out, err = proc.communicate(wrong(oathtool(other)) + "\n", timeout=30)
         assert "RESULT: Authentication failure (7)" in out, out + err
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
     codes, out = harness(inst, "alice", [oathtool(other)])
     assert codes == [PAM_SUCCESS], out

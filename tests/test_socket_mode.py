@@ -22,7 +22,7 @@ import pytest
 
 from conftest import (CLI, HARNESS, HELPER, MODULE, PAM_AUTH_ERR, PAM_AUTHINFO_UNAVAIL, PAM_IGNORE,
                       PAM_MAXTRIES, PAM_SUCCESS, VERDICT_SYSTEM_ERROR, Installation, harness_login,
-                      oathtool, raw_request, wait_for_socket)
+                      login_at_prompt, oathtool, raw_request, wait_for_socket)
 
 NO_HELPER = "/nonexistent/twostep-helper"
 
@@ -222,11 +222,7 @@ def test_a_stopped_server_lets_the_login_at_its_prompt_finish(site):
         return found
 
     assert len(workers()) >= 2
-    proc = subprocess.Popen([HARNESS, "--confdir", site.inst.pamdir, "--service", svc, "--user", "alice",
-                             "--answers", "-", "--answers-at-prompt"], stdin=subprocess.PIPE,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        assert proc.stdout.readline().startswith("PROMPT_ECHO_OFF")
+    with login_at_prompt(site.inst.pamdir, svc, "alice") as proc:
         os.kill(server.pid, signal.SIGTERM)
         server.wait(timeout=10)
         deadline = time.time() + 10
@@ -235,10 +231,6 @@ def test_a_stopped_server_lets_the_login_at_its_prompt_finish(site):
         assert len(workers()) == 1          # the idle ones ended; the one at the prompt waits
         out, err = proc.communicate(oathtool() + "\n", timeout=30)
         assert "RESULT: Success (0)" in out, out + err
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
     deadline = time.time() + 10
     while workers() and time.time() < deadline:
         time.sleep(0.05)
