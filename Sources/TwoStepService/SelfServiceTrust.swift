@@ -45,13 +45,11 @@ extension SelfService {
     }
 
     /// The trusted keys still valid at `now`, as the `trusted_ssh_keys` data field; nil if none.
-    /// Each until what a login applies: its own expiry or `lasting` (`trust_ssh_key` as it is
-    /// now) after it was trusted, whichever is first; none while `trust_ssh_key` is off.
+    /// Each until what a login applies (`UserRecord.trustedSSHKeys(lasting:)`, `lasting` being
+    /// `trust_ssh_key`); none while `trust_ssh_key` is off.
     static func trustedKeysField(_ record: UserRecord, now: Int64, lasting: Int?) -> String? {
         guard let lasting else { return nil }
-        let keys = record.trustedSSHKeys.map {
-            TrustedSSHKey(fingerprint: $0.fingerprint, added: $0.added, expires: min($0.expires, $0.added + Int64(lasting)))
-        }.filter { $0.expires > now }
+        let keys = record.trustedSSHKeys(lasting: lasting).filter { $0.expires > now }
         guard !keys.isEmpty else { return nil }
         return keys.map { "\($0.fingerprint)@\($0.added)@\($0.expires)" }.joined(separator: ",")
     }

@@ -52,13 +52,19 @@ extension UserRecord {
         }
     }
 
-    /// The first of `fingerprints` trusted at `now`, if any: before its own expiry and less
-    /// than `lasting` seconds (`trust_ssh_key` as it is now) after it was trusted, so that
-    /// lowering `trust_ssh_key` shortens the trusts given before.
-    public func trustedKey(among fingerprints: [String], at now: Int64, lasting: Int) -> TrustedSSHKey? {
-        trustedSSHKeys.first {
-            fingerprints.contains($0.fingerprint) && $0.expires > now && $0.added + Int64(lasting) > now
+    /// The trusted keys as logins apply them: each until its own expiry or `lasting` seconds
+    /// (`trust_ssh_key` as it is now) after it was trusted, whichever comes first, so that
+    /// lowering `trust_ssh_key` shortens the trusts given before. Expired ones included.
+    public func trustedSSHKeys(lasting: Int) -> [TrustedSSHKey] {
+        trustedSSHKeys.map { k in
+            let (limit, overflow) = k.added.addingReportingOverflow(Int64(lasting))
+            return TrustedSSHKey(fingerprint: k.fingerprint, added: k.added, expires: overflow ? k.expires : min(k.expires, limit))
         }
+    }
+
+    /// The first of `fingerprints` trusted at `now` (`trustedSSHKeys(lasting:)`), if any.
+    public func trustedKey(among fingerprints: [String], at now: Int64, lasting: Int) -> TrustedSSHKey? {
+        trustedSSHKeys(lasting: lasting).first { fingerprints.contains($0.fingerprint) && $0.expires > now }
     }
 
     /// Trusts `fingerprints` until now + seconds: expired entries go, a key trusted again
