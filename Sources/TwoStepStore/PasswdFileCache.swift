@@ -237,33 +237,43 @@ public final class PasswdFileCache {
     static func firstEntry(_ wanted: [UInt8], in path: String) -> UInt64? {
         guard let (fd, before) = openRegular(path) else { return nil }
         defer { close(fd) }
-        // Only the line not yet whole is kept between reads; each read's bytes are searched
-        // once for the last newline.
+        // Read in chunks of at most 64 KiB, into memory left uninitialised (a usual passwd
+        // file is one chunk, searched where it was read). Only a line not yet whole is kept
+        // between reads; each read's bytes are searched once for the last newline.
+        let size = min(64 << 10, Int(before.st_size) + 1)
+        let chunk = UnsafeMutableBufferPointer<UInt8>.allocate(capacity: size)
+        defer { chunk.deallocate() }
         var pending: [UInt8] = []
-        var chunk = [UInt8](repeating: 0, count: 64 << 10)
         var total = 0
         var found: UInt64?
+        func scan(_ lines: UnsafeBufferPointer<UInt8>) -> Bool {
+            entries(lines, only: wanted) { _, value in
+                found = value
+                return false
+            }
+        }
         while found == nil {
-            let n = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress!, $0.count) }
+            let n = read(fd, chunk.baseAddress!, size)
             if n < 0 && errno == EINTR { continue }
             guard n >= 0 else { return nil }
             total += n
             guard total <= maximumSize else { return nil }
-            let old = pending.count
-            pending.append(contentsOf: chunk[0..<n])
-            // The whole lines read so far; at the end of the file, the last one too.
-            let end = n == 0 ? pending.count : (pending[old...].lastIndex(of: 0x0a).map { $0 + 1 } ?? 0)
-            if end > 0 {
-                let clean = pending.withUnsafeBufferPointer { all -> Bool in
-                    let lines = UnsafeBufferPointer(rebasing: all[0..<end])
-                    return entries(lines) { name, value in
-                        guard lines[name].elementsEqual(wanted) else { return true }
-                        found = value
-                        return false
-                    }
-                }
-                guard clean else { return nil }
-                pending.removeSubrange(0..<end)
+            let got = UnsafeBufferPointer(rebasing: chunk[0..<n])
+            // got[..<cut] ends the lines begun before it; at the end of the file, the last
+            // line is whole too.
+            let cut = got.lastIndex(of: 0x0a).map { $0 + 1 } ?? 0
+            if n == 0 {
+                guard pending.withUnsafeBufferPointer(scan) else { return nil }
+                pending = []
+            } else if cut == 0 {
+                pending.append(contentsOf: got)
+            } else if pending.isEmpty {
+                guard scan(UnsafeBufferPointer(rebasing: got[..<cut])) else { return nil }
+                pending.append(contentsOf: got[cut...])
+            } else {
+                pending.append(contentsOf: got[..<cut])
+                guard pending.withUnsafeBufferPointer(scan) else { return nil }
+                pending = Array(got[cut...])
             }
             // A line already over maximumLine: `entries` would refuse it once whole.
             guard pending.count <= maximumLine else { return nil }
@@ -275,38 +285,44 @@ public final class PasswdFileCache {
 
     /// Each line's name (a range of `b`) and its primary gid, or `doubtful` when glibc's
     /// files parser might read the line otherwise, in file order, until `visit` returns
-    /// false. Returns false, having stopped, at a NUL byte or a line over `maximumLine`
-    /// (nothing may be answered from such a file), else true.
-    static func entries(_ b: UnsafeBufferPointer<UInt8>, _ visit: (Range<Int>, UInt64) -> Bool) -> Bool {
+    /// false. With `only`, lines of other names are checked (NUL bytes, length) but neither
+    /// parsed nor visited. Returns false, having stopped, at a NUL byte or a line over
+    /// `maximumLine` (nothing may be answered from such a file), else true.
+    static func entries(_ b: UnsafeBufferPointer<UInt8>, only wanted: [UInt8]? = nil,
+                        _ visit: (Range<Int>, UInt64) -> Bool) -> Bool {
         // One pass over the bytes, no array per line or field: every worker rebuilds the
-        // index after every change to the file.
+        // index after every change to the file, and twostep-verify reads the file up to the
+        // login's name at every login. Line ends, NUL bytes and a line's first colon are
+        // found with memchr; only the lines a caller wants are split into fields (a host
+        // with tens of thousands of local accounts otherwise pays for each line a login's
+        // name comes after).
+        guard let base = b.baseAddress else { return true }
         let n = b.count
+        // The offset of the first `byte` in [from, to), or nil.
+        func find(_ byte: UInt8, _ from: Int, _ to: Int) -> Int? {
+            guard from < to, let hit = memchr(base + from, Int32(byte), to - from) else { return nil }
+            return base.distance(to: hit.assumingMemoryBound(to: UInt8.self))
+        }
         var lineStart = 0
         while lineStart < n {
-            var lineEnd = lineStart
-            while lineEnd < n && b[lineEnd] != 0x0a {
-                if b[lineEnd] == 0 { return false }  // a NUL byte: nothing
-                lineEnd += 1
-            }
+            let lineEnd = find(0x0a, lineStart, n) ?? n
             defer { lineStart = lineEnd + 1 }
+            guard find(0, lineStart, lineEnd) == nil else { return false }  // a NUL byte: nothing
             guard lineEnd - lineStart <= maximumLine else { return false }
             // glibc skips leading white space (isspace) and then blank and `#` lines.
             var i = lineStart
             while i < lineEnd && NSSwitch.isSpace(b[i]) { i += 1 }
             guard i < lineEnd, b[i] != UInt8(ascii: "#") else { continue }
-            // The colon after `from`, on this line.
-            func colon(after from: Int) -> Int? {
-                var j = from
-                while j < lineEnd { if b[j] == UInt8(ascii: ":") { return j }; j += 1 }
-                return nil
-            }
             // Name, password, uid, gid, gecos, home end at the first six colons; the
             // seventh field, the shell, takes the rest of the line, colons included.
-            let nameEnd = colon(after: i)
-            let passEnd = nameEnd.flatMap { colon(after: $0 + 1) }
-            let uidEnd = passEnd.flatMap { colon(after: $0 + 1) }
-            let gidEnd = uidEnd.flatMap { colon(after: $0 + 1) }
-            let homeEnd = gidEnd.flatMap { colon(after: $0 + 1) }.flatMap { colon(after: $0 + 1) }
+            let nameEnd = find(UInt8(ascii: ":"), i, lineEnd)
+            let name = i..<(nameEnd ?? lineEnd)
+            if let wanted, name.count != wanted.count || memcmp(base + i, wanted, wanted.count) != 0 { continue }
+            func colon(after end: Int?) -> Int? { end.flatMap { find(UInt8(ascii: ":"), $0 + 1, lineEnd) } }
+            let passEnd = colon(after: nameEnd)
+            let uidEnd = colon(after: passEnd)
+            let gidEnd = colon(after: uidEnd)
+            let homeEnd = colon(after: colon(after: gidEnd))
             var value = doubtful
             if let nameEnd, let passEnd, let uidEnd, let gidEnd, homeEnd != nil, nameEnd > i,
                b[i] != UInt8(ascii: "+"), b[i] != UInt8(ascii: "-"),
@@ -314,7 +330,7 @@ public final class PasswdFileCache {
                let gid = decimalID(b[(uidEnd + 1)..<gidEnd]) {
                 value = UInt64(gid)
             }
-            guard visit(i..<(nameEnd ?? lineEnd), value) else { return true }
+            guard visit(name, value) else { return true }
         }
         return true
     }

@@ -120,6 +120,15 @@ final class PasswdFileCacheTests: XCTestCase {
         XCTAssertNil(PasswdFileCache.lookUpOnce("root", passwd: long, nsswitch: files),
                      "a line longer than the helper's NSS buffer allows before the name: nothing")
         XCTAssertNil(PasswdFileCache.lookUpOnce("root", passwd: dir + "/missing", nsswitch: files))
+        // Lines of other names are not split into fields, but still judged whole.
+        let nul = try write("passwd-nul", "a:x:1:1::/:\0\nroot:x:0:0::/:\n")
+        XCTAssertNil(PasswdFileCache.lookUpOnce("root", passwd: nul, nsswitch: files), "a NUL byte in another name's line before")
+        let prefixes = try write("passwd-prefixes", "roo:x:1:1::/:\nrooter:x:2:2::/:\nroot\nroot:x:0:7::/:\n")
+        XCTAssertNil(PasswdFileCache.lookUpOnce("root", passwd: prefixes, nsswitch: files),
+                     "the name's first line (no colon at all) is doubtful, whatever follows")
+        let later = try write("passwd-later", "roo:x:1:1::/:\nrooter:x:2:2::/:\nroot:x:0:7::/:\n")
+        XCTAssertEqual(PasswdFileCache.lookUpOnce("root", passwd: later, nsswitch: files), .found(name: "root", gid: 7),
+                       "names that share a prefix with it are other names")
     }
 
     /// lookUpOnce reads in 64 KiB chunks and stops at the name's line: a line across a
