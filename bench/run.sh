@@ -202,6 +202,7 @@ if [ "${BENCH_ACCOUNTS:-1}" = 1 ]; then
             awk '{printf "%s:x:%d:65534:twostep bench:/nonexistent:/usr/sbin/nologin\n", $1, 3900000 + NR}' \
             >> "$D/passwd"
         chmod 0644 "$D/passwd"
+        passwd_made=$(date +%s)
         accounts_mode=namespace
     else
         echo "bench: NOTE: not root or no unshare(1): the bench's users are not accounts, and every"
@@ -321,6 +322,13 @@ if [ $PG = 1 ]; then
         --ratio "pam_twostep socket= postgresql:pam_twostep default (running helper)" \
         --meta "postgresql=local PostgreSQL 15, TCP 127.0.0.1, TLS verify-full, SCRAM; one connection per pre-forked worker"
     set -- sh -eu -c "$SERVE" sh "$BUILD/twostep-helper" "$D/twostep-pg.conf" "$PGSOCK" "$D/pgrun" "$@"
+fi
+# The running helper answers from its index of /etc/passwd only once the file has been left
+# alone for 2 s (PasswdFileCache.settleSeconds; NSS answers meanwhile), as /etc/passwd on a
+# real host has been: the copy made above waits that out, or the default path's first
+# seconds would measure glibc's NSS walk through the bench's hundreds of lines instead.
+if [ "$accounts_mode" = namespace ]; then
+    while [ $(($(date +%s) - passwd_made)) -lt 3 ]; do sleep 0.2; done
 fi
 set +e
 run_harness sh -eu -c "$SERVE" sh "$BUILD/twostep-helper" "$D/twostep.conf" "$SOCK" "$D" "$@"
