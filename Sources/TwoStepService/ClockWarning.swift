@@ -33,14 +33,21 @@ public enum ClockWarning {
         // rather than one per login; the login itself goes on either way.
         guard let dir = try? Files.openPrivateDirectory(config.stateDir) else { return }
         defer { close(dir) }
+        // Whether the marker says an event is on record. Read first without the lock (the
+        // marker is replaced by rename, so a read sees the old or the new one whole): every
+        // login but one an hour ends here, and a spawned helper takes no lock for it. Read
+        // again under the lock before writing, so two writers make one event.
+        func onRecord() -> Bool {
+            guard let bytes = try? Files.readPrivate(dirfd: dir, dirPath: config.stateDir, name: file, limit: 64),
+                  let last = Int64(String(decoding: bytes, as: UTF8.self).filter { $0 != "\n" }),
+                  last <= now, now - last < interval else { return false }
+            knownUntil = (config.stateDir, last + interval)
+            return true
+        }
+        if onRecord() { return }
         guard let lock = try? FileLock(dirfd: dir, dirPath: config.stateDir, name: ".clock-lock") else { return }
         defer { lock.unlock() }
-        if let bytes = try? Files.readPrivate(dirfd: dir, dirPath: config.stateDir, name: file, limit: 64),
-           let last = Int64(String(decoding: bytes, as: UTF8.self).filter { $0 != "\n" }),
-           last <= now, now - last < interval {
-            knownUntil = (config.stateDir, last + interval)
-            return
-        }
+        if onRecord() { return }
         // Under .clock-lock: one fixed temporary name, so a dead writer's leftover is
         // replaced by the next writer's instead of staying for ever.
         guard (try? Files.writeAtomically(dirfd: dir, dirPath: config.stateDir, name: file,
