@@ -145,17 +145,36 @@ public final class GoogleAuthenticatorFile {
                                        scratchCodes: scratch, unknownOptions: unknown)
     }
 
-    /// The module's Base32: A-Z and 2-7, upper or lower case; spaces and hyphens are
-    /// ignored. The secret never becomes a String.
+    /// The module's Base32, as pam_google_authenticator decodes it: A-Z and 2-7, upper or
+    /// lower case, with 0, 1 and 8 read as O, L and B (digits people type for those
+    /// letters); spaces, tabs, hyphens and a carriage return are ignored; any length, the
+    /// bits of a last partial byte dropped. The secret never becomes a String.
     static func decodeSecret(_ line: ArraySlice<UInt8>) -> [UInt8]? {
-        var text: [UInt8] = []
-        defer { Crypto.wipe(&text) }
-        for var b in line {
-            if b == UInt8(ascii: " ") || b == UInt8(ascii: "-") || b == UInt8(ascii: "\t") { continue }
-            if b >= UInt8(ascii: "a"), b <= UInt8(ascii: "z") { b -= 32 }
-            text.append(b)
+        var out: [UInt8] = []
+        var buffer: UInt32 = 0
+        var bits = 0
+        defer { buffer = 0 }
+        for b in line {
+            let value: UInt8
+            switch b {
+            case UInt8(ascii: " "), UInt8(ascii: "-"), UInt8(ascii: "\t"), UInt8(ascii: "\r"): continue
+            case UInt8(ascii: "A")...UInt8(ascii: "Z"): value = b - UInt8(ascii: "A")
+            case UInt8(ascii: "a")...UInt8(ascii: "z"): value = b - UInt8(ascii: "a")
+            case UInt8(ascii: "2")...UInt8(ascii: "7"): value = b - UInt8(ascii: "2") + 26
+            case UInt8(ascii: "0"): value = UInt8(ascii: "O") - UInt8(ascii: "A")
+            case UInt8(ascii: "1"): value = UInt8(ascii: "L") - UInt8(ascii: "A")
+            case UInt8(ascii: "8"): value = UInt8(ascii: "B") - UInt8(ascii: "A")
+            default:
+                Crypto.wipe(&out)
+                return nil
+            }
+            buffer = (buffer << 5 | UInt32(value)) & 0x1fff
+            bits += 5
+            if bits >= 8 {
+                bits -= 8
+                out.append(UInt8(truncatingIfNeeded: buffer >> UInt32(bits)))
+            }
         }
-        guard !text.isEmpty, let secret = Base32.decodeStrict(text), !secret.isEmpty else { return nil }
-        return secret
+        return out.isEmpty ? nil : out
     }
 }

@@ -7,8 +7,12 @@ import TwoStepStore
 public enum ImportOutcome: Equatable {
     /// Written (or, in a dry run, would be); the words say what.
     case imported(String)
-    /// Enrolled already with exactly these secrets: an earlier run did it.
+    /// Enrolled already with exactly these secrets: an earlier run did it, and the source
+    /// has spent nothing since that the store does not know of.
     case alreadyImported
+    /// Enrolled already with these secrets (an earlier run), and what the source spent
+    /// since (used steps, HOTP counters, scratch codes) was carried over; the words say what.
+    case updated(String)
     case skipped(String)
     /// The source file is not to be trusted (owner, mode, a link).
     case refused(String)
@@ -34,25 +38,40 @@ public final class Importer {
         self.now = now
     }
 
-    /// Imports `candidate` unless its user is enrolled (then `alreadyImported` when the
-    /// record holds the same secrets, else skipped; `replace` overwrites). A dry run reads
-    /// and decides the same way and writes nothing.
+    /// Imports `candidate` unless its user is enrolled: then, when the record holds the
+    /// same secrets (an earlier run imported them), what the source spent since is carried
+    /// over (`updated`; `alreadyImported` when there is nothing to carry), else the user is
+    /// skipped; `replace` overwrites. Whatever a rerun does, no code spent on either side
+    /// passes again: replay marks and counters only go up, and a backup code is kept only
+    /// while the source still has it too. A dry run reads and decides the same way and
+    /// writes nothing.
     public func run(_ candidate: ImportCandidate, dryRun: Bool, replace: Bool) -> ImportOutcome {
         let user = candidate.user
         let outcome: ImportOutcome
         do {
             outcome = try store.withLock(user) { () throws -> ImportOutcome in
                 let existing = try store.loadRecord(user)
-                if let existing {
-                    if try Self.holdsSameSecrets(existing, candidate) { return .alreadyImported }
-                    if !replace { return .skipped("already enrolled (give --replace to overwrite)") }
-                }
-                let record: UserRecord
+                let rerun = try existing.map { try Self.holdsSameSecrets($0, candidate) } ?? false
+                if existing != nil && !rerun && !replace { return .skipped("already enrolled (give --replace to overwrite)") }
+                var record: UserRecord
                 var state: UserState
                 do { (record, state) = try makeRecord(candidate) } catch let refusal as ImportRefusal {
-                    return .skipped(refusal.description)
+                    return .refused(refusal.description)
                 }
                 let what = describe(candidate)
+                if let existing, rerun {
+                    let same = zip(record.authenticators, record.authenticators.map { Self.twin(of: $0, in: existing) })
+                        .allSatisfy { new, old in old.map { $0.givesSameCodes(as: new) && $0.parameters.digits == new.parameters.digits } ?? false }
+                    if same { return try carryOver(candidate, state, into: existing, dryRun: dryRun) }
+                    guard replace else {
+                        return .skipped("already imported with these secrets, but the source now says \(what): " +
+                                        "give --replace to take it as it is now")
+                    }
+                    // Replaced with the source's parameters, but no backup code comes back.
+                    let kept = try Self.keptBackupCodes(existing, candidate)
+                    record = UserRecord(authenticators: record.authenticators, created: record.created,
+                                        backupKey: existing.backupKey.withBytes { Array($0) }, backupHashes: kept.hashes)
+                }
                 if dryRun { return .imported(what) }
                 if let existing {
                     let old = try store.loadState(user)
@@ -68,6 +87,10 @@ public final class Importer {
                     // marks no lower than its own (its spent codes stay spent), and one after
                     // leaves the new record with marks no lower than the import's.
                     try store.saveState(Self.merged(old, state), for: user)
+                } else {
+                    // A new user: the replay state first, so that a crash or a failed write
+                    // leaves no record whose spent codes pass (a rerun writes both).
+                    try store.saveState(state, for: user)
                 }
                 try store.saveRecord(record, for: user)
                 try store.saveState(state, for: user)
@@ -82,6 +105,69 @@ public final class Importer {
         }
         if !dryRun { record(outcome, candidate) }
         return outcome
+    }
+
+    /// A rerun on a record that holds the candidate's secrets with the same parameters:
+    /// each authenticator's replay mark and counter raised to the source's where the source
+    /// is ahead (the state is written first, so a crash leaves nothing spent usable), and
+    /// the backup codes the source no longer has spent. Nothing else of the record changes.
+    func carryOver(_ candidate: ImportCandidate, _ source: UserState, into existing: UserRecord,
+                   dryRun: Bool) throws -> ImportOutcome {
+        let user = candidate.user
+        let old = try store.loadState(user)
+        var state = old
+        var words: [String] = []
+        for (i, a) in candidate.authenticators.enumerated() {
+            guard let twin = Self.twin(of: a, in: existing) else { continue }
+            let before = state.device(twin.name)
+            let after = before.carrying(source.device(Self.importedName(i, a)))
+            guard after != before else { continue }
+            state.devices[twin.name] = after
+            switch twin.kind {
+            case .totp: words.append("\(twin.label): steps up to \(after.lastStep) used")
+            case .hotp: words.append("\(twin.label): next counter \(after.counter)")
+            }
+        }
+        let kept = try Self.keptBackupCodes(existing, candidate)
+        let spent = existing.backupHashes.count - kept.hashes.count
+        if spent > 0 { words.append("\(spent) backup code\(spent == 1 ? "" : "s") used there spent") }
+        if let note = kept.note { words.append(note) }
+        guard !words.isEmpty else { return .alreadyImported }
+        let text = "already imported; " + words.joined(separator: "; ")
+        guard state != old || spent > 0 else { return .skipped(text) }
+        if dryRun { return .updated(text) }
+        if state != old { try store.saveState(state, for: user) }
+        if spent > 0 {
+            let record = existing
+            record.backupHashes = kept.hashes
+            try store.saveRecord(record, for: user)
+        }
+        return .updated(text)
+    }
+
+    /// The authenticator of `record` holding the same secret as `a`.
+    static func twin(of a: Authenticator, in record: UserRecord) -> Authenticator? {
+        record.authenticators.first { $0.hasSameSecret(as: a) }
+    }
+
+    static func twin(of a: ForeignAuthenticator, in record: UserRecord) -> Authenticator? {
+        a.secret.withBytes { theirs in
+            record.authenticators.first { mine in mine.secret.withBytes { Crypto.constantTimeEqual($0, theirs) } }
+        }
+    }
+
+    /// The backup codes of `existing` the source still has as scratch codes: an earlier run
+    /// hashed them under this record's key, so a code used on either side since is in only
+    /// one of the two sets. When the two share no code at all (the user made new backup
+    /// codes here, or every code was used on one side or the other), the record's are kept
+    /// and the note says so.
+    static func keptBackupCodes(_ existing: UserRecord, _ c: ImportCandidate) throws -> (hashes: [[UInt8]], note: String?) {
+        let mine = existing.backupHashes
+        let theirs = Set(try existing.backupKey.withBytes { try hashScratchCodes(c.scratchCodes, key: Array($0)) })
+        let kept = mine.filter { theirs.contains($0) }
+        if !kept.isEmpty || mine.isEmpty { return (kept, nil) }
+        return (mine, "its \(theirs.count) scratch code\(theirs.count == 1 ? "" : "s") and this user's \(mine.count) backup " +
+                      "code\(mine.count == 1 ? "" : "s") share none (made anew here, or all used on one side): left as they are")
     }
 
     /// A state whose every authenticator has the higher replay mark and counter of `old`'s
@@ -108,7 +194,7 @@ public final class Importer {
     func record(_ outcome: ImportOutcome, _ candidate: ImportCandidate) {
         let result: String, detail: String
         switch outcome {
-        case .imported(let what): (result, detail) = ("success", what)
+        case .imported(let what), .updated(let what): (result, detail) = ("success", what)
         case .alreadyImported, .skipped: return  // nothing changed
         case .refused(let why): (result, detail) = ("refused", why)
         case .failed(let why): (result, detail) = ("error", why)
@@ -145,7 +231,7 @@ public final class Importer {
         var authenticators: [Authenticator] = []
         var state = UserState()
         for (i, a) in c.authenticators.enumerated() {
-            let name = i == 0 ? Authenticator.defaultName : "\(a.origin.hasPrefix("pam_oath") ? "oath" : "token")-\(i + 1)"
+            let name = Self.importedName(i, a)
             var device = AuthenticatorState()
             let authenticator: Authenticator
             switch a.kind {
@@ -169,6 +255,11 @@ public final class Importer {
         let key = try Crypto.randomBytes(32)
         let hashes = try Self.hashScratchCodes(c.scratchCodes, key: key)
         return (UserRecord(authenticators: authenticators, created: created, backupKey: key, backupHashes: hashes), state)
+    }
+
+    /// The name the `i`th authenticator of a source is imported as.
+    static func importedName(_ i: Int, _ a: ForeignAuthenticator) -> String {
+        i == 0 ? Authenticator.defaultName : "\(a.origin.hasPrefix("pam_oath") ? "oath" : "token")-\(i + 1)"
     }
 
     /// Scratch codes hashed as backup codes are: HMAC-SHA256 under the record's backup key

@@ -76,15 +76,18 @@ public enum Migration {
     public static let minimumSecretBytes = 10
 
     /// What google-authenticator's `~/.google_authenticator` means for twostep. `config`
-    /// gives the limits to compare with (window, rate_limit).
+    /// gives the limits to compare with (window, rate_limit, max_drift); `now` is the clock.
+    /// A file twostep cannot take over as the module reads it is refused (`.refuse`: after
+    /// the stacks switch its user would have no enrolment); OTP_DISABLED (the module asks
+    /// that user for no code) is skipped.
     public static func candidate(user: String, path: String, file: GoogleAuthenticatorFile,
-                                 config: Config) throws(ImportRefusal) -> ImportCandidate {
+                                 config: Config, now: Int64) throws(ImportRefusal) -> ImportCandidate {
         if file.otpDisabled { throw .skip("OTP_DISABLED is set: the module asks this user for no code") }
         guard let mode = file.mode else {
-            throw .skip("neither TOTP_AUTH nor HOTP_COUNTER: the file only holds scratch codes")
+            throw .refuse("neither TOTP_AUTH nor HOTP_COUNTER: the file only holds scratch codes")
         }
         guard file.secret.count >= minimumSecretBytes else {
-            throw .skip("the secret has \(file.secret.count * 8) bits; twostep needs at least \(minimumSecretBytes * 8)")
+            throw .refuse("the secret has \(file.secret.count * 8) bits; twostep needs at least \(minimumSecretBytes * 8)")
         }
         var notes: [String] = []
         let window = file.windowSize ?? GoogleAuthenticatorFile.defaultWindowSize
@@ -92,17 +95,32 @@ public enum Migration {
         switch mode {
         case .totp(let stepSize):
             guard OTPPolicy.periods.contains(stepSize) else {
-                throw .skip("STEP_SIZE \(stepSize) s is outside twostep's \(OTPPolicy.periodsText)")
+                throw .refuse("STEP_SIZE \(stepSize) s is outside twostep's \(OTPPolicy.periodsText)")
             }
             // The module accepts steps -(W-1)/2 ... W/2 around now.
             let reach = window / 2
             if reach > config.window {
                 notes.append("WINDOW_SIZE \(window) reaches \(reach) steps from now; twostep's window is \(config.window)")
             }
-            if let skew = file.timeSkew, skew != 0, abs(skew) * Int64(stepSize) > Int64(config.maxDrift) {
-                notes.append("TIME_SKEW \(skew) steps is beyond twostep's max_drift (\(config.maxDrift) s); held to it")
+            let skew = file.timeSkew ?? 0
+            // Held to max_drift, the phone's codes would be out of reach, and so would a
+            // phone whose clock was set right: the user could not log in at all.
+            if skew.magnitude * UInt64(stepSize) > UInt64(config.maxDrift) {
+                throw .refuse("TIME_SKEW \(skew) steps (\(skew.magnitude * UInt64(stepSize) / 60) min) is beyond twostep's " +
+                              "max_drift (\(config.maxDrift) s): set the phone's clock right (or raise max_drift) and import again")
             }
-            let used = file.usedSteps?.max()
+            // A used step no code could have had (beyond now, the skew and the file's
+            // window, and a step for the time since): kept, it would refuse every code
+            // until then.
+            let nowStep = now / Int64(stepSize)
+            let reachable = nowStep + skew + Int64(reach) + 1
+            let steps = file.usedSteps ?? []
+            let beyond = steps.filter { $0 > reachable }
+            if !beyond.isEmpty {
+                notes.append("DISALLOW_REUSE steps beyond any code's reach, ignored: " +
+                             beyond.sorted().prefix(5).map(String.init).joined(separator: " ") + (beyond.count > 5 ? " ..." : ""))
+            }
+            let used = steps.filter { $0 <= reachable }.max()
             authenticator = ForeignAuthenticator(kind: .totp(OTPParameters(algorithm: .sha1, digits: 6, period: stepSize)),
                                                  secret: file.secret, driftSteps: file.timeSkew ?? 0,
                                                  lastUsedStep: used, origin: "google-authenticator")
@@ -164,7 +182,7 @@ public enum Migration {
             if why.isEmpty {
                 out.append((user, .success(ImportCandidate(user: user, source: path, authenticators: authenticators))))
             } else {
-                out.append((user, .failure(.skip(why.sorted(by: lineOrder).joined(separator: "; ")))))
+                out.append((user, .failure(.refuse(why.sorted(by: lineOrder).joined(separator: "; ")))))
             }
         }
         return out
@@ -178,12 +196,19 @@ public enum Migration {
     /// One usersfile line as an authenticator.
     static func authenticator(_ entry: OathUsersFile.Entry, localTime: (OathUsersFile.Timestamp) -> Int64?,
                               now: Int64) throws(ImportRefusal) -> ForeignAuthenticator {
-        if entry.pin == .password { throw .skip("has a PIN (twostep never stores passwords)") }
+        if entry.pin == .password { throw .refuse("has a PIN (twostep never stores passwords)") }
         guard OTPPolicy.digits.contains(entry.kind.digits) else {
-            throw .skip("\(entry.kind.digits)-digit codes (twostep takes \(OTPPolicy.digitsText))")
+            throw .refuse("\(entry.kind.digits)-digit codes (twostep takes \(OTPPolicy.digitsText))")
         }
         guard entry.secret.count >= minimumSecretBytes else {
-            throw .skip("the secret has \(entry.secret.count * 8) bits; twostep needs at least \(minimumSecretBytes * 8)")
+            throw .refuse("the secret has \(entry.secret.count * 8) bits; twostep needs at least \(minimumSecretBytes * 8)")
+        }
+        // pam_oath without digits= accepts 6-, 7- and 8-digit codes whatever the line's type
+        // says, and keeps the one it accepted: a last code of another length means the
+        // token may make codes of that length, which twostep would refuse.
+        if let last = entry.lastOTP, last.count != entry.kind.digits {
+            throw .refuse("pam_oath's last accepted code has \(last.count) digits, the line's type \(entry.kind.digits): " +
+                          "write the token's digit count in the type (such as HOTP/T30/\(last.count)) and import again")
         }
         let origin = "pam_oath line \(entry.line)"
         switch entry.kind {
@@ -194,7 +219,8 @@ public enum Migration {
             if let last = entry.lastOTP, let counter = entry.counter,
                let code = try? entry.secret.withBytes({ try OTP.hotp(secret: $0, counter: counter, digits: digits, algorithm: .sha1) }),
                Array(code.utf8) == last {
-                next = counter &+ 1
+                guard counter < UInt64.max - 1 else { throw .refuse("the counter is at its end") }
+                next = counter + 1
             }
             return ForeignAuthenticator(kind: .hotp(algorithm: .sha1, digits: digits, nextCounter: next),
                                         secret: entry.secret, origin: origin)
@@ -207,8 +233,10 @@ public enum Migration {
                 let around = entry.time.flatMap(localTime) ?? now
                 used = lastUsedStep(code: last, secret: entry.secret, parameters: parameters, around: around)
                 if used == nil, let t = entry.time.flatMap(localTime) {
-                    // Not near that time (a hand-edited line): the steps before it are used.
-                    used = parameters.step(at: t)
+                    // Not near that time (a hand-edited line): the steps before it are used,
+                    // up to now's (a time ahead of the clock would refuse every code until
+                    // then; the last code was given before now).
+                    used = min(parameters.step(at: t), parameters.step(at: now))
                 }
             }
             return ForeignAuthenticator(kind: .totp(parameters), secret: entry.secret, lastUsedStep: used, origin: origin)

@@ -103,18 +103,25 @@ extension Admin {
             let candidate: ImportCandidate
             do {
                 let parsed = try GoogleAuthenticatorFile.parse(foreign.bytes)
-                candidate = try Migration.candidate(user: user, path: path, file: parsed, config: ctx.config)
+                candidate = try Migration.candidate(user: user, path: path, file: parsed, config: ctx.config, now: ctx.now())
             } catch let e as GoogleAuthenticatorFileError {
                 report.add(user, .failed("\(path): \(e)"))
                 return true
+            } catch ImportRefusal.skip(let why) {
+                report.add(user, .skipped(why))
+                return true
             } catch {
-                report.add(user, .skipped("\(error)"))
+                // A file the module reads that twostep cannot take over: after the stacks
+                // switch, its user would have no enrolment (exit status 1, audited).
+                let outcome = ImportOutcome.refused("\(path): \(error)")
+                if !dryRun { importer.recordRefusal(user: user, source: path, outcome) }
+                report.add(user, outcome)
                 return true
             }
             let outcome = importer.run(candidate, dryRun: dryRun, replace: replace)
             report.add(user, outcome, notes: candidate.notes)
             switch outcome {
-            case .imported, .alreadyImported:
+            case .imported, .alreadyImported, .updated:
                 guard removeOriginal else { break }
                 if dryRun { report.note("would shred \(path)"); break }
                 do {
@@ -171,17 +178,31 @@ extension Admin {
                             "treat its secrets as exposed\n")
             }
             let parsed = OathUsersFile.parse(file.bytes)
-            // A line or user that cannot be taken over is refused (exit status 1): after the
-            // stacks switch, that user would have no enrolment at all.
+            // liboath writes each line's time in the local time of the process that ran
+            // pam_oath (sshd, sudo: the system's zone, /etc/localtime), not in this shell's TZ.
+            unsetenv("TZ")
+            tzset()
+            // A line or user that cannot be taken over is refused (exit status 1, audited):
+            // after the stacks switch, that user would have no enrolment at all.
+            func refuse(_ user: String, _ why: String) {
+                let outcome = ImportOutcome.refused(why)
+                if !dryRun { importer.recordRefusal(user: user, source: usersfile, outcome) }
+                report.add(user, outcome)
+            }
             for problem in parsed.problems where problem.user == nil {
-                report.add("line \(problem.line)", .refused(problem.reason))
+                refuse("line \(problem.line)", problem.reason)
             }
             for (user, result) in Migration.candidates(usersfile: usersfile, file: parsed, localTime: localUnixTime, now: ctx.now()) {
                 switch result {
                 case .success(let candidate):
-                    report.add(user, importer.run(candidate, dryRun: dryRun, replace: replace), notes: candidate.notes)
+                    var notes = candidate.notes
+                    if lookUpPasswd(user) == nil {
+                        notes.append("no account named \(user) on this host: enrolled all the same (whoever is given " +
+                                     "that name later meets this enrolment; `twostep admin reset \(user)` removes it)")
+                    }
+                    report.add(user, importer.run(candidate, dryRun: dryRun, replace: replace), notes: notes)
                 case .failure(let refusal):
-                    report.add(user, .refused(refusal.description))
+                    refuse(user, refusal.description)
                 }
             }
             try report.finish()
@@ -193,7 +214,7 @@ extension Admin {
 /// refused or failed.
 final class ImportReport {
     let dryRun: Bool
-    var imported = 0, skipped = 0, refused = 0, failed = 0
+    var imported = 0, updated = 0, skipped = 0, refused = 0, failed = 0
 
     init(dryRun: Bool) { self.dryRun = dryRun }
 
@@ -206,6 +227,9 @@ final class ImportReport {
         case .alreadyImported:
             line = "skipped: already imported (enrolled with this secret)"
             if counted { skipped += 1 }
+        case .updated(let what):
+            line = (dryRun ? "would update: " : "updated: ") + what
+            if counted { updated += 1 }
         case .skipped(let why):
             line = "skipped: " + why
             if counted { skipped += 1 }
@@ -227,7 +251,9 @@ final class ImportReport {
     func printable(_ s: String) -> String { displaySafe(s) }
 
     func finish() throws {
-        let totals = "\(imported) \(dryRun ? "to import" : "imported"), \(skipped) skipped, \(refused) refused, \(failed) failed"
+        // "updated" only when a rerun carried something over, so the usual line stays as it was.
+        let totals = "\(imported) \(dryRun ? "to import" : "imported"), " + (updated > 0 ? "\(updated) \(dryRun ? "to update" : "updated"), " : "") +
+            "\(skipped) skipped, \(refused) refused, \(failed) failed"
         print(dryRun ? "dry run, nothing changed: \(totals)" : "summary: \(totals)")
         if refused + failed > 0 { throw ExitCode(1) }
     }

@@ -77,6 +77,12 @@ final class GoogleAuthenticatorFileTests: XCTestCase {
         let f = try GoogleAuthenticatorFile.parse(ascii("jbsw y3dp ehpk 3pxp\r\n\" TOTP_AUTH\r\n"))
         XCTAssertEqual(f.secret.bytes, ascii("Hello!") + [0xde, 0xad, 0xbe, 0xef])
         XCTAssertEqual(f.mode, .totp(stepSize: 30))
+        // The module reads 0, 1 and 8 as O, L and B, and takes any length, dropping the
+        // bits of a last partial byte (checked against pam_google_authenticator: both log in).
+        let typo = try GoogleAuthenticatorFile.parse(ascii("JBSWY3DPEHPK3PX0\n\" TOTP_AUTH\n"))
+        XCTAssertEqual(typo.secret.bytes, try GoogleAuthenticatorFile.parse(ascii("JBSWY3DPEHPK3PXO\n\" TOTP_AUTH\n")).secret.bytes)
+        let long = try GoogleAuthenticatorFile.parse(ascii("JBSWY3DPEHPK3PXPA\n\" TOTP_AUTH\n"))
+        XCTAssertEqual(long.secret.bytes, ascii("Hello!") + [0xde, 0xad, 0xbe, 0xef])  // 85 bits: the last 5 dropped
     }
 
     func testUnknownOptionsAreKeptForTheReport() throws {

@@ -24,7 +24,7 @@ final class ImporterTests: XCTestCase {
         let rig = try Rig()
         let step = rig.clock / 30
         let file = try gaFile("\" DISALLOW_REUSE \(step - 1) \(step)\n\" TOTP_AUTH\n25576066\n88032361\n")
-        let candidate = try Migration.candidate(user: "bob", path: "/home/bob/.google_authenticator", file: file, config: rig.config)
+        let candidate = try Migration.candidate(user: "bob", path: "/home/bob/.google_authenticator", file: file, config: rig.config, now: rig.clock)
         XCTAssertEqual(importer(rig).run(candidate, dryRun: false, replace: false),
                        .imported("TOTP (SHA1, 6 digits, 30 s), steps up to \(step) stay used; 2 scratch codes as backup codes"))
         let code = try rig.code()
@@ -40,11 +40,11 @@ final class ImporterTests: XCTestCase {
     func testDryRunWritesNothingAndEnrolledUsersAreSkipped() throws {
         let rig = try Rig()
         let file = try gaFile("\" TOTP_AUTH\n")
-        let bob = try Migration.candidate(user: "bob", path: "p", file: file, config: rig.config)
+        let bob = try Migration.candidate(user: "bob", path: "p", file: file, config: rig.config, now: rig.clock)
         guard case .imported = importer(rig).run(bob, dryRun: true, replace: false) else { return XCTFail() }
         XCTAssertFalse(try rig.store.hasRecord("bob"))
         let other = try GoogleAuthenticatorFile.parse(Array("JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP\n\" TOTP_AUTH\n".utf8))
-        let alice = try Migration.candidate(user: "alice", path: "p", file: other, config: rig.config)
+        let alice = try Migration.candidate(user: "alice", path: "p", file: other, config: rig.config, now: rig.clock)
         XCTAssertEqual(importer(rig).run(alice, dryRun: false, replace: false), .skipped("already enrolled (give --replace to overwrite)"))
         XCTAssertEqual(rig.login(try rig.code()).0, .success)  // alice's own enrolment is untouched
     }
@@ -69,26 +69,33 @@ final class ImporterTests: XCTestCase {
     func testStricterRateLimitAndWiderWindowAreReported() throws {
         let rig = try Rig()
         let file = try gaFile("\" RATE_LIMIT 1 300\n\" WINDOW_SIZE 17\n\" TOTP_AUTH\n\" AUTH_CACHE 30\n")
-        let c = try Migration.candidate(user: "bob", path: "p", file: file, config: rig.config)
+        let c = try Migration.candidate(user: "bob", path: "p", file: file, config: rig.config, now: rig.clock)
         XCTAssertEqual(c.notes.count, 3)
         XCTAssertTrue(c.notes[0].hasPrefix("WINDOW_SIZE 17"))
         XCTAssertTrue(c.notes[1].hasPrefix("RATE_LIMIT 1 logins per 300 s is stricter"))
         XCTAssertEqual(c.notes[2], "options twostep does not know, ignored: AUTH_CACHE")
         // A looser one is not worth a word.
         let loose = try gaFile("\" RATE_LIMIT 3 30\n\" TOTP_AUTH\n")
-        XCTAssertEqual(try Migration.candidate(user: "bob", path: "p", file: loose, config: rig.config).notes, [])
+        XCTAssertEqual(try Migration.candidate(user: "bob", path: "p", file: loose, config: rig.config, now: rig.clock).notes, [])
     }
 
-    func testFilesTwostepCannotTakeAreSkippedWithTheReason() throws {
+    /// Files the module reads but twostep cannot take over are refused (their user would be
+    /// left with no enrolment); only OTP_DISABLED, where the module asks for no code, is skipped.
+    func testFilesTwostepCannotTakeAreRefusedWithTheReason() throws {
         let rig = try Rig()
         func reason(_ extra: String, secretText: String? = nil) throws -> ImportRefusal? {
             let f = try GoogleAuthenticatorFile.parse(Array(((secretText ?? Base32.encode(secret)) + "\n" + extra).utf8))
-            do { _ = try Migration.candidate(user: "bob", path: "p", file: f, config: rig.config); return nil } catch { return error }
+            do { _ = try Migration.candidate(user: "bob", path: "p", file: f, config: rig.config, now: rig.clock); return nil } catch { return error }
         }
-        XCTAssertEqual(try reason("\" STEP_SIZE 5\n\" TOTP_AUTH\n"), .skip("STEP_SIZE 5 s is outside twostep's 10 to 300 seconds"))
-        XCTAssertEqual(try reason("12345678\n"), .skip("neither TOTP_AUTH nor HOTP_COUNTER: the file only holds scratch codes"))
+        XCTAssertEqual(try reason("\" STEP_SIZE 5\n\" TOTP_AUTH\n"), .refuse("STEP_SIZE 5 s is outside twostep's 10 to 300 seconds"))
+        XCTAssertEqual(try reason("12345678\n"), .refuse("neither TOTP_AUTH nor HOTP_COUNTER: the file only holds scratch codes"))
         XCTAssertEqual(try reason("\" OTP_DISABLED\n\" TOTP_AUTH\n"), .skip("OTP_DISABLED is set: the module asks this user for no code"))
-        XCTAssertEqual(try reason("\" TOTP_AUTH\n", secretText: "JBSWY3DP"), .skip("the secret has 40 bits; twostep needs at least 80"))
+        XCTAssertEqual(try reason("\" TOTP_AUTH\n", secretText: "JBSWY3DP"), .refuse("the secret has 40 bits; twostep needs at least 80"))
+        // A clock offset beyond max_drift (held to it, neither the phone nor a phone set right
+        // would reach a code).
+        XCTAssertEqual(try reason("\" TIME_SKEW 960\n\" TOTP_AUTH\n"),
+                       .refuse("TIME_SKEW 960 steps (480 min) is beyond twostep's max_drift (3600 s): " +
+                               "set the phone's clock right (or raise max_drift) and import again"))
     }
 
     func testOathLinesGroupedByUserWithCountersAndLastCodes() throws {
@@ -110,18 +117,18 @@ final class ImporterTests: XCTestCase {
         // Without a last code the counter is the first one still good.
         XCTAssertEqual(try out[1].result.get().authenticators.map(\.kind), [.hotp(algorithm: .sha1, digits: 6, nextCounter: 9)])
         guard case .failure(let why) = out[2].result else { return XCTFail() }
-        XCTAssertEqual(why, .skip("line 5: has a PIN (twostep never stores passwords)"))
+        XCTAssertEqual(why, .refuse("line 5: has a PIN (twostep never stores passwords)"))
     }
 
     /// TIME_SKEW becomes the authenticator's clock offset; HOTP_COUNTER its next counter.
     func testTimeSkewBecomesDriftAndHOTPCounterGoesOn() throws {
         let rig = try Rig()
-        let skewed = try Migration.candidate(user: "bob", path: "p", file: try gaFile("\" TIME_SKEW 2\n\" TOTP_AUTH\n"), config: rig.config)
+        let skewed = try Migration.candidate(user: "bob", path: "p", file: try gaFile("\" TIME_SKEW 2\n\" TOTP_AUTH\n"), config: rig.config, now: rig.clock)
         XCTAssertEqual(importer(rig).run(skewed, dryRun: false, replace: false), .imported("TOTP (SHA1, 6 digits, 30 s), clock +2 steps"))
         XCTAssertEqual(rig.login(try rig.code(), user: "bob").0, .failure)                 // two steps behind the phone
         XCTAssertEqual(rig.login(try rig.code(stepOffset: 2), user: "bob").0, .success)
 
-        let counter = try Migration.candidate(user: "carol", path: "p", file: try gaFile("\" HOTP_COUNTER 3\n"), config: rig.config)
+        let counter = try Migration.candidate(user: "carol", path: "p", file: try gaFile("\" HOTP_COUNTER 3\n"), config: rig.config, now: rig.clock)
         XCTAssertEqual(importer(rig).run(counter, dryRun: false, replace: false), .imported("HOTP (SHA1, 6 digits, next counter 3)"))
         func hotp(_ c: UInt64) throws -> String { try OTP.hotp(secret: secret, counter: c, digits: 6, algorithm: .sha1) }
         XCTAssertEqual(rig.login(try hotp(2), user: "carol").0, .failure)
@@ -144,5 +151,103 @@ final class ImporterTests: XCTestCase {
         XCTAssertEqual(rig.login(try OTP.hotp(secret: secret, counter: 0, digits: 8, algorithm: .sha1), user: "dave").0, .success)
         XCTAssertEqual(rig.login(try OTP.totp(secret: other, at: rig.clock, parameters: OTPParameters(period: 60)), user: "dave").0, .success)
         XCTAssertEqual(importer(rig).run(dave, dryRun: false, replace: false), .alreadyImported)
+    }
+
+    /// The user goes on using the old module after the import: a rerun carries over what
+    /// was spent there (a step, a scratch code), and no code spent on either side passes
+    /// again, with or without --replace.
+    func testARerunCarriesOverWhatTheSourceSpentSince() throws {
+        let rig = try Rig()
+        let step = rig.clock / 30
+        let first = try Migration.candidate(user: "bob", path: "p", file: try gaFile(
+            "\" DISALLOW_REUSE \(step - 1)\n\" TOTP_AUTH\n11111111\n22222222\n33333333\n"), config: rig.config, now: rig.clock)
+        guard case .imported = importer(rig).run(first, dryRun: false, replace: false) else { return XCTFail() }
+        XCTAssertEqual(rig.login("11111111", user: "bob").0, .success)  // spent here
+        // Meanwhile the old module accepted the next step's code and 22222222.
+        let later = try Migration.candidate(user: "bob", path: "p", file: try gaFile(
+            "\" DISALLOW_REUSE \(step - 1) \(step + 1)\n\" TOTP_AUTH\n11111111\n33333333\n"), config: rig.config, now: rig.clock)
+        guard case .updated = importer(rig).run(later, dryRun: true, replace: false) else { return XCTFail() }
+        XCTAssertEqual(rig.login(try rig.code(stepOffset: 1), user: "bob").0, .success, "a dry run wrote nothing")
+        XCTAssertEqual(importer(rig).run(later, dryRun: false, replace: true),
+                       .updated("already imported; 1 backup code used there spent"), "that login here already raised the mark")
+        XCTAssertEqual(rig.login("22222222", user: "bob").0, .failure)                  // spent there
+        let again = try Migration.candidate(user: "bob", path: "p", file: try gaFile(
+            "\" DISALLOW_REUSE \(step + 2)\n\" TOTP_AUTH\n11111111\n33333333\n"), config: rig.config, now: rig.clock)
+        XCTAssertEqual(importer(rig).run(again, dryRun: false, replace: false),
+                       .updated("already imported; totp default: steps up to \(step + 2) used"))
+        XCTAssertEqual(rig.login(try rig.code(stepOffset: 2), user: "bob").0, .failure)  // spent there
+        XCTAssertEqual(rig.login("11111111", user: "bob").0, .failure)                  // spent here, still listed there
+        XCTAssertEqual(importer(rig).run(again, dryRun: false, replace: true), .alreadyImported)
+        XCTAssertEqual(rig.login("11111111", user: "bob").0, .failure, "--replace brings no code back")
+        XCTAssertEqual(rig.login("33333333", user: "bob").0, .success)
+    }
+
+    /// Backup codes made anew here share nothing with the source's scratch codes: they are
+    /// kept, and the rerun says so instead of guessing.
+    func testBackupCodesMadeAnewAreLeftWithANote() throws {
+        let rig = try Rig()
+        let first = try Migration.candidate(user: "bob", path: "p", file: try gaFile("\" TOTP_AUTH\n11111111\n22222222\n"),
+                                            config: rig.config, now: rig.clock)
+        guard case .imported = importer(rig).run(first, dryRun: false, replace: false) else { return XCTFail() }
+        let record = try XCTUnwrap(try rig.store.loadRecord("bob"))
+        let fresh = try record.backupKey.withBytes { [try BackupCodes.hash(Array("44444444".utf8), key: Array($0))] }
+        record.backupHashes = fresh
+        try rig.store.withLock("bob") { try rig.store.saveRecord(record, for: "bob") }
+        XCTAssertEqual(importer(rig).run(first, dryRun: false, replace: false),
+                       .skipped("already imported; its 2 scratch codes and this user's 1 backup code share none " +
+                                "(made anew here, or all used on one side): left as they are"))
+        XCTAssertEqual(rig.login("11111111", user: "bob").0, .failure)
+        XCTAssertEqual(rig.login("44444444", user: "bob").0, .success)
+    }
+
+    /// The same secret with other parameters: a rerun says so; --replace takes the source's
+    /// parameters, carries the replay mark and brings no spent backup code back.
+    func testARerunWithOtherParametersNeedsReplace() throws {
+        let rig = try Rig()
+        let totp = try Migration.candidate(user: "bob", path: "p", file: try gaFile("\" TOTP_AUTH\n11111111\n22222222\n"),
+                                           config: rig.config, now: rig.clock)
+        guard case .imported = importer(rig).run(totp, dryRun: false, replace: false) else { return XCTFail() }
+        XCTAssertEqual(rig.login("11111111", user: "bob").0, .success)
+        let hotp = try Migration.candidate(user: "bob", path: "p", file: try gaFile("\" HOTP_COUNTER 4\n11111111\n22222222\n"),
+                                           config: rig.config, now: rig.clock)
+        XCTAssertEqual(importer(rig).run(hotp, dryRun: false, replace: false),
+                       .skipped("already imported with these secrets, but the source now says HOTP (SHA1, 6 digits, next counter 4); " +
+                                "2 scratch codes as backup codes: give --replace to take it as it is now"))
+        guard case .imported = importer(rig).run(hotp, dryRun: false, replace: true) else { return XCTFail() }
+        XCTAssertEqual(rig.login("11111111", user: "bob").0, .failure)
+        XCTAssertEqual(rig.login(try OTP.hotp(secret: secret, counter: 4, digits: 6, algorithm: .sha1), user: "bob").0, .success)
+        XCTAssertEqual(rig.login("22222222", user: "bob").0, .success)
+    }
+
+    /// DISALLOW_REUSE steps no code could have reached are ignored (kept, they would refuse
+    /// every code until then).
+    func testUsedStepsBeyondAnyCodesReachAreIgnored() throws {
+        let rig = try Rig()
+        let step = rig.clock / 30
+        let c = try Migration.candidate(user: "bob", path: "p", file: try gaFile(
+            "\" DISALLOW_REUSE \(step - 1) \(step + 5000) 9223372036854775807\n\" TOTP_AUTH\n"), config: rig.config, now: rig.clock)
+        XCTAssertEqual(c.authenticators[0].lastUsedStep, step - 1)
+        XCTAssertEqual(c.notes, ["DISALLOW_REUSE steps beyond any code's reach, ignored: \(step + 5000) 9223372036854775807"])
+        guard case .imported = importer(rig).run(c, dryRun: false, replace: false) else { return XCTFail() }
+        XCTAssertEqual(rig.login(try rig.code(), user: "bob").0, .success)
+    }
+
+    /// pam_oath takes 6-, 7- and 8-digit codes whatever the line says: a last code of
+    /// another length than the line's is refused, not guessed at; a line's time ahead of
+    /// the clock marks steps up to now's only.
+    func testOathLastCodeOfAnotherLengthAndATimeAhead() throws {
+        let hexSecret = secret.map { String(format: "%02x", $0) }.joined()
+        let now: Int64 = 1_800_000_000
+        let eight = try OTP.hotp(secret: secret, counter: 3, digits: 8, algorithm: .sha1)
+        let text = """
+        HOTP erin - \(hexSecret) 3 \(eight) 2027-01-15T08:00:00L
+        HOTP/T30 fred - \(hexSecret) 0 000000 2027-01-15T08:00:00L
+        """
+        let out = Migration.candidates(usersfile: "u", file: OathUsersFile.parse(Array(text.utf8)),
+                                       localTime: { _ in now + 8 * 3600 }, now: now)
+        guard case .failure(let why) = out[0].result else { return XCTFail() }
+        XCTAssertEqual(why, .refuse("line 1: pam_oath's last accepted code has 8 digits, the line's type 6: " +
+                                    "write the token's digit count in the type (such as HOTP/T30/8) and import again"))
+        XCTAssertEqual(try out[1].result.get().authenticators[0].lastUsedStep, now / 30)
     }
 }
