@@ -3,6 +3,7 @@
 `google-authenticator` CLI and used through the real pam_google_authenticator.so and
 pam_oath.so first, then imported, then logins through pam_twostep (libpam harness) with
 codes from oathtool."""
+import json
 import os
 import re
 import secrets
@@ -361,3 +362,166 @@ def test_a_secret_the_record_already_has_keeps_its_spent_codes_through_a_replaci
     assert f"{user}: imported" in r.stdout, r.stdout + r.stderr
     assert harness_login(inst.pamdir, tw, user, oathtool(at=t)) == PAM_AUTH_ERR
     assert harness_login(inst.pamdir, tw, user, oathtool(at=t + 30)) == PAM_SUCCESS
+
+
+def test_a_rerun_carries_over_what_the_old_module_spent_since(inst, accounts):
+    """The user went on logging in through pam_google_authenticator after the import (the
+    stacks not switched yet): a rerun carries the code and the scratch code spent there into
+    twostep, and neither passes in twostep afterwards; --replace brings no code back."""
+    user, path = accounts.ga_user("-t", "-d", "-r", "3", "-R", "30", "-w", "3", "-e", "3")
+    secret, scratch = read_ga(path)
+    ga = ga_service(inst)
+    t = time.time()
+    assert f"{user}: imported" in inst.cli(*IMPORT_GA, user).stdout
+    tw = inst.service()
+    assert harness_login(inst.pamdir, tw, user, scratch[0]) == PAM_SUCCESS          # spent in twostep
+    later = oathtool(secret, at=t + 30)                                             # within GA's window
+    assert harness_login(inst.pamdir, ga, user, later) == PAM_SUCCESS
+    assert harness_login(inst.pamdir, ga, user, scratch[1]) == PAM_SUCCESS          # spent in GA
+    r = inst.cli(*IMPORT_GA, user)
+    step = int(t + 30) // 30
+    assert f"{user}: updated: already imported; totp default: steps up to {step} used; 1 backup code used there spent" \
+        in r.stdout, r.stdout
+    assert "summary: 0 imported, 1 updated, 0 skipped, 0 refused, 0 failed" in r.stdout, r.stdout
+    assert [e["result"] for e in import_events(inst)] == ["success", "success"]
+    assert harness_login(inst.pamdir, tw, user, later) == PAM_AUTH_ERR
+    assert harness_login(inst.pamdir, tw, user, scratch[1]) == PAM_AUTH_ERR
+    again = inst.cli(*IMPORT_GA, user, "--replace")
+    assert f"{user}: skipped: already imported" in again.stdout, again.stdout
+    assert harness_login(inst.pamdir, tw, user, scratch[0]) == PAM_AUTH_ERR        # spent here, still in GA's file
+    assert harness_login(inst.pamdir, tw, user, scratch[2]) == PAM_SUCCESS
+
+
+def test_a_rerun_carries_an_hotp_counter_on(inst, accounts):
+    user, path = accounts.ga_user("-c", "-u", "-w", "5", "-e", "1")
+    secret, _ = read_ga(path)
+    ga = ga_service(inst)
+    assert harness_login(inst.pamdir, ga, user, hotp(secret, 1)) == PAM_SUCCESS
+    assert "next counter 2" in inst.cli(*IMPORT_GA, user).stdout
+    assert harness_login(inst.pamdir, ga, user, hotp(secret, 2)) == PAM_SUCCESS
+    r = inst.cli(*IMPORT_GA, user, "--remove-original")
+    assert f"{user}: updated: already imported; hotp default: next counter 3" in r.stdout, r.stdout
+    assert not os.path.exists(path)  # shredded once twostep holds what it held
+    tw = inst.service()
+    assert harness_login(inst.pamdir, tw, user, hotp(secret, 2)) == PAM_AUTH_ERR
+    assert harness_login(inst.pamdir, tw, user, hotp(secret, 3)) == PAM_SUCCESS
+
+
+def test_files_twostep_cannot_take_over_are_refused_audited_and_fail_the_run(inst, accounts):
+    """STEP_SIZE 5, scratch codes only, a phone clock beyond max_drift: the module reads
+    them, so after the switch their users would have no enrolment. Refused, exit status 1."""
+    secret_line = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP"
+    cases = {'" STEP_SIZE 5\n" TOTP_AUTH\n': "STEP_SIZE 5 s is outside",
+             "12345678\n": "neither TOTP_AUTH nor HOTP_COUNTER: the file only holds scratch codes",
+             '" TIME_SKEW 960\n" TOTP_AUTH\n': "TIME_SKEW 960 steps (480 min) is beyond twostep's max_drift"}
+    for options, why in cases.items():
+        user, home = accounts.add()
+        path = os.path.join(home, ".google_authenticator")
+        with open(path, "w") as f:
+            f.write(secret_line + "\n" + options)
+        os.chmod(path, 0o600)
+        shutil.chown(path, user, user)
+        r = inst.cli(*IMPORT_GA, user, check=False)
+        assert r.returncode == 1 and f"{user}: refused: {path}: {why}" in r.stdout, r.stdout + r.stderr
+        assert import_events(inst)[-1]["user"] == user and import_events(inst)[-1]["result"] == "refused"
+    assert records(inst) == []
+
+
+def test_an_import_killed_midway_leaves_no_half_written_user(inst):
+    """Killed between a new user's two files (SIGKILL at the second rename): the record used
+    to come first and stay without its replay state, and the rerun called it "already
+    imported" with the HOTP counter back at 0 (codes pam_oath had accepted passed again).
+    The state comes first now: the user is not enrolled until the rerun writes both."""
+    user = f"tsf{secrets.token_hex(3)}"
+    counter = 7
+    usersfile = os.path.join(inst.root, "users.oath")
+    with open(usersfile, "w") as f:
+        f.write(f"HOTP\t{user}\t-\t{HEX_A}\t{counter}\t{hotp(HEX_A, counter, base32=False)}\t2026-12-01T10:25:37L\n")
+    os.chmod(usersfile, 0o600)
+    r = subprocess.run(["strace", "-f", "-o", "/dev/null", "-e", "inject=rename,renameat,renameat2:signal=KILL:when=2",
+                        CLI, "admin", "import-oath", usersfile, "--config", inst.conf],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode in (-signal.SIGKILL, 128 + signal.SIGKILL), (r.returncode, r.stdout, r.stderr)
+    assert records(inst) == []
+    again = inst.cli("admin", "import-oath", usersfile)
+    assert f"{user}: imported: HOTP (SHA1, 6 digits, next counter {counter + 1})" in again.stdout, again.stdout
+    assert f"no account named {user} on this host: enrolled all the same" in again.stdout
+    tw = inst.service()
+    assert harness_login(inst.pamdir, tw, user, hotp(HEX_A, counter, base32=False)) == PAM_AUTH_ERR
+    assert harness_login(inst.pamdir, tw, user, hotp(HEX_A, counter + 1, base32=False)) == PAM_SUCCESS
+
+
+def test_oath_refusals_are_audited_and_times_are_read_in_the_system_zone(inst):
+    """liboath writes a line's time in the local time of the PAM host (sshd: the system's
+    zone), whatever TZ the admin's shell has; a refused user is audited like any other."""
+    tag = secrets.token_hex(2)
+    fred, gina, hank = (f"tsz{tag}{x}" for x in "fgh")
+    t = int(time.time()) - 90
+    used = totp_hex(HEX_B, t)
+    stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(t)) + "L"   # the system's zone (no TZ here)
+    usersfile = os.path.join(inst.root, "users.oath")
+    with open(usersfile, "w") as f:
+        f.write(f"HOTP/T30\t{fred}\t-\t{HEX_B}\t0\t{used}\t{stamp}\n"
+                f"HOTP\t{gina}\tpin\t{HEX_A}\n"
+                f"HOTP\t{hank}\t-\t{HEX_C}\t3\t{hotp(HEX_C, 3, digits=8, base32=False)}\t{stamp}\n")
+    os.chmod(usersfile, 0o600)
+    env = dict(os.environ, TZ="America/Los_Angeles")
+    r = inst.cli("admin", "import-oath", usersfile, check=False, env=env)
+    assert r.returncode == 1, r.stdout + r.stderr
+    assert f"{fred}: imported: TOTP (SHA1, 6 digits, 30 s), steps up to {t // 30} stay used" in r.stdout, r.stdout
+    assert f"{hank}: refused: line 3: pam_oath's last accepted code has 8 digits, the line's type 6" in r.stdout
+    refused = {e["user"] for e in import_events(inst) if e["result"] == "refused"}
+    assert refused == {gina, hank}, import_events(inst)
+
+
+def test_batch_refuses_options_its_lines_would_not_get(inst):
+    r = inst.cli("admin", "import", "--batch", "-", "--digits", "8", check=False, input="")
+    assert r.returncode == 64 and "--batch takes every field from its lines" in r.stderr, r.stderr
+
+
+def test_a_batch_import_killed_between_state_and_record_keeps_the_hotp_counter(inst):
+    """A new HOTP user's state is written before the record: killed at the record's rename,
+    the user is not enrolled yet, and the rerun imports the token at its counter (the other
+    order left a record whose counter started again at 0, "already enrolled" at the rerun)."""
+    user = f"tsk{secrets.token_hex(3)}"
+    line = json.dumps({"user": user, "secret": SECRET, "type": "hotp", "counter": 5000}) + "\n"
+    r = subprocess.run(["strace", "-f", "-o", "/dev/null", "-e", "inject=rename,renameat,renameat2:signal=KILL:when=2",
+                        CLI, "admin", "import", "--batch", "-", "--config", inst.conf],
+                       input=line, capture_output=True, text=True, timeout=60)
+    assert r.returncode in (-signal.SIGKILL, 128 + signal.SIGKILL), (r.returncode, r.stdout, r.stderr)
+    assert records(inst) == []
+    again = inst.cli("admin", "import", "--batch", "-", input=line)
+    assert "1 user(s) imported, 0 line(s) failed" in again.stdout, again.stdout
+    tw = inst.service()
+    assert harness_login(inst.pamdir, tw, user, hotp(SECRET, 3)) == PAM_AUTH_ERR
+    assert harness_login(inst.pamdir, tw, user, hotp(SECRET, 5000)) == PAM_SUCCESS
+
+
+def test_a_batch_stopped_while_its_input_stalls_says_so(inst):
+    """SIGTERM (or Ctrl-C) while the import waited for a stalled producer was lost: the read
+    was restarted, and the run ended with exit status 0 and "success" once input came."""
+    lines = "".join(json.dumps({"user": f"tsw{i}", "secret": SECRET}) + "\n" for i in range(3))
+    p = subprocess.Popen(["sh", "-c", f"printf '%s' '{lines}'; sleep 30", ], stdout=subprocess.PIPE)
+    try:
+        imp = subprocess.Popen([CLI, "admin", "import", "--batch", "-", "--config", inst.conf], stdin=p.stdout,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        time.sleep(2)   # the lines are read (they are written when the batch ends), then the pipe stalls
+        assert imp.poll() is None
+        imp.send_signal(signal.SIGTERM)
+        out, err = imp.communicate(timeout=10)
+    finally:
+        p.kill()
+        p.wait()
+    assert imp.returncode == 128 + signal.SIGTERM, (imp.returncode, out, err)
+    assert "3 user(s) imported" in out and "interrupted after line 3" in out, out
+    assert [e["result"] for e in inst.audit_events() if e["event"] == "admin_import_batch"] == ["failure"]
+
+
+def test_a_batch_names_users_whose_file_names_are_hashed(inst):
+    """A long name's files are named by a hash; the batch wrote no `.name` beside them, so
+    `admin list`, `report`, rotate-key and migrate could not find those users."""
+    long = "l" + "o" * 227 + "ng"
+    line = json.dumps({"user": long, "secret": SECRET}) + "\n"
+    inst.cli("admin", "import", "--batch", "-", input=line)
+    assert long in inst.cli("admin", "list").stdout
+    assert "no known user name" not in inst.cli("admin", "rotate-key", "--status").stdout

@@ -859,3 +859,29 @@ def test_rows_of_earlier_versions_open_and_an_import_never_lowers_the_generation
     assert "oathgen: imported" in fleet.a.cli("admin", "import-oath", usersfile, "--replace").stdout
     fleet.sql(f"UPDATE twostep_users SET record = decode('{old}', 'hex') WHERE name = 'oathgen'")
     assert fleet.login(fleet.a, "oathgen", oathtool()) == PAM_AUTHINFO_UNAVAIL
+
+
+def test_migrate_to_files_killed_between_state_and_record_finishes_at_the_rerun(pg):
+    """The file store wrote a copied user's record before its state: killed in between, the
+    destination held the record beside no state, and every rerun called that user "different
+    in the destination" (exit 1) although nothing else had touched it. The state comes first
+    now: killed at the record's rename (the user's second), the rerun copies the record."""
+    root = tempfile.mkdtemp(prefix="twostep-migrate5-")
+    try:
+        inst, db, uri, dbargs = files_host_and_database(pg, root)
+        inst.enroll("mkdora")
+        inst.cli("admin", "db", "init", *dbargs)
+        inst.cli("admin", "migrate", "--to", "postgresql", *dbargs)
+        inst.write_config(store="postgresql", database=uri, database_password_file=pg.password_file)
+        back = os.path.join(root, "state-back")
+        r = subprocess.run(["strace", "-f", "-o", "/dev/null", "-e", "inject=rename,renameat,renameat2:signal=KILL:when=2",
+                            CLI, "admin", "migrate", "--to", "files", "--state-dir", back, "--config", inst.conf],
+                           capture_output=True, text=True, timeout=120)
+        assert r.returncode in (-signal.SIGKILL, 128 + signal.SIGKILL), (r.returncode, r.stdout, r.stderr)
+        assert not os.path.exists(os.path.join(back, "mkdora.record"))
+        again = json.loads(inst.cli("admin", "migrate", "--to", "files", "--state-dir", back, "--json").stdout)
+        assert (again["copied"], again["differing"], again["failed"]) == (1, [], []), again
+        inst.write_config(state_dir=back)
+        assert inst.login("mkdora", oathtool()).returncode == 0
+    finally:
+        shutil.rmtree(root, ignore_errors=True)

@@ -167,6 +167,9 @@ extension FileUserStore {
         let key = try keys.activeKey()
         return try inBatch(entries.map(\.user)) { i, user, base, dirfd in
             guard try !exists(dirfd, base + ".record"), try !exists(dirfd, base + ".state") else { return nil }
+            // A hashed file name's `.name` file before the record, as saveRecord writes it:
+            // without it listings, rotation and migration cannot find the record by name.
+            try nameHashedUser(user, dirfd: dirfd)
             var plain = entries[i].record.serialized()
             defer { Crypto.wipe(&plain) }
             return try SealedRecord.seal(plain, user: user, key: key, generation: 1)

@@ -23,10 +23,14 @@ extension SealedRecordAccess {
 }
 
 extension FileUserStore: SealedRecordAccess {
+    /// The state first, then the record: killed in between, a user new here is left with a
+    /// state naming the copy's generation and no record (not enrolled; the rerun copies the
+    /// record, the state already being the copy's), where the other order left a record
+    /// beside no state, "different in the destination" for every rerun.
     public func storeCopy(_ sealed: [UInt8], state: UserState, for user: String) throws {
-        try storeSealedRecord(sealed, for: user)
         generations[user] = state.recordGeneration   // exactly this: not merged with what was here
         try saveState(state, for: user)
+        try storeSealedRecord(sealed, for: user)
     }
 
     public func sealedRecord(_ user: String) throws -> [UInt8]? {
@@ -77,6 +81,9 @@ public struct StoreCopyReport {
     /// Users of the source not reached because `stop` asked to end the copy (each user is
     /// copied whole or not at all, so running the copy again finishes it).
     public var notReached = 0
+    /// The source's records that no user name leads to (a hashed file name without its
+    /// `.name` file), not copied: their paths.
+    public var unnamed: [String] = []
 }
 
 public enum StoreCopy {
@@ -170,6 +177,7 @@ public enum StoreCopy {
         }
         let copiedFrom = Set(users)
         report.onlyInDestination = try destination.enrolledUsers().filter { !copiedFrom.contains($0) }
+        report.unnamed = try source.unnamedRecordKeys().values.flatMap { $0 }.sorted()
         return report
     }
 

@@ -82,27 +82,32 @@ extension Admin {
         @Argument(help: "The user to enrol (not with --batch).") var user: String?
         @Option(help: "The Base32 secret, or - to read it from standard input.") var secret: String?
         @Option(help: ArgumentHelp("Enrol every user of a JSON-lines FILE (- for standard input).", valueName: "file")) var batch: String?
-        @Option(help: "The authenticator's name (\(Authenticator.nameRule)).") var name: String = Authenticator.defaultName
-        @Option(help: "totp (time based) or hotp (counter based).") var type: AuthenticatorKind = .totp
+        // Optional, so that --batch can refuse them (its lines carry their own): defaults below.
+        @Option(help: "The authenticator's name (\(Authenticator.nameRule); default: \(Authenticator.defaultName)).") var name: String?
+        @Option(help: "totp (time based, the default) or hotp (counter based).") var type: AuthenticatorKind?
         @Option(help: "HOTP only: the counter of the token's next code.") var counter: UInt64?
-        @Option(help: "The HMAC hash.") var algorithm: HashAlgorithm = .sha1
-        @Option(help: "Code length: \(OTPPolicy.digitsText).") var digits: Int = 6
+        @Option(help: "The HMAC hash (default: SHA1).") var algorithm: HashAlgorithm?
+        @Option(help: "Code length: \(OTPPolicy.digitsText) (default 6).") var digits: Int?
         @Option(help: "TOTP only: time step: \(OTPPolicy.periodsText) (default 30).") var period: Int?
         @Flag(help: "Replace the authenticator of that name (without --name: the enrolment's default one).") var replace = false
         @OptionGroup var options: ConfigOptions
 
         func validate() throws {
             if batch != nil {
-                guard user == nil, secret == nil, counter == nil else {
-                    throw ValidationError("--batch takes every field from its lines: give no USER, --secret or --counter")
+                // Each line gives its own (with the defaults of one user): an option here
+                // would be a default nobody applies.
+                guard user == nil, secret == nil, counter == nil, name == nil, type == nil, algorithm == nil,
+                      digits == nil, period == nil else {
+                    throw ValidationError("--batch takes every field from its lines: give no USER, --secret, --name, " +
+                                          "--type, --counter, --algorithm, --digits or --period")
                 }
                 return
             }
             guard let user, secret != nil else { throw ValidationError("give USER and --secret, or --batch FILE") }
-            guard OTPPolicy.digits.contains(digits) else { throw ValidationError("--digits must be \(OTPPolicy.digitsText)") }
+            guard OTPPolicy.digits.contains(digits ?? 6) else { throw ValidationError("--digits must be \(OTPPolicy.digitsText)") }
             if let period, !OTPPolicy.periods.contains(period) { throw ValidationError("--period must be \(OTPPolicy.periodsText)") }
             guard isValidUserName(user) else { throw ValidationError("invalid user name \"\(user)\"") }
-            guard Authenticator.isValidName(name) else { throw ValidationError("--name: \(Authenticator.nameRule)") }
+            guard Authenticator.isValidName(name ?? Authenticator.defaultName) else { throw ValidationError("--name: \(Authenticator.nameRule)") }
             if counter != nil && type != .hotp { throw ValidationError("--counter goes with --type hotp") }
             if period != nil && type == .hotp { throw ValidationError("--period goes with --type totp (an HOTP token counts, it has no time step)") }
         }
@@ -127,6 +132,8 @@ extension Admin {
             var bytes: [UInt8]
             do { bytes = try text.withBytes { try importedSecret($0, quiet: false) } } catch { throw CLIError("--\(error)") }
             defer { Crypto.wipe(&bytes) }
+            let name = self.name ?? Authenticator.defaultName, type = self.type ?? .totp
+            let algorithm = self.algorithm ?? .sha1, digits = self.digits ?? 6
             let params = OTPParameters(algorithm: algorithm, digits: digits, period: period ?? 30)
             let authenticator = Authenticator(name: name, kind: type, secret: bytes, parameters: params, added: ctx.now())
             let added = try ctx.adminChange("admin_import", user: user, detail: authenticator.label) {

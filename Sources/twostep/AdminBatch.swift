@@ -56,8 +56,10 @@ struct BatchImport {
         let tally = Tally(progress: progress)
         var batch: [Line] = []
         var stoppedAfter: Int? = nil
-        try LineReader(fd: fd, limit: Self.lineLimit).forEach { number, line in
+        var lastLine = 0
+        let whole = try LineReader(fd: fd, limit: Self.lineLimit).forEach { number, line in
             defer { progress.step() }
+            lastLine = number
             if let bytes = line {
                 if !bytes.allSatisfy({ $0 == 0x20 || $0 == 0x09 }) {  // a blank line is no user
                     do {
@@ -76,6 +78,8 @@ struct BatchImport {
             if Interrupt.requested != nil { stoppedAfter = number; return false }
             return true
         }
+        // Stopped while it waited for more input (a stalled pipe): the same as between lines.
+        if !whole && stoppedAfter == nil { stoppedAfter = lastLine }
         flush(&batch, tally)
         progress.finish()
         let failed = tally.failed.count
@@ -254,11 +258,19 @@ func storeImported(_ ctx: LocalStore, user: String, authenticator: Authenticator
         record = UserRecord(authenticators: [authenticator], created: ctx.now(),
                             backupKey: try Crypto.randomBytes(32), backupHashes: [])
     }
+    let fresh = AuthenticatorState(counter: counter ?? 0)
+    if existing == nil {
+        // A new user's state first (a removed user's generation kept): killed before the
+        // record, the user is simply not enrolled and a rerun imports them whole; the other
+        // order left a record whose HOTP counter started again at 0.
+        var first = UserState(recordGeneration: try ctx.store.loadState(user).recordGeneration)
+        first.devices[name] = fresh
+        try ctx.store.saveState(first, for: user)
+    }
     try ctx.store.saveRecord(record, for: user)
     // Read after saveRecord, which moved the record generation on.
     var state = try ctx.store.loadState(user)
     if existing == nil { state = UserState(recordGeneration: state.recordGeneration) }
-    let fresh = AuthenticatorState(counter: counter ?? 0)
     state.devices[name] = kept.map { fresh.carrying($0) } ?? fresh
     try ctx.store.saveState(state, for: user)
     return record.authenticators.count > 1
@@ -271,15 +283,17 @@ struct LineReader {
     let limit: Int
 
     /// Calls `body` with each line's number (from 1) and bytes (without the newline) until
-    /// it returns false or the input ends.
-    func forEach(_ body: (Int, ArraySlice<UInt8>?) throws -> Bool) throws {
+    /// it returns false or the input ends. Returns false when SIGINT or SIGTERM (caught with
+    /// `Interrupt`) stopped it while it waited for input (a line begun is not passed on).
+    @discardableResult
+    func forEach(_ body: (Int, ArraySlice<UInt8>?) throws -> Bool) throws -> Bool {
         var line: [UInt8] = []
         line.reserveCapacity(limit + 1)   // never regrown: no unwiped copy left behind
         defer { Crypto.wipe(&line) }
         var number = 0
         var tooLong = false
         var stop = false
-        try LineReader.chunks(fd: fd) { chunk in
+        let whole = try LineReader.chunks(fd: fd) { chunk in
             var start = chunk.startIndex
             while !stop, let nl = chunk[start...].firstIndex(of: 10) {
                 if !tooLong && line.count + (nl - start) <= limit { line.append(contentsOf: chunk[start..<nl]) } else { tooLong = true }
@@ -295,18 +309,27 @@ struct LineReader {
             if !tooLong && line.count + (chunk.endIndex - start) <= limit { line.append(contentsOf: chunk[start...]) } else { tooLong = true }
             return true
         }
+        if !whole && !stop { return false }
         if !stop && (!line.isEmpty || tooLong) {
             number += 1
             _ = try body(number, tooLong ? nil : line[...])
         }
+        return true
     }
 
-    /// Reads `fd` to its end (or until `body` returns false) in 64 KiB chunks.
+    /// Reads `fd` to its end (or until `body` returns false, or SIGINT or SIGTERM is caught:
+    /// then false) in 64 KiB chunks. It waits in poll, not in read: the signal handlers
+    /// restart a read (SA_RESTART), so Ctrl-C while a pipe's writer stalls would wait for it.
     @discardableResult
     static func chunks(fd: Int32, _ body: (ArraySlice<UInt8>) throws -> Bool) throws -> Bool {
         var buffer = [UInt8](repeating: 0, count: 64 * 1024)
         defer { Crypto.wipe(&buffer) }
         while true {
+            var ready = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+            let polled = poll(&ready, 1, 200)
+            if Interrupt.requested != nil { return false }
+            if polled < 0 && errno != EINTR && errno != EAGAIN { throw CLIError("poll: \(Sys.describe(errno))") }
+            if polled <= 0 { continue }
             let n = buffer.withUnsafeMutableBytes { Sys.read(fd, into: $0) }
             if n < 0 { throw CLIError("read: \(Sys.describe(errno))") }
             if n == 0 { return true }

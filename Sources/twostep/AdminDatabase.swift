@@ -170,10 +170,11 @@ extension Admin {
             }
             bar?.finish()
             let complete = report.failed.isEmpty && report.differing.isEmpty && report.onlyInDestination.isEmpty
-                && report.notReached == 0 && report.lowered.isEmpty
+                && report.notReached == 0 && report.lowered.isEmpty && report.unnamed.isEmpty
             let summary = "\(report.copied.count) copied, \(report.unchanged.count) unchanged, " +
                 "\(report.differing.count) different in the destination and left as they are, " +
                 "\(report.onlyInDestination.count) only in the destination, \(report.failed.count) failed" +
+                (report.unnamed.isEmpty ? "" : ", \(report.unnamed.count) record(s) with no user name not copied") +
                 (report.notReached > 0 ? ", \(report.notReached) not reached (interrupted)" : "")
             ctx.audit.record(AuditEvent(event: "admin_migrate", user: "-", service: "twostep",
                                         result: complete ? "success" : "failure",
@@ -185,7 +186,7 @@ extension Admin {
                                "failed": report.failed.map { ["user": $0.user, "error": $0.reason] },
                                "overwritten_newer": report.lowered.map { ["user": $0.user, "destination_generation": Int($0.from),
                                                                            "copied_generation": Int($0.to)] },
-                               "not_reached": report.notReached])
+                               "not_reached": report.notReached, "unnamed_records": report.unnamed])
             } else {
                 print("twostep: \(ctx.config.store.rawValue) -> \(to) (\(where_)): \(summary); every copy opened and verified")
                 if !report.differing.isEmpty {
@@ -201,6 +202,11 @@ extension Admin {
                           ". Right if those users were reset and enrolled again in the source; otherwise the " +
                           "destination's newer record is gone and codes spent there may pass again: give them new " +
                           "backup codes (`twostep admin backup-codes USER`) and check their authenticators.")
+                }
+                if !report.unnamed.isEmpty {
+                    print("twostep: not copied: record(s) no user name leads to (a hashed file name whose .name file " +
+                          "is missing): " + report.unnamed.map(displaySafe).joined(separator: ", ") +
+                          ". `twostep admin rotate-key --status` lists them by key; enrol those users again in the destination.")
                 }
                 if !report.onlyInDestination.isEmpty {
                     print("twostep: enrolled only in the destination (removed from the source since?), left there: " +
