@@ -6,7 +6,7 @@ import os
 import re
 import time
 
-from conftest import SECRET, oathtool, wrong
+from conftest import SECRET, oathtool, state_text, wrong
 
 
 def test_current_code_logs_in(inst):
@@ -19,6 +19,22 @@ def test_current_code_logs_in(inst):
     ev = [e for e in inst.audit_events() if e["event"] == "verify"]
     assert ev[-1]["result"] == "success" and ev[-1]["user"] == "alice" and ev[-1]["service"] == "tstest"
     assert ev[-1]["severity"] == "warning"
+
+
+def test_a_prompt_left_unanswered_is_audited_and_not_counted(inst):
+    """A client that goes away at the code prompt (here: no answer left, PAM_CONV_ERR) left no
+    audit line, so a first factor used that far left no trace of twostep's."""
+    import subprocess
+    from conftest import HARNESS
+    inst.enroll("alice")
+    inst.service()
+    r = subprocess.run([HARNESS, "--confdir", inst.pamdir, "--service", "tstest", "--user", "alice",
+                        "--rhost", "203.0.113.50", "--answers", "-"], input="", capture_output=True, text=True, timeout=60)
+    assert "RESULT: Conversation error (19)" in r.stdout, r.stdout + r.stderr
+    ev = inst.audit_events()[-1]
+    assert (ev["event"], ev["user"], ev["result"], ev["detail"], ev.get("rhost")) == \
+        ("verify", "alice", "cancelled", "no answer at the code prompt", "203.0.113.50"), ev
+    assert "\nfailures=\n" in state_text(os.path.join(inst.state, "alice.state"))   # nothing counted
 
 
 def test_wrong_code_is_refused(inst):

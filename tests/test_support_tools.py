@@ -190,6 +190,30 @@ def test_audit_skips_and_counts_a_damaged_line(inst):
     assert "1 line(s) of the audit log could not be read" in r.stderr
 
 
+def test_a_damaged_gzip_rotation_costs_its_own_lines_only(inst):
+    """A reviewer flipped bytes inside an old .gz rotation: `admin audit` printed nothing at
+    all (the current log neither), `--json` a lone "[", and `admin report` failed."""
+    real_logins(inst)
+    current = inst.audit_events()
+    old = [{"time": "2026-01-01T00:00:00Z", "event": "verify", "user": f"old{i}", "service": "sshd",
+            "result": "failure", "severity": "warning", "detail": "x" * 40} for i in range(3000)]
+    blob = bytearray(gzip.compress("".join(json.dumps(e) + "\n" for e in old).encode()))
+    blob[len(blob) // 2:len(blob) // 2 + 8] = b"\xff" * 8
+    with open(inst.audit + ".2.gz", "wb") as f:
+        f.write(blob)
+    os.chmod(inst.audit + ".2.gz", 0o600)
+    os.utime(inst.audit + ".2.gz", (time.time() - 200, time.time() - 200))
+    r = inst.cli("admin", "audit", "--json")
+    events = json.loads(r.stdout)
+    assert events[-len(current):] == current, r.stderr
+    # What inflated before the damage is read (the damage itself may inflate to garbage
+    # lines first: gzip finds it at the latest at its checksum).
+    recovered = events[:-len(current)]
+    assert len(recovered) > 100 and recovered[:100] == old[:100], len(recovered)
+    assert "line(s) of the audit log could not be read" in r.stderr, r.stderr
+    assert inst.cli("admin", "report").returncode == 0
+
+
 def test_audit_says_when_its_log_cannot_be_trusted_or_read(inst):
     real_logins(inst)
     os.chmod(inst.audit, 0o666)

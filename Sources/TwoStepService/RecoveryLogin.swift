@@ -163,7 +163,7 @@ extension Verifier {
             // A mail went out and its code was never typed: counted like a wrong code, so that
             // a first factor alone (a stolen SSH key) cannot have mails sent at no cost.
             _ = countFailure(user: req.user, service: req.service, event: "verify", detail: "mailed code not entered",
-                             conversation: conversation)
+                             rhost: req.rhost, conversation: conversation)
             return .conversationError
         }
         // As in authenticate: what the check says waits until its write is durable.

@@ -158,6 +158,9 @@ public final class Verifier {
         }
         // The answer stays in SecretBytes (wiped when released) up to the comparison.
         guard let answer = conversation.ask(question, echo: false) else {
+            // The client went away at the prompt (a closed connection, Ctrl-C): no code was
+            // tried, so nothing is counted, but a first factor used this far leaves a trace.
+            log("cancelled", "no answer at the code prompt")
             return .conversationError
         }
         if config.emailFallback && acceptsBackupCode && isEmailRequest(answer) {
@@ -483,9 +486,12 @@ public final class Verifier {
 
     /// Counts a failure that is not a code (a wrong password in self-service) against the
     /// same limiter. Returns the verdict to give.
-    public func countFailure(user: String, service: String, event: String, detail: String,
+    /// `rhost`: the login's remote host, when it is one (evidence of where a first factor
+    /// was used from), else empty.
+    public func countFailure(user: String, service: String, event: String, detail: String, rhost: String = "",
                              conversation: Conversation) -> Verdict {
-        audit.record(AuditEvent(event: event, user: user, service: service, result: "failure", detail: detail))
+        audit.record(AuditEvent(event: event, user: user, service: service, result: "failure", detail: detail,
+                                rhost: rhost.isEmpty ? nil : rhost))
         do {
             // The lockout is said once withLock has returned, that is once the count is
             // durable (a database store's COMMIT), as in authenticate.
@@ -496,7 +502,7 @@ public final class Verifier {
                 return locked ? (lockoutMessage(state) ?? "Too many failures.") : nil
             }
             guard let lockout else { return .failure }
-            recordLockout(user: user, service: service)
+            recordLockout(user: user, service: service, rhost: rhost)
             conversation.error(lockout)
             return .lockedOut
         } catch {
@@ -518,8 +524,9 @@ public final class Verifier {
     var lockoutDetail: String { "\(config.rateLimitFailures) failures within \(config.rateLimitSeconds) s" }
 
     /// The `lockout` event of a failure that reached the limit outside a login's dialogue.
-    func recordLockout(user: String, service: String) {
-        audit.record(AuditEvent(event: "lockout", user: user, service: service, result: "refused", detail: lockoutDetail))
+    func recordLockout(user: String, service: String, rhost: String = "") {
+        audit.record(AuditEvent(event: "lockout", user: user, service: service, result: "refused", detail: lockoutDetail,
+                                rhost: rhost.isEmpty ? nil : rhost))
     }
 }
 

@@ -126,6 +126,8 @@ public enum AuditReader {
     static func readFile(_ path: String, _ body: (AuditEntry) throws -> Void) throws -> Int {
         // O_NONBLOCK: a FIFO swapped in after `files` looked must not hang the reader.
         let fd = Sys.retry { open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK) }
+        // Rotated away (logrotate) since `files` listed it: nothing to read there.
+        if fd < 0 && errno == ENOENT { return 0 }
         guard fd >= 0 else { throw StoreError.io(path: path, operation: "open audit log", errno: errno) }
         var st = stat()
         guard fstat(fd, &st) == 0, st.st_mode & S_IFMT == S_IFREG else {
@@ -141,7 +143,9 @@ public enum AuditReader {
         var damaged = 0
         var line: [UInt8] = []
         var skipping = false
-        var buf = [UInt8](repeating: 0, count: 64 * 1024)
+        // Small reads: when a damaged gzip member makes gzread fail, what that call had
+        // inflated is lost with it.
+        var buf = [UInt8](repeating: 0, count: 4096)
         func finish() throws {
             defer { line.removeAll(keepingCapacity: true); skipping = false }
             if skipping { damaged += 1; return }
@@ -150,7 +154,11 @@ public enum AuditReader {
         }
         while true {
             let n = buf.withUnsafeMutableBytes { gzread(gz, $0.baseAddress, UInt32($0.count)) }
-            if n < 0 { throw StoreError.io(path: path, operation: "read audit log (damaged gzip?)", errno: EIO) }
+            if n < 0 {
+                // A damaged gzip file: the lines before the damage were read; a line begun
+                // and the rest of this file count as damaged, and the other files are read.
+                return damaged + (line.isEmpty && !skipping ? 0 : 1) + 1
+            }
             if n == 0 { break }
             var start = 0
             for i in 0..<Int(n) where buf[i] == 0x0A {
