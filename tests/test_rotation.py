@@ -271,3 +271,35 @@ def test_a_rotation_and_a_batch_import_over_the_same_users_both_finish(inst):
     assert status(inst)["complete"] and status(inst)["active"] == new[0]
     inst.service()
     assert inst.login(users[0], oathtool()).returncode == 0
+
+
+def test_retire_waits_for_records_sealed_but_not_yet_in_place(inst):
+    """A reviewer ran `rotate-key --retire` during an `import --batch`: the import had sealed
+    256 users under the active key, rotate-key made a new one, and retire counted the
+    records (the batch's not yet renamed into place) and deleted the old key; those users
+    were lost. Here the batch's first rename is held for 3 s (strace) while the rotation
+    and the retire run: retire now waits for the batch's records and keeps their key."""
+    users = [f"rw{i:03d}" for i in range(40)]
+    path = os.path.join(inst.root, "users.jsonl")
+    with open(path, "w") as f:
+        f.writelines(json.dumps({"user": u, "secret": SECRET}) + "\n" for u in users)
+    imp = subprocess.Popen(["strace", "-f", "-o", "/dev/null", "-e",
+                            "inject=rename,renameat,renameat2:delay_enter=3000000:when=1",
+                            CLI, "admin", "import", "--batch", path, "--config", inst.conf],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # Sealed and written under the current key: its temporary files wait to be renamed.
+    deadline = time.time() + 20
+    while not any(n.endswith(".tmp") for n in os.listdir(inst.state)):
+        assert imp.poll() is None and time.time() < deadline, imp.communicate()
+        time.sleep(0.02)
+    # A new key, then every key no record names deleted.
+    retire = inst.cli("admin", "rotate-key", "--retire", check=False)
+    out, err = imp.communicate(timeout=60)
+    assert imp.returncode == 0 and "40 user(s) imported" in out, out + err
+    assert "still named by 40 record(s)" in retire.stdout + retire.stderr, retire.stdout + retire.stderr
+    status = inst.cli("admin", "rotate-key", "--status").stdout
+    assert "missing" not in status, status + retire.stdout
+    listing = inst.cli("admin", "list").stdout
+    assert "cannot be read" not in listing and all(u in listing for u in users), listing
+    inst.service()
+    assert inst.login(users[0], oathtool()).returncode == 0

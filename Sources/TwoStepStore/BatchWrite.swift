@@ -164,8 +164,12 @@ extension FileUserStore {
     /// the caller handles one by one), sealed under the active key as generation 1. No state
     /// file is written: a missing state is a fresh one. Each user appears once per batch.
     public func enrolNew(_ entries: [(user: String, record: UserRecord)]) throws -> [BatchOutcome] {
-        let key = try keys.activeKey()
-        return try inBatch(entries.map(\.user)) { i, user, base, dirfd in
+        // The whole batch sealed and renamed into place before `retire` may count records.
+        try keys.sealing { try enrolNew(entries, key: try keys.activeKey()) }
+    }
+
+    private func enrolNew(_ entries: [(user: String, record: UserRecord)], key: MasterKey) throws -> [BatchOutcome] {
+        try inBatch(entries.map(\.user)) { i, user, base, dirfd in
             guard try !exists(dirfd, base + ".record"), try !exists(dirfd, base + ".state") else { return nil }
             // A hashed file name's `.name` file before the record, as saveRecord writes it:
             // without it listings, rotation and migration cannot find the record by name.

@@ -83,6 +83,13 @@ public struct KeyRotation {
     /// record's header cannot be read: which key it needs is then unknown, and deleting
     /// that key would lose the record for good.
     public func retire() throws -> (removed: [String], kept: [String: [String]]) {
+        // No writer between taking a key and its record being in place while the records
+        // are counted and keys deleted (file store; a database's writers commit on their
+        // own connection, and a fleet's other hosts are out of reach: see the runbook).
+        try ring.retiring { try retireLocked() }
+    }
+
+    private func retireLocked() throws -> (removed: [String], kept: [String: [String]]) {
         let active = try ring.activeKey().id
         var needed = try census()
         for (id, files) in try unnamedCensus() { needed[id, default: []] += files }

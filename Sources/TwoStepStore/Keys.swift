@@ -2,6 +2,7 @@
 import Glibc
 import TwoStepCore
 import TwoStepCrypto
+import TwoStepSystem
 
 /// A master key and its id (the first 8 bytes of its SHA-256, in hex). The id goes in
 /// each sealed record's header, so old records still open after a new key becomes active.
@@ -116,5 +117,32 @@ public final class KeyRing {
     }
 
     public func hasActiveKey() -> Bool { (try? activeKey()) != nil }
+
+    /// Runs `body`, which takes a key of this ring and writes what it seals with it, while
+    /// key_dir is locked shared (flock on the directory itself): `retiring` locks it
+    /// exclusively while it looks for the records naming each key and deletes the keys none
+    /// names, so a record sealed under a key is in place before that key can be judged
+    /// unneeded. (An import sealing 256 users under the active key had them renamed into
+    /// place after a concurrent `rotate-key --retire` had counted the records and deleted
+    /// that key: those users were lost.) Nothing to lock for the environment's key, which
+    /// is never retired here.
+    public func sealing<T>(_ body: () throws -> T) throws -> T {
+        try locked(LOCK_SH, body)
+    }
+
+    /// Runs `body` while no writer is between taking a key and writing what it sealed.
+    public func retiring<T>(_ body: () throws -> T) throws -> T {
+        try locked(LOCK_EX, body)
+    }
+
+    private func locked<T>(_ operation: Int32, _ body: () throws -> T) throws -> T {
+        guard environmentKey == nil else { return try body() }
+        let dirfd = try Files.openPrivateDirectory(keyDir)
+        defer { close(dirfd) }   // releases the lock
+        guard Sys.retry({ flock(dirfd, operation) }) == 0 else {
+            throw StoreError.io(path: keyDir, operation: operation == LOCK_EX ? "lock (exclusive)" : "lock (shared)", errno: errno)
+        }
+        return try body()
+    }
 }
 

@@ -54,10 +54,12 @@ extension FileUserStore: SealedRecordAccess {
     public func storeSealedRecord(_ sealed: [UInt8], for user: String) throws {
         let name = try checked(user) + ".record"
         _ = try SealedRecord.keyID(of: sealed, path: directory + "/" + name)
-        try withDirectory { fd in
-            try nameHashedUser(user, dirfd: fd)
-            try Files.writeAtomically(dirfd: fd, dirPath: directory, name: name, bytes: sealed,
-                                      temporary: Files.lockedTemporary(of: name))
+        try keys.sealing {
+            try withDirectory { fd in
+                try nameHashedUser(user, dirfd: fd)
+                try Files.writeAtomically(dirfd: fd, dirPath: directory, name: name, bytes: sealed,
+                                          temporary: Files.lockedTemporary(of: name))
+            }
         }
     }
 }

@@ -207,12 +207,15 @@ public final class FileUserStore: UserStore {
         }
         let generation = try SealedRecord.next(after: max(state.recordGeneration, generations[user] ?? 0),
                                                path: directory + "/" + name)
-        let sealed = try SealedRecord.seal(plain, user: user, key: try keys.activeKey(), generation: generation)
         lastOpened = nil
-        try withDirectory { fd in
-            try nameHashedUser(user, dirfd: fd)
-            try Files.writeAtomically(dirfd: fd, dirPath: directory, name: name, bytes: sealed,
-                                      temporary: Files.lockedTemporary(of: name))
+        // Sealed and in place before `rotate-key --retire` can judge the key unneeded.
+        try keys.sealing {
+            let sealed = try SealedRecord.seal(plain, user: user, key: try keys.activeKey(), generation: generation)
+            try withDirectory { fd in
+                try nameHashedUser(user, dirfd: fd)
+                try Files.writeAtomically(dirfd: fd, dirPath: directory, name: name, bytes: sealed,
+                                          temporary: Files.lockedTemporary(of: name))
+            }
         }
         generations[user] = generation
         state.recordGeneration = generation
