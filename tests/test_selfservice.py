@@ -620,3 +620,19 @@ def test_an_authenticator_is_never_added_to_an_enrolment_made_while_the_request_
     listed = json.loads(host.as_user(alice, "devices", "--json").stdout)["authenticators"]
     assert [d["name"] for d in listed] == ["default"], listed
     assert not [e for e in host.inst.audit_events() if e["event"] == "enroll" and "evil" in (e.get("detail") or "")]
+
+
+def test_json_answers_are_the_only_thing_on_standard_output(host):
+    """`backup-codes --json` answered with a backup code printed "Backup code accepted; 9
+    left." before the JSON, and `disable --json` its farewell: stdout did not parse."""
+    host.serve("serve")
+    alice = host.user()
+    rc, out, err, key = host.enroll(alice)
+    assert rc == 0, out + err
+    backup = re.findall(r"\b[0-9a-z]{5}-[0-9a-z]{5}\b", out)[0]
+    r = host.as_user(alice, "backup-codes", "--json", input=f"{PASSWORD}\n{backup}\n")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert len(json.loads(r.stdout)["backup_codes"]) == 10 and "Backup code accepted" in r.stderr
+    r = host.as_user(alice, "disable", "--json", input=f"{PASSWORD}\n{next_code(key)}\n")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert json.loads(r.stdout)["enrolled"] is False and "now off" in r.stderr

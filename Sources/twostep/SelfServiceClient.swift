@@ -15,10 +15,13 @@ struct SelfServiceOptions: ParsableArguments {
     @OptionGroup var config: ConfigOptions
 }
 
-/// The user at this terminal, for the shared dialogue code.
+/// The user at this terminal, for the shared dialogue code. With `--json` standard output
+/// holds the JSON answer alone: what the dialogue says goes to standard error.
 final class TerminalConversation: Conversation {
+    let json: Bool
+    init(json: Bool = false) { self.json = json }
     func ask(_ prompt: String, echo: Bool) -> SecretBytes? { readAnswer(prompt: prompt, echo: echo) }
-    func info(_ text: String) { say(text) }
+    func info(_ text: String) { json ? writeStderr(text + "\n") : say(text) }
     func error(_ text: String) { writeStderr(text + "\n") }
 }
 
@@ -37,10 +40,10 @@ func runSelfService(_ command: SelfServiceCommand, _ options: SelfServiceOptions
         let local = try namespaceHint { try LocalStore(options.config) }
         if command == .enroll, let user = options.user, canonicalUserName(user) == nil { warnUnknownAccount(user) }
         let service = SelfService(config: local.config, store: local.store, audit: local.audit, now: { local.now() })
-        verdict = service.handle(request, callerUID: 0, conversation: TerminalConversation()) { data.merge($0) }
+        verdict = service.handle(request, callerUID: 0, conversation: TerminalConversation(json: options.json)) { data.merge($0) }
     } else {
         let path = try options.socket ?? namespaceHint { try options.config.load().socket }
-        verdict = try askHelper(socketPath: path, request: request) { data.merge($0) }
+        verdict = try askHelper(socketPath: path, request: request, json: options.json) { data.merge($0) }
     }
     guard verdict == .success else {
         throw CLIError(refusal(verdict, command))
@@ -97,7 +100,8 @@ func refusal(_ v: Verdict, _ command: SelfServiceCommand) -> String {
 
 /// Speaks the frame protocol with the helper over its socket: prompts to the terminal,
 /// answers back, data frames to `data`. Returns the helper's verdict.
-func askHelper(socketPath: String, request: SelfServiceRequest, data: (ServiceData) -> Void) throws -> Verdict {
+func askHelper(socketPath: String, request: SelfServiceRequest, json: Bool = false,
+               data: (ServiceData) -> Void) throws -> Verdict {
     let fd: Int32
     switch connectUnixSocket(socketPath) {
     case .success(let connected): fd = connected
@@ -125,7 +129,7 @@ func askHelper(socketPath: String, request: SelfServiceRequest, data: (ServiceDa
                 var reply = Frame(.answer, answer.withBytes { Array($0.prefix(ProtocolLimits.maxAnswer)) })
                 defer { Crypto.wipe(&reply.payload) }
                 try stream.send(reply)
-            case .info: say(frame.text)
+            case .info: json ? writeStderr(frame.text + "\n") : say(frame.text)
             case .error: writeStderr(frame.text + "\n")
             case .data:
                 do { data(try ServiceData.decode(frame.payload)) } catch {
