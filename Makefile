@@ -246,6 +246,14 @@ fuzz-build:
 fuzz: fuzz-build
 	TWOSTEP_FUZZ_SECONDS=$(FUZZ_SECONDS) /usr/bin/python3 -m pytest -q tests/test_fuzz.py
 
+# The module's built-in defaults are helper=/usr/libexec/twostep/twostep-verify and
+# config=/etc/twostep/twostep.conf, and the units run the helper from there. With another
+# LIBEXECDIR or SYSCONFDIR, the installed units, PAM profile and example stacks are
+# rewritten to name the installed paths (identical files for the defaults).
+MODULE_PATH_ARGS = $(strip $(if $(filter-out /usr/libexec/twostep,$(LIBEXECDIR)),helper=$(LIBEXECDIR)/twostep-verify) \
+	$(if $(filter-out /etc,$(SYSCONFDIR)),config=$(SYSCONFDIR)/twostep/twostep.conf))
+INSTALL_PATHS = sed -e 's|/usr/libexec/twostep/|$(LIBEXECDIR)/|g' -e 's|/etc/twostep/|$(SYSCONFDIR)/twostep/|g' \
+	$(if $(MODULE_PATH_ARGS),-e '/required/s|pam_twostep\.so|pam_twostep.so $(MODULE_PATH_ARGS)|')
 install: build/pam_twostep.so build/twostep build/twostep-helper build/twostep-verify
 	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(LIBEXECDIR) $(DESTDIR)$(PAMDIR) $(DESTDIR)$(DOCDIR)/examples
 	install -m 0755 build/twostep $(DESTDIR)$(BINDIR)/twostep
@@ -257,10 +265,12 @@ install: build/pam_twostep.so build/twostep build/twostep-helper build/twostep-v
 	install -d -m 0755 $(DESTDIR)$(SYSCONFDIR)/twostep
 	[ -e $(DESTDIR)$(SYSCONFDIR)/twostep/twostep.conf ] || \
 	  install -m 0644 packaging/twostep.conf $(DESTDIR)$(SYSCONFDIR)/twostep/twostep.conf
-	install -m 0644 pam.d/sshd pam.d/sudo $(DESTDIR)$(DOCDIR)/examples/
+	for f in pam.d/sshd pam.d/sudo; do $(INSTALL_PATHS) $$f > $(DESTDIR)$(DOCDIR)/examples/$${f##*/}; \
+	  chmod 0644 $(DESTDIR)$(DOCDIR)/examples/$${f##*/}; done
 	install -d $(DESTDIR)$(SYSCONFDIR)/pam.d $(DESTDIR)$(SYSTEMDUNITDIR)
 	[ -e $(DESTDIR)$(SYSCONFDIR)/pam.d/twostep ] || install -m 0644 pam.d/twostep $(DESTDIR)$(SYSCONFDIR)/pam.d/twostep
-	install -m 0644 packaging/systemd/*.socket packaging/systemd/*.service $(DESTDIR)$(SYSTEMDUNITDIR)/
+	for f in packaging/systemd/*.socket packaging/systemd/*.service; do \
+	  $(INSTALL_PATHS) $$f > $(DESTDIR)$(SYSTEMDUNITDIR)/$${f##*/}; chmod 0644 $(DESTDIR)$(SYSTEMDUNITDIR)/$${f##*/}; done
 	install -D -m 0644 packaging/logrotate/twostep $(DESTDIR)$(SYSCONFDIR)/logrotate.d/twostep
 	install -m 0644 README.md SECURITY.md docs/*.md $(DESTDIR)$(DOCDIR)/
 	install -d $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(MANDIR)/man8
@@ -268,7 +278,8 @@ install: build/pam_twostep.so build/twostep build/twostep-helper build/twostep-v
 	install -m 0644 man/twostep.conf.5 $(DESTDIR)$(MANDIR)/man5/
 	install -m 0644 man/pam_twostep.8 man/twostep-helper.8 $(DESTDIR)$(MANDIR)/man8/
 	install -d $(DESTDIR)$(PAMCONFIGDIR)
-	install -m 0644 packaging/pam-configs/twostep $(DESTDIR)$(PAMCONFIGDIR)/twostep
+	$(INSTALL_PATHS) packaging/pam-configs/twostep > $(DESTDIR)$(PAMCONFIGDIR)/twostep
+	chmod 0644 $(DESTDIR)$(PAMCONFIGDIR)/twostep
 	$(MAKE) completions
 	install -d $(DESTDIR)$(BASHCOMPDIR) $(DESTDIR)$(ZSHCOMPDIR) $(DESTDIR)$(FISHCOMPDIR)
 	install -m 0644 build/completions/twostep.bash $(DESTDIR)$(BASHCOMPDIR)/twostep

@@ -49,3 +49,24 @@ def test_make_install_honours_destdir_and_layout():
     assert r.returncode == 0, r.stderr
     assert "window = 2" in open(os.path.join(dest, "etc/twostep/twostep.conf")).read()
     subprocess.run(["rm", "-rf", dest])
+
+
+def test_make_install_elsewhere_names_its_paths_where_the_defaults_would_miss():
+    """With LIBEXECDIR and SYSCONFDIR elsewhere (PREFIX=/usr/local), the module's built-in
+    helper=/config= defaults and the units' /usr/libexec paths named files that were not
+    there: every login failed (PAM_AUTHINFO_UNAVAIL) and the sockets could not start."""
+    dest = tempfile.mkdtemp(prefix="twostep-destdir-")
+    try:
+        r = subprocess.run(["make", "-s", "install", f"DESTDIR={dest}", "PREFIX=/usr/local", "SYSCONFDIR=/usr/local/etc"],
+                           cwd=ROOT, capture_output=True, text=True, timeout=900)
+        assert r.returncode == 0, r.stdout + r.stderr
+        assert os.path.exists(os.path.join(dest, "usr/local/libexec/twostep/twostep-verify"))
+        unit = open(os.path.join(dest, "lib/systemd/system/twostep-helperd.service")).read()
+        assert "ExecStart=/usr/local/libexec/twostep/twostep-helper serve --config /usr/local/etc/twostep/twostep.conf" in unit
+        profile = open(os.path.join(dest, "usr/share/pam-configs/twostep")).read()
+        assert ("pam_twostep.so helper=/usr/local/libexec/twostep/twostep-verify "
+                "config=/usr/local/etc/twostep/twostep.conf nullok") in profile, profile
+        example = open(os.path.join(dest, "usr/local/share/doc/twostep/examples/sudo")).read()
+        assert "required   pam_twostep.so helper=/usr/local/libexec/twostep/twostep-verify" in example, example
+    finally:
+        subprocess.run(["rm", "-rf", dest])

@@ -230,6 +230,10 @@ def test_audit_says_when_its_log_cannot_be_trusted_or_read(inst):
     assert "not a regular file" in r.stderr and "alice" in r.stdout, r.stdout + r.stderr
     os.remove(inst.audit)
     assert "does not exist" in inst.cli("admin", "audit").stderr
+    # The documented /var/log/twostep/audit.jsonl: nothing creates the directory.
+    inst.write_config(audit_log=os.path.join(inst.root, "log", "audit.jsonl"))
+    r = inst.cli("admin", "audit")
+    assert f"its directory {inst.root}/log does not exist, so no event is written there" in r.stderr, r.stderr
 
 
 def test_a_fifo_in_place_of_the_config_fails_at_once(inst):

@@ -99,7 +99,16 @@ public enum AuditReader {
         var out: [String] = []
         var st = stat()
         if lstat(path, &st) != 0 {
-            out.append("\(path): \(errno == ENOENT ? "does not exist (no event written yet, or audit_log moved?)" : Sys.describe(errno))")
+            let e = errno
+            // Nothing creates the directory: without it no event is ever written there.
+            var dir = stat()
+            let parent = path.split(separator: "/", omittingEmptySubsequences: false).dropLast().joined(separator: "/")
+            if e == ENOENT && !parent.isEmpty && stat(parent, &dir) != 0 {
+                out.append("\(path): its directory \(parent) does not exist, so no event is written there: " +
+                           "create it (root's, mode 0750)")
+            } else {
+                out.append("\(path): \(e == ENOENT ? "does not exist (no event written yet, or audit_log moved?)" : Sys.describe(e))")
+            }
         }
         for e in entries(for: path).sorted(by: { $0.path < $1.path }) {
             if e.st.st_mode & S_IFMT != S_IFREG {

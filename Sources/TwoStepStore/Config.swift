@@ -142,7 +142,7 @@ public struct Config: Equatable {
             case "rate_limit":
                 // Spaces around the slash are allowed: `5 / 5m` is what it looks like.
                 let parts = value.split(separator: "/", omittingEmptySubsequences: false).map { $0.trimmingSpaces }
-                guard parts.count == 2 else { throw fail("expected FAILURES/SECONDS, e.g. 5/300") }
+                guard parts.count == 2 else { throw fail("expected FAILURES/DURATION, e.g. 5/300 or 5/5m") }
                 c.rateLimitFailures = try integer(String(parts[0]), 1...1000, fail)
                 c.rateLimitSeconds = try duration(String(parts[1]), fail)
             case "lockout": c.lockout = try duration(value, fail)

@@ -12,7 +12,7 @@ usage: twostep-helper pam [--request-fd N]
   pam    verify one login over the frame protocol on fd 0/1; started by pam_twostep.so
          (or by twostep-verify, which hands over a login it cannot finish: the request
          it read comes on --request-fd)
-  serve  answer self-service requests (twostep enroll, status, backup-codes, qr, disable)
+  serve  answer self-service requests (twostep enroll, status, backup-codes, qr, devices, email, disable)
          and, from root only, logins relayed by pam_twostep.so socket=, on a Unix socket
          (default: `socket` from the config). Under systemd socket activation (fd 3 from
          LISTEN_FDS) it serves the socket it was given: with Accept=yes one connection

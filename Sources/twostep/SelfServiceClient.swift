@@ -193,7 +193,7 @@ struct NewBackupCodes: ParsableCommand {
 struct QR: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "qr",
-        abstract: "Show your QR code again (password and a code from your authenticator app; not a backup code), e.g. to add a second phone.")
+        abstract: "Show your QR code again (password and a code from your authenticator app; not a backup code), e.g. for a new phone that replaces the old one (a second phone: `enroll --add`).")
     @OptionGroup var options: SelfServiceOptions
 
     func run() throws {
