@@ -525,3 +525,17 @@ def test_a_batch_names_users_whose_file_names_are_hashed(inst):
     inst.cli("admin", "import", "--batch", "-", input=line)
     assert long in inst.cli("admin", "list").stdout
     assert "no known user name" not in inst.cli("admin", "rotate-key", "--status").stdout
+
+
+def test_a_batch_refuses_names_that_are_not_utf8_and_warns_of_names_no_account_has(inst):
+    """`zz\\xff` and `zz\\xfe` were both read as `zz\\ufffd`: the second line's user was the
+    first's (with --replace its secret silently replaced). A name no account has (a typo)
+    was enrolled without the warning a single `admin import` gives."""
+    first = b'{"user":"zz\xff","secret":"' + SECRET.encode() + b'"}\n'
+    typo = json.dumps({"user": "tsnoaccount", "secret": SECRET}).encode() + b"\n"
+    r = subprocess.run([CLI, "admin", "import", "--batch", "-", "--config", inst.conf], input=first + typo,
+                       capture_output=True, timeout=60)
+    out, err = r.stdout.decode(), r.stderr.decode()
+    assert r.returncode == 1 and "line 1: \"user\" must be a valid user name (UTF-8" in err, out + err
+    assert "1 user(s) imported, 1 line(s) failed (line 1)" in out, out
+    assert "warning: 1 name(s) no account has on this host, enrolled all the same: tsnoaccount" in err, err

@@ -234,6 +234,11 @@ def test_audit_says_when_its_log_cannot_be_trusted_or_read(inst):
     inst.write_config(audit_log=os.path.join(inst.root, "log", "audit.jsonl"))
     r = inst.cli("admin", "audit")
     assert f"its directory {inst.root}/log does not exist, so no event is written there" in r.stderr, r.stderr
+    # A directory others may write: they can remove the log (doctor said "ok").
+    os.mkdir(os.path.join(inst.root, "log"), 0o777)
+    os.chmod(os.path.join(inst.root, "log"), 0o777)
+    r = inst.cli("doctor", check=False)
+    assert f"its directory {inst.root}/log is owned by uid 0 with mode 777" in r.stdout + r.stderr, r.stdout + r.stderr
 
 
 def test_a_fifo_in_place_of_the_config_fails_at_once(inst):

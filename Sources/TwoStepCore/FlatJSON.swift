@@ -24,10 +24,15 @@ public struct FlatJSON {
 
     public subscript(key: String) -> Value? { fields[key] }
 
-    /// A string value as text (for fields that are not secret); nil when absent or not a string.
+    /// A string value as text (for fields that are not secret); nil when absent, not a
+    /// string, or not valid UTF-8 (repairing it would make two different byte strings, two
+    /// user names, one and the same).
     public func text(_ key: String) -> String? {
         guard case .string(let s)? = fields[key] else { return nil }
-        return s.withBytes { String(decoding: $0, as: UTF8.self) }
+        return s.withBytes { bytes in
+            let text = String(decoding: bytes, as: UTF8.self)
+            return text.utf8.elementsEqual(bytes) ? text : nil
+        }
     }
 
     public init<C: Collection>(parsing bytes: C) throws where C.Element == UInt8, C.Index == Int {

@@ -98,12 +98,19 @@ public enum AuditReader {
     public static func warnings(for path: String) -> [String] {
         var out: [String] = []
         var st = stat()
+        var dir = stat()
+        let parent = path.split(separator: "/", omittingEmptySubsequences: false).dropLast().joined(separator: "/")
+        let dirFound = !parent.isEmpty && stat(parent, &dir) == 0
+        // Whoever may write the directory may delete or rename the log, or plant rotations.
+        if dirFound && (dir.st_uid != 0 || dir.st_mode & 0o022 != 0) {
+            out.append("\(path): its directory \(parent) is owned by uid \(dir.st_uid) with mode " +
+                       "\(String(dir.st_mode & 0o7777, radix: 8)): whoever can write there can remove the log or plant " +
+                       "rotations; make it root's and not writable by group or others")
+        }
         if lstat(path, &st) != 0 {
             let e = errno
             // Nothing creates the directory: without it no event is ever written there.
-            var dir = stat()
-            let parent = path.split(separator: "/", omittingEmptySubsequences: false).dropLast().joined(separator: "/")
-            if e == ENOENT && !parent.isEmpty && stat(parent, &dir) != 0 {
+            if e == ENOENT && !parent.isEmpty && !dirFound {
                 out.append("\(path): its directory \(parent) does not exist, so no event is written there: " +
                            "create it (root's, mode 0750)")
             } else {

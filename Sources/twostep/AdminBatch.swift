@@ -28,6 +28,8 @@ struct BatchImport {
         let user: String
         let authenticator: Authenticator
         let counter: UInt64?
+        /// NSS knows the name (else it is enrolled as given, with a warning at the end).
+        var known = true
         /// A first enrolment that needs no state: the batch path may take it.
         var plain: Bool { counter ?? 0 == 0 }
     }
@@ -36,6 +38,8 @@ struct BatchImport {
     final class Tally {
         var imported = 0
         var failed: [Int] = []
+        /// Names no account has, as `admin import USER` warns of each.
+        var unknown: [String] = []
         let progress: Progress
 
         init(progress: Progress) { self.progress = progress }
@@ -64,6 +68,7 @@ struct BatchImport {
                 if !bytes.allSatisfy({ $0 == 0x20 || $0 == 0x09 }) {  // a blank line is no user
                     do {
                         let line = try parse(bytes, number: number)
+                        if !line.known { tally.unknown.append(line.user) }
                         if batch.contains(where: { $0.user == line.user }) { flush(&batch, tally) }
                         batch.append(line)
                     } catch {
@@ -87,6 +92,11 @@ struct BatchImport {
             (stoppedAfter.map { ", interrupted after line \($0)" } ?? "") + ", by \(invoker)"
         ctx.audit.record(AuditEvent(event: "admin_import_batch", user: "-", service: "twostep",
                                     result: failed == 0 && stoppedAfter == nil ? "success" : "failure", detail: detail))
+        if !tally.unknown.isEmpty {
+            // A typo (\"alcie\") enrols a name nobody has; whoever is given it later meets it.
+            writeStderr("twostep: warning: \(tally.unknown.count) name(s) no account has on this host, enrolled all the same: " +
+                        listed(tally.unknown.map(displaySafe)) + "\n")
+        }
         print("twostep: import --batch: \(tally.imported) user(s) imported, \(failed) line(s) failed" +
               (failed > 0 ? " (line\(failed == 1 ? "" : "s") \(listed(tally.failed.map(String.init))))" : ""))
         if let n = stoppedAfter {
@@ -103,8 +113,11 @@ struct BatchImport {
         if let unknown = obj.keys.first(where: { !Self.fields.contains($0) }) {
             throw CLIError("unknown field \(jsonString(unknown)) (known: \(Self.fields.sorted().joined(separator: ", ")))")
         }
-        guard let given = obj.text("user"), isValidUserName(given) else { throw CLIError("\"user\" must be a valid user name") }
-        let user = accounts.canonical(given) ?? given
+        guard let given = obj.text("user"), isValidUserName(given) else {
+            throw CLIError("\"user\" must be a valid user name (UTF-8, 1 to 256 bytes, no control characters)")
+        }
+        let canonical = accounts.canonical(given)
+        let user = canonical ?? given
         let name = obj["name"] == nil ? Authenticator.defaultName : obj.text("name") ?? ""
         guard Authenticator.isValidName(name) else { throw CLIError("\"name\": \(Authenticator.nameRule)") }
         let kind: AuthenticatorKind
@@ -137,7 +150,7 @@ struct BatchImport {
         let authenticator = Authenticator(name: name, kind: kind, secret: secret,
                                           parameters: OTPParameters(algorithm: algorithm, digits: digits, period: period),
                                           added: ctx.now())
-        return Line(number: number, user: user, authenticator: authenticator, counter: counter)
+        return Line(number: number, user: user, authenticator: authenticator, counter: counter, known: canonical != nil)
     }
 
     func integer(_ obj: FlatJSON, _ key: String, default value: Int) throws -> Int {
