@@ -303,3 +303,29 @@ def test_retire_waits_for_records_sealed_but_not_yet_in_place(inst):
     assert "cannot be read" not in listing and all(u in listing for u in users), listing
     inst.service()
     assert inst.login(users[0], oathtool()).returncode == 0
+
+
+def test_a_record_that_cannot_be_resealed_does_not_stop_later_rotations(inst):
+    """One damaged record (its header still names the old key) made every later rotate-key
+    \"finish an unfinished rotation\" of that record alone: no new key was ever made, and
+    an admin rotating after a key leak kept the leaked key for everyone else."""
+    for u in ("rtda", "rtdb", "rtdc"):
+        inst.enroll(u)
+    inst.cli("admin", "rotate-key")
+    first = json.loads(inst.cli("admin", "rotate-key", "--status", "--json").stdout)["active"]
+    record = os.path.join(inst.state, "rtda.record")
+    with open(record, "r+b") as f:
+        f.seek(120)
+        b = f.read(1)
+        f.seek(120)
+        f.write(bytes([b[0] ^ 0xff]))
+    inst.cli("admin", "rotate-key", check=False)      # rtda fails; the others move on
+    second = json.loads(inst.cli("admin", "rotate-key", "--status", "--json").stdout)["active"]
+    r = inst.cli("admin", "rotate-key", check=False)
+    assert r.returncode == 1 and "cannot be re-sealed" in r.stdout, r.stdout + r.stderr
+    status = json.loads(inst.cli("admin", "rotate-key", "--status", "--json").stdout)
+    assert len({first, second, status["active"]}) == 3, (first, second, status)
+    records = {k["id"]: k["records"] for k in status["keys"]}
+    assert records[status["active"]] == 2 and records[first] == 1, status   # rtda keeps its key
+    inst.service()
+    assert inst.login("rtdb", oathtool()).returncode == 0

@@ -62,8 +62,17 @@ public struct KeyRotation {
         if !stale.isEmpty {
             return Plan(activeKey: active, previousKey: nil, users: stale)
         }
+        return try startNew(excluding: [])
+    }
+
+    /// A new active key and every record but `excluding`'s to re-seal under it: what a run
+    /// does after the only records left under older keys proved unable to be re-sealed
+    /// (damaged, or an older copy put back), which would otherwise make every later run
+    /// "finish" that rotation and never make a new key.
+    public func startNew(excluding: Set<String>) throws -> Plan {
+        let active = try ring.activeKey().id
         let new = try ring.createKey()
-        return Plan(activeKey: new, previousKey: active, users: try store.enrolledUsers())
+        return Plan(activeKey: new, previousKey: active, users: try store.enrolledUsers().filter { !excluding.contains($0) })
     }
 
     /// Re-seals one user's record under the active key, under the lock; false when it was

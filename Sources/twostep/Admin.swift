@@ -265,7 +265,8 @@ extension Admin {
             time under their users' locks (or each in its own short transaction with store = \
             postgresql) with atomic writes, and logins go on meanwhile. On a terminal it shows \
             progress; Ctrl-C stops after the batch at hand (exit status 130). A run that finds records still under an older key \
-            finishes that rotation instead of starting another. For a fleet sharing a database: \
+            finishes that rotation instead of starting another (when none of those can be re-sealed, a damaged record or an \
+            older copy put back, they keep their keys and a new rotation starts for the others). For a fleet sharing a database: \
             --prepare makes the new key without using it; carry it to every host (export-key, \
             import-key), then --use ID on one host. Old key files are kept (a backup may still \
             need them) unless --retire is given, which after the rotation removes each one that no \
@@ -304,30 +305,44 @@ extension Admin {
                 return
             }
 
-            let plan = try withCLIErrors { try rotation.plan(use: use) }
-            if let previous = plan.previousKey {
-                print("twostep: master key \(plan.activeKey) is active (was \(previous)); re-sealing \(plan.users.count) record(s)")
-            } else if plan.users.isEmpty {
-                print("twostep: every record is under the active key \(plan.activeKey); nothing to re-seal")
-            } else {
-                print("twostep: finishing an unfinished rotation: \(plan.users.count) record(s) still under an older key; re-sealing them under \(plan.activeKey)")
-            }
-            let progress = Progress(total: plan.users.count, verb: "re-sealed")
+            var plan = try withCLIErrors { try rotation.plan(use: use) }
             var failed: [String] = []
             // Ctrl-C (or SIGTERM) ends the run between batches: every record is whole, under
             // the old key or the new one, and running the command again finishes the job.
             Interrupt.catchSignals()
-            let done = try withCLIErrors {
-                try rotation.reseal(plan.users, activeKey: plan.activeKey, stop: { Interrupt.requested != nil }) { user, error in
-                    if let error {
-                        failed.append(user)
-                        progress.interrupt("twostep: \(user): not re-sealed: \(error)\n")
+            func pass(_ plan: KeyRotation.Plan) throws -> Int {
+                if let previous = plan.previousKey {
+                    print("twostep: master key \(plan.activeKey) is active (was \(previous)); re-sealing \(plan.users.count) record(s)")
+                } else if plan.users.isEmpty {
+                    print("twostep: every record is under the active key \(plan.activeKey); nothing to re-seal")
+                } else {
+                    print("twostep: finishing an unfinished rotation: \(plan.users.count) record(s) still under an older key; re-sealing them under \(plan.activeKey)")
+                }
+                let progress = Progress(total: plan.users.count, verb: "re-sealed")
+                defer { progress.finish() }
+                return try withCLIErrors {
+                    try rotation.reseal(plan.users, activeKey: plan.activeKey, stop: { Interrupt.requested != nil }) { user, error in
+                        if let error {
+                            failed.append(user)
+                            progress.interrupt("twostep: \(user): not re-sealed: \(error)\n")
+                        }
+                        progress.step(failed: error != nil)
                     }
-                    progress.step(failed: error != nil)
                 }
             }
-            progress.finish()
-            let left = plan.users.count - done
+            var done = try pass(plan)
+            var total = plan.users.count
+            // Every record left under an older key failed to re-seal (damaged, or an older
+            // copy put back): "finishing" that rotation is all any later run would do, and no
+            // new key would ever be made. Those records keep their keys; the others rotate.
+            if use == nil, plan.resuming, done == plan.users.count, !failed.isEmpty, failed.count == plan.users.count {
+                print("twostep: the \(failed.count) record(s) left under older keys cannot be re-sealed (above); " +
+                      "they keep their keys, and the rotation goes on without them")
+                plan = try withCLIErrors { try rotation.startNew(excluding: Set(failed)) }
+                done += try pass(plan)
+                total += plan.users.count
+            }
+            let left = total - done
             ctx.audit.record(AuditEvent(event: "admin_rotate_key", user: "-", service: "twostep",
                                         result: failed.isEmpty && left == 0 ? "success" : "failure",
                                         detail: "\(plan.previousKey.map { "\($0) -> " } ?? "resumed, ")\(plan.activeKey): " +
