@@ -413,7 +413,7 @@ def test_files_twostep_cannot_take_over_are_refused_audited_and_fail_the_run(ins
     secret_line = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP"
     cases = {'" STEP_SIZE 5\n" TOTP_AUTH\n': "STEP_SIZE 5 s is outside",
              "12345678\n": "neither TOTP_AUTH nor HOTP_COUNTER: the file only holds scratch codes",
-             '" TIME_SKEW 960\n" TOTP_AUTH\n': "TIME_SKEW 960 steps (480 min) is beyond twostep's max_drift"}
+             '" TIME_SKEW 960\n" TOTP_AUTH\n': "TIME_SKEW 960 steps (480 min) is beyond twostep's reach"}
     for options, why in cases.items():
         user, home = accounts.add()
         path = os.path.join(home, ".google_authenticator")

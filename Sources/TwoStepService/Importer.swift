@@ -67,12 +67,19 @@ public final class Importer {
                         return .skipped("already imported with these secrets, but the source now says \(what): " +
                                         "give --replace to take it as it is now")
                     }
-                    // Replaced with the source's parameters, but no backup code comes back.
+                }
+                var notes: [String] = []
+                if let existing, candidate.authenticators.contains(where: { Self.twin(of: $0, in: existing) != nil }) {
+                    // Replacing a record that holds one of the source's secrets: its scratch
+                    // codes are (or were) this record's backup codes too, and one spent here
+                    // must not come back. Only the codes both still have stay.
                     let kept = try Self.keptBackupCodes(existing, candidate)
                     record = UserRecord(authenticators: record.authenticators, created: record.created,
                                         backupKey: existing.backupKey.withBytes { Array($0) }, backupHashes: kept.hashes)
+                    if let note = kept.note { notes.append(note) }
                 }
-                if dryRun { return .imported(what) }
+                let imported = ([what] + notes).joined(separator: "; ")
+                if dryRun { return .imported(imported) }
                 if let existing {
                     let old = try store.loadState(user)
                     // A secret the record already has keeps what it spent, whatever its new name.
@@ -89,7 +96,12 @@ public final class Importer {
                     try store.saveState(Self.merged(old, state), for: user)
                 } else {
                     // A new user: the replay state first, so that a crash or a failed write
-                    // leaves no record whose spent codes pass (a rerun writes both).
+                    // leaves no record whose spent codes pass (a rerun writes both). A damaged
+                    // state (a removed user's tombstone among them) is not overwritten: as
+                    // saveRecord would, the import stops and says `admin unlock` repairs it.
+                    do { _ = try store.loadState(user) } catch StoreError.damaged(let path, let reason) {
+                        throw StoreError.damagedStateNeedsUnlock(path: path, reason: reason, user: user)
+                    }
                     try store.saveState(state, for: user)
                 }
                 try store.saveRecord(record, for: user)
@@ -98,7 +110,7 @@ public final class Importer {
                       written.backupHashes == record.backupHashes, try store.loadState(user).devices == state.devices else {
                     return .failed("the record read back differs from what was written")
                 }
-                return .imported(what)
+                return .imported(imported)
             }
         } catch {
             outcome = .failed("\(error)")
@@ -158,16 +170,18 @@ public final class Importer {
 
     /// The backup codes of `existing` the source still has as scratch codes: an earlier run
     /// hashed them under this record's key, so a code used on either side since is in only
-    /// one of the two sets. When the two share no code at all (the user made new backup
-    /// codes here, or every code was used on one side or the other), the record's are kept
-    /// and the note says so.
+    /// one of the two sets, and only codes both still have are kept. When none is left of a
+    /// set that was not empty, the note says so: all were used on one side or the other, or
+    /// the user made new ones here, which cannot be told apart, and a spent code must not
+    /// pass (the user makes new ones with `twostep backup-codes`).
     static func keptBackupCodes(_ existing: UserRecord, _ c: ImportCandidate) throws -> (hashes: [[UInt8]], note: String?) {
         let mine = existing.backupHashes
         let theirs = Set(try existing.backupKey.withBytes { try hashScratchCodes(c.scratchCodes, key: Array($0)) })
         let kept = mine.filter { theirs.contains($0) }
-        if !kept.isEmpty || mine.isEmpty { return (kept, nil) }
-        return (mine, "its \(theirs.count) scratch code\(theirs.count == 1 ? "" : "s") and this user's \(mine.count) backup " +
-                      "code\(mine.count == 1 ? "" : "s") share none (made anew here, or all used on one side): left as they are")
+        guard kept.isEmpty, !mine.isEmpty else { return (kept, nil) }
+        return (kept, "none of this user's \(mine.count) backup code\(mine.count == 1 ? " is" : "s are") among the source's " +
+                      "\(theirs.count) scratch code\(theirs.count == 1 ? "" : "s"): all taken as spent (codes made anew here " +
+                      "are gone too: the user makes new ones with `twostep backup-codes`)")
     }
 
     /// A state whose every authenticator has the higher replay mark and counter of `old`'s

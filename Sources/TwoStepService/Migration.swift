@@ -103,11 +103,12 @@ public enum Migration {
                 notes.append("WINDOW_SIZE \(window) reaches \(reach) steps from now; twostep's window is \(config.window)")
             }
             let skew = file.timeSkew ?? 0
-            // Held to max_drift, the phone's codes would be out of reach, and so would a
-            // phone whose clock was set right: the user could not log in at all.
-            if skew.magnitude * UInt64(stepSize) > UInt64(config.maxDrift) {
+            // Held to max_drift, a skew beyond it and the window would put the phone's codes
+            // out of reach, and a phone whose clock was set right too: no login at all.
+            if skew.magnitude > UInt64(config.maxDrift / stepSize + config.window) {
                 throw .refuse("TIME_SKEW \(skew) steps (\(skew.magnitude * UInt64(stepSize) / 60) min) is beyond twostep's " +
-                              "max_drift (\(config.maxDrift) s): set the phone's clock right (or raise max_drift) and import again")
+                              "reach (max_drift \(config.maxDrift) s, window \(config.window)): set the phone's clock right " +
+                              "(or raise max_drift) and import again")
             }
             // A used step no code could have had (beyond now, the skew and the file's
             // window, and a step for the time since): kept, it would refuse every code

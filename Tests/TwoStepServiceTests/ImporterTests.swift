@@ -94,8 +94,10 @@ final class ImporterTests: XCTestCase {
         // A clock offset beyond max_drift (held to it, neither the phone nor a phone set right
         // would reach a code).
         XCTAssertEqual(try reason("\" TIME_SKEW 960\n\" TOTP_AUTH\n"),
-                       .refuse("TIME_SKEW 960 steps (480 min) is beyond twostep's max_drift (3600 s): " +
+                       .refuse("TIME_SKEW 960 steps (480 min) is beyond twostep's reach (max_drift 3600 s, window 1): " +
                                "set the phone's clock right (or raise max_drift) and import again"))
+        // Within max_drift and the window: taken (the window covers the step beyond).
+        XCTAssertNil(try reason("\" TIME_SKEW 121\n\" TOTP_AUTH\n"))
     }
 
     func testOathLinesGroupedByUserWithCountersAndLastCodes() throws {
@@ -182,22 +184,40 @@ final class ImporterTests: XCTestCase {
         XCTAssertEqual(rig.login("33333333", user: "bob").0, .success)
     }
 
-    /// Backup codes made anew here share nothing with the source's scratch codes: they are
-    /// kept, and the rerun says so instead of guessing.
-    func testBackupCodesMadeAnewAreLeftWithANote() throws {
+    /// When none of the record's backup codes is among the source's scratch codes (all used
+    /// through the old module, or made anew here: the two cannot be told apart), none stays:
+    /// a spent code must not pass. The run says so.
+    func testBackupCodesTheSourceNoLongerListsAreAllSpent() throws {
         let rig = try Rig()
         let first = try Migration.candidate(user: "bob", path: "p", file: try gaFile("\" TOTP_AUTH\n11111111\n22222222\n"),
                                             config: rig.config, now: rig.clock)
         guard case .imported = importer(rig).run(first, dryRun: false, replace: false) else { return XCTFail() }
-        let record = try XCTUnwrap(try rig.store.loadRecord("bob"))
-        let fresh = try record.backupKey.withBytes { [try BackupCodes.hash(Array("44444444".utf8), key: Array($0))] }
-        record.backupHashes = fresh
-        try rig.store.withLock("bob") { try rig.store.saveRecord(record, for: "bob") }
-        XCTAssertEqual(importer(rig).run(first, dryRun: false, replace: false),
-                       .skipped("already imported; its 2 scratch codes and this user's 1 backup code share none " +
-                                "(made anew here, or all used on one side): left as they are"))
+        // Every scratch code used through the old module: the file lists none.
+        let used = try Migration.candidate(user: "bob", path: "p", file: try gaFile("\" TOTP_AUTH\n"),
+                                           config: rig.config, now: rig.clock)
+        XCTAssertEqual(importer(rig).run(used, dryRun: false, replace: false),
+                       .updated("already imported; 2 backup codes used there spent; none of this user's 2 backup codes " +
+                                "are among the source's 0 scratch codes: all taken as spent (codes made anew here are gone " +
+                                "too: the user makes new ones with `twostep backup-codes`)"))
         XCTAssertEqual(rig.login("11111111", user: "bob").0, .failure)
-        XCTAssertEqual(rig.login("44444444", user: "bob").0, .success)
+        XCTAssertEqual(rig.login("22222222", user: "bob").0, .failure)
+    }
+
+    /// --replace over a record that holds one of the source's secrets (here the user added a
+    /// second authenticator in twostep) keeps spent backup codes spent.
+    func testReplacingARecordThatSharesASecretBringsNoCodeBack() throws {
+        let rig = try Rig()
+        let first = try Migration.candidate(user: "bob", path: "p", file: try gaFile("\" TOTP_AUTH\n55555555\n66666666\n"),
+                                            config: rig.config, now: rig.clock)
+        guard case .imported = importer(rig).run(first, dryRun: false, replace: false) else { return XCTFail() }
+        XCTAssertEqual(rig.login("55555555", user: "bob").0, .success)
+        let record = try XCTUnwrap(try rig.store.loadRecord("bob"))
+        try record.add(Authenticator(name: "phone2", secret: Array("abcdefghijabcdefghij".utf8), parameters: .standard,
+                                     added: rig.clock), replace: false)
+        try rig.store.withLock("bob") { try rig.store.saveRecord(record, for: "bob") }
+        guard case .imported = importer(rig).run(first, dryRun: false, replace: true) else { return XCTFail() }
+        XCTAssertEqual(rig.login("55555555", user: "bob").0, .failure, "spent before the --replace")
+        XCTAssertEqual(rig.login("66666666", user: "bob").0, .success)
     }
 
     /// The same secret with other parameters: a rerun says so; --replace takes the source's
