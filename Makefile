@@ -253,6 +253,7 @@ fuzz: fuzz-build
 MODULE_PATH_ARGS = $(strip $(if $(filter-out /usr/libexec/twostep,$(LIBEXECDIR)),helper=$(LIBEXECDIR)/twostep-verify) \
 	$(if $(filter-out /etc,$(SYSCONFDIR)),config=$(SYSCONFDIR)/twostep/twostep.conf))
 INSTALL_PATHS = sed -e 's|/usr/libexec/twostep/|$(LIBEXECDIR)/|g' -e 's|/etc/twostep/|$(SYSCONFDIR)/twostep/|g' \
+	-e 's|/usr/share/doc/twostep/|$(DOCDIR)/|g' -e 's|/usr/share/man/|$(MANDIR)/|g' \
 	$(if $(MODULE_PATH_ARGS),-e '/required/s|pam_twostep\.so|pam_twostep.so $(MODULE_PATH_ARGS)|')
 install: build/pam_twostep.so build/twostep build/twostep-helper build/twostep-verify
 	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(LIBEXECDIR) $(DESTDIR)$(PAMDIR) $(DESTDIR)$(DOCDIR)/examples

@@ -560,3 +560,15 @@ def test_no_memory_errors_under_valgrind(stack, helper, user, answers, expected)
                           "--suppressions=%s" % (ROOT / "tests" / "harness" / "valgrind.supp")])
     assert r.results == expected, r.err
     assert r.rc == expected[-1], r.err
+
+
+def test_account_and_setcred_lines_check_their_arguments_too(inst):
+    """`account required pam_twostep.so bogus` passed (PAM_SUCCESS): only auth lines checked
+    their arguments, where DESIGN.md says unknown arguments fail."""
+    inst.enroll("alice")
+    from conftest import oathtool
+    good = inst.service("tsacct", after=f"account required {SO} nullok\n")
+    assert inst.login("alice", oathtool(), service=good).returncode == 0
+    bad = inst.service("tsacctbad", after=f"account required {SO} bogus\n")
+    r = inst.login("alice", oathtool(at=time.time() + 30), service=bad)
+    assert r.returncode != 0 and "accepted" not in r.stdout, r.stdout + r.stderr

@@ -466,7 +466,9 @@ def test_a_confirmed_new_secret_ends_the_trust_of_ssh_keys(inst, users):
     inst.cli("admin", "rotate-secret", alice)
     _, _, key = read_invitation(alice)
     assert harness_login(inst.pamdir, "tstest", alice, oathtool(key, at=now)) == PAM_SUCCESS
-    assert events(inst, "enroll", alice)[-1]["detail"] == "new secret confirmed for totp default"
+    confirmed = events(inst, "enroll", alice)[-1]
+    assert confirmed["detail"] == "new secret confirmed for totp default"
+    assert confirmed["service"] == "tstest", confirmed   # the login's service, not "twostep"
     assert with_key(wrong(oathtool(key, at=now))) == (PAM_AUTH_ERR, True)
 
 

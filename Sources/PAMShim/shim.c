@@ -33,14 +33,15 @@ PAM_EXTERN int pam_sm_authenticate(pam_handle_t *pamh, int flags, int argc, cons
     return twostep_swift_authenticate(pamh, flags, argc, argv);
 }
 
+// Nothing to do but check the line's arguments, as pam_sm_authenticate does.
 PAM_EXTERN int pam_sm_setcred(pam_handle_t *pamh, int flags, int argc, const char **argv) {
-    (void)pamh; (void)flags; (void)argc; (void)argv;
-    return PAM_SUCCESS;
+    (void)flags;
+    return twostep_swift_check_arguments(pamh, argc, argv);
 }
 
 PAM_EXTERN int pam_sm_acct_mgmt(pam_handle_t *pamh, int flags, int argc, const char **argv) {
-    (void)pamh; (void)flags; (void)argc; (void)argv;
-    return PAM_SUCCESS;
+    (void)flags;
+    return twostep_swift_check_arguments(pamh, argc, argv);
 }
 
 // MARK: - libpam wrappers

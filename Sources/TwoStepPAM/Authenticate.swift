@@ -15,18 +15,41 @@ let serverFirstFrameMilliseconds: Int64 = 2000
 /// default), so a flood costs a login at most about this much before the spawn fallback.
 let serverConnectMilliseconds: Int64 = serverFirstFrameMilliseconds
 
-@_cdecl("twostep_swift_authenticate")
-func twostepSwiftAuthenticate(_ pamh: OpaquePointer?, _ flags: Int32, _ argc: Int32,
-                              _ argv: UnsafeMutablePointer<UnsafePointer<CChar>?>?) -> Int32 {
-    guard let pamh else { return TWOSTEP_PAM_SYSTEM_ERR }
-    var pam = PAMHandle(handle: pamh)
-
+/// The line's arguments, as libpam hands them over.
+private func moduleArguments(_ argc: Int32, _ argv: UnsafeMutablePointer<UnsafePointer<CChar>?>?) -> [String] {
     var args: [String] = []
     if let argv, argc > 0 {
         for i in 0..<Int(argc) {
             if let p = argv[i] { args.append(String(cString: p)) }
         }
     }
+    return args
+}
+
+/// pam_sm_acct_mgmt and pam_sm_setcred do nothing but check their line's arguments as
+/// pam_sm_authenticate does (DESIGN.md: unknown arguments fail): PAM_SUCCESS, or
+/// PAM_SERVICE_ERR (logged) for a line with an unknown or malformed argument.
+@_cdecl("twostep_swift_check_arguments")
+func twostepSwiftCheckArguments(_ pamh: OpaquePointer?, _ argc: Int32,
+                                _ argv: UnsafeMutablePointer<UnsafePointer<CChar>?>?) -> Int32 {
+    guard let pamh else { return TWOSTEP_PAM_SYSTEM_ERR }
+    let pam = PAMHandle(handle: pamh)
+    let args = moduleArguments(argc, argv)
+    switch parseModuleOptions(args) {
+    case .success: return TWOSTEP_PAM_SUCCESS
+    case .failure(let e):
+        pam.error(e.message)
+        return TWOSTEP_PAM_SERVICE_ERR
+    }
+}
+
+@_cdecl("twostep_swift_authenticate")
+func twostepSwiftAuthenticate(_ pamh: OpaquePointer?, _ flags: Int32, _ argc: Int32,
+                              _ argv: UnsafeMutablePointer<UnsafePointer<CChar>?>?) -> Int32 {
+    guard let pamh else { return TWOSTEP_PAM_SYSTEM_ERR }
+    var pam = PAMHandle(handle: pamh)
+
+    let args = moduleArguments(argc, argv)
     let options: ModuleOptions
     switch parseModuleOptions(args) {
     case .success(let o): options = o

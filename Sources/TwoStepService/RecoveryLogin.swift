@@ -58,13 +58,15 @@ extension Verifier {
     /// plain enrolment with fresh backup codes, returned as the text to show (nil if there
     /// was no invitation), with its audit event. The caller holds the lock, and records the
     /// event once the write is durable (after withLock).
-    func finishInvitation(_ record: UserRecord, user: String) throws -> (text: String, event: AuditEvent)? {
+    func finishInvitation(_ record: UserRecord, user: String, service: String = "twostep",
+                          rhost: String = "") throws -> (text: String, event: AuditEvent)? {
         guard record.recovery.hasInvitation && record.recovery.invitedSecret == nil else { return nil }
         record.recovery.invitationUntil = 0
         let codes = try record.issueBackupCodes()
         try store.saveRecord(record, for: user)
         return (backupCodesText(codes) + "\nDone: \(user) is enrolled.",
-                AuditEvent(event: "enroll", user: user, service: "twostep", result: "success", detail: "invitation confirmed"))
+                AuditEvent(event: "enroll", user: user, service: service, result: "success", detail: "invitation confirmed",
+                           rhost: rhost.isEmpty ? nil : rhost))
     }
 
     /// `admin rotate-secret`'s new secret confirmed: it replaces the primary authenticator's
@@ -73,7 +75,8 @@ extension Verifier {
     /// The caller holds the lock.
     /// Returns the authenticator's name and the audit event, which the caller records once
     /// the write is durable (after withLock).
-    func adoptInvitedSecret(_ record: UserRecord, user: String) throws -> (name: String, event: AuditEvent?) {
+    func adoptInvitedSecret(_ record: UserRecord, user: String, service: String = "twostep",
+                            rhost: String = "") throws -> (name: String, event: AuditEvent?) {
         let name = record.primary.name
         guard let invited = record.recovery.invitedSecret else { return (name, nil) }
         try invited.withBytes {
@@ -85,8 +88,8 @@ extension Verifier {
         // are trusted no more. The key of this login may be trusted again below.
         record.forget(nil)
         try store.saveRecord(record, for: user)
-        return (name, AuditEvent(event: "enroll", user: user, service: "twostep", result: "success",
-                                 detail: "new secret confirmed for totp \(name)"))
+        return (name, AuditEvent(event: "enroll", user: user, service: service, result: "success",
+                                 detail: "new secret confirmed for totp \(name)", rhost: rhost.isEmpty ? nil : rhost))
     }
 
     /// Whether a checked answer is the first code of the record's invitation.

@@ -100,7 +100,11 @@ public final class Verifier {
             if !known {
                 if req.nullok && !requiresWithoutAccount(lookup) { return .ignore }
                 let question = req.forwardPass ? CombinedPrompt.encode(digits: config.digits) : prompt
-                guard conversation.ask(question, echo: false) != nil else { return .conversationError }
+                // The same trace as for an enrolled user (who is enrolled does not show).
+                guard conversation.ask(question, echo: false) != nil else {
+                    log("cancelled", "no answer at the code prompt")
+                    return .conversationError
+                }
                 log("failure", isValidUserName(req.user) ? "unknown user" : "invalid user name")
                 return .failure
             }
@@ -231,7 +235,7 @@ public final class Verifier {
                 switch check {
                 case .totp, .hotp:
                     let trusted = try trustAfterCode(keys, record: record, user: req.user)
-                    let finished = try finishInvitation(record, user: req.user)
+                    let finished = try finishInvitation(record, user: req.user, service: req.service, rhost: req.rhost)
                     let label = check.authenticatorLabel ?? ""
                     if let finished { said.append { self.audit.record(finished.event) } }
                     let verdict = try succeed(self.accepted(check, record: record, state: before),
@@ -239,7 +243,7 @@ public final class Verifier {
                     if let trusted { said.append { conversation.info(trusted) } }
                     return verdict
                 case .invitedSecret(let step):
-                    let (name, event) = try adoptInvitedSecret(record, user: req.user)
+                    let (name, event) = try adoptInvitedSecret(record, user: req.user, service: req.service, rhost: req.rhost)
                     if let event { said.append { self.audit.record(event) } }
                     var adopted = before
                     adopted.failures = []

@@ -183,6 +183,11 @@ extension FileUserStore {
     /// Re-seals these users' records under `key`, keeping each one's generation (its
     /// contents do not change, so neither does its state).
     func reseal(_ users: [String], under key: MasterKey, keys cache: KeyCache, spares: SparePool) throws -> [BatchOutcome] {
+        // In place before a concurrent `retire` (another admin's `--use K --retire`) counts.
+        try self.keys.sealing { try resealLocked(users, under: key, keys: cache, spares: spares) }
+    }
+
+    private func resealLocked(_ users: [String], under key: MasterKey, keys cache: KeyCache, spares: SparePool) throws -> [BatchOutcome] {
         try inBatch(users, spares: spares) { _, user, base, dirfd in
             let name = base + ".record"
             guard let sealed = try Files.readPrivate(dirfd: dirfd, dirPath: directory, name: name),

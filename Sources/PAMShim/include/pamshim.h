@@ -66,6 +66,7 @@ static inline int twostep_errno(void) { return errno; }
 
 /// Implemented in Swift (TwoStepPAM, `@_cdecl`); kept local by exports.map.
 int twostep_swift_authenticate(pam_handle_t *pamh, int flags, int argc, const char **argv);
+int twostep_swift_check_arguments(pam_handle_t *pamh, int argc, const char **argv);
 
 /// pam_syslog(pamh, priority, "%s", msg): the message is never a format string.
 void twostep_log(pam_handle_t *pamh, int priority, const char *msg);
