@@ -539,3 +539,19 @@ def test_a_batch_refuses_names_that_are_not_utf8_and_warns_of_names_no_account_h
     assert r.returncode == 1 and "line 1: \"user\" must be a valid user name (UTF-8" in err, out + err
     assert "1 user(s) imported, 1 line(s) failed (line 1)" in out, out
     assert "warning: 1 name(s) no account has on this host, enrolled all the same: tsnoaccount" in err, err
+
+
+def test_an_oath_rerun_keeps_backup_codes_made_in_twostep(inst):
+    """pam_oath keeps no scratch codes: every backup code of a user it imported was made in
+    twostep, and a rerun (to carry HOTP counters over) must not take them as spent."""
+    user = f"tsb{secrets.token_hex(3)}"
+    usersfile = os.path.join(inst.root, "users.oath")
+    with open(usersfile, "w") as f:
+        f.write(f"HOTP\t{user}\t-\t{HEX_A}\n")
+    os.chmod(usersfile, 0o600)
+    assert f"{user}: imported" in inst.cli("admin", "import-oath", usersfile).stdout
+    codes = json.loads(inst.cli("admin", "backup-codes", user, "--json").stdout)["backup_codes"]
+    r = inst.cli("admin", "import-oath", usersfile)
+    assert f"{user}: skipped: already imported" in r.stdout, r.stdout
+    tw = inst.service()
+    assert harness_login(inst.pamdir, tw, user, codes[0]) == PAM_SUCCESS

@@ -78,6 +78,14 @@ public final class Importer {
                                         backupKey: existing.backupKey.withBytes { Array($0) }, backupHashes: kept.hashes)
                     if let note = kept.note { notes.append(note) }
                 }
+                if existing == nil {
+                    // A new user's state is written first (below), but never over a damaged
+                    // one: as saveRecord would, the import stops and says `admin unlock`
+                    // repairs it (a dry run decides the same way).
+                    do { _ = try store.loadState(user) } catch StoreError.damaged(let path, let reason) {
+                        throw StoreError.damagedStateNeedsUnlock(path: path, reason: reason, user: user)
+                    }
+                }
                 let imported = ([what] + notes).joined(separator: "; ")
                 if dryRun { return .imported(imported) }
                 if let existing {
@@ -96,12 +104,7 @@ public final class Importer {
                     try store.saveState(Self.merged(old, state), for: user)
                 } else {
                     // A new user: the replay state first, so that a crash or a failed write
-                    // leaves no record whose spent codes pass (a rerun writes both). A damaged
-                    // state (a removed user's tombstone among them) is not overwritten: as
-                    // saveRecord would, the import stops and says `admin unlock` repairs it.
-                    do { _ = try store.loadState(user) } catch StoreError.damaged(let path, let reason) {
-                        throw StoreError.damagedStateNeedsUnlock(path: path, reason: reason, user: user)
-                    }
+                    // leaves no record whose spent codes pass (a rerun writes both).
                     try store.saveState(state, for: user)
                 }
                 try store.saveRecord(record, for: user)
@@ -176,6 +179,9 @@ public final class Importer {
     /// pass (the user makes new ones with `twostep backup-codes`).
     static func keptBackupCodes(_ existing: UserRecord, _ c: ImportCandidate) throws -> (hashes: [[UInt8]], note: String?) {
         let mine = existing.backupHashes
+        // A source with no scratch codes (pam_oath) spent none: every backup code the record
+        // has was made in twostep, and stays.
+        guard c.hasScratchCodes else { return (mine, nil) }
         let theirs = Set(try existing.backupKey.withBytes { try hashScratchCodes(c.scratchCodes, key: Array($0)) })
         let kept = mine.filter { theirs.contains($0) }
         guard kept.isEmpty, !mine.isEmpty else { return (kept, nil) }

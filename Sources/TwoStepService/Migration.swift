@@ -47,13 +47,18 @@ public final class ImportCandidate {
     public let authenticators: [ForeignAuthenticator]
     /// google-authenticator's unused scratch codes (8 ASCII digits each).
     public let scratchCodes: [SecretBytes]
+    /// Whether the source keeps scratch codes at all (google-authenticator does, pam_oath
+    /// does not): only then can a backup code of an earlier import have been spent there.
+    public let hasScratchCodes: Bool
     public let notes: [String]
 
-    public init(user: String, source: String, authenticators: [ForeignAuthenticator], scratchCodes: [SecretBytes] = [], notes: [String] = []) {
+    public init(user: String, source: String, authenticators: [ForeignAuthenticator], scratchCodes: [SecretBytes] = [],
+                hasScratchCodes: Bool = true, notes: [String] = []) {
         self.user = user
         self.source = source
         self.authenticators = authenticators
         self.scratchCodes = scratchCodes
+        self.hasScratchCodes = hasScratchCodes
         self.notes = notes
     }
 }
@@ -181,7 +186,8 @@ public enum Migration {
             }
             if !isValidUserName(user) { why.insert("invalid user name", at: 0) }
             if why.isEmpty {
-                out.append((user, .success(ImportCandidate(user: user, source: path, authenticators: authenticators))))
+                out.append((user, .success(ImportCandidate(user: user, source: path, authenticators: authenticators,
+                                                                  hasScratchCodes: false))))
             } else {
                 out.append((user, .failure(.refuse(why.sorted(by: lineOrder).joined(separator: "; ")))))
             }

@@ -183,8 +183,13 @@ extension FileUserStore {
     /// Re-seals these users' records under `key`, keeping each one's generation (its
     /// contents do not change, so neither does its state).
     func reseal(_ users: [String], under key: MasterKey, keys cache: KeyCache, spares: SparePool) throws -> [BatchOutcome] {
-        // In place before a concurrent `retire` (another admin's `--use K --retire`) counts.
-        try self.keys.sealing { try resealLocked(users, under: key, keys: cache, spares: spares) }
+        // In place before a concurrent `retire` (another admin's `--use K --retire`) counts,
+        // and under a key that is still there: it was read before the lock, and a retire
+        // that ran in between may have deleted it (nothing named it yet).
+        try self.keys.sealing {
+            _ = try self.keys.key(id: key.id)
+            return try resealLocked(users, under: key, keys: cache, spares: spares)
+        }
     }
 
     private func resealLocked(_ users: [String], under key: MasterKey, keys cache: KeyCache, spares: SparePool) throws -> [BatchOutcome] {
