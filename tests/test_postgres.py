@@ -592,6 +592,17 @@ def files_host_and_database(pg, root):
     return inst, db, uri, ["--database", uri, "--database-password-file", pg.password_file]
 
 
+def user_in_database(pg, root, user):
+    """files_host_and_database, with `user` enrolled in files, migrated to the database, and
+    the host's config switched to it."""
+    inst, db, uri, dbargs = files_host_and_database(pg, root)
+    inst.enroll(user)
+    inst.cli("admin", "db", "init", *dbargs)
+    inst.cli("admin", "migrate", "--to", "postgresql", *dbargs)
+    inst.write_config(store="postgresql", database=uri, database_password_file=pg.password_file)
+    return inst, db, uri, dbargs
+
+
 def test_migrate_overwrite_copies_a_user_whose_generation_went_down_and_unlock_keeps_it(pg):
     """Two faults a fourth review found in the database's generations:
     - `migrate --overwrite` of a user reset and enrolled again in files (then generation 1,
@@ -728,11 +739,7 @@ def test_migrate_does_not_put_back_a_user_reset_in_the_destination(pg):
     without --overwrite, lowered the generation and the stolen phone's codes passed."""
     root = tempfile.mkdtemp(prefix="twostep-migrate5-")
     try:
-        inst, db, uri, dbargs = files_host_and_database(pg, root)
-        inst.enroll("mggwen")
-        inst.cli("admin", "db", "init", *dbargs)
-        inst.cli("admin", "migrate", "--to", "postgresql", *dbargs)
-        inst.write_config(store="postgresql", database=uri, database_password_file=pg.password_file)
+        inst, db, uri, dbargs = user_in_database(pg, root, "mggwen")
         inst.cli("admin", "reset", "mggwen", "--reason", "phone stolen")
         assert pg.psql("SELECT record IS NULL FROM twostep_users WHERE name = 'mggwen'", db=db) == "t"
         assert "record_generation=2" in pg.psql("SELECT convert_from(state, 'UTF8') FROM twostep_users "
@@ -868,11 +875,7 @@ def test_migrate_to_files_killed_between_state_and_record_finishes_at_the_rerun(
     now: killed at the record's rename (the user's second), the rerun copies the record."""
     root = tempfile.mkdtemp(prefix="twostep-migrate5-")
     try:
-        inst, db, uri, dbargs = files_host_and_database(pg, root)
-        inst.enroll("mkdora")
-        inst.cli("admin", "db", "init", *dbargs)
-        inst.cli("admin", "migrate", "--to", "postgresql", *dbargs)
-        inst.write_config(store="postgresql", database=uri, database_password_file=pg.password_file)
+        inst, db, uri, dbargs = user_in_database(pg, root, "mkdora")
         back = os.path.join(root, "state-back")
         r = subprocess.run(["strace", "-f", "-o", "/dev/null", "-e", "inject=rename,renameat,renameat2:signal=KILL:when=2",
                             CLI, "admin", "migrate", "--to", "files", "--state-dir", back, "--config", inst.conf],

@@ -60,8 +60,9 @@ public final class Importer {
                 }
                 let what = describe(candidate)
                 if let existing, rerun {
-                    let same = zip(record.authenticators, record.authenticators.map { Self.twin(of: $0, in: existing) })
-                        .allSatisfy { new, old in old.map { $0.givesSameCodes(as: new) && $0.parameters.digits == new.parameters.digits } ?? false }
+                    let same = record.authenticators.allSatisfy { new in
+                        Self.twin(of: new, in: existing).map { $0.givesSameCodes(as: new) && $0.parameters.digits == new.parameters.digits } ?? false
+                    }
                     if same { return try carryOver(candidate, state, into: existing, dryRun: dryRun) }
                     guard replace else {
                         return .skipped("already imported with these secrets, but the source now says \(what): " +
@@ -147,9 +148,9 @@ public final class Importer {
         let spent = existing.backupHashes.count - kept.hashes.count
         if spent > 0 { words.append("\(spent) backup code\(spent == 1 ? "" : "s") used there spent") }
         if let note = kept.note { words.append(note) }
+        // (A note comes only with spent codes: something changed whenever words were said.)
         guard !words.isEmpty else { return .alreadyImported }
         let text = "already imported; " + words.joined(separator: "; ")
-        guard state != old || spent > 0 else { return .skipped(text) }
         if dryRun { return .updated(text) }
         if state != old { try store.saveState(state, for: user) }
         if spent > 0 {
@@ -166,9 +167,12 @@ public final class Importer {
     }
 
     static func twin(of a: ForeignAuthenticator, in record: UserRecord) -> Authenticator? {
-        a.secret.withBytes { theirs in
-            record.authenticators.first { mine in mine.secret.withBytes { Crypto.constantTimeEqual($0, theirs) } }
-        }
+        record.authenticators.first { holdsSecret($0, of: a) }
+    }
+
+    /// Whether `mine` holds `theirs`'s secret (compared in constant time).
+    static func holdsSecret(_ mine: Authenticator, of theirs: ForeignAuthenticator) -> Bool {
+        theirs.secret.withBytes { t in mine.secret.withBytes { Crypto.constantTimeEqual($0, t) } }
     }
 
     /// The backup codes of `existing` the source still has as scratch codes: an earlier run
@@ -302,10 +306,7 @@ public final class Importer {
         guard record.authenticators.count == c.authenticators.count else { return false }
         var unmatched = record.authenticators
         for a in c.authenticators {
-            let i = a.secret.withBytes { theirs in
-                unmatched.firstIndex { mine in mine.secret.withBytes { Crypto.constantTimeEqual($0, theirs) } }
-            }
-            guard let i else { return false }
+            guard let i = unmatched.firstIndex(where: { holdsSecret($0, of: a) }) else { return false }
             unmatched.remove(at: i)
         }
         return true

@@ -16,6 +16,11 @@ final class ImporterTests: XCTestCase {
         Importer(config: rig.config, store: rig.store, audit: AuditLog(path: rig.config.auditLog), actor: "root", now: { rig.clock })
     }
 
+    /// Bob's candidate from a google-authenticator file of the test secret plus `extra`.
+    func bobsFile(_ extra: String, _ rig: Rig) throws -> ImportCandidate {
+        try Migration.candidate(user: "bob", path: "p", file: try gaFile(extra), config: rig.config, now: rig.clock)
+    }
+
     func gaFile(_ extra: String) throws -> GoogleAuthenticatorFile {
         try GoogleAuthenticatorFile.parse(Array((Base32.encode(secret) + "\n" + extra).utf8))
     }
@@ -125,7 +130,7 @@ final class ImporterTests: XCTestCase {
     /// TIME_SKEW becomes the authenticator's clock offset; HOTP_COUNTER its next counter.
     func testTimeSkewBecomesDriftAndHOTPCounterGoesOn() throws {
         let rig = try Rig()
-        let skewed = try Migration.candidate(user: "bob", path: "p", file: try gaFile("\" TIME_SKEW 2\n\" TOTP_AUTH\n"), config: rig.config, now: rig.clock)
+        let skewed = try bobsFile("\" TIME_SKEW 2\n\" TOTP_AUTH\n", rig)
         XCTAssertEqual(importer(rig).run(skewed, dryRun: false, replace: false), .imported("TOTP (SHA1, 6 digits, 30 s), clock +2 steps"))
         XCTAssertEqual(rig.login(try rig.code(), user: "bob").0, .failure)                 // two steps behind the phone
         XCTAssertEqual(rig.login(try rig.code(stepOffset: 2), user: "bob").0, .success)
@@ -161,20 +166,17 @@ final class ImporterTests: XCTestCase {
     func testARerunCarriesOverWhatTheSourceSpentSince() throws {
         let rig = try Rig()
         let step = rig.clock / 30
-        let first = try Migration.candidate(user: "bob", path: "p", file: try gaFile(
-            "\" DISALLOW_REUSE \(step - 1)\n\" TOTP_AUTH\n11111111\n22222222\n33333333\n"), config: rig.config, now: rig.clock)
+        let first = try bobsFile("\" DISALLOW_REUSE \(step - 1)\n\" TOTP_AUTH\n11111111\n22222222\n33333333\n", rig)
         guard case .imported = importer(rig).run(first, dryRun: false, replace: false) else { return XCTFail() }
         XCTAssertEqual(rig.login("11111111", user: "bob").0, .success)  // spent here
         // Meanwhile the old module accepted the next step's code and 22222222.
-        let later = try Migration.candidate(user: "bob", path: "p", file: try gaFile(
-            "\" DISALLOW_REUSE \(step - 1) \(step + 1)\n\" TOTP_AUTH\n11111111\n33333333\n"), config: rig.config, now: rig.clock)
+        let later = try bobsFile("\" DISALLOW_REUSE \(step - 1) \(step + 1)\n\" TOTP_AUTH\n11111111\n33333333\n", rig)
         guard case .updated = importer(rig).run(later, dryRun: true, replace: false) else { return XCTFail() }
         XCTAssertEqual(rig.login(try rig.code(stepOffset: 1), user: "bob").0, .success, "a dry run wrote nothing")
         XCTAssertEqual(importer(rig).run(later, dryRun: false, replace: true),
                        .updated("already imported; 1 backup code used there spent"), "that login here already raised the mark")
         XCTAssertEqual(rig.login("22222222", user: "bob").0, .failure)                  // spent there
-        let again = try Migration.candidate(user: "bob", path: "p", file: try gaFile(
-            "\" DISALLOW_REUSE \(step + 2)\n\" TOTP_AUTH\n11111111\n33333333\n"), config: rig.config, now: rig.clock)
+        let again = try bobsFile("\" DISALLOW_REUSE \(step + 2)\n\" TOTP_AUTH\n11111111\n33333333\n", rig)
         XCTAssertEqual(importer(rig).run(again, dryRun: false, replace: false),
                        .updated("already imported; totp default: steps up to \(step + 2) used"))
         XCTAssertEqual(rig.login(try rig.code(stepOffset: 2), user: "bob").0, .failure)  // spent there
@@ -189,12 +191,10 @@ final class ImporterTests: XCTestCase {
     /// a spent code must not pass. The run says so.
     func testBackupCodesTheSourceNoLongerListsAreAllSpent() throws {
         let rig = try Rig()
-        let first = try Migration.candidate(user: "bob", path: "p", file: try gaFile("\" TOTP_AUTH\n11111111\n22222222\n"),
-                                            config: rig.config, now: rig.clock)
+        let first = try bobsFile("\" TOTP_AUTH\n11111111\n22222222\n", rig)
         guard case .imported = importer(rig).run(first, dryRun: false, replace: false) else { return XCTFail() }
         // Every scratch code used through the old module: the file lists none.
-        let used = try Migration.candidate(user: "bob", path: "p", file: try gaFile("\" TOTP_AUTH\n"),
-                                           config: rig.config, now: rig.clock)
+        let used = try bobsFile("\" TOTP_AUTH\n", rig)
         XCTAssertEqual(importer(rig).run(used, dryRun: false, replace: false),
                        .updated("already imported; 2 backup codes used there spent; none of this user's 2 backup codes " +
                                 "are among the source's 0 scratch codes: all taken as spent (codes made anew here are gone " +
@@ -207,8 +207,7 @@ final class ImporterTests: XCTestCase {
     /// second authenticator in twostep) keeps spent backup codes spent.
     func testReplacingARecordThatSharesASecretBringsNoCodeBack() throws {
         let rig = try Rig()
-        let first = try Migration.candidate(user: "bob", path: "p", file: try gaFile("\" TOTP_AUTH\n55555555\n66666666\n"),
-                                            config: rig.config, now: rig.clock)
+        let first = try bobsFile("\" TOTP_AUTH\n55555555\n66666666\n", rig)
         guard case .imported = importer(rig).run(first, dryRun: false, replace: false) else { return XCTFail() }
         XCTAssertEqual(rig.login("55555555", user: "bob").0, .success)
         let record = try XCTUnwrap(try rig.store.loadRecord("bob"))
@@ -224,12 +223,10 @@ final class ImporterTests: XCTestCase {
     /// parameters, carries the replay mark and brings no spent backup code back.
     func testARerunWithOtherParametersNeedsReplace() throws {
         let rig = try Rig()
-        let totp = try Migration.candidate(user: "bob", path: "p", file: try gaFile("\" TOTP_AUTH\n11111111\n22222222\n"),
-                                           config: rig.config, now: rig.clock)
+        let totp = try bobsFile("\" TOTP_AUTH\n11111111\n22222222\n", rig)
         guard case .imported = importer(rig).run(totp, dryRun: false, replace: false) else { return XCTFail() }
         XCTAssertEqual(rig.login("11111111", user: "bob").0, .success)
-        let hotp = try Migration.candidate(user: "bob", path: "p", file: try gaFile("\" HOTP_COUNTER 4\n11111111\n22222222\n"),
-                                           config: rig.config, now: rig.clock)
+        let hotp = try bobsFile("\" HOTP_COUNTER 4\n11111111\n22222222\n", rig)
         XCTAssertEqual(importer(rig).run(hotp, dryRun: false, replace: false),
                        .skipped("already imported with these secrets, but the source now says HOTP (SHA1, 6 digits, next counter 4); " +
                                 "2 scratch codes as backup codes: give --replace to take it as it is now"))
@@ -244,8 +241,7 @@ final class ImporterTests: XCTestCase {
     func testUsedStepsBeyondAnyCodesReachAreIgnored() throws {
         let rig = try Rig()
         let step = rig.clock / 30
-        let c = try Migration.candidate(user: "bob", path: "p", file: try gaFile(
-            "\" DISALLOW_REUSE \(step - 1) \(step + 5000) 9223372036854775807\n\" TOTP_AUTH\n"), config: rig.config, now: rig.clock)
+        let c = try bobsFile("\" DISALLOW_REUSE \(step - 1) \(step + 5000) 9223372036854775807\n\" TOTP_AUTH\n", rig)
         XCTAssertEqual(c.authenticators[0].lastUsedStep, step - 1)
         XCTAssertEqual(c.notes, ["DISALLOW_REUSE steps beyond any code's reach, ignored: \(step + 5000) 9223372036854775807"])
         guard case .imported = importer(rig).run(c, dryRun: false, replace: false) else { return XCTFail() }
