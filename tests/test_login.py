@@ -35,6 +35,13 @@ def test_a_prompt_left_unanswered_is_audited_and_not_counted(inst):
     assert (ev["event"], ev["user"], ev["result"], ev["detail"], ev.get("rhost")) == \
         ("verify", "alice", "cancelled", "no answer at the code prompt", "203.0.113.50"), ev
     assert "\nfailures=\n" in state_text(os.path.join(inst.state, "alice.state"))   # nothing counted
+    # A name with no enrolment leaves the same trace (who is enrolled does not show).
+    r = subprocess.run([HARNESS, "--confdir", inst.pamdir, "--service", "tstest", "--user", "nobody-enrolled",
+                        "--rhost", "203.0.113.51", "--answers", "-"], input="", capture_output=True, text=True, timeout=60)
+    assert "RESULT: Conversation error (19)" in r.stdout, r.stdout + r.stderr
+    ev = inst.audit_events()[-1]
+    assert (ev["event"], ev["user"], ev["result"], ev["detail"], ev.get("rhost")) == \
+        ("verify", "nobody-enrolled", "cancelled", "no answer at the code prompt", "203.0.113.51"), ev
 
 
 def test_wrong_code_is_refused(inst):

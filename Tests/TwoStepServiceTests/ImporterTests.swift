@@ -266,4 +266,21 @@ final class ImporterTests: XCTestCase {
                                     "write the token's digit count in the type (such as HOTP/T30/8) and import again"))
         XCTAssertEqual(try out[1].result.get().authenticators[0].lastUsedStep, now / 30)
     }
+
+    /// A new user's damaged state stops the import, and a dry run says so too (it said
+    /// "imported" where the real run stopped).
+    func testADamagedStateStopsTheImportAndItsDryRun() throws {
+        let rig = try Rig()
+        let path = rig.config.stateDir + "/bob.state"
+        XCTAssertTrue(FileManager.default.createFile(atPath: path, contents: Data("TSS2 garbage".utf8),
+                                                     attributes: [.posixPermissions: 0o600]))
+        let bob = try bobsFile("\" TOTP_AUTH\n", rig)
+        for dryRun in [true, false] {
+            guard case .failed(let why) = importer(rig).run(bob, dryRun: dryRun, replace: false) else {
+                return XCTFail("dry run \(dryRun): not refused")
+            }
+            XCTAssertTrue(why.contains("unlock"), why)
+        }
+        XCTAssertFalse(try rig.store.hasRecord("bob"))
+    }
 }
