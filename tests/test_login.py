@@ -277,15 +277,19 @@ def enrol_at_first_login(inst, dave):
                          stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     screen, key = read_setup_screen(p.stdout)
     assert any("otpauth://" in l and f"secret={key}" in l for l in screen)
-    out, err = p.communicate(oathtool(key) + "\n", timeout=60)
+    confirmed_at = time.time()
+    first = oathtool(key, at=confirmed_at)
+    out, err = p.communicate(first + "\n", timeout=60)
     assert p.returncode == 0, out + err
     assert "Enter the 6-digit code" in err
     assert "accepted" in out
     assert len(re.findall(r"\b[0-9a-z]{5}-[0-9a-z]{5}\b", out)) == 10
     # Enrolled now: the next login asks for a code, and the confirming code is spent.
-    r = inst.login(dave, oathtool(key))
+    r = inst.login(dave, first)
     assert r.returncode == 1 and "Verification code: " in r.stderr
-    assert inst.login(dave, oathtool(key, at=time.time() + 30)).returncode == 0
+    # The next step after the confirming code's (not now + 30 s: a code checked just after
+    # its step ended teaches the helper a step of drift).
+    assert inst.login(dave, oathtool(key, at=confirmed_at + 30)).returncode == 0
 
 
 def test_require_groups_decides_who_must_use_two_step(inst):

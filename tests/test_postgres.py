@@ -22,7 +22,7 @@ import pytest
 
 from conftest import CLI, HARNESS, HELPER, MODULE, SECRET, Installation, harness_login, oathtool, wrong
 from pgserver import PGBIN, PostgresServer
-from test_selfservice import Host, next_code, wait_for_socket
+from test_selfservice import Host, wait_for_socket
 
 PAM_SUCCESS = 0
 PAM_AUTH_ERR = 7
@@ -186,7 +186,7 @@ def test_user_enrolled_over_host_a_socket_logs_in_on_host_b(pg):
         user = host_a.user()
         rc, out, err, key = host_a.enroll(user)
         assert rc == 0, out + err
-        code = next_code(key)
+        code = host_a.next_code(key)
         assert harness_login(host_b.pamdir, svc_b, user, code) == PAM_SUCCESS
         # Spent for the fleet: the same code on A is a replay.
         host_a.inst.service()
@@ -360,7 +360,8 @@ def test_rotate_key_across_the_fleet_while_logins_go_on(fleet):
     assert fleet.sql("SELECT DISTINCT key_id FROM twostep_users WHERE record IS NOT NULL") == old
 
     # Re-sealing on A (one short transaction per row) while C logs users in.
-    code = oathtool()
+    t = time.time()
+    code = oathtool(at=t)
     with concurrent.futures.ThreadPoolExecutor(max_workers=6) as pool:
         rotation = pool.submit(fleet.a.cli, "admin", "rotate-key", "--use", new)
         logins = list(pool.map(lambda u: fleet.login(c, u, code), users[:20]))
@@ -377,7 +378,7 @@ def test_rotate_key_across_the_fleet_while_logins_go_on(fleet):
     # Only the one row left under the old key is touched (a census, not 40 re-seals).
     assert "1 record(s) still under an older key" in out and "1 record(s) re-sealed" in out, out
     assert fleet.login(c, "rk39", code) == PAM_SUCCESS
-    assert fleet.login(fleet.a, "rk00", oathtool(at=time.time() + 30)) == PAM_SUCCESS
+    assert fleet.login(fleet.a, "rk00", oathtool(at=t + 30)) == PAM_SUCCESS   # the step after rk00's first
 
 
 # --- one login's transaction: BEGIN + the locking SELECT in one pipeline, the writes + COMMIT in another

@@ -365,9 +365,10 @@ def test_invitation_confirmed_with_enroll_confirm(inst, users):
     inst.cli("admin", "invite", alice, "--email", f"{alice}@localhost")
     text, _, key = read_invitation(alice)
     assert "at your next login that asks for a code, or with `twostep enroll --confirm`" in text, text
-    r = inst.cli("enroll", "--confirm", "--user", alice, input=oathtool(key) + "\n")
+    t = time.time()
+    r = inst.cli("enroll", "--confirm", "--user", alice, input=oathtool(key, at=t) + "\n")
     assert "backup codes" in r.stdout
-    assert harness_login(inst.pamdir, "tstest", alice, oathtool(key, at=time.time() + 30)) == PAM_SUCCESS
+    assert harness_login(inst.pamdir, "tstest", alice, oathtool(key, at=t + 30)) == PAM_SUCCESS
 
 
 def test_an_invitation_is_confirmed_at_login_with_enroll_off(inst, users):

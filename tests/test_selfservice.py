@@ -18,8 +18,8 @@ import time
 
 import pytest
 
-from conftest import (CLI, HELPER, MODULE, PAM_SUCCESS, Installation, after_pauses, harness_login, oathtool,
-                      raw_request, read_setup_screen, wait_for_socket)
+from conftest import (CLI, HELPER, MODULE, PAM_SUCCESS, SECRET, Installation, after_pauses, harness_login,
+                      oathtool, raw_request, read_setup_screen, wait_for_socket)
 
 PASSWORD = "Corr3ct-Horse-Battery"
 
@@ -37,6 +37,7 @@ class Host:
                                  **conf)
         self.sock = os.path.join(root, "helper.sock")
         self.users = []
+        self.code_times = {}
         self.server = None
 
     def user(self):
@@ -69,8 +70,19 @@ class Host:
         if key is None:
             out, err = p.communicate(timeout=30)
             return p.returncode, "\n".join(screen) + out, err, None
-        out, err = p.communicate(oathtool(key) + "\n", timeout=60)
+        out, err = p.communicate(self.code(key) + "\n", timeout=60)
         return p.returncode, "\n".join(screen) + out, err, key
+
+    def code(self, key):
+        """A code for now, remembering when: `next_code` answers with the step after it."""
+        self.code_times[key] = time.time()
+        return oathtool(key, at=self.code_times[key])
+
+    def next_code(self, key):
+        """The code of the step after the last `code(key)`. Not now + 30 s: a code typed at
+        the very end of its step and checked in the next one teaches the helper a step of
+        drift, and then now + 30 s is two steps ahead of where it looks."""
+        return oathtool(key, at=self.code_times[key] + 30)
 
     def close(self):
         if self.server and self.server.poll() is None:
@@ -92,9 +104,6 @@ def host():
         shutil.rmtree(root, ignore_errors=True)
 
 
-def next_code(key):
-    return oathtool(key, at=time.time() + 30)
-
 
 @pytest.mark.parametrize("how", ["serve", "systemd-socket-activate"])
 def test_user_enrols_without_sudo_and_next_login_asks_for_the_code(host, how):
@@ -109,7 +118,7 @@ def test_user_enrols_without_sudo_and_next_login_asks_for_the_code(host, how):
     st = json.loads(host.as_user(alice, "status", "--json").stdout)
     assert st["enrolled"] is True and st["backup_codes_left"] == 10 and st["locked"] is False
     host.inst.service()
-    assert host.inst.login(alice, next_code(key)).returncode == 0
+    assert host.inst.login(alice, host.next_code(key)).returncode == 0
     events = [(e["event"], e["result"]) for e in host.inst.audit_events() if e["user"] == alice]
     assert ("enroll", "success") in events
 
@@ -260,11 +269,11 @@ def test_replace_moves_to_a_new_authenticator(host):
     p.stdin.write(PASSWORD + "\n" + oathtool() + "\n")
     p.stdin.flush()
     _, key = read_setup_screen(p.stdout)
-    out, err = p.communicate(oathtool(key) + "\n", timeout=60)
+    out, err = p.communicate(host.code(key) + "\n", timeout=60)
     assert p.returncode == 0, out + err
     assert "Code from your current authenticator app" in err
     host.inst.service()
-    assert host.inst.login(alice, next_code(key)).returncode == 0
+    assert host.inst.login(alice, host.next_code(key)).returncode == 0
     assert host.inst.login(alice, oathtool(at=time.time() + 60)).returncode == 1  # the old secret no longer works
 
 
@@ -513,10 +522,10 @@ def test_abandoned_password_prompts_are_not_wrong_passwords(host):
     events = [(e["event"], e["result"], e.get("detail")) for e in host.inst.audit_events() if e["user"] == alice]
     assert [e for e in events if e[1] != "success"] == [("backup_codes", "cancelled", "password prompt abandoned")] * 4, events
     assert json.loads(host.as_user(alice, "status", "--json").stdout)["locked"] is False
-    r = host.as_user(alice, "backup-codes", "--json", input=PASSWORD + "\n" + oathtool() + "\n")
+    r = host.as_user(alice, "backup-codes", "--json", input=PASSWORD + "\n" + host.code(SECRET) + "\n")
     assert r.returncode == 0 and len(json.loads(r.stdout)["backup_codes"]) == 10, r.stderr
     host.inst.service()
-    assert host.inst.login(alice, oathtool(at=time.time() + 30)).returncode == 0
+    assert host.inst.login(alice, host.next_code(SECRET)).returncode == 0
 
 
 FLOOD = """
@@ -644,6 +653,6 @@ def test_json_answers_are_the_only_thing_on_standard_output(host):
     r = host.as_user(alice, "backup-codes", "--json", input=f"{PASSWORD}\n{backup}\n")
     assert r.returncode == 0, r.stdout + r.stderr
     assert len(json.loads(r.stdout)["backup_codes"]) == 10 and "Backup code accepted" in r.stderr
-    r = host.as_user(alice, "disable", "--json", input=f"{PASSWORD}\n{next_code(key)}\n")
+    r = host.as_user(alice, "disable", "--json", input=f"{PASSWORD}\n{host.next_code(key)}\n")
     assert r.returncode == 0, r.stdout + r.stderr
     assert json.loads(r.stdout)["enrolled"] is False and "now off" in r.stderr

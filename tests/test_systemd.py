@@ -172,7 +172,8 @@ def test_a_user_enrols_through_the_instance_and_then_logs_in(machine):
         p.stdin.flush()
         screen, key = read_setup_screen(p.stdout)
         assert key, "\n".join(screen) + p.stderr.read()
-        first = oathtool(key)
+        t = time.time()
+        first = oathtool(key, at=t)
         out, err = p.communicate(first + "\n", timeout=60)
     finally:
         if p.poll() is None:
@@ -181,7 +182,7 @@ def test_a_user_enrols_through_the_instance_and_then_logs_in(machine):
     # The code that confirmed the enrolment is spent; the next one passes.
     r = login(machine, hank, [first], service=f"{SERVICE}-nospawn")
     assert "RESULT: Authentication failure (7)" in r.stdout, r.stdout + r.stderr
-    r = login(machine, hank, [oathtool(key, at=time.time() + 30)], service=f"{SERVICE}-nospawn")
+    r = login(machine, hank, [oathtool(key, at=t + 30)], service=f"{SERVICE}-nospawn")
     assert "RESULT: Success (0)" in r.stdout, r.stdout + r.stderr
 
 
