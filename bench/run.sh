@@ -14,6 +14,7 @@
 # Environment:
 #   ROUNDS        timed logins per module (default 300)
 #   WARMUP        discarded warm-up logins per module (default 5)
+#   BENCH_SEED    the rows' shuffle seed (default: a new one, printed; repeats an order)
 #   BENCH_TMPDIR  where the state directories are created (default /var/tmp, which like
 #                 /var/lib is normally on disk; fsync cost depends on the filesystem)
 #   BUILD         directory holding the built binaries (default build/ next to bench/)
@@ -287,7 +288,7 @@ SERVE='
 '
 
 set -- "$BUILD/pam_bench" --confdir "$D/pam.d" --secret "$SECRET" \
-    --rounds "$ROUNDS" --warmup "$WARMUP" --json "$BUILD/bench.json" \
+    --rounds "$ROUNDS" --warmup "$WARMUP" ${BENCH_SEED:+--seed "$BENCH_SEED"} --json "$BUILD/bench.json" \
     --module "pam_google_authenticator:bench-google:gabench" \
     --module "pam_twostep default (running helper):bench-twostep-socket:sobench" \
     --module "pam_twostep spawn fallback (twostep-verify):bench-twostep-lean:lvbench" \

@@ -16,6 +16,7 @@
 #   BENCH_SCALE_USERS  users in the big store (default 100000; CI's smoke run: 2000)
 #   ROUNDS             timed logins per store (default 100)
 #   WARMUP             discarded warm-up logins per store (default 5)
+#   BENCH_SEED         the login rows' shuffle seed (default: a new one, printed)
 #   BENCH_TMPDIR       where the stores are created (default /var/tmp, on disk like /var/lib)
 #   BUILD              directory holding the built binaries (default build/ next to bench/)
 set -eu
@@ -156,7 +157,7 @@ SERVE='
     exit $rc
 '
 in_accounts sh -eu -c "$SERVE" sh "$BUILD" "$D" "$BUILD/pam_bench" --confdir "$D/pam.d" --secret "$SECRET" \
-    --rounds "$ROUNDS" --warmup "$WARMUP" --json "$D/logins.json" \
+    --rounds "$ROUNDS" --warmup "$WARMUP" ${BENCH_SEED:+--seed "$BENCH_SEED"} --json "$D/logins.json" \
     --module "small store:scale-small:sml" --module "big store:scale-big:big" \
     --module "small store, spawn fallback:scale-small-spawn:smv" --module "big store, spawn fallback:scale-big-spawn:bgv" \
     --ratio "big store:small store" --ratio "big store, spawn fallback:small store, spawn fallback" \
