@@ -45,12 +45,12 @@ public enum AESGCM {
         guard ok == 1 else { throw CryptoError.fromQueue(encrypt ? "EVP_EncryptUpdate" : "EVP_DecryptUpdate") }
     }
 
-    /// The built-in cipher (made once; nil if libcrypto refused, then the provider's is used).
-    nonisolated(unsafe) private static var builtInCipher: OpaquePointer?
+    /// The built-in cipher (made once, on first use, safely from any thread: `admin list`
+    /// decrypts on two; nil if libcrypto refused, then the provider's is used).
+    nonisolated(unsafe) private static let builtInCipher: OpaquePointer? = twostep_aes_256_gcm_builtin()
 
     static func cipher(_ implementation: Crypto.Implementation) -> OpaquePointer? {
         guard implementation == .builtIn else { return EVP_aes_256_gcm() }
-        if builtInCipher == nil { builtInCipher = twostep_aes_256_gcm_builtin() }
         return builtInCipher ?? EVP_aes_256_gcm()
     }
 

@@ -37,7 +37,7 @@ public enum Files {
         // A running helper opens its directories for every login: the walk (about eight
         // system calls a directory) is done again once `ancestorRecheck` has passed.
         let now = Sys.monotonicMilliseconds()
-        if let checked = ancestorsChecked[path], now - checked < ancestorRecheckMilliseconds { return }
+        if let checked = ancestorsChecked.time(path), now - checked < ancestorRecheckMilliseconds { return }
         guard let resolved = Sys.realPath(path) else {
             throw StoreError.io(path: path, operation: "resolve", errno: errno)
         }
@@ -54,11 +54,33 @@ public enum Files {
             }
             if dir == "/" { break }
         }
-        ancestorsChecked[path] = now
+        ancestorsChecked.set(path, now)
     }
 
-    /// When each path's parents were last found safe (monotonic milliseconds).
-    private static var ancestorsChecked: [String: Int64] = [:]
+    /// When each path's parents were last found safe (monotonic milliseconds). Behind a lock:
+    /// `admin list` and `admin report` read records on two threads, each with its own store,
+    /// and two unguarded writes to this dictionary crashed `admin list` (SIGSEGV, seen under load).
+    /// A pthread mutex rather than Synchronization's Mutex, whose lock ThreadSanitizer
+    /// cannot see (it reported the guarded dictionary as raced).
+    private static let ancestorsChecked = CheckedPaths()
+    private final class CheckedPaths: @unchecked Sendable {
+        private let lock: UnsafeMutablePointer<pthread_mutex_t> = {
+            let lock = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
+            pthread_mutex_init(lock, nil)
+            return lock
+        }()
+        private var times: [String: Int64] = [:]
+        func time(_ path: String) -> Int64? {
+            pthread_mutex_lock(lock)
+            defer { pthread_mutex_unlock(lock) }
+            return times[path]
+        }
+        func set(_ path: String, _ time: Int64) {
+            pthread_mutex_lock(lock)
+            defer { pthread_mutex_unlock(lock) }
+            times[path] = time
+        }
+    }
     static let ancestorRecheckMilliseconds: Int64 = 10_000
 
     /// Checks again that an open directory is still ours and private (a cached descriptor
