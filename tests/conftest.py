@@ -3,6 +3,7 @@
 keys, state, a PAM config folder) driven through the built binaries and libpam."""
 import contextlib
 import json
+import mailbox
 import re
 import os
 import shutil
@@ -93,6 +94,29 @@ def state_text(path):
             slots.append((seq, s[20:20 + n]))
     assert slots, f"{path}: neither slot is valid"
     return max(slots)[1].decode()
+
+
+def mbox_messages(path, timeout=30):
+    """Every message of the mailbox file PATH, oldest first ([] when there is none), read
+    under the locks exim4 takes while it appends one (fcntl on the file and PATH.lock):
+    read without them, a message still being written comes back cut short, with no body."""
+    deadline = time.time() + timeout
+    while os.path.exists(path):
+        box = mailbox.mbox(path, create=False)
+        try:
+            box.lock()
+        except mailbox.ExternalClashError:
+            box.close()
+            if time.time() > deadline:
+                raise
+            time.sleep(0.05)
+            continue
+        try:
+            return list(box)
+        finally:
+            box.unlock()
+            box.close()
+    return []
 
 
 def wrong(code):

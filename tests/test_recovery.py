@@ -4,7 +4,6 @@
 harness otherwise), mail delivered by Debian's exim4 to /var/mail/USER and parsed with
 Python's email module, the QR code read back by zbarimg, codes from oathtool."""
 import json
-import mailbox
 import os
 import pwd
 import re
@@ -16,7 +15,7 @@ import uuid
 
 import pytest
 
-from conftest import (CLI, HARNESS, PAM_AUTH_ERR, PAM_AUTHINFO_UNAVAIL, PAM_CONV_ERR, PAM_MAXTRIES, PAM_SUCCESS,
+from conftest import (CLI, mbox_messages, HARNESS, PAM_AUTH_ERR, PAM_AUTHINFO_UNAVAIL, PAM_CONV_ERR, PAM_MAXTRIES, PAM_SUCCESS,
                       SECRET, harness_login, oathtool, wrong)
 
 MAIL_FROM = "twostep-test@localhost"
@@ -52,10 +51,7 @@ def users():
 
 def mails(user):
     """Every message delivered to /var/mail/USER, oldest first."""
-    path = f"/var/mail/{user}"
-    if not os.path.exists(path):
-        return []
-    return [m for m in mailbox.mbox(path, create=False)]
+    return mbox_messages(f"/var/mail/{user}")
 
 
 def wait_for_mails(user, n, timeout=20):

@@ -16,7 +16,7 @@ import uuid
 
 import pytest
 
-from conftest import CLI, oathtool, wrong
+from conftest import CLI, mbox_messages, oathtool, wrong
 
 SENDMAIL = "/usr/sbin/sendmail"
 
@@ -39,12 +39,9 @@ def mail_user():
 def wait_for_mail(spool, timeout=15):
     deadline = time.time() + timeout
     while time.time() < deadline:
-        if os.path.exists(spool) and os.path.getsize(spool) > 0:
-            with open(spool, "rb") as f:
-                data = f.read()
-            # mbox: one message, after its "From " line.
-            raw = data.split(b"\n", 1)[1]
-            return email.message_from_bytes(raw, policy=email.policy.default)
+        got = mbox_messages(spool)
+        if got:
+            return email.message_from_bytes(got[0].as_bytes(), policy=email.policy.default)
         time.sleep(0.1)
     raise AssertionError(f"no mail in {spool} after {timeout} s")
 

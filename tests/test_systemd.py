@@ -10,7 +10,6 @@ instance started per connection."""
 import email
 import email.policy
 import json
-import mailbox
 import os
 import re
 import shutil
@@ -20,7 +19,7 @@ import time
 
 import pytest
 
-from conftest import ROOT, SECRET, after_pauses, oathtool, read_setup_screen, run
+from conftest import ROOT, SECRET, after_pauses, mbox_messages, oathtool, read_setup_screen, run
 import nspawn
 from nspawn import booted
 from pgserver import PostgresServer
@@ -55,7 +54,7 @@ def mailed_code(m, user, label, proc=None, timeout=30):
     deadline = time.time() + timeout
     while time.time() < deadline and (proc is None or proc.poll() is None):
         if os.path.exists(mbox):
-            for msg in reversed(list(mailbox.mbox(mbox, create=False))):
+            for msg in reversed(mbox_messages(mbox)):
                 parsed = email.message_from_bytes(msg.as_bytes(), policy=email.policy.default)
                 text = parsed.get_body(preferencelist=("plain",)).get_content()
                 found = re.search(label + r": ([0-9a-z]{4}-[0-9a-z]{4})", text)
